@@ -1,0 +1,33 @@
+//! `audit`: entries in the guild's audit log, attributed to the feature.
+
+use super::Effect;
+use crate::runtime::HostState;
+use crate::runtime::bindings::townes::feature::audit::Host;
+use crate::runtime::wit::{Capability, Error};
+use crate::store::NewAuditEntry;
+
+impl Host for HostState {
+    async fn write(&mut self, action: String, details: String) -> Result<(), Error> {
+        const CALL: &str = "audit.write";
+        self.begin(Capability::Audit, CALL)?;
+        let result = if action.is_empty() || action.len() > 64 || details.len() > 4096 {
+            Err(Error::InvalidArgument(
+                "an audit action is 1 to 64 bytes and its details at most 4096".into(),
+            ))
+        } else {
+            let entry = NewAuditEntry {
+                guild_id: Some(self.guild_id),
+                actor: format!("feature:{}", self.scope.feature_id),
+                action: action.clone(),
+                feature_id: Some(self.scope.feature_id.clone()),
+                details: serde_json::json!({ "details": details }),
+            };
+            self.store.audit(&entry).await.map_err(Error::from)
+        };
+        self.finish(CALL, result, |_| {
+            Some(Effect::AuditWritten {
+                action: action.clone(),
+            })
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! `roles`: add and remove roles, never a role at or above the bot's own top
+//! role, never one carrying Administrator, and never one at or above the
+//! ceiling the guild's admin set for this feature.
+
+use super::Effect;
+use crate::discord::Discord;
+use crate::discord::permissions::ADMINISTRATOR;
+use crate::runtime::HostState;
+use crate::runtime::bindings::townes::feature::roles::Host;
+use crate::runtime::wit::{Capability, Error};
+
+/// The grant's role ceiling, checked against the guild's live role positions.
+async fn check_role_ceiling(
+    discord: &dyn Discord,
+    guild_id: u64,
+    ceiling_role: Option<u64>,
+    role_id: u64,
+) -> Result<(), Error> {
+    let roles = discord.roles(guild_id).await?;
+    let position_of = |id: u64| roles.iter().find(|r| r.id == id).map(|r| r.position);
+    let role = roles
+        .iter()
+        .find(|r| r.id == role_id)
+        .ok_or_else(|| Error::NotFound(format!("role {role_id}")))?;
+    let bot_top = discord.bot_top_position(guild_id).await?;
+    let ceiling = match ceiling_role {
+        Some(ceiling_id) => position_of(ceiling_id).unwrap_or(0).min(bot_top),
+        None => bot_top,
+    };
+    // The @everyone role shares the guild's id and cannot be assigned.
+    if role.permissions & ADMINISTRATOR != 0 || role.position >= ceiling || role_id == guild_id {
+        return Err(Error::Denied(Capability::Roles));
+    }
+    Ok(())
+}
+
+impl HostState {
+    async fn change_role(
+        &mut self,
+        call: &'static str,
+        user_id: u64,
+        role_id: u64,
+        reason: Option<String>,
+        add: bool,
+    ) -> Result<(), Error> {
+        self.begin(Capability::Roles, call)?;
+        let result = match check_role_ceiling(
+            self.discord.as_ref(),
+            self.guild_id,
+            self.grant.role_ceiling,
+            role_id,
+        )
+        .await
+        {
+            Err(e) => Err(e),
+            Ok(()) if add => self
+                .discord
+                .add_role(self.guild_id, user_id, role_id, reason.as_deref())
+                .await
+                .map_err(Error::from),
+            Ok(()) => self
+                .discord
+                .remove_role(self.guild_id, user_id, role_id, reason.as_deref())
+                .await
+                .map_err(Error::from),
+        };
+        self.finish(call, result, |_| {
+            Some(if add {
+                Effect::RoleAdded { user_id, role_id }
+            } else {
+                Effect::RoleRemoved { user_id, role_id }
+            })
+        })
+    }
+}
+
+impl Host for HostState {
+    async fn add(
+        &mut self,
+        user_id: u64,
+        role_id: u64,
+        reason: Option<String>,
+    ) -> Result<(), Error> {
+        self.change_role("roles.add", user_id, role_id, reason, true)
+            .await
+    }
+
+    async fn remove(
+        &mut self,
+        user_id: u64,
+        role_id: u64,
+        reason: Option<String>,
+    ) -> Result<(), Error> {
+        self.change_role("roles.remove", user_id, role_id, reason, false)
+            .await
+    }
+}

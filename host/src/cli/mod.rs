@@ -1,0 +1,191 @@
+//! The `townes` command line: 12-factor configuration (environment and flags),
+//! human-readable output by default and `--json` for scripts.
+
+mod demo;
+mod feature_run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use townes::discord::{LocalDiscord, LocalGuild};
+use townes::runtime::{Outcome, Plans, Runtime, RuntimeConfig};
+use townes::store::{Guild, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "townes",
+    version,
+    about = "The TownesDev Bot Platform host",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    /// More log output (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the platform keeps its state.
+#[derive(clap::Args, Clone)]
+pub struct Settings {
+    /// Database: a SQLite file path or URL, or a postgres:// URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://.townes/townes.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Components and their compiled artifacts are cached here.
+    #[arg(
+        long,
+        env = "TOWNES_DATA_DIR",
+        default_value = ".townes",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Per-plan limits as JSON, e.g. '{"free": {"memory_mib": 16, "cpu_ms": 50}}'.
+    #[arg(long, env = "TOWNES_PLANS", global = true)]
+    pub plans: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Apply database migrations (they also run on every start).
+    Migrate,
+    /// Work with feature components.
+    Feature {
+        #[command(subcommand)]
+        command: FeatureCommand,
+    },
+    /// Install the features in a folder into a local guild and show them
+    /// reacting to scripted members, with every effect printed.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+pub enum FeatureCommand {
+    /// Run a component against a local guild and print its effects.
+    Run(feature_run::RunArgs),
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,townes=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOWNES_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate => {
+            let store = open_store(&cli.settings).await?;
+            store.migrate().await?;
+            println!("migrations applied ({:?})", store.backend());
+            Ok(())
+        }
+        Command::Feature {
+            command: FeatureCommand::Run(args),
+        } => feature_run::run(&cli.settings, args).await,
+        Command::Demo(args) => demo::run(&cli.settings, args).await,
+    }
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    if settings.database_url.starts_with("sqlite") {
+        std::fs::create_dir_all(&settings.data_dir)?;
+    }
+    Ok(Store::connect(&settings.database_url).await?)
+}
+
+/// The local guild `feature run` and `demo` use: id 1000, `#general` is 1001,
+/// the `Member` role 1002, the bot's role 1010 and `Admin` (above the bot) 1020.
+pub const LOCAL_GUILD: u64 = 1000;
+
+/// A runtime over the configured store with one local guild, whose members are
+/// `ada` (42) and `bob` (43).
+async fn local_platform(settings: &Settings) -> anyhow::Result<(Runtime, Arc<LocalDiscord>)> {
+    let store = open_store(settings).await?;
+    let mut guild = LocalGuild::new(LOCAL_GUILD, "Playground");
+    guild.add_member(42, "ada", vec![LOCAL_GUILD + 2]);
+    guild.add_member(43, "bob", vec![]);
+    store
+        .upsert_guild(&Guild {
+            id: LOCAL_GUILD,
+            name: guild.name.clone(),
+            owner_id: guild.owner_id,
+            plan: "free".into(),
+            created_at: chrono::Utc::now(),
+        })
+        .await?;
+    let discord = Arc::new(LocalDiscord::new());
+    discord.add_guild(guild);
+    let mut config = RuntimeConfig::new(&settings.data_dir);
+    if let Some(json) = &settings.plans {
+        config.plans = Plans::from_json(json).map_err(anyhow::Error::msg)?;
+    }
+    config.bot_user_id = 1;
+    let runtime = Runtime::new(config, store, discord.clone())?;
+    Ok((runtime, discord))
+}
+
+/// Prints what an invocation did, one line per effect.
+fn print_outcome(label: &str, outcome: &Outcome, json: bool) {
+    if json {
+        let value = serde_json::json!({
+            "trigger": label,
+            "feature": outcome.feature_id,
+            "ok": outcome.result.is_ok(),
+            "error": outcome.result.as_ref().err().map(|e| e.to_string()),
+            "reply": outcome.result.as_ref().ok().and_then(|r| r.as_ref()),
+            "effects": outcome.effects,
+            "logs": outcome.logs,
+            "stdio": outcome.stdio,
+            "elapsed_us": outcome.elapsed.as_micros() as u64,
+        });
+        println!("{value}");
+        return;
+    }
+    println!(
+        "▶ {label} → {} ({:.2} ms)",
+        outcome.feature_id,
+        outcome.elapsed.as_secs_f64() * 1000.0
+    );
+    for effect in &outcome.effects {
+        println!("    {effect}");
+    }
+    for line in &outcome.logs {
+        println!("    log: {line}");
+    }
+    match &outcome.result {
+        Ok(Some(reply)) => {
+            let flag = if reply.ephemeral { " (ephemeral)" } else { "" };
+            println!(
+                "    reply{flag}: {}",
+                reply.body.content.as_deref().unwrap_or("")
+            );
+            for embed in &reply.body.embeds {
+                println!(
+                    "    reply embed: {} — {}",
+                    embed.title.as_deref().unwrap_or(""),
+                    embed.description.as_deref().unwrap_or("")
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(error) => println!("    FAILED: {error}"),
+    }
+    if !outcome.stdio.trim().is_empty() {
+        println!("    stdio: {}", outcome.stdio.trim());
+    }
+}

@@ -1,0 +1,132 @@
+//! The host's port to Discord: every Discord call a capability makes goes through
+//! [`Discord`]. The gateway-backed implementation talks to Discord (or the
+//! simulator); [`LocalDiscord`] keeps guilds in memory for `townes feature run` and
+//! the runtime's tests.
+
+mod local;
+
+pub use local::{LocalDiscord, LocalGuild};
+
+use crate::runtime::bindings::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
+use crate::runtime::wit::{GuildInfo, Member, MessageBody};
+use async_trait::async_trait;
+
+/// Discord permission bits the host reasons about.
+pub mod permissions {
+    pub const KICK_MEMBERS: u64 = 1 << 1;
+    pub const BAN_MEMBERS: u64 = 1 << 2;
+    pub const ADMINISTRATOR: u64 = 1 << 3;
+    pub const MANAGE_CHANNELS: u64 = 1 << 4;
+    pub const ADD_REACTIONS: u64 = 1 << 6;
+    pub const SEND_MESSAGES: u64 = 1 << 11;
+    pub const MANAGE_MESSAGES: u64 = 1 << 13;
+    pub const MANAGE_ROLES: u64 = 1 << 28;
+    pub const MODERATE_MEMBERS: u64 = 1 << 40;
+}
+
+/// A guild role as the role-ceiling check needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub id: u64,
+    pub name: String,
+    /// Higher is more powerful; the @everyone role is 0.
+    pub position: u32,
+    pub permissions: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscordError {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Discord refused: the bot lacks a permission or the hierarchy forbids it.
+    #[error("Discord refused: {0}")]
+    Forbidden(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("Discord unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Discord: Send + Sync {
+    async fn send_message(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        body: &MessageBody,
+    ) -> Result<u64, DiscordError>;
+    async fn edit_message(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        body: &MessageBody,
+    ) -> Result<(), DiscordError>;
+    async fn delete_message(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+    ) -> Result<(), DiscordError>;
+    async fn add_reaction(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        emoji: &str,
+    ) -> Result<(), DiscordError>;
+
+    async fn member(&self, guild_id: u64, user_id: u64) -> Result<Member, DiscordError>;
+    async fn guild_info(&self, guild_id: u64) -> Result<GuildInfo, DiscordError>;
+    async fn send_dm(&self, user_id: u64, body: &MessageBody) -> Result<u64, DiscordError>;
+
+    /// The guild's roles, for hierarchy checks.
+    async fn roles(&self, guild_id: u64) -> Result<Vec<Role>, DiscordError>;
+    /// The position of the bot's highest role in the guild.
+    async fn bot_top_position(&self, guild_id: u64) -> Result<u32, DiscordError>;
+    async fn add_role(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        role_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError>;
+    async fn remove_role(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        role_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError>;
+
+    async fn create_channel(&self, guild_id: u64, spec: &ChannelSpec) -> Result<u64, DiscordError>;
+    async fn delete_channel(&self, guild_id: u64, channel_id: u64) -> Result<(), DiscordError>;
+    async fn set_overwrite(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        overwrite: &PermissionOverwrite,
+    ) -> Result<(), DiscordError>;
+
+    async fn kick(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError>;
+    async fn ban(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        delete_message_seconds: u32,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError>;
+    async fn timeout(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        seconds: u32,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError>;
+    async fn purge(&self, guild_id: u64, channel_id: u64, count: u32) -> Result<u32, DiscordError>;
+}

@@ -1,0 +1,13 @@
+//! The TownesDev Bot Platform host.
+//!
+//! - [`runtime`]: the wasmtime sandbox that runs features.
+//! - [`capabilities`]: one module per WIT interface, each checking the grant.
+//! - [`grants`]: what a feature may do in a guild.
+//! - [`store`]: the database (SQLite or Postgres).
+//! - [`discord`]: the port every Discord call goes through.
+
+pub mod capabilities;
+pub mod discord;
+pub mod grants;
+pub mod runtime;
+pub mod store;

@@ -1,0 +1,16 @@
+//! Host-side bindings generated from `wit/feature.wit`.
+//!
+//! Every import is async so capabilities can await the store and Discord; none is
+//! trappable, because a capability failure is a typed `error` value for the guest,
+//! never a reason to kill it. The types derive serde so manifests can be stored as
+//! JSON and events can be given on the command line.
+
+wasmtime::component::bindgen!({
+    world: "feature",
+    path: "../wit",
+    imports: { default: async },
+    exports: { default: async },
+    additional_derives: [serde::Serialize, serde::Deserialize],
+});
+
+pub use townes::feature::types::*;

@@ -1,0 +1,108 @@
+//! The circuit breaker: a feature that keeps trapping or timing out in a guild
+//! is paused there, with growing backoff, and the audit log says why.
+//!
+//! Strikes are consecutive faults of one (guild, feature), persisted with the
+//! guild's feature row so a restart does not forgive them. At `threshold` strikes
+//! the feature pauses for `base`; each further fault after a pause doubles it, up
+//! to `max`. One successful invocation clears the strikes.
+
+use super::{InvokeError, Runtime};
+use crate::store::{GuildFeature, NewAuditEntry};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    pub threshold: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        BreakerPolicy {
+            threshold: 3,
+            base: Duration::from_secs(60),
+            max: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl BreakerPolicy {
+    /// How long to pause after the `strikes`-th consecutive fault, if at all.
+    pub fn pause_for(&self, strikes: u32) -> Option<Duration> {
+        let over = strikes.checked_sub(self.threshold)?;
+        let factor = 1u32.checked_shl(over.min(31)).unwrap_or(u32::MAX);
+        Some(self.base.saturating_mul(factor).min(self.max))
+    }
+}
+
+impl Runtime {
+    pub(super) async fn update_breaker<T>(
+        &self,
+        gf: &GuildFeature,
+        result: &Result<T, InvokeError>,
+    ) -> anyhow::Result<()> {
+        let store = &self.store;
+        match result {
+            Err(error) if error.is_fault() => {
+                // Read the current strikes: concurrent invocations may have added some.
+                let current = store
+                    .guild_feature(gf.guild_id, &gf.feature_id)
+                    .await?
+                    .map_or(gf.breaker_strikes, |g| g.breaker_strikes);
+                let strikes = current + 1;
+                let pause = self.config.breaker.pause_for(strikes);
+                let until = pause.map(|p| {
+                    chrono::Utc::now()
+                        + chrono::Duration::from_std(p).unwrap_or(chrono::Duration::MAX)
+                });
+                store
+                    .set_breaker(gf.guild_id, &gf.feature_id, strikes, until)
+                    .await?;
+                if let (Some(pause), Some(until)) = (pause, until) {
+                    tracing::warn!(guild = gf.guild_id, feature = %gf.feature_id, strikes, ?pause, "circuit breaker opened");
+                    let entry = NewAuditEntry {
+                        guild_id: Some(gf.guild_id),
+                        actor: "host".into(),
+                        action: "feature.paused".into(),
+                        feature_id: Some(gf.feature_id.clone()),
+                        details: serde_json::json!({
+                            "reason": error.to_string(),
+                            "consecutive_failures": strikes,
+                            "paused_seconds": pause.as_secs(),
+                            "until": until.to_rfc3339(),
+                        }),
+                    };
+                    store.audit(&entry).await?;
+                }
+            }
+            Ok(_) if gf.breaker_strikes > 0 => {
+                store
+                    .set_breaker(gf.guild_id, &gf.feature_id, 0, None)
+                    .await?
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_start_at_the_threshold_and_double_up_to_the_cap() {
+        let policy = BreakerPolicy {
+            threshold: 3,
+            base: Duration::from_secs(60),
+            max: Duration::from_secs(300),
+        };
+        assert_eq!(policy.pause_for(2), None);
+        assert_eq!(policy.pause_for(3), Some(Duration::from_secs(60)));
+        assert_eq!(policy.pause_for(4), Some(Duration::from_secs(120)));
+        assert_eq!(policy.pause_for(5), Some(Duration::from_secs(240)));
+        assert_eq!(policy.pause_for(6), Some(Duration::from_secs(300)));
+        assert_eq!(policy.pause_for(100), Some(Duration::from_secs(300)));
+    }
+}

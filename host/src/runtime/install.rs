@@ -1,0 +1,393 @@
+//! Installing a component: validate it, read its manifest, cache its compiled
+//! form, and record the version in the catalogue.
+//!
+//! Validation, in order: size; a component (not a core module or a precompiled
+//! artifact); built against a compatible `townes:feature` version; exports the
+//! feature world; `describe` succeeds in an empty sandbox; the manifest is
+//! well-formed; and every capability interface it imports is requested in its
+//! manifest (WASI is always linked, with an empty context).
+
+use super::bindings::{FeaturePre, Manifest};
+use super::{HostState, Loaded, Runtime};
+use crate::grants::{Approval, Grant, always_granted, capability_name, parse_capability};
+use crate::store::{FeatureVersion, Scope, StoreError};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use wasmtime::component::{Component, types::ComponentItem};
+use wasmtime::{Engine, Precompiled};
+
+/// The version of the `townes:feature` package this host implements.
+pub const WORLD_VERSION: &str = "0.1.0";
+const PACKAGE: &str = "townes:feature";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("the component is {size} bytes; the largest accepted is {max} bytes")]
+    TooLarge { size: usize, max: usize },
+    #[error(
+        "not a WebAssembly component: {0}. Build one with `cargo build --target wasm32-wasip2` (Rust), componentize-py (Python) or jco (JavaScript)"
+    )]
+    NotAComponent(String),
+    #[error(
+        "the component was built for {found}, but this host speaks {PACKAGE}@0.1.x; rebuild it against the WIT of this release"
+    )]
+    WrongWorld { found: String },
+    #[error(
+        "the component imports `{0}`, which this host does not provide; features may import only WASI and the {PACKAGE} capabilities"
+    )]
+    UnknownImport(String),
+    #[error("the component does not implement the {PACKAGE} world: {0}")]
+    MissingExports(String),
+    #[error("describe() failed: {0}")]
+    Describe(String),
+    #[error("invalid manifest: {0}")]
+    InvalidManifest(String),
+    #[error(
+        "the component imports the `{0}` capability but its manifest does not request it; request it in describe() with a reason for the admin, or stop calling it"
+    )]
+    Undeclared(String),
+    #[error("{0}")]
+    VersionConflict(String),
+    #[error(transparent)]
+    Host(#[from] anyhow::Error),
+}
+
+/// `townes:feature/messages@0.1.0` → (`townes:feature`, `messages`, `0.1.0`).
+fn split_import(name: &str) -> (&str, &str, &str) {
+    let (path, version) = name.split_once('@').unwrap_or((name, ""));
+    let (package, interface) = path.split_once('/').unwrap_or((path, ""));
+    (package, interface, version)
+}
+
+/// Same major version, and for 0.x the same minor (semver compatibility).
+fn compatible_world(version: &str) -> bool {
+    let mut theirs = version.split('.');
+    let mut ours = WORLD_VERSION.split('.');
+    let (major, minor) = (theirs.next(), theirs.next());
+    let (our_major, our_minor) = (ours.next(), ours.next());
+    major == our_major && (our_major != Some("0") || minor == our_minor)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Runtime {
+    /// Validates and installs a component. Installing the same bytes twice is a
+    /// no-op; the same id and version with different bytes is refused.
+    pub async fn install(&self, wasm: &[u8]) -> Result<(FeatureVersion, Manifest), InstallError> {
+        let max = self.config.max_component_bytes;
+        if wasm.len() > max {
+            return Err(InstallError::TooLarge {
+                size: wasm.len(),
+                max,
+            });
+        }
+        if Engine::detect_precompiled(wasm).is_some() {
+            return Err(InstallError::NotAComponent(
+                "this is a precompiled artifact; install the original .wasm".into(),
+            ));
+        }
+        let engine = self.engine.clone();
+        let bytes = wasm.to_vec();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(|e| InstallError::NotAComponent(format!("{e:#}")))?;
+        let imports = self.check_imports(&component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(FeaturePre::new)
+            .map_err(|e| InstallError::MissingExports(format!("{e:#}")))?;
+        let manifest = self
+            .describe(&pre)
+            .await
+            .map_err(|e| InstallError::Describe(format!("{e:#}")))?;
+        validate_manifest(&manifest).map_err(InstallError::InvalidManifest)?;
+        let requested: HashSet<_> = manifest
+            .capabilities
+            .iter()
+            .map(|r| capability_name(r.capability))
+            .collect();
+        if let Some(undeclared) = imports.iter().find(|i| {
+            !requested.contains(i.as_str()) && !parse_capability(i).is_ok_and(always_granted)
+        }) {
+            return Err(InstallError::Undeclared(undeclared.clone()));
+        }
+
+        let sha256 = sha256_hex(wasm);
+        self.write_cache(&sha256, wasm, &component)?;
+        let version = FeatureVersion {
+            feature_id: manifest.id.clone(),
+            version: manifest.version.clone(),
+            sha256,
+            manifest: serde_json::to_value(&manifest).map_err(anyhow::Error::from)?,
+            size_bytes: wasm.len() as u64,
+            created_at: chrono::Utc::now(),
+        };
+        match self.store.insert_feature_version(&version).await {
+            Ok(()) => {}
+            Err(StoreError::InvalidArgument(why)) => {
+                return Err(InstallError::VersionConflict(format!(
+                    "{} {} is already installed with different contents ({why}); bump the version in describe()",
+                    manifest.id, manifest.version
+                )));
+            }
+            Err(e) => return Err(InstallError::Host(e.into())),
+        }
+        let key = (manifest.id.clone(), manifest.version.clone());
+        self.loaded.write().unwrap().insert(
+            key,
+            Arc::new(Loaded {
+                pre,
+                manifest: manifest.clone(),
+            }),
+        );
+        Ok((version, manifest))
+    }
+
+    /// Checks every import and returns the capability interfaces that carry
+    /// functions (a types-only interface grants nothing).
+    fn check_imports(&self, component: &Component) -> Result<Vec<String>, InstallError> {
+        let mut capabilities = Vec::new();
+        let ty = component.component_type();
+        for (name, item) in ty.imports(&self.engine) {
+            // Types a world `use`s may be imported at the top level; they grant nothing.
+            if matches!(item.ty, ComponentItem::Type(_)) {
+                continue;
+            }
+            let (package, interface, version) = split_import(name);
+            if package.starts_with("wasi:") {
+                continue;
+            }
+            if package != PACKAGE {
+                return Err(InstallError::UnknownImport(name.to_string()));
+            }
+            if !compatible_world(version) {
+                return Err(InstallError::WrongWorld {
+                    found: format!("{PACKAGE}@{version}"),
+                });
+            }
+            let has_functions = match &item.ty {
+                ComponentItem::ComponentInstance(instance) => instance
+                    .exports(&self.engine)
+                    .any(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_))),
+                _ => true,
+            };
+            if interface == "types" && !has_functions {
+                continue;
+            }
+            if parse_capability(interface).is_err() || interface == "message-content" {
+                return Err(InstallError::UnknownImport(name.to_string()));
+            }
+            if has_functions {
+                capabilities.push(interface.to_string());
+            }
+        }
+        Ok(capabilities)
+    }
+
+    /// Calls `describe` in a sandbox that grants nothing but `config` and `log`.
+    pub(super) async fn describe(&self, pre: &FeaturePre<HostState>) -> anyhow::Result<Manifest> {
+        let limits = self.config.plans.get("free").clone();
+        let grant = Grant::effective(
+            &[],
+            &Approval::default(),
+            limits.capabilities,
+            limits.quota(),
+        );
+        let scope = Scope {
+            guild_id: 0,
+            feature_id: String::new(),
+        };
+        let (mut store, stdio) = self.new_store_with(scope, grant, "{}".into(), &limits);
+        let call = async {
+            let feature = pre.instantiate_async(&mut store).await?;
+            feature.call_describe(&mut store).await
+        };
+        match tokio::time::timeout(limits.wall(), call).await {
+            Ok(Ok(manifest)) => Ok(manifest),
+            Ok(Err(trap)) => {
+                let stdio = String::from_utf8_lossy(&stdio.contents()).into_owned();
+                Err(anyhow::anyhow!(
+                    "{} {}",
+                    super::classify_trap(&trap),
+                    stdio.trim()
+                ))
+            }
+            Err(_) => Err(anyhow::anyhow!(
+                "describe() did not return within {:?}",
+                limits.wall()
+            )),
+        }
+    }
+
+    fn cache_paths(&self, sha256: &str) -> (PathBuf, PathBuf) {
+        let mut hasher = DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        let dir = self.config.data_dir.join("components");
+        (
+            dir.join(format!("{sha256}.wasm")),
+            dir.join(format!("{sha256}.{:016x}.cwasm", hasher.finish())),
+        )
+    }
+
+    fn write_cache(&self, sha256: &str, wasm: &[u8], component: &Component) -> anyhow::Result<()> {
+        let (wasm_path, cwasm_path) = self.cache_paths(sha256);
+        write_atomically(&wasm_path, wasm)?;
+        write_atomically(&cwasm_path, &component.serialize()?)?;
+        Ok(())
+    }
+
+    /// The compiled component for `sha256`: the precompiled artifact when it
+    /// matches this engine, otherwise compiled again from the cached `.wasm`.
+    pub(super) fn component_from_cache(&self, sha256: &str) -> anyhow::Result<Component> {
+        let (wasm_path, cwasm_path) = self.cache_paths(sha256);
+        if matches!(
+            Engine::detect_precompiled_file(&cwasm_path),
+            Ok(Some(Precompiled::Component))
+        ) {
+            // SAFETY: the artifact was written by this host into its own data
+            // directory, under a name keyed by this engine's compatibility hash.
+            match unsafe { Component::deserialize_file(&self.engine, &cwasm_path) } {
+                Ok(component) => return Ok(component),
+                Err(error) => {
+                    tracing::warn!(%error, path = %cwasm_path.display(), "precompiled artifact unusable; compiling again")
+                }
+            }
+        }
+        let wasm = std::fs::read(&wasm_path).map_err(|e| {
+            anyhow::anyhow!(
+                "component {sha256} is missing from {} ({e}); install the feature again",
+                wasm_path.display()
+            )
+        })?;
+        let component = Component::new(&self.engine, &wasm)?;
+        write_atomically(&cwasm_path, &component.serialize()?)?;
+        Ok(component)
+    }
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+fn valid_name(s: &str, max: usize, extra: &[char]) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(&c))
+}
+
+fn validate_manifest(m: &Manifest) -> Result<(), String> {
+    if !valid_name(&m.id, 32, &['-']) || m.id.starts_with('-') {
+        return Err(format!(
+            "id `{}` must be 1 to 32 lower-case letters, digits and dashes",
+            m.id
+        ));
+    }
+    semver::Version::parse(&m.version)
+        .map_err(|e| format!("version `{}` is not semver ({e})", m.version))?;
+    if m.name.trim().is_empty() || m.name.chars().count() > 100 {
+        return Err("name must be 1 to 100 characters".into());
+    }
+    if m.description.chars().count() > 1000 {
+        return Err("description must be at most 1000 characters".into());
+    }
+    let mut names = HashSet::new();
+    for command in &m.commands {
+        if !valid_name(&command.name, 32, &['-', '_']) {
+            return Err(format!(
+                "command `{}`: names are 1 to 32 lower-case letters, digits, `-` and `_`",
+                command.name
+            ));
+        }
+        if !names.insert(command.name.as_str()) {
+            return Err(format!("command `{}` is declared twice", command.name));
+        }
+        if command.description.is_empty() || command.description.chars().count() > 100 {
+            return Err(format!(
+                "command `{}`: description must be 1 to 100 characters",
+                command.name
+            ));
+        }
+        if !command.slash && !command.prefix {
+            return Err(format!(
+                "command `{}` is neither slash nor prefix",
+                command.name
+            ));
+        }
+        let options = command
+            .options
+            .iter()
+            .chain(command.subcommands.iter().flat_map(|s| s.options.iter()));
+        for option in options {
+            if !valid_name(&option.name, 32, &['-', '_']) {
+                return Err(format!(
+                    "command `{}`: option `{}` is not a valid name",
+                    command.name, option.name
+                ));
+            }
+        }
+        if command.options.len() > 25 || command.subcommands.len() > 25 {
+            return Err(format!(
+                "command `{}`: at most 25 options and 25 subcommands",
+                command.name
+            ));
+        }
+    }
+    let mut requested = HashSet::new();
+    for request in &m.capabilities {
+        let name = capability_name(request.capability);
+        if !requested.insert(name) {
+            return Err(format!("capability `{name}` is requested twice"));
+        }
+        if request.reason.trim().is_empty() {
+            return Err(format!(
+                "capability `{name}` needs a reason to show the admin"
+            ));
+        }
+    }
+    let schema: serde_json::Value = serde_json::from_str(&m.config_schema)
+        .map_err(|e| format!("config-schema is not JSON: {e}"))?;
+    if !schema.is_object() && !schema.is_boolean() {
+        return Err("config-schema must be a JSON Schema object".into());
+    }
+    serde_json::from_str::<serde_json::Value>(&m.default_config)
+        .map_err(|e| format!("default-config is not JSON: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_names_split_into_package_interface_and_version() {
+        assert_eq!(
+            split_import("townes:feature/storage@0.1.0"),
+            ("townes:feature", "storage", "0.1.0")
+        );
+        assert_eq!(
+            split_import("wasi:cli/environment@0.2.6"),
+            ("wasi:cli", "environment", "0.2.6")
+        );
+    }
+
+    #[test]
+    fn world_versions_are_compatible_within_the_same_minor_of_zero() {
+        assert!(compatible_world("0.1.0"));
+        assert!(compatible_world("0.1.7"));
+        assert!(!compatible_world("0.2.0"));
+        assert!(!compatible_world("1.0.0"));
+        assert!(!compatible_world(""));
+    }
+}

@@ -1,0 +1,367 @@
+//! The store: every durable fact the host keeps, on embedded SQLite or on Postgres.
+//!
+//! [`Store`] wraps one of two concrete sqlx pools. Each query is written once, with `$1`
+//! placeholders, and the `on_db!` macro runs that body against whichever pool is active,
+//! so every body is type-checked against both backends while native types (bool, chrono
+//! times, JSON) still work. Migrations live in `migrations/sqlite` and
+//! `migrations/postgres` (same schema) and run on [`Store::connect`].
+//!
+//! Conventions:
+//! - Discord snowflakes are `u64` here and `BIGINT` in the database (`as i64` / `as u64`,
+//!   bit-for-bit).
+//! - Times are `DateTime<Utc>`, kept to the microsecond on both backends (Postgres'
+//!   resolution): anything finer is truncated when written.
+//! - Feature storage (key-value pairs and score boards) is scoped to a (guild, feature)
+//!   [`Scope`] and bounded by a [`Quota`]; the usage row of the scope is updated in the
+//!   same transaction as every write, so checks are exact.
+//!
+//! The code is split by concern: `catalog.rs` (guilds, feature versions, guild
+//! features), `storage.rs` (key-value, boards, quotas), `audit.rs`, `jobs.rs`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// Runs one query body against whichever pool is active.
+///
+/// `on_db!(&self.db, pool => body)` expands to a `match` with one arm per backend; in
+/// each arm `pool` is that backend's concrete pool (`&SqlitePool` or `&PgPool`), so the
+/// same body is compiled, and type-checked, twice.
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+mod audit;
+mod catalog;
+mod jobs;
+mod storage;
+
+/// Where a database URL points when none is given: `townes.db` in the current directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://townes.db";
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A write would take a scope past its storage quota; the message names the quota
+    /// and the numbers. The write changed nothing.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// An increment found a stored value that is not a 64-bit integer.
+    #[error("not an integer: {0}")]
+    NotInteger(String),
+    /// The caller asked for something the store refuses (bad URL, conflicting build,
+    /// unknown row, a key Postgres could not store, an overflowing increment).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The active pool. Pools are reference-counted, so cloning is cheap.
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle on the database. Cheap to clone; all clones share one pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+/// A Discord server the bot is in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guild {
+    pub id: u64,
+    pub name: String,
+    pub owner_id: u64,
+    /// The tenant's plan; `"free"` unless billing says otherwise.
+    pub plan: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Guild {
+    /// A guild on the free plan, created now.
+    pub fn new(id: u64, name: impl Into<String>, owner_id: u64) -> Guild {
+        Guild {
+            id,
+            name: name.into(),
+            owner_id,
+            plan: "free".to_string(),
+            created_at: now(),
+        }
+    }
+}
+
+/// One installed build of a feature component.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureVersion {
+    pub feature_id: String,
+    pub version: String,
+    /// Hex sha256 of the component bytes.
+    pub sha256: String,
+    pub manifest: serde_json::Value,
+    pub size_bytes: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A feature as set up in one guild.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuildFeature {
+    pub guild_id: u64,
+    pub feature_id: String,
+    pub version: String,
+    pub enabled: bool,
+    /// The approved grants; interpreted by the runtime.
+    pub grants: serde_json::Value,
+    pub config: Option<serde_json::Value>,
+    pub breaker_strikes: u32,
+    pub breaker_open_until: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The (guild, feature) pair that owns a piece of feature storage or a job.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub guild_id: u64,
+    pub feature_id: String,
+}
+
+impl Scope {
+    pub fn new(guild_id: u64, feature_id: impl Into<String>) -> Scope {
+        Scope {
+            guild_id,
+            feature_id: feature_id.into(),
+        }
+    }
+}
+
+/// Storage limits of one scope. A key-value row counts `len(key) + len(value)` bytes
+/// (UTF-8), a board row `len(board) + 8`; each row counts one against `max_rows`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub max_bytes: u64,
+    pub max_rows: u64,
+}
+
+/// What a scope stores now, counted as [`Quota`] describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// A subject's place on a score board.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScoreEntry {
+    pub subject: u64,
+    pub score: i64,
+    /// 1-based; ties are broken by subject, ascending.
+    pub rank: u32,
+}
+
+/// An audit entry to write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewAuditEntry {
+    pub guild_id: Option<u64>,
+    pub actor: String,
+    pub action: String,
+    pub feature_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// An audit entry as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub guild_id: Option<u64>,
+    pub actor: String,
+    pub action: String,
+    pub feature_id: Option<String>,
+    pub details: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A pending job a feature scheduled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduledJob {
+    pub id: String,
+    pub scope: Scope,
+    pub name: String,
+    pub payload: String,
+    pub run_at: DateTime<Utc>,
+}
+
+/// What a database URL resolved to.
+enum Target {
+    Sqlite(SqliteConnectOptions, bool /* in memory */),
+    Postgres(PgConnectOptions),
+}
+
+/// Reads a database URL: `sqlite://path`, `sqlite:path`, `sqlite::memory:`, a plain
+/// file path, or a `postgres://` / `postgresql://` URL.
+fn parse_url(url: &str) -> Result<Target, StoreError> {
+    const ACCEPTED: &str = "accepted are sqlite://PATH, sqlite:PATH, a plain file path, \
+                            postgres://... and postgresql://...";
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(StoreError::InvalidArgument(format!(
+            "empty database URL; {ACCEPTED}"
+        )));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Target::Postgres(PgConnectOptions::from_str(url)?));
+    }
+    let sqlite = if url.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(url)?
+    } else if let Some(scheme) = url_scheme(url) {
+        // Name only the scheme: the rest may hold a password.
+        return Err(StoreError::InvalidArgument(format!(
+            "unsupported database URL scheme `{scheme}:`; {ACCEPTED}"
+        )));
+    } else {
+        SqliteConnectOptions::new().filename(url)
+    };
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    Ok(Target::Sqlite(sqlite, in_memory))
+}
+
+/// The scheme of `url` if it starts with one (`name:`, two characters or more, so a
+/// Windows drive letter such as `C:` still reads as a path).
+fn url_scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    let valid = first.is_ascii_alphabetic()
+        && scheme.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(scheme)
+}
+
+impl Store {
+    /// Opens the database at `url` (see [`DEFAULT_DATABASE_URL`]) and applies any
+    /// pending migrations.
+    ///
+    /// Accepted: `sqlite://path`, `sqlite:path`, `sqlite::memory:`, a plain file path,
+    /// `postgres://…` and `postgresql://…`. A SQLite file is created if missing and
+    /// opened with WAL, `synchronous=NORMAL`, a 5 s busy timeout and foreign keys on.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let db = match parse_url(url)? {
+            Target::Sqlite(options, in_memory) => {
+                let options = options
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true);
+                let pool = if in_memory {
+                    // An in-memory database lives as long as a connection to it: keep
+                    // exactly one, forever.
+                    SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                } else {
+                    SqlitePoolOptions::new()
+                };
+                Db::Sqlite(pool.connect_with(options).await?)
+            }
+            Target::Postgres(options) => {
+                Db::Postgres(PgPoolOptions::new().connect_with(options).await?)
+            }
+        };
+        let store = Store { db };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations not yet applied; running it again is a no-op.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The migrations applied to this database, as (version, description), oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        let applied = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT version, description FROM _sqlx_migrations
+                 WHERE success
+                 ORDER BY version",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(applied)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        on_db!(&self.db, pool => pool.close().await)
+    }
+}
+
+/// Times are stored to the microsecond on both backends.
+fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// The current time, as it will be stored.
+fn now() -> DateTime<Utc> {
+    ts(Utc::now())
+}
+
+/// A snowflake as the database holds it (bit-for-bit).
+fn db_id(id: u64) -> i64 {
+    id as i64
+}
+
+/// A snowflake as the API returns it (bit-for-bit).
+fn api_id(id: i64) -> u64 {
+    id as u64
+}
+
+/// A database count as a `u64` (counts are never negative).
+fn count(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+/// A `u32` limit as the database wants it.
+fn db_limit(n: u32) -> i64 {
+    i64::from(n)
+}

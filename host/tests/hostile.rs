@@ -1,0 +1,838 @@
+//! The hostile-feature suite: real components that misbehave, each asserting the
+//! specific outcome, and that the host, other features and other guilds keep
+//! working during and after.
+//!
+//! The components are built from `host/tests/guests/*` and `features/*` by
+//! `cargo xtask build-guests` (which `cargo xtask test` runs first).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use townes::capabilities::Effect;
+use townes::discord::{LocalDiscord, LocalGuild};
+use townes::grants::{Approval, CapabilitySet};
+use townes::runtime::wit::{
+    Capability, CommandArgument, CommandInvocation, Event, Member, Message, OptionValue, Reply,
+};
+use townes::runtime::{
+    InstallError, InvokeError, Limits, Outcome, Plans, Runtime, RuntimeConfig, TrapKind,
+};
+use townes::store::{Guild, Store};
+
+const GUILD_A: u64 = 1000;
+const GUILD_B: u64 = 2000;
+
+fn guest(name: &str) -> Vec<u8> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
+    let path = format!("{target}/wasm32-wasip2/release/{name}.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}. Build the test components first: `cargo xtask build-guests` (or run the suite with `cargo xtask test`)"))
+}
+
+struct Harness {
+    runtime: Arc<Runtime>,
+    discord: Arc<LocalDiscord>,
+    store: Store,
+    _data: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new(store: Store, limits: Limits) -> Self {
+        let discord = Arc::new(LocalDiscord::new());
+        for (id, name) in [(GUILD_A, "A"), (GUILD_B, "B")] {
+            let mut guild = LocalGuild::new(id, name);
+            guild.add_member(42, "ada", vec![id + 2]);
+            guild.add_member(43, "bob", vec![]);
+            discord.add_guild(guild);
+            store.upsert_guild(&Guild::new(id, name, 1)).await.unwrap();
+        }
+        let data = tempfile::tempdir().unwrap();
+        let mut config = RuntimeConfig::new(data.path());
+        config.plans = Plans::single(limits);
+        config.pool_instances = 64;
+        let runtime = Arc::new(Runtime::new(config, store.clone(), discord.clone()).unwrap());
+        Harness {
+            runtime,
+            discord,
+            store,
+            _data: data,
+        }
+    }
+
+    async fn sqlite(limits: Limits) -> (Self, common::Guard) {
+        let (_, store, guard) = common::sqlite().await;
+        (Harness::new(store, limits).await, guard)
+    }
+
+    /// Installs a component and enables it in both guilds with `approve`.
+    async fn install(&self, name: &str, approve: &[Capability]) -> String {
+        let (version, _) = self.runtime.install(&guest(name)).await.unwrap();
+        let approval = Approval {
+            capabilities: approve.iter().copied().collect(),
+            ..Default::default()
+        };
+        for guild in [GUILD_A, GUILD_B] {
+            self.runtime
+                .enable(
+                    guild,
+                    &version.feature_id,
+                    &version.version,
+                    approval.clone(),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        version.feature_id
+    }
+
+    async fn command(
+        &self,
+        guild: u64,
+        feature: &str,
+        name: &str,
+        arguments: Vec<CommandArgument>,
+    ) -> Outcome {
+        let invoker = self.discord.member_of(guild, 42).unwrap();
+        let invocation = CommandInvocation {
+            name: name.into(),
+            subcommand: None,
+            arguments,
+            invoker,
+            channel_id: guild + 1,
+        };
+        self.runtime.command(guild, feature, invocation).await
+    }
+}
+
+fn reply_text(outcome: &Outcome) -> String {
+    match &outcome.result {
+        Ok(Some(Reply { body, .. })) => body.content.clone().unwrap_or_default(),
+        other => panic!(
+            "{} expected a reply, got {other:?} (stdio: {})",
+            outcome.feature_id, outcome.stdio
+        ),
+    }
+}
+
+fn trap_kind(outcome: &Outcome) -> TrapKind {
+    match &outcome.result {
+        Err(InvokeError::Trap { kind, .. }) => *kind,
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+const HOSTILE_CAPS: &[Capability] = &[Capability::Messages, Capability::Storage];
+
+fn limits() -> Limits {
+    Limits {
+        memory_mib: 16,
+        cpu_ms: 50,
+        wall_ms: 2_000,
+        host_calls: 1_000,
+        ..Limits::default()
+    }
+}
+
+/// hello works in a guild: the reply counts greetings per guild.
+async fn assert_hello_works(h: &Harness, guild: u64) {
+    let outcome = h.command(guild, "hello", "hello", vec![]).await;
+    assert!(reply_text(&outcome).contains("ada"), "{outcome:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_loop_is_interrupted_at_its_cpu_budget_while_other_guilds_keep_working() {
+    let (h, _guard) = Harness::sqlite(Limits {
+        cpu_ms: 300,
+        ..limits()
+    })
+    .await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    h.install("hello", &[Capability::Messages, Capability::Storage])
+        .await;
+
+    let runtime = h.runtime.clone();
+    let invoker = h.discord.member_of(GUILD_A, 42).unwrap();
+    let looping = tokio::spawn(async move {
+        let invocation = CommandInvocation {
+            name: "loop".into(),
+            subcommand: None,
+            arguments: vec![],
+            invoker,
+            channel_id: GUILD_A + 1,
+        };
+        let outcome = runtime.command(GUILD_A, &hostile, invocation).await;
+        (outcome, Instant::now())
+    });
+    // During the loop: the same feature set in another guild and another feature
+    // in the same guild answer.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for guild in [GUILD_B, GUILD_A] {
+        assert_hello_works(&h, guild).await;
+    }
+    let others_done = Instant::now();
+    let (outcome, loop_done) = looping.await.unwrap();
+    assert_eq!(trap_kind(&outcome), TrapKind::CpuLimit);
+    assert!(
+        others_done < loop_done,
+        "other invocations had to wait for the loop"
+    );
+    assert!(
+        outcome.elapsed < Duration::from_millis(2_000),
+        "interrupted by the wall clock, not the CPU budget: {:?}",
+        outcome.elapsed
+    );
+    // After: the feature itself still works in both guilds.
+    for guild in [GUILD_A, GUILD_B] {
+        assert_eq!(
+            reply_text(&h.command(guild, "hostile", "ok", vec![]).await),
+            "ok"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unbounded_allocation_traps_at_the_memory_limit() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    let outcome = h.command(GUILD_A, &hostile, "alloc", vec![]).await;
+    assert_eq!(trap_kind(&outcome), TrapKind::MemoryLimit, "{outcome:?}");
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "ok", vec![]).await),
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn unbounded_recursion_traps_without_harming_the_host() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    let outcome = h.command(GUILD_A, &hostile, "recurse", vec![]).await;
+    let kind = trap_kind(&outcome);
+    assert!(
+        matches!(kind, TrapKind::StackOverflow | TrapKind::OutOfBounds),
+        "{kind:?}"
+    );
+    assert_eq!(
+        reply_text(&h.command(GUILD_B, &hostile, "ok", vec![]).await),
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn a_panic_is_reported_with_its_message() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    let outcome = h.command(GUILD_A, &hostile, "panic", vec![]).await;
+    assert_eq!(trap_kind(&outcome), TrapKind::Panic);
+    assert!(
+        outcome.stdio.contains("hostile panic"),
+        "stdio: {:?}",
+        outcome.stdio
+    );
+}
+
+#[tokio::test]
+async fn capabilities_not_approved_are_denied_as_typed_errors() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    let bob = vec![CommandArgument {
+        name: "user".into(),
+        value: OptionValue::User(43),
+    }];
+    let outcome = h.command(GUILD_A, &hostile, "kick", bob.clone()).await;
+    assert_eq!(reply_text(&outcome), "kick: Denied(Moderation)");
+    assert!(outcome.effects.iter().any(|e| matches!(
+        e,
+        Effect::Refused {
+            call: "moderation.kick",
+            ..
+        }
+    )));
+    assert!(
+        h.discord.member_of(GUILD_A, 43).is_some(),
+        "bob was kicked without the grant"
+    );
+
+    // Approving it in guild B only lets it act there.
+    let approval = Approval {
+        capabilities: [
+            Capability::Messages,
+            Capability::Storage,
+            Capability::Moderation,
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    h.runtime
+        .enable(GUILD_B, &hostile, "0.1.0", approval, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply_text(&h.command(GUILD_B, &hostile, "kick", bob.clone()).await),
+        "kick: ok"
+    );
+    assert!(h.discord.member_of(GUILD_B, 43).is_none());
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "kick", bob).await),
+        "kick: Denied(Moderation)"
+    );
+}
+
+#[tokio::test]
+async fn the_plan_caps_what_an_admin_can_approve() {
+    let plan = Limits {
+        capabilities: [Capability::Messages, Capability::Storage]
+            .into_iter()
+            .collect::<CapabilitySet>(),
+        ..limits()
+    };
+    let (h, _guard) = Harness::sqlite(plan).await;
+    let hostile = h
+        .install(
+            "hostile",
+            &[
+                Capability::Messages,
+                Capability::Storage,
+                Capability::Moderation,
+            ],
+        )
+        .await;
+    let outcome = h.command(GUILD_A, &hostile, "kick", vec![]).await;
+    assert_eq!(reply_text(&outcome), "kick: Denied(Moderation)");
+}
+
+#[tokio::test]
+async fn roles_above_the_ceiling_or_carrying_administrator_are_denied() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h
+        .install(
+            "hostile",
+            &[Capability::Messages, Capability::Storage, Capability::Roles],
+        )
+        .await;
+    let role = |id: u64| {
+        vec![CommandArgument {
+            name: "role".into(),
+            value: OptionValue::Role(id),
+        }]
+    };
+    let (member_role, bot_role, admin_role) = (GUILD_A + 2, GUILD_A + 10, GUILD_A + 20);
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "role", role(admin_role)).await),
+        "role: Denied(Roles)"
+    );
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "role", role(bot_role)).await),
+        "role: Denied(Roles)"
+    );
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "role", role(GUILD_A)).await),
+        "role: Denied(Roles)",
+        "@everyone"
+    );
+
+    // A role below the bot, carrying Administrator, is still refused.
+    let sneaky = GUILD_A + 5;
+    h.discord.with_guild(GUILD_A, |g| {
+        g.roles.push(townes::discord::Role {
+            id: sneaky,
+            name: "Sneaky".into(),
+            position: 3,
+            permissions: townes::discord::permissions::ADMINISTRATOR,
+        })
+    });
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "role", role(sneaky)).await),
+        "role: Denied(Roles)"
+    );
+
+    // A role below the bot and without Administrator is granted…
+    h.discord
+        .with_guild(GUILD_A, |g| g.members.get_mut(&42).unwrap().roles.clear());
+    assert_eq!(
+        reply_text(
+            &h.command(GUILD_A, &hostile, "role", role(member_role))
+                .await
+        ),
+        "role: ok"
+    );
+    assert!(
+        h.discord
+            .member_of(GUILD_A, 42)
+            .unwrap()
+            .roles
+            .contains(&member_role)
+    );
+
+    // …unless the admin set a ceiling at or below it.
+    let approval = Approval {
+        capabilities: [Capability::Messages, Capability::Storage, Capability::Roles]
+            .into_iter()
+            .collect(),
+        role_ceiling: Some(member_role),
+        ..Default::default()
+    };
+    h.runtime
+        .enable(GUILD_A, &hostile, "0.1.0", approval, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply_text(
+            &h.command(GUILD_A, &hostile, "role", role(member_role))
+                .await
+        ),
+        "role: Denied(Roles)"
+    );
+}
+
+#[tokio::test]
+async fn storage_stops_at_the_quota_on_both_backends() {
+    for (label, store, _guard) in common::each_backend().await {
+        let h = Harness::new(
+            store,
+            Limits {
+                storage_bytes: 10_000,
+                storage_rows: 100,
+                ..limits()
+            },
+        )
+        .await;
+        let hostile = h.install("hostile", HOSTILE_CAPS).await;
+        let text = reply_text(&h.command(GUILD_A, &hostile, "fill", vec![]).await);
+        // Each entry is a 6-byte key plus a 1024-byte value: nine fit in 10,000 bytes.
+        assert!(
+            text.starts_with("fill: stopped at 9 with QuotaExceeded("),
+            "{label}: {text}"
+        );
+        let usage = h
+            .store
+            .storage_usage(&townes::store::Scope {
+                guild_id: GUILD_A,
+                feature_id: hostile.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!((usage.bytes, usage.rows), (9 * 1030, 9), "{label}");
+        // Another guild's quota is its own.
+        let other = reply_text(&h.command(GUILD_B, &hostile, "fill", vec![]).await);
+        assert!(other.starts_with("fill: stopped at 9 "), "{label}: {other}");
+    }
+}
+
+#[tokio::test]
+async fn host_calls_stop_at_the_per_invocation_budget() {
+    let (h, _guard) = Harness::sqlite(Limits {
+        host_calls: 100,
+        ..limits()
+    })
+    .await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    let text = reply_text(&h.command(GUILD_A, &hostile, "spam", vec![]).await);
+    assert!(
+        text.starts_with("spam: 100 calls then QuotaExceeded("),
+        "{text}"
+    );
+    // The budget is per invocation: the next one starts afresh.
+    let again = reply_text(&h.command(GUILD_A, &hostile, "spam", vec![]).await);
+    assert!(again.starts_with("spam: 100 calls then"), "{again}");
+}
+
+#[tokio::test]
+async fn an_oversized_reply_is_rejected_with_the_reason() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    match h
+        .command(GUILD_A, &hostile, "oversized", vec![])
+        .await
+        .result
+    {
+        Err(InvokeError::InvalidReply(why)) => assert!(
+            why.contains("5000 characters; Discord allows 2000"),
+            "{why}"
+        ),
+        other => panic!("expected InvalidReply, got {other:?}"),
+    }
+}
+
+fn message(guild: u64, content: &str, author: Member) -> Event {
+    Event::MessageCreated(Message {
+        id: 77,
+        channel_id: guild + 1,
+        author: author.user,
+        content: content.into(),
+        mentions: vec![],
+        timestamp: "2026-11-23T00:00:00Z".into(),
+    })
+}
+
+fn sent_contents(outcome: &Outcome) -> Vec<String> {
+    outcome
+        .effects
+        .iter()
+        .filter_map(|e| {
+            if let Effect::MessageSent { content, .. } = e {
+                content.clone()
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn message_content_is_emptied_without_its_grant() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    let ada = h.discord.member_of(GUILD_A, 42).unwrap();
+    let outcomes = h
+        .runtime
+        .dispatch_event(GUILD_A, &message(GUILD_A, "secret plans", ada.clone()))
+        .await
+        .unwrap();
+    assert_eq!(sent_contents(&outcomes[0]), ["echo:[]"]);
+
+    let approval = Approval {
+        capabilities: [
+            Capability::Messages,
+            Capability::Storage,
+            Capability::MessageContent,
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    h.runtime
+        .enable(GUILD_A, &hostile, "0.1.0", approval, None)
+        .await
+        .unwrap();
+    let outcomes = h
+        .runtime
+        .dispatch_event(GUILD_A, &message(GUILD_A, "secret plans", ada))
+        .await
+        .unwrap();
+    assert_eq!(sent_contents(&outcomes[0]), ["echo:[secret plans]"]);
+}
+
+#[tokio::test]
+async fn the_channel_allow_list_scopes_messages() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    let approval = Approval {
+        capabilities: HOSTILE_CAPS.iter().copied().collect(),
+        channels: Some(vec![GUILD_A + 99]),
+        ..Default::default()
+    };
+    h.runtime
+        .enable(GUILD_A, &hostile, "0.1.0", approval, None)
+        .await
+        .unwrap();
+    let ada = h.discord.member_of(GUILD_A, 42).unwrap();
+    let outcome = h
+        .runtime
+        .dispatch_event(GUILD_A, &message(GUILD_A, "hi", ada))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        matches!(
+            outcome.result,
+            Err(InvokeError::Feature(townes::runtime::wit::Error::Denied(
+                Capability::Messages
+            )))
+        ),
+        "{:?}",
+        outcome.result
+    );
+    assert!(sent_contents(&outcome).is_empty());
+}
+
+#[tokio::test]
+async fn a_guest_stuck_in_a_slow_host_call_hits_the_wall_clock_timeout() {
+    let (h, _guard) = Harness::sqlite(Limits {
+        wall_ms: 300,
+        ..limits()
+    })
+    .await;
+    h.install("hostile", HOSTILE_CAPS).await;
+    h.discord.set_latency(Duration::from_secs(5));
+    let ada = h.discord.member_of(GUILD_A, 42).unwrap();
+    let started = Instant::now();
+    let outcome = h
+        .runtime
+        .dispatch_event(GUILD_A, &message(GUILD_A, "hi", ada))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        matches!(outcome.result, Err(InvokeError::Timeout(d)) if d == Duration::from_millis(300)),
+        "{:?}",
+        outcome.result
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn repeated_faults_trip_the_breaker_for_that_guild_only_and_are_audited() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    for _ in 0..3 {
+        assert_eq!(
+            trap_kind(&h.command(GUILD_A, &hostile, "panic", vec![]).await),
+            TrapKind::Panic
+        );
+    }
+    let outcome = h.command(GUILD_A, &hostile, "ok", vec![]).await;
+    assert!(
+        matches!(outcome.result, Err(InvokeError::BreakerOpen { .. })),
+        "{:?}",
+        outcome.result
+    );
+    assert_eq!(
+        reply_text(&h.command(GUILD_B, &hostile, "ok", vec![]).await),
+        "ok",
+        "guild B is unaffected"
+    );
+
+    let row = h
+        .store
+        .guild_feature(GUILD_A, &hostile)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.breaker_strikes, 3);
+    let until = row.breaker_open_until.expect("breaker open");
+    assert!(until > chrono::Utc::now() + chrono::Duration::seconds(50));
+    let audit = h.store.audit_entries(GUILD_A, 10).await.unwrap();
+    let paused = audit
+        .iter()
+        .find(|e| e.action == "feature.paused")
+        .expect("audit entry");
+    assert_eq!(paused.feature_id.as_deref(), Some(hostile.as_str()));
+    assert!(
+        paused.details["reason"].as_str().unwrap().contains("panic"),
+        "{}",
+        paused.details
+    );
+}
+
+#[tokio::test]
+async fn a_success_clears_strikes_below_the_threshold() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    for _ in 0..2 {
+        h.command(GUILD_A, &hostile, "panic", vec![]).await;
+    }
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "ok", vec![]).await),
+        "ok"
+    );
+    assert_eq!(
+        h.store
+            .guild_feature(GUILD_A, &hostile)
+            .await
+            .unwrap()
+            .unwrap()
+            .breaker_strikes,
+        0
+    );
+    h.command(GUILD_A, &hostile, "panic", vec![]).await;
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "ok", vec![]).await),
+        "ok",
+        "one fault after a success does not trip"
+    );
+}
+
+#[tokio::test]
+async fn install_rejects_components_that_break_the_contract() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    match h.runtime.install(&guest("undeclared")).await {
+        Err(InstallError::Undeclared(capability)) => assert_eq!(capability, "moderation"),
+        other => panic!("expected Undeclared, got {:?}", other.map(|(v, _)| v)),
+    }
+    let err = h
+        .runtime
+        .install(&guest("wrong_world"))
+        .await
+        .map(|(v, _)| v)
+        .unwrap_err();
+    assert!(
+        matches!(&err, InstallError::WrongWorld { found } if found == "townes:feature@1.0.0"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("this host speaks townes:feature@0.1.x"),
+        "{err}"
+    );
+    let err = h
+        .runtime
+        .install(b"definitely not wasm")
+        .await
+        .map(|(v, _)| v)
+        .unwrap_err();
+    assert!(matches!(err, InstallError::NotAComponent(_)), "{err}");
+    // A core module is not a component.
+    let err = h
+        .runtime
+        .install(b"\0asm\x01\0\0\0")
+        .await
+        .map(|(v, _)| v)
+        .unwrap_err();
+    assert!(matches!(err, InstallError::NotAComponent(_)), "{err}");
+    assert!(
+        h.store.feature_versions().await.unwrap().is_empty(),
+        "nothing rejected reaches the catalogue"
+    );
+}
+
+#[tokio::test]
+async fn install_rejects_oversized_components() {
+    let data = tempfile::tempdir().unwrap();
+    let (_, store, _guard) = common::sqlite().await;
+    let mut config = RuntimeConfig::new(data.path());
+    config.max_component_bytes = 1024;
+    config.pool_instances = 8;
+    let runtime = Runtime::new(config, store, Arc::new(LocalDiscord::new())).unwrap();
+    let err = runtime
+        .install(&guest("hello"))
+        .await
+        .map(|(v, _)| v)
+        .unwrap_err();
+    assert!(
+        matches!(err, InstallError::TooLarge { max: 1024, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn installed_components_are_cached_precompiled_and_survive_a_restart() {
+    let (_, store, _guard) = common::sqlite().await;
+    store
+        .upsert_guild(&Guild::new(GUILD_A, "A", 1))
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let discord = Arc::new(LocalDiscord::new());
+    let mut guild = LocalGuild::new(GUILD_A, "A");
+    guild.add_member(42, "ada", vec![]);
+    discord.add_guild(guild);
+    let config = || {
+        let mut c = RuntimeConfig::new(data.path());
+        c.pool_instances = 8;
+        c
+    };
+    {
+        let runtime = Runtime::new(config(), store.clone(), discord.clone()).unwrap();
+        let (version, _) = runtime.install(&guest("hello")).await.unwrap();
+        // Installing identical bytes again is a no-op.
+        runtime.install(&guest("hello")).await.unwrap();
+        runtime
+            .enable(
+                GUILD_A,
+                "hello",
+                &version.version,
+                Approval {
+                    capabilities: [Capability::Messages, Capability::Storage]
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let files: Vec<_> = std::fs::read_dir(data.path().join("components"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            files
+                .iter()
+                .any(|f| f == &format!("{}.wasm", version.sha256)),
+            "{files:?}"
+        );
+        assert!(
+            files
+                .iter()
+                .any(|f| f.starts_with(&version.sha256) && f.ends_with(".cwasm")),
+            "{files:?}"
+        );
+    }
+    let runtime = Runtime::new(config(), store, discord.clone()).unwrap();
+    let invoker = discord.member_of(GUILD_A, 42).unwrap();
+    let outcome = runtime
+        .command(
+            GUILD_A,
+            "hello",
+            CommandInvocation {
+                name: "hello".into(),
+                subcommand: None,
+                arguments: vec![],
+                invoker,
+                channel_id: GUILD_A + 1,
+            },
+        )
+        .await;
+    assert!(reply_text(&outcome).contains("ada"));
+}
+
+#[tokio::test]
+async fn a_disabled_or_unknown_feature_does_not_run() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let outcome = h.command(GUILD_A, "hostile", "ok", vec![]).await;
+    assert!(
+        matches!(outcome.result, Err(InvokeError::NotEnabled(_))),
+        "{:?}",
+        outcome.result
+    );
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    let mut row = h
+        .store
+        .guild_feature(GUILD_A, &hostile)
+        .await
+        .unwrap()
+        .unwrap();
+    row.enabled = false;
+    h.store.upsert_guild_feature(&row).await.unwrap();
+    assert!(matches!(
+        h.command(GUILD_A, &hostile, "ok", vec![]).await.result,
+        Err(InvokeError::NotEnabled(_))
+    ));
+    let ada = h.discord.member_of(GUILD_A, 42).unwrap();
+    assert!(
+        h.runtime
+            .dispatch_event(GUILD_A, &message(GUILD_A, "hi", ada))
+            .await
+            .unwrap()
+            .is_empty(),
+        "toggled off takes effect on the next event"
+    );
+}
+
+#[tokio::test]
+async fn enabling_requires_every_required_capability() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let (version, _) = h.runtime.install(&guest("hostile")).await.unwrap();
+    let approval = Approval {
+        capabilities: [Capability::Messages].into_iter().collect(),
+        ..Default::default()
+    };
+    let err = h
+        .runtime
+        .enable(GUILD_A, "hostile", &version.version, approval.clone(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("requires storage"), "{err}");
+    let err = h
+        .runtime
+        .enable(999, "hostile", &version.version, approval, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("guild 999 is not known"), "{err}");
+}

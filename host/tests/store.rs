@@ -1,0 +1,1022 @@
+//! The store against both backends: every test body runs on a SQLite file and on a
+//! Postgres schema (see `common::each_backend`).
+
+mod common;
+
+use std::collections::HashSet;
+
+use chrono::{Duration, SubsecRound, TimeZone, Utc};
+use serde_json::json;
+use townes::store::{
+    Backend, FeatureVersion, Guild, GuildFeature, NewAuditEntry, Quota, Scope, ScoreEntry, Store,
+    StoreError, Usage,
+};
+
+use common::each_backend;
+
+const ROOMY: Quota = Quota {
+    max_bytes: 1 << 20,
+    max_rows: 10_000,
+};
+
+fn version(feature_id: &str, version: &str, sha256: &str) -> FeatureVersion {
+    FeatureVersion {
+        feature_id: feature_id.to_string(),
+        version: version.to_string(),
+        sha256: sha256.to_string(),
+        manifest: json!({ "id": feature_id, "version": version, "commands": ["ping"] }),
+        size_bytes: 12_345,
+        created_at: Utc.with_ymd_and_hms(2025, 3, 4, 5, 6, 7).unwrap(),
+    }
+}
+
+fn entry(subject: u64, score: i64, rank: u32) -> ScoreEntry {
+    ScoreEntry {
+        subject,
+        score,
+        rank,
+    }
+}
+
+fn quota_message(result: Result<impl std::fmt::Debug, StoreError>) -> String {
+    match result {
+        Err(StoreError::QuotaExceeded(message)) => message,
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    for (label, store, guard) in each_backend().await {
+        let expected = vec![(1, "runtime".to_string())];
+        assert_eq!(
+            store.applied_migrations().await.unwrap(),
+            expected,
+            "{label}"
+        );
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(
+            store.applied_migrations().await.unwrap(),
+            expected,
+            "{label}"
+        );
+
+        // Data written before a second connect (which migrates again) is still there.
+        store
+            .upsert_guild(&Guild::new(7, "seven", 70))
+            .await
+            .unwrap();
+        let again = Store::connect(guard.url()).await.unwrap();
+        assert_eq!(
+            again.applied_migrations().await.unwrap(),
+            expected,
+            "{label}"
+        );
+        assert_eq!(
+            again.guild(7).await.unwrap().unwrap().name,
+            "seven",
+            "{label}"
+        );
+        assert_eq!(
+            again.backend(),
+            if label == "sqlite" {
+                Backend::Sqlite
+            } else {
+                Backend::Postgres
+            },
+            "{label}"
+        );
+        again.close().await;
+    }
+}
+
+#[tokio::test]
+async fn connect_accepts_the_documented_url_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forms.db");
+    let plain = path.display().to_string();
+
+    let by_path = Store::connect(&plain).await.unwrap();
+    by_path
+        .upsert_guild(&Guild::new(1, "one", 10))
+        .await
+        .unwrap();
+    assert_eq!(by_path.backend(), Backend::Sqlite);
+    for url in [format!("sqlite://{plain}"), format!("sqlite:{plain}")] {
+        let store = Store::connect(&url).await.unwrap();
+        assert_eq!(store.guild(1).await.unwrap().unwrap().name, "one", "{url}");
+        store.close().await;
+    }
+    by_path.close().await;
+
+    let memory = Store::connect("sqlite::memory:").await.unwrap();
+    memory
+        .upsert_guild(&Guild::new(2, "two", 20))
+        .await
+        .unwrap();
+    assert_eq!(memory.guilds().await.unwrap().len(), 1);
+
+    for url in [
+        "mysql://root:secret@localhost/db",
+        "redis://localhost",
+        "file:x.db",
+        "",
+    ] {
+        match Store::connect(url).await {
+            Err(StoreError::InvalidArgument(message)) => {
+                assert!(message.contains("postgres://"), "{url}: {message}");
+                assert!(message.contains("sqlite://"), "{url}: {message}");
+                assert!(!message.contains("secret"), "{url}: {message}");
+            }
+            other => panic!("{url}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    // postgresql:// is the same as postgres://.
+    for (label, _store, guard) in each_backend().await {
+        if label == "postgres" {
+            let url = guard.url().replacen("postgres://", "postgresql://", 1);
+            let store = Store::connect(&url).await.unwrap();
+            assert_eq!(store.backend(), Backend::Postgres);
+            store.close().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn guilds_upsert_and_read_back() {
+    for (label, store, _guard) in each_backend().await {
+        assert_eq!(store.guild(1).await.unwrap(), None, "{label}");
+
+        // Nanoseconds are truncated to microseconds on both backends.
+        let created = Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap();
+        let big = Guild {
+            id: u64::MAX - 1, // above i64::MAX: stored bit-for-bit
+            name: "Big".into(),
+            owner_id: 1 << 63,
+            plan: "pro".into(),
+            created_at: created,
+        };
+        let small = Guild::new(42, "Small", 4242);
+        store.upsert_guild(&big).await.unwrap();
+        store.upsert_guild(&small).await.unwrap();
+
+        let read = store.guild(u64::MAX - 1).await.unwrap().unwrap();
+        assert_eq!(read.id, u64::MAX - 1, "{label}");
+        assert_eq!(read.owner_id, 1 << 63, "{label}");
+        assert_eq!(read.plan, "pro", "{label}");
+        assert_eq!(read.created_at, created.trunc_subsecs(6), "{label}");
+        assert_eq!(store.guild(42).await.unwrap().unwrap(), small, "{label}");
+        assert_eq!(small.plan, "free");
+
+        // Update: name, owner and plan change; created_at stays.
+        let renamed = Guild {
+            name: "Smaller".into(),
+            owner_id: 5,
+            plan: "pro".into(),
+            created_at: Utc::now() + Duration::days(1),
+            ..small.clone()
+        };
+        store.upsert_guild(&renamed).await.unwrap();
+        let read = store.guild(42).await.unwrap().unwrap();
+        assert_eq!(
+            read,
+            Guild {
+                created_at: small.created_at,
+                ..renamed
+            },
+            "{label}"
+        );
+
+        // Ordered by the stored (signed) id.
+        let ids: Vec<u64> = store.guilds().await.unwrap().iter().map(|g| g.id).collect();
+        assert_eq!(ids, vec![u64::MAX - 1, 42], "{label}");
+    }
+}
+
+#[tokio::test]
+async fn feature_versions_are_immutable() {
+    for (label, store, _guard) in each_backend().await {
+        let v1 = version("xp", "1.0.0", &"a".repeat(64));
+        store.insert_feature_version(&v1).await.unwrap();
+        // The same build again: no-op.
+        store.insert_feature_version(&v1).await.unwrap();
+        // Same version, different build: refused, original kept.
+        let other = version("xp", "1.0.0", &"b".repeat(64));
+        match store.insert_feature_version(&other).await {
+            Err(StoreError::InvalidArgument(message)) => {
+                assert!(message.contains(&"a".repeat(64)), "{label}: {message}");
+            }
+            result => panic!("{label}: expected InvalidArgument, got {result:?}"),
+        }
+        assert_eq!(
+            store.feature_version("xp", "1.0.0").await.unwrap(),
+            Some(v1.clone()),
+            "{label}"
+        );
+        assert_eq!(
+            store.feature_version("xp", "9.9.9").await.unwrap(),
+            None,
+            "{label}"
+        );
+
+        let v2 = FeatureVersion {
+            created_at: v1.created_at + Duration::hours(1),
+            ..version("xp", "1.1.0", &"c".repeat(64))
+        };
+        let welcome = version("welcome", "0.1.0", &"d".repeat(64));
+        store.insert_feature_version(&v2).await.unwrap();
+        store.insert_feature_version(&welcome).await.unwrap();
+        assert_eq!(
+            store.feature_versions().await.unwrap(),
+            vec![welcome, v1, v2],
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn guild_features_and_the_breaker() {
+    for (label, store, _guard) in each_backend().await {
+        store.upsert_guild(&Guild::new(1, "g", 2)).await.unwrap();
+        store
+            .insert_feature_version(&version("xp", "1.0.0", "aa"))
+            .await
+            .unwrap();
+        store
+            .insert_feature_version(&version("xp", "1.1.0", "bb"))
+            .await
+            .unwrap();
+        store
+            .insert_feature_version(&version("fun", "0.1.0", "cc"))
+            .await
+            .unwrap();
+
+        let updated_at = Utc::now().trunc_subsecs(6);
+        let xp = GuildFeature {
+            guild_id: 1,
+            feature_id: "xp".into(),
+            version: "1.0.0".into(),
+            enabled: true,
+            grants: json!({ "messages": { "channels": ["123"] }, "storage": { "max_bytes": 1024 } }),
+            config: None,
+            breaker_strikes: 0,
+            breaker_open_until: None,
+            updated_at,
+        };
+        store.upsert_guild_feature(&xp).await.unwrap();
+        assert_eq!(
+            store.guild_feature(1, "xp").await.unwrap(),
+            Some(xp.clone()),
+            "{label}"
+        );
+        assert_eq!(
+            store.guild_feature(1, "fun").await.unwrap(),
+            None,
+            "{label}"
+        );
+        assert_eq!(store.guild_feature(2, "xp").await.unwrap(), None, "{label}");
+
+        // Replace: new version, disabled, with config.
+        let xp2 = GuildFeature {
+            version: "1.1.0".into(),
+            enabled: false,
+            config: Some(json!({ "per_message": 5, "nested": { "list": [1, 2, null] } })),
+            updated_at: updated_at + Duration::seconds(1),
+            ..xp.clone()
+        };
+        store.upsert_guild_feature(&xp2).await.unwrap();
+        let fun = GuildFeature {
+            feature_id: "fun".into(),
+            version: "0.1.0".into(),
+            grants: json!({}),
+            ..xp.clone()
+        };
+        store.upsert_guild_feature(&fun).await.unwrap();
+        assert_eq!(
+            store.guild_features(1).await.unwrap(),
+            vec![fun.clone(), xp2.clone()],
+            "{label}"
+        );
+
+        // The breaker opens and closes; nothing else changes.
+        let open_until = Utc::now() + Duration::minutes(5);
+        store
+            .set_breaker(1, "xp", 3, Some(open_until))
+            .await
+            .unwrap();
+        let read = store.guild_feature(1, "xp").await.unwrap().unwrap();
+        assert_eq!(
+            read,
+            GuildFeature {
+                breaker_strikes: 3,
+                breaker_open_until: Some(open_until.trunc_subsecs(6)),
+                ..xp2.clone()
+            },
+            "{label}"
+        );
+        store.set_breaker(1, "xp", 0, None).await.unwrap();
+        assert_eq!(
+            store.guild_feature(1, "xp").await.unwrap(),
+            Some(xp2),
+            "{label}"
+        );
+
+        // No such row.
+        assert!(
+            matches!(
+                store.set_breaker(1, "nope", 1, None).await,
+                Err(StoreError::InvalidArgument(_))
+            ),
+            "{label}"
+        );
+        // Unknown guild or version: refused by foreign keys.
+        let orphan = GuildFeature {
+            guild_id: 999,
+            ..fun.clone()
+        };
+        assert!(
+            store.upsert_guild_feature(&orphan).await.is_err(),
+            "{label}"
+        );
+        let unknown_version = GuildFeature {
+            version: "7.0.0".into(),
+            ..fun
+        };
+        assert!(
+            store.upsert_guild_feature(&unknown_version).await.is_err(),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kv_get_set_delete_list() {
+    for (label, store, _guard) in each_backend().await {
+        let s = Scope::new(1, "notes");
+        let other = Scope::new(1, "other");
+        let other_guild = Scope::new(2, "notes");
+
+        assert_eq!(store.kv_get(&s, "a").await.unwrap(), None, "{label}");
+        store.kv_set(&s, "a", "1", ROOMY).await.unwrap();
+        store.kv_set(&s, "a", "one", ROOMY).await.unwrap();
+        store.kv_set(&other, "a", "elsewhere", ROOMY).await.unwrap();
+        store
+            .kv_set(&other_guild, "a", "elsewhere too", ROOMY)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.kv_get(&s, "a").await.unwrap().as_deref(),
+            Some("one"),
+            "{label}"
+        );
+        assert_eq!(
+            store.kv_get(&other, "a").await.unwrap().as_deref(),
+            Some("elsewhere"),
+            "{label}"
+        );
+
+        for key in [
+            "a%",
+            "a%b",
+            "a_c",
+            "abc",
+            "b",
+            "A1",
+            "aXb",
+            "é",
+            "z\u{10FFFF}x",
+        ] {
+            store
+                .kv_set(&s, key, &format!("v:{key}"), ROOMY)
+                .await
+                .unwrap();
+        }
+        let keys = |pairs: Vec<(String, String)>| -> Vec<String> {
+            pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    assert_eq!(
+                        v,
+                        if k == "a" {
+                            "one".to_string()
+                        } else {
+                            format!("v:{k}")
+                        }
+                    );
+                    k
+                })
+                .collect()
+        };
+
+        // Wildcards are literal; case matters; byte order.
+        assert_eq!(
+            keys(store.kv_list(&s, "a%", 100).await.unwrap()),
+            ["a%", "a%b"],
+            "{label}"
+        );
+        assert_eq!(
+            keys(store.kv_list(&s, "a_", 100).await.unwrap()),
+            ["a_c"],
+            "{label}"
+        );
+        assert_eq!(
+            keys(store.kv_list(&s, "a", 100).await.unwrap()),
+            ["a", "a%", "a%b", "aXb", "a_c", "abc"],
+            "{label}"
+        );
+        assert_eq!(
+            keys(store.kv_list(&s, "a", 2).await.unwrap()),
+            ["a", "a%"],
+            "{label}"
+        );
+        assert_eq!(
+            keys(store.kv_list(&s, "a", 0).await.unwrap()),
+            Vec::<String>::new(),
+            "{label}"
+        );
+        assert_eq!(
+            keys(store.kv_list(&s, "", 100).await.unwrap()),
+            [
+                "A1",
+                "a",
+                "a%",
+                "a%b",
+                "aXb",
+                "a_c",
+                "abc",
+                "b",
+                "z\u{10FFFF}x",
+                "é"
+            ],
+            "{label}"
+        );
+        assert_eq!(
+            keys(store.kv_list(&s, "z\u{10FFFF}", 100).await.unwrap()),
+            ["z\u{10FFFF}x"],
+            "{label}"
+        );
+        assert_eq!(
+            keys(store.kv_list(&s, "nothing", 100).await.unwrap()),
+            Vec::<String>::new(),
+            "{label}"
+        );
+
+        assert!(store.kv_delete(&s, "a%").await.unwrap(), "{label}");
+        assert!(!store.kv_delete(&s, "a%").await.unwrap(), "{label}");
+        assert_eq!(store.kv_get(&s, "a%").await.unwrap(), None, "{label}");
+        assert_eq!(
+            keys(store.kv_list(&s, "a%", 100).await.unwrap()),
+            ["a%b"],
+            "{label}"
+        );
+        // The other scopes are untouched.
+        assert_eq!(
+            store.kv_list(&other, "", 100).await.unwrap().len(),
+            1,
+            "{label}"
+        );
+
+        // Keys must be non-empty and free of NUL; values may be empty.
+        assert!(
+            matches!(
+                store.kv_set(&s, "", "x", ROOMY).await,
+                Err(StoreError::InvalidArgument(_))
+            ),
+            "{label}"
+        );
+        assert!(
+            matches!(
+                store.kv_set(&s, "k", "a\0b", ROOMY).await,
+                Err(StoreError::InvalidArgument(_))
+            ),
+            "{label}"
+        );
+        store.kv_set(&s, "empty", "", ROOMY).await.unwrap();
+        assert_eq!(
+            store.kv_get(&s, "empty").await.unwrap().as_deref(),
+            Some(""),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn increments_are_atomic() {
+    for (label, store, _guard) in each_backend().await {
+        let s = Scope::new(1, "counter");
+        let tasks: Vec<_> = (1..=50)
+            .map(|delta| {
+                let (store, s) = (store.clone(), s.clone());
+                tokio::spawn(async move {
+                    let kv = store.kv_increment(&s, "hits", delta, ROOMY).await.unwrap();
+                    let board = store
+                        .board_increment(&s, "xp", 9, delta, ROOMY)
+                        .await
+                        .unwrap();
+                    (kv, board)
+                })
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        for task in tasks {
+            let (kv, board) = task.await.unwrap();
+            assert!(seen.insert(kv), "{label}: two increments returned {kv}");
+            assert!((1..=1275).contains(&board), "{label}");
+        }
+        // 1 + 2 + … + 50
+        assert_eq!(
+            store.kv_get(&s, "hits").await.unwrap().as_deref(),
+            Some("1275"),
+            "{label}"
+        );
+        assert!(seen.contains(&1275), "{label}");
+        assert_eq!(
+            store.board_rank(&s, "xp", 9).await.unwrap(),
+            Some(entry(9, 1275, 1)),
+            "{label}"
+        );
+        // "hits" + "1275" and "xp" + 8; two rows.
+        assert_eq!(
+            store.storage_usage(&s).await.unwrap(),
+            Usage {
+                bytes: 8 + 10,
+                rows: 2
+            },
+            "{label}"
+        );
+
+        // Missing counts as 0; negative deltas work.
+        assert_eq!(
+            store.kv_increment(&s, "fresh", -3, ROOMY).await.unwrap(),
+            -3,
+            "{label}"
+        );
+
+        // A value that is not an integer is left alone.
+        store.kv_set(&s, "name", "forty-two", ROOMY).await.unwrap();
+        match store.kv_increment(&s, "name", 1, ROOMY).await {
+            Err(StoreError::NotInteger(message)) => {
+                assert!(message.contains("forty-two"), "{label}: {message}")
+            }
+            other => panic!("{label}: expected NotInteger, got {other:?}"),
+        }
+        assert_eq!(
+            store.kv_get(&s, "name").await.unwrap().as_deref(),
+            Some("forty-two"),
+            "{label}"
+        );
+
+        // Overflow is refused and changes nothing.
+        store
+            .kv_set(&s, "max", &i64::MAX.to_string(), ROOMY)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                store.kv_increment(&s, "max", 1, ROOMY).await,
+                Err(StoreError::InvalidArgument(_))
+            ),
+            "{label}"
+        );
+        assert_eq!(
+            store.kv_get(&s, "max").await.unwrap(),
+            Some(i64::MAX.to_string()),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn quotas_bound_bytes_and_rows() {
+    for (label, store, _guard) in each_backend().await {
+        // Bytes: a key-value row is len(key) + len(value).
+        let s = Scope::new(1, "bytes");
+        let q = Quota {
+            max_bytes: 20,
+            max_rows: 100,
+        };
+        store.kv_set(&s, "a", "123456789", q).await.unwrap(); // 10
+        assert_eq!(
+            store.storage_usage(&s).await.unwrap(),
+            Usage { bytes: 10, rows: 1 },
+            "{label}"
+        );
+
+        let message = quota_message(store.kv_set(&s, "b", "1234567890", q).await); // +11 = 21
+        assert_eq!(
+            message, "storage bytes: 10 of 20 used, this write needs 11 more",
+            "{label}"
+        );
+        assert_eq!(store.kv_get(&s, "b").await.unwrap(), None, "{label}");
+        assert_eq!(
+            store.storage_usage(&s).await.unwrap(),
+            Usage { bytes: 10, rows: 1 },
+            "{label}"
+        );
+
+        store.kv_set(&s, "b", "12345678", q).await.unwrap(); // +9 = 19
+        // Overwrites count the difference: "a" 10 -> 5, then 5 -> 11 (total exactly 20).
+        store.kv_set(&s, "a", "1234", q).await.unwrap();
+        assert_eq!(
+            store.storage_usage(&s).await.unwrap(),
+            Usage { bytes: 14, rows: 2 },
+            "{label}"
+        );
+        store.kv_set(&s, "a", "1234567890", q).await.unwrap();
+        assert_eq!(
+            store.storage_usage(&s).await.unwrap(),
+            Usage { bytes: 20, rows: 2 },
+            "{label}"
+        );
+        quota_message(store.kv_set(&s, "a", "12345678901", q).await);
+        assert_eq!(
+            store.kv_get(&s, "a").await.unwrap().as_deref(),
+            Some("1234567890"),
+            "{label}"
+        );
+
+        // A board row is len(board) + 8.
+        let message = quota_message(store.board_set(&s, "b", 1, 5, q).await);
+        assert!(
+            message.starts_with("storage bytes: 20 of 20 used"),
+            "{label}: {message}"
+        );
+        assert_eq!(
+            store.board_top(&s, "b", 10).await.unwrap(),
+            vec![],
+            "{label}"
+        );
+
+        // Deleting frees space.
+        assert!(store.kv_delete(&s, "b").await.unwrap(), "{label}");
+        assert_eq!(
+            store.storage_usage(&s).await.unwrap(),
+            Usage { bytes: 11, rows: 1 },
+            "{label}"
+        );
+        store.board_set(&s, "b", 1, 5, q).await.unwrap(); // +9 = 20
+        assert_eq!(
+            store.storage_usage(&s).await.unwrap(),
+            Usage { bytes: 20, rows: 2 },
+            "{label}"
+        );
+
+        // Increments that lengthen a number count the extra bytes.
+        let n = Scope::new(1, "numbers");
+        let tight = Quota {
+            max_bytes: 2,
+            max_rows: 100,
+        };
+        assert_eq!(
+            store.kv_increment(&n, "n", 9, tight).await.unwrap(),
+            9,
+            "{label}"
+        ); // "n9": 2
+        quota_message(store.kv_increment(&n, "n", 1, tight).await); // "n10": 3
+        assert_eq!(
+            store.kv_get(&n, "n").await.unwrap().as_deref(),
+            Some("9"),
+            "{label}"
+        );
+        assert_eq!(
+            store.kv_increment(&n, "n", -5, tight).await.unwrap(),
+            4,
+            "{label}"
+        );
+        assert_eq!(
+            store.storage_usage(&n).await.unwrap(),
+            Usage { bytes: 2, rows: 1 },
+            "{label}"
+        );
+
+        // Rows: key-value and board rows share the count.
+        let r = Scope::new(1, "rows");
+        let q = Quota {
+            max_bytes: 1 << 20,
+            max_rows: 2,
+        };
+        store.kv_set(&r, "x", "1", q).await.unwrap();
+        store.board_increment(&r, "top", 7, 1, q).await.unwrap();
+        let message = quota_message(store.kv_set(&r, "y", "1", q).await);
+        assert_eq!(
+            message, "storage rows: 2 of 2 used, this write needs 1 more",
+            "{label}"
+        );
+        quota_message(store.board_set(&r, "top", 8, 1, q).await);
+        quota_message(store.kv_increment(&r, "z", 1, q).await);
+        assert_eq!(store.kv_get(&r, "y").await.unwrap(), None, "{label}");
+        assert_eq!(
+            store.board_rank(&r, "top", 8).await.unwrap(),
+            None,
+            "{label}"
+        );
+        // Updating existing rows needs no new row.
+        store.kv_set(&r, "x", "2", q).await.unwrap();
+        assert_eq!(
+            store.board_increment(&r, "top", 7, 1, q).await.unwrap(),
+            2,
+            "{label}"
+        );
+        assert!(store.board_remove(&r, "top", 7).await.unwrap(), "{label}");
+        store.kv_set(&r, "y", "1", q).await.unwrap();
+        assert_eq!(
+            store.storage_usage(&r).await.unwrap(),
+            Usage { bytes: 4, rows: 2 },
+            "{label}"
+        );
+
+        // A scope that is over (quota lowered) may still shrink.
+        let lowered = Quota {
+            max_bytes: 1,
+            max_rows: 1,
+        };
+        store.kv_set(&r, "y", "", lowered).await.unwrap();
+        quota_message(store.kv_set(&r, "y", "12", lowered).await);
+        assert!(store.kv_delete(&r, "x").await.unwrap(), "{label}");
+        assert_eq!(
+            store.storage_usage(&r).await.unwrap(),
+            Usage { bytes: 1, rows: 1 },
+            "{label}"
+        );
+
+        // Another scope never paid for any of this.
+        assert_eq!(
+            store.storage_usage(&Scope::new(2, "rows")).await.unwrap(),
+            Usage::default(),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn boards_rank_best_first_with_ties_by_subject() {
+    for (label, store, _guard) in each_backend().await {
+        let s = Scope::new(1, "xp");
+        for (subject, score) in [(10, 50), (20, 70), (30, 50), (40, 90), (5, 50), (60, -5)] {
+            store
+                .board_set(&s, "weekly", subject, score, ROOMY)
+                .await
+                .unwrap();
+        }
+        store
+            .board_set(&s, "monthly", 10, 1_000, ROOMY)
+            .await
+            .unwrap();
+        store
+            .board_set(&Scope::new(2, "xp"), "weekly", 99, 1_000, ROOMY)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            store.board_top(&s, "weekly", 10).await.unwrap(),
+            vec![
+                entry(40, 90, 1),
+                entry(20, 70, 2),
+                entry(5, 50, 3),
+                entry(10, 50, 4),
+                entry(30, 50, 5),
+                entry(60, -5, 6),
+            ],
+            "{label}"
+        );
+        assert_eq!(
+            store.board_top(&s, "weekly", 2).await.unwrap(),
+            vec![entry(40, 90, 1), entry(20, 70, 2)],
+            "{label}"
+        );
+        assert_eq!(
+            store.board_rank(&s, "weekly", 30).await.unwrap(),
+            Some(entry(30, 50, 5)),
+            "{label}"
+        );
+        assert_eq!(
+            store.board_rank(&s, "weekly", 5).await.unwrap(),
+            Some(entry(5, 50, 3)),
+            "{label}"
+        );
+        assert_eq!(
+            store.board_rank(&s, "weekly", 60).await.unwrap(),
+            Some(entry(60, -5, 6)),
+            "{label}"
+        );
+        assert_eq!(
+            store.board_rank(&s, "weekly", 77).await.unwrap(),
+            None,
+            "{label}"
+        );
+        assert_eq!(
+            store.board_rank(&s, "monthly", 10).await.unwrap(),
+            Some(entry(10, 1_000, 1)),
+            "{label}"
+        );
+
+        // Moving up and leaving.
+        assert_eq!(
+            store
+                .board_increment(&s, "weekly", 10, 25, ROOMY)
+                .await
+                .unwrap(),
+            75,
+            "{label}"
+        );
+        assert_eq!(
+            store.board_rank(&s, "weekly", 10).await.unwrap(),
+            Some(entry(10, 75, 2)),
+            "{label}"
+        );
+        assert!(
+            store.board_remove(&s, "weekly", 40).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !store.board_remove(&s, "weekly", 40).await.unwrap(),
+            "{label}"
+        );
+        assert_eq!(
+            store.board_top(&s, "weekly", 3).await.unwrap(),
+            vec![entry(10, 75, 1), entry(20, 70, 2), entry(5, 50, 3)],
+            "{label}"
+        );
+        assert_eq!(
+            store.board_rank(&s, "weekly", 30).await.unwrap(),
+            Some(entry(30, 50, 4)),
+            "{label}"
+        );
+
+        // Subjects above i64::MAX round-trip.
+        store
+            .board_set(&s, "big", u64::MAX, 1, ROOMY)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.board_top(&s, "big", 1).await.unwrap(),
+            vec![entry(u64::MAX, 1, 1)],
+            "{label}"
+        );
+        assert_eq!(
+            store.board_rank(&s, "big", u64::MAX).await.unwrap(),
+            Some(entry(u64::MAX, 1, 1)),
+            "{label}"
+        );
+
+        // 5 weekly + 1 monthly + 1 big rows.
+        assert_eq!(
+            store.storage_usage(&s).await.unwrap(),
+            Usage {
+                bytes: 5 * (6 + 8) + (7 + 8) + (3 + 8),
+                rows: 7
+            },
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn audit_entries_newest_first() {
+    for (label, store, _guard) in each_backend().await {
+        let before = Utc::now().trunc_subsecs(6);
+        for (guild_id, action) in [
+            (Some(1), "enable"),
+            (Some(2), "other"),
+            (Some(1), "configure"),
+            (None, "platform"),
+            (Some(1), "disable"),
+        ] {
+            store
+                .audit(&NewAuditEntry {
+                    guild_id,
+                    actor: "user:42".into(),
+                    action: action.into(),
+                    feature_id: (action != "platform").then(|| "xp".to_string()),
+                    details: json!({ "action": action, "n": [1, 2] }),
+                })
+                .await
+                .unwrap();
+        }
+        let after = Utc::now();
+
+        let entries = store.audit_entries(1, 10).await.unwrap();
+        let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["disable", "configure", "enable"], "{label}");
+        assert!(entries.windows(2).all(|w| w[0].id > w[1].id), "{label}");
+        for e in &entries {
+            assert_eq!(e.guild_id, Some(1), "{label}");
+            assert_eq!(e.actor, "user:42", "{label}");
+            assert_eq!(e.feature_id.as_deref(), Some("xp"), "{label}");
+            assert_eq!(
+                e.details,
+                json!({ "action": e.action, "n": [1, 2] }),
+                "{label}"
+            );
+            assert!(e.created_at >= before && e.created_at <= after, "{label}");
+        }
+        let latest: Vec<String> = store
+            .audit_entries(1, 2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(latest, ["disable", "configure"], "{label}");
+        assert_eq!(
+            store.audit_entries(2, 10).await.unwrap().len(),
+            1,
+            "{label}"
+        );
+        assert_eq!(store.audit_entries(3, 10).await.unwrap(), vec![], "{label}");
+    }
+}
+
+#[tokio::test]
+async fn jobs_schedule_due_complete_cancel() {
+    for (label, store, guard) in each_backend().await {
+        let s = Scope::new(1, "reminders");
+        let now = Utc::now();
+        let first = store
+            .schedule_job(
+                &s,
+                "remind",
+                r#"{"text":"one"}"#,
+                now - Duration::seconds(10),
+            )
+            .await
+            .unwrap();
+        let second = store
+            .schedule_job(&s, "remind", "two", now - Duration::seconds(5))
+            .await
+            .unwrap();
+        let later = store
+            .schedule_job(&s, "remind", "later", now + Duration::hours(1))
+            .await
+            .unwrap();
+        let ids: HashSet<&String> = [&first, &second, &later].into_iter().collect();
+        assert_eq!(ids.len(), 3, "{label}");
+        assert!(
+            first.len() == 32 && first.chars().all(|c| c.is_ascii_hexdigit()),
+            "{label}: {first}"
+        );
+
+        let due = store.due_jobs(now, 10).await.unwrap();
+        assert_eq!(
+            due.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+            [first.as_str(), second.as_str()],
+            "{label}"
+        );
+        assert_eq!(due[0].scope, s, "{label}");
+        assert_eq!(due[0].name, "remind", "{label}");
+        assert_eq!(due[0].payload, r#"{"text":"one"}"#, "{label}");
+        assert_eq!(
+            due[0].run_at,
+            (now - Duration::seconds(10)).trunc_subsecs(6),
+            "{label}"
+        );
+        assert_eq!(store.due_jobs(now, 1).await.unwrap().len(), 1, "{label}");
+
+        store.complete_job(&first).await.unwrap();
+        store.complete_job(&first).await.unwrap(); // at least once: no-op
+        let due = store.due_jobs(now, 10).await.unwrap();
+        let due_ids: Vec<&str> = due.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(due_ids, [second.as_str()], "{label}");
+
+        // Only a pending job of the same scope can be cancelled.
+        assert!(
+            !store
+                .cancel_job(&Scope::new(2, "reminders"), &second)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+        assert!(
+            !store
+                .cancel_job(&Scope::new(1, "other"), &second)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+        assert!(store.cancel_job(&s, &second).await.unwrap(), "{label}");
+        assert!(!store.cancel_job(&s, &second).await.unwrap(), "{label}");
+        assert!(
+            !store.cancel_job(&s, &first).await.unwrap(),
+            "{label}: completed"
+        );
+        assert!(
+            !store.cancel_job(&s, "no-such-job").await.unwrap(),
+            "{label}"
+        );
+        assert_eq!(store.due_jobs(now, 10).await.unwrap(), vec![], "{label}");
+
+        // Jobs survive a restart.
+        store.close().await;
+        let reopened = Store::connect(guard.url()).await.unwrap();
+        let due = reopened
+            .due_jobs(now + Duration::hours(2), 10)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1, "{label}");
+        assert_eq!(due[0].id, later, "{label}");
+        assert_eq!(due[0].payload, "later", "{label}");
+        reopened.close().await;
+    }
+}

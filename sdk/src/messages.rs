@@ -1,0 +1,56 @@
+//! Send, edit and delete messages and add reactions — capability
+//! [`Messages`](crate::Capability::Messages).
+//!
+//! The admin may restrict the grant to a channel allow-list; a channel outside it
+//! answers `Error::Denied(Capability::Messages)`. The host checks Discord's limits
+//! (see [`MessageBody::validate`]) and answers `Error::InvalidArgument` when a
+//! message exceeds them.
+
+use crate::{Error, MessageBody, Snowflake, route};
+
+/// Posts a message in `channel_id`; returns its id.
+///
+/// `body` is anything that converts into a [`MessageBody`]: a `&str`/`String`
+/// (plain text), an [`Embed`](crate::Embed), or a built `MessageBody`.
+pub fn send(channel_id: Snowflake, body: impl Into<MessageBody>) -> Result<Snowflake, Error> {
+    let body = body.into();
+    route!(
+        wasm: crate::bindings::townes::feature::messages::send(channel_id, &body),
+        mock: crate::testing::call(crate::Capability::Messages, |h| h.send_message(channel_id, body)),
+    )
+}
+
+/// Replaces the body of a message the bot posted.
+pub fn edit(
+    channel_id: Snowflake,
+    message_id: Snowflake,
+    body: impl Into<MessageBody>,
+) -> Result<(), Error> {
+    let body = body.into();
+    route!(
+        wasm: crate::bindings::townes::feature::messages::edit(channel_id, message_id, &body),
+        mock: crate::testing::call(crate::Capability::Messages, |h| {
+            h.edit_message(channel_id, message_id, body)
+        }),
+    )
+}
+
+/// Deletes a message.
+pub fn delete(channel_id: Snowflake, message_id: Snowflake) -> Result<(), Error> {
+    route!(
+        wasm: crate::bindings::townes::feature::messages::delete(channel_id, message_id),
+        mock: crate::testing::call(crate::Capability::Messages, |h| {
+            h.delete_message(channel_id, message_id)
+        }),
+    )
+}
+
+/// Adds the bot's reaction: a unicode emoji (`"👍"`) or a custom one (`"name:id"`).
+pub fn react(channel_id: Snowflake, message_id: Snowflake, emoji: &str) -> Result<(), Error> {
+    route!(
+        wasm: crate::bindings::townes::feature::messages::react(channel_id, message_id, emoji),
+        mock: crate::testing::call(crate::Capability::Messages, |h| {
+            h.react(channel_id, message_id, emoji)
+        }),
+    )
+}
