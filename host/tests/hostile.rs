@@ -13,7 +13,8 @@ use townes::capabilities::Effect;
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::{Approval, CapabilitySet};
 use townes::runtime::wit::{
-    Capability, CommandArgument, CommandInvocation, Event, Member, Message, OptionValue, Reply,
+    Capability, CommandArgument, CommandInvocation, CommandSource, Event, Member, Message,
+    OptionValue, Reply,
 };
 use townes::runtime::{
     InstallError, InvokeError, Limits, Outcome, Plans, Runtime, RuntimeConfig, TrapKind,
@@ -96,6 +97,7 @@ impl Harness {
     ) -> Outcome {
         let invoker = self.discord.member_of(guild, 42).unwrap();
         let invocation = CommandInvocation {
+            source: CommandSource::Slash,
             name: name.into(),
             subcommand: None,
             arguments,
@@ -156,6 +158,7 @@ async fn an_endless_loop_is_interrupted_at_its_cpu_budget_while_other_guilds_kee
     let invoker = h.discord.member_of(GUILD_A, 42).unwrap();
     let looping = tokio::spawn(async move {
         let invocation = CommandInvocation {
+            source: CommandSource::Slash,
             name: "loop".into(),
             subcommand: None,
             arguments: vec![],
@@ -769,6 +772,7 @@ async fn installed_components_are_cached_precompiled_and_survive_a_restart() {
             GUILD_A,
             "hello",
             CommandInvocation {
+                source: CommandSource::Slash,
                 name: "hello".into(),
                 subcommand: None,
                 arguments: vec![],

@@ -6,11 +6,11 @@
 
 use crate::{
     ActionRow, Button, ButtonStyle, Capability, CapabilityRequest, ChannelKind, ChannelSpec,
-    Command, CommandArgument, CommandInvocation, CommandOption, ComponentInteraction, Context,
-    Embed, EmbedField, Error, Event, EventKind, GuildInfo, InteractionKind, Manifest, Member,
-    Message, MessageBody, MessageDeleted, Modal, OptionKind, OptionValue, OverwriteTarget,
-    PermissionOverwrite, Reaction, Reply, ScheduledJob, SelectMenu, SelectOption, Snowflake,
-    Subcommand, TextInput, UiComponent, User,
+    Command, CommandArgument, CommandInvocation, CommandOption, CommandSource,
+    ComponentInteraction, Context, Embed, EmbedField, Error, Event, EventKind, GuildInfo,
+    InteractionKind, Manifest, Member, Message, MessageBody, MessageDeleted, Modal, OptionKind,
+    OptionValue, OverwriteTarget, PermissionOverwrite, Reaction, Reply, ScheduledJob, SelectMenu,
+    SelectOption, Snowflake, Subcommand, TextInput, UiComponent, User,
 };
 
 /// Discord's limits that the host enforces on outgoing messages.
@@ -1044,9 +1044,11 @@ impl Event {
     pub fn kind(&self) -> EventKind {
         match self {
             Event::MessageCreated(_) => EventKind::MessageCreated,
+            Event::MessageUpdated(_) => EventKind::MessageUpdated,
             Event::MessageDeleted(_) => EventKind::MessageDeleted,
             Event::MemberJoined(_) => EventKind::MemberJoined,
             Event::MemberLeft(_) => EventKind::MemberLeft,
+            Event::MemberUpdated(_) => EventKind::MemberUpdated,
             Event::ReactionAdded(_) => EventKind::ReactionAdded,
             Event::ReactionRemoved(_) => EventKind::ReactionRemoved,
         }
@@ -1118,15 +1120,22 @@ impl OptionValue {
 }
 
 impl CommandInvocation {
-    /// `invoker` ran command `name` in `channel_id`, without arguments.
+    /// `invoker` ran slash command `name` in `channel_id`, without arguments.
     pub fn new(name: impl Into<String>, invoker: impl Into<Member>, channel_id: Snowflake) -> Self {
         CommandInvocation {
             name: name.into(),
+            source: CommandSource::Slash,
             subcommand: None,
             arguments: Vec::new(),
             invoker: invoker.into(),
             channel_id,
         }
+    }
+
+    /// Marks it as typed with the guild's prefix rather than as a slash command.
+    pub fn via_prefix(mut self) -> Self {
+        self.source = CommandSource::Prefix;
+        self
     }
 
     /// Sets the subcommand.

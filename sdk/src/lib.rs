@@ -117,10 +117,10 @@ pub use bindings::townes::feature::log::Level as LogLevel;
 pub use bindings::townes::feature::storage::{Entry, ScoreEntry};
 pub use bindings::townes::feature::types::{
     ActionRow, Button, ButtonStyle, Capability, CapabilityRequest, Command, CommandArgument,
-    CommandInvocation, CommandOption, ComponentInteraction, Context, Embed, EmbedField, Error,
-    Event, EventKind, GuildInfo, InteractionKind, Manifest, Member, Message, MessageBody,
-    MessageDeleted, Modal, OptionKind, OptionValue, Reaction, Reply, ScheduledJob, SelectMenu,
-    SelectOption, Snowflake, Subcommand, TextInput, UiComponent, User,
+    CommandInvocation, CommandOption, CommandSource, ComponentInteraction, Context, Embed,
+    EmbedField, Error, Event, EventKind, GuildInfo, InteractionKind, Manifest, Member, Message,
+    MessageBody, MessageDeleted, Modal, OptionKind, OptionValue, Reaction, Reply, ScheduledJob,
+    SelectMenu, SelectOption, Snowflake, Subcommand, TextInput, UiComponent, User,
 };
 pub use builders::limits;
 

@@ -86,11 +86,14 @@ fn run(args: &[String]) -> Result {
         "run" => {
             build_guests(&root)?;
             let rest = rest.strip_prefix(&["--".to_string()]).unwrap_or(rest);
-            let mut args = vec!["run", "-p", "townes", "--release", "--"];
+            let mut args: Vec<String> = ["run", "-p", "townes", "--release", "--"]
+                .map(String::from)
+                .into();
             if rest.is_empty() {
-                args.push("demo");
+                args.push("demo".into());
+                args.extend(shipped_features(&root)?);
             } else {
-                args.extend(rest.iter().map(String::as_str));
+                args.extend(rest.iter().cloned());
             }
             cargo(&root, &args)
         }
@@ -232,6 +235,22 @@ fn build_guests(root: &Path) -> Result {
         }
     }
     Ok(())
+}
+
+/// The built components of the features under `features/` (not the test guests).
+fn shipped_features(root: &Path) -> Result<Vec<String>> {
+    let out_dir = target_dir(root).join(WASM_TARGET).join("release");
+    let features = root.join("features");
+    Ok(discover_guests(root)?
+        .into_iter()
+        .filter(|g| g.dir.starts_with(&features))
+        .map(|g| {
+            out_dir
+                .join(format!("{}.wasm", g.lib_name))
+                .display()
+                .to_string()
+        })
+        .collect())
 }
 
 fn human_size(bytes: u64) -> String {

@@ -7,7 +7,7 @@ use super::{LOCAL_GUILD, Settings, local_platform, print_outcome};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use townes::grants::Approval;
-use townes::runtime::wit::{CommandInvocation, Event, Member, Message};
+use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Member, Message};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -84,6 +84,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
                 let invoker = member(&discord, user)?;
                 let label = format!("{} runs /{}", invoker.user.username, command.name);
                 let invocation = CommandInvocation {
+                    source: CommandSource::Slash,
                     name: command.name.clone(),
                     subcommand: None,
                     arguments: vec![],

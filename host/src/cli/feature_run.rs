@@ -6,7 +6,8 @@ use anyhow::{Context as _, bail};
 use std::path::PathBuf;
 use townes::grants::{Approval, parse_capability};
 use townes::runtime::wit::{
-    CommandArgument, CommandInvocation, CommandOption, Event, Manifest, OptionKind, OptionValue,
+    CommandArgument, CommandInvocation, CommandOption, CommandSource, Event, Manifest, OptionKind,
+    OptionValue,
 };
 
 #[derive(clap::Args)]
@@ -94,6 +95,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> anyhow::Result<()> {
         })?;
         let arguments = parse_arguments(&manifest, name, args.subcommand.as_deref(), &args.args)?;
         let invocation = CommandInvocation {
+            source: CommandSource::Slash,
             name: name.clone(),
             subcommand: args.subcommand.clone(),
             arguments,

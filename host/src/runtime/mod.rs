@@ -593,9 +593,11 @@ impl Outcome {
 pub fn event_kind(event: &Event) -> EventKind {
     match event {
         Event::MessageCreated(_) => EventKind::MessageCreated,
+        Event::MessageUpdated(_) => EventKind::MessageUpdated,
         Event::MessageDeleted(_) => EventKind::MessageDeleted,
         Event::MemberJoined(_) => EventKind::MemberJoined,
         Event::MemberLeft(_) => EventKind::MemberLeft,
+        Event::MemberUpdated(_) => EventKind::MemberUpdated,
         Event::ReactionAdded(_) => EventKind::ReactionAdded,
         Event::ReactionRemoved(_) => EventKind::ReactionRemoved,
     }
@@ -607,6 +609,10 @@ fn without_content(event: Event) -> Event {
         Event::MessageCreated(mut message) => {
             message.content.clear();
             Event::MessageCreated(message)
+        }
+        Event::MessageUpdated(mut message) => {
+            message.content.clear();
+            Event::MessageUpdated(message)
         }
         other => other,
     }

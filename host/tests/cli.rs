@@ -1,0 +1,165 @@
+//! The `townes` binary as a user runs it: `feature run` and `migrate`, against a
+//! fresh SQLite file.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn townes(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_townes"))
+        .args(args)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/townes.db", data_dir.display()),
+        )
+        .env("TOWNES_DATA_DIR", data_dir)
+        .env_remove("TOWNES_PLANS")
+        .output()
+        .expect("running townes")
+}
+
+fn hello_wasm() -> String {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
+    let path = format!("{target}/wasm32-wasip2/release/hello.wasm");
+    assert!(
+        Path::new(&path).exists(),
+        "{path} is missing: run `cargo xtask build-guests` (or `cargo xtask test`)"
+    );
+    path
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "townes failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn feature_run_prints_effects_and_the_reply_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = hello_wasm();
+    let first = stdout(&townes(
+        dir.path(),
+        &["feature", "run", &wasm, "--command", "hello", "--json"],
+    ));
+    let line: serde_json::Value = serde_json::from_str(first.lines().last().unwrap()).unwrap();
+    assert_eq!(line["ok"], true);
+    assert_eq!(
+        line["reply"]["body"]["content"],
+        "Hello, ada! (greeting #1 in this server)"
+    );
+    assert_eq!(line["effects"][0]["effect"], "storage_incremented");
+
+    // State lives in the SQLite file: a second run counts on.
+    let second = stdout(&townes(
+        dir.path(),
+        &[
+            "feature",
+            "run",
+            &wasm,
+            "--command",
+            "hello",
+            "--user",
+            "43",
+            "--json",
+        ],
+    ));
+    assert!(
+        second.contains("Hello, bob! (greeting #2 in this server)"),
+        "{second}"
+    );
+}
+
+#[test]
+fn feature_run_delivers_an_event_from_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = r#"{"MemberJoined":{"user":{"id":43,"username":"bob","bot":false},"roles":[]}}"#;
+    let config = r#"{"greeting":"Hi","welcome_channel":1001}"#;
+    let out = stdout(&townes(
+        dir.path(),
+        &[
+            "feature",
+            "run",
+            &hello_wasm(),
+            "--config",
+            config,
+            "--event",
+            event,
+        ],
+    ));
+    assert!(out.contains("message → #1001: Hi, <@43>!"), "{out}");
+}
+
+#[test]
+fn feature_run_explains_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = hello_wasm();
+    let bad_event = townes(
+        dir.path(),
+        &["feature", "run", &wasm, "--event", "{\"Nope\": 1}"],
+    );
+    assert!(!bad_event.status.success());
+    assert!(String::from_utf8_lossy(&bad_event.stderr).contains("--event is not an event"));
+
+    let unknown_command = townes(dir.path(), &["feature", "run", &wasm, "--command", "nope"]);
+    assert!(
+        String::from_utf8_lossy(&unknown_command.stderr)
+            .contains("has no command `nope`; its commands: hello")
+    );
+
+    let bad_capability = townes(
+        dir.path(),
+        &[
+            "feature",
+            "run",
+            &wasm,
+            "--command",
+            "hello",
+            "--approve",
+            "telepathy",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&bad_capability.stderr).contains("unknown capability `telepathy`")
+    );
+
+    let missing = townes(
+        dir.path(),
+        &["feature", "run", "/nonexistent.wasm", "--command", "hello"],
+    );
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("reading /nonexistent.wasm"));
+}
+
+#[test]
+fn enabling_without_a_required_capability_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = townes(
+        dir.path(),
+        &[
+            "feature",
+            "run",
+            &hello_wasm(),
+            "--command",
+            "hello",
+            "--approve",
+            "messages",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("requires storage"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
+fn migrate_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        assert!(stdout(&townes(dir.path(), &["migrate"])).contains("migrations applied"));
+    }
+}
