@@ -840,3 +840,75 @@ async fn enabling_requires_every_required_capability() {
         .to_string();
     assert!(err.contains("guild 999 is not known"), "{err}");
 }
+
+#[tokio::test]
+async fn scheduled_jobs_run_once_when_due_and_survive_a_restart() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h
+        .install(
+            "hostile",
+            &[
+                Capability::Messages,
+                Capability::Storage,
+                Capability::Scheduler,
+            ],
+        )
+        .await;
+    let text = reply_text(&h.command(GUILD_A, &hostile, "schedule", vec![]).await);
+    assert!(
+        text.starts_with("schedule: ") && !text.contains("Denied"),
+        "{text}"
+    );
+    // Without the grant in guild B, scheduling is refused.
+    let approval = Approval {
+        capabilities: HOSTILE_CAPS.iter().copied().collect(),
+        ..Default::default()
+    };
+    h.runtime
+        .enable(GUILD_B, &hostile, "0.1.0", approval, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply_text(&h.command(GUILD_B, &hostile, "schedule", vec![]).await),
+        "schedule: Denied(Scheduler)"
+    );
+
+    // A new runtime over the same store (a restart) runs the job, once.
+    let runtime = Runtime::new(
+        RuntimeConfig {
+            pool_instances: 8,
+            ..RuntimeConfig::new(h._data.path())
+        },
+        h.store.clone(),
+        h.discord.clone(),
+    )
+    .unwrap();
+    let outcomes = runtime
+        .run_due_jobs(chrono::Utc::now() + chrono::Duration::seconds(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(sent_contents(&outcomes[0]), ["job:ping"]);
+    assert!(
+        runtime
+            .run_due_jobs(chrono::Utc::now() + chrono::Duration::seconds(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn migrate_runs_the_features_own_upgrade_step() {
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let hostile = h.install("hostile", HOSTILE_CAPS).await;
+    let outcome = h.runtime.migrate(GUILD_A, &hostile, "0.0.9").await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert_eq!(
+        outcome.effects,
+        [Effect::StorageSet {
+            key: "migrated-from".into(),
+            bytes: 5
+        }]
+    );
+}

@@ -13,4 +13,4 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
-pub use townes::feature::types::*;
+pub use self::townes::feature::types::*;

@@ -6,13 +6,16 @@
 //! (formatted like a derived `Debug`, e.g. `Denied(Moderation)`); `oversized`
 //! replies past Discord's limit; `ok` replies `ok`. Every message-created event
 //! is echoed as `echo:[<content>]` in the same channel (except the bot's own).
+//! `schedule` schedules job `ping` (payload: the channel id) due at once and
+//! replies `schedule: <job id>` or the error; the job posts `job:ping` in that
+//! channel. `migrate` stores the version it migrated from under `migrated-from`.
 
 use std::hint::black_box;
 
 use townes_sdk::{
     Capability, CapabilityRequest, Command, CommandInvocation, CommandOption, Context, Error,
-    Event, EventKind, Feature, Manifest, MessageBody, OptionValue, Reply, messages, moderation,
-    roles, storage,
+    Event, EventKind, Feature, Manifest, MessageBody, OptionValue, Reply, ScheduledJob, messages,
+    moderation, roles, scheduler, storage,
 };
 
 /// The feature.
@@ -116,7 +119,11 @@ impl Feature for Hostile {
                 Capability::MessageContent,
                 "echo",
             ))
-            .capability(CapabilityRequest::optional(Capability::Members, "nothing"));
+            .capability(CapabilityRequest::optional(Capability::Members, "nothing"))
+            .capability(CapabilityRequest::optional(
+                Capability::Scheduler,
+                "schedule",
+            ));
         for (name, description) in [
             ("loop", "Spin forever"),
             ("alloc", "Allocate until killed"),
@@ -126,6 +133,7 @@ impl Feature for Hostile {
             ("spam", "Call storage until refused"),
             ("oversized", "Reply with 5000 characters"),
             ("ok", "Reply ok"),
+            ("schedule", "Schedule a job that posts here"),
         ] {
             m = m.command(Command::slash(name, description));
         }
@@ -195,9 +203,26 @@ impl Feature for Hostile {
             }
             "oversized" => Reply::text("x".repeat(5000)),
             "ok" => Reply::text("ok"),
+            "schedule" => match scheduler::schedule("ping", &inv.channel_id.to_string(), 0) {
+                Ok(id) => Reply::text(format!("schedule: {id}")),
+                Err(e) => Reply::text(format!("schedule: {}", short(&e))),
+            },
             _ => return Err(Error::InvalidArgument("unknown command".into())),
         };
         Ok(reply)
+    }
+
+    fn on_schedule(_ctx: &Context, job: ScheduledJob) -> Result<(), Error> {
+        let channel = job
+            .payload
+            .parse()
+            .map_err(|_| Error::InvalidArgument("payload is not a channel id".into()))?;
+        messages::send(channel, MessageBody::text(format!("job:{}", job.name)))?;
+        Ok(())
+    }
+
+    fn migrate(_ctx: &Context, from_version: &str) -> Result<(), Error> {
+        storage::set("migrated-from", from_version)
     }
 }
 
