@@ -8,6 +8,11 @@
 //! - `run [args]`: `build-guests`, then `cargo run -p townes --release -- [args]`
 //!   (default `demo`);
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, then `test`.
+//!
+//! `build-guests` also builds the Python examples under `examples/*` (a folder
+//! with `app.py` and `wit/`) with componentize-py, installing it with pip when it
+//! is missing; without Python it prints a notice and skips them, except under
+//! `CI`, where that is an error.
 
 use std::env;
 use std::ffi::OsStr;
@@ -20,6 +25,9 @@ use std::process::{Command, ExitCode};
 const WASM_TARGET: &str = "wasm32-wasip2";
 /// Folders whose every sub-folder with a `Cargo.toml` is a guest crate.
 const GUEST_DIRS: &[&str] = &["features", "host/tests/guests"];
+/// Python example features, built with componentize-py into `target/python/`.
+const PYTHON_EXAMPLES: &str = "examples";
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [args]
@@ -211,10 +219,14 @@ fn build_guests(root: &Path) -> Result {
         args.push(g.package.clone());
     }
     cargo(root, &args)?;
+    report_guests(root, &guests)?;
+    build_python_examples(root)
+}
 
+fn report_guests(root: &Path, guests: &[Guest]) -> Result {
     let out_dir = target_dir(root).join(WASM_TARGET).join("release");
     println!("built {} component(s):", guests.len());
-    for g in &guests {
+    for g in guests {
         let wasm = out_dir.join(format!("{}.wasm", g.lib_name));
         let source = g.dir.strip_prefix(root).unwrap_or(&g.dir);
         let shown = wasm.strip_prefix(root).unwrap_or(&wasm);
@@ -251,6 +263,134 @@ fn shipped_features(root: &Path) -> Result<Vec<String>> {
                 .to_string()
         })
         .collect())
+}
+
+fn in_ci() -> bool {
+    env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Builds each `examples/<name>/app.py` against its `wit/` world into
+/// `target/python/<name>.wasm`, with the repository's WIT as its dependency.
+fn build_python_examples(root: &Path) -> Result {
+    let Ok(entries) = fs::read_dir(root.join(PYTHON_EXAMPLES)) else {
+        return Ok(());
+    };
+    let mut examples: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("app.py").is_file() && p.join("wit").is_dir())
+        .collect();
+    examples.sort();
+    if examples.is_empty() {
+        return Ok(());
+    }
+    let Some(tool) = componentize_py()? else {
+        return Ok(());
+    };
+    let out_dir = target_dir(root).join("python");
+    fs::create_dir_all(&out_dir)
+        .map_err(|e| Failure::new(format!("{}: {e}", out_dir.display())))?;
+    for dir in examples {
+        let deps = dir.join("wit/deps/townes-feature");
+        fs::create_dir_all(&deps)
+            .and_then(|()| fs::copy(root.join("wit/feature.wit"), deps.join("feature.wit")))
+            .map_err(|e| Failure::new(format!("{}: {e}", deps.display())))?;
+        let world = world_name(&dir.join("wit"))?;
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .replace('-', "_");
+        let out = out_dir.join(format!("{name}.wasm"));
+        eprintln!(
+            "$ componentize-py --wit-path wit --world {world} componentize app -o {}",
+            out.display()
+        );
+        let status = Command::new(&tool)
+            .args([
+                "--wit-path",
+                "wit",
+                "--world",
+                &world,
+                "componentize",
+                "app",
+                "-o",
+            ])
+            .arg(&out)
+            .current_dir(&dir)
+            .status()
+            .map_err(|e| Failure::new(format!("cannot run componentize-py: {e}")))?;
+        if !status.success() {
+            return Err(Failure::new(format!(
+                "componentize-py failed for {} ({status})",
+                dir.display()
+            )));
+        }
+        let size = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "  {:<50} {:>10}  (from {})",
+            out.display(),
+            human_size(size),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The world declared in a `wit/` folder's own `.wit` file.
+fn world_name(wit: &Path) -> Result<String> {
+    let files = fs::read_dir(wit).map_err(|e| Failure::new(format!("{}: {e}", wit.display())))?;
+    for file in files
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension() == Some(OsStr::new("wit")))
+    {
+        let text = fs::read_to_string(&file)
+            .map_err(|e| Failure::new(format!("{}: {e}", file.display())))?;
+        if let Some(name) = text.lines().find_map(|l| l.trim().strip_prefix("world ")) {
+            return Ok(name.trim_end_matches('{').trim().to_string());
+        }
+    }
+    Err(Failure::new(format!("no `world` in {}", wit.display())))
+}
+
+/// The componentize-py executable, installed with pip when missing. `None`
+/// (with a notice) when Python is unavailable outside CI.
+fn componentize_py() -> Result<Option<PathBuf>> {
+    let works = |p: &Path| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let on_path = PathBuf::from("componentize-py");
+    if works(&on_path) {
+        return Ok(Some(on_path));
+    }
+    eprintln!("$ python3 -m pip install --quiet {COMPONENTIZE_PY}");
+    let installed = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", COMPONENTIZE_PY])
+        .status()
+        .is_ok_and(|s| s.success());
+    // pip may put the script outside PATH: ask Python where its scripts go.
+    let scripts = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("componentize-py"));
+    match scripts.filter(|p| installed && works(p)) {
+        Some(path) => Ok(Some(path)),
+        None if in_ci() => Err(Failure::new(format!(
+            "the Python examples need {COMPONENTIZE_PY}, and `python3 -m pip install {COMPONENTIZE_PY}` did not provide it"
+        ))),
+        None => {
+            eprintln!(
+                "skipping the Python examples: componentize-py is not available (needs python3 and pip: `pip install {COMPONENTIZE_PY}`)"
+            );
+            Ok(None)
+        }
+    }
 }
 
 fn human_size(bytes: u64) -> String {
