@@ -15,7 +15,7 @@ class WitWorld(wit_world.WitWorld):
             version="0.1.0",
             name="Python counter",
             description="Counts /count calls per server.",
-            commands=[Command("count", "Count one more", [], [], True, True)],
+            commands=[Command("count", "Count one more", [], [], True, True, None)],
             events=[],
             capabilities=[CapabilityRequest(Capability.STORAGE, True, "keep the count")],
             config_schema=json.dumps({"type": "object"}),

@@ -212,6 +212,7 @@ impl Command {
             subcommands: Vec::new(),
             slash,
             prefix: !slash,
+            default_permissions: None,
         }
     }
 
@@ -253,7 +254,22 @@ impl Command {
         self.subcommands.push(subcommand);
         self
     }
+
+    /// Only members holding these Discord permission bits may run it by default
+    /// (guild admins can change who may).
+    pub fn default_permissions(mut self, bits: u64) -> Self {
+        self.default_permissions = Some(bits);
+        self
+    }
+
+    /// Only members with Manage Server may run it by default.
+    pub fn admin_only(self) -> Self {
+        self.default_permissions(MANAGE_GUILD)
+    }
 }
+
+/// Discord's Manage Server permission bit.
+pub const MANAGE_GUILD: u64 = 1 << 5;
 
 impl Subcommand {
     /// A subcommand without options.

@@ -92,3 +92,17 @@ impl Drop for EpochTicker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_when_the_slots_fit_and_falls_back_when_they_cannot_be_reserved() {
+        let (_, allocation) = build_engine(16 << 20, 8).unwrap();
+        assert_eq!(allocation, Allocation::Pooling);
+        // A million slots of 1 TiB each cannot be reserved in a 47-bit address space.
+        let (_, allocation) = build_engine(1 << 40, 1_000_000).unwrap();
+        assert_eq!(allocation, Allocation::OnDemand);
+    }
+}
