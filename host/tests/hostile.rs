@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use townes::capabilities::Effect;
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::{Approval, CapabilitySet};
+use townes::marketplace::Marketplace;
 use townes::runtime::wit::{
     Capability, CommandArgument, CommandInvocation, CommandSource, Event, Member, Message,
     OptionValue, Reply,
@@ -74,13 +75,12 @@ impl Harness {
             ..Default::default()
         };
         for guild in [GUILD_A, GUILD_B] {
-            self.runtime
+            Marketplace::new(&self.runtime, "test")
                 .enable(
                     guild,
                     &version.feature_id,
-                    &version.version,
+                    Some(&version.version),
                     approval.clone(),
-                    None,
                 )
                 .await
                 .unwrap();
@@ -269,8 +269,8 @@ async fn capabilities_not_approved_are_denied_as_typed_errors() {
         .collect(),
         ..Default::default()
     };
-    h.runtime
-        .enable(GUILD_B, &hostile, "0.1.0", approval, None)
+    Marketplace::new(&h.runtime, "test")
+        .enable(GUILD_B, &hostile, Some("0.1.0"), approval)
         .await
         .unwrap();
     assert_eq!(
@@ -378,8 +378,8 @@ async fn roles_above_the_ceiling_or_carrying_administrator_are_denied() {
         role_ceiling: Some(member_role),
         ..Default::default()
     };
-    h.runtime
-        .enable(GUILD_A, &hostile, "0.1.0", approval, None)
+    Marketplace::new(&h.runtime, "test")
+        .enable(GUILD_A, &hostile, Some("0.1.0"), approval)
         .await
         .unwrap();
     assert_eq!(
@@ -507,8 +507,8 @@ async fn message_content_is_emptied_without_its_grant() {
         .collect(),
         ..Default::default()
     };
-    h.runtime
-        .enable(GUILD_A, &hostile, "0.1.0", approval, None)
+    Marketplace::new(&h.runtime, "test")
+        .enable(GUILD_A, &hostile, Some("0.1.0"), approval)
         .await
         .unwrap();
     let outcomes = h
@@ -528,8 +528,8 @@ async fn the_channel_allow_list_scopes_messages() {
         channels: Some(vec![GUILD_A + 99]),
         ..Default::default()
     };
-    h.runtime
-        .enable(GUILD_A, &hostile, "0.1.0", approval, None)
+    Marketplace::new(&h.runtime, "test")
+        .enable(GUILD_A, &hostile, Some("0.1.0"), approval)
         .await
         .unwrap();
     let ada = h.discord.member_of(GUILD_A, 42).unwrap();
@@ -733,19 +733,14 @@ async fn installed_components_are_cached_precompiled_and_survive_a_restart() {
         let (version, _) = runtime.install(&guest("hello")).await.unwrap();
         // Installing identical bytes again is a no-op.
         runtime.install(&guest("hello")).await.unwrap();
-        runtime
-            .enable(
-                GUILD_A,
-                "hello",
-                &version.version,
-                Approval {
-                    capabilities: [Capability::Messages, Capability::Storage]
-                        .into_iter()
-                        .collect(),
-                    ..Default::default()
-                },
-                None,
-            )
+        let approval = Approval {
+            capabilities: [Capability::Messages, Capability::Storage]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        Marketplace::new(&runtime, "test")
+            .enable(GUILD_A, "hello", Some(&version.version), approval)
             .await
             .unwrap();
         let files: Vec<_> = std::fs::read_dir(data.path().join("components"))
@@ -825,16 +820,14 @@ async fn enabling_requires_every_required_capability() {
         capabilities: [Capability::Messages].into_iter().collect(),
         ..Default::default()
     };
-    let err = h
-        .runtime
-        .enable(GUILD_A, "hostile", &version.version, approval.clone(), None)
+    let err = Marketplace::new(&h.runtime, "test")
+        .enable(GUILD_A, "hostile", Some(&version.version), approval.clone())
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("requires storage"), "{err}");
-    let err = h
-        .runtime
-        .enable(999, "hostile", &version.version, approval, None)
+    let err = Marketplace::new(&h.runtime, "test")
+        .enable(999, "hostile", Some(&version.version), approval)
         .await
         .unwrap_err()
         .to_string();
@@ -864,8 +857,8 @@ async fn scheduled_jobs_run_once_when_due_and_survive_a_restart() {
         capabilities: HOSTILE_CAPS.iter().copied().collect(),
         ..Default::default()
     };
-    h.runtime
-        .enable(GUILD_B, &hostile, "0.1.0", approval, None)
+    Marketplace::new(&h.runtime, "test")
+        .enable(GUILD_B, &hostile, Some("0.1.0"), approval)
         .await
         .unwrap();
     assert_eq!(

@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::Approval;
+use townes::marketplace::Marketplace;
 use townes::runtime::wit::{CommandInvocation, CommandSource, Reply};
 use townes::runtime::{Runtime, RuntimeConfig};
 use townes::store::Guild;
@@ -61,13 +62,12 @@ async fn a_python_feature_installs_and_runs_under_the_default_limits() {
         (version.feature_id.as_str(), manifest.capabilities.len()),
         ("py-counter", 1)
     );
-    runtime
+    Marketplace::new(&runtime, "test")
         .enable(
             1000,
             "py-counter",
-            "0.1.0",
+            Some("0.1.0"),
             Approval::everything_requested(&manifest.capabilities),
-            None,
         )
         .await
         .unwrap();
@@ -90,8 +90,8 @@ async fn a_python_feature_installs_and_runs_under_the_default_limits() {
     }
 
     // Its manifest's requirements are enforced like any other feature's.
-    let err = runtime
-        .enable(1000, "py-counter", "0.1.0", Approval::default(), None)
+    let err = Marketplace::new(&runtime, "test")
+        .enable(1000, "py-counter", Some("0.1.0"), Approval::default())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("requires storage"), "{err}");

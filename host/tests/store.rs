@@ -4,12 +4,17 @@
 mod common;
 
 use std::collections::HashSet;
+use std::str::FromStr;
 
-use chrono::{Duration, SubsecRound, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SubsecRound, TimeZone, Utc};
 use serde_json::json;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use townes::store::{
-    Backend, FeatureVersion, Guild, GuildFeature, NewAuditEntry, Quota, Scope, ScoreEntry, Store,
-    StoreError, Usage,
+    Backend, CommandCooldown, Feature, FeatureVersion, Guild, GuildFeature, GuildSettings,
+    NewAuditEntry, Quota, RolePermission, Scope, ScoreEntry, Store, StoreError, Usage,
+    UsageCounter,
 };
 
 use common::each_backend;
@@ -27,6 +32,7 @@ fn version(feature_id: &str, version: &str, sha256: &str) -> FeatureVersion {
         manifest: json!({ "id": feature_id, "version": version, "commands": ["ping"] }),
         size_bytes: 12_345,
         created_at: Utc.with_ymd_and_hms(2025, 3, 4, 5, 6, 7).unwrap(),
+        published: true,
     }
 }
 
@@ -48,7 +54,7 @@ fn quota_message(result: Result<impl std::fmt::Debug, StoreError>) -> String {
 #[tokio::test]
 async fn migrations_are_idempotent() {
     for (label, store, guard) in each_backend().await {
-        let expected = vec![(1, "runtime".to_string())];
+        let expected = vec![(1, "runtime".to_string()), (2, "platform".to_string())];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
             expected,
@@ -157,6 +163,8 @@ async fn guilds_upsert_and_read_back() {
             owner_id: 1 << 63,
             plan: "pro".into(),
             created_at: created,
+            tenant_id: None,
+            left_at: None,
         };
         let small = Guild::new(42, "Small", 4242);
         store.upsert_guild(&big).await.unwrap();
@@ -264,6 +272,7 @@ async fn guild_features_and_the_breaker() {
             breaker_strikes: 0,
             breaker_open_until: None,
             updated_at,
+            previous_version: None,
         };
         store.upsert_guild_feature(&xp).await.unwrap();
         assert_eq!(
@@ -1018,5 +1027,1022 @@ async fn jobs_schedule_due_complete_cancel() {
         assert_eq!(due[0].id, later, "{label}");
         assert_eq!(due[0].payload, "later", "{label}");
         reopened.close().await;
+    }
+}
+
+fn invalid_argument(result: Result<impl std::fmt::Debug, StoreError>) -> String {
+    match result {
+        Err(StoreError::InvalidArgument(message)) => message,
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tenants_find_or_create_and_own_guilds() {
+    for (label, store, _guard) in each_backend().await {
+        assert_eq!(
+            store.tenant_by_owner(u64::MAX).await.unwrap(),
+            None,
+            "{label}"
+        );
+
+        let before = Utc::now().trunc_subsecs(6);
+        let acme = store.create_tenant(u64::MAX, Some("Acme")).await.unwrap();
+        assert!(
+            acme.id.len() == 32 && acme.id.chars().all(|c| c.is_ascii_hexdigit()),
+            "{label}: {}",
+            acme.id
+        );
+        assert_eq!(acme.owner_discord_id, u64::MAX, "{label}");
+        assert_eq!(acme.name.as_deref(), Some("Acme"), "{label}");
+        assert_eq!(acme.plan, "free", "{label}");
+        assert!(
+            acme.created_at >= before && acme.created_at <= Utc::now(),
+            "{label}"
+        );
+
+        // Find-or-create: the same owner gets the same tenant, name unchanged.
+        assert_eq!(
+            store
+                .create_tenant(u64::MAX, Some("Renamed"))
+                .await
+                .unwrap(),
+            acme,
+            "{label}"
+        );
+        assert_eq!(
+            store.create_tenant(u64::MAX, None).await.unwrap(),
+            acme,
+            "{label}"
+        );
+        assert_eq!(
+            store.tenant(&acme.id).await.unwrap(),
+            Some(acme.clone()),
+            "{label}"
+        );
+        assert_eq!(
+            store.tenant_by_owner(u64::MAX).await.unwrap(),
+            Some(acme.clone()),
+            "{label}"
+        );
+        assert_eq!(
+            store.tenant("no-such-tenant").await.unwrap(),
+            None,
+            "{label}"
+        );
+
+        // Another owner, another tenant; unnamed is fine.
+        let other = store.create_tenant(7, None).await.unwrap();
+        assert_ne!(other.id, acme.id, "{label}");
+        assert_eq!(other.name, None, "{label}");
+
+        // Concurrent find-or-create for one owner: one tenant.
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.create_tenant(555, Some("race")).await })
+            })
+            .collect();
+        let mut ids = HashSet::new();
+        for task in tasks {
+            ids.insert(task.await.unwrap().unwrap().id);
+        }
+        assert_eq!(ids.len(), 1, "{label}");
+
+        // Guilds link to a tenant; re-announcing a guild keeps the link.
+        store.upsert_guild(&Guild::new(1, "one", 10)).await.unwrap();
+        store.upsert_guild(&Guild::new(2, "two", 20)).await.unwrap();
+        store
+            .upsert_guild(&Guild::new(3, "three", 30))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.guild(1).await.unwrap().unwrap().tenant_id,
+            None,
+            "{label}"
+        );
+        store.set_guild_tenant(2, Some(&acme.id)).await.unwrap();
+        store.set_guild_tenant(1, Some(&acme.id)).await.unwrap();
+        store.set_guild_tenant(3, Some(&other.id)).await.unwrap();
+        store.upsert_guild(&Guild::new(1, "uno", 10)).await.unwrap();
+        let one = store.guild(1).await.unwrap().unwrap();
+        assert_eq!(one.name, "uno", "{label}");
+        assert_eq!(one.tenant_id.as_deref(), Some(acme.id.as_str()), "{label}");
+        let owned: Vec<u64> = store
+            .guilds_of_tenant(&acme.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|g| g.id)
+            .collect();
+        assert_eq!(owned, [1, 2], "{label}");
+        assert_eq!(
+            store.guilds_of_tenant("no-such-tenant").await.unwrap(),
+            vec![],
+            "{label}"
+        );
+
+        // A guild inserted with a tenant; an upsert naming a tenant moves it.
+        let four = Guild {
+            tenant_id: Some(other.id.clone()),
+            ..Guild::new(4, "four", 40)
+        };
+        store.upsert_guild(&four).await.unwrap();
+        store
+            .upsert_guild(&Guild {
+                tenant_id: Some(other.id.clone()),
+                ..Guild::new(2, "two", 20)
+            })
+            .await
+            .unwrap();
+        let owned: Vec<u64> = store
+            .guilds_of_tenant(&other.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|g| g.id)
+            .collect();
+        assert_eq!(owned, [2, 3, 4], "{label}");
+
+        // Unlinking; unknown guild or tenant refused.
+        store.set_guild_tenant(1, None).await.unwrap();
+        assert_eq!(
+            store.guild(1).await.unwrap().unwrap().tenant_id,
+            None,
+            "{label}"
+        );
+        assert!(
+            invalid_argument(store.set_guild_tenant(1, Some("nope")).await).contains("nope"),
+            "{label}"
+        );
+        assert!(
+            invalid_argument(store.set_guild_tenant(99, Some(&acme.id)).await).contains("99"),
+            "{label}"
+        );
+        invalid_argument(
+            store
+                .upsert_guild(&Guild {
+                    tenant_id: Some("nope".into()),
+                    ..Guild::new(5, "five", 50)
+                })
+                .await,
+        );
+        assert_eq!(store.guild(5).await.unwrap(), None, "{label}");
+        assert_eq!(
+            store.guild(1).await.unwrap().unwrap().tenant_id,
+            None,
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn guilds_left_and_rejoined() {
+    for (label, store, _guard) in each_backend().await {
+        store.upsert_guild(&Guild::new(1, "one", 10)).await.unwrap();
+        assert_eq!(
+            store.guild(1).await.unwrap().unwrap().left_at,
+            None,
+            "{label}"
+        );
+
+        let left = Utc.timestamp_opt(1_750_000_000, 987_654_321).unwrap();
+        store.mark_guild_left(1, Some(left)).await.unwrap();
+        assert_eq!(
+            store.guild(1).await.unwrap().unwrap().left_at,
+            Some(left.trunc_subsecs(6)),
+            "{label}"
+        );
+        // An upsert keeps it: only mark_guild_left changes it.
+        store.upsert_guild(&Guild::new(1, "one", 11)).await.unwrap();
+        let read = store.guild(1).await.unwrap().unwrap();
+        assert_eq!(read.owner_id, 11, "{label}");
+        assert_eq!(read.left_at, Some(left.trunc_subsecs(6)), "{label}");
+        // Left guilds are still listed.
+        assert_eq!(store.guilds().await.unwrap(), vec![read], "{label}");
+
+        // Re-join clears it.
+        store.mark_guild_left(1, None).await.unwrap();
+        assert_eq!(
+            store.guild(1).await.unwrap().unwrap().left_at,
+            None,
+            "{label}"
+        );
+
+        // Inserted as left.
+        let gone = Guild {
+            left_at: Some(left),
+            ..Guild::new(2, "two", 20)
+        };
+        store.upsert_guild(&gone).await.unwrap();
+        assert_eq!(
+            store.guild(2).await.unwrap().unwrap().left_at,
+            Some(left.trunc_subsecs(6)),
+            "{label}"
+        );
+
+        assert!(
+            invalid_argument(store.mark_guild_left(99, Some(left)).await).contains("99"),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn guild_settings_defaults_round_trip_and_validation() {
+    for (label, store, _guard) in each_backend().await {
+        // No row: the defaults, even for an unknown guild.
+        let defaults = store.guild_settings(1).await.unwrap();
+        assert_eq!(defaults, GuildSettings::new(1), "{label}");
+        assert_eq!(defaults.prefix, "!", "{label}");
+        assert!(
+            defaults.use_slash_commands && defaults.allow_prefix_fallback,
+            "{label}"
+        );
+        assert_eq!(defaults.global_cooldown_seconds, 0, "{label}");
+        assert_eq!(defaults.updated_at, None, "{label}");
+
+        // Saving needs the guild.
+        assert!(
+            invalid_argument(store.set_guild_settings(&GuildSettings::new(1)).await)
+                .contains("no guild 1"),
+            "{label}"
+        );
+        store.upsert_guild(&Guild::new(1, "one", 10)).await.unwrap();
+        store.upsert_guild(&Guild::new(2, "two", 20)).await.unwrap();
+
+        let custom = GuildSettings {
+            prefix: "?>".into(),
+            use_slash_commands: false,
+            allow_prefix_fallback: false,
+            global_cooldown_seconds: 30,
+            ..GuildSettings::new(1)
+        };
+        let before = Utc::now().trunc_subsecs(6);
+        store.set_guild_settings(&custom).await.unwrap();
+        let read = store.guild_settings(1).await.unwrap();
+        let stamped = read.updated_at.expect("stamped");
+        assert!(stamped >= before && stamped <= Utc::now(), "{label}");
+        assert_eq!(
+            read,
+            GuildSettings {
+                updated_at: Some(stamped),
+                ..custom.clone()
+            },
+            "{label}"
+        );
+        assert_eq!(
+            store.guild_settings(2).await.unwrap(),
+            GuildSettings::new(2),
+            "{label}"
+        );
+
+        // Update; the boundaries are accepted.
+        let edge = GuildSettings {
+            prefix: "éé!!é".into(), // 5 characters, 8 bytes
+            use_slash_commands: true,
+            global_cooldown_seconds: 86_400,
+            updated_at: None,
+            ..custom.clone()
+        };
+        store.set_guild_settings(&edge).await.unwrap();
+        let read = store.guild_settings(1).await.unwrap();
+        assert_eq!(
+            GuildSettings {
+                updated_at: None,
+                ..read
+            },
+            edge,
+            "{label}"
+        );
+
+        // Each validation error names its field and changes nothing.
+        for prefix in ["", "toolong", "a b", "\t", "x\n"] {
+            let bad = GuildSettings {
+                prefix: prefix.into(),
+                ..GuildSettings::new(1)
+            };
+            let message = invalid_argument(store.set_guild_settings(&bad).await);
+            assert!(message.contains("prefix"), "{label}: {prefix:?}: {message}");
+        }
+        let bad = GuildSettings {
+            global_cooldown_seconds: 86_401,
+            ..GuildSettings::new(1)
+        };
+        let message = invalid_argument(store.set_guild_settings(&bad).await);
+        assert!(
+            message.contains("global_cooldown_seconds"),
+            "{label}: {message}"
+        );
+        assert_eq!(
+            store.guild_settings(1).await.unwrap().prefix,
+            "éé!!é",
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn role_permissions_grant_revoke_list() {
+    for (label, store, _guard) in each_backend().await {
+        store.upsert_guild(&Guild::new(1, "one", 10)).await.unwrap();
+        store.upsert_guild(&Guild::new(2, "two", 20)).await.unwrap();
+        assert_eq!(store.role_permissions(1).await.unwrap(), vec![], "{label}");
+
+        let big_role = (1 << 63) + 5; // stored as a negative BIGINT: sorts first
+        store.grant_role_permission(1, 20, "mod").await.unwrap();
+        store.grant_role_permission(1, 20, "mod").await.unwrap(); // idempotent
+        store.grant_role_permission(1, 10, "mod").await.unwrap();
+        store.grant_role_permission(1, 10, "admin").await.unwrap();
+        store
+            .grant_role_permission(1, big_role, "fun")
+            .await
+            .unwrap();
+        store.grant_role_permission(2, 10, "mod").await.unwrap();
+
+        let perm = |role_id: u64, group: &str| RolePermission {
+            guild_id: 1,
+            role_id,
+            command_group: group.to_string(),
+        };
+        assert_eq!(
+            store.role_permissions(1).await.unwrap(),
+            vec![
+                perm(big_role, "fun"),
+                perm(10, "admin"),
+                perm(10, "mod"),
+                perm(20, "mod")
+            ],
+            "{label}"
+        );
+
+        assert!(
+            store.revoke_role_permission(1, 20, "mod").await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !store.revoke_role_permission(1, 20, "mod").await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !store.revoke_role_permission(3, 10, "mod").await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !store.revoke_role_permission(1, 10, "MOD").await.unwrap(),
+            "{label}"
+        );
+        assert_eq!(
+            store.role_permissions(1).await.unwrap(),
+            vec![perm(big_role, "fun"), perm(10, "admin"), perm(10, "mod")],
+            "{label}"
+        );
+        assert_eq!(
+            store.role_permissions(2).await.unwrap(),
+            vec![RolePermission {
+                guild_id: 2,
+                role_id: 10,
+                command_group: "mod".into()
+            }],
+            "{label}"
+        );
+
+        assert!(
+            invalid_argument(store.grant_role_permission(1, 10, "").await)
+                .contains("command_group"),
+            "{label}"
+        );
+        assert!(
+            invalid_argument(store.grant_role_permission(99, 10, "mod").await)
+                .contains("no guild 99"),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn command_cooldowns_set_remove_list() {
+    for (label, store, _guard) in each_backend().await {
+        store.upsert_guild(&Guild::new(1, "one", 10)).await.unwrap();
+        store.upsert_guild(&Guild::new(2, "two", 20)).await.unwrap();
+        assert_eq!(
+            store.command_cooldown(1, "ban").await.unwrap(),
+            None,
+            "{label}"
+        );
+
+        store.set_command_cooldown(1, "ban", 30).await.unwrap();
+        store.set_command_cooldown(1, "kick", 5).await.unwrap();
+        store.set_command_cooldown(1, "ban", 60).await.unwrap(); // replaces
+        store.set_command_cooldown(1, "Warn", 86_400).await.unwrap();
+        store.set_command_cooldown(2, "ban", 1).await.unwrap();
+
+        let cd = |command: &str, seconds: u32| CommandCooldown {
+            guild_id: 1,
+            command: command.to_string(),
+            seconds,
+        };
+        assert_eq!(
+            store.command_cooldowns(1).await.unwrap(),
+            vec![cd("Warn", 86_400), cd("ban", 60), cd("kick", 5)],
+            "{label}"
+        );
+        assert_eq!(
+            store.command_cooldown(1, "ban").await.unwrap(),
+            Some(60),
+            "{label}"
+        );
+        assert_eq!(
+            store.command_cooldown(2, "ban").await.unwrap(),
+            Some(1),
+            "{label}"
+        );
+
+        // 0 removes; removing what is not there is fine.
+        store.set_command_cooldown(1, "kick", 0).await.unwrap();
+        store.set_command_cooldown(1, "kick", 0).await.unwrap();
+        assert_eq!(
+            store.command_cooldown(1, "kick").await.unwrap(),
+            None,
+            "{label}"
+        );
+        assert_eq!(
+            store.command_cooldowns(1).await.unwrap(),
+            vec![cd("Warn", 86_400), cd("ban", 60)],
+            "{label}"
+        );
+
+        assert!(
+            invalid_argument(store.set_command_cooldown(1, "ban", 86_401).await)
+                .contains("seconds"),
+            "{label}"
+        );
+        assert!(
+            invalid_argument(store.set_command_cooldown(1, "", 5).await).contains("command"),
+            "{label}"
+        );
+        assert!(
+            invalid_argument(store.set_command_cooldown(99, "ban", 5).await)
+                .contains("no guild 99"),
+            "{label}"
+        );
+        assert_eq!(
+            store.command_cooldown(1, "ban").await.unwrap(),
+            Some(60),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn feature_catalogue_and_versions() {
+    for (label, store, _guard) in each_backend().await {
+        assert_eq!(store.features().await.unwrap(), vec![], "{label}");
+        assert_eq!(store.feature("xp").await.unwrap(), None, "{label}");
+
+        // Installing a build creates a catalogue entry from its manifest.
+        let v1 = version("xp", "1.0.0", "aa");
+        store.insert_feature_version(&v1).await.unwrap();
+        assert_eq!(
+            store.feature("xp").await.unwrap(),
+            Some(Feature {
+                id: "xp".into(),
+                name: "xp".into(), // no name in the manifest: the id
+                description: String::new(),
+                builtin: false,
+                publisher: None,
+                created_at: v1.created_at,
+            }),
+            "{label}"
+        );
+        let welcome = FeatureVersion {
+            manifest: json!({ "id": "welcome", "name": "Welcome", "description": "Greets" }),
+            ..version("welcome", "0.1.0", "bb")
+        };
+        store.insert_feature_version(&welcome).await.unwrap();
+        let entry = store.feature("welcome").await.unwrap().unwrap();
+        assert_eq!(
+            (entry.name.as_str(), entry.description.as_str()),
+            ("Welcome", "Greets"),
+            "{label}"
+        );
+
+        // upsert_feature updates everything but created_at.
+        let curated = Feature {
+            id: "xp".into(),
+            name: "Levels".into(),
+            description: "XP and levels".into(),
+            builtin: true,
+            publisher: Some("TownesDev".into()),
+            created_at: Utc::now(),
+        };
+        store.upsert_feature(&curated).await.unwrap();
+        let read = store.feature("xp").await.unwrap().unwrap();
+        assert_eq!(
+            read,
+            Feature {
+                created_at: v1.created_at,
+                ..curated.clone()
+            },
+            "{label}"
+        );
+        // Later builds never overwrite a catalogue entry.
+        let v2 = FeatureVersion {
+            created_at: v1.created_at + Duration::hours(1),
+            manifest: json!({ "name": "Other name" }),
+            ..version("xp", "1.1.0", "cc")
+        };
+        let v3 = FeatureVersion {
+            created_at: v2.created_at,
+            ..version("xp", "1.2.0", "dd")
+        };
+        store.insert_feature_version(&v3).await.unwrap();
+        store.insert_feature_version(&v2).await.unwrap();
+        assert_eq!(store.feature("xp").await.unwrap(), Some(read), "{label}");
+
+        // A catalogue entry without builds; byte order of ids.
+        let zeta = Feature {
+            id: "Zeta".into(),
+            name: "Zeta".into(),
+            description: String::new(),
+            builtin: false,
+            publisher: None,
+            created_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+        };
+        store.upsert_feature(&zeta).await.unwrap();
+        let ids: Vec<String> = store
+            .features()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(ids, ["Zeta", "welcome", "xp"], "{label}");
+        assert_eq!(store.feature("Zeta").await.unwrap(), Some(zeta), "{label}");
+        assert!(
+            invalid_argument(
+                store
+                    .upsert_feature(&Feature {
+                        id: String::new(),
+                        ..curated.clone()
+                    })
+                    .await
+            )
+            .contains("feature id"),
+            "{label}"
+        );
+
+        // Newest first; ties on created_at by version, descending.
+        assert_eq!(
+            store.versions_of("xp").await.unwrap(),
+            vec![v3.clone(), v2.clone(), v1.clone()],
+            "{label}"
+        );
+        assert_eq!(store.versions_of("nope").await.unwrap(), vec![], "{label}");
+
+        // Unpublishing and publishing again.
+        assert!(
+            store
+                .set_version_published("xp", "1.1.0", false)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+        let hidden = FeatureVersion {
+            published: false,
+            ..v2.clone()
+        };
+        assert_eq!(
+            store.feature_version("xp", "1.1.0").await.unwrap(),
+            Some(hidden.clone()),
+            "{label}"
+        );
+        assert_eq!(
+            store.versions_of("xp").await.unwrap(),
+            vec![v3.clone(), hidden.clone(), v1.clone()],
+            "{label}"
+        );
+        // Recording the same build again changes nothing, published included.
+        store.insert_feature_version(&v2).await.unwrap();
+        assert_eq!(
+            store.feature_version("xp", "1.1.0").await.unwrap(),
+            Some(hidden),
+            "{label}"
+        );
+        assert!(
+            store
+                .set_version_published("xp", "1.1.0", true)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+        assert_eq!(
+            store.feature_version("xp", "1.1.0").await.unwrap(),
+            Some(v2),
+            "{label}"
+        );
+        assert!(
+            !store
+                .set_version_published("xp", "9.9.9", false)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+
+        // A build recorded unpublished.
+        let draft = FeatureVersion {
+            published: false,
+            ..version("welcome", "0.2.0", "ee")
+        };
+        store.insert_feature_version(&draft).await.unwrap();
+        assert_eq!(
+            store.feature_version("welcome", "0.2.0").await.unwrap(),
+            Some(draft),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn previous_version_round_trips() {
+    for (label, store, _guard) in each_backend().await {
+        store.upsert_guild(&Guild::new(1, "g", 2)).await.unwrap();
+        for v in ["1.0.0", "1.1.0"] {
+            store
+                .insert_feature_version(&version("xp", v, v))
+                .await
+                .unwrap();
+        }
+        let installed = GuildFeature {
+            guild_id: 1,
+            feature_id: "xp".into(),
+            version: "1.0.0".into(),
+            enabled: true,
+            grants: json!({}),
+            config: None,
+            breaker_strikes: 0,
+            breaker_open_until: None,
+            updated_at: Utc::now().trunc_subsecs(6),
+            previous_version: None,
+        };
+        store.upsert_guild_feature(&installed).await.unwrap();
+        assert_eq!(
+            store.guild_feature(1, "xp").await.unwrap(),
+            Some(installed.clone()),
+            "{label}"
+        );
+
+        let upgraded = GuildFeature {
+            version: "1.1.0".into(),
+            previous_version: Some("1.0.0".into()),
+            ..installed.clone()
+        };
+        store.upsert_guild_feature(&upgraded).await.unwrap();
+        assert_eq!(
+            store.guild_feature(1, "xp").await.unwrap(),
+            Some(upgraded.clone()),
+            "{label}"
+        );
+        assert_eq!(
+            store.guild_features(1).await.unwrap(),
+            vec![upgraded.clone()],
+            "{label}"
+        );
+        // The breaker leaves it alone.
+        store.set_breaker(1, "xp", 2, None).await.unwrap();
+        assert_eq!(
+            store
+                .guild_feature(1, "xp")
+                .await
+                .unwrap()
+                .unwrap()
+                .previous_version
+                .as_deref(),
+            Some("1.0.0"),
+            "{label}"
+        );
+
+        // Rolled back: the caller decides what is previous now.
+        let rolled_back = GuildFeature {
+            previous_version: None,
+            ..installed
+        };
+        store.upsert_guild_feature(&rolled_back).await.unwrap();
+        assert_eq!(
+            store.guild_feature(1, "xp").await.unwrap(),
+            Some(rolled_back),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_counters_accumulate_and_filter_by_day() {
+    for (label, store, _guard) in each_backend().await {
+        let today = day(2025, 1, 1);
+        assert_eq!(
+            store.usage(1, today, today).await.unwrap(),
+            vec![],
+            "{label}"
+        );
+
+        // 20 concurrent writers, one row: exact totals.
+        let tasks: Vec<_> = (0..20u64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.add_usage(1, today, 1, i % 2, 100).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let counter = |guild_id: u64, day: NaiveDate, events, commands, ai_tokens| UsageCounter {
+            guild_id,
+            day,
+            events,
+            commands,
+            ai_tokens,
+        };
+        assert_eq!(
+            store.usage(1, today, today).await.unwrap(),
+            vec![counter(1, today, 20, 10, 2_000)],
+            "{label}"
+        );
+
+        // Other days (across a year end and a month end) and other guilds.
+        for (guild_id, d) in [
+            (1, day(2024, 12, 31)),
+            (1, day(2025, 1, 2)),
+            (1, day(2025, 1, 10)),
+            (1, day(2025, 2, 1)),
+            (2, today),
+            (u64::MAX, today),
+        ] {
+            store.add_usage(guild_id, d, 1, 1, 1).await.unwrap();
+        }
+        store.add_usage(1, day(2025, 1, 10), 0, 0, 5).await.unwrap();
+
+        let days = |rows: Vec<UsageCounter>| -> Vec<NaiveDate> {
+            rows.into_iter().map(|c| c.day).collect()
+        };
+        assert_eq!(
+            days(
+                store
+                    .usage(1, day(2024, 1, 1), day(2026, 1, 1))
+                    .await
+                    .unwrap()
+            ),
+            [
+                day(2024, 12, 31),
+                today,
+                day(2025, 1, 2),
+                day(2025, 1, 10),
+                day(2025, 2, 1)
+            ],
+            "{label}"
+        );
+        // Inclusive at both ends.
+        assert_eq!(
+            store
+                .usage(1, day(2025, 1, 2), day(2025, 1, 10))
+                .await
+                .unwrap(),
+            vec![
+                counter(1, day(2025, 1, 2), 1, 1, 1),
+                counter(1, day(2025, 1, 10), 1, 1, 6)
+            ],
+            "{label}"
+        );
+        assert_eq!(
+            days(
+                store
+                    .usage(1, day(2025, 1, 3), day(2025, 1, 31))
+                    .await
+                    .unwrap()
+            ),
+            [day(2025, 1, 10)],
+            "{label}"
+        );
+        assert_eq!(
+            store
+                .usage(1, day(2025, 1, 10), day(2025, 1, 2))
+                .await
+                .unwrap(),
+            vec![],
+            "{label}"
+        );
+        assert_eq!(
+            store.usage(u64::MAX, today, today).await.unwrap(),
+            vec![counter(u64::MAX, today, 1, 1, 1)],
+            "{label}"
+        );
+        assert_eq!(
+            store
+                .usage(3, day(2000, 1, 1), day(2100, 1, 1))
+                .await
+                .unwrap(),
+            vec![],
+            "{label}"
+        );
+
+        assert!(
+            invalid_argument(store.add_usage(1, today, 0, 0, u64::MAX).await).contains("ai_tokens"),
+            "{label}"
+        );
+        assert_eq!(
+            store.usage(1, today, today).await.unwrap(),
+            vec![counter(1, today, 20, 10, 2_000)],
+            "{label}"
+        );
+    }
+}
+
+/// A raw pool on a test database, without the store (to build a 0001-only schema).
+enum RawPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+macro_rules! on_raw {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            RawPool::Sqlite($p) => $body,
+            RawPool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Empties the test database behind `url` and applies migration 0001 only.
+async fn database_at_0001(label: &str, url: &str) -> RawPool {
+    let only_first = tempfile::tempdir().unwrap();
+    let folder = if label == "sqlite" {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(folder)
+        .join("0001_runtime.sql");
+    std::fs::copy(&source, only_first.path().join("0001_runtime.sql")).unwrap();
+    let migrator = Migrator::new(only_first.path()).await.unwrap();
+
+    let pool = if label == "sqlite" {
+        let path = url.strip_prefix("sqlite://").unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .create_if_missing(true)
+            .foreign_keys(true);
+        RawPool::Sqlite(SqlitePool::connect_with(options).await.unwrap())
+    } else {
+        let pool = PgPool::connect(url).await.unwrap();
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        for statement in [
+            format!("DROP SCHEMA \"{schema}\" CASCADE"),
+            format!("CREATE SCHEMA \"{schema}\""),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        RawPool::Postgres(PgPool::connect(url).await.unwrap())
+    };
+    on_raw!(&pool, p => migrator.run(p).await.unwrap());
+    pool
+}
+
+#[tokio::test]
+async fn migrating_a_0001_database_to_0002() {
+    for (label, store, guard) in each_backend().await {
+        store.close().await;
+        let raw = database_at_0001(&label, guard.url()).await;
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let t1 = t0 + Duration::days(1);
+        on_raw!(&raw, p => {
+            let applied: Vec<i64> =
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                    .fetch_all(p)
+                    .await
+                    .unwrap();
+            assert_eq!(applied, [1], "{label}");
+            sqlx::query(
+                "INSERT INTO guilds (id, name, owner_id, plan, created_at)
+                 VALUES ($1, 'old', 10, 'pro', $2)",
+            )
+            .bind(5_i64)
+            .bind(t0)
+            .execute(p)
+            .await
+            .unwrap();
+            for (feature_id, version, manifest, created_at) in [
+                ("xp", "1.0.0", json!({ "name": "XP", "description": "Levels" }), t0),
+                ("xp", "1.1.0", json!({ "name": "XP two", "description": "More" }), t1),
+                ("welcome", "0.1.0", json!({}), t1),
+            ] {
+                sqlx::query(
+                    "INSERT INTO feature_versions
+                         (feature_id, version, sha256, manifest, size_bytes, created_at)
+                     VALUES ($1, $2, 'sha', $3, 1, $4)",
+                )
+                .bind(feature_id)
+                .bind(version)
+                .bind(sqlx::types::Json(manifest))
+                .bind(created_at)
+                .execute(p)
+                .await
+                .unwrap();
+            }
+            sqlx::query(
+                "INSERT INTO guild_features (guild_id, feature_id, version, enabled, updated_at)
+                 VALUES (5, 'xp', '1.1.0', TRUE, $1)",
+            )
+            .bind(t1)
+            .execute(p)
+            .await
+            .unwrap();
+            p.close().await;
+        });
+
+        // Connecting applies 0002; the 0001 data reads back with the new defaults.
+        let upgraded = Store::connect(guard.url()).await.unwrap();
+        let expected = vec![(1, "runtime".to_string()), (2, "platform".to_string())];
+        assert_eq!(
+            upgraded.applied_migrations().await.unwrap(),
+            expected,
+            "{label}"
+        );
+        let guild = upgraded.guild(5).await.unwrap().unwrap();
+        assert_eq!(
+            (guild.name.as_str(), guild.plan.as_str(), guild.created_at),
+            ("old", "pro", t0),
+            "{label}"
+        );
+        assert_eq!((guild.tenant_id, guild.left_at), (None, None), "{label}");
+        let versions = upgraded.feature_versions().await.unwrap();
+        assert_eq!(versions.len(), 3, "{label}");
+        assert!(versions.iter().all(|v| v.published), "{label}");
+        let gf = upgraded.guild_feature(5, "xp").await.unwrap().unwrap();
+        assert_eq!(
+            (gf.version.as_str(), gf.previous_version),
+            ("1.1.0", None),
+            "{label}"
+        );
+        // Installed features got catalogue entries, named after their newest build.
+        let catalogue: Vec<(String, String, String, bool, DateTime<Utc>)> = upgraded
+            .features()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.id, f.name, f.description, f.builtin, f.created_at))
+            .collect();
+        assert_eq!(
+            catalogue,
+            [
+                ("welcome".into(), "welcome".into(), String::new(), false, t1),
+                ("xp".into(), "XP two".into(), "More".into(), false, t0),
+            ],
+            "{label}"
+        );
+
+        // The new tables work on the upgraded database.
+        let tenant = upgraded.create_tenant(10, Some("Old")).await.unwrap();
+        upgraded
+            .set_guild_tenant(5, Some(&tenant.id))
+            .await
+            .unwrap();
+        upgraded.grant_role_permission(5, 1, "mod").await.unwrap();
+        upgraded
+            .add_usage(5, day(2025, 1, 1), 1, 0, 0)
+            .await
+            .unwrap();
+        upgraded.close().await;
+
+        // Connecting again applies nothing and keeps everything.
+        let again = Store::connect(guard.url()).await.unwrap();
+        assert_eq!(
+            again.applied_migrations().await.unwrap(),
+            expected,
+            "{label}"
+        );
+        again.migrate().await.unwrap();
+        assert_eq!(
+            again.guild(5).await.unwrap().unwrap().tenant_id,
+            Some(tenant.id),
+            "{label}"
+        );
+        assert_eq!(again.role_permissions(5).await.unwrap().len(), 1, "{label}");
+        again.close().await;
     }
 }

@@ -7,6 +7,7 @@ use super::{LOCAL_GUILD, Settings, local_platform, print_outcome};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use townes::grants::Approval;
+use townes::marketplace::Marketplace;
 use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Member, Message};
 
 #[derive(clap::Args)]
@@ -21,24 +22,26 @@ pub struct DemoArgs {
 
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     let (runtime, discord) = local_platform(settings).await?;
+    let market = Marketplace::new(&runtime, "demo");
     let general = LOCAL_GUILD + 1;
     let mut features = Vec::new();
     for path in &args.components {
         let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let (version, manifest) = runtime
-            .install(&wasm)
+        let (version, manifest) = market
+            .install(&wasm, true)
             .await
             .with_context(|| format!("installing {}", path.display()))?;
-        let config = playground_config(&manifest.default_config, general);
-        runtime
+        market
             .enable(
                 LOCAL_GUILD,
                 &manifest.id,
-                &manifest.version,
+                Some(&manifest.version),
                 Approval::everything_requested(&manifest.capabilities),
-                config,
             )
             .await?;
+        if let Some(config) = playground_config(&manifest.default_config, general) {
+            market.set_config(LOCAL_GUILD, &manifest.id, config).await?;
+        }
         if !args.json {
             println!(
                 "installed {} {} ({} KiB, sha256 {}…) and enabled it in guild {LOCAL_GUILD} \"Playground\"",
@@ -108,14 +111,14 @@ fn member(discord: &townes::discord::LocalDiscord, user_id: u64) -> anyhow::Resu
         .with_context(|| format!("user {user_id} is not in the local guild"))
 }
 
-/// The feature's default config with every unset `*_channel` pointed at
+/// The feature's default config with every unset `channel` or `*_channel` pointed at
 /// #general, so features that post somewhere have somewhere to post.
 fn playground_config(default_config: &str, general: u64) -> Option<serde_json::Value> {
     let mut config: serde_json::Value = serde_json::from_str(default_config).ok()?;
     let object = config.as_object_mut()?;
     let mut changed = false;
     for (key, value) in object.iter_mut() {
-        if key.ends_with("_channel") && value.is_null() {
+        if (key == "channel" || key.ends_with("_channel")) && value.is_null() {
             *value = general.into();
             changed = true;
         }

@@ -5,6 +5,7 @@ use super::{LOCAL_GUILD, Settings, local_platform, print_outcome};
 use anyhow::{Context as _, bail};
 use std::path::PathBuf;
 use townes::grants::{Approval, parse_capability};
+use townes::marketplace::Marketplace;
 use townes::runtime::wit::{
     CommandArgument, CommandInvocation, CommandOption, CommandSource, Event, Manifest, OptionKind,
     OptionValue,
@@ -52,7 +53,8 @@ pub async fn run(settings: &Settings, args: RunArgs) -> anyhow::Result<()> {
     let wasm = std::fs::read(&args.component)
         .with_context(|| format!("reading {}", args.component.display()))?;
     let (runtime, discord) = local_platform(settings).await?;
-    let (_, manifest) = runtime.install(&wasm).await?;
+    let market = Marketplace::new(&runtime, "cli");
+    let (_, manifest) = market.install(&wasm, false).await?;
     let approval = match &args.approve {
         None => Approval::everything_requested(&manifest.capabilities),
         Some(names) => Approval {
@@ -64,21 +66,18 @@ pub async fn run(settings: &Settings, args: RunArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     };
-    let config = args
-        .config
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()
-        .context("--config is not valid JSON")?;
-    runtime
-        .enable(
-            LOCAL_GUILD,
-            &manifest.id,
-            &manifest.version,
-            approval,
-            config,
-        )
+    market
+        .enable(LOCAL_GUILD, &manifest.id, Some(&manifest.version), approval)
         .await?;
+    if let Some(config) = &args.config {
+        market
+            .set_config(
+                LOCAL_GUILD,
+                &manifest.id,
+                serde_json::from_str(config).context("--config is not valid JSON")?,
+            )
+            .await?;
+    }
     if !args.json {
         println!(
             "{} {} enabled in local guild {LOCAL_GUILD}",

@@ -2,7 +2,9 @@
 //! human-readable output by default and `--json` for scripts.
 
 mod demo;
+mod feature;
 mod feature_run;
+mod guild;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -12,12 +14,7 @@ use townes::runtime::{Outcome, Plans, Runtime, RuntimeConfig};
 use townes::store::{Guild, Store};
 
 #[derive(Parser)]
-#[command(
-    name = "townes",
-    version,
-    about = "The TownesDev Bot Platform host",
-    propagate_version = true
-)]
+#[command(name = "townes", version, about = "The TownesDev Bot Platform host")]
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,
@@ -56,20 +53,19 @@ pub struct Settings {
 pub enum Command {
     /// Apply database migrations (they also run on every start).
     Migrate,
-    /// Work with feature components.
+    /// The marketplace: install, enable, approve, configure, upgrade features.
     Feature {
         #[command(subcommand)]
-        command: FeatureCommand,
+        command: feature::FeatureCommand,
+    },
+    /// The guilds the platform knows.
+    Guild {
+        #[command(subcommand)]
+        command: guild::GuildCommand,
     },
     /// Install the features in a folder into a local guild and show them
     /// reacting to scripted members, with every effect printed.
     Demo(demo::DemoArgs),
-}
-
-#[derive(Subcommand)]
-pub enum FeatureCommand {
-    /// Run a component against a local guild and print its effects.
-    Run(feature_run::RunArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -94,9 +90,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied ({:?})", store.backend());
             Ok(())
         }
-        Command::Feature {
-            command: FeatureCommand::Run(args),
-        } => feature_run::run(&cli.settings, args).await,
+        Command::Feature { command } => feature::run(&cli.settings, command).await,
+        Command::Guild { command } => guild::run(&cli.settings, command).await,
         Command::Demo(args) => demo::run(&cli.settings, args).await,
     }
 }
@@ -112,30 +107,34 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 /// the `Member` role 1002, the bot's role 1010 and `Admin` (above the bot) 1020.
 pub const LOCAL_GUILD: u64 = 1000;
 
-/// A runtime over the configured store with one local guild, whose members are
-/// `ada` (42) and `bob` (43).
-async fn local_platform(settings: &Settings) -> anyhow::Result<(Runtime, Arc<LocalDiscord>)> {
+/// A runtime over the configured store. Discord calls go to an empty local
+/// Discord: the marketplace commands never reach Discord.
+async fn platform(settings: &Settings) -> anyhow::Result<Runtime> {
+    runtime_with(settings, Arc::new(LocalDiscord::new())).await
+}
+
+async fn runtime_with(settings: &Settings, discord: Arc<LocalDiscord>) -> anyhow::Result<Runtime> {
     let store = open_store(settings).await?;
-    let mut guild = LocalGuild::new(LOCAL_GUILD, "Playground");
-    guild.add_member(42, "ada", vec![LOCAL_GUILD + 2]);
-    guild.add_member(43, "bob", vec![]);
-    store
-        .upsert_guild(&Guild {
-            id: LOCAL_GUILD,
-            name: guild.name.clone(),
-            owner_id: guild.owner_id,
-            plan: "free".into(),
-            created_at: chrono::Utc::now(),
-        })
-        .await?;
-    let discord = Arc::new(LocalDiscord::new());
-    discord.add_guild(guild);
     let mut config = RuntimeConfig::new(&settings.data_dir);
     if let Some(json) = &settings.plans {
         config.plans = Plans::from_json(json).map_err(anyhow::Error::msg)?;
     }
     config.bot_user_id = 1;
-    let runtime = Runtime::new(config, store, discord.clone())?;
+    Runtime::new(config, store, discord)
+}
+
+/// A runtime with one local guild, whose members are `ada` (42) and `bob` (43).
+async fn local_platform(settings: &Settings) -> anyhow::Result<(Runtime, Arc<LocalDiscord>)> {
+    let mut guild = LocalGuild::new(LOCAL_GUILD, "Playground");
+    guild.add_member(42, "ada", vec![LOCAL_GUILD + 2]);
+    guild.add_member(43, "bob", vec![]);
+    let discord = Arc::new(LocalDiscord::new());
+    let runtime = runtime_with(settings, discord.clone()).await?;
+    runtime
+        .store()
+        .upsert_guild(&Guild::new(LOCAL_GUILD, &guild.name, guild.owner_id))
+        .await?;
+    discord.add_guild(guild);
     Ok((runtime, discord))
 }
 
@@ -187,5 +186,14 @@ fn print_outcome(label: &str, outcome: &Outcome, json: bool) {
     }
     if !outcome.stdio.trim().is_empty() {
         println!("    stdio: {}", outcome.stdio.trim());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_and_flag_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

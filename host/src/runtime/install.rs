@@ -128,6 +128,7 @@ impl Runtime {
             manifest: serde_json::to_value(&manifest).map_err(anyhow::Error::from)?,
             size_bytes: wasm.len() as u64,
             created_at: chrono::Utc::now(),
+            published: true,
         };
         match self.store.insert_feature_version(&version).await {
             Ok(()) => {}
@@ -361,8 +362,15 @@ fn validate_manifest(m: &Manifest) -> Result<(), String> {
     if !schema.is_object() && !schema.is_boolean() {
         return Err("config-schema must be a JSON Schema object".into());
     }
-    serde_json::from_str::<serde_json::Value>(&m.default_config)
+    let default: serde_json::Value = serde_json::from_str(&m.default_config)
         .map_err(|e| format!("default-config is not JSON: {e}"))?;
+    crate::marketplace::config::validate(&m.config_schema, &default).map_err(|problems| {
+        let problems: Vec<_> = problems.iter().map(ToString::to_string).collect();
+        format!(
+            "default-config does not match config-schema: {}",
+            problems.join("; ")
+        )
+    })?;
     Ok(())
 }
 

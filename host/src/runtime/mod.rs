@@ -230,64 +230,6 @@ impl Runtime {
         Ok(self.load(feature_id, version).await?.manifest.clone())
     }
 
-    /// Enables a feature version in a guild with the capabilities the admin
-    /// approved. Every required capability must be approved.
-    pub async fn enable(
-        &self,
-        guild_id: u64,
-        feature_id: &str,
-        version: &str,
-        approval: Approval,
-        config: Option<serde_json::Value>,
-    ) -> anyhow::Result<()> {
-        if self.store.guild(guild_id).await?.is_none() {
-            anyhow::bail!(
-                "guild {guild_id} is not known to the platform; the bot must join it first"
-            );
-        }
-        let loaded = self.load(feature_id, version).await?;
-        let missing: Vec<_> = loaded
-            .manifest
-            .capabilities
-            .iter()
-            .filter(|r| {
-                r.required
-                    && !approval.capabilities.contains(r.capability)
-                    && !crate::grants::always_granted(r.capability)
-            })
-            .map(|r| crate::grants::capability_name(r.capability))
-            .collect();
-        if !missing.is_empty() {
-            anyhow::bail!(
-                "`{feature_id}` requires {} — approve them to enable it",
-                missing.join(", ")
-            );
-        }
-        let existing = self.store.guild_feature(guild_id, feature_id).await?;
-        let gf = GuildFeature {
-            guild_id,
-            feature_id: feature_id.to_string(),
-            version: version.to_string(),
-            enabled: true,
-            grants: serde_json::to_value(&approval)?,
-            config: config.or_else(|| existing.as_ref().and_then(|e| e.config.clone())),
-            breaker_strikes: 0,
-            breaker_open_until: None,
-            updated_at: chrono::Utc::now(),
-        };
-        self.store.upsert_guild_feature(&gf).await?;
-        self.store
-            .audit(&crate::store::NewAuditEntry {
-                guild_id: Some(guild_id),
-                actor: "host".into(),
-                action: "feature.enabled".into(),
-                feature_id: Some(feature_id.to_string()),
-                details: serde_json::json!({ "version": version, "grants": gf.grants }),
-            })
-            .await?;
-        Ok(())
-    }
-
     /// Delivers an event to every feature enabled in the guild that subscribed
     /// to its kind. Features run one after another; one failing never stops the
     /// others.
@@ -330,14 +272,12 @@ impl Runtime {
             .await
     }
 
-    /// Moves a guild's feature to its now-enabled version by calling `migrate`.
+    /// Moves a guild's feature to the version its row now names by calling
+    /// `migrate`, whether or not the feature is currently enabled there.
     pub async fn migrate(&self, guild_id: u64, feature_id: &str, from_version: &str) -> Outcome {
-        self.invoke_enabled(
-            guild_id,
-            feature_id,
-            Handler::Migrate(from_version.to_string()),
-        )
-        .await
+        let handler = Handler::Migrate(from_version.to_string());
+        self.invoke_installed(guild_id, feature_id, handler, false)
+            .await
     }
 
     /// Runs every scheduled job that is due, each once. A job whose feature is no
@@ -366,13 +306,24 @@ impl Runtime {
     }
 
     async fn invoke_enabled(&self, guild_id: u64, feature_id: &str, handler: Handler) -> Outcome {
+        self.invoke_installed(guild_id, feature_id, handler, true)
+            .await
+    }
+
+    async fn invoke_installed(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+        handler: Handler,
+        enabled_only: bool,
+    ) -> Outcome {
         let started = Instant::now();
         let prepared = async {
             let gf = self
                 .store
                 .guild_feature(guild_id, feature_id)
                 .await?
-                .filter(|gf| gf.enabled);
+                .filter(|gf| gf.enabled || !enabled_only);
             let Some(gf) = gf else { return Ok(None) };
             let loaded = self.load(&gf.feature_id, &gf.version).await?;
             anyhow::Ok(Some((gf, loaded)))

@@ -1,17 +1,23 @@
-//! Guilds, installed feature versions, and the per-(guild, feature) state.
+//! Guilds, the feature catalogue and its installed versions, and the per-(guild, feature)
+//! state.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::{FeatureVersion, Guild, GuildFeature, Store, StoreError, api_id, count, db_id, ts};
+use super::{
+    Feature, FeatureVersion, Guild, GuildFeature, Store, StoreError, api_id, check_name, count,
+    db_id, is_foreign_key_violation, ts,
+};
 
 #[derive(sqlx::FromRow)]
-struct GuildRow {
+pub(super) struct GuildRow {
     id: i64,
     name: String,
     owner_id: i64,
     plan: String,
     created_at: DateTime<Utc>,
+    tenant_id: Option<String>,
+    left_at: Option<DateTime<Utc>>,
 }
 
 impl From<GuildRow> for Guild {
@@ -22,6 +28,8 @@ impl From<GuildRow> for Guild {
             owner_id: api_id(r.owner_id),
             plan: r.plan,
             created_at: r.created_at,
+            tenant_id: r.tenant_id,
+            left_at: r.left_at,
         }
     }
 }
@@ -34,6 +42,7 @@ struct FeatureVersionRow {
     manifest: Json<serde_json::Value>,
     size_bytes: i64,
     created_at: DateTime<Utc>,
+    published: bool,
 }
 
 impl From<FeatureVersionRow> for FeatureVersion {
@@ -45,6 +54,7 @@ impl From<FeatureVersionRow> for FeatureVersion {
             manifest: r.manifest.0,
             size_bytes: count(r.size_bytes),
             created_at: r.created_at,
+            published: r.published,
         }
     }
 }
@@ -60,6 +70,30 @@ struct GuildFeatureRow {
     breaker_strikes: i64,
     breaker_open_until: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
+    previous_version: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct FeatureRow {
+    id: String,
+    name: String,
+    description: String,
+    builtin: bool,
+    publisher: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<FeatureRow> for Feature {
+    fn from(r: FeatureRow) -> Feature {
+        Feature {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            builtin: r.builtin,
+            publisher: r.publisher,
+            created_at: r.created_at,
+        }
+    }
 }
 
 impl From<GuildFeatureRow> for GuildFeature {
@@ -74,36 +108,53 @@ impl From<GuildFeatureRow> for GuildFeature {
             breaker_strikes: u32::try_from(r.breaker_strikes.max(0)).unwrap_or(u32::MAX),
             breaker_open_until: r.breaker_open_until,
             updated_at: r.updated_at,
+            previous_version: r.previous_version,
         }
     }
 }
 
 impl Store {
-    /// Inserts a guild or updates its name, owner and plan. `created_at` is kept from
-    /// the first insert.
+    /// Inserts a guild or updates its name, owner and plan. `created_at` and `left_at`
+    /// are kept from the first insert (use [`Store::mark_guild_left`] to change
+    /// `left_at`); `tenant_id` changes only when `Some`, so re-announcing a guild with
+    /// [`Guild::new`] never unlinks it (use [`Store::set_guild_tenant`]). An unknown
+    /// tenant is refused with [`StoreError::InvalidArgument`].
     pub async fn upsert_guild(&self, g: &Guild) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
+        let result = on_db!(&self.db, pool => {
             sqlx::query(
-                "INSERT INTO guilds (id, name, owner_id, plan, created_at)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO guilds (id, name, owner_id, plan, created_at, tenant_id, left_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (id) DO UPDATE
-                 SET name = excluded.name, owner_id = excluded.owner_id, plan = excluded.plan",
+                 SET name = excluded.name, owner_id = excluded.owner_id, plan = excluded.plan,
+                     tenant_id = COALESCE(excluded.tenant_id, guilds.tenant_id)",
             )
             .bind(db_id(g.id))
             .bind(&g.name)
             .bind(db_id(g.owner_id))
             .bind(&g.plan)
             .bind(ts(g.created_at))
+            .bind(g.tenant_id.as_deref())
+            .bind(g.left_at.map(ts))
             .execute(pool)
-            .await?;
+            .await
+            .map(|done| done.rows_affected())
         });
-        Ok(())
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::InvalidArgument(format!(
+                "guild {}: no tenant {}",
+                g.id,
+                g.tenant_id.as_deref().unwrap_or_default()
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn guild(&self, id: u64) -> Result<Option<Guild>, StoreError> {
         let row: Option<GuildRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT id, name, owner_id, plan, created_at FROM guilds WHERE id = $1",
+                "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at
+                 FROM guilds WHERE id = $1",
             )
             .bind(db_id(id))
             .fetch_optional(pool)
@@ -112,28 +163,50 @@ impl Store {
         Ok(row.map(Guild::from))
     }
 
-    /// All guilds, by id.
+    /// All guilds, by id, including those the bot left.
     pub async fn guilds(&self) -> Result<Vec<Guild>, StoreError> {
         let rows: Vec<GuildRow> = on_db!(&self.db, pool => {
-            sqlx::query_as("SELECT id, name, owner_id, plan, created_at FROM guilds ORDER BY id")
-                .fetch_all(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at
+                 FROM guilds ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?
         });
         Ok(rows.into_iter().map(Guild::from).collect())
     }
 
     /// Records an installed build. Recording the same (feature, version, sha256) again
-    /// is a no-op; the same (feature, version) with a different sha256 is refused with
-    /// [`StoreError::InvalidArgument`], because a version names exactly one build.
+    /// is a no-op (`published` included); the same (feature, version) with a different
+    /// sha256 is refused with [`StoreError::InvalidArgument`], because a version names
+    /// exactly one build.
+    ///
+    /// A feature without a catalogue entry gets one (not builtin, no publisher), named
+    /// and described by the manifest's `name` and `description` (the id and `""` if
+    /// missing); an existing entry is left alone.
     pub async fn insert_feature_version(&self, v: &FeatureVersion) -> Result<(), StoreError> {
         let size_bytes = i64::try_from(v.size_bytes).map_err(|_| {
             StoreError::InvalidArgument(format!("size_bytes {} is too large", v.size_bytes))
         })?;
+        let manifest_text = |field: &str| v.manifest.get(field).and_then(|f| f.as_str());
+        let name = manifest_text("name").unwrap_or(&v.feature_id);
+        let description = manifest_text("description").unwrap_or_default();
         let existing: Option<String> = on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO features (id, name, description, builtin, publisher, created_at)
+                 VALUES ($1, $2, $3, FALSE, NULL, $4)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&v.feature_id)
+            .bind(name)
+            .bind(description)
+            .bind(ts(v.created_at))
+            .execute(pool)
+            .await?;
             let inserted = sqlx::query(
                 "INSERT INTO feature_versions
-                     (feature_id, version, sha256, manifest, size_bytes, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                     (feature_id, version, sha256, manifest, size_bytes, created_at, published)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (feature_id, version) DO NOTHING",
             )
             .bind(&v.feature_id)
@@ -142,6 +215,7 @@ impl Store {
             .bind(Json(&v.manifest))
             .bind(size_bytes)
             .bind(ts(v.created_at))
+            .bind(v.published)
             .execute(pool)
             .await?
             .rows_affected();
@@ -174,7 +248,7 @@ impl Store {
     ) -> Result<Option<FeatureVersion>, StoreError> {
         let row: Option<FeatureVersionRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT feature_id, version, sha256, manifest, size_bytes, created_at
+                "SELECT feature_id, version, sha256, manifest, size_bytes, created_at, published
                  FROM feature_versions
                  WHERE feature_id = $1 AND version = $2",
             )
@@ -186,11 +260,11 @@ impl Store {
         Ok(row.map(FeatureVersion::from))
     }
 
-    /// All installed builds, by feature, then oldest first.
+    /// All installed builds, published or not, by feature, then oldest first.
     pub async fn feature_versions(&self) -> Result<Vec<FeatureVersion>, StoreError> {
         let rows: Vec<FeatureVersionRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT feature_id, version, sha256, manifest, size_bytes, created_at
+                "SELECT feature_id, version, sha256, manifest, size_bytes, created_at, published
                  FROM feature_versions
                  ORDER BY feature_id, created_at, version",
             )
@@ -200,15 +274,106 @@ impl Store {
         Ok(rows.into_iter().map(FeatureVersion::from).collect())
     }
 
-    /// Inserts or replaces the whole (guild, feature) row, breaker fields included. The
-    /// guild and the feature version must exist (foreign keys).
+    /// A feature's builds, published or not, newest first (by `created_at`, then
+    /// version, descending).
+    pub async fn versions_of(&self, feature_id: &str) -> Result<Vec<FeatureVersion>, StoreError> {
+        let rows: Vec<FeatureVersionRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT feature_id, version, sha256, manifest, size_bytes, created_at, published
+                 FROM feature_versions
+                 WHERE feature_id = $1
+                 ORDER BY created_at DESC, version DESC",
+            )
+            .bind(feature_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(FeatureVersion::from).collect())
+    }
+
+    /// Publishes or unpublishes a build. Returns false if there is no such build.
+    pub async fn set_version_published(
+        &self,
+        feature_id: &str,
+        version: &str,
+        published: bool,
+    ) -> Result<bool, StoreError> {
+        let updated = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE feature_versions SET published = $3
+                 WHERE feature_id = $1 AND version = $2",
+            )
+            .bind(feature_id)
+            .bind(version)
+            .bind(published)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(updated == 1)
+    }
+
+    /// Inserts a catalogue entry or updates its name, description, `builtin` and
+    /// publisher. `created_at` is kept from the first insert. The id must be 1 to 100
+    /// characters.
+    pub async fn upsert_feature(&self, f: &Feature) -> Result<(), StoreError> {
+        check_name("feature id", &f.id)?;
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO features (id, name, description, builtin, publisher, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (id) DO UPDATE
+                 SET name = excluded.name, description = excluded.description,
+                     builtin = excluded.builtin, publisher = excluded.publisher",
+            )
+            .bind(&f.id)
+            .bind(&f.name)
+            .bind(&f.description)
+            .bind(f.builtin)
+            .bind(f.publisher.as_deref())
+            .bind(ts(f.created_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn feature(&self, id: &str) -> Result<Option<Feature>, StoreError> {
+        let row: Option<FeatureRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, name, description, builtin, publisher, created_at
+                 FROM features WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(Feature::from))
+    }
+
+    /// The whole catalogue, by id (byte-wise).
+    pub async fn features(&self) -> Result<Vec<Feature>, StoreError> {
+        let rows: Vec<FeatureRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, name, description, builtin, publisher, created_at
+                 FROM features ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(Feature::from).collect())
+    }
+
+    /// Inserts or replaces the whole (guild, feature) row, breaker fields and
+    /// `previous_version` included (the caller decides what the previous version is).
+    /// The guild and the feature version must exist (foreign keys).
     pub async fn upsert_guild_feature(&self, gf: &GuildFeature) -> Result<(), StoreError> {
         on_db!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO guild_features
                      (guild_id, feature_id, version, enabled, grants, config,
-                      breaker_strikes, breaker_open_until, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                      breaker_strikes, breaker_open_until, updated_at, previous_version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  ON CONFLICT (guild_id, feature_id) DO UPDATE
                  SET version = excluded.version,
                      enabled = excluded.enabled,
@@ -216,7 +381,8 @@ impl Store {
                      config = excluded.config,
                      breaker_strikes = excluded.breaker_strikes,
                      breaker_open_until = excluded.breaker_open_until,
-                     updated_at = excluded.updated_at",
+                     updated_at = excluded.updated_at,
+                     previous_version = excluded.previous_version",
             )
             .bind(db_id(gf.guild_id))
             .bind(&gf.feature_id)
@@ -227,6 +393,7 @@ impl Store {
             .bind(i64::from(gf.breaker_strikes))
             .bind(gf.breaker_open_until.map(ts))
             .bind(ts(gf.updated_at))
+            .bind(gf.previous_version.as_deref())
             .execute(pool)
             .await?;
         });
@@ -241,7 +408,7 @@ impl Store {
         let row: Option<GuildFeatureRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT guild_id, feature_id, version, enabled, grants, config,
-                        breaker_strikes, breaker_open_until, updated_at
+                        breaker_strikes, breaker_open_until, updated_at, previous_version
                  FROM guild_features
                  WHERE guild_id = $1 AND feature_id = $2",
             )
@@ -258,7 +425,7 @@ impl Store {
         let rows: Vec<GuildFeatureRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT guild_id, feature_id, version, enabled, grants, config,
-                        breaker_strikes, breaker_open_until, updated_at
+                        breaker_strikes, breaker_open_until, updated_at, previous_version
                  FROM guild_features
                  WHERE guild_id = $1
                  ORDER BY feature_id",

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{ScheduledJob, Scope, Store, StoreError, api_id, db_id, db_limit, now, ts};
+use super::{ScheduledJob, Scope, Store, StoreError, api_id, db_id, db_limit, now, random_id, ts};
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -41,7 +41,7 @@ impl Store {
         payload: &str,
         run_at: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        let id = format!("{:032x}", rand::random::<u128>());
+        let id = random_id();
         on_db!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO scheduled_jobs

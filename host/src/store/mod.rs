@@ -15,13 +15,19 @@
 //!   [`Scope`] and bounded by a [`Quota`]; the usage row of the scope is updated in the
 //!   same transaction as every write, so checks are exact.
 //!
-//! The code is split by concern: `catalog.rs` (guilds, feature versions, guild
-//! features), `storage.rs` (key-value, boards, quotas), `audit.rs`, `jobs.rs`.
+//! - Calendar days (usage counters) are UTC [`NaiveDate`]s: `DATE` on Postgres,
+//!   `'YYYY-MM-DD'` text on SQLite.
+//!
+//! The code is split by concern: `catalog.rs` (guilds, the feature catalogue and its
+//! versions, guild features), `tenants.rs` (tenants and the guilds they own),
+//! `settings.rs` (guild settings, role permissions, command cooldowns), `usage.rs`
+//! (daily usage counters), `storage.rs` (key-value, boards, quotas), `audit.rs`,
+//! `jobs.rs`.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -45,7 +51,10 @@ macro_rules! on_db {
 mod audit;
 mod catalog;
 mod jobs;
+mod settings;
 mod storage;
+mod tenants;
+mod usage;
 
 /// Where a database URL points when none is given: `townes.db` in the current directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://townes.db";
@@ -64,7 +73,8 @@ pub enum StoreError {
     #[error("not an integer: {0}")]
     NotInteger(String),
     /// The caller asked for something the store refuses (bad URL, conflicting build,
-    /// unknown row, a key Postgres could not store, an overflowing increment).
+    /// unknown row, a key Postgres could not store, an overflowing increment, a setting
+    /// out of range: the message names the field).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("database error: {0}")]
@@ -94,7 +104,7 @@ pub struct Store {
 }
 
 /// A Discord server the bot is in.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Guild {
     pub id: u64,
     pub name: String,
@@ -102,6 +112,10 @@ pub struct Guild {
     /// The tenant's plan; `"free"` unless billing says otherwise.
     pub plan: String,
     pub created_at: DateTime<Utc>,
+    /// The [`Tenant`] that claimed this guild, if any.
+    pub tenant_id: Option<String>,
+    /// When the bot left the guild; `None` while it is in it.
+    pub left_at: Option<DateTime<Utc>>,
 }
 
 impl Guild {
@@ -113,12 +127,98 @@ impl Guild {
             owner_id,
             plan: "free".to_string(),
             created_at: now(),
+            tenant_id: None,
+            left_at: None,
         }
     }
 }
 
+/// A customer account: the Discord user who owns it and the plan it pays for. Owns
+/// guilds through [`Guild::tenant_id`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Tenant {
+    /// 32 random hex digits.
+    pub id: String,
+    /// One tenant per Discord user.
+    pub owner_discord_id: u64,
+    pub name: Option<String>,
+    /// `"free"` unless billing says otherwise.
+    pub plan: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Per-guild command settings. [`Store::guild_settings`] returns
+/// [`GuildSettings::new`] (the defaults) for a guild that has none stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct GuildSettings {
+    pub guild_id: u64,
+    /// 1 to 5 characters, no whitespace; `"!"` by default.
+    pub prefix: String,
+    pub use_slash_commands: bool,
+    /// Whether prefix commands still work while slash commands are on.
+    pub allow_prefix_fallback: bool,
+    /// 0 (none) to 86,400; used for commands without their own [`CommandCooldown`].
+    pub global_cooldown_seconds: u32,
+    /// When the settings were last saved; `None` for defaults never saved. Set by
+    /// [`Store::set_guild_settings`], which ignores the value passed in.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl GuildSettings {
+    /// The defaults: prefix `!`, slash commands on, prefix fallback on, no cooldown.
+    pub fn new(guild_id: u64) -> GuildSettings {
+        GuildSettings {
+            guild_id,
+            prefix: "!".to_string(),
+            use_slash_commands: true,
+            allow_prefix_fallback: true,
+            global_cooldown_seconds: 0,
+            updated_at: None,
+        }
+    }
+}
+
+/// A role allowed to use a command group in a guild.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct RolePermission {
+    pub guild_id: u64,
+    pub role_id: u64,
+    pub command_group: String,
+}
+
+/// A command's own cooldown in a guild (configuration, not per-user state).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CommandCooldown {
+    pub guild_id: u64,
+    pub command: String,
+    /// 1 to 86,400.
+    pub seconds: u32,
+}
+
+/// A catalogue entry: one per feature id; its builds are [`FeatureVersion`]s.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Feature {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Shipped with the platform (as opposed to published by a third party).
+    pub builtin: bool,
+    pub publisher: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a guild used on one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UsageCounter {
+    pub guild_id: u64,
+    pub day: NaiveDate,
+    pub events: u64,
+    pub commands: u64,
+    pub ai_tokens: u64,
+}
+
 /// One installed build of a feature component.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct FeatureVersion {
     pub feature_id: String,
     pub version: String,
@@ -127,10 +227,13 @@ pub struct FeatureVersion {
     pub manifest: serde_json::Value,
     pub size_bytes: u64,
     pub created_at: DateTime<Utc>,
+    /// Offered in the catalogue. Unpublishing hides a build from new installs; guilds
+    /// already running it keep it.
+    pub published: bool,
 }
 
 /// A feature as set up in one guild.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct GuildFeature {
     pub guild_id: u64,
     pub feature_id: String,
@@ -142,6 +245,8 @@ pub struct GuildFeature {
     pub breaker_strikes: u32,
     pub breaker_open_until: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The version the guild ran before its last upgrade, for rollback.
+    pub previous_version: Option<String>,
 }
 
 /// The (guild, feature) pair that owns a piece of feature storage or a job.
@@ -364,4 +469,26 @@ fn count(n: i64) -> u64 {
 /// A `u32` limit as the database wants it.
 fn db_limit(n: u32) -> i64 {
     i64::from(n)
+}
+
+/// A random id: 32 hex digits.
+fn random_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Whether a database error is a foreign-key violation (e.g. an unknown guild).
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_foreign_key_violation())
+}
+
+/// Refuses an empty name or one longer than 100 characters.
+fn check_name(field: &str, value: &str) -> Result<(), StoreError> {
+    if value.is_empty() || value.chars().count() > 100 {
+        return Err(StoreError::InvalidArgument(format!(
+            "{field} must be 1 to 100 characters, got {}",
+            value.chars().count()
+        )));
+    }
+    Ok(())
 }

@@ -1,0 +1,451 @@
+//! Marketplace operations: the library API the CLI and the HTTP API both call.
+//!
+//! Install a feature version into the catalogue; enable and disable it per
+//! guild with the capabilities the admin approves; change approvals and
+//! configuration (validated against the feature's schema); upgrade a guild to a
+//! newer version (running the feature's `migrate`) and roll back. Every change
+//! writes an audit entry naming the actor.
+
+pub mod config;
+
+use crate::grants::{Approval, always_granted, capability_name};
+use crate::runtime::wit::{CapabilityRequest, Manifest};
+use crate::runtime::{InstallError, Runtime};
+use crate::store::{Feature, FeatureVersion, GuildFeature, NewAuditEntry, StoreError};
+use config::ConfigProblem;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MarketError {
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    #[error("feature `{0}` is not installed; `townes feature list` shows the catalogue")]
+    UnknownFeature(String),
+    #[error("feature `{feature}` has no version {version}; installed: {installed}")]
+    UnknownVersion {
+        feature: String,
+        version: String,
+        installed: String,
+    },
+    #[error("guild {0} is not known to the platform; the bot must join it first")]
+    UnknownGuild(u64),
+    #[error("feature `{feature}` is not installed in guild {guild}; enable it first")]
+    NotInGuild { guild: u64, feature: String },
+    #[error("`{feature}` requires {} — approve {} to enable it", .missing.join(", "), if .missing.len() == 1 { "it" } else { "them" })]
+    MissingRequired {
+        feature: String,
+        missing: Vec<String>,
+    },
+    #[error("`{feature}` does not request {}; it can only be granted what it asks for: {}", .extra.join(", "), .requested.join(", "))]
+    NotRequested {
+        feature: String,
+        extra: Vec<String>,
+        requested: Vec<String>,
+    },
+    #[error("the configuration does not match `{feature}`'s schema: {}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    InvalidConfig {
+        feature: String,
+        problems: Vec<ConfigProblem>,
+    },
+    #[error("guild {guild} already runs `{feature}` {version}")]
+    SameVersion {
+        guild: u64,
+        feature: String,
+        version: String,
+    },
+    #[error("`{feature}` {version}'s migrate failed, so guild {guild} stays on {from}: {reason}")]
+    MigrateFailed {
+        guild: u64,
+        feature: String,
+        version: String,
+        from: String,
+        reason: String,
+    },
+    #[error("guild {guild} has no earlier version of `{feature}` to roll back to")]
+    NothingToRollBack { guild: u64, feature: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Host(#[from] anyhow::Error),
+}
+
+/// A feature in the catalogue with its installed versions, newest first.
+#[derive(Clone, Debug, Serialize)]
+pub struct CatalogueEntry {
+    pub feature: Feature,
+    pub versions: Vec<FeatureVersion>,
+}
+
+pub struct Marketplace<'r> {
+    runtime: &'r Runtime,
+    /// Who is acting, as recorded in the audit log (`cli`, `user:<id>`, …).
+    actor: String,
+}
+
+impl<'r> Marketplace<'r> {
+    pub fn new(runtime: &'r Runtime, actor: impl Into<String>) -> Self {
+        Marketplace {
+            runtime,
+            actor: actor.into(),
+        }
+    }
+
+    pub async fn catalogue(&self) -> Result<Vec<CatalogueEntry>, MarketError> {
+        let store = self.runtime.store();
+        let mut entries = Vec::new();
+        for feature in store.features().await? {
+            let versions = store.versions_of(&feature.id).await?;
+            entries.push(CatalogueEntry { feature, versions });
+        }
+        Ok(entries)
+    }
+
+    /// Validates and installs a component into the catalogue.
+    pub async fn install(
+        &self,
+        wasm: &[u8],
+        builtin: bool,
+    ) -> Result<(FeatureVersion, Manifest), MarketError> {
+        let (version, manifest) = self.runtime.install(wasm).await?;
+        let existing = self.runtime.store().feature(&manifest.id).await?;
+        let feature = Feature {
+            id: manifest.id.clone(),
+            name: manifest.name.clone(),
+            description: manifest.description.clone(),
+            builtin: builtin || existing.as_ref().is_some_and(|f| f.builtin),
+            publisher: existing.and_then(|f| f.publisher),
+            created_at: chrono::Utc::now(),
+        };
+        self.runtime.store().upsert_feature(&feature).await?;
+        self.audit(None, "feature.installed", &manifest.id, json!({ "version": version.version, "sha256": version.sha256, "size_bytes": version.size_bytes })).await?;
+        Ok((version, manifest))
+    }
+
+    /// The capabilities a feature version requests (the latest published when
+    /// `version` is none), for the admin to approve.
+    pub async fn requests(
+        &self,
+        feature_id: &str,
+        version: Option<&str>,
+    ) -> Result<(String, Vec<CapabilityRequest>), MarketError> {
+        let version = self.resolve_version(feature_id, version).await?;
+        let manifest = self.runtime.manifest(feature_id, &version).await?;
+        Ok((version, manifest.capabilities))
+    }
+
+    /// Enables a feature in a guild with the approved capabilities. Every
+    /// required capability must be approved; nothing it does not request can be.
+    pub async fn enable(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+        version: Option<&str>,
+        approval: Approval,
+    ) -> Result<GuildFeature, MarketError> {
+        if self.runtime.store().guild(guild_id).await?.is_none() {
+            return Err(MarketError::UnknownGuild(guild_id));
+        }
+        let version = self.resolve_version(feature_id, version).await?;
+        let manifest = self.runtime.manifest(feature_id, &version).await?;
+        check_approval(&manifest, &approval)?;
+        let existing = self
+            .runtime
+            .store()
+            .guild_feature(guild_id, feature_id)
+            .await?;
+        let gf = GuildFeature {
+            guild_id,
+            feature_id: feature_id.to_string(),
+            version: version.clone(),
+            enabled: true,
+            grants: serde_json::to_value(&approval).map_err(anyhow::Error::from)?,
+            config: existing.as_ref().and_then(|e| e.config.clone()),
+            breaker_strikes: 0,
+            breaker_open_until: None,
+            previous_version: existing.and_then(|e| e.previous_version),
+            updated_at: chrono::Utc::now(),
+        };
+        self.runtime.store().upsert_guild_feature(&gf).await?;
+        self.audit(
+            Some(guild_id),
+            "feature.enabled",
+            feature_id,
+            json!({ "version": version, "grants": gf.grants }),
+        )
+        .await?;
+        Ok(gf)
+    }
+
+    /// Turns a feature off in a guild; its approvals and configuration are kept.
+    pub async fn disable(&self, guild_id: u64, feature_id: &str) -> Result<(), MarketError> {
+        let mut gf = self.in_guild(guild_id, feature_id).await?;
+        gf.enabled = false;
+        gf.updated_at = chrono::Utc::now();
+        self.runtime.store().upsert_guild_feature(&gf).await?;
+        self.audit(
+            Some(guild_id),
+            "feature.disabled",
+            feature_id,
+            json!({ "version": gf.version }),
+        )
+        .await
+    }
+
+    /// Replaces what the guild's admin approved for a feature.
+    pub async fn approve(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+        approval: Approval,
+    ) -> Result<GuildFeature, MarketError> {
+        let mut gf = self.in_guild(guild_id, feature_id).await?;
+        let manifest = self.runtime.manifest(feature_id, &gf.version).await?;
+        check_approval(&manifest, &approval)?;
+        let before = std::mem::replace(
+            &mut gf.grants,
+            serde_json::to_value(&approval).map_err(anyhow::Error::from)?,
+        );
+        gf.updated_at = chrono::Utc::now();
+        self.runtime.store().upsert_guild_feature(&gf).await?;
+        self.audit(
+            Some(guild_id),
+            "feature.grants_changed",
+            feature_id,
+            json!({ "before": before, "after": gf.grants }),
+        )
+        .await?;
+        Ok(gf)
+    }
+
+    /// Sets a feature's configuration in a guild after validating it against the
+    /// schema of the version the guild runs.
+    pub async fn set_config(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+        config: Value,
+    ) -> Result<(), MarketError> {
+        let mut gf = self.in_guild(guild_id, feature_id).await?;
+        let manifest = self.runtime.manifest(feature_id, &gf.version).await?;
+        config::validate(&manifest.config_schema, &config).map_err(|problems| {
+            MarketError::InvalidConfig {
+                feature: feature_id.into(),
+                problems,
+            }
+        })?;
+        let keys: Vec<String> = config
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        gf.config = Some(config);
+        gf.updated_at = chrono::Utc::now();
+        self.runtime.store().upsert_guild_feature(&gf).await?;
+        // Keys only: configuration values may be private to the guild.
+        self.audit(
+            Some(guild_id),
+            "feature.config_changed",
+            feature_id,
+            json!({ "keys": keys }),
+        )
+        .await
+    }
+
+    /// Moves a guild to another installed version of a feature and runs that
+    /// version's `migrate`. If `migrate` fails the guild stays where it was.
+    pub async fn upgrade(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+        to: &str,
+    ) -> Result<GuildFeature, MarketError> {
+        let before = self.in_guild(guild_id, feature_id).await?;
+        let to = self.resolve_version(feature_id, Some(to)).await?;
+        if before.version == to {
+            return Err(MarketError::SameVersion {
+                guild: guild_id,
+                feature: feature_id.into(),
+                version: to,
+            });
+        }
+        let manifest = self.runtime.manifest(feature_id, &to).await?;
+        let approval: Approval =
+            serde_json::from_value(before.grants.clone()).map_err(anyhow::Error::from)?;
+        check_approval(&manifest, &approval)?;
+        if let Some(config) = &before.config {
+            config::validate(&manifest.config_schema, config).map_err(|problems| {
+                MarketError::InvalidConfig {
+                    feature: feature_id.into(),
+                    problems,
+                }
+            })?;
+        }
+        let upgraded = GuildFeature {
+            version: to.clone(),
+            previous_version: Some(before.version.clone()),
+            updated_at: chrono::Utc::now(),
+            ..before.clone()
+        };
+        self.runtime.store().upsert_guild_feature(&upgraded).await?;
+        let outcome = self
+            .runtime
+            .migrate(guild_id, feature_id, &before.version)
+            .await;
+        if let Err(error) = outcome.result {
+            self.runtime.store().upsert_guild_feature(&before).await?;
+            let reason = error.to_string();
+            self.audit(
+                Some(guild_id),
+                "feature.upgrade_failed",
+                feature_id,
+                json!({ "from": before.version, "to": to, "reason": reason }),
+            )
+            .await?;
+            return Err(MarketError::MigrateFailed {
+                guild: guild_id,
+                feature: feature_id.into(),
+                version: to,
+                from: before.version,
+                reason,
+            });
+        }
+        self.audit(
+            Some(guild_id),
+            "feature.upgraded",
+            feature_id,
+            json!({ "from": before.version, "to": to }),
+        )
+        .await?;
+        Ok(upgraded)
+    }
+
+    /// Returns a guild to the version it ran before its last upgrade. Data the
+    /// newer version wrote stays; `migrate` is not run backwards.
+    pub async fn rollback(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+    ) -> Result<GuildFeature, MarketError> {
+        let current = self.in_guild(guild_id, feature_id).await?;
+        let Some(previous) = current.previous_version.clone() else {
+            return Err(MarketError::NothingToRollBack {
+                guild: guild_id,
+                feature: feature_id.into(),
+            });
+        };
+        // One step back only: rolling back twice is not a way forward again.
+        let rolled_back = GuildFeature {
+            version: previous.clone(),
+            previous_version: None,
+            updated_at: chrono::Utc::now(),
+            ..current.clone()
+        };
+        self.runtime
+            .store()
+            .upsert_guild_feature(&rolled_back)
+            .await?;
+        self.audit(
+            Some(guild_id),
+            "feature.rolled_back",
+            feature_id,
+            json!({ "from": current.version, "to": previous }),
+        )
+        .await?;
+        Ok(rolled_back)
+    }
+
+    async fn in_guild(&self, guild_id: u64, feature_id: &str) -> Result<GuildFeature, MarketError> {
+        self.runtime
+            .store()
+            .guild_feature(guild_id, feature_id)
+            .await?
+            .ok_or_else(|| MarketError::NotInGuild {
+                guild: guild_id,
+                feature: feature_id.into(),
+            })
+    }
+
+    /// `version`, checked to be installed, or the newest published version.
+    async fn resolve_version(
+        &self,
+        feature_id: &str,
+        version: Option<&str>,
+    ) -> Result<String, MarketError> {
+        let versions = self.runtime.store().versions_of(feature_id).await?;
+        if versions.is_empty() {
+            return Err(MarketError::UnknownFeature(feature_id.into()));
+        }
+        let found = match version {
+            Some(wanted) => versions.iter().find(|v| v.version == wanted),
+            None => versions.iter().find(|v| v.published),
+        };
+        found
+            .map(|v| v.version.clone())
+            .ok_or_else(|| MarketError::UnknownVersion {
+                feature: feature_id.into(),
+                version: version.unwrap_or("(latest published)").into(),
+                installed: versions
+                    .iter()
+                    .map(|v| v.version.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    async fn audit(
+        &self,
+        guild_id: Option<u64>,
+        action: &str,
+        feature_id: &str,
+        details: Value,
+    ) -> Result<(), MarketError> {
+        let entry = NewAuditEntry {
+            guild_id,
+            actor: self.actor.clone(),
+            action: action.into(),
+            feature_id: Some(feature_id.into()),
+            details,
+        };
+        Ok(self.runtime.store().audit(&entry).await?)
+    }
+}
+
+/// Every required capability approved, and nothing approved that is not requested.
+fn check_approval(manifest: &Manifest, approval: &Approval) -> Result<(), MarketError> {
+    let requested: Vec<_> = manifest.capabilities.iter().map(|r| r.capability).collect();
+    let names = |caps: &mut dyn Iterator<Item = crate::runtime::wit::Capability>| {
+        caps.map(|c| capability_name(c).to_string())
+            .collect::<Vec<_>>()
+    };
+    let extra = names(
+        &mut approval
+            .capabilities
+            .iter()
+            .filter(|c| !requested.contains(c) && !always_granted(*c)),
+    );
+    if !extra.is_empty() {
+        return Err(MarketError::NotRequested {
+            feature: manifest.id.clone(),
+            extra,
+            requested: names(&mut requested.iter().copied()),
+        });
+    }
+    let missing = names(
+        &mut manifest
+            .capabilities
+            .iter()
+            .filter(|r| {
+                r.required
+                    && !always_granted(r.capability)
+                    && !approval.capabilities.contains(r.capability)
+            })
+            .map(|r| r.capability),
+    );
+    if !missing.is_empty() {
+        return Err(MarketError::MissingRequired {
+            feature: manifest.id.clone(),
+            missing,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! Marketplace operations on both backends: every operation, its rejections,
+//! config validation, upgrade with `migrate`, a failed upgrade, and rollback.
+
+mod common;
+
+use std::sync::Arc;
+use townes::discord::{LocalDiscord, LocalGuild};
+use townes::grants::Approval;
+use townes::marketplace::{MarketError, Marketplace};
+use townes::runtime::wit::{Capability, CommandInvocation, CommandSource, Reply};
+use townes::runtime::{InstallError, InvokeError, Outcome, Runtime, RuntimeConfig};
+use townes::store::{Guild, Scope, Store};
+
+const GUILD: u64 = 1000;
+const OTHER: u64 = 2000;
+
+fn guest(name: &str) -> Vec<u8> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
+    let path = format!("{target}/wasm32-wasip2/release/{name}.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{path}: {e}. Build the components first: `cargo xtask build-guests`")
+    })
+}
+
+async fn runtime(store: Store, data: &std::path::Path) -> (Runtime, Arc<LocalDiscord>) {
+    let discord = Arc::new(LocalDiscord::new());
+    for id in [GUILD, OTHER] {
+        let mut guild = LocalGuild::new(id, "G");
+        guild.add_member(42, "ada", vec![]);
+        discord.add_guild(guild);
+        store.upsert_guild(&Guild::new(id, "G", 1)).await.unwrap();
+    }
+    let runtime = Runtime::new(
+        RuntimeConfig {
+            pool_instances: 8,
+            ..RuntimeConfig::new(data)
+        },
+        store,
+        discord.clone(),
+    )
+    .unwrap();
+    (runtime, discord)
+}
+
+async fn hello(runtime: &Runtime, discord: &LocalDiscord, guild: u64) -> Outcome {
+    let invoker = discord.member_of(guild, 42).unwrap();
+    let invocation = CommandInvocation {
+        name: "hello".into(),
+        source: CommandSource::Slash,
+        subcommand: None,
+        arguments: vec![],
+        invoker,
+        channel_id: guild + 1,
+    };
+    runtime.command(guild, "hello", invocation).await
+}
+
+fn text(outcome: &Outcome) -> String {
+    match &outcome.result {
+        Ok(Some(Reply { body, .. })) => body.content.clone().unwrap_or_default(),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn both() -> Approval {
+    Approval {
+        capabilities: [Capability::Messages, Capability::Storage]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn install_enable_configure_disable_with_every_rejection() {
+    for (label, store, _guard) in common::each_backend().await {
+        let data = tempfile::tempdir().unwrap();
+        let (runtime, discord) = runtime(store.clone(), data.path()).await;
+        let market = Marketplace::new(&runtime, "test");
+
+        // Install: rejections name the problem; nothing rejected reaches the catalogue.
+        assert!(
+            matches!(
+                market.install(&guest("undeclared"), false).await,
+                Err(MarketError::Install(InstallError::Undeclared(_)))
+            ),
+            "{label}"
+        );
+        assert!(
+            matches!(
+                market.install(&guest("wrong_world"), false).await,
+                Err(MarketError::Install(InstallError::WrongWorld { .. }))
+            ),
+            "{label}"
+        );
+        assert!(market.catalogue().await.unwrap().is_empty(), "{label}");
+        market.install(&guest("hello"), true).await.unwrap();
+        let catalogue = market.catalogue().await.unwrap();
+        assert_eq!(catalogue.len(), 1, "{label}");
+        assert!(
+            catalogue[0].feature.builtin && catalogue[0].versions[0].version == "0.1.0",
+            "{label}"
+        );
+
+        // Enable: each rejection, then success.
+        let err = market
+            .enable(GUILD, "nope", None, both())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, MarketError::UnknownFeature(_)),
+            "{label}: {err}"
+        );
+        let err = market
+            .enable(GUILD, "hello", Some("9.9.9"), both())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has no version 9.9.9; installed: 0.1.0"),
+            "{label}: {err}"
+        );
+        let err = market.enable(777, "hello", None, both()).await.unwrap_err();
+        assert!(
+            matches!(err, MarketError::UnknownGuild(777)),
+            "{label}: {err}"
+        );
+        let only_messages = Approval {
+            capabilities: [Capability::Messages].into_iter().collect(),
+            ..Default::default()
+        };
+        let err = market
+            .enable(GUILD, "hello", None, only_messages)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`hello` requires storage — approve it to enable it",
+            "{label}"
+        );
+        let too_much = Approval {
+            capabilities: [
+                Capability::Messages,
+                Capability::Storage,
+                Capability::Moderation,
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let err = market
+            .enable(GUILD, "hello", None, too_much)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not request moderation"),
+            "{label}: {err}"
+        );
+        market.enable(GUILD, "hello", None, both()).await.unwrap();
+        assert_eq!(
+            text(&hello(&runtime, &discord, GUILD).await),
+            "Hello, ada! (greeting #1 in this server)",
+            "{label}"
+        );
+
+        // Approvals: a required capability cannot be withdrawn while enabled.
+        assert!(
+            matches!(
+                market.approve(GUILD, "hello", Approval::default()).await,
+                Err(MarketError::MissingRequired { .. })
+            ),
+            "{label}"
+        );
+        assert!(
+            matches!(
+                market.approve(OTHER, "hello", both()).await,
+                Err(MarketError::NotInGuild { .. })
+            ),
+            "{label}"
+        );
+
+        // Config: validated against the schema, errors name the path.
+        let err = market
+            .set_config(
+                GUILD,
+                "hello",
+                serde_json::json!({"greeting": 5, "colour": "red"}),
+            )
+            .await
+            .unwrap_err();
+        let MarketError::InvalidConfig { problems, .. } = &err else {
+            panic!("{label}: {err}")
+        };
+        assert!(
+            problems.iter().any(|p| p.path == "/greeting"),
+            "{label}: {problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.message.contains("colour")),
+            "{label}: {problems:?}"
+        );
+        market
+            .set_config(
+                GUILD,
+                "hello",
+                serde_json::json!({"greeting": "Ahoy", "welcome_channel": null}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            text(&hello(&runtime, &discord, GUILD).await),
+            "Ahoy, ada! (greeting #2 in this server)",
+            "{label}"
+        );
+
+        // Disable: the next invocation does not run; enabling again keeps the config.
+        market.disable(GUILD, "hello").await.unwrap();
+        assert!(
+            matches!(
+                hello(&runtime, &discord, GUILD).await.result,
+                Err(InvokeError::NotEnabled(_))
+            ),
+            "{label}"
+        );
+        market.enable(GUILD, "hello", None, both()).await.unwrap();
+        assert!(
+            text(&hello(&runtime, &discord, GUILD).await).starts_with("Ahoy"),
+            "{label}"
+        );
+
+        // Every change is audited with its actor, newest first.
+        let actions: Vec<_> = store
+            .audit_entries(GUILD, 20)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.actor == "test")
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "feature.enabled",
+                "feature.disabled",
+                "feature.config_changed",
+                "feature.enabled"
+            ],
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn upgrade_runs_migrate_a_failed_migrate_changes_nothing_and_rollback_returns() {
+    for (label, store, _guard) in common::each_backend().await {
+        let data = tempfile::tempdir().unwrap();
+        let (runtime, discord) = runtime(store.clone(), data.path()).await;
+        let market = Marketplace::new(&runtime, "test");
+        market.install(&guest("hello"), true).await.unwrap();
+        for guild in [GUILD, OTHER] {
+            market
+                .enable(guild, "hello", Some("0.1.0"), both())
+                .await
+                .unwrap();
+        }
+        market.install(&guest("hello_next"), true).await.unwrap();
+        let versions: Vec<_> = market.catalogue().await.unwrap()[0]
+            .versions
+            .iter()
+            .map(|v| v.version.clone())
+            .collect();
+        assert_eq!(versions, ["0.2.0", "0.1.0"], "{label}: newest first");
+
+        // GUILD upgrades: migrate runs in that guild with the old version.
+        let upgraded = market.upgrade(GUILD, "hello", "0.2.0").await.unwrap();
+        assert_eq!(
+            (
+                upgraded.version.as_str(),
+                upgraded.previous_version.as_deref()
+            ),
+            ("0.2.0", Some("0.1.0")),
+            "{label}"
+        );
+        assert_eq!(
+            text(&hello(&runtime, &discord, GUILD).await),
+            "Hello v2, ada!",
+            "{label}"
+        );
+        let scope = Scope {
+            guild_id: GUILD,
+            feature_id: "hello".into(),
+        };
+        assert_eq!(
+            store
+                .kv_get(&scope, "migrated-from")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("0.1.0"),
+            "{label}"
+        );
+        assert_eq!(
+            text(&hello(&runtime, &discord, OTHER).await),
+            "Hello, ada! (greeting #1 in this server)",
+            "{label}: other guilds stay"
+        );
+        assert!(
+            matches!(
+                market.upgrade(GUILD, "hello", "0.2.0").await,
+                Err(MarketError::SameVersion { .. })
+            ),
+            "{label}"
+        );
+
+        // OTHER has 13 greetings, which hello 0.2.0's migrate refuses: it stays on 0.1.0.
+        for _ in 1..13 {
+            hello(&runtime, &discord, OTHER).await;
+        }
+        let err = market.upgrade(OTHER, "hello", "0.2.0").await.unwrap_err();
+        assert!(
+            matches!(&err, MarketError::MigrateFailed { from, .. } if from == "0.1.0"),
+            "{label}: {err}"
+        );
+        assert!(err.to_string().contains("13 greetings"), "{label}: {err}");
+        let row = store.guild_feature(OTHER, "hello").await.unwrap().unwrap();
+        assert_eq!(
+            (row.version.as_str(), row.previous_version),
+            ("0.1.0", None),
+            "{label}"
+        );
+        assert!(
+            text(&hello(&runtime, &discord, OTHER).await).starts_with("Hello, ada!"),
+            "{label}"
+        );
+
+        // Rollback: one step back, then nothing more to roll back to.
+        let back = market.rollback(GUILD, "hello").await.unwrap();
+        assert_eq!(back.version, "0.1.0", "{label}");
+        assert!(
+            text(&hello(&runtime, &discord, GUILD).await).starts_with("Hello, ada!"),
+            "{label}"
+        );
+        assert!(
+            matches!(
+                market.rollback(GUILD, "hello").await,
+                Err(MarketError::NothingToRollBack { .. })
+            ),
+            "{label}"
+        );
+
+        let actions: Vec<_> = store
+            .audit_entries(GUILD, 5)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(
+            &actions[..2],
+            ["feature.rolled_back", "feature.upgraded"],
+            "{label}"
+        );
+        let failed = store.audit_entries(OTHER, 1).await.unwrap().remove(0);
+        assert_eq!(failed.action, "feature.upgrade_failed", "{label}");
+    }
+}
