@@ -18,9 +18,13 @@ fn townes(data_dir: &Path, args: &[&str]) -> Output {
 }
 
 fn hello_wasm() -> String {
+    component("hello")
+}
+
+fn component(name: &str) -> String {
     let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
-    let path = format!("{target}/wasm32-wasip2/release/hello.wasm");
+    let path = format!("{target}/wasm32-wasip2/release/{name}.wasm");
     assert!(
         Path::new(&path).exists(),
         "{path} is missing: run `cargo xtask build-guests` (or `cargo xtask test`)"
@@ -162,4 +166,39 @@ fn migrate_is_idempotent() {
     for _ in 0..2 {
         assert!(stdout(&townes(dir.path(), &["migrate"])).contains("migrations applied"));
     }
+}
+
+#[test]
+fn the_demo_plays_welcome_and_xp_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = stdout(&townes(
+        dir.path(),
+        &[
+            "demo",
+            &component("hello"),
+            &component("welcome"),
+            &component("xp"),
+        ],
+    ));
+    assert!(
+        out.contains("message → #1001: Welcome <@44> to Playground! You are member #3."),
+        "{out}"
+    );
+    assert!(
+        out.contains("message → #1001: GG <@42>, you reached level 1!"),
+        "{out}"
+    );
+    assert!(
+        out.contains("role 1002 + 44"),
+        "the level-1 role reward: {out}"
+    );
+    assert!(
+        out.contains("#1 <@44> — level 1 (120 XP)\n#2 <@42> — level 1 (119 XP)"),
+        "{out}"
+    );
+    // The playground's tenant and guild are in the store.
+    let guild = stdout(&townes(dir.path(), &["guild", "show", "1000", "--json"]));
+    let guild: serde_json::Value = serde_json::from_str(&guild).unwrap();
+    assert!(guild["guild"]["tenant_id"].is_string(), "{guild}");
+    assert_eq!(guild["features"].as_array().unwrap().len(), 3);
 }

@@ -24,6 +24,17 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     let (runtime, discord) = local_platform(settings).await?;
     let market = Marketplace::new(&runtime, "demo");
     let general = LOCAL_GUILD + 1;
+    let owner = discord
+        .with_guild(LOCAL_GUILD, |g| g.owner_id)
+        .context("local guild missing")?;
+    let tenant = runtime
+        .store()
+        .create_tenant(owner, Some("Playground owner"))
+        .await?;
+    runtime
+        .store()
+        .set_guild_tenant(LOCAL_GUILD, Some(&tenant.id))
+        .await?;
     let mut features = Vec::new();
     for path in &args.components {
         let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -61,15 +72,33 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     for outcome in runtime.dispatch_event(LOCAL_GUILD, &join).await? {
         print_outcome("carol joined", &outcome, args.json);
     }
-    for (user, text) in [(42, "hi carol, welcome!"), (44, "thanks ada")] {
+    // A conversation in simulated time, a minute apart, so per-member cooldowns pass.
+    // Fixed message ids keep the XP each message earns the same on every run.
+    let start = chrono::Utc::now();
+    let script = [
+        (42, "hi carol, welcome!"),
+        (44, "thanks ada, nice place"),
+        (42, "the xp feature counts what we say"),
+        (44, "let's see"),
+        (42, "level up soon?"),
+        (44, "almost there"),
+        (42, "one more"),
+        (44, "and another"),
+        (42, "done"),
+        (44, "GG"),
+        (42, "brb"),
+        (44, "see you"),
+    ];
+    for (i, (user, text)) in script.into_iter().enumerate() {
         let author = member(&discord, user)?.user;
+        let at = start + chrono::Duration::seconds(61 * i as i64);
         let message = Event::MessageCreated(Message {
-            id: 5000 + user,
+            id: 7_000_000 + i as u64,
             channel_id: general,
             author: author.clone(),
             content: text.into(),
             mentions: vec![],
-            timestamp: chrono::Utc::now().to_rfc3339(),
+            timestamp: at.to_rfc3339(),
         });
         for outcome in runtime.dispatch_event(LOCAL_GUILD, &message).await? {
             print_outcome(
@@ -83,7 +112,13 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
         for command in manifest.commands.iter().filter(|c| {
             c.slash && c.subcommands.is_empty() && c.options.iter().all(|o| !o.required)
         }) {
-            for user in [42, 44] {
+            // Admin commands only for ada, who holds the Admin role here.
+            let users: &[u64] = if command.default_permissions.is_some() {
+                &[42]
+            } else {
+                &[42, 44]
+            };
+            for &user in users {
                 let invoker = member(&discord, user)?;
                 let label = format!("{} runs /{}", invoker.user.username, command.name);
                 let invocation = CommandInvocation {
@@ -112,7 +147,8 @@ fn member(discord: &townes::discord::LocalDiscord, user_id: u64) -> anyhow::Resu
 }
 
 /// The feature's default config with every unset `channel` or `*_channel` pointed at
-/// #general, so features that post somewhere have somewhere to post.
+/// #general, so features that post somewhere have somewhere to post, and empty
+/// `role_rewards` given a level-1 reward of the Member role, so level-ups show one.
 fn playground_config(default_config: &str, general: u64) -> Option<serde_json::Value> {
     let mut config: serde_json::Value = serde_json::from_str(default_config).ok()?;
     let object = config.as_object_mut()?;
@@ -120,6 +156,10 @@ fn playground_config(default_config: &str, general: u64) -> Option<serde_json::V
     for (key, value) in object.iter_mut() {
         if (key == "channel" || key.ends_with("_channel")) && value.is_null() {
             *value = general.into();
+            changed = true;
+        }
+        if key == "role_rewards" && value.as_array().is_some_and(Vec::is_empty) {
+            *value = serde_json::json!([{ "level": 1, "role": LOCAL_GUILD + 2 }]);
             changed = true;
         }
     }

@@ -123,10 +123,11 @@ async fn runtime_with(settings: &Settings, discord: Arc<LocalDiscord>) -> anyhow
     Runtime::new(config, store, discord)
 }
 
-/// A runtime with one local guild, whose members are `ada` (42) and `bob` (43).
+/// A runtime with one local guild, whose members are `ada` (42, Member and Admin)
+/// and `bob` (43).
 async fn local_platform(settings: &Settings) -> anyhow::Result<(Runtime, Arc<LocalDiscord>)> {
     let mut guild = LocalGuild::new(LOCAL_GUILD, "Playground");
-    guild.add_member(42, "ada", vec![LOCAL_GUILD + 2]);
+    guild.add_member(42, "ada", vec![LOCAL_GUILD + 2, LOCAL_GUILD + 20]);
     guild.add_member(43, "bob", vec![]);
     let discord = Arc::new(LocalDiscord::new());
     let runtime = runtime_with(settings, discord.clone()).await?;
