@@ -1,0 +1,229 @@
+//! The built-in welcome and xp features through the real host, on both backends:
+//! welcome message and auto-role, XP cooldown, level-up, role reward and
+//! leaderboard order.
+
+mod common;
+
+use std::sync::Arc;
+use townes::capabilities::Effect;
+use townes::discord::{LocalDiscord, LocalGuild, Role};
+use townes::grants::Approval;
+use townes::marketplace::Marketplace;
+use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Message, Reply};
+use townes::runtime::{Outcome, Runtime, RuntimeConfig};
+use townes::store::Guild;
+
+const GUILD: u64 = 1000;
+const GENERAL: u64 = GUILD + 1;
+const MEMBER_ROLE: u64 = GUILD + 2;
+const REGULAR_ROLE: u64 = GUILD + 3;
+
+fn component(name: &str) -> Vec<u8> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
+    let path = format!("{target}/wasm32-wasip2/release/{name}.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{path}: {e}. Build the components first: `cargo xtask build-guests`")
+    })
+}
+
+fn message(id: u64, discord: &LocalDiscord, user: u64, at_seconds: i64) -> Event {
+    let author = discord.member_of(GUILD, user).unwrap().user;
+    let at = chrono::DateTime::from_timestamp(1_800_000_000 + at_seconds, 0).unwrap();
+    Event::MessageCreated(Message {
+        id,
+        channel_id: GENERAL,
+        author,
+        content: String::new(),
+        mentions: vec![],
+        timestamp: at.to_rfc3339(),
+    })
+}
+
+fn effects(outcomes: &[Outcome], feature: &str) -> Vec<Effect> {
+    outcomes
+        .iter()
+        .filter(|o| o.feature_id == feature)
+        .flat_map(|o| {
+            assert!(o.result.is_ok(), "{feature}: {:?} {}", o.result, o.stdio);
+            o.effects.clone()
+        })
+        .collect()
+}
+
+fn sent(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| {
+            if let Effect::MessageSent { content, .. } = e {
+                content.clone()
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn score(effects: &[Effect]) -> Option<i64> {
+    effects.iter().find_map(|e| {
+        if let Effect::ScoreChanged { score, .. } = e {
+            Some(*score)
+        } else {
+            None
+        }
+    })
+}
+
+#[tokio::test]
+async fn welcome_and_xp_behave_on_both_backends() {
+    for (label, store, _guard) in common::each_backend().await {
+        let discord = Arc::new(LocalDiscord::new());
+        let mut guild = LocalGuild::new(GUILD, "Playground");
+        guild.roles.push(Role {
+            id: REGULAR_ROLE,
+            name: "Regular".into(),
+            position: 2,
+            permissions: 0,
+        });
+        guild.add_member(42, "ada", vec![]);
+        discord.add_guild(guild);
+        store
+            .upsert_guild(&Guild::new(GUILD, "Playground", 1))
+            .await
+            .unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let runtime = Runtime::new(
+            RuntimeConfig {
+                pool_instances: 8,
+                bot_user_id: 1,
+                ..RuntimeConfig::new(data.path())
+            },
+            store,
+            discord.clone(),
+        )
+        .unwrap();
+        let market = Marketplace::new(&runtime, "test");
+        for name in ["welcome", "xp"] {
+            let (_, manifest) = market.install(&component(name), true).await.unwrap();
+            market
+                .enable(
+                    GUILD,
+                    name,
+                    None,
+                    Approval::everything_requested(&manifest.capabilities),
+                )
+                .await
+                .unwrap();
+        }
+        market
+            .set_config(
+                GUILD,
+                "welcome",
+                serde_json::json!({"channel": GENERAL, "auto_roles": [MEMBER_ROLE]}),
+            )
+            .await
+            .unwrap();
+        let xp_config = serde_json::json!({"min_xp": 60, "max_xp": 60, "role_rewards": [{"level": 1, "role": REGULAR_ROLE}]});
+        market.set_config(GUILD, "xp", xp_config).await.unwrap();
+
+        // welcome: the templated message and the auto-role.
+        let carol = discord
+            .with_guild(GUILD, |g| g.add_member(44, "carol", vec![]))
+            .unwrap();
+        let joined = runtime
+            .dispatch_event(GUILD, &Event::MemberJoined(carol))
+            .await
+            .unwrap();
+        let welcome = effects(&joined, "welcome");
+        assert_eq!(
+            sent(&welcome),
+            ["Welcome <@44> to Playground! You are member #2."],
+            "{label}"
+        );
+        assert!(
+            welcome.contains(&Effect::RoleAdded {
+                user_id: 44,
+                role_id: MEMBER_ROLE
+            }),
+            "{label}: {welcome:?}"
+        );
+
+        // xp: an award, the cooldown, then a level-up with its announcement and reward.
+        let first = runtime
+            .dispatch_event(GUILD, &message(1, &discord, 44, 0))
+            .await
+            .unwrap();
+        assert_eq!(score(&effects(&first, "xp")), Some(60), "{label}");
+        let too_soon = runtime
+            .dispatch_event(GUILD, &message(2, &discord, 44, 30))
+            .await
+            .unwrap();
+        assert_eq!(
+            score(&effects(&too_soon, "xp")),
+            None,
+            "{label}: within the cooldown"
+        );
+        let level_up = effects(
+            &runtime
+                .dispatch_event(GUILD, &message(3, &discord, 44, 61))
+                .await
+                .unwrap(),
+            "xp",
+        );
+        assert_eq!(score(&level_up), Some(120), "{label}");
+        assert_eq!(
+            sent(&level_up),
+            ["GG <@44>, you reached level 1!"],
+            "{label}"
+        );
+        assert!(
+            level_up.contains(&Effect::RoleAdded {
+                user_id: 44,
+                role_id: REGULAR_ROLE
+            }),
+            "{label}: {level_up:?}"
+        );
+        assert!(
+            discord
+                .member_of(GUILD, 44)
+                .unwrap()
+                .roles
+                .contains(&REGULAR_ROLE),
+            "{label}"
+        );
+        // The bot's own messages earn nothing.
+        let bot = discord
+            .with_guild(GUILD, |g| g.add_member(1, "townes", vec![]))
+            .unwrap();
+        assert_eq!(bot.user.id, 1);
+        let by_bot = runtime
+            .dispatch_event(GUILD, &message(4, &discord, 1, 200))
+            .await
+            .unwrap();
+        assert_eq!(score(&effects(&by_bot, "xp")), None, "{label}");
+        runtime
+            .dispatch_event(GUILD, &message(5, &discord, 42, 0))
+            .await
+            .unwrap();
+
+        // The leaderboard, best first.
+        let invoker = discord.member_of(GUILD, 42).unwrap();
+        let invocation = CommandInvocation {
+            name: "leaderboard".into(),
+            source: CommandSource::Slash,
+            subcommand: None,
+            arguments: vec![],
+            invoker,
+            channel_id: GENERAL,
+        };
+        let board = runtime.command(GUILD, "xp", invocation).await;
+        let Ok(Some(Reply { body, .. })) = &board.result else {
+            panic!("{label}: {:?}", board.result)
+        };
+        let text = body.content.clone().unwrap_or_default();
+        assert!(
+            text.contains("#1 <@44> — level 1 (120 XP)\n#2 <@42> — level 0 (60 XP)"),
+            "{label}: {text}"
+        );
+    }
+}
