@@ -225,5 +225,16 @@ async fn welcome_and_xp_behave_on_both_backends() {
             text.contains("#1 <@44> — level 1 (120 XP)\n#2 <@42> — level 0 (60 XP)"),
             "{label}: {text}"
         );
+
+        // Usage: six events and one command today, written by one flush.
+        assert_eq!(runtime.flush_usage().await.unwrap(), 1, "{label}");
+        let today = chrono::Utc::now().date_naive();
+        let usage = runtime.store().usage(GUILD, today, today).await.unwrap();
+        assert_eq!((usage[0].events, usage[0].commands), (6, 1), "{label}");
+        assert_eq!(
+            runtime.flush_usage().await.unwrap(),
+            0,
+            "{label}: nothing twice"
+        );
     }
 }

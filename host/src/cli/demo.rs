@@ -137,6 +137,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
             }
         }
     }
+    runtime.flush_usage().await?;
     Ok(())
 }
 

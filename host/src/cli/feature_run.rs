@@ -123,6 +123,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> anyhow::Result<()> {
             print_outcome(&label, outcome, args.json);
         }
     }
+    runtime.flush_usage().await?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ mod breaker;
 mod engine;
 mod install;
 pub mod limits;
+mod usage;
 
 pub use self::bindings as wit;
 pub use breaker::BreakerPolicy;
@@ -191,6 +192,7 @@ pub struct Runtime {
     config: RuntimeConfig,
     /// Loaded components by (feature id, version).
     loaded: RwLock<HashMap<(String, String), Arc<Loaded>>>,
+    usage: usage::UsageMeter,
 }
 
 impl Runtime {
@@ -214,6 +216,7 @@ impl Runtime {
             discord,
             config,
             loaded: RwLock::new(HashMap::new()),
+            usage: usage::UsageMeter::default(),
         })
     }
 
@@ -238,6 +241,7 @@ impl Runtime {
         guild_id: u64,
         event: &Event,
     ) -> anyhow::Result<Vec<Outcome>> {
+        self.usage.event(guild_id);
         let kind = event_kind(event);
         let mut outcomes = Vec::new();
         for gf in self.store.guild_features(guild_id).await? {
@@ -258,6 +262,7 @@ impl Runtime {
         feature_id: &str,
         invocation: CommandInvocation,
     ) -> Outcome {
+        self.usage.command(guild_id);
         self.invoke_enabled(guild_id, feature_id, Handler::Command(invocation))
             .await
     }
