@@ -202,3 +202,73 @@ fn the_demo_plays_welcome_and_xp_end_to_end() {
     assert!(guild["guild"]["tenant_id"].is_string(), "{guild}");
     assert_eq!(guild["features"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn serve_plays_the_playground_then_runs_until_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_townes"))
+        .args([
+            "serve",
+            &component("hello"),
+            &component("welcome"),
+            &component("xp"),
+        ])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/townes.db", dir.path().display()),
+        )
+        .env("TOWNES_DATA_DIR", dir.path())
+        .env_remove("DISCORD_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let running = line.contains("the platform is running offline");
+        seen.push(line);
+        if running {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("GG <@44>, you reached level 1!")),
+        "{seen:#?}"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let rest: Vec<_> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
+}
+
+#[test]
+fn serve_refuses_a_discord_token_it_cannot_use_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_townes"))
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/townes.db", dir.path().display()),
+        )
+        .env("TOWNES_DATA_DIR", dir.path())
+        .env("DISCORD_TOKEN", "not-a-real-token")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unset DISCORD_TOKEN"), "{stderr}");
+    assert!(
+        !stderr.contains("not-a-real-token"),
+        "the token must never be printed: {stderr}"
+    );
+}

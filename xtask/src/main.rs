@@ -6,7 +6,7 @@
 //!   `cargo build --release --target wasm32-wasip2` invocation;
 //! - `test [args]`: `build-guests`, then `cargo test --workspace [args]`;
 //! - `run [args]`: `build-guests`, then `cargo run -p townes --release -- [args]`
-//!   (default `demo`);
+//!   (default: `serve` with the features under `features/`);
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, then `test`.
 //!
 //! `build-guests` also builds the Python examples under `examples/*` (a folder
@@ -36,7 +36,7 @@ commands:
   build-guests     build every component (features/*, host/tests/guests/*) for wasm32-wasip2
   test [args]      build-guests, then `cargo test --workspace [args]`
                    (e.g. `cargo xtask test -- --nocapture`, `cargo xtask test -p hello`)
-  run [args]       build-guests, then `cargo run -p townes --release -- [args]` (default: demo)
+  run [args]       build-guests, then `cargo run -p townes --release -- [args]` (default: serve + features)
   ci               cargo fmt --check, cargo clippy -D warnings, then test";
 
 /// A failure: a message, and the exit code to leave with.
@@ -98,7 +98,7 @@ fn run(args: &[String]) -> Result {
                 .map(String::from)
                 .into();
             if rest.is_empty() {
-                args.push("demo".into());
+                args.push("serve".into());
                 args.extend(shipped_features(&root)?);
             } else {
                 args.extend(rest.iter().cloned());

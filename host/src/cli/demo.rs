@@ -6,8 +6,10 @@
 use super::{LOCAL_GUILD, Settings, local_platform, print_outcome};
 use anyhow::Context as _;
 use std::path::PathBuf;
+use townes::discord::LocalDiscord;
 use townes::grants::Approval;
 use townes::marketplace::Marketplace;
+use townes::runtime::Runtime;
 use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Member, Message};
 
 #[derive(clap::Args)]
@@ -22,6 +24,18 @@ pub struct DemoArgs {
 
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     let (runtime, discord) = local_platform(settings).await?;
+    play(&runtime, &discord, &args.components, args.json).await?;
+    runtime.flush_usage().await?;
+    Ok(())
+}
+
+/// Installs `components` into the local guild and plays the script.
+pub async fn play(
+    runtime: &Runtime,
+    discord: &LocalDiscord,
+    components: &[PathBuf],
+    json: bool,
+) -> anyhow::Result<()> {
     let market = Marketplace::new(&runtime, "demo");
     let general = LOCAL_GUILD + 1;
     let owner = discord
@@ -36,7 +50,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
         .set_guild_tenant(LOCAL_GUILD, Some(&tenant.id))
         .await?;
     let mut features = Vec::new();
-    for path in &args.components {
+    for path in components {
         let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let (version, manifest) = market
             .install(&wasm, true)
@@ -53,7 +67,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
         if let Some(config) = playground_config(&manifest.default_config, general) {
             market.set_config(LOCAL_GUILD, &manifest.id, config).await?;
         }
-        if !args.json {
+        if !json {
             println!(
                 "installed {} {} ({} KiB, sha256 {}…) and enabled it in guild {LOCAL_GUILD} \"Playground\"",
                 manifest.id,
@@ -70,7 +84,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
         .context("local guild missing")?;
     let join = Event::MemberJoined(carol);
     for outcome in runtime.dispatch_event(LOCAL_GUILD, &join).await? {
-        print_outcome("carol joined", &outcome, args.json);
+        print_outcome("carol joined", &outcome, json);
     }
     // A conversation in simulated time, a minute apart, so per-member cooldowns pass.
     // Fixed message ids keep the XP each message earns the same on every run.
@@ -104,7 +118,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
             print_outcome(
                 &format!("{} says {text:?}", author.username),
                 &outcome,
-                args.json,
+                json,
             );
         }
     }
@@ -132,16 +146,15 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
                 print_outcome(
                     &label,
                     &runtime.command(LOCAL_GUILD, &manifest.id, invocation).await,
-                    args.json,
+                    json,
                 );
             }
         }
     }
-    runtime.flush_usage().await?;
     Ok(())
 }
 
-fn member(discord: &townes::discord::LocalDiscord, user_id: u64) -> anyhow::Result<Member> {
+fn member(discord: &LocalDiscord, user_id: u64) -> anyhow::Result<Member> {
     discord
         .member_of(LOCAL_GUILD, user_id)
         .with_context(|| format!("user {user_id} is not in the local guild"))

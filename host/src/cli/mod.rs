@@ -5,6 +5,7 @@ mod demo;
 mod feature;
 mod feature_run;
 mod guild;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ pub struct Settings {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Run the platform until Ctrl-C (offline playground when no DISCORD_TOKEN is set).
+    Serve(serve::ServeArgs),
     /// Apply database migrations (they also run on every start).
     Migrate,
     /// The marketplace: install, enable, approve, configure, upgrade features.
@@ -93,6 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Feature { command } => feature::run(&cli.settings, command).await,
         Command::Guild { command } => guild::run(&cli.settings, command).await,
         Command::Demo(args) => demo::run(&cli.settings, args).await,
+        Command::Serve(args) => serve::run(&cli.settings, args).await,
     }
 }
 
