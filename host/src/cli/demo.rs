@@ -36,7 +36,7 @@ pub async fn play(
     components: &[PathBuf],
     json: bool,
 ) -> anyhow::Result<()> {
-    let market = Marketplace::new(&runtime, "demo");
+    let market = Marketplace::new(runtime, "demo");
     let general = LOCAL_GUILD + 1;
     let owner = discord
         .with_guild(LOCAL_GUILD, |g| g.owner_id)
