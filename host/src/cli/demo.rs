@@ -104,7 +104,7 @@ pub async fn play(
         (44, "see you"),
     ];
     for (i, (user, text)) in script.into_iter().enumerate() {
-        let author = member(&discord, user)?.user;
+        let author = member(discord, user)?.user;
         let at = start + chrono::Duration::seconds(61 * i as i64);
         let message = Event::MessageCreated(Message {
             id: 7_000_000 + i as u64,
@@ -133,7 +133,7 @@ pub async fn play(
                 &[42, 44]
             };
             for &user in users {
-                let invoker = member(&discord, user)?;
+                let invoker = member(discord, user)?;
                 let label = format!("{} runs /{}", invoker.user.username, command.name);
                 let invocation = CommandInvocation {
                     source: CommandSource::Slash,
