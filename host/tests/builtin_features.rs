@@ -18,15 +18,6 @@ const GENERAL: u64 = GUILD + 1;
 const MEMBER_ROLE: u64 = GUILD + 2;
 const REGULAR_ROLE: u64 = GUILD + 3;
 
-fn component(name: &str) -> Vec<u8> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
-    let path = format!("{target}/wasm32-wasip2/release/{name}.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{path}: {e}. Build the components first: `cargo xtask build-guests`")
-    })
-}
-
 fn message(id: u64, discord: &LocalDiscord, user: u64, at_seconds: i64) -> Event {
     let author = discord.member_of(GUILD, user).unwrap().user;
     let at = chrono::DateTime::from_timestamp(1_800_000_000 + at_seconds, 0).unwrap();
@@ -104,7 +95,10 @@ async fn welcome_and_xp_behave_on_both_backends() {
         .unwrap();
         let market = Marketplace::new(&runtime, "test");
         for name in ["welcome", "xp"] {
-            let (_, manifest) = market.install(&component(name), true).await.unwrap();
+            let (_, manifest) = market
+                .install(&common::component(name), true)
+                .await
+                .unwrap();
             market
                 .enable(
                     GUILD,

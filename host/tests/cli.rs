@@ -1,6 +1,8 @@
 //! The `townes` binary as a user runs it: `feature run` and `migrate`, against a
 //! fresh SQLite file.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -17,21 +19,6 @@ fn townes(data_dir: &Path, args: &[&str]) -> Output {
         .expect("running townes")
 }
 
-fn hello_wasm() -> String {
-    component("hello")
-}
-
-fn component(name: &str) -> String {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
-    let path = format!("{target}/wasm32-wasip2/release/{name}.wasm");
-    assert!(
-        Path::new(&path).exists(),
-        "{path} is missing: run `cargo xtask build-guests` (or `cargo xtask test`)"
-    );
-    path
-}
-
 fn stdout(output: &Output) -> String {
     assert!(
         output.status.success(),
@@ -44,7 +31,7 @@ fn stdout(output: &Output) -> String {
 #[test]
 fn feature_run_prints_effects_and_the_reply_as_json() {
     let dir = tempfile::tempdir().unwrap();
-    let wasm = hello_wasm();
+    let wasm = common::component_path("hello");
     let first = stdout(&townes(
         dir.path(),
         &["feature", "run", &wasm, "--command", "hello", "--json"],
@@ -87,7 +74,7 @@ fn feature_run_delivers_an_event_from_json() {
         &[
             "feature",
             "run",
-            &hello_wasm(),
+            &common::component_path("hello"),
             "--config",
             config,
             "--event",
@@ -100,7 +87,7 @@ fn feature_run_delivers_an_event_from_json() {
 #[test]
 fn feature_run_explains_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let wasm = hello_wasm();
+    let wasm = common::component_path("hello");
     let bad_event = townes(
         dir.path(),
         &["feature", "run", &wasm, "--event", "{\"Nope\": 1}"],
@@ -145,7 +132,7 @@ fn enabling_without_a_required_capability_is_refused() {
         &[
             "feature",
             "run",
-            &hello_wasm(),
+            &common::component_path("hello"),
             "--command",
             "hello",
             "--approve",
@@ -175,9 +162,9 @@ fn the_demo_plays_welcome_and_xp_end_to_end() {
         dir.path(),
         &[
             "demo",
-            &component("hello"),
-            &component("welcome"),
-            &component("xp"),
+            &common::component_path("hello"),
+            &common::component_path("welcome"),
+            &common::component_path("xp"),
         ],
     ));
     assert!(
@@ -210,9 +197,9 @@ fn serve_plays_the_playground_then_runs_until_interrupted() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_townes"))
         .args([
             "serve",
-            &component("hello"),
-            &component("welcome"),
-            &component("xp"),
+            &common::component_path("hello"),
+            &common::component_path("welcome"),
+            &common::component_path("xp"),
         ])
         .env(
             "DATABASE_URL",

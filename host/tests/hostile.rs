@@ -25,13 +25,6 @@ use townes::store::{Guild, Store};
 const GUILD_A: u64 = 1000;
 const GUILD_B: u64 = 2000;
 
-fn guest(name: &str) -> Vec<u8> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
-    let path = format!("{target}/wasm32-wasip2/release/{name}.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}. Build the test components first: `cargo xtask build-guests` (or run the suite with `cargo xtask test`)"))
-}
-
 struct Harness {
     runtime: Arc<Runtime>,
     discord: Arc<LocalDiscord>,
@@ -69,7 +62,11 @@ impl Harness {
 
     /// Installs a component and enables it in both guilds with `approve`.
     async fn install(&self, name: &str, approve: &[Capability]) -> String {
-        let (version, _) = self.runtime.install(&guest(name)).await.unwrap();
+        let (version, _) = self
+            .runtime
+            .install(&common::component(name))
+            .await
+            .unwrap();
         let approval = Approval {
             capabilities: approve.iter().copied().collect(),
             ..Default::default()
@@ -652,13 +649,13 @@ async fn a_success_clears_strikes_below_the_threshold() {
 #[tokio::test]
 async fn install_rejects_components_that_break_the_contract() {
     let (h, _guard) = Harness::sqlite(limits()).await;
-    match h.runtime.install(&guest("undeclared")).await {
+    match h.runtime.install(&common::component("undeclared")).await {
         Err(InstallError::Undeclared(capability)) => assert_eq!(capability, "moderation"),
         other => panic!("expected Undeclared, got {:?}", other.map(|(v, _)| v)),
     }
     let err = h
         .runtime
-        .install(&guest("wrong_world"))
+        .install(&common::component("wrong_world"))
         .await
         .map(|(v, _)| v)
         .unwrap_err();
@@ -701,7 +698,7 @@ async fn install_rejects_oversized_components() {
     config.pool_instances = 8;
     let runtime = Runtime::new(config, store, Arc::new(LocalDiscord::new())).unwrap();
     let err = runtime
-        .install(&guest("hello"))
+        .install(&common::component("hello"))
         .await
         .map(|(v, _)| v)
         .unwrap_err();
@@ -730,9 +727,9 @@ async fn installed_components_are_cached_precompiled_and_survive_a_restart() {
     };
     {
         let runtime = Runtime::new(config(), store.clone(), discord.clone()).unwrap();
-        let (version, _) = runtime.install(&guest("hello")).await.unwrap();
+        let (version, _) = runtime.install(&common::component("hello")).await.unwrap();
         // Installing identical bytes again is a no-op.
-        runtime.install(&guest("hello")).await.unwrap();
+        runtime.install(&common::component("hello")).await.unwrap();
         let approval = Approval {
             capabilities: [Capability::Messages, Capability::Storage]
                 .into_iter()
@@ -815,7 +812,11 @@ async fn a_disabled_or_unknown_feature_does_not_run() {
 #[tokio::test]
 async fn enabling_requires_every_required_capability() {
     let (h, _guard) = Harness::sqlite(limits()).await;
-    let (version, _) = h.runtime.install(&guest("hostile")).await.unwrap();
+    let (version, _) = h
+        .runtime
+        .install(&common::component("hostile"))
+        .await
+        .unwrap();
     let approval = Approval {
         capabilities: [Capability::Messages].into_iter().collect(),
         ..Default::default()

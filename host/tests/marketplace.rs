@@ -14,15 +14,6 @@ use townes::store::{Guild, Scope, Store};
 const GUILD: u64 = 1000;
 const OTHER: u64 = 2000;
 
-fn guest(name: &str) -> Vec<u8> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
-    let path = format!("{target}/wasm32-wasip2/release/{name}.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{path}: {e}. Build the components first: `cargo xtask build-guests`")
-    })
-}
-
 async fn runtime(store: Store, data: &std::path::Path) -> (Runtime, Arc<LocalDiscord>) {
     let discord = Arc::new(LocalDiscord::new());
     for id in [GUILD, OTHER] {
@@ -82,20 +73,27 @@ async fn install_enable_configure_disable_with_every_rejection() {
         // Install: rejections name the problem; nothing rejected reaches the catalogue.
         assert!(
             matches!(
-                market.install(&guest("undeclared"), false).await,
+                market
+                    .install(&common::component("undeclared"), false)
+                    .await,
                 Err(MarketError::Install(InstallError::Undeclared(_)))
             ),
             "{label}"
         );
         assert!(
             matches!(
-                market.install(&guest("wrong_world"), false).await,
+                market
+                    .install(&common::component("wrong_world"), false)
+                    .await,
                 Err(MarketError::Install(InstallError::WrongWorld { .. }))
             ),
             "{label}"
         );
         assert!(market.catalogue().await.unwrap().is_empty(), "{label}");
-        market.install(&guest("hello"), true).await.unwrap();
+        market
+            .install(&common::component("hello"), true)
+            .await
+            .unwrap();
         let catalogue = market.catalogue().await.unwrap();
         assert_eq!(catalogue.len(), 1, "{label}");
         assert!(
@@ -257,14 +255,20 @@ async fn upgrade_runs_migrate_a_failed_migrate_changes_nothing_and_rollback_retu
         let data = tempfile::tempdir().unwrap();
         let (runtime, discord) = runtime(store.clone(), data.path()).await;
         let market = Marketplace::new(&runtime, "test");
-        market.install(&guest("hello"), true).await.unwrap();
+        market
+            .install(&common::component("hello"), true)
+            .await
+            .unwrap();
         for guild in [GUILD, OTHER] {
             market
                 .enable(guild, "hello", Some("0.1.0"), both())
                 .await
                 .unwrap();
         }
-        market.install(&guest("hello_next"), true).await.unwrap();
+        market
+            .install(&common::component("hello_next"), true)
+            .await
+            .unwrap();
         let versions: Vec<_> = market.catalogue().await.unwrap()[0]
             .versions
             .iter()

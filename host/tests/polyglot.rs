@@ -14,9 +14,7 @@ use townes::runtime::{Runtime, RuntimeConfig};
 use townes::store::Guild;
 
 fn python_counter() -> Option<Vec<u8>> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
-    let path = format!("{target}/python/python_counter.wasm");
+    let path = format!("{}/python/python_counter.wasm", common::target_dir());
     match std::fs::read(&path) {
         Ok(bytes) => Some(bytes),
         Err(e) if common::in_ci() => {

@@ -109,6 +109,7 @@ pub mod moderation;
 pub mod roles;
 pub mod scheduler;
 pub mod storage;
+pub mod template;
 
 pub use bindings::townes::feature::channels::{
     ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,

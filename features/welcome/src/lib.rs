@@ -27,7 +27,7 @@ use serde::Deserialize;
 use townes_sdk::{
     Capability, CapabilityRequest, Command, CommandInvocation, Context, Embed, Error, Event,
     EventKind, Feature, GuildInfo, Manifest, Member, Reply, Snowflake, User, config, json, limits,
-    log, members, messages, roles,
+    log, members, messages, roles, template,
 };
 
 /// The feature.
@@ -194,54 +194,21 @@ pub fn uses_server(template: &str) -> bool {
 /// placeholders and unmatched braces are kept as they are. The result is cut to
 /// Discord's content limit.
 pub fn render(template: &str, vars: &Vars) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let value = after.find('}').and_then(|close| {
-            let key = &after[..close];
-            let value = match key {
-                "user" => vars.display_name.to_string(),
-                "user.mention" => vars.user.mention(),
-                "user.name" => vars.user.username.clone(),
-                "server.name" => vars
-                    .guild
-                    .map_or_else(|| UNKNOWN_SERVER_NAME.to_string(), |g| g.name.clone()),
-                "server.memberCount" => vars.guild.map_or_else(
-                    || UNKNOWN_MEMBER_COUNT.to_string(),
-                    |g| g.member_count.to_string(),
-                ),
-                _ => return None,
-            };
-            Some((value, close))
-        });
-        match value {
-            Some((value, close)) => {
-                out.push_str(&value);
-                rest = &after[close + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    truncate(out, limits::CONTENT)
-}
-
-/// Cuts `text` to at most `max` characters, ending in `…` when cut.
-pub fn truncate(mut text: String, max: usize) -> String {
-    if text.chars().count() > max {
-        let cut = text
-            .char_indices()
-            .nth(max.saturating_sub(1))
-            .map_or(text.len(), |(i, _)| i);
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
+    template::render(template, |key| {
+        Some(match key {
+            "user" => vars.display_name.to_string(),
+            "user.mention" => vars.user.mention(),
+            "user.name" => vars.user.username.clone(),
+            "server.name" => vars
+                .guild
+                .map_or_else(|| UNKNOWN_SERVER_NAME.to_string(), |g| g.name.clone()),
+            "server.memberCount" => vars.guild.map_or_else(
+                || UNKNOWN_MEMBER_COUNT.to_string(),
+                |g| g.member_count.to_string(),
+            ),
+            _ => return None,
+        })
+    })
 }
 
 /// The guild info, fetched at most once per invocation and only when a
@@ -378,7 +345,7 @@ fn welcome_test(invocation: &CommandInvocation) -> Result<Reply, Error> {
     };
     let dm = if config.dm.enabled {
         let dm = guild.render(&config.dm.message, &member.user, member.display_name());
-        truncate(dm, limits::EMBED_FIELD_VALUE)
+        template::truncate(dm, limits::EMBED_FIELD_VALUE)
     } else {
         "off".into()
     };

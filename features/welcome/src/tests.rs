@@ -126,8 +126,8 @@ fn rendered_text_is_cut_to_discords_limit() {
     let out = render(&"{user.name}".repeat(200), &v);
     assert_eq!(out.chars().count(), limits::CONTENT);
     assert!(out.ends_with('…'));
-    assert_eq!(truncate("héllo".into(), 3), "hé…");
-    assert_eq!(truncate("héllo".into(), 5), "héllo");
+    assert_eq!(townes_sdk::template::truncate("héllo".into(), 3), "hé…");
+    assert_eq!(townes_sdk::template::truncate("héllo".into(), 5), "héllo");
 }
 
 #[test]

@@ -34,7 +34,7 @@ use serde::Deserialize;
 use townes_sdk::{
     Capability, CapabilityRequest, Command, CommandInvocation, CommandOption, Context, Error,
     Event, EventKind, Feature, Manifest, Message, Reply, Snowflake, Subcommand, User, config, json,
-    limits, log, messages, roles, storage,
+    limits, log, messages, roles, storage, template,
 };
 
 /// The feature.
@@ -281,38 +281,15 @@ pub fn award_amount(message_id: Snowflake, config: &Config) -> u32 {
 /// `{user.mention}`, `{user.name}`, `{level}`; unknown placeholders are kept, and
 /// the result is cut to Discord's 2000 characters.
 pub fn render_announcement(template: &str, user: &User, level: u32) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let value = after.find('}').and_then(|close| {
-            let value = match &after[..close] {
-                "user" => user.display_name().to_string(),
-                "user.mention" => user.mention(),
-                "user.name" => user.username.clone(),
-                "level" => level.to_string(),
-                _ => return None,
-            };
-            Some((value, close))
-        });
-        match value {
-            Some((value, close)) => {
-                out.push_str(&value);
-                rest = &after[close + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    if out.chars().count() > limits::CONTENT {
-        out = out.chars().take(limits::CONTENT - 1).collect();
-        out.push('…');
-    }
-    out
+    template::render(template, |key| {
+        Some(match key {
+            "user" => user.display_name().to_string(),
+            "user.mention" => user.mention(),
+            "user.name" => user.username.clone(),
+            "level" => level.to_string(),
+            _ => return None,
+        })
+    })
 }
 
 // ---------------------------------------------------------------- awarding

@@ -187,3 +187,26 @@ fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+/// Where cargo builds: `CARGO_TARGET_DIR`, else the workspace's `target/`.
+pub fn target_dir() -> String {
+    std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string())
+}
+
+/// The path of a component built by `cargo xtask build-guests` (a crate under
+/// `features/` or `host/tests/guests/`, by its library name).
+pub fn component_path(name: &str) -> String {
+    let path = format!("{}/wasm32-wasip2/release/{name}.wasm", target_dir());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} is missing. Build the components first: `cargo xtask build-guests` (or run the suite with `cargo xtask test`)"
+    );
+    path
+}
+
+/// The bytes of a component built by `cargo xtask build-guests`.
+pub fn component(name: &str) -> Vec<u8> {
+    let path = component_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
