@@ -259,3 +259,78 @@ fn serve_refuses_a_discord_token_it_cannot_use_yet() {
         "the token must never be printed: {stderr}"
     );
 }
+
+#[test]
+fn marketplace_commands_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(stdout(&townes(dir.path(), args)).trim()).unwrap()
+    };
+    // The playground guild (1000) exists after a demo run.
+    stdout(&townes(
+        dir.path(),
+        &["demo", &common::component_path("hello")],
+    ));
+    stdout(&townes(
+        dir.path(),
+        &["feature", "install", &common::component_path("hello_next")],
+    ));
+    let catalogue = json(&["feature", "list", "--json"]);
+    assert_eq!(
+        catalogue[0]["versions"].as_array().unwrap().len(),
+        2,
+        "{catalogue}"
+    );
+
+    let upgraded = json(&[
+        "feature", "upgrade", "hello", "--guild", "1000", "--to", "0.2.0", "--json",
+    ]);
+    assert_eq!(
+        (
+            upgraded["version"].as_str(),
+            upgraded["previous_version"].as_str()
+        ),
+        (Some("0.2.0"), Some("0.1.0"))
+    );
+    let text = stdout(&townes(
+        dir.path(),
+        &["feature", "rollback", "hello", "--guild", "1000"],
+    ));
+    assert_eq!(text.trim(), "hello in guild 1000: 0.2.0 → 0.1.0");
+
+    let bad = townes(
+        dir.path(),
+        &[
+            "feature",
+            "config",
+            "hello",
+            "--guild",
+            "1000",
+            "--set",
+            r#"{"greeting": 5}"#,
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("/greeting: 5 is not of type \"string\""),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    let disabled = json(&["feature", "disable", "hello", "--guild", "1000", "--json"]);
+    assert_eq!(disabled["enabled"], false);
+    let enabled = json(&[
+        "feature",
+        "enable",
+        "hello",
+        "--guild",
+        "1000",
+        "--version",
+        "0.1.0",
+        "--json",
+    ]);
+    assert_eq!(
+        (enabled["enabled"].as_bool(), enabled["version"].as_str()),
+        (Some(true), Some("0.1.0"))
+    );
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use townes::grants::{Approval, CapabilitySet, capability_name, parse_capability};
 use townes::marketplace::Marketplace;
 use townes::runtime::wit::CapabilityRequest;
+use townes::store::GuildFeature;
 
 #[derive(Subcommand)]
 pub enum FeatureCommand {
@@ -41,12 +42,16 @@ pub enum FeatureCommand {
         /// Approve everything the feature requests, optional capabilities included.
         #[arg(long)]
         approve_all: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Disable a feature in a guild (approvals and configuration are kept).
     Disable {
         feature: String,
         #[arg(long)]
         guild: u64,
+        #[arg(long)]
+        json: bool,
     },
     /// Show what a feature requests and what a guild approved; change approvals.
     Grants {
@@ -84,12 +89,16 @@ pub enum FeatureCommand {
         guild: u64,
         #[arg(long)]
         to: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Return a guild to the version it ran before its last upgrade.
     Rollback {
         feature: String,
         #[arg(long)]
         guild: u64,
+        #[arg(long)]
+        json: bool,
     },
     /// Run a component against a local guild and print its effects.
     Run(super::feature_run::RunArgs),
@@ -162,6 +171,7 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
             version,
             approve,
             approve_all,
+            json,
         } => {
             let (version, requests) = market.requests(&feature, version.as_deref()).await?;
             let capabilities = match approve {
@@ -172,25 +182,34 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
                     .map(|r| r.capability)
                     .collect(),
             };
-            market
-                .enable(
-                    guild,
-                    &feature,
-                    Some(&version),
-                    Approval {
-                        capabilities,
-                        ..Default::default()
-                    },
-                )
+            let approval = Approval {
+                capabilities,
+                ..Default::default()
+            };
+            let gf = market
+                .enable(guild, &feature, Some(&version), approval)
                 .await?;
-            println!(
-                "{feature} {version} enabled in guild {guild} with {}",
-                describe_set(capabilities)
-            );
+            report(
+                json,
+                &gf,
+                format!(
+                    "{feature} {version} enabled in guild {guild} with {}",
+                    describe_set(capabilities)
+                ),
+            )?;
         }
-        FeatureCommand::Disable { feature, guild } => {
+        FeatureCommand::Disable {
+            feature,
+            guild,
+            json,
+        } => {
             market.disable(guild, &feature).await?;
-            println!("{feature} disabled in guild {guild}");
+            let gf = runtime
+                .store()
+                .guild_feature(guild, &feature)
+                .await?
+                .context("the feature vanished while being disabled")?;
+            report(json, &gf, format!("{feature} disabled in guild {guild}"))?;
         }
         FeatureCommand::Grants {
             feature,
@@ -298,29 +317,55 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
                 }
             }
         }
-        FeatureCommand::Upgrade { feature, guild, to } => {
+        FeatureCommand::Upgrade {
+            feature,
+            guild,
+            to,
+            json,
+        } => {
             let spinner = spinner(
-                false,
+                json,
                 format!("upgrading {feature} in guild {guild} to {to}"),
             );
             let result = market.upgrade(guild, &feature, &to).await;
             spinner.finish_and_clear();
             let gf = result?;
-            println!(
-                "{feature} in guild {guild}: {} → {}",
-                gf.previous_version.unwrap_or_default(),
-                gf.version
-            );
+            let from = gf.previous_version.clone().unwrap_or_default();
+            report(
+                json,
+                &gf,
+                format!("{feature} in guild {guild}: {from} → {}", gf.version),
+            )?;
         }
-        FeatureCommand::Rollback { feature, guild } => {
+        FeatureCommand::Rollback {
+            feature,
+            guild,
+            json,
+        } => {
+            let from = runtime
+                .store()
+                .guild_feature(guild, &feature)
+                .await?
+                .map(|gf| gf.version)
+                .unwrap_or_default();
             let gf = market.rollback(guild, &feature).await?;
-            println!(
-                "{feature} in guild {guild}: {} → {}",
-                gf.previous_version.unwrap_or_default(),
-                gf.version
-            );
+            report(
+                json,
+                &gf,
+                format!("{feature} in guild {guild}: {from} → {}", gf.version),
+            )?;
         }
         FeatureCommand::Run(_) => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+/// Prints the guild's feature row as JSON, or `text`.
+fn report(json: bool, gf: &GuildFeature, text: String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(gf)?);
+    } else {
+        println!("{text}");
     }
     Ok(())
 }
