@@ -1,6 +1,7 @@
 //! The `townes` command line: 12-factor configuration (environment and flags),
 //! human-readable output by default and `--json` for scripts.
 
+mod bench;
 mod demo;
 mod feature;
 mod feature_run;
@@ -69,6 +70,8 @@ pub enum Command {
     /// Install the features in a folder into a local guild and show them
     /// reacting to scripted members, with every effect printed.
     Demo(demo::DemoArgs),
+    /// Measure dispatch: instantiation, no-op and xp throughput, memory (temporary stores).
+    Bench(bench::BenchArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -96,6 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Feature { command } => feature::run(&cli.settings, command).await,
         Command::Guild { command } => guild::run(&cli.settings, command).await,
         Command::Demo(args) => demo::run(&cli.settings, args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Serve(args) => serve::run(&cli.settings, args).await,
     }
 }
