@@ -42,19 +42,6 @@ fn effects(outcomes: &[Outcome], feature: &str) -> Vec<Effect> {
         .collect()
 }
 
-fn sent(effects: &[Effect]) -> Vec<String> {
-    effects
-        .iter()
-        .filter_map(|e| {
-            if let Effect::MessageSent { content, .. } = e {
-                content.clone()
-            } else {
-                None
-            }
-        })
-        .collect()
-}
-
 fn score(effects: &[Effect]) -> Option<i64> {
     effects.iter().find_map(|e| {
         if let Effect::ScoreChanged { score, .. } = e {
@@ -130,7 +117,7 @@ async fn welcome_and_xp_behave_on_both_backends() {
             .unwrap();
         let welcome = effects(&joined, "welcome");
         assert_eq!(
-            sent(&welcome),
+            common::sent_texts(&welcome),
             ["Welcome <@44> to Playground! You are member #2."],
             "{label}"
         );
@@ -166,7 +153,7 @@ async fn welcome_and_xp_behave_on_both_backends() {
         );
         assert_eq!(score(&level_up), Some(120), "{label}");
         assert_eq!(
-            sent(&level_up),
+            common::sent_texts(&level_up),
             ["GG <@44>, you reached level 1!"],
             "{label}"
         );

@@ -469,17 +469,7 @@ fn message(guild: u64, content: &str, author: Member) -> Event {
 }
 
 fn sent_contents(outcome: &Outcome) -> Vec<String> {
-    outcome
-        .effects
-        .iter()
-        .filter_map(|e| {
-            if let Effect::MessageSent { content, .. } = e {
-                content.clone()
-            } else {
-                None
-            }
-        })
-        .collect()
+    common::sent_texts(&outcome.effects)
 }
 
 #[tokio::test]

@@ -210,3 +210,14 @@ pub fn component(name: &str) -> Vec<u8> {
     let path = component_path(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
+
+/// The text of every message an invocation sent, in order.
+pub fn sent_texts(effects: &[townes::capabilities::Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            townes::capabilities::Effect::MessageSent { content, .. } => content.clone(),
+            _ => None,
+        })
+        .collect()
+}
