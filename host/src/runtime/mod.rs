@@ -353,11 +353,12 @@ impl Runtime {
         {
             return Outcome::failed(&feature_id, InvokeError::BreakerOpen { until }, started);
         }
-        let (mut store, stdio) = match self.new_store(&gf, &loaded.manifest).await {
+        let limits = self.limits_for(gf.guild_id).await;
+        let (mut store, stdio) = match self.new_store(&gf, &loaded.manifest, &limits) {
             Ok(s) => s,
             Err(e) => return Outcome::failed(&feature_id, InvokeError::Host(e), started),
         };
-        let wall = self.limits_for(gf.guild_id).await.wall();
+        let wall = limits.wall();
         let ctx = Context {
             guild_id: gf.guild_id,
             bot_user_id: self.config.bot_user_id,
@@ -435,12 +436,12 @@ impl Runtime {
         self.config.plans.get(&plan).clone()
     }
 
-    async fn new_store(
+    fn new_store(
         &self,
         gf: &GuildFeature,
         manifest: &Manifest,
+        limits: &Limits,
     ) -> anyhow::Result<(wasmtime::Store<HostState>, MemoryOutputPipe)> {
-        let limits = self.limits_for(gf.guild_id).await;
         let approval: Approval = serde_json::from_value(gf.grants.clone())?;
         let grant = Grant::effective(
             &manifest.capabilities,
@@ -456,7 +457,7 @@ impl Runtime {
             guild_id: gf.guild_id,
             feature_id: gf.feature_id.clone(),
         };
-        Ok(self.new_store_with(scope, grant, config, &limits))
+        Ok(self.new_store_with(scope, grant, config, limits))
     }
 
     /// A fresh store for one invocation, with its limits and an empty WASI
