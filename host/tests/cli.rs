@@ -233,8 +233,20 @@ fn serve_plays_the_playground_then_runs_until_interrupted() {
             .unwrap()
             .success()
     );
+    // Fail rather than hang if the interrupt is not honoured.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve did not stop within 30 s of SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let rest: Vec<_> = lines.map(Result::unwrap).collect();
-    assert!(child.wait().unwrap().success());
+    assert!(status.success(), "{status:?}");
     assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
 }
 

@@ -3,7 +3,7 @@
 //! Without a Discord token it runs offline: the features given are installed into
 //! the local playground guild, the playground script plays once, and then the
 //! platform keeps running — processing scheduled jobs and flushing usage counters —
-//! until Ctrl-C, when it flushes what it counted and stops.
+//! until Ctrl-C (or SIGTERM), when it flushes what it counted and stops.
 
 use super::{Settings, demo, local_platform, print_outcome};
 use std::path::PathBuf;
@@ -33,6 +33,9 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     if !args.components.is_empty() {
         demo::play(&runtime, &discord, &args.components, false).await?;
     }
+    // Listen before announcing, so an interrupt right after the announcement is seen.
+    let shutdown = shutdown_signal()?;
+    tokio::pin!(shutdown);
     println!(
         "the platform is running offline (no DISCORD_TOKEN): scheduled jobs are processed; press Ctrl-C to stop"
     );
@@ -40,7 +43,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     let mut usage = tokio::time::interval(USAGE_FLUSH);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut shutdown => break,
             _ = jobs.tick() => {
                 for outcome in runtime.run_due_jobs(chrono::Utc::now(), 100).await? {
                     print_outcome("scheduled job", &outcome, false);
@@ -56,4 +59,27 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     runtime.flush_usage().await?;
     println!("stopped");
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM. The handlers are installed
+/// when this returns, not when the future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        let _ = ctrl_c.await;
+    })
 }
