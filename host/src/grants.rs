@@ -137,12 +137,17 @@ pub struct Approval {
 }
 
 impl Approval {
-    /// Approves everything the manifest requests, with no scopes.
-    pub fn everything_requested(requests: &[CapabilityRequest]) -> Self {
+    /// Approves these capabilities, with no scopes.
+    pub fn of(capabilities: impl IntoIterator<Item = Capability>) -> Self {
         Approval {
-            capabilities: requests.iter().map(|r| r.capability).collect(),
+            capabilities: capabilities.into_iter().collect(),
             ..Default::default()
         }
+    }
+
+    /// Approves everything the manifest requests, with no scopes.
+    pub fn everything_requested(requests: &[CapabilityRequest]) -> Self {
+        Approval::of(requests.iter().map(|r| r.capability))
     }
 }
 
@@ -215,16 +220,11 @@ mod tests {
             request(Capability::Roles),
             request(Capability::Storage),
         ];
-        let approval = Approval {
-            capabilities: [
-                Capability::Messages,
-                Capability::Roles,
-                Capability::Moderation,
-            ]
-            .into_iter()
-            .collect(),
-            ..Default::default()
-        };
+        let approval = Approval::of([
+            Capability::Messages,
+            Capability::Roles,
+            Capability::Moderation,
+        ]);
         let plan: CapabilitySet = [
             Capability::Messages,
             Capability::Storage,

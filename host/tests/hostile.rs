@@ -67,10 +67,7 @@ impl Harness {
             .install(&common::component(name))
             .await
             .unwrap();
-        let approval = Approval {
-            capabilities: approve.iter().copied().collect(),
-            ..Default::default()
-        };
+        let approval = Approval::of(approve.iter().copied());
         for guild in [GUILD_A, GUILD_B] {
             Marketplace::new(&self.runtime, "test")
                 .enable(
@@ -256,16 +253,11 @@ async fn capabilities_not_approved_are_denied_as_typed_errors() {
     );
 
     // Approving it in guild B only lets it act there.
-    let approval = Approval {
-        capabilities: [
-            Capability::Messages,
-            Capability::Storage,
-            Capability::Moderation,
-        ]
-        .into_iter()
-        .collect(),
-        ..Default::default()
-    };
+    let approval = Approval::of([
+        Capability::Messages,
+        Capability::Storage,
+        Capability::Moderation,
+    ]);
     Marketplace::new(&h.runtime, "test")
         .enable(GUILD_B, &hostile, Some("0.1.0"), approval)
         .await
@@ -369,11 +361,8 @@ async fn roles_above_the_ceiling_or_carrying_administrator_are_denied() {
 
     // …unless the admin set a ceiling at or below it.
     let approval = Approval {
-        capabilities: [Capability::Messages, Capability::Storage, Capability::Roles]
-            .into_iter()
-            .collect(),
         role_ceiling: Some(member_role),
-        ..Default::default()
+        ..Approval::of([Capability::Messages, Capability::Storage, Capability::Roles])
     };
     Marketplace::new(&h.runtime, "test")
         .enable(GUILD_A, &hostile, Some("0.1.0"), approval)
@@ -484,16 +473,11 @@ async fn message_content_is_emptied_without_its_grant() {
         .unwrap();
     assert_eq!(sent_contents(&outcomes[0]), ["echo:[]"]);
 
-    let approval = Approval {
-        capabilities: [
-            Capability::Messages,
-            Capability::Storage,
-            Capability::MessageContent,
-        ]
-        .into_iter()
-        .collect(),
-        ..Default::default()
-    };
+    let approval = Approval::of([
+        Capability::Messages,
+        Capability::Storage,
+        Capability::MessageContent,
+    ]);
     Marketplace::new(&h.runtime, "test")
         .enable(GUILD_A, &hostile, Some("0.1.0"), approval)
         .await
@@ -511,9 +495,8 @@ async fn the_channel_allow_list_scopes_messages() {
     let (h, _guard) = Harness::sqlite(limits()).await;
     let hostile = h.install("hostile", HOSTILE_CAPS).await;
     let approval = Approval {
-        capabilities: HOSTILE_CAPS.iter().copied().collect(),
         channels: Some(vec![GUILD_A + 99]),
-        ..Default::default()
+        ..Approval::of(HOSTILE_CAPS.iter().copied())
     };
     Marketplace::new(&h.runtime, "test")
         .enable(GUILD_A, &hostile, Some("0.1.0"), approval)
@@ -720,12 +703,7 @@ async fn installed_components_are_cached_precompiled_and_survive_a_restart() {
         let (version, _) = runtime.install(&common::component("hello")).await.unwrap();
         // Installing identical bytes again is a no-op.
         runtime.install(&common::component("hello")).await.unwrap();
-        let approval = Approval {
-            capabilities: [Capability::Messages, Capability::Storage]
-                .into_iter()
-                .collect(),
-            ..Default::default()
-        };
+        let approval = Approval::of([Capability::Messages, Capability::Storage]);
         Marketplace::new(&runtime, "test")
             .enable(GUILD_A, "hello", Some(&version.version), approval)
             .await
@@ -807,10 +785,7 @@ async fn enabling_requires_every_required_capability() {
         .install(&common::component("hostile"))
         .await
         .unwrap();
-    let approval = Approval {
-        capabilities: [Capability::Messages].into_iter().collect(),
-        ..Default::default()
-    };
+    let approval = Approval::of([Capability::Messages]);
     let err = Marketplace::new(&h.runtime, "test")
         .enable(GUILD_A, "hostile", Some(&version.version), approval.clone())
         .await
@@ -844,10 +819,7 @@ async fn scheduled_jobs_run_once_when_due_and_survive_a_restart() {
         "{text}"
     );
     // Without the grant in guild B, scheduling is refused.
-    let approval = Approval {
-        capabilities: HOSTILE_CAPS.iter().copied().collect(),
-        ..Default::default()
-    };
+    let approval = Approval::of(HOSTILE_CAPS.iter().copied());
     Marketplace::new(&h.runtime, "test")
         .enable(GUILD_B, &hostile, Some("0.1.0"), approval)
         .await

@@ -55,12 +55,7 @@ fn text(outcome: &Outcome) -> String {
 }
 
 fn both() -> Approval {
-    Approval {
-        capabilities: [Capability::Messages, Capability::Storage]
-            .into_iter()
-            .collect(),
-        ..Default::default()
-    }
+    Approval::of([Capability::Messages, Capability::Storage])
 }
 
 #[tokio::test]
@@ -124,10 +119,7 @@ async fn install_enable_configure_disable_with_every_rejection() {
             matches!(err, MarketError::UnknownGuild(777)),
             "{label}: {err}"
         );
-        let only_messages = Approval {
-            capabilities: [Capability::Messages].into_iter().collect(),
-            ..Default::default()
-        };
+        let only_messages = Approval::of([Capability::Messages]);
         let err = market
             .enable(GUILD, "hello", None, only_messages)
             .await
@@ -137,16 +129,11 @@ async fn install_enable_configure_disable_with_every_rejection() {
             "`hello` requires storage — approve it to enable it",
             "{label}"
         );
-        let too_much = Approval {
-            capabilities: [
-                Capability::Messages,
-                Capability::Storage,
-                Capability::Moderation,
-            ]
-            .into_iter()
-            .collect(),
-            ..Default::default()
-        };
+        let too_much = Approval::of([
+            Capability::Messages,
+            Capability::Storage,
+            Capability::Moderation,
+        ]);
         let err = market
             .enable(GUILD, "hello", None, too_much)
             .await

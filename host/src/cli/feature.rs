@@ -182,10 +182,7 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
                     .map(|r| r.capability)
                     .collect(),
             };
-            let approval = Approval {
-                capabilities,
-                ..Default::default()
-            };
+            let approval = Approval::of(capabilities.iter());
             let gf = market
                 .enable(guild, &feature, Some(&version), approval)
                 .await?;
@@ -370,7 +367,8 @@ fn report(json: bool, gf: &GuildFeature, text: String) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_capabilities(names: &[String]) -> anyhow::Result<CapabilitySet> {
+/// Comma-separated capability names from the command line.
+pub(super) fn parse_capabilities(names: &[String]) -> anyhow::Result<CapabilitySet> {
     names
         .iter()
         .filter(|n| !n.trim().is_empty())

@@ -1,10 +1,11 @@
 //! `townes feature run`: install a component into the local store, enable it in
 //! the local guild, deliver one event or command, and print every effect.
 
+use super::feature::parse_capabilities;
 use super::{LOCAL_GUILD, Settings, local_platform, print_outcome};
 use anyhow::{Context as _, bail};
 use std::path::PathBuf;
-use townes::grants::{Approval, parse_capability};
+use townes::grants::Approval;
 use townes::marketplace::Marketplace;
 use townes::runtime::wit::{
     CommandArgument, CommandInvocation, CommandOption, CommandSource, Event, Manifest, OptionKind,
@@ -57,14 +58,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> anyhow::Result<()> {
     let (_, manifest) = market.install(&wasm, false).await?;
     let approval = match &args.approve {
         None => Approval::everything_requested(&manifest.capabilities),
-        Some(names) => Approval {
-            capabilities: names
-                .iter()
-                .map(|n| parse_capability(n.trim()))
-                .collect::<Result<_, _>>()
-                .map_err(anyhow::Error::msg)?,
-            ..Default::default()
-        },
+        Some(names) => Approval::of(parse_capabilities(names)?.iter()),
     };
     market
         .enable(LOCAL_GUILD, &manifest.id, Some(&manifest.version), approval)
