@@ -8,8 +8,12 @@
 //! - [`discord`]: the port every Discord call goes through.
 
 pub mod capabilities;
+pub mod commands;
 pub mod discord;
+pub mod gateway;
 pub mod grants;
+pub mod interactions;
 pub mod marketplace;
+pub mod platform;
 pub mod runtime;
 pub mod store;

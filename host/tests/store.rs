@@ -54,7 +54,12 @@ fn quota_message(result: Result<impl std::fmt::Debug, StoreError>) -> String {
 #[tokio::test]
 async fn migrations_are_idempotent() {
     for (label, store, guard) in each_backend().await {
-        let expected = vec![(1, "runtime".to_string()), (2, "platform".to_string())];
+        let expected = vec![
+            (1, "runtime".to_string()),
+            (2, "platform".to_string()),
+            (3, "discord outbox".to_string()),
+            (4, "guild command sets".to_string()),
+        ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
             expected,
@@ -1977,7 +1982,12 @@ async fn migrating_a_0001_database_to_0002() {
 
         // Connecting applies 0002; the 0001 data reads back with the new defaults.
         let upgraded = Store::connect(guard.url()).await.unwrap();
-        let expected = vec![(1, "runtime".to_string()), (2, "platform".to_string())];
+        let expected = vec![
+            (1, "runtime".to_string()),
+            (2, "platform".to_string()),
+            (3, "discord outbox".to_string()),
+            (4, "guild command sets".to_string()),
+        ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),
             expected,

@@ -64,7 +64,8 @@ pub async fn play(
                 Approval::everything_requested(&manifest.capabilities),
             )
             .await?;
-        if let Some(config) = playground_config(&manifest.default_config, general) {
+        if let Some(config) = playground_config(&manifest.default_config, general, LOCAL_GUILD + 2)
+        {
             market.set_config(LOCAL_GUILD, &manifest.id, config).await?;
         }
         if !json {
@@ -160,10 +161,16 @@ fn member(discord: &LocalDiscord, user_id: u64) -> anyhow::Result<Member> {
         .with_context(|| format!("user {user_id} is not in the local guild"))
 }
 
-/// The feature's default config with every unset `channel` or `*_channel` pointed at
-/// #general, so features that post somewhere have somewhere to post, and empty
-/// `role_rewards` given a level-1 reward of the Member role, so level-ups show one.
-fn playground_config(default_config: &str, general: u64) -> Option<serde_json::Value> {
+/// The feature's default config made lively for a playground: every unset
+/// `channel` or `*_channel` pointed at #general, so features that post somewhere
+/// have somewhere to post; empty `role_rewards` given a level-1 reward of
+/// `member_role`, so level-ups show one; and a `cooldown_seconds` of 0, so a quick
+/// scripted chat earns on every message.
+pub fn playground_config(
+    default_config: &str,
+    general: u64,
+    member_role: u64,
+) -> Option<serde_json::Value> {
     let mut config: serde_json::Value = serde_json::from_str(default_config).ok()?;
     let object = config.as_object_mut()?;
     let mut changed = false;
@@ -173,7 +180,11 @@ fn playground_config(default_config: &str, general: u64) -> Option<serde_json::V
             changed = true;
         }
         if key == "role_rewards" && value.as_array().is_some_and(Vec::is_empty) {
-            *value = serde_json::json!([{ "level": 1, "role": LOCAL_GUILD + 2 }]);
+            *value = serde_json::json!([{ "level": 1, "role": member_role }]);
+            changed = true;
+        }
+        if key == "cooldown_seconds" && value.as_u64().is_some_and(|s| s > 0) {
+            *value = 0.into();
             changed = true;
         }
     }

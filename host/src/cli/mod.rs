@@ -6,6 +6,7 @@ mod demo;
 mod feature;
 mod feature_run;
 mod guild;
+mod playground;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -123,12 +124,18 @@ async fn platform(settings: &Settings) -> anyhow::Result<Runtime> {
 
 async fn runtime_with(settings: &Settings, discord: Arc<LocalDiscord>) -> anyhow::Result<Runtime> {
     let store = open_store(settings).await?;
+    let mut config = runtime_config(settings)?;
+    config.bot_user_id = 1;
+    Runtime::new(config, store, discord)
+}
+
+/// The runtime's configuration from the settings (the bot's id comes from Discord).
+fn runtime_config(settings: &Settings) -> anyhow::Result<RuntimeConfig> {
     let mut config = RuntimeConfig::new(&settings.data_dir);
     if let Some(json) = &settings.plans {
         config.plans = Plans::from_json(json).map_err(anyhow::Error::msg)?;
     }
-    config.bot_user_id = 1;
-    Runtime::new(config, store, discord)
+    Ok(config)
 }
 
 /// A runtime with one local guild, whose members are `ada` (42, Member and Admin)

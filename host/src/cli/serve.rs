@@ -1,50 +1,124 @@
 //! `townes serve`: runs the platform until interrupted.
 //!
-//! Without a Discord token it runs offline: the features given are installed into
-//! the local playground guild, the playground script plays once, and then the
-//! platform keeps running — processing scheduled jobs and flushing usage counters —
-//! until Ctrl-C (or SIGTERM), when it flushes what it counted and stops.
+//! With `DISCORD_TOKEN` it connects to Discord (or to `DISCORD_API_BASE`, a REST
+//! proxy or any Discord-compatible server). Without one it starts the offline
+//! playground: an in-process Discord simulator with the given features enabled
+//! in a guild, plays a short script there, and keeps serving it. Either way it
+//! then processes scheduled jobs and flushes usage counters until Ctrl-C (or
+//! SIGTERM), when it closes the gateway, drains in-flight Discord calls (the rest
+//! stay queued for the next start) and writes what it counted.
 
-use super::{Settings, demo, local_platform, print_outcome};
+use super::playground::{self, Playground};
+use super::{Settings, open_store, print_outcome, runtime_config};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use townes::gateway::Shards;
+use townes::interactions::http::{SignatureCheck, router};
+use townes::platform::{Connection, Running, connect};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Feature components (.wasm) to install into the playground.
+    /// Feature components (.wasm) to enable in the offline playground.
     components: Vec<PathBuf>,
-    /// The bot token; without one the platform runs offline.
+    /// The bot token; without one the platform runs offline against the simulator.
     #[arg(long, env = "DISCORD_TOKEN", hide_env_values = true)]
     discord_token: Option<String>,
+    /// Send REST calls and gateway discovery here instead of discord.com (a REST
+    /// proxy, or a Discord-compatible server).
+    #[arg(long, env = "DISCORD_API_BASE")]
+    discord_api_base: Option<String>,
+    /// Which shards this process runs: `auto`, or `0-3/16` to split shards
+    /// across processes.
+    #[arg(long, env = "TOWNES_SHARDS", default_value = "auto")]
+    shards: Shards,
+    /// Also serve the HTTP interactions endpoint (POST /interactions) here.
+    #[arg(long, env = "TOWNES_INTERACTIONS_ADDR")]
+    interactions_addr: Option<SocketAddr>,
+    /// The application's public key (developer portal), to verify interactions.
+    #[arg(long, env = "DISCORD_PUBLIC_KEY")]
+    discord_public_key: Option<String>,
 }
 
 /// How often due scheduled jobs are looked for.
 const JOB_POLL: Duration = Duration::from_secs(1);
 /// How often usage counters are written.
 const USAGE_FLUSH: Duration = Duration::from_secs(60);
+/// How long a shutdown waits for in-flight Discord calls.
+const DRAIN: Duration = Duration::from_secs(10);
 
 pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
-    if args.discord_token.is_some() {
-        anyhow::bail!(
-            "connecting to Discord is not built yet (it arrives with the gateway); unset DISCORD_TOKEN to run the offline playground"
+    let store = open_store(settings).await?;
+    let check = match (&args.interactions_addr, &args.discord_public_key) {
+        (Some(_), Some(key)) => Some(SignatureCheck::from_hex(key).map_err(anyhow::Error::msg)?),
+        (Some(_), None) => anyhow::bail!(
+            "--interactions-addr needs the application's public key: set DISCORD_PUBLIC_KEY (developer portal → General Information → Public Key)"
+        ),
+        _ => None,
+    };
+    let (playground, connection) = match args.discord_token {
+        Some(token) => {
+            if !args.components.is_empty() {
+                anyhow::bail!(
+                    "components on the command line are for the offline playground; with DISCORD_TOKEN set, install features with `townes feature install` and enable them per guild"
+                );
+            }
+            let connection = Connection {
+                shards: args.shards,
+                ..Connection::new(token, args.discord_api_base)
+            };
+            (None, connection)
+        }
+        None => {
+            let (playground, connection) =
+                Playground::start(settings, &store, &args.components).await?;
+            (Some(playground), connection)
+        }
+    };
+    let running = connect(store, runtime_config(settings)?, connection).await?;
+    if let (Some(addr), Some(check)) = (args.interactions_addr, check) {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!(
+            "HTTP interactions endpoint: http://{}/interactions",
+            listener.local_addr()?
         );
+        let app = router(running.platform.clone(), check);
+        tokio::spawn(async move { axum::serve(listener, app).await });
     }
-    let (runtime, discord) = local_platform(settings).await?;
-    if !args.components.is_empty() {
-        demo::play(&runtime, &discord, &args.components, false).await?;
+    if let Some(playground) = &playground {
+        playground::play(playground).await?;
     }
     // Listen before announcing, so an interrupt right after the announcement is seen.
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
-    println!(
-        "the platform is running offline (no DISCORD_TOKEN): scheduled jobs are processed; press Ctrl-C to stop"
-    );
+    match &playground {
+        Some(_) => println!(
+            "the platform is running offline (no DISCORD_TOKEN) against the Discord simulator; try `townes dev` to chat in it yourself; press Ctrl-C to stop"
+        ),
+        None => println!("the platform is connected to Discord; press Ctrl-C to stop"),
+    }
+    serve_until(&running, shutdown).await?;
+    running.shutdown(DRAIN).await?;
+    println!("stopped");
+    Ok(())
+}
+
+/// Runs scheduled jobs and flushes usage until `shutdown` resolves or the
+/// gateway stops for good.
+pub async fn serve_until(
+    running: &Running,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<()> {
+    let runtime = &running.platform.runtime;
     let mut jobs = tokio::time::interval(JOB_POLL);
     let mut usage = tokio::time::interval(USAGE_FLUSH);
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => return Ok(()),
             _ = jobs.tick() => {
+                if running.gateway_finished() {
+                    anyhow::bail!("the gateway connection ended; see the log above");
+                }
                 for outcome in runtime.run_due_jobs(chrono::Utc::now(), 100).await? {
                     print_outcome("scheduled job", &outcome, false);
                 }
@@ -56,15 +130,12 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
-    runtime.flush_usage().await?;
-    println!("stopped");
-    Ok(())
 }
 
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM. The handlers are installed
 /// when this returns, not when the future is first polled.
 #[cfg(unix)]
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -77,7 +148,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 }
 
 #[cfg(not(unix))]
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     let ctrl_c = tokio::signal::ctrl_c();
     Ok(async move {
         let _ = ctrl_c.await;

@@ -23,6 +23,8 @@ pub struct LocalGuild {
     pub bot_roles: Vec<u64>,
     /// Users who refuse direct messages.
     pub dm_closed: Vec<u64>,
+    /// The slash commands last registered for the guild (Discord's JSON).
+    pub registered_commands: Option<serde_json::Value>,
 }
 
 impl LocalGuild {
@@ -73,6 +75,7 @@ impl LocalGuild {
             members: BTreeMap::new(),
             bot_roles: vec![bot_role],
             dm_closed: Vec::new(),
+            registered_commands: None,
         }
     }
 
@@ -446,6 +449,18 @@ impl Discord for LocalDiscord {
         self.guild(guild_id, |g| {
             g.require(permissions::MODERATE_MEMBERS, "Moderate Members")?;
             g.check_outranks(user_id)
+        })
+    }
+
+    async fn overwrite_guild_commands(
+        &self,
+        guild_id: u64,
+        commands: &serde_json::Value,
+    ) -> Result<(), DiscordError> {
+        self.lag().await;
+        self.guild(guild_id, |g| {
+            g.registered_commands = Some(commands.clone());
+            Ok(())
         })
     }
 

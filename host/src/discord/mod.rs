@@ -3,25 +3,82 @@
 //! simulator); [`LocalDiscord`] keeps guilds in memory for `townes feature run` and
 //! the runtime's tests.
 
+pub mod custom_id;
+mod executor;
 mod local;
+mod remote;
+mod rest;
 
+pub use executor::{
+    Action, ActionOutput, Executor, ExecutorConfig, ExecutorStats, Pending, Secret,
+};
 pub use local::{LocalDiscord, LocalGuild};
+pub use remote::RemoteDiscord;
+pub(crate) use rest::message_json;
+pub use rest::{DEFAULT_BASE_URL, RestClient, RestConfigError, RestError};
 
 use crate::runtime::bindings::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
 use crate::runtime::wit::{GuildInfo, Member, MessageBody};
 use async_trait::async_trait;
 
-/// Discord permission bits the host reasons about.
+/// Discord permission bits the host reasons about, and their names as Discord's
+/// client shows them (for remediation hints).
 pub mod permissions {
     pub const KICK_MEMBERS: u64 = 1 << 1;
     pub const BAN_MEMBERS: u64 = 1 << 2;
     pub const ADMINISTRATOR: u64 = 1 << 3;
     pub const MANAGE_CHANNELS: u64 = 1 << 4;
+    pub const MANAGE_GUILD: u64 = 1 << 5;
     pub const ADD_REACTIONS: u64 = 1 << 6;
+    pub const VIEW_CHANNEL: u64 = 1 << 10;
     pub const SEND_MESSAGES: u64 = 1 << 11;
     pub const MANAGE_MESSAGES: u64 = 1 << 13;
+    pub const EMBED_LINKS: u64 = 1 << 14;
     pub const MANAGE_ROLES: u64 = 1 << 28;
     pub const MODERATE_MEMBERS: u64 = 1 << 40;
+
+    const NAMES: [(u64, &str); 12] = [
+        (ADMINISTRATOR, "Administrator"),
+        (MANAGE_GUILD, "Manage Server"),
+        (MANAGE_ROLES, "Manage Roles"),
+        (MANAGE_CHANNELS, "Manage Channels"),
+        (KICK_MEMBERS, "Kick Members"),
+        (BAN_MEMBERS, "Ban Members"),
+        (MODERATE_MEMBERS, "Timeout Members"),
+        (MANAGE_MESSAGES, "Manage Messages"),
+        (VIEW_CHANNEL, "View Channel"),
+        (SEND_MESSAGES, "Send Messages"),
+        (EMBED_LINKS, "Embed Links"),
+        (ADD_REACTIONS, "Add Reactions"),
+    ];
+
+    /// The names of the known permissions in `bits`, most powerful first; unknown
+    /// bits are shown as hex.
+    pub fn names(bits: u64) -> Vec<String> {
+        let mut names: Vec<String> = NAMES
+            .iter()
+            .filter(|(bit, _)| bits & bit != 0)
+            .map(|(_, name)| name.to_string())
+            .collect();
+        let known = NAMES.iter().fold(0, |all, (bit, _)| all | bit);
+        if bits & !known != 0 {
+            names.push(format!("{:#x}", bits & !known));
+        }
+        names
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn names_are_listed_most_powerful_first() {
+            use super::*;
+            assert_eq!(
+                names(SEND_MESSAGES | MANAGE_ROLES),
+                ["Manage Roles", "Send Messages"]
+            );
+            assert_eq!(names(1 << 50), ["0x4000000000000"]);
+        }
+    }
 }
 
 /// A guild role as the role-ceiling check needs it.
@@ -129,4 +186,12 @@ pub trait Discord: Send + Sync {
         reason: Option<&str>,
     ) -> Result<(), DiscordError>;
     async fn purge(&self, guild_id: u64, channel_id: u64, count: u32) -> Result<u32, DiscordError>;
+
+    /// Replaces the guild's slash commands with `commands` (Discord's bulk
+    /// overwrite body). Called by the host, never by a feature.
+    async fn overwrite_guild_commands(
+        &self,
+        guild_id: u64,
+        commands: &serde_json::Value,
+    ) -> Result<(), DiscordError>;
 }

@@ -10,7 +10,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: { default: async },
     exports: { default: async },
-    additional_derives: [serde::Serialize, serde::Deserialize],
+    additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
 });
 
 pub use self::townes::feature::types::*;

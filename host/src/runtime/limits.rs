@@ -17,7 +17,8 @@ pub struct Limits {
     pub memory_mib: u32,
     /// Guest CPU time per invocation, in milliseconds (measured in 1 ms epoch ticks).
     pub cpu_ms: u32,
-    /// Wall-clock time per invocation, host calls included, in milliseconds.
+    /// Wall-clock time per invocation in milliseconds: host calls included, waits on
+    /// Discord excluded (the Discord executor bounds those).
     pub wall_ms: u32,
     /// Capability calls per invocation ("host-call fuel").
     pub host_calls: u32,

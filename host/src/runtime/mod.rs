@@ -4,16 +4,18 @@
 //! Per invocation: a new `Store` with a memory cap (growing past it traps), a CPU
 //! budget counted in epoch ticks by a dedicated ticker thread (the guest yields to
 //! tokio every tick and is interrupted when the budget is spent), host-call fuel,
-//! and a wall-clock timeout around the whole call (epochs cannot interrupt a
-//! guest parked in a host call). The instance is dropped afterwards; a trap or
+//! and a wall-clock budget around the whole call (epochs cannot interrupt a
+//! guest parked in a host call; waits on Discord do not count, see `wall`). The instance is dropped afterwards; a trap or
 //! timeout counts against the (guild, feature) circuit breaker.
 
 pub mod bindings;
 mod breaker;
 mod engine;
 mod install;
+mod invocation_discord;
 pub mod limits;
 mod usage;
+mod wall;
 
 pub use self::bindings as wit;
 pub use breaker::BreakerPolicy;
@@ -84,6 +86,7 @@ pub struct HostState {
     pub(crate) log_lines: Vec<String>,
     pub(crate) store: Store,
     pub(crate) discord: Arc<dyn Discord>,
+    wall: wall::WallClock,
     cpu_ticks: u64,
 }
 
@@ -375,6 +378,7 @@ impl Runtime {
             }
             other => other,
         };
+        let clock = store.data().wall.clone();
         let call = async {
             let feature = loaded.pre.instantiate_async(&mut store).await?;
             let result = match &handler {
@@ -401,14 +405,18 @@ impl Runtime {
             };
             wasmtime::Result::Ok(result)
         };
-        let result = match tokio::time::timeout(wall, call).await {
-            Err(_) => Err(InvokeError::Timeout(wall)),
-            Ok(Err(trap)) => Err(classify_trap(&trap)),
-            Ok(Ok(Err(feature_error))) => Err(InvokeError::Feature(feature_error)),
-            Ok(Ok(Ok(Some(reply)))) => validate_reply(&reply)
+        let finished = tokio::select! {
+            finished = call => Some(finished),
+            () = clock.expired() => None,
+        };
+        let result = match finished {
+            None => Err(InvokeError::Timeout(wall)),
+            Some(Err(trap)) => Err(classify_trap(&trap)),
+            Some(Ok(Err(feature_error))) => Err(InvokeError::Feature(feature_error)),
+            Some(Ok(Ok(Some(reply)))) => validate_reply(&reply)
                 .map(|()| Some(reply))
                 .map_err(InvokeError::InvalidReply),
-            Ok(Ok(Ok(None))) => Ok(None),
+            Some(Ok(Ok(None))) => Ok(None),
         };
         let state = store.into_data();
         let stdio = String::from_utf8_lossy(&stdio.contents()).into_owned();
@@ -470,6 +478,12 @@ impl Runtime {
         limits: &Limits,
     ) -> (wasmtime::Store<HostState>, MemoryOutputPipe) {
         let stdio = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
+        let wall = wall::WallClock::start(limits.wall());
+        let discord = Arc::new(invocation_discord::InvocationDiscord {
+            inner: self.discord.clone(),
+            clock: wall.clone(),
+            feature_id: scope.feature_id.clone(),
+        });
         let wasi = WasiCtx::builder()
             .stdout(stdio.clone())
             .stderr(stdio.clone())
@@ -490,7 +504,8 @@ impl Runtime {
             effects: Vec::new(),
             log_lines: Vec::new(),
             store: self.store.clone(),
-            discord: self.discord.clone(),
+            discord,
+            wall,
             cpu_ticks: 0,
         };
         let mut store = wasmtime::Store::new(&self.engine, state);

@@ -50,11 +50,15 @@ macro_rules! on_db {
 
 mod audit;
 mod catalog;
+mod commands;
 mod jobs;
+mod outbox;
 mod settings;
 mod storage;
 mod tenants;
 mod usage;
+
+pub use outbox::{DeadLetter, OutboxRow, outbox_lane};
 
 /// Where a database URL points when none is given: `townes.db` in the current directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://townes.db";

@@ -1,0 +1,297 @@
+//! Commands and components: finding the feature that owns what a member ran,
+//! applying the guild's policy (see `policy`), running it in the sandbox and
+//! saying what to answer. Transport-free: the gateway, the HTTP interactions
+//! endpoint and `townes dev` all come through here and only differ in how they
+//! deliver the [`Answer`].
+
+pub mod policy;
+pub mod prefix;
+pub mod registry;
+
+use crate::discord::Discord;
+use crate::discord::custom_id;
+use crate::discord::permissions::{SEND_MESSAGES, VIEW_CHANNEL};
+use crate::runtime::wit::{
+    CommandArgument, CommandInvocation, CommandSource, ComponentInteraction, InteractionKind,
+    Member, Reply,
+};
+use crate::runtime::{InvokeError, Outcome, Runtime};
+use policy::{Cooldowns, Refusal};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a member ran, as the transport received it.
+#[derive(Clone, Debug)]
+pub struct CommandCall {
+    pub guild_id: u64,
+    pub channel_id: u64,
+    pub invoker: Member,
+    /// The member's effective permissions in the channel.
+    pub invoker_permissions: u64,
+    /// The bot's effective permissions in the channel, when the transport knows
+    /// them (interactions carry them; the gateway computes them from its cache).
+    pub bot_permissions: Option<u64>,
+    pub name: String,
+    pub input: Input,
+}
+
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Discord parsed the options already.
+    Slash {
+        subcommand: Option<String>,
+        arguments: Vec<CommandArgument>,
+    },
+    /// The text after the command name, parsed by the command's options here.
+    Prefix { prefix: String, text: String },
+}
+
+/// A click, a menu choice or a modal submit.
+#[derive(Clone, Debug)]
+pub struct ComponentCall {
+    pub guild_id: u64,
+    pub channel_id: u64,
+    pub invoker: Member,
+    pub kind: InteractionKind,
+    /// As Discord carries it: namespaced by the feature (see `custom_id`).
+    pub custom_id: String,
+    pub values: Vec<String>,
+    pub fields: Vec<(String, String)>,
+    pub message_id: Option<u64>,
+}
+
+/// What to answer the member.
+#[derive(Debug)]
+pub enum Answer {
+    Reply {
+        feature_id: String,
+        reply: Reply,
+    },
+    /// The command did not run; the text says why and what to do.
+    Refused(Refusal),
+    /// It ran and failed; the text is safe to show the member.
+    Failed {
+        feature_id: String,
+        message: String,
+    },
+    /// Not a command here (a prefix message naming no command): say nothing.
+    Silent,
+}
+
+impl Answer {
+    /// The text of a refusal or failure, for transports that post it.
+    pub fn notice(&self) -> Option<String> {
+        match self {
+            Answer::Refused(refusal) => Some(refusal.to_string()),
+            Answer::Failed { message, .. } => Some(message.clone()),
+            Answer::Reply { .. } | Answer::Silent => None,
+        }
+    }
+}
+
+/// Routes commands and components to features under guild policy.
+pub struct Commands {
+    runtime: Arc<Runtime>,
+    discord: Arc<dyn Discord>,
+    cooldowns: Cooldowns,
+}
+
+impl Commands {
+    pub fn new(runtime: Arc<Runtime>, discord: Arc<dyn Discord>) -> Self {
+        Commands {
+            runtime,
+            discord,
+            cooldowns: Cooldowns::default(),
+        }
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Runs a slash or prefix command under the guild's policy.
+    pub async fn command(&self, call: CommandCall) -> Answer {
+        match self.try_command(call).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::error!(%error, "could not run a command");
+                Answer::Failed {
+                    feature_id: String::new(),
+                    message: "Something went wrong on our side; please try again in a moment."
+                        .into(),
+                }
+            }
+        }
+    }
+
+    async fn try_command(&self, call: CommandCall) -> anyhow::Result<Answer> {
+        let store = self.runtime.store();
+        let guild_id = call.guild_id;
+        let settings = store.guild_settings(guild_id).await?;
+        let source = match call.input {
+            Input::Slash { .. } => CommandSource::Slash,
+            Input::Prefix { .. } => CommandSource::Prefix,
+        };
+        if source == CommandSource::Prefix
+            && settings.use_slash_commands
+            && !settings.allow_prefix_fallback
+        {
+            return Ok(Answer::Silent);
+        }
+        let commands = registry::guild_commands(&self.runtime, guild_id).await?;
+        let owned = commands.into_iter().find(|c| {
+            c.command.name == call.name
+                && match source {
+                    CommandSource::Slash => c.command.slash,
+                    CommandSource::Prefix => c.command.prefix,
+                }
+        });
+        let Some(owned) = owned else {
+            return Ok(match source {
+                CommandSource::Prefix => Answer::Silent,
+                CommandSource::Slash => Answer::Refused(Refusal::Unknown { command: call.name }),
+            });
+        };
+        if !owned.enabled {
+            return Ok(Answer::Refused(Refusal::Disabled));
+        }
+        let (subcommand, arguments, reply_needs) = match call.input {
+            Input::Slash {
+                subcommand,
+                arguments,
+            } => (subcommand, arguments, 0),
+            Input::Prefix { prefix, text } => {
+                match prefix::arguments(&prefix, &owned.command, &text) {
+                    Ok((sub, args)) => (sub, args, VIEW_CHANNEL | SEND_MESSAGES),
+                    Err(message) => return Ok(Answer::Refused(Refusal::Usage { message })),
+                }
+            }
+        };
+
+        let allowed_roles: Vec<u64> = store
+            .role_permissions(guild_id)
+            .await?
+            .into_iter()
+            .filter(|p| p.command_group == owned.feature_id || p.command_group == call.name)
+            .map(|p| p.role_id)
+            .collect();
+        let guild_roles = self.discord.roles(guild_id).await.unwrap_or_default();
+        let is_owner = store
+            .guild(guild_id)
+            .await?
+            .is_some_and(|g| g.owner_id == call.invoker.user.id);
+        if let Err(refusal) = policy::member_may_run(
+            &call.name,
+            &call.invoker.roles,
+            call.invoker_permissions,
+            is_owner,
+            &allowed_roles,
+            &guild_roles,
+            owned.command.default_permissions,
+        ) {
+            return Ok(Answer::Refused(refusal));
+        }
+
+        if let Some(held) = call.bot_permissions {
+            let manifest = self
+                .runtime
+                .manifest(&owned.feature_id, &owned.version)
+                .await?;
+            let needed = policy::bot_needs(&manifest.capabilities, reply_needs);
+            if let Err(refusal) = policy::bot_missing(&call.name, needed, held) {
+                return Ok(Answer::Refused(refusal));
+            }
+        }
+
+        let cooldown = match store.command_cooldown(guild_id, &call.name).await? {
+            Some(seconds) => seconds,
+            None => settings.global_cooldown_seconds,
+        };
+        if let Err(refusal) = self.cooldowns.start(
+            guild_id,
+            call.invoker.user.id,
+            &call.name,
+            Duration::from_secs(cooldown.into()),
+            Instant::now(),
+        ) {
+            return Ok(Answer::Refused(refusal));
+        }
+
+        let invocation = CommandInvocation {
+            name: call.name.clone(),
+            source,
+            subcommand,
+            arguments,
+            invoker: call.invoker,
+            channel_id: call.channel_id,
+        };
+        let outcome = self
+            .runtime
+            .command(guild_id, &owned.feature_id, invocation)
+            .await;
+        Ok(answer(&call.name, outcome))
+    }
+
+    /// Routes a component interaction to the feature whose namespace its custom
+    /// id carries.
+    pub async fn component(&self, call: ComponentCall) -> Answer {
+        let Some((feature_id, own_id)) = custom_id::split(&call.custom_id) else {
+            return Answer::Silent;
+        };
+        let enabled = self
+            .runtime
+            .store()
+            .guild_feature(call.guild_id, feature_id)
+            .await;
+        match enabled {
+            Ok(Some(gf)) if gf.enabled => {}
+            Ok(_) => return Answer::Refused(Refusal::Disabled),
+            Err(error) => {
+                tracing::error!(%error, "could not look up a component's feature");
+                return Answer::Silent;
+            }
+        }
+        let interaction = ComponentInteraction {
+            kind: call.kind,
+            custom_id: own_id.to_string(),
+            values: call.values,
+            fields: call.fields,
+            invoker: call.invoker,
+            channel_id: call.channel_id,
+            message_id: call.message_id,
+        };
+        let outcome = self
+            .runtime
+            .component(call.guild_id, feature_id, interaction)
+            .await;
+        answer("this", outcome)
+    }
+}
+
+/// The answer an invocation's outcome gives the member. Details of failures go
+/// to the host log, not to the channel.
+fn answer(command: &str, outcome: Outcome) -> Answer {
+    let feature_id = outcome.feature_id;
+    match outcome.result {
+        Ok(Some(reply)) => Answer::Reply { feature_id, reply },
+        Ok(None) => Answer::Silent,
+        Err(InvokeError::NotEnabled(_)) => Answer::Refused(Refusal::Disabled),
+        Err(InvokeError::BreakerOpen { until }) => Answer::Refused(Refusal::Paused { until }),
+        Err(error) => {
+            let message = match &error {
+                InvokeError::Feature(e) => format!(
+                    "`{command}` could not finish: {}",
+                    crate::capabilities::describe_error(e)
+                ),
+                InvokeError::Trap { .. } | InvokeError::Timeout(_) => {
+                    format!("`{command}` was stopped: it exceeded its limits.")
+                }
+                _ => "Something went wrong on our side; please try again in a moment.".into(),
+            };
+            Answer::Failed {
+                feature_id,
+                message,
+            }
+        }
+    }
+}

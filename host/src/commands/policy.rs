@@ -1,0 +1,339 @@
+//! Guild policy, applied before a command runs: the module must be enabled, the
+//! member must hold a role the guild allows for it (or a higher one) or else the
+//! command's default permissions, the command must be off cooldown for them, and
+//! the bot must hold the Discord permissions the feature needs in that channel.
+//! Every refusal is a message the member sees, with what to do about it.
+
+use crate::discord::Role;
+use crate::discord::permissions::{self, ADMINISTRATOR};
+use crate::runtime::wit::{Capability, CapabilityRequest};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Why a command did not run, as the member is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The owning feature is installed but disabled in this guild.
+    Disabled,
+    /// The circuit breaker paused the feature after repeated failures.
+    Paused {
+        until: chrono::DateTime<chrono::Utc>,
+    },
+    /// The member lacks the role or permission; `needs` says which.
+    NotAllowed {
+        command: String,
+        needs: String,
+    },
+    Cooldown {
+        seconds_left: u64,
+    },
+    /// The bot lacks Discord permissions in the channel.
+    BotMissing {
+        command: String,
+        permissions: Vec<String>,
+    },
+    /// No enabled or installed feature offers this command here.
+    Unknown {
+        command: String,
+    },
+    /// The command was given arguments it cannot use.
+    Usage {
+        message: String,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Disabled => {
+                f.write_str("This module is currently disabled. Enable it in the dashboard.")
+            }
+            Refusal::Paused { until } => write!(
+                f,
+                "This module is paused after repeated errors and resumes <t:{}:R>. The server's admins can see why in the audit log.",
+                until.timestamp()
+            ),
+            Refusal::NotAllowed { command, needs } => {
+                write!(
+                    f,
+                    "You don't have permission to use `{command}`: it needs {needs}."
+                )
+            }
+            Refusal::Cooldown { seconds_left } => write!(
+                f,
+                "Please wait {seconds_left} second{} before using this command again.",
+                if *seconds_left == 1 { "" } else { "s" }
+            ),
+            Refusal::BotMissing {
+                command,
+                permissions,
+            } => write!(
+                f,
+                "I can't run `{command}` here: I'm missing the {} permission{} in this channel. A server admin can grant {} to my role in Server Settings → Roles, or in this channel's permission settings.",
+                permissions
+                    .iter()
+                    .map(|p| format!("**{p}**"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if permissions.len() == 1 { "" } else { "s" },
+                if permissions.len() == 1 { "it" } else { "them" },
+            ),
+            Refusal::Unknown { command } => write!(
+                f,
+                "`{command}` is not available in this server any more. It may take a moment for Discord to update the command list."
+            ),
+            Refusal::Usage { message } => f.write_str(message),
+        }
+    }
+}
+
+/// Whether a member may run a command.
+///
+/// `allowed_roles` are the roles the guild's [`RolePermission`]s list for the
+/// command's groups; when there are any, a member passes with one of them or any
+/// role positioned at or above the lowest of them (higher roles inherit lower
+/// roles' rights). With none, the command's `default_permissions` apply. The
+/// guild owner and Administrators always pass.
+///
+/// [`RolePermission`]: crate::store::RolePermission
+pub fn member_may_run(
+    command: &str,
+    member_roles: &[u64],
+    member_permissions: u64,
+    is_owner: bool,
+    allowed_roles: &[u64],
+    guild_roles: &[Role],
+    default_permissions: Option<u64>,
+) -> Result<(), Refusal> {
+    if is_owner || member_permissions & ADMINISTRATOR != 0 {
+        return Ok(());
+    }
+    let position = |id: &u64| guild_roles.iter().find(|r| r.id == *id).map(|r| r.position);
+    if !allowed_roles.is_empty() {
+        let lowest_allowed = allowed_roles.iter().filter_map(position).min();
+        let highest_held = member_roles.iter().filter_map(position).max();
+        let holds_one = member_roles.iter().any(|r| allowed_roles.contains(r));
+        let ranks_above = matches!((highest_held, lowest_allowed), (Some(h), Some(l)) if h >= l);
+        if holds_one || ranks_above {
+            return Ok(());
+        }
+        let mut names: Vec<&Role> = guild_roles
+            .iter()
+            .filter(|r| allowed_roles.contains(&r.id))
+            .collect();
+        names.sort_by_key(|r| r.position);
+        let lowest = names
+            .first()
+            .map_or("an allowed".to_string(), |r| format!("the **{}**", r.name));
+        return Err(Refusal::NotAllowed {
+            command: command.to_string(),
+            needs: format!("{lowest} role or a higher one"),
+        });
+    }
+    match default_permissions {
+        Some(bits) if member_permissions & bits != bits => Err(Refusal::NotAllowed {
+            command: command.to_string(),
+            needs: format!(
+                "the {} permission",
+                permissions::names(bits & !member_permissions)
+                    .iter()
+                    .map(|p| format!("**{p}**"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The Discord permissions the bot needs in a channel to serve a feature's
+/// required capabilities there, plus `reply` (what answering needs).
+pub fn bot_needs(requests: &[CapabilityRequest], reply: u64) -> u64 {
+    requests
+        .iter()
+        .filter(|r| r.required)
+        .fold(reply, |bits, r| bits | capability_permissions(r.capability))
+}
+
+fn capability_permissions(c: Capability) -> u64 {
+    use permissions::*;
+    match c {
+        Capability::Messages => VIEW_CHANNEL | SEND_MESSAGES,
+        Capability::Roles => MANAGE_ROLES,
+        Capability::Channels => MANAGE_CHANNELS,
+        Capability::Moderation => KICK_MEMBERS | BAN_MEMBERS | MODERATE_MEMBERS | MANAGE_MESSAGES,
+        _ => 0,
+    }
+}
+
+/// What the bot lacks of `needed`, or nothing. Administrator implies everything.
+pub fn bot_missing(command: &str, needed: u64, held: u64) -> Result<(), Refusal> {
+    if held & ADMINISTRATOR != 0 || held & needed == needed {
+        return Ok(());
+    }
+    Err(Refusal::BotMissing {
+        command: command.to_string(),
+        permissions: permissions::names(needed & !held),
+    })
+}
+
+/// When each member last ran each command, per guild. Kept in memory as the seed
+/// design says: a restart forgives running cooldowns, and with several processes
+/// each keeps its own (a shared store is the hosted follow-up).
+#[derive(Default)]
+pub struct Cooldowns {
+    last_run: Mutex<HashMap<(u64, u64, String), Instant>>,
+}
+
+/// Entries older than the longest possible cooldown are forgotten.
+const LONGEST_COOLDOWN: Duration = Duration::from_secs(86_400);
+const PRUNE_ABOVE: usize = 10_000;
+
+impl Cooldowns {
+    /// Starts `period` for (guild, user, command) unless one is running, in which
+    /// case the refusal says how long is left (rounded up). Every run is recorded,
+    /// even without a cooldown, so one configured later applies at once.
+    pub fn start(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        command: &str,
+        period: Duration,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let mut last_run = self.last_run.lock().unwrap();
+        let key = (guild_id, user_id, command.to_string());
+        if let Some(at) = last_run.get(&key) {
+            let since = now.saturating_duration_since(*at);
+            if since < period {
+                let left = period - since;
+                return Err(Refusal::Cooldown {
+                    seconds_left: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+                });
+            }
+        }
+        if last_run.len() > PRUNE_ABOVE {
+            last_run.retain(|_, at| now.saturating_duration_since(*at) < LONGEST_COOLDOWN);
+        }
+        last_run.insert(key, now);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discord::permissions::{MANAGE_GUILD, MANAGE_ROLES, SEND_MESSAGES, VIEW_CHANNEL};
+
+    fn role(id: u64, name: &str, position: u32) -> Role {
+        Role {
+            id,
+            name: name.into(),
+            position,
+            permissions: 0,
+        }
+    }
+
+    fn roles() -> Vec<Role> {
+        vec![
+            role(1, "@everyone", 0),
+            role(2, "Member", 1),
+            role(3, "Mod", 5),
+            role(4, "Admin", 9),
+        ]
+    }
+
+    #[test]
+    fn listed_role_or_higher_passes_lower_is_refused() {
+        let allowed = [3];
+        assert!(member_may_run("ban", &[3], 0, false, &allowed, &roles(), None).is_ok());
+        assert!(member_may_run("ban", &[4], 0, false, &allowed, &roles(), None).is_ok());
+        let refused = member_may_run("ban", &[2], 0, false, &allowed, &roles(), None).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "You don't have permission to use `ban`: it needs the **Mod** role or a higher one."
+        );
+    }
+
+    #[test]
+    fn default_permissions_apply_without_role_rules() {
+        assert!(
+            member_may_run(
+                "cfg",
+                &[],
+                MANAGE_GUILD,
+                false,
+                &[],
+                &roles(),
+                Some(MANAGE_GUILD)
+            )
+            .is_ok()
+        );
+        let refused = member_may_run(
+            "cfg",
+            &[2],
+            SEND_MESSAGES,
+            false,
+            &[],
+            &roles(),
+            Some(MANAGE_GUILD),
+        )
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("**Manage Server**"),
+            "{refused}"
+        );
+        assert!(member_may_run("rank", &[], 0, false, &[], &roles(), None).is_ok());
+    }
+
+    #[test]
+    fn owner_and_administrators_always_pass() {
+        assert!(member_may_run("ban", &[], 0, true, &[3], &roles(), Some(MANAGE_GUILD)).is_ok());
+        assert!(member_may_run("ban", &[], ADMINISTRATOR, false, &[3], &roles(), None).is_ok());
+    }
+
+    #[test]
+    fn bot_missing_names_each_permission() {
+        let refusal = bot_missing(
+            "rank",
+            VIEW_CHANNEL | SEND_MESSAGES | MANAGE_ROLES,
+            VIEW_CHANNEL,
+        )
+        .unwrap_err();
+        assert_eq!(
+            refusal.to_string(),
+            "I can't run `rank` here: I'm missing the **Manage Roles**, **Send Messages** permissions in this channel. A server admin can grant them to my role in Server Settings → Roles, or in this channel's permission settings."
+        );
+        assert!(bot_missing("rank", SEND_MESSAGES, ADMINISTRATOR).is_ok());
+    }
+
+    #[test]
+    fn cooldown_counts_down_per_member_and_command() {
+        let cooldowns = Cooldowns::default();
+        let t0 = Instant::now();
+        let period = Duration::from_secs(10);
+        assert!(cooldowns.start(1, 42, "rank", period, t0).is_ok());
+        assert_eq!(
+            cooldowns.start(1, 42, "rank", period, t0 + Duration::from_millis(2_500)),
+            Err(Refusal::Cooldown { seconds_left: 8 })
+        );
+        assert!(
+            cooldowns.start(1, 43, "rank", period, t0).is_ok(),
+            "another member"
+        );
+        assert!(
+            cooldowns.start(1, 42, "top", period, t0).is_ok(),
+            "another command"
+        );
+        assert!(
+            cooldowns.start(1, 42, "rank", period, t0 + period).is_ok(),
+            "expired"
+        );
+        assert_eq!(
+            Refusal::Cooldown { seconds_left: 1 }.to_string(),
+            "Please wait 1 second before using this command again."
+        );
+    }
+}

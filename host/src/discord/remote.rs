@@ -1,0 +1,700 @@
+//! [`RemoteDiscord`]: the [`Discord`] port for real Discord (or a REST proxy, or our
+//! simulator). Writes go through the [`Executor`] (durable, ordered, rate-limit aware);
+//! reads come from the gateway's serenity cache when the guild is cached, else from
+//! REST through [`Executor::direct`].
+//!
+//! Every channel-scoped call first checks that the channel belongs to the guild the
+//! feature runs for: the bot is in many guilds, and Discord would happily let a
+//! feature in one guild post to (or delete) a channel of another.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use serenity::cache::Cache;
+use serenity::model::id::{ChannelId, GuildId, UserId};
+
+use super::executor::{Action, ActionOutput, Executor};
+use super::rest::{message_json, snowflake};
+use super::{Discord, DiscordError, Role};
+use crate::runtime::bindings::townes::feature::channels::{
+    ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,
+};
+use crate::runtime::wit::{GuildInfo, Member, MessageBody, User};
+
+/// Discord refuses to bulk-delete messages older than 14 days; a minute of margin
+/// covers the time the call may wait in the queue.
+const BULK_DELETE_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::days(14);
+const BULK_DELETE_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// Channel → guild pairs remembered at most (a channel never changes guild).
+const MAX_KNOWN_CHANNELS: usize = 10_000;
+
+/// Milliseconds since the Unix epoch at Discord's epoch (2015-01-01).
+const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+
+/// The [`Discord`] port over the executor and, optionally, serenity's cache.
+pub struct RemoteDiscord {
+    executor: Executor,
+    /// The gateway's cache, once there is one.
+    cache: Arc<OnceLock<Arc<Cache>>>,
+    /// Set by [`RemoteDiscord::with_application_id`]; else the bot's user id (the
+    /// same for every bot application).
+    application_id: Option<u64>,
+    bot_user_id: tokio::sync::OnceCell<u64>,
+    /// Channels known to belong to a guild.
+    known_channels: Mutex<HashMap<u64, u64>>,
+}
+
+impl RemoteDiscord {
+    /// Reads go to REST; see [`RemoteDiscord::with_cache`].
+    pub fn new(executor: Executor) -> Self {
+        RemoteDiscord {
+            executor,
+            cache: Arc::new(OnceLock::new()),
+            application_id: None,
+            bot_user_id: tokio::sync::OnceCell::new(),
+            known_channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads members, roles and guild info from the gateway's cache when the guild is
+    /// in it (falling back to REST for members the cache does not hold).
+    pub fn with_cache(self, cache: Arc<Cache>) -> Self {
+        let slot = OnceLock::new();
+        let _ = slot.set(cache);
+        self.with_cache_slot(Arc::new(slot))
+    }
+
+    /// Like [`RemoteDiscord::with_cache`], for a cache that arrives later (the
+    /// gateway client is built after the port): reads use REST until the slot is set.
+    pub fn with_cache_slot(mut self, slot: Arc<OnceLock<Arc<Cache>>>) -> Self {
+        self.cache = slot;
+        self
+    }
+
+    /// The application whose commands [`Discord::overwrite_guild_commands`] sets.
+    pub fn with_application_id(mut self, application_id: u64) -> Self {
+        self.application_id = Some(application_id);
+        self
+    }
+
+    fn cache(&self) -> Option<&Arc<Cache>> {
+        self.cache.get()
+    }
+
+    fn cached_guild(&self, guild_id: u64) -> Option<serenity::cache::GuildRef<'_>> {
+        if guild_id == 0 {
+            return None;
+        }
+        self.cache()?.guild(GuildId::new(guild_id))
+    }
+
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    async fn write(&self, action: Action) -> Result<ActionOutput, DiscordError> {
+        self.executor.run(action).await
+    }
+
+    /// The bot's own user id: from the cache once READY filled it, else `GET /users/@me`.
+    async fn bot_user_id(&self) -> Result<u64, DiscordError> {
+        if let Some(cache) = self.cache() {
+            // Before READY the cache holds a default user whose id is 1.
+            let id = cache.current_user().id.get();
+            if id > 1 {
+                return Ok(id);
+            }
+        }
+        self.bot_user_id
+            .get_or_try_init(|| async {
+                let me = self
+                    .executor
+                    .direct(|rest| async move { rest.current_user().await })
+                    .await?;
+                snowflake(&me["id"]).ok_or_else(|| {
+                    DiscordError::Unavailable("Discord did not say who the bot is".into())
+                })
+            })
+            .await
+            .copied()
+    }
+
+    /// Refuses a channel that is not in `guild_id` as not found (without saying
+    /// whether it exists elsewhere).
+    async fn check_channel(&self, guild_id: u64, channel_id: u64) -> Result<(), DiscordError> {
+        let not_found = || DiscordError::NotFound(format!("channel {channel_id}"));
+        if guild_id == 0 || channel_id == 0 {
+            return Err(not_found());
+        }
+        if let Some(guild) = self.cached_guild(guild_id) {
+            let id = ChannelId::new(channel_id);
+            if guild.channels.contains_key(&id) || guild.threads.iter().any(|t| t.id == id) {
+                return Ok(());
+            }
+            // Not cached (yet): ask Discord.
+        }
+        let known = self
+            .known_channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&channel_id)
+            .copied();
+        if let Some(owner) = known {
+            return if owner == guild_id {
+                Ok(())
+            } else {
+                Err(not_found())
+            };
+        }
+        let channel = self
+            .executor
+            .direct(|rest| async move { rest.channel(channel_id).await })
+            .await?;
+        let owner = snowflake(&channel["guild_id"]).ok_or_else(not_found)?;
+        let mut known = self
+            .known_channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= MAX_KNOWN_CHANNELS {
+            known.clear();
+        }
+        known.insert(channel_id, owner);
+        if owner == guild_id {
+            Ok(())
+        } else {
+            Err(not_found())
+        }
+    }
+
+    fn cached_member(&self, guild_id: u64, user_id: u64) -> Option<Member> {
+        if user_id == 0 {
+            return None;
+        }
+        let guild = self.cached_guild(guild_id)?;
+        let member = guild.members.get(&UserId::new(user_id))?;
+        Some(Member {
+            user: User {
+                id: member.user.id.get(),
+                username: member.user.name.clone(),
+                global_name: member.user.global_name.clone(),
+                bot: member.user.bot,
+            },
+            nick: member.nick.clone(),
+            roles: member.roles.iter().map(|r| r.get()).collect(),
+            joined_at: member.joined_at.and_then(|t| t.to_rfc3339()),
+        })
+    }
+}
+
+/// A member from Discord's JSON.
+fn member_from_json(json: &Value) -> Option<Member> {
+    let user = &json["user"];
+    Some(Member {
+        user: User {
+            id: snowflake(&user["id"])?,
+            username: user["username"].as_str()?.to_string(),
+            global_name: user["global_name"].as_str().map(str::to_string),
+            bot: user["bot"].as_bool().unwrap_or(false),
+        },
+        nick: json["nick"].as_str().map(str::to_string),
+        roles: json["roles"]
+            .as_array()
+            .map(|roles| roles.iter().filter_map(snowflake).collect())
+            .unwrap_or_default(),
+        joined_at: json["joined_at"].as_str().map(str::to_string),
+    })
+}
+
+/// A role from Discord's JSON (`permissions` is a string of the bit set).
+fn role_from_json(json: &Value) -> Option<Role> {
+    Some(Role {
+        id: snowflake(&json["id"])?,
+        name: json["name"].as_str().unwrap_or_default().to_string(),
+        position: json["position"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0),
+        permissions: snowflake(&json["permissions"]).unwrap_or(0),
+    })
+}
+
+fn unreadable(what: &str) -> DiscordError {
+    DiscordError::Unavailable(format!("Discord's answer did not describe the {what}"))
+}
+
+/// A channel spec as Discord's channel object.
+pub(crate) fn channel_json(spec: &ChannelSpec) -> Value {
+    let kind = match spec.kind {
+        ChannelKind::Text => 0,
+        ChannelKind::Voice => 2,
+        ChannelKind::Category => 4,
+    };
+    let mut channel = json!({
+        "name": spec.name,
+        "type": kind,
+        "permission_overwrites": spec.overwrites.iter().map(overwrite_json).collect::<Vec<_>>(),
+    });
+    if let Some(parent) = spec.parent_id {
+        channel["parent_id"] = json!(parent.to_string());
+    }
+    if let Some(topic) = &spec.topic {
+        channel["topic"] = json!(topic);
+    }
+    channel
+}
+
+/// A permission overwrite as Discord's JSON: `type` 0 for a role, 1 for a member;
+/// the bit sets as strings.
+pub(crate) fn overwrite_json(overwrite: &PermissionOverwrite) -> Value {
+    json!({
+        "id": overwrite.id.to_string(),
+        "type": overwrite_kind(&overwrite.target),
+        "allow": overwrite.allow.to_string(),
+        "deny": overwrite.deny.to_string(),
+    })
+}
+
+fn overwrite_kind(target: &OverwriteTarget) -> u8 {
+    match target {
+        OverwriteTarget::Role => 0,
+        OverwriteTarget::Member => 1,
+    }
+}
+
+/// When a message was created: its `timestamp`, else the time in its snowflake.
+fn created_at(message: &Value, id: u64) -> DateTime<Utc> {
+    message["timestamp"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| {
+            let ms = i64::try_from(id >> 22).ok()? + DISCORD_EPOCH_MS;
+            DateTime::from_timestamp_millis(ms)
+        })
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn message_id(output: ActionOutput) -> Result<u64, DiscordError> {
+    output
+        .id()
+        .ok_or_else(|| DiscordError::Unavailable("Discord did not return the message id".into()))
+}
+
+#[async_trait]
+impl Discord for RemoteDiscord {
+    async fn send_message(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        body: &MessageBody,
+    ) -> Result<u64, DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        let output = self
+            .write(Action::SendMessage {
+                guild_id,
+                channel_id,
+                body: message_json(body),
+            })
+            .await?;
+        message_id(output)
+    }
+
+    async fn edit_message(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        body: &MessageBody,
+    ) -> Result<(), DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        self.write(Action::EditMessage {
+            guild_id,
+            channel_id,
+            message_id,
+            body: message_json(body),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn delete_message(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+    ) -> Result<(), DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        self.write(Action::DeleteMessage {
+            guild_id,
+            channel_id,
+            message_id,
+            reason: None,
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn add_reaction(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        emoji: &str,
+    ) -> Result<(), DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        self.write(Action::AddReaction {
+            guild_id,
+            channel_id,
+            message_id,
+            emoji: emoji.to_string(),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn member(&self, guild_id: u64, user_id: u64) -> Result<Member, DiscordError> {
+        if let Some(member) = self.cached_member(guild_id, user_id) {
+            return Ok(member);
+        }
+        let json = self
+            .executor
+            .direct(|rest| async move { rest.member(guild_id, user_id).await })
+            .await?;
+        member_from_json(&json).ok_or_else(|| unreadable("member"))
+    }
+
+    async fn guild_info(&self, guild_id: u64) -> Result<GuildInfo, DiscordError> {
+        if let Some(guild) = self.cached_guild(guild_id) {
+            return Ok(GuildInfo {
+                id: guild_id,
+                name: guild.name.clone(),
+                member_count: u32::try_from(guild.member_count).unwrap_or(u32::MAX),
+                owner_id: guild.owner_id.get(),
+            });
+        }
+        let json = self
+            .executor
+            .direct(|rest| async move { rest.guild(guild_id).await })
+            .await?;
+        Ok(GuildInfo {
+            id: guild_id,
+            name: json["name"]
+                .as_str()
+                .ok_or_else(|| unreadable("guild"))?
+                .to_string(),
+            member_count: json["approximate_member_count"]
+                .as_u64()
+                .or_else(|| json["member_count"].as_u64())
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+            owner_id: snowflake(&json["owner_id"]).ok_or_else(|| unreadable("guild"))?,
+        })
+    }
+
+    async fn send_dm(&self, user_id: u64, body: &MessageBody) -> Result<u64, DiscordError> {
+        let output = self
+            .write(Action::SendDm {
+                user_id,
+                body: message_json(body),
+            })
+            .await?;
+        message_id(output)
+    }
+
+    async fn roles(&self, guild_id: u64) -> Result<Vec<Role>, DiscordError> {
+        if let Some(guild) = self.cached_guild(guild_id) {
+            return Ok(guild
+                .roles
+                .values()
+                .map(|r| Role {
+                    id: r.id.get(),
+                    name: r.name.clone(),
+                    position: u32::from(r.position),
+                    permissions: r.permissions.bits(),
+                })
+                .collect());
+        }
+        let json = self
+            .executor
+            .direct(|rest| async move { rest.roles(guild_id).await })
+            .await?;
+        let roles = json.as_array().ok_or_else(|| unreadable("roles"))?;
+        Ok(roles.iter().filter_map(role_from_json).collect())
+    }
+
+    async fn bot_top_position(&self, guild_id: u64) -> Result<u32, DiscordError> {
+        let bot = self.bot_user_id().await?;
+        let member = self.member(guild_id, bot).await?;
+        let roles = self.roles(guild_id).await?;
+        Ok(roles
+            .iter()
+            .filter(|r| member.roles.contains(&r.id))
+            .map(|r| r.position)
+            .max()
+            .unwrap_or(0))
+    }
+
+    async fn add_role(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        role_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        self.write(Action::AddRole {
+            guild_id,
+            user_id,
+            role_id,
+            reason: reason.map(str::to_string),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn remove_role(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        role_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        self.write(Action::RemoveRole {
+            guild_id,
+            user_id,
+            role_id,
+            reason: reason.map(str::to_string),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn create_channel(&self, guild_id: u64, spec: &ChannelSpec) -> Result<u64, DiscordError> {
+        if let Some(parent) = spec.parent_id {
+            self.check_channel(guild_id, parent).await?;
+        }
+        let output = self
+            .write(Action::CreateChannel {
+                guild_id,
+                body: channel_json(spec),
+                reason: None,
+            })
+            .await?;
+        output.id().ok_or_else(|| {
+            DiscordError::Unavailable("Discord did not return the channel id".into())
+        })
+    }
+
+    async fn delete_channel(&self, guild_id: u64, channel_id: u64) -> Result<(), DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        self.write(Action::DeleteChannel {
+            guild_id,
+            channel_id,
+            reason: None,
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn set_overwrite(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        overwrite: &PermissionOverwrite,
+    ) -> Result<(), DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        self.write(Action::SetOverwrite {
+            guild_id,
+            channel_id,
+            target_id: overwrite.id,
+            target_kind: overwrite_kind(&overwrite.target),
+            allow: overwrite.allow,
+            deny: overwrite.deny,
+            reason: None,
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn kick(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        self.write(Action::Kick {
+            guild_id,
+            user_id,
+            reason: reason.map(str::to_string),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn ban(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        delete_message_seconds: u32,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        self.write(Action::Ban {
+            guild_id,
+            user_id,
+            delete_message_seconds,
+            reason: reason.map(str::to_string),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn timeout(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        seconds: u32,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        self.write(Action::Timeout {
+            guild_id,
+            user_id,
+            seconds,
+            reason: reason.map(str::to_string),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn overwrite_guild_commands(
+        &self,
+        guild_id: u64,
+        commands: &Value,
+    ) -> Result<(), DiscordError> {
+        let application_id = match self.application_id {
+            Some(id) => id,
+            None => self.bot_user_id().await?,
+        };
+        self.write(Action::OverwriteGuildCommands {
+            application_id,
+            guild_id,
+            commands: commands.clone(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Deletes up to `count` of the channel's latest messages that are younger than
+    /// 14 days (Discord refuses older ones in a bulk delete): one delete for a single
+    /// message, a bulk delete for 2 to 100.
+    async fn purge(&self, guild_id: u64, channel_id: u64, count: u32) -> Result<u32, DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        let count = count.clamp(1, 100);
+        let messages = self
+            .executor
+            .direct(|rest| async move { rest.messages(channel_id, count).await })
+            .await?;
+        let cutoff = Utc::now() - BULK_DELETE_MAX_AGE + BULK_DELETE_MARGIN;
+        let ids: Vec<u64> = messages
+            .as_array()
+            .ok_or_else(|| unreadable("messages"))?
+            .iter()
+            .filter_map(|m| {
+                let id = snowflake(&m["id"])?;
+                (created_at(m, id) > cutoff).then_some(id)
+            })
+            .take(count as usize)
+            .collect();
+        let action = match ids.as_slice() {
+            [] => return Ok(0),
+            [message_id] => Action::DeleteMessage {
+                guild_id,
+                channel_id,
+                message_id: *message_id,
+                reason: None,
+            },
+            _ => Action::BulkDelete {
+                guild_id,
+                channel_id,
+                message_ids: ids.clone(),
+                reason: None,
+            },
+        };
+        self.write(action).await?;
+        Ok(ids.len() as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_specs_map_to_discord_json() {
+        let spec = ChannelSpec {
+            name: "ticket-1".into(),
+            kind: ChannelKind::Text,
+            parent_id: Some(77),
+            topic: Some("help".into()),
+            overwrites: vec![
+                PermissionOverwrite {
+                    id: 5,
+                    target: OverwriteTarget::Role,
+                    allow: 0,
+                    deny: 1 << 10,
+                },
+                PermissionOverwrite {
+                    id: 9,
+                    target: OverwriteTarget::Member,
+                    allow: (1 << 10) | (1 << 11),
+                    deny: 0,
+                },
+            ],
+        };
+        assert_eq!(
+            channel_json(&spec),
+            json!({
+                "name": "ticket-1",
+                "type": 0,
+                "parent_id": "77",
+                "topic": "help",
+                "permission_overwrites": [
+                    { "id": "5", "type": 0, "allow": "0", "deny": "1024" },
+                    { "id": "9", "type": 1, "allow": "3072", "deny": "0" },
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn message_age_comes_from_the_timestamp_or_the_snowflake() {
+        let at = created_at(
+            &json!({ "timestamp": "2024-05-01T10:00:00.000000+00:00" }),
+            1,
+        );
+        assert_eq!(at.to_rfc3339(), "2024-05-01T10:00:00+00:00");
+        // 2015-01-01T00:00:01Z as a snowflake.
+        let from_id = created_at(&json!({}), 1000 << 22);
+        assert_eq!(from_id.timestamp_millis(), DISCORD_EPOCH_MS + 1000);
+    }
+
+    #[test]
+    fn members_and_roles_parse_from_discord_json() {
+        let member = member_from_json(&json!({
+            "user": { "id": "42", "username": "ada", "global_name": "Ada" },
+            "nick": null, "roles": ["7", "8"], "joined_at": "2024-01-01T00:00:00+00:00",
+        }))
+        .unwrap();
+        assert_eq!(member.user.id, 42);
+        assert_eq!(member.roles, vec![7, 8]);
+        assert!(!member.user.bot);
+        let role = role_from_json(&json!({
+            "id": "7", "name": "Mod", "position": 3, "permissions": "268435456",
+        }))
+        .unwrap();
+        assert_eq!(role.permissions, 1 << 28);
+        assert_eq!(role.position, 3);
+    }
+}

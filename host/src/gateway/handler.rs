@@ -1,0 +1,350 @@
+//! What the gateway's events do: guild rows and command registrations follow the
+//! guilds the bot is in; messages may be prefix commands; every event a feature
+//! subscribed to is dispatched to the guild's enabled features.
+
+use super::convert;
+use crate::commands::{Answer, CommandCall, Input, prefix, registry};
+use crate::discord::custom_id::namespace_body;
+use crate::interactions::{self, Responder};
+use crate::platform::Platform;
+use crate::runtime::wit::{Event, MessageBody, MessageDeleted};
+use crate::store::{Guild, GuildSettings};
+use serenity::all::{
+    ChannelId, Context, EventHandler, GuildId, GuildMemberUpdateEvent, Interaction, Member,
+    Message, MessageId, MessageUpdateEvent, RawEventHandler, Reaction, Ready, UnavailableGuild,
+    User,
+};
+use serenity::async_trait;
+use serenity::model::event::Event as GatewayEvent;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+pub struct Handler {
+    platform: Arc<Platform>,
+}
+
+impl Handler {
+    pub fn new(platform: Arc<Platform>) -> Self {
+        Handler { platform }
+    }
+
+    async fn dispatch(&self, guild_id: u64, event: Event) {
+        match self.platform.runtime.dispatch_event(guild_id, &event).await {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    if let Err(error) = &outcome.result {
+                        tracing::debug!(guild = guild_id, feature = %outcome.feature_id, %error, "a feature failed on an event");
+                    }
+                }
+            }
+            Err(error) => tracing::error!(guild = guild_id, %error, "could not dispatch an event"),
+        }
+    }
+
+    /// A guild the bot is in: its row, default settings on first sight, and its
+    /// slash commands registered if they changed.
+    async fn guild_seen(&self, guild_id: u64, name: &str, owner_id: u64) -> anyhow::Result<()> {
+        let store = self.platform.runtime.store();
+        let guild = match store.guild(guild_id).await? {
+            Some(known) => Guild {
+                name: name.to_string(),
+                owner_id,
+                ..known
+            },
+            None => Guild::new(guild_id, name, owner_id),
+        };
+        let rejoined = guild.left_at.is_some();
+        store.upsert_guild(&guild).await?;
+        if rejoined {
+            store.mark_guild_left(guild_id, None).await?;
+        }
+        if store.guild_settings(guild_id).await?.updated_at.is_none() {
+            store
+                .set_guild_settings(&GuildSettings::new(guild_id))
+                .await?;
+        }
+        registry::sync(
+            &self.platform.runtime,
+            self.platform.discord.as_ref(),
+            guild_id,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Runs a prefix command if the message is one, and posts the answer.
+    async fn prefix_command(&self, message: &Message, guild_id: u64) -> anyhow::Result<()> {
+        let store = self.platform.runtime.store();
+        let settings = store.guild_settings(guild_id).await?;
+        let Some((name, text)) = prefix::split(&settings.prefix, &message.content) else {
+            return Ok(());
+        };
+        let (invoker_permissions, bot_permissions) = self.permissions_in(guild_id, message);
+        let call = CommandCall {
+            guild_id,
+            channel_id: message.channel_id.get(),
+            invoker: convert::message_author(message),
+            invoker_permissions,
+            bot_permissions,
+            name,
+            input: Input::Prefix {
+                prefix: settings.prefix.clone(),
+                text: text.to_string(),
+            },
+        };
+        let answer = self.platform.commands.command(call).await;
+        let body = match &answer {
+            Answer::Silent => return Ok(()),
+            Answer::Reply { reply, .. } if reply.modal.is_some() => text_body(format!(
+                "<@{}> this command opens a form, which only works as a slash command: use `/{}`.",
+                message.author.id,
+                message
+                    .content
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches(&settings.prefix)
+            )),
+            Answer::Reply { feature_id, reply } => match namespace_body(feature_id, &reply.body) {
+                Ok(body) => body,
+                Err(problem) => {
+                    tracing::warn!(feature = %feature_id, problem, "a feature's reply could not be sent");
+                    return Ok(());
+                }
+            },
+            other => text_body(format!(
+                "<@{}> {}",
+                message.author.id,
+                other.notice().unwrap_or_default()
+            )),
+        };
+        if body.content.is_none() && body.embeds.is_empty() {
+            return Ok(());
+        }
+        self.platform
+            .discord
+            .send_message(guild_id, message.channel_id.get(), &body)
+            .await?;
+        Ok(())
+    }
+
+    /// The author's and the bot's permissions in the message's channel, from the
+    /// gateway's cache. Unknown (no cache yet) counts as none for the author and
+    /// as unknown for the bot (so the bot check is skipped, not failed).
+    fn permissions_in(&self, guild_id: u64, message: &Message) -> (u64, Option<u64>) {
+        let Some(cache) = self.platform.cache.get() else {
+            return (0, None);
+        };
+        let Some(guild) = cache.guild(GuildId::new(guild_id)) else {
+            return (0, None);
+        };
+        let Some(channel) = guild.channels.get(&message.channel_id) else {
+            return (0, None);
+        };
+        let author = message
+            .member
+            .as_ref()
+            .map(|m| {
+                guild
+                    .partial_member_permissions_in(channel, message.author.id, m)
+                    .bits()
+            })
+            .unwrap_or(0);
+        let bot = guild
+            .members
+            .get(&serenity::all::UserId::new(self.platform.bot_user_id))
+            .map(|m| guild.user_permissions_in(channel, m).bits());
+        (author, bot)
+    }
+}
+
+fn text_body(content: String) -> MessageBody {
+    MessageBody {
+        content: Some(content),
+        embeds: vec![],
+        components: vec![],
+    }
+}
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        tracing::info!(
+            shard = ?ready.shard.map(|s| s.id.0),
+            guilds = ready.guilds.len(),
+            user = %ready.user.name,
+            "gateway ready"
+        );
+    }
+
+    async fn guild_create(
+        &self,
+        _ctx: Context,
+        guild: serenity::all::Guild,
+        _is_new: Option<bool>,
+    ) {
+        if let Err(error) = self
+            .guild_seen(guild.id.get(), &guild.name, guild.owner_id.get())
+            .await
+        {
+            tracing::error!(guild = guild.id.get(), %error, "could not record a guild");
+        }
+    }
+
+    async fn guild_delete(
+        &self,
+        _ctx: Context,
+        incomplete: UnavailableGuild,
+        _full: Option<serenity::all::Guild>,
+    ) {
+        // `unavailable` means an outage, not that the bot was removed.
+        if incomplete.unavailable {
+            return;
+        }
+        let store = self.platform.runtime.store();
+        if let Err(error) = store
+            .mark_guild_left(incomplete.id.get(), Some(chrono::Utc::now()))
+            .await
+        {
+            tracing::error!(guild = incomplete.id.get(), %error, "could not record leaving a guild");
+        }
+    }
+
+    async fn message(&self, _ctx: Context, message: Message) {
+        let Some(guild_id) = message.guild_id.map(GuildId::get) else {
+            return;
+        };
+        // The bot's own messages and other bots' never run commands or features.
+        if message.author.bot {
+            return;
+        }
+        if let Err(error) = self.prefix_command(&message, guild_id).await {
+            tracing::error!(guild = guild_id, %error, "could not run a prefix command");
+        }
+        self.dispatch(guild_id, Event::MessageCreated(convert::message(&message)))
+            .await;
+    }
+
+    async fn message_update(
+        &self,
+        _ctx: Context,
+        _old: Option<Message>,
+        _new: Option<Message>,
+        event: MessageUpdateEvent,
+    ) {
+        let (Some(guild_id), Some(message)) = (event.guild_id, convert::message_update(&event))
+        else {
+            return;
+        };
+        if message.author.bot {
+            return;
+        }
+        self.dispatch(guild_id.get(), Event::MessageUpdated(message))
+            .await;
+    }
+
+    async fn message_delete(
+        &self,
+        _ctx: Context,
+        channel_id: ChannelId,
+        message_id: MessageId,
+        guild_id: Option<GuildId>,
+    ) {
+        let Some(guild_id) = guild_id else { return };
+        let deleted = MessageDeleted {
+            id: message_id.get(),
+            channel_id: channel_id.get(),
+        };
+        self.dispatch(guild_id.get(), Event::MessageDeleted(deleted))
+            .await;
+    }
+
+    async fn guild_member_addition(&self, _ctx: Context, member: Member) {
+        if member.user.id.get() == self.platform.bot_user_id {
+            return;
+        }
+        self.dispatch(
+            member.guild_id.get(),
+            Event::MemberJoined(convert::member(&member)),
+        )
+        .await;
+    }
+
+    async fn guild_member_removal(
+        &self,
+        _ctx: Context,
+        guild_id: GuildId,
+        user: User,
+        _member: Option<Member>,
+    ) {
+        self.dispatch(guild_id.get(), Event::MemberLeft(convert::user(&user)))
+            .await;
+    }
+
+    async fn guild_member_update(
+        &self,
+        _ctx: Context,
+        _old: Option<Member>,
+        _new: Option<Member>,
+        event: GuildMemberUpdateEvent,
+    ) {
+        self.dispatch(
+            event.guild_id.get(),
+            Event::MemberUpdated(convert::updated_member(&event)),
+        )
+        .await;
+    }
+
+    async fn reaction_add(&self, _ctx: Context, reaction: Reaction) {
+        self.reaction(reaction, Event::ReactionAdded).await;
+    }
+
+    async fn reaction_remove(&self, _ctx: Context, reaction: Reaction) {
+        self.reaction(reaction, Event::ReactionRemoved).await;
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        interactions::handle(self.platform.clone(), interaction, Responder::Callback).await;
+    }
+}
+
+impl Handler {
+    async fn reaction(
+        &self,
+        reaction: Reaction,
+        event: fn(crate::runtime::wit::Reaction) -> Event,
+    ) {
+        let (Some(guild_id), Some(converted)) = (reaction.guild_id, convert::reaction(&reaction))
+        else {
+            return;
+        };
+        if converted.user_id == self.platform.bot_user_id {
+            return;
+        }
+        self.dispatch(guild_id.get(), event(converted)).await;
+    }
+}
+
+/// Counts dispatches serenity could not parse: it turns a payload missing a
+/// field it requires into `Event::Unknown`, which no handler ever sees.
+pub struct UnknownDispatches {
+    platform: Arc<Platform>,
+}
+
+impl UnknownDispatches {
+    pub fn new(platform: Arc<Platform>) -> Self {
+        UnknownDispatches { platform }
+    }
+}
+
+#[async_trait]
+impl RawEventHandler for UnknownDispatches {
+    async fn raw_event(&self, _ctx: Context, event: GatewayEvent) {
+        if let GatewayEvent::Unknown(unknown) = event {
+            self.platform
+                .unknown_dispatches
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(kind = %unknown.kind, "a gateway dispatch could not be read");
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Everything connected to Discord shares one [`Platform`]: the sandbox, the
+//! command router, the Discord port and the executor behind it.
+
+use crate::commands::{Commands, registry};
+use crate::discord::{
+    DEFAULT_BASE_URL, Discord, Executor, ExecutorConfig, RemoteDiscord, RestClient,
+};
+use crate::gateway::{self, Shards};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::Store;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+pub struct Platform {
+    pub runtime: Arc<Runtime>,
+    pub commands: Commands,
+    /// Discord as capabilities see it (cache for reads, the executor for writes).
+    pub discord: Arc<dyn Discord>,
+    pub executor: Executor,
+    pub application_id: u64,
+    pub bot_user_id: u64,
+    /// How long an interaction may run before it is deferred (Discord allows 3 s
+    /// for the first response).
+    pub defer_after: Duration,
+    /// Gateway dispatches serenity could not parse (it drops them silently).
+    pub unknown_dispatches: AtomicU64,
+    /// The gateway's cache of guilds, once connected (shared with the Discord port).
+    pub cache: CacheSlot,
+}
+
+/// Where the gateway's cache is put once the client exists; readers before that
+/// fall back to REST.
+pub type CacheSlot = Arc<OnceLock<Arc<serenity::cache::Cache>>>;
+
+/// Time left for a feature within Discord's 3-second window, with room for the
+/// callback's own round trip.
+pub const DEFER_AFTER: Duration = Duration::from_millis(2_200);
+
+impl Platform {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        discord: Arc<dyn Discord>,
+        executor: Executor,
+        application_id: u64,
+        bot_user_id: u64,
+        cache: CacheSlot,
+    ) -> Platform {
+        Platform {
+            commands: Commands::new(runtime.clone(), discord.clone()),
+            runtime,
+            discord,
+            executor,
+            application_id,
+            bot_user_id,
+            defer_after: DEFER_AFTER,
+            unknown_dispatches: AtomicU64::new(0),
+            cache,
+        }
+    }
+}
+
+/// How to reach Discord.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub token: String,
+    /// A REST proxy or the simulator; `None` for discord.com.
+    pub api_base: Option<String>,
+    pub shards: Shards,
+    pub executor: ExecutorConfig,
+    /// See [`Platform::defer_after`].
+    pub defer_after: Duration,
+}
+
+impl Connection {
+    /// All shards, the executor's defaults, deferring after [`DEFER_AFTER`].
+    pub fn new(token: impl Into<String>, api_base: Option<String>) -> Connection {
+        Connection {
+            token: token.into(),
+            api_base,
+            shards: Shards::Auto,
+            executor: ExecutorConfig::default(),
+            defer_after: DEFER_AFTER,
+        }
+    }
+}
+
+/// A platform connected to Discord: the gateway running, commands kept
+/// registered. Stop it with [`Running::shutdown`].
+pub struct Running {
+    pub platform: Arc<Platform>,
+    stop: Arc<Notify>,
+    gateway: JoinHandle<anyhow::Result<()>>,
+    commands: JoinHandle<()>,
+}
+
+/// How often guilds whose features or settings changed (from any process: the
+/// CLI, the API) get their slash commands re-registered.
+const COMMAND_SYNC_EVERY: Duration = Duration::from_secs(2);
+
+/// Connects to Discord (or anything speaking its protocols) and starts serving:
+/// the executor resumes whatever the outbox holds, then the gateway connects.
+pub async fn connect(
+    store: Store,
+    mut config: RuntimeConfig,
+    connection: Connection,
+) -> anyhow::Result<Running> {
+    let http = gateway::http(&connection.token, connection.api_base.as_deref());
+    let me = startup_call("GET /users/@me", || http.get_current_user()).await?;
+    let application_id = startup_call("GET /oauth2/applications/@me", || {
+        http.get_current_application_info()
+    })
+    .await?
+    .id
+    .get();
+    config.bot_user_id = me.id.get();
+    let base = connection.api_base.as_deref().unwrap_or(DEFAULT_BASE_URL);
+    let rest = RestClient::new(base, &connection.token)?;
+    let executor = Executor::start(store.clone(), rest, connection.executor.clone()).await?;
+    let cache: CacheSlot = Arc::default();
+    let discord: Arc<dyn Discord> = Arc::new(
+        RemoteDiscord::new(executor.clone())
+            .with_cache_slot(cache.clone())
+            .with_application_id(application_id),
+    );
+    let runtime = Arc::new(Runtime::new(config, store, discord.clone())?);
+    let mut platform = Platform::new(
+        runtime.clone(),
+        discord,
+        executor,
+        application_id,
+        me.id.get(),
+        cache,
+    );
+    platform.defer_after = connection.defer_after;
+    let platform = Arc::new(platform);
+    let intents = gateway::intents(&runtime).await?;
+    let stop = Arc::new(Notify::new());
+    let gateway = {
+        let (platform, stop) = (platform.clone(), stop.clone());
+        tokio::spawn(async move {
+            gateway::run(platform, http, intents, connection.shards, stop.notified()).await
+        })
+    };
+    let commands = tokio::spawn(keep_commands_registered(platform.clone()));
+    Ok(Running {
+        platform,
+        stop,
+        gateway,
+        commands,
+    })
+}
+
+/// How long start-up keeps retrying Discord while it rate limits or fails.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(120);
+
+/// A call made before the executor runs, retried while Discord answers 429 or
+/// 5xx or cannot be reached (a restart during a rate-limit storm must not fail);
+/// a refusal (a bad token) ends start-up with a hint.
+async fn startup_call<T, F: Future<Output = serenity::Result<T>>>(
+    what: &str,
+    call: impl Fn() -> F,
+) -> anyhow::Result<T> {
+    use serenity::http::HttpError;
+    let give_up = tokio::time::Instant::now() + STARTUP_PATIENCE;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let error = match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let retry = match &error {
+            serenity::Error::Http(HttpError::UnsuccessfulRequest(response)) => {
+                let status = response.status_code;
+                if status.as_u16() == 401 {
+                    anyhow::bail!("Discord refused the bot token ({what}): check DISCORD_TOKEN");
+                }
+                status.as_u16() == 429 || status.is_server_error()
+            }
+            serenity::Error::Http(HttpError::Request(_)) => true,
+            _ => false,
+        };
+        if !retry || tokio::time::Instant::now() + delay > give_up {
+            return Err(anyhow::Error::new(error).context(format!("{what} failed")));
+        }
+        tracing::warn!(%error, "{what} failed; retrying in {delay:?}");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Re-registers the slash commands of every guild whose features or settings
+/// changed since the last look.
+async fn keep_commands_registered(platform: Arc<Platform>) {
+    let mut since = chrono::Utc::now();
+    let mut tick = tokio::time::interval(COMMAND_SYNC_EVERY);
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        let store = platform.runtime.store();
+        let changed = match store.guilds_changed_since(since).await {
+            Ok(changed) => changed,
+            Err(error) => {
+                tracing::warn!(%error, "could not look for changed guilds");
+                continue;
+            }
+        };
+        // Only move on once every changed guild is in sync, so a failure retries.
+        let mut all_synced = true;
+        for guild_id in changed {
+            if let Err(error) =
+                registry::sync(&platform.runtime, platform.discord.as_ref(), guild_id).await
+            {
+                tracing::warn!(guild = guild_id, %error, "could not register the guild's commands; retrying");
+                all_synced = false;
+            }
+        }
+        if all_synced {
+            since = now;
+        }
+    }
+}
+
+impl Running {
+    /// Closes the gateway, lets in-flight Discord calls finish within `drain`
+    /// (what is left stays queued for the next start) and writes usage counters.
+    pub async fn shutdown(self, drain: Duration) -> anyhow::Result<()> {
+        self.commands.abort();
+        self.stop.notify_one();
+        match tokio::time::timeout(Duration::from_secs(10), self.gateway).await {
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "the gateway stopped with an error"),
+            Err(_) => tracing::warn!("the gateway did not close within 10 s"),
+            _ => {}
+        }
+        self.platform.executor.shutdown(drain).await;
+        self.platform.runtime.flush_usage().await?;
+        Ok(())
+    }
+
+    /// Whether the gateway task ended (it only does on a fatal error or shutdown).
+    pub fn gateway_finished(&self) -> bool {
+        self.gateway.is_finished()
+    }
+}

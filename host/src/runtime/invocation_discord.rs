@@ -1,0 +1,195 @@
+//! The Discord one invocation sees: the platform's Discord with the invocation's
+//! wall clock stopped while a call waits (see `wall`), and component custom ids
+//! namespaced for the calling feature (see `discord::custom_id`).
+
+use super::wall::WallClock;
+use crate::discord::custom_id::namespace_body;
+use crate::discord::{Discord, DiscordError, Role};
+use crate::runtime::bindings::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
+use crate::runtime::wit::{GuildInfo, Member, MessageBody};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub(crate) struct InvocationDiscord {
+    pub(crate) inner: Arc<dyn Discord>,
+    pub(crate) clock: WallClock,
+    pub(crate) feature_id: String,
+}
+
+impl InvocationDiscord {
+    fn namespaced(&self, body: &MessageBody) -> Result<MessageBody, DiscordError> {
+        namespace_body(&self.feature_id, body).map_err(DiscordError::Invalid)
+    }
+}
+
+#[async_trait]
+impl Discord for InvocationDiscord {
+    async fn send_message(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        body: &MessageBody,
+    ) -> Result<u64, DiscordError> {
+        let body = self.namespaced(body)?;
+        let call = self.inner.send_message(guild_id, channel_id, &body);
+        self.clock.excluding(call).await
+    }
+
+    async fn edit_message(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        body: &MessageBody,
+    ) -> Result<(), DiscordError> {
+        let body = self.namespaced(body)?;
+        let call = self
+            .inner
+            .edit_message(guild_id, channel_id, message_id, &body);
+        self.clock.excluding(call).await
+    }
+
+    async fn delete_message(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+    ) -> Result<(), DiscordError> {
+        let call = self.inner.delete_message(guild_id, channel_id, message_id);
+        self.clock.excluding(call).await
+    }
+
+    async fn add_reaction(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        emoji: &str,
+    ) -> Result<(), DiscordError> {
+        let call = self
+            .inner
+            .add_reaction(guild_id, channel_id, message_id, emoji);
+        self.clock.excluding(call).await
+    }
+
+    async fn member(&self, guild_id: u64, user_id: u64) -> Result<Member, DiscordError> {
+        self.clock
+            .excluding(self.inner.member(guild_id, user_id))
+            .await
+    }
+
+    async fn guild_info(&self, guild_id: u64) -> Result<GuildInfo, DiscordError> {
+        self.clock.excluding(self.inner.guild_info(guild_id)).await
+    }
+
+    async fn send_dm(&self, user_id: u64, body: &MessageBody) -> Result<u64, DiscordError> {
+        let body = self.namespaced(body)?;
+        self.clock
+            .excluding(self.inner.send_dm(user_id, &body))
+            .await
+    }
+
+    async fn roles(&self, guild_id: u64) -> Result<Vec<Role>, DiscordError> {
+        self.clock.excluding(self.inner.roles(guild_id)).await
+    }
+
+    async fn bot_top_position(&self, guild_id: u64) -> Result<u32, DiscordError> {
+        self.clock
+            .excluding(self.inner.bot_top_position(guild_id))
+            .await
+    }
+
+    async fn add_role(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        role_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        let call = self.inner.add_role(guild_id, user_id, role_id, reason);
+        self.clock.excluding(call).await
+    }
+
+    async fn remove_role(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        role_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        let call = self.inner.remove_role(guild_id, user_id, role_id, reason);
+        self.clock.excluding(call).await
+    }
+
+    async fn create_channel(&self, guild_id: u64, spec: &ChannelSpec) -> Result<u64, DiscordError> {
+        self.clock
+            .excluding(self.inner.create_channel(guild_id, spec))
+            .await
+    }
+
+    async fn delete_channel(&self, guild_id: u64, channel_id: u64) -> Result<(), DiscordError> {
+        self.clock
+            .excluding(self.inner.delete_channel(guild_id, channel_id))
+            .await
+    }
+
+    async fn set_overwrite(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        overwrite: &PermissionOverwrite,
+    ) -> Result<(), DiscordError> {
+        let call = self.inner.set_overwrite(guild_id, channel_id, overwrite);
+        self.clock.excluding(call).await
+    }
+
+    async fn kick(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        self.clock
+            .excluding(self.inner.kick(guild_id, user_id, reason))
+            .await
+    }
+
+    async fn ban(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        delete_message_seconds: u32,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        let call = self
+            .inner
+            .ban(guild_id, user_id, delete_message_seconds, reason);
+        self.clock.excluding(call).await
+    }
+
+    async fn timeout(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        seconds: u32,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        let call = self.inner.timeout(guild_id, user_id, seconds, reason);
+        self.clock.excluding(call).await
+    }
+
+    async fn purge(&self, guild_id: u64, channel_id: u64, count: u32) -> Result<u32, DiscordError> {
+        self.clock
+            .excluding(self.inner.purge(guild_id, channel_id, count))
+            .await
+    }
+
+    async fn overwrite_guild_commands(
+        &self,
+        guild_id: u64,
+        commands: &serde_json::Value,
+    ) -> Result<(), DiscordError> {
+        let call = self.inner.overwrite_guild_commands(guild_id, commands);
+        self.clock.excluding(call).await
+    }
+}

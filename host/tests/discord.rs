@@ -1,0 +1,751 @@
+//! End to end through Discord's protocols: the platform connects with serenity
+//! (gateway) and its REST executor to the Discord simulator, real feature
+//! components run in the sandbox, and the tests act as Discord users and look at
+//! what the bot did on "Discord".
+
+mod common;
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use townes::discord::{ExecutorConfig, LocalDiscord};
+use townes::grants::Approval;
+use townes::marketplace::Marketplace;
+use townes::platform::{Connection, Running, connect};
+use townes::runtime::{Runtime, RuntimeConfig};
+use townes::store::{Guild, Store};
+use townes_discord_sim::{GuildSetup, SimConfig, SimMessage, Simulator, permissions};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A simulated Discord with two guilds, the platform connected to it, and the
+/// welcome and xp features enabled in the first guild.
+struct World {
+    sim: Simulator,
+    store: Store,
+    data_dir: tempfile::TempDir,
+    alpha: GuildSetup,
+    beta: GuildSetup,
+    member_role: u64,
+    mod_role: u64,
+    /// Owns both guilds.
+    ada: u64,
+    /// A member without roles.
+    bob: u64,
+    /// Holds the Mod role.
+    dan: u64,
+    /// Not a member until a test makes her join.
+    carol: u64,
+    running: Option<Running>,
+}
+
+impl World {
+    async fn new(store: Store) -> World {
+        Self::with(store, |c| c).await
+    }
+
+    async fn with(store: Store, tune: impl FnOnce(Connection) -> Connection) -> World {
+        let mut world = Self::prepared(store).await;
+        world.connect(tune).await;
+        world
+    }
+
+    /// The world with the features enabled, not connected yet.
+    async fn prepared(store: Store) -> World {
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        let ada = sim.create_user("ada");
+        let bob = sim.create_user("bob");
+        let carol = sim.create_user("carol");
+        let dan = sim.create_user("dan");
+        let alpha = sim.create_guild("Alpha", ada);
+        let beta = sim.create_guild("Beta", ada);
+        let bot_role = sim.create_role(
+            alpha.guild_id,
+            "Townes",
+            permissions::MANAGE_ROLES | permissions::SEND_MESSAGES | permissions::VIEW_CHANNEL,
+            5,
+        );
+        sim.give_role(alpha.guild_id, sim.bot_user_id(), bot_role);
+        let member_role = sim.create_role(alpha.guild_id, "Member", 0, 2);
+        let mod_role = sim.create_role(alpha.guild_id, "Mod", 0, 3);
+        sim.member_join(alpha.guild_id, bob).await;
+        sim.member_join(alpha.guild_id, dan).await;
+        sim.give_role(alpha.guild_id, dan, mod_role);
+
+        let data_dir = tempfile::tempdir().unwrap();
+        for g in [&alpha, &beta] {
+            store
+                .upsert_guild(&Guild::new(g.guild_id, "g", ada))
+                .await
+                .unwrap();
+        }
+        let world = World {
+            sim,
+            store,
+            data_dir,
+            alpha,
+            beta,
+            member_role,
+            mod_role,
+            ada,
+            bob,
+            dan,
+            carol,
+            running: None,
+        };
+        for feature in ["welcome", "xp"] {
+            world.install(feature).await;
+            world.enable(world.alpha.guild_id, feature).await;
+        }
+        let general = world.alpha.general_channel_id;
+        world
+            .configure("welcome", json!({"channel": general}))
+            .await;
+        world
+            .configure(
+                "xp",
+                json!({"cooldown_seconds": 0, "announce_channel": general,
+                       "role_rewards": [{"level": 1, "role": member_role}]}),
+            )
+            .await;
+        world
+    }
+
+    /// A runtime for marketplace changes, as the CLI or the API would make them
+    /// from another process.
+    fn installer(&self) -> Runtime {
+        Runtime::new(
+            RuntimeConfig::new(self.data_dir.path()),
+            self.store.clone(),
+            Arc::new(LocalDiscord::new()),
+        )
+        .unwrap()
+    }
+
+    async fn install(&self, feature: &str) {
+        let wasm = std::fs::read(common::component_path(feature)).unwrap();
+        let runtime = self.installer();
+        Marketplace::new(&runtime, "test")
+            .install(&wasm, true)
+            .await
+            .unwrap();
+    }
+
+    async fn enable(&self, guild_id: u64, feature: &str) {
+        let runtime = self.installer();
+        let market = Marketplace::new(&runtime, "test");
+        let version = runtime
+            .store()
+            .feature_versions()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|v| v.feature_id == feature)
+            .unwrap()
+            .version;
+        let manifest = runtime.manifest(feature, &version).await.unwrap();
+        market
+            .enable(
+                guild_id,
+                feature,
+                None,
+                Approval::everything_requested(&manifest.capabilities),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn configure(&self, feature: &str, changes: Value) {
+        let runtime = self.installer();
+        let market = Marketplace::new(&runtime, "test");
+        let gf = self
+            .store
+            .guild_feature(self.alpha.guild_id, feature)
+            .await
+            .unwrap()
+            .unwrap();
+        let manifest = runtime.manifest(feature, &gf.version).await.unwrap();
+        let mut config: Value = serde_json::from_str(&manifest.default_config).unwrap();
+        for (key, value) in changes.as_object().unwrap() {
+            config[key] = value.clone();
+        }
+        market
+            .set_config(self.alpha.guild_id, feature, config)
+            .await
+            .unwrap();
+    }
+
+    async fn connect(&mut self, tune: impl FnOnce(Connection) -> Connection) {
+        let connection = tune(Connection {
+            executor: fast_executor(),
+            ..Connection::new(self.sim.token(), Some(self.sim.base_url()))
+        });
+        let running = connect(
+            self.store.clone(),
+            RuntimeConfig::new(self.data_dir.path()),
+            connection,
+        )
+        .await
+        .unwrap();
+        assert!(
+            self.sim.wait_for_ready(1, WAIT).await,
+            "the gateway never became ready"
+        );
+        self.running = Some(running);
+        // Both guilds were announced and recorded.
+        for g in [self.alpha.guild_id, self.beta.guild_id] {
+            wait_until(|| async { self.store.command_set_hash(g).await.unwrap().is_some() }).await;
+        }
+    }
+
+    fn general(&self) -> u64 {
+        self.alpha.general_channel_id
+    }
+
+    async fn bot_message(&self, channel: u64, pred: impl Fn(&SimMessage) -> bool) -> SimMessage {
+        let bot = self.sim.bot_user_id();
+        self.sim
+            .wait_for_message(channel, WAIT, move |m| m.author_id == bot && pred(m))
+            .await
+            .expect("the bot did not post the expected message")
+    }
+
+    /// Runs a slash command and returns the text (content and embeds) of the answer.
+    async fn slash(&self, user: u64, command: &str, options: Value) -> (Value, String) {
+        self.slash_in(self.general(), user, command, options).await
+    }
+
+    async fn slash_in(
+        &self,
+        channel: u64,
+        user: u64,
+        command: &str,
+        options: Value,
+    ) -> (Value, String) {
+        let interaction = self
+            .sim
+            .slash(self.alpha.guild_id, channel, user, command, options)
+            .await;
+        let response = self
+            .sim
+            .interaction_response(interaction.id, WAIT)
+            .await
+            .expect("no interaction response");
+        let data = if response.kind == 5 {
+            self.sim
+                .wait_for_edit(interaction.id, WAIT)
+                .await
+                .expect("a deferred answer was never edited")
+        } else {
+            response.data.clone()
+        };
+        (data.clone(), text(&data))
+    }
+
+    fn unknown_dispatches(&self) -> u64 {
+        self.running
+            .as_ref()
+            .unwrap()
+            .platform
+            .unknown_dispatches
+            .load(Ordering::Relaxed)
+    }
+
+    async fn stop(mut self) {
+        assert_eq!(
+            self.unknown_dispatches(),
+            0,
+            "serenity could not read some dispatches"
+        );
+        if let Some(running) = self.running.take() {
+            running.shutdown(Duration::from_secs(5)).await.unwrap();
+        }
+        self.sim.shutdown().await;
+    }
+}
+
+fn fast_executor() -> ExecutorConfig {
+    ExecutorConfig {
+        backoff_base: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        ..ExecutorConfig::default()
+    }
+}
+
+/// A message's or interaction answer's text: content plus embed titles and
+/// descriptions.
+fn text(data: &Value) -> String {
+    let mut text = data["content"].as_str().unwrap_or_default().to_string();
+    for embed in data["embeds"].as_array().into_iter().flatten() {
+        for key in ["title", "description"] {
+            if let Some(s) = embed[key].as_str() {
+                text.push(' ');
+                text.push_str(s);
+            }
+        }
+        for field in embed["fields"].as_array().into_iter().flatten() {
+            text.push_str(&format!(" {} {}", field["name"], field["value"]));
+        }
+    }
+    text
+}
+
+async fn wait_until<F: Future<Output = bool>>(mut condition: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_joins_is_welcomed() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        world
+            .sim
+            .member_join(world.alpha.guild_id, world.carol)
+            .await;
+        let carol = world.carol;
+        let welcome = world
+            .bot_message(world.general(), |m| {
+                m.content.contains(&format!("<@{carol}>"))
+            })
+            .await;
+        assert!(
+            welcome.content.to_lowercase().contains("welcome"),
+            "{label}: {}",
+            welcome.content
+        );
+        assert_eq!(
+            welcome.allowed_mentions,
+            Some(json!({"parse": ["users"]})),
+            "{label}: features can never ping @everyone or roles"
+        );
+        world.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatting_levels_up_grants_the_reward_and_rank_shows_it() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let (guild, general, bob) = (world.alpha.guild_id, world.general(), world.bob);
+    assert!(
+        !world
+            .sim
+            .member_roles(guild, bob)
+            .contains(&world.member_role)
+    );
+    for i in 0..20 {
+        world
+            .sim
+            .say(guild, general, bob, &format!("message number {i} from bob"))
+            .await;
+        if world
+            .sim
+            .member_roles(guild, bob)
+            .contains(&world.member_role)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let level_up = world
+        .bot_message(general, |m| {
+            m.content.contains(&format!("<@{bob}>")) && m.content.contains("level")
+        })
+        .await;
+    assert!(level_up.content.contains('1'), "{}", level_up.content);
+    let member_role = world.member_role;
+    wait_until(|| async { world.sim.member_roles(guild, bob).contains(&member_role) }).await;
+
+    let (_, answer) = world.slash(bob, "rank", json!([])).await;
+    assert!(answer.contains("XP"), "{answer}");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guild_policy_applies_before_a_command_runs() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let guild = world.alpha.guild_id;
+
+    // A disabled module's command says so, as a slash and as a prefix command.
+    world.install("hello").await;
+    world.enable(guild, "hello").await;
+    let market_runtime = world.installer();
+    Marketplace::new(&market_runtime, "test")
+        .disable(guild, "xp")
+        .await
+        .unwrap();
+    let (data, answer) = world.slash(world.bob, "rank", json!([])).await;
+    assert_eq!(
+        answer,
+        "This module is currently disabled. Enable it in the dashboard."
+    );
+    assert_eq!(
+        data["flags"],
+        json!(64),
+        "refusals are only shown to the member"
+    );
+
+    // Role permissions: only Mod or higher may say hello; the owner always may.
+    world
+        .store
+        .grant_role_permission(guild, world.mod_role, "hello")
+        .await
+        .unwrap();
+    let (_, refused) = world.slash(world.bob, "hello", json!([])).await;
+    assert!(
+        refused.contains("needs the **Mod** role or a higher one"),
+        "{refused}"
+    );
+    let (_, allowed) = world.slash(world.dan, "hello", json!([])).await;
+    assert!(allowed.to_lowercase().contains("hello"), "{allowed}");
+    let (_, owner) = world.slash(world.ada, "hello", json!([])).await;
+    assert!(owner.to_lowercase().contains("hello"), "{owner}");
+
+    // A per-command cooldown.
+    world
+        .store
+        .set_command_cooldown(guild, "hello", 60)
+        .await
+        .unwrap();
+    let (_, again) = world.slash(world.dan, "hello", json!([])).await;
+    assert!(again.starts_with("Please wait 6"), "{again}");
+    assert!(
+        again.ends_with("seconds before using this command again."),
+        "{again}"
+    );
+
+    // The admin-only command of welcome by a member without Manage Server.
+    let (_, admin_only) = world.slash(world.bob, "welcome-test", json!([])).await;
+    assert!(admin_only.contains("**Manage Server**"), "{admin_only}");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_commands_follow_the_guild_settings() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let (guild, general, bob) = (world.alpha.guild_id, world.general(), world.bob);
+    world.install("hello").await;
+    world.enable(guild, "hello").await;
+    world.sim.say(guild, general, bob, "!hello").await;
+    let reply = world
+        .bot_message(general, |m| m.content.to_lowercase().contains("hello"))
+        .await;
+    assert!(
+        reply.content.contains(&format!("<@{bob}>")) || reply.content.contains("bob"),
+        "{}",
+        reply.content
+    );
+
+    // Slash only: prefix commands are ignored.
+    let mut settings = world.store.guild_settings(guild).await.unwrap();
+    settings.allow_prefix_fallback = false;
+    world.store.set_guild_settings(&settings).await.unwrap();
+    let before = world.sim.messages(general).len();
+    world.sim.say(guild, general, bob, "!hello").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bot = world.sim.bot_user_id();
+    assert!(
+        world.sim.messages(general)[before..]
+            .iter()
+            .all(|m| m.author_id != bot),
+        "a prefix command ran although the guild allows slash commands only"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bot_permission_is_named_with_a_fix() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let guild = world.alpha.guild_id;
+    world.install("hello").await;
+    world.enable(guild, "hello").await;
+    let quiet = world.sim.create_channel(guild, "quiet");
+    world.sim.set_overwrite(
+        guild,
+        quiet,
+        world.sim.bot_user_id(),
+        false,
+        0,
+        permissions::SEND_MESSAGES,
+    );
+    let (_, answer) = world.slash_in(quiet, world.bob, "hello", json!([])).await;
+    assert!(
+        answer.contains("missing the **Send Messages** permission"),
+        "{answer}"
+    );
+    assert!(answer.contains("Server Settings → Roles"), "{answer}");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enabling_a_feature_re_registers_only_that_guilds_commands() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let (alpha, beta) = (world.alpha.guild_id, world.beta.guild_id);
+    let names = |g| {
+        let mut names: Vec<String> = world
+            .sim
+            .guild_commands(g)
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(alpha), ["leaderboard", "rank", "welcome-test", "xp"]);
+    assert!(names(beta).is_empty());
+    let (alpha_before, beta_before) = (
+        world.sim.command_overwrites(alpha),
+        world.sim.command_overwrites(beta),
+    );
+
+    world.install("hello").await;
+    world.enable(beta, "hello").await;
+    wait_until(|| async { world.sim.command_overwrites(beta) > beta_before }).await;
+    assert_eq!(names(beta), ["hello"]);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        world.sim.command_overwrites(alpha),
+        alpha_before,
+        "alpha's commands did not change"
+    );
+    assert_eq!(
+        world.sim.command_overwrites(beta),
+        beta_before + 1,
+        "registered once"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_storm_delays_but_loses_nothing() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let guild = world.alpha.guild_id;
+    let newcomers: Vec<u64> = (0..5)
+        .map(|i| world.sim.create_user(&format!("newcomer{i}")))
+        .collect();
+    world.sim.rate_limit(12, Duration::from_millis(300), false);
+    for &user in &newcomers {
+        world.sim.member_join(guild, user).await;
+    }
+    for &user in &newcomers {
+        world
+            .bot_message(world.general(), |m| {
+                m.content.contains(&format!("<@{user}>"))
+            })
+            .await;
+    }
+    let requests = world.sim.requests();
+    assert!(
+        requests.iter().filter(|r| r.status == 429).count() >= 12,
+        "the storm happened"
+    );
+    let welcomes = world
+        .sim
+        .messages(world.general())
+        .into_iter()
+        .filter(|m| {
+            newcomers
+                .iter()
+                .any(|u| m.content.contains(&format!("<@{u}>")))
+        })
+        .count();
+    assert_eq!(
+        welcomes,
+        newcomers.len(),
+        "each newcomer welcomed exactly once"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_answers_are_deferred_then_edited() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::with(store, |c| Connection {
+        defer_after: Duration::ZERO,
+        ..c
+    })
+    .await;
+    let interaction = world
+        .sim
+        .slash(
+            world.alpha.guild_id,
+            world.general(),
+            world.bob,
+            "rank",
+            json!([]),
+        )
+        .await;
+    let response = world
+        .sim
+        .interaction_response(interaction.id, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(response.kind, 5, "deferred");
+    let edit = world.sim.wait_for_edit(interaction.id, WAIT).await.unwrap();
+    assert!(text(&edit).contains("XP"), "{edit}");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_resumes_after_a_reconnect_and_reidentifies_after_an_invalid_session() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let guild = world.alpha.guild_id;
+    let identifies = world.sim.gateway_stats().identifies;
+
+    world.sim.reconnect_shards().await;
+    wait_until(|| async { world.sim.gateway_stats().resumes >= 1 }).await;
+    world.sim.member_join(guild, world.carol).await;
+    let carol = world.carol;
+    world
+        .bot_message(world.general(), |m| {
+            m.content.contains(&format!("<@{carol}>"))
+        })
+        .await;
+
+    world.sim.invalidate_sessions(false).await;
+    wait_until(|| async { world.sim.gateway_stats().identifies > identifies }).await;
+    assert!(world.sim.wait_for_ready(1, WAIT).await);
+    let eve = world.sim.create_user("eve");
+    world.sim.member_join(guild, eve).await;
+    world
+        .bot_message(world.general(), |m| {
+            m.content.contains(&format!("<@{eve}>"))
+        })
+        .await;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_a_guild_marks_it_left() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let beta = world.beta.guild_id;
+    world.sim.remove_bot(beta).await;
+    wait_until(|| async {
+        world
+            .store
+            .guild(beta)
+            .await
+            .unwrap()
+            .unwrap()
+            .left_at
+            .is_some()
+    })
+    .await;
+    let settings = world
+        .store
+        .guild_settings(world.alpha.guild_id)
+        .await
+        .unwrap();
+    assert!(
+        settings.updated_at.is_some(),
+        "joining created the guild's default settings"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_interactions_are_verified_and_answered() {
+    use townes::interactions::http::{SignatureCheck, router};
+    use townes_discord_sim::Forgery;
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/interactions", listener.local_addr().unwrap());
+    let public_key = world.sim.deliver_interactions_to(&url);
+    let platform = world.running.as_ref().unwrap().platform.clone();
+    let app = router(platform, SignatureCheck::from_hex(&public_key).unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    assert_eq!(
+        world.sim.ping_interactions_endpoint().await,
+        (200, json!({"type": 1}))
+    );
+    for forgery in [
+        Forgery::BadSignature,
+        Forgery::StaleTimestamp,
+        Forgery::MissingHeaders,
+    ] {
+        assert_eq!(
+            world.sim.post_interaction_unsigned_or_forged(forgery).await,
+            401
+        );
+    }
+    let (_, answer) = world.slash(world.bob, "rank", json!([])).await;
+    assert!(answer.contains("XP"), "{answer}");
+    world.stop().await;
+}
+
+/// `townes serve` as a separate process, killed with SIGKILL while Discord rate
+/// limits its messages, then started again: every queued message is delivered,
+/// once.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_process_mid_queue_loses_nothing() {
+    let (_, store, guard) = common::sqlite().await;
+    let world = World::prepared(store).await;
+    let serve = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_townes"))
+            .arg("serve")
+            .env("DATABASE_URL", guard.url())
+            .env("TOWNES_DATA_DIR", world.data_dir.path())
+            .env("DISCORD_TOKEN", world.sim.token())
+            .env("DISCORD_API_BASE", world.sim.base_url())
+            .env_remove("TOWNES_SHARDS")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let mut first = serve();
+    assert!(world.sim.wait_for_ready(1, WAIT).await);
+    let guild = world.alpha.guild_id;
+    wait_until(|| async { world.store.command_set_hash(guild).await.unwrap().is_some() }).await;
+
+    // Every welcome is stuck behind 429s (one channel: one lane, in order).
+    world.sim.rate_limit(6, Duration::from_millis(800), false);
+    let newcomers: Vec<u64> = (0..4)
+        .map(|i| world.sim.create_user(&format!("newcomer{i}")))
+        .collect();
+    for &user in &newcomers {
+        world.sim.member_join(guild, user).await;
+    }
+    wait_until(|| async {
+        world.store.outbox_pending_count().await.unwrap() >= newcomers.len() as u64
+    })
+    .await;
+    first.kill().await.unwrap();
+
+    let mut second = serve();
+    for &user in &newcomers {
+        world
+            .bot_message(world.general(), |m| {
+                m.content.contains(&format!("<@{user}>"))
+            })
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for &user in &newcomers {
+        let welcomes = world
+            .sim
+            .messages(world.general())
+            .into_iter()
+            .filter(|m| m.content.contains(&format!("<@{user}>")))
+            .count();
+        assert_eq!(welcomes, 1, "newcomer {user} welcomed exactly once");
+    }
+    wait_until(|| async { world.store.outbox_pending_count().await.unwrap() == 0 }).await;
+    second.kill().await.unwrap();
+    world.sim.shutdown().await;
+}

@@ -1,0 +1,720 @@
+//! The Discord executor against the simulator over real HTTP: rate limits, retries,
+//! refusals, dead letters, crash recovery, shutdown and backpressure, on SQLite and
+//! Postgres (the outbox is in the database).
+//!
+//! Every backend gets its own simulator: outbox ids start at 1 in each fresh
+//! database, and message nonces are those ids.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use townes::discord::{
+    Action, ActionOutput, Discord, DiscordError, Executor, ExecutorConfig, RemoteDiscord,
+    RestClient,
+};
+use townes::runtime::bindings::townes::feature::channels::{
+    ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,
+};
+use townes::runtime::wit::MessageBody;
+use townes::store::{Store, outbox_lane};
+use townes_discord_sim::{GuildSetup, SimConfig, Simulator, permissions as perms};
+
+struct World {
+    sim: Simulator,
+    guild: GuildSetup,
+    owner: u64,
+}
+
+impl World {
+    async fn new() -> World {
+        let sim = Simulator::start(SimConfig::default())
+            .await
+            .expect("start the simulator");
+        let owner = sim.create_user("owner");
+        let guild = sim.create_guild("Test", owner);
+        World { sim, guild, owner }
+    }
+
+    fn rest(&self) -> RestClient {
+        RestClient::new(&self.sim.base_url(), &self.sim.token()).expect("a REST client")
+    }
+
+    async fn executor(&self, store: &Store, config: ExecutorConfig) -> Executor {
+        Executor::start(store.clone(), self.rest(), config)
+            .await
+            .expect("start the executor")
+    }
+
+    fn send(&self, channel_id: u64, text: &str) -> Action {
+        Action::SendMessage {
+            guild_id: self.guild.guild_id,
+            channel_id,
+            body: json!({ "content": text, "allowed_mentions": { "parse": ["users"] } }),
+        }
+    }
+
+    fn texts(&self, channel_id: u64) -> Vec<String> {
+        self.sim
+            .messages(channel_id)
+            .into_iter()
+            .map(|m| m.content)
+            .collect()
+    }
+
+    fn statuses(&self, path: &str) -> Vec<u16> {
+        self.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.status)
+            .collect()
+    }
+
+    fn count_429s(&self) -> usize {
+        self.sim
+            .requests()
+            .iter()
+            .filter(|r| r.status == 429)
+            .count()
+    }
+}
+
+/// Quick retries, so the tests stay fast.
+fn fast() -> ExecutorConfig {
+    ExecutorConfig {
+        backoff_base: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(100),
+        max_wait: Duration::from_secs(10),
+        ..ExecutorConfig::default()
+    }
+}
+
+fn numbered(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// Waits until the executor has nothing left, or panics after 10 s.
+async fn drained(executor: &Executor, label: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while executor.queue_depth() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{label}: still {} queued",
+            executor.queue_depth()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_burst_under_a_429_storm_arrives_complete_and_in_order() {
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        let retry_after = Duration::from_millis(100);
+        w.sim.rate_limit(5, retry_after, false);
+        let executor = w.executor(&store, fast()).await;
+
+        let started = Instant::now();
+        let mut pending = Vec::new();
+        for text in numbered("m", 20) {
+            pending.push(executor.submit(w.send(channel, &text)).await.unwrap());
+        }
+        for p in pending {
+            let output = p.wait().await;
+            assert!(
+                matches!(output, Ok(ActionOutput::Message(_))),
+                "{label}: {output:?}"
+            );
+        }
+
+        assert_eq!(w.texts(channel), numbered("m", 20), "{label}");
+        // The simulator answers a request that comes before an earlier 429's
+        // retry_after has passed with another 429: exactly the 5 injected ones means
+        // every wait was long enough.
+        assert_eq!(w.count_429s(), 5, "{label}");
+        assert!(started.elapsed() >= retry_after * 5, "{label}");
+        let nonces: HashSet<_> = w
+            .sim
+            .messages(channel)
+            .into_iter()
+            .map(|m| m.nonce.expect("a nonce"))
+            .collect();
+        assert_eq!(nonces.len(), 20, "{label}: one nonce per message");
+
+        let stats = executor.stats();
+        assert_eq!(
+            (stats.completed, stats.rate_limited, stats.queue_depth),
+            (20, 5, 0),
+            "{label}"
+        );
+        assert_eq!(store.outbox_pending_count().await.unwrap(), 0, "{label}");
+        executor.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_succeed() {
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        let executor = w.executor(&store, fast()).await;
+        w.sim.fail_next(2, 503);
+
+        let output = executor.run(w.send(channel, "after two 503s")).await;
+        assert!(
+            matches!(output, Ok(ActionOutput::Message(_))),
+            "{label}: {output:?}"
+        );
+        let statuses = w.statuses(&format!("/channels/{channel}/messages"));
+        assert_eq!(&statuses[..2], [503, 503], "{label}");
+        assert_eq!(statuses.len(), 3, "{label}");
+        assert!((200..300).contains(&statuses[2]), "{label}: {statuses:?}");
+        assert_eq!(w.texts(channel), ["after two 503s"], "{label}");
+        assert_eq!(executor.stats().retried, 2, "{label}");
+        executor.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_403_names_the_missing_permission_and_a_reason_reaches_the_audit_log() {
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new().await;
+        let guild = w.guild.guild_id;
+        // The bot needs a role above the one it hands out.
+        let boss = w.sim.create_role(guild, "Boss", perms::SEND_MESSAGES, 5);
+        w.sim.give_role(guild, w.sim.bot_user_id(), boss);
+        let member_role = w.sim.create_role(guild, "Member", 0, 2);
+        let ada = w.sim.create_user("ada");
+        w.sim.member_join(guild, ada).await;
+        w.sim
+            .set_role_permissions(guild, w.guild.bot_role_id, perms::SEND_MESSAGES);
+        let executor = w.executor(&store, fast()).await;
+        let add = |reason: &str| Action::AddRole {
+            guild_id: guild,
+            user_id: ada,
+            role_id: member_role,
+            reason: Some(reason.to_string()),
+        };
+
+        let refused = executor.run(add("first try")).await.unwrap_err();
+        assert_eq!(
+            refused,
+            DiscordError::Forbidden(
+                "Missing Permissions: the bot needs Manage Roles, and the role must be below \
+                 the bot's highest role"
+                    .into()
+            ),
+            "{label}"
+        );
+        assert_eq!(executor.stats().failed, 1, "{label}");
+        assert_eq!(store.outbox_pending_count().await.unwrap(), 0, "{label}");
+
+        w.sim.set_role_permissions(
+            guild,
+            w.guild.bot_role_id,
+            perms::SEND_MESSAGES | perms::MANAGE_ROLES,
+        );
+        executor
+            .run(add("welcome, ünïcode & 100% \"quotes\""))
+            .await
+            .unwrap();
+        assert!(
+            w.sim.member_roles(guild, ada).contains(&member_role),
+            "{label}"
+        );
+        let last = w.sim.requests().pop().unwrap();
+        assert_eq!(
+            last.audit_reason.as_deref(),
+            Some("welcome, ünïcode & 100% \"quotes\""),
+            "{label}"
+        );
+
+        // An unknown role is a typed not-found naming it.
+        let missing = executor
+            .run(Action::AddRole {
+                guild_id: guild,
+                user_id: ada,
+                role_id: 42,
+                reason: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(missing, DiscordError::NotFound("role 42".into()), "{label}");
+        executor.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_call_that_keeps_failing_is_dead_lettered_after_max_attempts() {
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        let config = ExecutorConfig {
+            max_attempts: 3,
+            ..fast()
+        };
+        let executor = w.executor(&store, config.clone()).await;
+        w.sim.fail_next(3, 502);
+
+        let error = executor
+            .run(w.send(channel, "never arrives"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, DiscordError::Unavailable(m) if m.contains("after 3 attempts")),
+            "{label}: {error:?}"
+        );
+        let path = format!("/channels/{channel}/messages");
+        assert_eq!(w.statuses(&path), [502, 502, 502], "{label}");
+        let dead = store.outbox_dead_letters(10).await.unwrap();
+        assert_eq!(dead.len(), 1, "{label}");
+        assert_eq!(dead[0].attempts, 3, "{label}");
+        assert_eq!(dead[0].action["kind"], "send_message", "{label}");
+        assert!(
+            dead[0].last_error.as_deref().unwrap_or("").contains("502"),
+            "{label}: {:?}",
+            dead[0].last_error
+        );
+        assert_eq!(store.outbox_pending_count().await.unwrap(), 0, "{label}");
+        let stats = executor.stats();
+        assert_eq!(
+            (stats.failed, stats.dead_lettered, stats.queue_depth),
+            (1, 1, 0),
+            "{label}"
+        );
+        executor.shutdown(Duration::from_secs(1)).await;
+
+        // A restart does not replay a dead letter.
+        let again = w.executor(&store, config).await;
+        assert_eq!(again.queue_depth(), 0, "{label}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(w.statuses(&path).len(), 3, "{label}");
+        again.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn after_a_crash_a_new_executor_delivers_every_message_exactly_once() {
+    for (label, store, guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        w.sim.rate_limit(4, Duration::from_millis(150), false);
+        let first = w.executor(&store, fast()).await;
+        for text in numbered("c", 8) {
+            // Durable once submitted; nobody waits for the answer.
+            drop(first.submit(w.send(channel, &text)).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        first.abandon().await;
+        let before = w.texts(channel).len();
+        assert!(
+            before < 8,
+            "{label}: the crash came too late to test anything"
+        );
+        assert_eq!(first.queue_depth(), 8 - before, "{label}");
+        assert_eq!(
+            first.run(w.send(channel, "late")).await.unwrap_err(),
+            DiscordError::Unavailable("shutting down".into()),
+            "{label}"
+        );
+
+        // A new process: its own pool on the same database.
+        let reopened = Store::connect(guard.url()).await.unwrap();
+        let second = w.executor(&reopened, fast()).await;
+        assert_eq!(second.queue_depth(), 8 - before, "{label}");
+        drained(&second, &label).await;
+        assert_eq!(w.texts(channel), numbered("c", 8), "{label}");
+        assert_eq!(reopened.outbox_pending_count().await.unwrap(), 0, "{label}");
+        second.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_message_sent_just_before_a_crash_is_not_posted_again() {
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        // The state a crash leaves when Discord created the message but the row was
+        // not removed yet: a pending row, and a message carrying its id as nonce.
+        let action = w.send(channel, "only once");
+        let id = store
+            .outbox_insert(channel, &serde_json::to_value(&action).unwrap(), |_| {})
+            .await
+            .unwrap();
+        w.rest()
+            .create_message(
+                channel,
+                &json!({ "content": "only once" }),
+                Some(&id.to_string()),
+            )
+            .await
+            .unwrap();
+
+        let executor = w.executor(&store, fast()).await;
+        assert_eq!(executor.queue_depth(), 1, "{label}");
+        drained(&executor, &label).await;
+
+        assert_eq!(w.texts(channel), ["only once"], "{label}");
+        let creates: Vec<_> = w
+            .sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == format!("/channels/{channel}/messages"))
+            .collect();
+        assert_eq!(creates.len(), 2, "{label}: the row was replayed");
+        let replay = creates[1].body.as_ref().unwrap();
+        assert_eq!(replay["nonce"], id.to_string(), "{label}");
+        assert_eq!(replay["enforce_nonce"], true, "{label}");
+        executor.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drains_in_flight_work_and_leaves_the_rest_queued() {
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        w.sim.rate_limit(3, Duration::from_millis(100), false);
+        let executor = w.executor(&store, fast()).await;
+        for text in numbered("d", 10) {
+            drop(executor.submit(w.send(channel, &text)).await.unwrap());
+        }
+        executor.shutdown(Duration::from_secs(10)).await;
+        assert_eq!(w.texts(channel), numbered("d", 10), "{label}");
+        assert_eq!(executor.queue_depth(), 0, "{label}");
+        assert_eq!(store.outbox_pending_count().await.unwrap(), 0, "{label}");
+        assert_eq!(
+            executor.run(w.send(channel, "too late")).await.unwrap_err(),
+            DiscordError::Unavailable("shutting down".into()),
+            "{label}"
+        );
+
+        // A deadline shorter than the rate limit: the rest stays for the next start.
+        w.sim.rate_limit(6, Duration::from_millis(100), false);
+        let hurried = w.executor(&store, fast()).await;
+        for text in numbered("e", 5) {
+            drop(hurried.submit(w.send(channel, &text)).await.unwrap());
+        }
+        hurried.shutdown(Duration::from_millis(150)).await;
+        let left = store.outbox_pending_count().await.unwrap();
+        assert!(left > 0, "{label}");
+        assert_eq!(hurried.queue_depth() as u64, left, "{label}");
+
+        let next = w.executor(&store, fast()).await;
+        drained(&next, &label).await;
+        let expected: Vec<String> = numbered("d", 10)
+            .into_iter()
+            .chain(numbered("e", 5))
+            .collect();
+        assert_eq!(w.texts(channel), expected, "{label}");
+        next.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn queue_depth_rises_under_a_storm_spills_to_the_database_and_returns_to_zero() {
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        // Two actions in memory per lane; the rest waits in the database.
+        let config = ExecutorConfig {
+            lanes: 2,
+            lane_capacity: 2,
+            ..fast()
+        };
+        w.sim.rate_limit(3, Duration::from_millis(150), false);
+        let executor = w.executor(&store, config).await;
+        let mut pending = Vec::new();
+        for text in numbered("q", 16) {
+            pending.push(executor.submit(w.send(channel, &text)).await.unwrap());
+        }
+        // At most (capacity + the call in flight) per lane fit in memory.
+        let peak = executor.queue_depth();
+        assert!(
+            peak > 6,
+            "{label}: depth {peak} never exceeded what memory holds"
+        );
+        // Once Discord answers again, keep submitting while the lane works through the
+        // backlog: new calls must queue behind the rows waiting in the database.
+        w.sim
+            .wait_for_message(channel, Duration::from_secs(5), |_| true)
+            .await
+            .unwrap();
+        for text in numbered("r", 16) {
+            pending.push(executor.submit(w.send(channel, &text)).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for p in pending {
+            p.wait().await.unwrap();
+        }
+        assert_eq!(executor.queue_depth(), 0, "{label}");
+        let expected: Vec<String> = numbered("q", 16)
+            .into_iter()
+            .chain(numbered("r", 16))
+            .collect();
+        assert_eq!(w.texts(channel), expected, "{label}");
+        assert_eq!(
+            executor.stats().completed,
+            32,
+            "{label}: each call ran once"
+        );
+        // Still ordered after the lane caught up and took direct hand-offs again.
+        executor.run(w.send(channel, "after")).await.unwrap();
+        assert_eq!(w.texts(channel).last().unwrap(), "after", "{label}");
+        executor.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn past_max_wait_the_caller_hears_queued_and_the_call_still_runs() {
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        let config = ExecutorConfig {
+            max_wait: Duration::from_millis(100),
+            ..fast()
+        };
+        w.sim.rate_limit(2, Duration::from_millis(200), false);
+        let executor = w.executor(&store, config).await;
+        let error = executor.run(w.send(channel, "late")).await.unwrap_err();
+        assert_eq!(
+            error,
+            DiscordError::Unavailable(
+                "queued; Discord is rate limiting, it will be delivered".into()
+            ),
+            "{label}"
+        );
+        let arrived = w
+            .sim
+            .wait_for_message(channel, Duration::from_secs(5), |m| m.content == "late")
+            .await;
+        assert!(arrived.is_some(), "{label}");
+        drained(&executor, &label).await;
+        executor.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_global_rate_limit_pauses_every_lane() {
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new().await;
+        let guild = w.guild.guild_id;
+        let config = fast();
+        let first = w.guild.general_channel_id;
+        // A channel on another lane.
+        let second = loop {
+            let c = w.sim.create_channel(guild, "other");
+            if outbox_lane(c, config.lanes) != outbox_lane(first, config.lanes) {
+                break c;
+            }
+        };
+        let executor = w.executor(&store, config).await;
+        w.sim.rate_limit(1, Duration::from_millis(300), true);
+        let started = Instant::now();
+        let a = executor.submit(w.send(first, "a")).await.unwrap();
+        // Let the first call meet the global 429.
+        while executor.stats().rate_limited == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        executor.run(w.send(second, "b")).await.unwrap();
+        a.wait().await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "{label}: the other lane did not wait"
+        );
+        assert_eq!(w.count_429s(), 1, "{label}: a lane sent during the pause");
+        executor.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn remote_discord_carries_out_every_capability_call() {
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new().await;
+        let guild = w.guild.guild_id;
+        let general = w.guild.general_channel_id;
+        let boss = w.sim.create_role(guild, "Boss", perms::ADMINISTRATOR, 5);
+        w.sim.give_role(guild, w.sim.bot_user_id(), boss);
+        let member_role = w.sim.create_role(guild, "Member", 0, 2);
+        let ada = w.sim.create_user("ada");
+        w.sim.member_join(guild, ada).await;
+        let executor = w.executor(&store, fast()).await;
+        let discord =
+            RemoteDiscord::new(executor.clone()).with_application_id(w.sim.application_id());
+        let body = |text: &str| MessageBody {
+            content: Some(text.to_string()),
+            embeds: vec![],
+            components: vec![],
+        };
+
+        // Messages.
+        let id = discord
+            .send_message(guild, general, &body("hi @everyone"))
+            .await
+            .unwrap();
+        let sent = w.sim.messages(general).pop().unwrap();
+        assert_eq!(
+            (sent.id, sent.content.as_str()),
+            (id, "hi @everyone"),
+            "{label}"
+        );
+        assert_eq!(
+            sent.allowed_mentions,
+            Some(json!({ "parse": ["users"] })),
+            "{label}"
+        );
+        discord
+            .edit_message(guild, general, id, &body("edited"))
+            .await
+            .unwrap();
+        assert_eq!(w.texts(general), ["edited"], "{label}");
+        discord
+            .add_reaction(guild, general, id, "👍")
+            .await
+            .unwrap();
+        discord.delete_message(guild, general, id).await.unwrap();
+        assert!(w.texts(general).is_empty(), "{label}");
+
+        // Another guild's channel does not exist for this guild.
+        let other = w.sim.create_guild("Other", w.owner);
+        assert_eq!(
+            discord
+                .send_message(guild, other.general_channel_id, &body("leak"))
+                .await
+                .unwrap_err(),
+            DiscordError::NotFound(format!("channel {}", other.general_channel_id)),
+            "{label}"
+        );
+        assert!(
+            w.sim.messages(other.general_channel_id).is_empty(),
+            "{label}"
+        );
+
+        // Reads over REST.
+        let member = discord.member(guild, ada).await.unwrap();
+        assert_eq!(member.user.username, "ada", "{label}");
+        let info = discord.guild_info(guild).await.unwrap();
+        assert_eq!(
+            (info.name.as_str(), info.owner_id),
+            ("Test", w.owner),
+            "{label}"
+        );
+        let roles = discord.roles(guild).await.unwrap();
+        assert!(
+            roles.iter().any(|r| r.id == member_role && r.position == 2),
+            "{label}"
+        );
+        assert_eq!(discord.bot_top_position(guild).await.unwrap(), 5, "{label}");
+
+        // Roles.
+        discord
+            .add_role(guild, ada, member_role, Some("verified"))
+            .await
+            .unwrap();
+        assert!(
+            w.sim.member_roles(guild, ada).contains(&member_role),
+            "{label}"
+        );
+        discord
+            .remove_role(guild, ada, member_role, None)
+            .await
+            .unwrap();
+        assert!(
+            !w.sim.member_roles(guild, ada).contains(&member_role),
+            "{label}"
+        );
+
+        // Channels with overwrites.
+        let spec = ChannelSpec {
+            name: "ticket-1".into(),
+            kind: ChannelKind::Text,
+            parent_id: None,
+            topic: Some("help".into()),
+            overwrites: vec![
+                PermissionOverwrite {
+                    id: w.guild.everyone_role_id,
+                    target: OverwriteTarget::Role,
+                    allow: 0,
+                    deny: perms::VIEW_CHANNEL,
+                },
+                PermissionOverwrite {
+                    id: ada,
+                    target: OverwriteTarget::Member,
+                    allow: perms::VIEW_CHANNEL | perms::SEND_MESSAGES,
+                    deny: 0,
+                },
+            ],
+        };
+        let ticket = discord.create_channel(guild, &spec).await.unwrap();
+        let create = w
+            .sim
+            .requests()
+            .into_iter()
+            .find(|r| r.method == "POST" && r.path == format!("/guilds/{guild}/channels"))
+            .unwrap();
+        assert_eq!(
+            create.body.unwrap()["permission_overwrites"][1],
+            json!({ "id": ada.to_string(), "type": 1,
+                    "allow": (perms::VIEW_CHANNEL | perms::SEND_MESSAGES).to_string(), "deny": "0" }),
+            "{label}"
+        );
+        discord
+            .set_overwrite(
+                guild,
+                ticket,
+                &PermissionOverwrite {
+                    id: member_role,
+                    target: OverwriteTarget::Role,
+                    allow: perms::VIEW_CHANNEL,
+                    deny: 0,
+                },
+            )
+            .await
+            .unwrap();
+
+        // Purge: a bulk delete of the recent messages.
+        for i in 0..3 {
+            w.sim.say(guild, ticket, ada, &format!("spam {i}")).await;
+        }
+        assert_eq!(
+            discord.purge(guild, ticket, 10).await.unwrap(),
+            3,
+            "{label}"
+        );
+        assert!(w.texts(ticket).is_empty(), "{label}");
+        assert!(
+            w.sim
+                .requests()
+                .iter()
+                .any(|r| r.path == format!("/channels/{ticket}/messages/bulk-delete")),
+            "{label}"
+        );
+        discord.delete_channel(guild, ticket).await.unwrap();
+
+        // Direct messages and moderation.
+        discord.send_dm(ada, &body("psst")).await.unwrap();
+        assert_eq!(w.sim.dm_messages(ada).len(), 1, "{label}");
+        discord
+            .timeout(guild, ada, 60, Some("calm down"))
+            .await
+            .unwrap();
+        discord.kick(guild, ada, Some("bye")).await.unwrap();
+        assert!(!w.sim.is_member(guild, ada), "{label}");
+        discord.ban(guild, ada, 0, Some("for good")).await.unwrap();
+
+        // Commands.
+        let commands = json!([{ "name": "rank", "description": "Your rank", "type": 1 }]);
+        discord
+            .overwrite_guild_commands(guild, &commands)
+            .await
+            .unwrap();
+        assert_eq!(w.sim.guild_commands(guild).len(), 1, "{label}");
+
+        assert_eq!(executor.stats().failed, 0, "{label}");
+        executor.shutdown(Duration::from_secs(1)).await;
+    }
+}
