@@ -335,7 +335,13 @@ pub async fn serve(sim: Simulator, mut socket: WebSocket) {
                         // We speak JSON text only (no ETF, no compressed payloads from clients).
                         hub.send(conn_id, Out::Close(4002, "Decode error"));
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(Message::Close(frame))) => {
+                        // Complete the closing handshake, as Discord does: a client
+                        // that closes waits for our close frame.
+                        let _ = socket.send(Message::Close(frame)).await;
+                        break;
+                    }
+                    None | Some(Err(_)) => break,
                     Some(Ok(_)) => {}
                 },
                 out = rx.recv() => match out {

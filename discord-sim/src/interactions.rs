@@ -652,6 +652,25 @@ fn interaction_metadata(w: &World, rec: &InteractionRec) -> Value {
     if let Some(m) = rec.message_id {
         v["interacted_message_id"] = sf(m);
     }
+    if rec.kind == 5 {
+        // A modal submit names the interaction that opened the modal: the user's
+        // latest one answered with a modal (type 9) before this one.
+        let opener = w
+            .interactions
+            .values()
+            .filter(|o| o.user_id == rec.user_id && o.created <= rec.created && o.id != rec.id)
+            .filter(|o| matches!(o.response, Some((9, _))))
+            .max_by_key(|o| o.created);
+        v["triggering_interaction_metadata"] = match opener {
+            Some(o) => interaction_metadata(w, o),
+            None => json!({
+                "id": sf(rec.id),
+                "type": 2,
+                "user": payloads::user_by_id(w, rec.user_id),
+                "authorizing_integration_owners": { "0": sf(rec.guild_id) },
+            }),
+        };
+    }
     v
 }
 

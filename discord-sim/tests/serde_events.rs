@@ -254,8 +254,14 @@ async fn every_dispatch_deserializes_into_a_known_serenity_event() {
         .await,
         204
     );
-    sim.submit_modal(g, general, alice, "m", &[("f", "value")])
+    let ix = sim
+        .submit_modal(g, general, alice, "m", &[("f", "value")])
         .await;
+    // The answer's MESSAGE_CREATE carries modal-submit interaction metadata.
+    assert_eq!(
+        callback(&api, &ix, json!({"type": 4, "data": {"content": "thanks"}})).await,
+        204
+    );
     sim.click(g, general, alice, 4242, "unknown-message").await;
 
     // Members leave, are kicked, banned and unbanned.

@@ -220,11 +220,16 @@ fn serve_plays_the_playground_then_runs_until_interrupted() {
             break;
         }
     }
-    assert!(
-        seen.iter()
-            .any(|l| l.contains("GG <@44>, you reached level 1!")),
-        "{seen:#?}"
-    );
+    for expected in [
+        "bot → #general: Welcome @carol to Playground!",
+        "bot → #general: GG @carol, you reached level 1!",
+        "bot answers: Hello, carol!",
+    ] {
+        assert!(
+            seen.iter().any(|l| l.contains(expected)),
+            "{expected}: {seen:#?}"
+        );
+    }
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -250,10 +255,13 @@ fn serve_plays_the_playground_then_runs_until_interrupted() {
     assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
 }
 
-#[test]
-fn serve_refuses_a_discord_token_it_cannot_use_yet() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_bad_discord_token_without_printing_it() {
+    let sim = townes_discord_sim::Simulator::start(Default::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_townes"))
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_townes"))
         .arg("serve")
         .env(
             "DATABASE_URL",
@@ -261,11 +269,14 @@ fn serve_refuses_a_discord_token_it_cannot_use_yet() {
         )
         .env("TOWNES_DATA_DIR", dir.path())
         .env("DISCORD_TOKEN", "not-a-real-token")
+        .env("DISCORD_API_BASE", sim.base_url())
         .output()
+        .await
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("unset DISCORD_TOKEN"), "{stderr}");
+    assert!(stderr.contains("Discord refused the bot token"), "{stderr}");
+    assert!(stderr.contains("check DISCORD_TOKEN"), "{stderr}");
     assert!(
         !stderr.contains("not-a-real-token"),
         "the token must never be printed: {stderr}"

@@ -53,7 +53,18 @@ impl World {
 
     /// The world with the features enabled, not connected yet.
     async fn prepared(store: Store) -> World {
-        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        Self::prepared_on(store, SimConfig::default()).await
+    }
+
+    async fn prepared_on(store: Store, sim: SimConfig) -> World {
+        // Warnings (e.g. an unreadable dispatch) show with the test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                std::env::var("TOWNES_LOG").unwrap_or_else(|_| "warn,serenity=error".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let sim = Simulator::start(sim).await.unwrap();
         let ada = sim.create_user("ada");
         let bob = sim.create_user("bob");
         let carol = sim.create_user("carol");
@@ -157,11 +168,17 @@ impl World {
     }
 
     async fn configure(&self, feature: &str, changes: Value) {
+        self.configure_in(self.alpha.guild_id, feature, changes)
+            .await;
+    }
+
+    /// Sets `changes` over the feature's default config in the guild.
+    async fn configure_in(&self, guild_id: u64, feature: &str, changes: Value) {
         let runtime = self.installer();
         let market = Marketplace::new(&runtime, "test");
         let gf = self
             .store
-            .guild_feature(self.alpha.guild_id, feature)
+            .guild_feature(guild_id, feature)
             .await
             .unwrap()
             .unwrap();
@@ -170,10 +187,17 @@ impl World {
         for (key, value) in changes.as_object().unwrap() {
             config[key] = value.clone();
         }
-        market
-            .set_config(self.alpha.guild_id, feature, config)
+        market.set_config(guild_id, feature, config).await.unwrap();
+    }
+
+    /// The text of the answer to an interaction.
+    async fn answer(&self, interaction: townes_discord_sim::Interaction) -> String {
+        let response = self
+            .sim
+            .interaction_response(interaction.id, WAIT)
             .await
             .unwrap();
+        text(&response.data)
     }
 
     async fn connect(&mut self, tune: impl FnOnce(Connection) -> Connection) {
@@ -181,6 +205,7 @@ impl World {
             executor: fast_executor(),
             ..Connection::new(self.sim.token(), Some(self.sim.base_url()))
         });
+        let all_shards = connection.shards == townes::gateway::Shards::Auto;
         let running = connect(
             self.store.clone(),
             RuntimeConfig::new(self.data_dir.path()),
@@ -193,6 +218,9 @@ impl World {
             "the gateway never became ready"
         );
         self.running = Some(running);
+        if !all_shards {
+            return;
+        }
         // Both guilds were announced and recorded.
         for g in [self.alpha.guild_id, self.beta.guild_id] {
             wait_until(|| async { self.store.command_set_hash(g).await.unwrap().is_some() }).await;
@@ -748,4 +776,174 @@ async fn killing_the_process_mid_queue_loses_nothing() {
     wait_until(|| async { world.store.outbox_pending_count().await.unwrap() == 0 }).await;
     second.kill().await.unwrap();
     world.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buttons_menus_and_forms_reach_the_feature_that_made_them() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let (guild, general, bob) = (world.alpha.guild_id, world.general(), world.bob);
+    world.install("panel").await;
+    world.enable(guild, "panel").await;
+    wait_until(|| async {
+        world
+            .sim
+            .guild_commands(guild)
+            .iter()
+            .any(|c| c["name"] == "panel")
+    })
+    .await;
+
+    let (data, answer) = world.slash(bob, "panel", json!([])).await;
+    assert_eq!(answer, "Pick one");
+    assert_eq!(
+        data["components"][0]["components"][0]["custom_id"], "panel:yes",
+        "namespaced"
+    );
+    assert_eq!(
+        data["components"][1]["components"][0]["custom_id"],
+        "panel:flavour"
+    );
+    let panel = world
+        .bot_message(general, |m| m.content == "Pick one")
+        .await;
+
+    let click = world
+        .sim
+        .click(guild, general, bob, panel.id, "panel:yes")
+        .await;
+    assert_eq!(world.answer(click).await, "clicked yes");
+    let choice = world
+        .sim
+        .choose(
+            guild,
+            general,
+            bob,
+            panel.id,
+            "panel:flavour",
+            &["chocolate"],
+        )
+        .await;
+    assert_eq!(world.answer(choice).await, "chose chocolate");
+
+    let interaction = world
+        .sim
+        .slash(guild, general, bob, "form", json!([]))
+        .await;
+    let form = world
+        .sim
+        .interaction_response(interaction.id, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(form.kind, 9, "a modal");
+    assert_eq!(form.data["custom_id"], "panel:survey");
+    let submit = world
+        .sim
+        .submit_modal(guild, general, bob, "panel:survey", &[("name", "Bob")])
+        .await;
+    assert_eq!(world.answer(submit).await, "thanks Bob");
+
+    // Another feature's namespace reaches that feature, never this one.
+    let forged = world
+        .sim
+        .click(guild, general, bob, panel.id, "xp:yes")
+        .await;
+    assert!(world.answer(forged).await.contains("unknown component"));
+    // A disabled feature's buttons say so.
+    let market_runtime = world.installer();
+    Marketplace::new(&market_runtime, "test")
+        .disable(guild, "panel")
+        .await
+        .unwrap();
+    let click = world
+        .sim
+        .click(guild, general, bob, panel.id, "panel:yes")
+        .await;
+    assert_eq!(
+        world.answer(click).await,
+        "This module is currently disabled. Enable it in the dashboard."
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_split_the_shards_and_each_serves_its_guilds() {
+    use townes::gateway::Shards;
+    let (_, store, _guard) = common::sqlite().await;
+    let mut world = World::prepared_on(
+        store,
+        SimConfig {
+            shards: 2,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    world.enable(world.beta.guild_id, "welcome").await;
+    let beta_general = world.beta.general_channel_id;
+    world
+        .configure_in(
+            world.beta.guild_id,
+            "welcome",
+            json!({"channel": beta_general}),
+        )
+        .await;
+    world
+        .connect(|c| Connection {
+            shards: Shards::Range {
+                first: 0,
+                last: 0,
+                total: 2,
+            },
+            ..c
+        })
+        .await;
+    let second = connect(
+        world.store.clone(),
+        RuntimeConfig::new(world.data_dir.path()),
+        Connection {
+            shards: Shards::Range {
+                first: 1,
+                last: 1,
+                total: 2,
+            },
+            executor: fast_executor(),
+            ..Connection::new(world.sim.token(), Some(world.sim.base_url()))
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        world.sim.wait_for_ready(2, WAIT).await,
+        "both shards connected"
+    );
+    for g in [world.alpha.guild_id, world.beta.guild_id] {
+        wait_until(|| async { world.store.command_set_hash(g).await.unwrap().is_some() }).await;
+    }
+    let stats = world.sim.gateway_stats();
+    assert_eq!(stats.ready_shards, [0, 1]);
+    assert_eq!(
+        stats.identifies, 2,
+        "each process identified its own shard only"
+    );
+
+    // Each guild's events reach exactly one process: each newcomer is welcomed
+    // once, in both guilds, so both shards are served and none twice.
+    for g in [world.alpha, world.beta] {
+        let newcomer = world.sim.create_user("newcomer");
+        world.sim.member_join(g.guild_id, newcomer).await;
+        let mention = format!("<@{newcomer}>");
+        world
+            .bot_message(g.general_channel_id, |m| m.content.contains(&mention))
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let welcomes = world
+            .sim
+            .messages(g.general_channel_id)
+            .into_iter()
+            .filter(|m| m.content.contains(&mention))
+            .count();
+        assert_eq!(welcomes, 1);
+    }
+    second.shutdown(Duration::from_secs(5)).await.unwrap();
+    world.stop().await;
 }

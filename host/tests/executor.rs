@@ -718,3 +718,92 @@ async fn remote_discord_carries_out_every_capability_call() {
         executor.shutdown(Duration::from_secs(1)).await;
     }
 }
+
+#[tokio::test]
+async fn interactions_are_answered_directly_and_deferred_answers_go_through_the_outbox() {
+    for (label, store, _guard) in common::each_backend().await {
+        let sim = Simulator::start(SimConfig {
+            interaction_window: Duration::from_millis(800),
+            ..SimConfig::default()
+        })
+        .await
+        .expect("start the simulator");
+        let owner = sim.create_user("owner");
+        let guild = sim.create_guild("Test", owner);
+        let w = World { sim, guild, owner };
+        let (guild_id, channel) = (w.guild.guild_id, w.guild.general_channel_id);
+        let executor = w.executor(&store, fast()).await;
+
+        // An immediate answer, through a 429 that still fits the window.
+        let slash = w
+            .sim
+            .slash(guild_id, channel, owner, "rank", json!([]))
+            .await;
+        w.sim.rate_limit(1, Duration::from_millis(100), false);
+        let answer = json!({ "type": 4, "data": { "content": "You are level 3",
+            "allowed_mentions": { "parse": ["users"] }, "components": [] } });
+        executor
+            .interaction_callback(slash.id, &slash.token, &answer)
+            .await
+            .unwrap();
+        let response = w
+            .sim
+            .interaction_response(slash.id, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(response.kind, 4, "{label}");
+        assert_eq!(response.data["content"], "You are level 3", "{label}");
+        // Not persisted: the outbox never saw it.
+        assert_eq!(store.outbox_pending_count().await.unwrap(), 0, "{label}");
+
+        // A deferred answer, edited in later, and a follow-up.
+        let slow = w
+            .sim
+            .slash(guild_id, channel, owner, "report", json!([]))
+            .await;
+        executor
+            .interaction_callback(slow.id, &slow.token, &json!({ "type": 5 }))
+            .await
+            .unwrap();
+        let app = w.sim.application_id();
+        executor
+            .edit_original(
+                app,
+                &slow.token,
+                &json!({ "content": "Report ready", "components": [] }),
+            )
+            .await
+            .unwrap();
+        let followup = executor
+            .followup(app, &slow.token, &json!({ "content": "One more thing" }))
+            .await
+            .unwrap();
+        assert!(followup > 0, "{label}");
+        let response = w
+            .sim
+            .interaction_response(slow.id, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(response.kind, 5, "{label}");
+        assert_eq!(response.edits.len(), 1, "{label}");
+        assert_eq!(response.edits[0]["content"], "Report ready", "{label}");
+        assert_eq!(response.followups.len(), 1, "{label}");
+
+        // Past Discord's window the callback is refused for good, not retried.
+        let late = w
+            .sim
+            .slash(guild_id, channel, owner, "late", json!([]))
+            .await;
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let error = executor
+            .interaction_callback(late.id, &late.token, &answer)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            DiscordError::NotFound(format!("interaction {}", late.id)),
+            "{label}"
+        );
+        executor.shutdown(Duration::from_secs(1)).await;
+    }
+}

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod dev;
 mod feature;
 mod feature_run;
 mod guild;
@@ -71,13 +72,18 @@ pub enum Command {
     /// Install the features in a folder into a local guild and show them
     /// reacting to scripted members, with every effect printed.
     Demo(demo::DemoArgs),
+    /// Act as a user in the offline playground: chat, run commands, click buttons,
+    /// and watch the features answer.
+    Dev(dev::DevArgs),
     /// Measure dispatch: instantiation, no-op and xp throughput, memory (temporary stores).
     Bench(bench::BenchArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // serenity warns about routine gateway events (a close frame racing a
+        // dispatch on shutdown); its errors still show.
+        0 => "warn,serenity=error",
         1 => "info,townes=debug",
         _ => "debug",
     };
@@ -102,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&cli.settings, args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Serve(args) => serve::run(&cli.settings, args).await,
+        Command::Dev(args) => dev::run(&cli.settings, args).await,
     }
 }
 

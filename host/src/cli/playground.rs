@@ -26,6 +26,8 @@ pub struct Playground {
     pub bob: u64,
     /// Not a member yet: joins during the script (or on `join` in `townes dev`).
     pub carol: u64,
+    /// The guild's roles by name (`Admin`, `Member`, the bot's), highest first.
+    pub roles: Vec<(u64, String)>,
     pub features: Vec<Manifest>,
 }
 
@@ -37,7 +39,9 @@ impl Playground {
         store: &Store,
         components: &[PathBuf],
     ) -> anyhow::Result<(Playground, Connection)> {
-        let sim = Simulator::start(SimConfig::default())
+        let config = SimConfig::default();
+        let bot_name = config.bot_name.clone();
+        let sim = Simulator::start(config)
             .await
             .context("starting the Discord simulator")?;
         let ada = sim.create_user("ada");
@@ -104,12 +108,20 @@ impl Playground {
             features.push(manifest);
         }
         let connection = Connection::new(sim.token(), Some(sim.base_url()));
+        let roles = vec![
+            (admin_role, "Admin".to_string()),
+            (bot_role, "Townes".to_string()),
+            (member_role, "Member".to_string()),
+            // Discord gives every bot a managed role named after it.
+            (guild.bot_role_id, bot_name),
+        ];
         let playground = Playground {
             sim,
             guild,
             ada,
             bob,
             carol,
+            roles,
             features,
         };
         Ok((playground, connection))
@@ -119,6 +131,11 @@ impl Playground {
         self.guild.general_channel_id
     }
 
+    /// The playground's users by name, the owner first.
+    pub fn users(&self) -> [(&'static str, u64); 3] {
+        [("ada", self.ada), ("bob", self.bob), ("carol", self.carol)]
+    }
+
     pub fn name_of(&self, user_id: u64) -> &'static str {
         match user_id {
             id if id == self.ada => "ada",
@@ -126,6 +143,15 @@ impl Playground {
             id if id == self.carol => "carol",
             _ => "someone",
         }
+    }
+
+    /// `text` with the playground's members' mentions shown as `@name`.
+    pub fn readable(&self, text: &str) -> String {
+        [self.ada, self.bob, self.carol]
+            .into_iter()
+            .fold(text.to_string(), |text, id| {
+                text.replace(&format!("<@{id}>"), &format!("@{}", self.name_of(id)))
+            })
     }
 
     /// Waits until the bot is connected and the guild is announced.
@@ -153,7 +179,10 @@ impl Playground {
                 .collect();
             if messages.len() > count {
                 for m in &messages[count..] {
-                    println!("    bot → #general: {}", describe(&m.content, &m.embeds));
+                    println!(
+                        "    bot → #general: {}",
+                        self.readable(&describe(&m.content, &m.embeds))
+                    );
                 }
                 count = messages.len();
                 quiet_since = tokio::time::Instant::now();
@@ -185,7 +214,7 @@ impl Playground {
                 println!(
                     "    bot answers{}: {}",
                     if ephemeral { " (only they see it)" } else { "" },
-                    describe(data["content"].as_str().unwrap_or(""), &embeds)
+                    self.readable(&describe(data["content"].as_str().unwrap_or(""), &embeds))
                 );
             }
             None => println!("    (no answer within 5 s)"),
@@ -225,6 +254,10 @@ pub async fn play(playground: &Playground) -> anyhow::Result<()> {
         (playground.carol, "let's see"),
         (playground.ada, "level up soon?"),
         (playground.carol, "almost there"),
+        (playground.ada, "one more"),
+        (playground.carol, "and another"),
+        (playground.ada, "done"),
+        (playground.carol, "GG"),
     ];
     for (user, text) in script {
         println!("▶ {} says {text:?}", playground.name_of(user));

@@ -229,7 +229,7 @@ impl Commands {
             .runtime
             .command(guild_id, &owned.feature_id, invocation)
             .await;
-        Ok(answer(&call.name, outcome))
+        Ok(answer(&format!("`{}`", call.name), outcome))
     }
 
     /// Routes a component interaction to the feature whose namespace its custom
@@ -264,13 +264,14 @@ impl Commands {
             .runtime
             .component(call.guild_id, feature_id, interaction)
             .await;
-        answer("this", outcome)
+        answer("This", outcome)
     }
 }
 
-/// The answer an invocation's outcome gives the member. Details of failures go
-/// to the host log, not to the channel.
-fn answer(command: &str, outcome: Outcome) -> Answer {
+/// The answer an invocation's outcome gives the member; `subject` names what ran
+/// ("`rank`", or "This" for a component). Details of failures go to the host log,
+/// not to the channel.
+fn answer(subject: &str, outcome: Outcome) -> Answer {
     let feature_id = outcome.feature_id;
     match outcome.result {
         Ok(Some(reply)) => Answer::Reply { feature_id, reply },
@@ -280,11 +281,11 @@ fn answer(command: &str, outcome: Outcome) -> Answer {
         Err(error) => {
             let message = match &error {
                 InvokeError::Feature(e) => format!(
-                    "`{command}` could not finish: {}",
+                    "{subject} could not finish: {}",
                     crate::capabilities::describe_error(e)
                 ),
                 InvokeError::Trap { .. } | InvokeError::Timeout(_) => {
-                    format!("`{command}` was stopped: it exceeded its limits.")
+                    format!("{subject} was stopped: it exceeded its limits.")
                 }
                 _ => "Something went wrong on our side; please try again in a moment.".into(),
             };

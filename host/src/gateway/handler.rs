@@ -344,7 +344,30 @@ impl RawEventHandler for UnknownDispatches {
             self.platform
                 .unknown_dispatches
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(kind = %unknown.kind, "a gateway dispatch could not be read");
+            tracing::debug!(kind = %unknown.kind, payload = %unknown.value, "unreadable dispatch");
+            let why = why_unreadable(&unknown.kind, unknown.value).unwrap_or_default();
+            tracing::warn!(kind = %unknown.kind, %why, "a gateway dispatch could not be read");
         }
+    }
+}
+
+/// What serenity objects to in a dispatch we handle (a missing or mistyped
+/// field), so the warning says what to fix.
+fn why_unreadable(kind: &str, value: serde_json::Value) -> Option<String> {
+    fn error<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Option<String> {
+        serde_json::from_value::<T>(value)
+            .err()
+            .map(|e| e.to_string())
+    }
+    match kind {
+        "MESSAGE_CREATE" => error::<Message>(value),
+        "MESSAGE_UPDATE" => error::<MessageUpdateEvent>(value),
+        "GUILD_CREATE" => error::<serenity::all::Guild>(value),
+        "GUILD_MEMBER_ADD" => error::<Member>(value),
+        "GUILD_MEMBER_UPDATE" => error::<GuildMemberUpdateEvent>(value),
+        "MESSAGE_REACTION_ADD" | "MESSAGE_REACTION_REMOVE" => error::<Reaction>(value),
+        "INTERACTION_CREATE" => error::<Interaction>(value),
+        "READY" => error::<Ready>(value),
+        _ => None,
     }
 }

@@ -139,8 +139,10 @@ pub async fn run(
     let started = async {
         match shards {
             Shards::Auto => client.start_autosharded().await,
+            // serenity 0.12 reads the range's end as inclusive (it boots
+            // `end - start + 1` shards), so `first..last` means first..=last.
             Shards::Range { first, last, total } => {
-                client.start_shard_range(first..last + 1, total).await
+                client.start_shard_range(first..last, total).await
             }
         }
     };
