@@ -522,15 +522,18 @@ async fn the_channel_allow_list_scopes_messages() {
     assert!(sent_contents(&outcome).is_empty());
 }
 
+/// Waiting on Discord (a slow or rate-limiting Discord) is not the feature's
+/// fault: it does not count against the wall clock, which the executor's own
+/// bound replaces for those waits.
 #[tokio::test]
-async fn a_guest_stuck_in_a_slow_host_call_hits_the_wall_clock_timeout() {
+async fn waiting_on_discord_does_not_count_against_the_wall_clock() {
     let (h, _guard) = Harness::sqlite(Limits {
         wall_ms: 300,
         ..limits()
     })
     .await;
     h.install("hostile", HOSTILE_CAPS).await;
-    h.discord.set_latency(Duration::from_secs(5));
+    h.discord.set_latency(Duration::from_millis(600));
     let ada = h.discord.member_of(GUILD_A, 42).unwrap();
     let started = Instant::now();
     let outcome = h
@@ -539,12 +542,9 @@ async fn a_guest_stuck_in_a_slow_host_call_hits_the_wall_clock_timeout() {
         .await
         .unwrap()
         .remove(0);
-    assert!(
-        matches!(outcome.result, Err(InvokeError::Timeout(d)) if d == Duration::from_millis(300)),
-        "{:?}",
-        outcome.result
-    );
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert!(!sent_contents(&outcome).is_empty(), "the message went out");
+    assert!(started.elapsed() >= Duration::from_millis(600));
 }
 
 #[tokio::test]

@@ -239,8 +239,9 @@ pub fn describe(content: &str, embeds: &[serde_json::Value]) -> String {
     line
 }
 
-/// The script `townes serve` plays: carol joins, members chat (the xp feature
-/// levels them up), and every slash command without required options is run.
+/// The script `townes serve` plays: carol joins, members chat (seven messages
+/// each: at least 7 × 15 XP, so both reach level 1 whatever the roll), and every
+/// slash command without required options is run.
 pub async fn play(playground: &Playground) -> anyhow::Result<()> {
     playground.ready().await?;
     let (guild, general) = (playground.guild.guild_id, playground.general());
@@ -258,6 +259,8 @@ pub async fn play(playground: &Playground) -> anyhow::Result<()> {
         (playground.carol, "and another"),
         (playground.ada, "done"),
         (playground.carol, "GG"),
+        (playground.ada, "brb"),
+        (playground.carol, "see you"),
     ];
     for (user, text) in script {
         println!("▶ {} says {text:?}", playground.name_of(user));
