@@ -36,6 +36,11 @@ impl ApiError {
         Self::new(403, 50001, "Missing Access")
     }
 
+    /// 50003: a guild-only action on a DM channel.
+    pub fn dm_channel() -> Self {
+        Self::new(403, 50003, "Cannot execute action on a DM channel")
+    }
+
     pub fn unknown_channel() -> Self {
         Self::new(404, 10003, "Unknown Channel")
     }

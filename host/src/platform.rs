@@ -62,8 +62,8 @@ impl Platform {
     }
 }
 
-/// How to reach Discord.
-#[derive(Clone, Debug)]
+/// How to reach Discord. `Debug` leaves the token out.
+#[derive(Clone)]
 pub struct Connection {
     pub token: String,
     /// A REST proxy or the simulator; `None` for discord.com.
@@ -72,6 +72,18 @@ pub struct Connection {
     pub executor: ExecutorConfig,
     /// See [`Platform::defer_after`].
     pub defer_after: Duration,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("token", &"<redacted>")
+            .field("api_base", &self.api_base)
+            .field("shards", &self.shards)
+            .field("executor", &self.executor)
+            .field("defer_after", &self.defer_after)
+            .finish()
+    }
 }
 
 impl Connection {
@@ -242,5 +254,16 @@ impl Running {
     /// Whether the gateway task ended (it only does on a fatal error or shutdown).
     pub fn gateway_finished(&self) -> bool {
         self.gateway.is_finished()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Connection;
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let connection = Connection::new("secret-token-value", None);
+        assert!(!format!("{connection:?}").contains("secret-token-value"));
     }
 }

@@ -7,13 +7,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn townes(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_townes"))
+    common::townes_command(data_dir)
         .args(args)
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/townes.db", data_dir.display()),
-        )
-        .env("TOWNES_DATA_DIR", data_dir)
         .env_remove("TOWNES_PLANS")
         .output()
         .expect("running townes")
@@ -194,18 +189,13 @@ fn the_demo_plays_welcome_and_xp_end_to_end() {
 fn serve_plays_the_playground_then_runs_until_interrupted() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_townes"))
+    let mut child = common::townes_command(dir.path())
         .args([
             "serve",
             &common::component_path("hello"),
             &common::component_path("welcome"),
             &common::component_path("xp"),
         ])
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/townes.db", dir.path().display()),
-        )
-        .env("TOWNES_DATA_DIR", dir.path())
         .env_remove("DISCORD_TOKEN")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -261,13 +251,8 @@ async fn serve_refuses_a_bad_discord_token_without_printing_it() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_townes"))
+    let out = tokio::process::Command::from(common::townes_command(dir.path()))
         .arg("serve")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/townes.db", dir.path().display()),
-        )
-        .env("TOWNES_DATA_DIR", dir.path())
         .env("DISCORD_TOKEN", "not-a-real-token")
         .env("DISCORD_API_BASE", sim.base_url())
         .output()

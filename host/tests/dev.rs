@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Fails the test instead of hanging it if `dev` never stops.
@@ -13,18 +13,13 @@ const LIMIT: Duration = Duration::from_secs(60);
 #[test]
 fn dev_acts_as_members_and_prints_what_the_bot_does() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_townes"))
+    let mut child = common::townes_command(dir.path())
         .args([
             "dev",
             &common::component_path("hello"),
             &common::component_path("welcome"),
             &common::component_path("xp"),
         ])
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/townes.db", dir.path().display()),
-        )
-        .env("TOWNES_DATA_DIR", dir.path())
         .env_remove("DISCORD_TOKEN")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

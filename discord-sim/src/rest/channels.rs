@@ -313,11 +313,7 @@ pub async fn delete_message(State(sim): State<Simulator>, p: Params) -> ApiResul
             .ok_or_else(ApiError::unknown_message)?;
         if m.author_id != w.bot_id {
             if guild_id.is_none() {
-                return Err(ApiError::new(
-                    403,
-                    50003,
-                    "Cannot execute action on a DM channel",
-                ));
+                return Err(ApiError::dm_channel());
             }
             require(have, perms::MANAGE_MESSAGES)?;
         }
@@ -371,13 +367,7 @@ pub async fn bulk_delete(
     {
         let mut w = sim.world();
         let (c, have) = channel_access(&w, channel_id)?;
-        let Some(guild_id) = c.guild_id else {
-            return Err(ApiError::new(
-                403,
-                50003,
-                "Cannot execute action on a DM channel",
-            ));
-        };
+        let guild_id = c.guild_id.ok_or_else(ApiError::dm_channel)?;
         require(have, perms::VIEW_CHANNEL | perms::MANAGE_MESSAGES)?;
         let two_weeks_ago = ids::now_ms().saturating_sub(14 * 86_400_000);
         if ids
@@ -530,13 +520,7 @@ fn change_overwrites(
 ) -> ApiResult<Response> {
     let mut w = sim.world();
     let (c, have) = channel_access(&w, channel_id)?;
-    let Some(guild_id) = c.guild_id else {
-        return Err(ApiError::new(
-            403,
-            50003,
-            "Cannot execute action on a DM channel",
-        ));
-    };
+    let guild_id = c.guild_id.ok_or_else(ApiError::dm_channel)?;
     require(have, perms::VIEW_CHANNEL | perms::MANAGE_ROLES)?;
     let c = w.channels.get_mut(&channel_id).expect("checked above");
     f(c);

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use serenity::cache::Cache;
 use serenity::model::id::{ChannelId, GuildId, UserId};
 
-use super::executor::{Action, ActionOutput, Executor};
+use super::executor::{Action, Executor};
 use super::rest::{message_json, snowflake};
 use super::{Discord, DiscordError, Role};
 use crate::runtime::bindings::townes::feature::channels::{
@@ -96,8 +96,17 @@ impl RemoteDiscord {
         &self.executor
     }
 
-    async fn write(&self, action: Action) -> Result<ActionOutput, DiscordError> {
-        self.executor.run(action).await
+    /// Runs a write through the executor; its output is not needed.
+    async fn write(&self, action: Action) -> Result<(), DiscordError> {
+        self.executor.run(action).await.map(drop)
+    }
+
+    /// Runs a write that creates a `what` (message, channel) and returns its id.
+    async fn create(&self, action: Action, what: &str) -> Result<u64, DiscordError> {
+        let output = self.executor.run(action).await?;
+        output.id().ok_or_else(|| {
+            DiscordError::Unavailable(format!("Discord did not return the {what} id"))
+        })
     }
 
     /// The bot's own user id: from the cache once READY filled it, else `GET /users/@me`.
@@ -278,12 +287,6 @@ fn created_at(message: &Value, id: u64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-fn message_id(output: ActionOutput) -> Result<u64, DiscordError> {
-    output
-        .id()
-        .ok_or_else(|| DiscordError::Unavailable("Discord did not return the message id".into()))
-}
-
 #[async_trait]
 impl Discord for RemoteDiscord {
     async fn send_message(
@@ -293,14 +296,15 @@ impl Discord for RemoteDiscord {
         body: &MessageBody,
     ) -> Result<u64, DiscordError> {
         self.check_channel(guild_id, channel_id).await?;
-        let output = self
-            .write(Action::SendMessage {
+        self.create(
+            Action::SendMessage {
                 guild_id,
                 channel_id,
                 body: message_json(body),
-            })
-            .await?;
-        message_id(output)
+            },
+            "message",
+        )
+        .await
     }
 
     async fn edit_message(
@@ -318,7 +322,6 @@ impl Discord for RemoteDiscord {
             body: message_json(body),
         })
         .await
-        .map(drop)
     }
 
     async fn delete_message(
@@ -335,7 +338,6 @@ impl Discord for RemoteDiscord {
             reason: None,
         })
         .await
-        .map(drop)
     }
 
     async fn add_reaction(
@@ -353,7 +355,6 @@ impl Discord for RemoteDiscord {
             emoji: emoji.to_string(),
         })
         .await
-        .map(drop)
     }
 
     async fn member(&self, guild_id: u64, user_id: u64) -> Result<Member, DiscordError> {
@@ -396,13 +397,14 @@ impl Discord for RemoteDiscord {
     }
 
     async fn send_dm(&self, user_id: u64, body: &MessageBody) -> Result<u64, DiscordError> {
-        let output = self
-            .write(Action::SendDm {
+        self.create(
+            Action::SendDm {
                 user_id,
                 body: message_json(body),
-            })
-            .await?;
-        message_id(output)
+            },
+            "message",
+        )
+        .await
     }
 
     async fn roles(&self, guild_id: u64) -> Result<Vec<Role>, DiscordError> {
@@ -452,7 +454,6 @@ impl Discord for RemoteDiscord {
             reason: reason.map(str::to_string),
         })
         .await
-        .map(drop)
     }
 
     async fn remove_role(
@@ -469,23 +470,21 @@ impl Discord for RemoteDiscord {
             reason: reason.map(str::to_string),
         })
         .await
-        .map(drop)
     }
 
     async fn create_channel(&self, guild_id: u64, spec: &ChannelSpec) -> Result<u64, DiscordError> {
         if let Some(parent) = spec.parent_id {
             self.check_channel(guild_id, parent).await?;
         }
-        let output = self
-            .write(Action::CreateChannel {
+        self.create(
+            Action::CreateChannel {
                 guild_id,
                 body: channel_json(spec),
                 reason: None,
-            })
-            .await?;
-        output.id().ok_or_else(|| {
-            DiscordError::Unavailable("Discord did not return the channel id".into())
-        })
+            },
+            "channel",
+        )
+        .await
     }
 
     async fn delete_channel(&self, guild_id: u64, channel_id: u64) -> Result<(), DiscordError> {
@@ -496,7 +495,6 @@ impl Discord for RemoteDiscord {
             reason: None,
         })
         .await
-        .map(drop)
     }
 
     async fn set_overwrite(
@@ -516,7 +514,6 @@ impl Discord for RemoteDiscord {
             reason: None,
         })
         .await
-        .map(drop)
     }
 
     async fn kick(
@@ -531,7 +528,6 @@ impl Discord for RemoteDiscord {
             reason: reason.map(str::to_string),
         })
         .await
-        .map(drop)
     }
 
     async fn ban(
@@ -548,7 +544,6 @@ impl Discord for RemoteDiscord {
             reason: reason.map(str::to_string),
         })
         .await
-        .map(drop)
     }
 
     async fn timeout(
@@ -565,7 +560,6 @@ impl Discord for RemoteDiscord {
             reason: reason.map(str::to_string),
         })
         .await
-        .map(drop)
     }
 
     async fn overwrite_guild_commands(
@@ -583,7 +577,6 @@ impl Discord for RemoteDiscord {
             commands: commands.clone(),
         })
         .await
-        .map(drop)
     }
 
     /// Deletes up to `count` of the channel's latest messages that are younger than

@@ -221,3 +221,16 @@ pub fn sent_texts(effects: &[townes::capabilities::Effect]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The `townes` binary with a fresh SQLite database and data directory in `dir`
+/// (`DATABASE_URL` = `sqlite://{dir}/townes.db`, `TOWNES_DATA_DIR` = `dir`).
+pub fn townes_command(dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_townes"));
+    command
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/townes.db", dir.display()),
+        )
+        .env("TOWNES_DATA_DIR", dir);
+    command
+}
