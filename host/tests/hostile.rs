@@ -413,8 +413,13 @@ async fn storage_stops_at_the_quota_on_both_backends() {
 
 #[tokio::test]
 async fn host_calls_stop_at_the_per_invocation_budget() {
+    // A generous CPU budget: this test is about the host-call budget, and a
+    // storage call that spans an epoch tick is charged one tick of CPU (on a
+    // loaded machine, 100 SQLite writes can spend a 50 ms budget).
     let (h, _guard) = Harness::sqlite(Limits {
         host_calls: 100,
+        cpu_ms: 2_000,
+        wall_ms: 10_000,
         ..limits()
     })
     .await;
