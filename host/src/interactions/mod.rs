@@ -52,50 +52,30 @@ pub async fn handle(platform: Arc<Platform>, interaction: Interaction, responder
         }
     };
     let is_component = matches!(call, Call::Component(_));
-    let work = {
-        let platform = platform.clone();
-        tokio::spawn(async move {
-            match call {
-                Call::Command(call) => platform.commands.command(call).await,
-                Call::Component(call) => platform.commands.component(call).await,
-            }
-        })
+    let work = async {
+        match call {
+            Call::Command(call) => platform.commands.command(call).await,
+            Call::Component(call) => platform.commands.component(call).await,
+        }
     };
     tokio::pin!(work);
-    let answer = match tokio::time::timeout(platform.defer_after, &mut work).await {
-        Ok(answer) => answer,
-        Err(_) => {
-            // Not done in time: acknowledge now, edit the answer in when it is.
-            let deferred = if is_component {
-                json!({"type": 6})
-            } else {
-                json!({"type": 5})
-            };
-            deliver_first(&platform, id, &token, responder, deferred).await;
-            let answer = match work.await {
-                Ok(answer) => answer,
-                Err(error) => {
-                    tracing::error!(%error, "an interaction's task failed");
-                    return;
-                }
-            };
-            let body = edit_body(&answer);
-            if let Err(error) = platform
-                .executor
-                .edit_original(platform.application_id, &token, &body)
-                .await
-            {
-                tracing::warn!(%error, interaction = id, "could not edit a deferred answer");
-            }
-            return;
+    let Ok(answer) = tokio::time::timeout(platform.defer_after, &mut work).await else {
+        // Not done in time: acknowledge now, edit the answer in when it is.
+        let deferred = if is_component {
+            json!({"type": 6})
+        } else {
+            json!({"type": 5})
+        };
+        deliver_first(&platform, id, &token, responder, deferred).await;
+        let body = edit_body(&work.await);
+        if let Err(error) = platform
+            .executor
+            .edit_original(platform.application_id, &token, &body)
+            .await
+        {
+            tracing::warn!(%error, interaction = id, "could not edit a deferred answer");
         }
-    };
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(error) => {
-            tracing::error!(%error, "an interaction's task failed");
-            return;
-        }
+        return;
     };
     let response = response(&answer, is_component);
     deliver_first(&platform, id, &token, responder, response).await;
@@ -202,10 +182,14 @@ fn permissions(member: &Member) -> u64 {
 }
 
 fn notice_response(notice: &str) -> Value {
-    json!({
-        "type": 4,
-        "data": {"content": notice, "flags": EPHEMERAL, "allowed_mentions": {"parse": []}},
-    })
+    let mut data = text_data(notice);
+    data["flags"] = json!(EPHEMERAL);
+    json!({"type": 4, "data": data})
+}
+
+/// A message of plain host text, pinging nobody.
+fn text_data(text: &str) -> Value {
+    json!({"content": text, "allowed_mentions": {"parse": []}})
 }
 
 /// The first (and only) response to an interaction answered in time.
@@ -248,17 +232,11 @@ fn edit_body(answer: &Answer) -> Value {
         Answer::Reply { feature_id, reply } if reply.modal.is_none() => {
             match namespace_body(feature_id, &reply.body) {
                 Ok(body) => message_json(&body),
-                Err(problem) => json!({"content": problem, "allowed_mentions": {"parse": []}}),
+                Err(problem) => text_data(&problem),
             }
         }
-        Answer::Reply { .. } => json!({
-            "content": "This form took too long to open; please try again.",
-            "allowed_mentions": {"parse": []},
-        }),
-        other => json!({
-            "content": other.notice().unwrap_or_else(|| "Done.".into()),
-            "allowed_mentions": {"parse": []},
-        }),
+        Answer::Reply { .. } => text_data("This form took too long to open; please try again."),
+        other => text_data(&other.notice().unwrap_or_else(|| "Done.".into())),
     }
 }
 
