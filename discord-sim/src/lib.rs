@@ -28,6 +28,7 @@ mod gateway;
 mod ids;
 mod interactions;
 mod messages;
+mod oauth;
 mod payloads;
 mod recorder;
 mod rest;
@@ -68,6 +69,9 @@ pub struct SimConfig {
     /// How long the bot has to answer an interaction; a later callback gets 404
     /// 10062 "Unknown interaction", as on Discord (3 s).
     pub interaction_window: Duration,
+    /// The OAuth2 client secret of the simulated application (its client id is
+    /// `application_id`).
+    pub oauth_client_secret: String,
 }
 
 impl Default for SimConfig {
@@ -81,6 +85,7 @@ impl Default for SimConfig {
             shards: 1,
             heartbeat_interval_ms: 41_250,
             interaction_window: Duration::from_secs(3),
+            oauth_client_secret: "sim-client-secret".into(),
         }
     }
 }
@@ -149,6 +154,8 @@ pub(crate) struct Inner {
     ids: ids::Snowflakes,
     recorder: recorder::Recorder,
     faults: faults::Faults,
+    /// OAuth2 codes and tokens.
+    oauth: oauth::Store,
     gateway: gateway::Hub,
     /// Woken whenever messages or interaction responses change, for the `wait_*`s.
     changed: Notify,
@@ -184,6 +191,7 @@ impl Simulator {
             ids: ids::Snowflakes::default(),
             recorder: recorder::Recorder::default(),
             faults: faults::Faults::default(),
+            oauth: oauth::Store::default(),
             changed: Notify::new(),
             signing_key: SigningKey::from_bytes(&ids::random_bytes::<32>()),
             interactions_url: Mutex::new(None),

@@ -1,19 +1,25 @@
 //! The TownesDev Bot Platform host.
 //!
+//! - [`api`]: the dashboard's REST and WebSocket API.
 //! - [`runtime`]: the wasmtime sandbox that runs features.
 //! - [`capabilities`]: one module per WIT interface, each checking the grant.
 //! - [`grants`]: what a feature may do in a guild.
 //! - [`marketplace`]: catalogue and per-guild feature operations.
 //! - [`store`]: the database (SQLite or Postgres).
 //! - [`discord`]: the port every Discord call goes through.
+//! - [`metrics`]: Prometheus metrics, served by the API's `/metrics` route.
+//! - [`live`]: live events for the dashboard, fanned out through Redis when hosted.
 
+pub mod api;
 pub mod capabilities;
 pub mod commands;
 pub mod discord;
 pub mod gateway;
 pub mod grants;
 pub mod interactions;
+pub mod live;
 pub mod marketplace;
+pub mod metrics;
 pub mod platform;
 pub mod runtime;
 pub mod store;

@@ -6,8 +6,11 @@ use crate::discord::{
     DEFAULT_BASE_URL, Discord, Executor, ExecutorConfig, RemoteDiscord, RestClient,
 };
 use crate::gateway::{self, Shards};
+use crate::live::Live;
+use crate::metrics::metrics;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::Store;
+use serenity::gateway::ShardManager;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -29,6 +32,12 @@ pub struct Platform {
     pub unknown_dispatches: AtomicU64,
     /// The gateway's cache of guilds, once connected (shared with the Discord port).
     pub cache: CacheSlot,
+    /// Live events for the dashboard (the same bus the command router publishes
+    /// `command_executed` to); hand `live.clone()` to the API server.
+    pub live: Live,
+    /// The gateway's shard manager, once connected: heartbeat latencies for the
+    /// metrics.
+    pub shard_manager: OnceLock<Arc<ShardManager>>,
 }
 
 /// Where the gateway's cache is put once the client exists; readers before that
@@ -47,9 +56,10 @@ impl Platform {
         application_id: u64,
         bot_user_id: u64,
         cache: CacheSlot,
+        live: Live,
     ) -> Platform {
         Platform {
-            commands: Commands::new(runtime.clone(), discord.clone()),
+            commands: Commands::new(runtime.clone(), discord.clone(), live.clone()),
             runtime,
             discord,
             executor,
@@ -58,6 +68,25 @@ impl Platform {
             defer_after: DEFER_AFTER,
             unknown_dispatches: AtomicU64::new(0),
             cache,
+            live,
+            shard_manager: OnceLock::new(),
+        }
+    }
+
+    /// Sets the metrics that mirror state held elsewhere: the executor's queue
+    /// depth and each shard's heartbeat latency. Call before rendering a scrape.
+    pub async fn refresh_metrics(&self) {
+        let metrics = metrics();
+        metrics.set_queue_depth(self.executor.queue_depth() as u64);
+        if let Some(manager) = self.shard_manager.get() {
+            let latencies: Vec<(u32, Option<Duration>)> = manager
+                .runners
+                .lock()
+                .await
+                .iter()
+                .map(|(id, runner)| (id.0, runner.latency))
+                .collect();
+            metrics.set_shard_latencies(latencies);
         }
     }
 }
@@ -72,6 +101,8 @@ pub struct Connection {
     pub executor: ExecutorConfig,
     /// See [`Platform::defer_after`].
     pub defer_after: Duration,
+    /// See [`Platform::live`].
+    pub live: Live,
 }
 
 impl std::fmt::Debug for Connection {
@@ -82,12 +113,14 @@ impl std::fmt::Debug for Connection {
             .field("shards", &self.shards)
             .field("executor", &self.executor)
             .field("defer_after", &self.defer_after)
+            .field("live", &self.live)
             .finish()
     }
 }
 
 impl Connection {
-    /// All shards, the executor's defaults, deferring after [`DEFER_AFTER`].
+    /// All shards, the executor's defaults, deferring after [`DEFER_AFTER`],
+    /// live events in this process only.
     pub fn new(token: impl Into<String>, api_base: Option<String>) -> Connection {
         Connection {
             token: token.into(),
@@ -95,6 +128,7 @@ impl Connection {
             shards: Shards::Auto,
             executor: ExecutorConfig::default(),
             defer_after: DEFER_AFTER,
+            live: Live::local(),
         }
     }
 }
@@ -145,6 +179,7 @@ pub async fn connect(
         application_id,
         me.id.get(),
         cache,
+        connection.live.clone(),
     );
     platform.defer_after = connection.defer_after;
     let platform = Arc::new(platform);

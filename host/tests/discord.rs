@@ -730,6 +730,7 @@ async fn killing_the_process_mid_queue_loses_nothing() {
             .env("TOWNES_DATA_DIR", world.data_dir.path())
             .env("DISCORD_TOKEN", world.sim.token())
             .env("DISCORD_API_BASE", world.sim.base_url())
+            .env("TOWNES_API_ADDR", "127.0.0.1:0")
             .env_remove("TOWNES_SHARDS")
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)

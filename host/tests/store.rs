@@ -59,6 +59,7 @@ async fn migrations_are_idempotent() {
             (2, "platform".to_string()),
             (3, "discord outbox".to_string()),
             (4, "guild command sets".to_string()),
+            (5, "api".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -1987,6 +1988,7 @@ async fn migrating_a_0001_database_to_0002() {
             (2, "platform".to_string()),
             (3, "discord outbox".to_string()),
             (4, "guild command sets".to_string()),
+            (5, "api".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),

@@ -1,18 +1,24 @@
 //! The project's build and test driver: `cargo xtask <command>`.
 //!
-//! std only. Commands:
+//! Commands:
 //! - `build-guests`: builds every WebAssembly component (each crate under
 //!   `features/*` and `host/tests/guests/*`) with one
 //!   `cargo build --release --target wasm32-wasip2` invocation;
 //! - `test [args]`: `build-guests`, then `cargo test --workspace [args]`;
 //! - `run [args]`: `build-guests`, then `cargo run -p townes --release -- [args]`
 //!   (default: `serve` with the features under `features/`);
-//! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, then `test`.
+//! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, then `test`;
+//! - `openapi [--check]`: writes `docs/API/openapi.yaml` from `townes openapi`
+//!   and generates the TypeScript client `clients/typescript/src/index.ts` from
+//!   it (see [`openapi`] and [`ts_client`]); `--check` only compares.
 //!
 //! `build-guests` also builds the Python examples under `examples/*` (a folder
 //! with `app.py` and `wit/`) with componentize-py, installing it with pip when it
 //! is missing; without Python it prints a notice and skips them, except under
 //! `CI`, where that is an error.
+
+mod openapi;
+mod ts_client;
 
 use std::env;
 use std::ffi::OsStr;
@@ -37,7 +43,10 @@ commands:
   test [args]      build-guests, then `cargo test --workspace [args]`
                    (e.g. `cargo xtask test -- --nocapture`, `cargo xtask test -p hello`)
   run [args]       build-guests, then `cargo run -p townes --release -- [args]` (default: serve + features)
-  ci               cargo fmt --check, cargo clippy -D warnings, then test";
+  ci               cargo fmt --check, cargo clippy -D warnings, then test
+  openapi          write docs/API/openapi.yaml (from `townes openapi`) and generate
+                   the TypeScript client clients/typescript/src/index.ts from it
+  openapi --check  fail, naming the file, when either committed file is stale";
 
 /// A failure: a message, and the exit code to leave with.
 struct Failure {
@@ -122,6 +131,7 @@ fn run(args: &[String]) -> Result {
             build_guests(&root)?;
             test(&root, &[])
         }
+        "openapi" => openapi::openapi(&root, rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())

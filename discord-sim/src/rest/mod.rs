@@ -4,6 +4,9 @@
 //! `Authorization: Bot <token>` (Discord answers 401 before anything else) and
 //! applies injected faults (429s, 5xx) — so handlers only implement Discord's
 //! semantics: permission math, hierarchy, validation and the dispatches that follow.
+//! `Authorization: Bearer <token>` (OAuth2) is accepted on `GET /users/@me` and
+//! `GET /users/@me/guilds` only, and reaches them as an [`oauth::Grant`] extension;
+//! `POST /oauth2/token[/revoke]` authenticate the client themselves.
 
 mod channels;
 mod commands;
@@ -14,11 +17,12 @@ use crate::Simulator;
 use crate::error::{ApiError, ApiResult};
 use crate::faults::{self, Verdict};
 use crate::ids::percent_decode;
+use crate::oauth::{self, Grant};
 use crate::recorder::Recorded;
 use crate::state::{GuildRec, World};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State, WebSocketUpgrade};
+use axum::extract::{Extension, Query, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -34,10 +38,13 @@ pub fn router(sim: Simulator) -> Router {
     let api = Router::new()
         .route("/gateway", get(meta::gateway))
         .route("/gateway/bot", get(meta::gateway_bot))
-        .route("/users/@me", get(meta::me))
+        .route("/users/@me", get(users_me))
+        .route("/users/@me/guilds", get(users_me_guilds))
         .route("/users/@me/channels", post(channels::create_dm))
         .route("/users/{user_id}", get(meta::user))
         .route("/oauth2/applications/@me", get(meta::application))
+        .route("/oauth2/token", post(oauth::token))
+        .route("/oauth2/token/revoke", post(oauth::revoke))
         .route("/applications/@me", get(meta::application))
         .route(
             "/channels/{channel_id}",
@@ -118,8 +125,35 @@ pub fn router(sim: Simulator) -> Router {
         .layer(from_fn_with_state(sim.clone(), record_and_guard));
     Router::new()
         .nest("/api/v10", api)
+        .merge(oauth::web_routes(sim.clone()))
         .route("/gateway", get(gateway_upgrade))
         .with_state(sim)
+}
+
+/// `GET /users/@me`: the bot, or with a Bearer token the token's user.
+async fn users_me(
+    State(sim): State<Simulator>,
+    grant: Option<Extension<Grant>>,
+) -> ApiResult<Response> {
+    match grant {
+        Some(Extension(g)) => oauth::me(&sim, &g),
+        None => Ok(meta::me(State(sim)).await),
+    }
+}
+
+/// `GET /users/@me/guilds`: the bot's guilds, or with a Bearer token (scope
+/// `guilds`) the token's user's.
+async fn users_me_guilds(
+    State(sim): State<Simulator>,
+    grant: Option<Extension<Grant>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let user_id = match grant {
+        Some(Extension(g)) if !g.has("guilds") => return Err(ApiError::missing_access()),
+        Some(Extension(g)) => g.user_id,
+        None => sim.bot_user_id(),
+    };
+    oauth::my_guilds(&sim, user_id, &q)
 }
 
 async fn not_found() -> ApiError {
@@ -162,13 +196,20 @@ async fn record_and_guard(State(sim): State<Simulator>, req: Request, next: Next
     let index = sim.0.recorder.start(Recorded {
         method: method.clone(),
         path: path.clone(),
-        body: body_value(&parts.headers, &bytes),
+        // Form bodies (OAuth2) are kept with their secrets redacted; headers
+        // (and so tokens) are never recorded.
+        body: body_value(&parts.headers, &bytes)
+            .or_else(|| oauth::recorded_form(&parts.headers, &bytes)),
         audit_reason,
         status: 0,
     });
     let response = match guard(&sim, &parts.headers, &method, &path) {
-        Some(refused) => refused,
-        None => {
+        Err(refused) => *refused,
+        Ok(grant) => {
+            let mut parts = parts;
+            if let Some(g) = grant {
+                parts.extensions.insert(g);
+            }
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
@@ -177,30 +218,50 @@ async fn record_and_guard(State(sim): State<Simulator>, req: Request, next: Next
     response
 }
 
-fn guard(sim: &Simulator, headers: &HeaderMap, method: &str, path: &str) -> Option<Response> {
+/// Authenticates and applies faults: `Err` is the refusal; `Ok(Some(grant))` a
+/// valid Bearer token on a route that takes one.
+fn guard(
+    sim: &Simulator,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+) -> Result<Option<Grant>, Box<Response>> {
     let gateway = method == "GET" && (path == "/gateway" || path == "/gateway/bot");
-    // Interaction callbacks and webhooks authenticate by their token, and
-    // `GET /gateway` needs no auth on Discord.
-    let token_auth = path.starts_with("/interactions/") || path.starts_with("/webhooks/");
+    // Interaction callbacks and webhooks authenticate by their token, the OAuth2
+    // token endpoints by the client's credentials, and `GET /gateway` needs no
+    // auth on Discord.
+    let token_auth = path.starts_with("/interactions/")
+        || path.starts_with("/webhooks/")
+        || path == "/oauth2/token"
+        || path == "/oauth2/token/revoke";
+    let mut grant = None;
     if !token_auth && path != "/gateway" {
         let expected = format!("Bot {}", sim.0.config.token);
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         if given != Some(expected.as_str()) {
-            return Some(ApiError::unauthorized().into_response());
+            let bearer_route =
+                method == "GET" && (path == "/users/@me" || path == "/users/@me/guilds");
+            grant = given
+                .and_then(|g| g.strip_prefix("Bearer "))
+                .filter(|_| bearer_route)
+                .and_then(|t| sim.0.oauth.bearer(t));
+            if grant.is_none() {
+                return Err(Box::new(ApiError::unauthorized().into_response()));
+            }
         }
     }
     if gateway {
-        return None;
+        return Ok(grant);
     }
     match sim.0.faults.check(&format!("{method} {path}")) {
-        Verdict::Pass => None,
+        Verdict::Pass => Ok(grant),
         Verdict::RateLimited {
             retry_after,
             global,
-        } => Some(faults::too_many_requests(retry_after, global)),
-        Verdict::Fail(status) => Some(faults::server_error(status)),
+        } => Err(Box::new(faults::too_many_requests(retry_after, global))),
+        Verdict::Fail(status) => Err(Box::new(faults::server_error(status))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `townes` command line: 12-factor configuration (environment and flags),
 //! human-readable output by default and `--json` for scripts.
 
+mod api;
 mod bench;
 mod demo;
 mod dev;
@@ -14,6 +15,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 use townes::discord::{LocalDiscord, LocalGuild};
+use townes::live::Live;
 use townes::runtime::{Outcome, Plans, Runtime, RuntimeConfig};
 use townes::store::{Guild, Store};
 
@@ -51,6 +53,10 @@ pub struct Settings {
     /// Per-plan limits as JSON, e.g. '{"free": {"memory_mib": 16, "cpu_ms": 50}}'.
     #[arg(long, env = "TOWNES_PLANS", global = true)]
     pub plans: Option<String>,
+    /// Redis (redis://…), to fan live events out to every process (hosted mode);
+    /// without it they stay in this process.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -77,6 +83,10 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Measure dispatch: instantiation, no-op and xp throughput, memory (temporary stores).
     Bench(bench::BenchArgs),
+    /// Run the dashboard API alone (`serve` also starts it).
+    Api(api::ApiArgs),
+    /// Print the API's OpenAPI document (YAML), as committed in docs/API/openapi.yaml.
+    Openapi,
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -109,6 +119,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Serve(args) => serve::run(&cli.settings, args).await,
         Command::Dev(args) => dev::run(&cli.settings, args).await,
+        Command::Api(args) => api::run(&cli.settings, args).await,
+        Command::Openapi => {
+            print!("{}", townes::api::openapi::yaml());
+            Ok(())
+        }
     }
 }
 
@@ -134,6 +149,14 @@ async fn runtime_with(settings: &Settings, discord: Arc<LocalDiscord>) -> anyhow
     let mut config = runtime_config(settings)?;
     config.bot_user_id = 1;
     Runtime::new(config, store, discord)
+}
+
+/// The live-events bus: through Redis when `REDIS_URL` is set, else in-process.
+async fn live(settings: &Settings) -> anyhow::Result<Live> {
+    match &settings.redis_url {
+        Some(url) if !url.trim().is_empty() => Live::with_redis(url).await,
+        _ => Ok(Live::local()),
+    }
 }
 
 /// The runtime's configuration from the settings (the bot's id comes from Discord).

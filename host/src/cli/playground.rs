@@ -107,7 +107,10 @@ impl Playground {
             );
             features.push(manifest);
         }
-        let connection = Connection::new(sim.token(), Some(sim.base_url()));
+        let connection = Connection {
+            live: super::live(settings).await?,
+            ..Connection::new(sim.token(), Some(sim.base_url()))
+        };
         let roles = vec![
             (admin_role, "Admin".to_string()),
             (bot_role, "Townes".to_string()),

@@ -9,10 +9,12 @@
 //! stay queued for the next start) and writes what it counted.
 
 use super::playground::{self, Playground};
-use super::{Settings, open_store, print_outcome, runtime_config};
+use super::{Settings, live, open_store, print_outcome, runtime_config};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use townes::api::{ApiConfig, ApiParts, ApiServer};
+use townes::discord::{DEFAULT_BASE_URL, RestClient};
 use townes::gateway::Shards;
 use townes::interactions::http::{SignatureCheck, router};
 use townes::platform::{Connection, Running, connect};
@@ -38,6 +40,11 @@ pub struct ServeArgs {
     /// The application's public key (developer portal), to verify interactions.
     #[arg(long, env = "DISCORD_PUBLIC_KEY")]
     discord_public_key: Option<String>,
+    /// Do not start the dashboard API (run it elsewhere with `townes api`).
+    #[arg(long, env = "TOWNES_NO_API")]
+    no_api: bool,
+    #[command(flatten)]
+    api: ApiConfig,
 }
 
 /// How often due scheduled jobs are looked for.
@@ -65,6 +72,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
             }
             let connection = Connection {
                 shards: args.shards,
+                live: live(settings).await?,
                 ..Connection::new(token, args.discord_api_base)
             };
             (None, connection)
@@ -75,6 +83,10 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
             (Some(playground), connection)
         }
     };
+    let rest = RestClient::new(
+        connection.api_base.as_deref().unwrap_or(DEFAULT_BASE_URL),
+        &connection.token,
+    )?;
     let running = connect(store, runtime_config(settings)?, connection).await?;
     if let (Some(addr), Some(check)) = (args.interactions_addr, check) {
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -85,6 +97,11 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         let app = router(running.platform.clone(), check);
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
+    let api = if args.no_api {
+        None
+    } else {
+        Some(start_api(args.api, &running, &rest, playground.as_ref()).await?)
+    };
     if let Some(playground) = &playground {
         playground::play(playground).await?;
     }
@@ -97,11 +114,44 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => println!("the platform is connected to Discord; press Ctrl-C to stop"),
     }
-    serve_until(&running, shutdown).await?;
+    let served = serve_until(&running, shutdown).await;
+    if let Some(api) = api {
+        api.shutdown().await?;
+    }
+    served?;
     running.shutdown(DRAIN).await?;
     println!("stopped");
     Ok(())
 }
+
+/// Starts the dashboard API next to the gateway. In the playground, Discord
+/// login goes to the simulator unless configured otherwise.
+async fn start_api(
+    mut config: ApiConfig,
+    running: &Running,
+    rest: &RestClient,
+    playground: Option<&Playground>,
+) -> anyhow::Result<ApiServer> {
+    if let Some(playground) = playground.filter(|_| config.oauth_client_id.is_none()) {
+        config.oauth_client_id = Some(playground.sim.client_id());
+        config.oauth_client_secret = Some(playground.sim.client_secret());
+        config.discord_web_base = playground.sim.base_url();
+        config
+            .oauth_redirect_uri
+            .get_or_insert_with(|| PLAYGROUND_REDIRECT.to_string());
+    }
+    let platform = running.platform.clone();
+    let parts = ApiParts {
+        runtime: platform.runtime.clone(),
+        live: platform.live.clone(),
+        discord: Some(rest.clone()),
+        platform: Some(platform),
+    };
+    super::api::start(config, parts).await
+}
+
+/// Where the playground's Discord login returns to: a dashboard in development.
+const PLAYGROUND_REDIRECT: &str = "http://localhost:3000/auth/callback";
 
 /// Runs scheduled jobs and flushes usage until `shutdown` resolves or the
 /// gateway stops for good.

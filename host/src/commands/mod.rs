@@ -2,7 +2,8 @@
 //! applying the guild's policy (see `policy`), running it in the sandbox and
 //! saying what to answer. Transport-free: the gateway, the HTTP interactions
 //! endpoint and `townes dev` all come through here and only differ in how they
-//! deliver the [`Answer`].
+//! deliver the [`Answer`]. Every command (and component) that reached a feature,
+//! or was refused, is told to the dashboard as a `command_executed` live event.
 
 pub mod policy;
 pub mod prefix;
@@ -11,6 +12,7 @@ pub mod registry;
 use crate::discord::Discord;
 use crate::discord::custom_id;
 use crate::discord::permissions::{SEND_MESSAGES, VIEW_CHANNEL};
+use crate::live::{Live, LiveEvent, LiveKind};
 use crate::runtime::wit::{
     CommandArgument, CommandInvocation, CommandSource, ComponentInteraction, InteractionKind,
     Member, Reply,
@@ -94,14 +96,17 @@ pub struct Commands {
     runtime: Arc<Runtime>,
     discord: Arc<dyn Discord>,
     cooldowns: Cooldowns,
+    live: Live,
 }
 
 impl Commands {
-    pub fn new(runtime: Arc<Runtime>, discord: Arc<dyn Discord>) -> Self {
+    /// `live` hears a `command_executed` event for every command and component.
+    pub fn new(runtime: Arc<Runtime>, discord: Arc<dyn Discord>, live: Live) -> Self {
         Commands {
             runtime,
             discord,
             cooldowns: Cooldowns::default(),
+            live,
         }
     }
 
@@ -109,9 +114,21 @@ impl Commands {
         &self.runtime
     }
 
-    /// Runs a slash or prefix command under the guild's policy.
+    /// Runs a slash or prefix command under the guild's policy, and tells the
+    /// dashboard (a prefix message naming no command is chat: nothing is told).
     pub async fn command(&self, call: CommandCall) -> Answer {
-        match self.try_command(call).await {
+        let mut executed = Executed {
+            guild_id: call.guild_id,
+            channel_id: call.channel_id,
+            user_id: call.invoker.user.id,
+            command: call.name.clone(),
+            feature_id: None,
+            source: match call.input {
+                Input::Slash { .. } => "slash",
+                Input::Prefix { .. } => "prefix",
+            },
+        };
+        let answer = match self.try_command(call, &mut executed.feature_id).await {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::error!(%error, "could not run a command");
@@ -121,10 +138,19 @@ impl Commands {
                         .into(),
                 }
             }
+        };
+        if executed.feature_id.is_some() || !matches!(answer, Answer::Silent) {
+            self.live.publish(executed.event(outcome_of(&answer)));
         }
+        answer
     }
 
-    async fn try_command(&self, call: CommandCall) -> anyhow::Result<Answer> {
+    /// Sets `owner` to the feature owning the command as soon as it is known.
+    async fn try_command(
+        &self,
+        call: CommandCall,
+        owner: &mut Option<String>,
+    ) -> anyhow::Result<Answer> {
         let store = self.runtime.store();
         let guild_id = call.guild_id;
         let settings = store.guild_settings(guild_id).await?;
@@ -152,6 +178,7 @@ impl Commands {
                 CommandSource::Slash => Answer::Refused(Refusal::Unknown { command: call.name }),
             });
         };
+        *owner = Some(owned.feature_id.clone());
         if !owned.enabled {
             return Ok(Answer::Refused(Refusal::Disabled));
         }
@@ -233,27 +260,52 @@ impl Commands {
     }
 
     /// Routes a component interaction to the feature whose namespace its custom
-    /// id carries.
+    /// id carries, and tells the dashboard (as a `command_executed` event whose
+    /// `command` is the feature's own custom id and `source` is `component`).
     pub async fn component(&self, call: ComponentCall) -> Answer {
-        let Some((feature_id, own_id)) = custom_id::split(&call.custom_id) else {
+        let Some((feature_id, own_id)) = custom_id::split(&call.custom_id)
+            .map(|(feature_id, own_id)| (feature_id.to_string(), own_id.to_string()))
+        else {
             return Answer::Silent;
         };
+        let executed = Executed {
+            guild_id: call.guild_id,
+            channel_id: call.channel_id,
+            user_id: call.invoker.user.id,
+            command: own_id.clone(),
+            feature_id: Some(feature_id.clone()),
+            source: "component",
+        };
+        match self.try_component(call, &feature_id, own_id).await {
+            Ok(answer) => {
+                self.live.publish(executed.event(outcome_of(&answer)));
+                answer
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not look up a component's feature");
+                self.live.publish(executed.event("failed"));
+                Answer::Silent
+            }
+        }
+    }
+
+    async fn try_component(
+        &self,
+        call: ComponentCall,
+        feature_id: &str,
+        own_id: String,
+    ) -> anyhow::Result<Answer> {
         let enabled = self
             .runtime
             .store()
             .guild_feature(call.guild_id, feature_id)
-            .await;
-        match enabled {
-            Ok(Some(gf)) if gf.enabled => {}
-            Ok(_) => return Answer::Refused(Refusal::Disabled),
-            Err(error) => {
-                tracing::error!(%error, "could not look up a component's feature");
-                return Answer::Silent;
-            }
+            .await?;
+        if !enabled.is_some_and(|gf| gf.enabled) {
+            return Ok(Answer::Refused(Refusal::Disabled));
         }
         let interaction = ComponentInteraction {
             kind: call.kind,
-            custom_id: own_id.to_string(),
+            custom_id: own_id,
             values: call.values,
             fields: call.fields,
             invoker: call.invoker,
@@ -264,7 +316,47 @@ impl Commands {
             .runtime
             .component(call.guild_id, feature_id, interaction)
             .await;
-        answer("This", outcome)
+        Ok(answer("This", outcome))
+    }
+}
+
+/// A command or component as the dashboard hears of it.
+struct Executed {
+    guild_id: u64,
+    channel_id: u64,
+    user_id: u64,
+    command: String,
+    /// `None` until a feature owning the command is found.
+    feature_id: Option<String>,
+    /// `slash`, `prefix` or `component`.
+    source: &'static str,
+}
+
+impl Executed {
+    /// The `command_executed` event, ids as strings.
+    fn event(self, outcome: &'static str) -> LiveEvent {
+        LiveEvent::new(
+            self.guild_id,
+            LiveKind::CommandExecuted,
+            serde_json::json!({
+                "command": self.command,
+                "feature": self.feature_id,
+                "user_id": self.user_id.to_string(),
+                "channel_id": self.channel_id.to_string(),
+                "outcome": outcome,
+                "source": self.source,
+            }),
+        )
+    }
+}
+
+/// `ok` (it ran, with or without a reply), `refused` (policy, a disabled or
+/// paused feature, bad arguments) or `failed` (it ran and failed, or the host did).
+fn outcome_of(answer: &Answer) -> &'static str {
+    match answer {
+        Answer::Reply { .. } | Answer::Silent => "ok",
+        Answer::Refused(_) => "refused",
+        Answer::Failed { .. } => "failed",
     }
 }
 

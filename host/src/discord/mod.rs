@@ -14,8 +14,9 @@ pub use executor::{
 };
 pub use local::{LocalDiscord, LocalGuild};
 pub use remote::RemoteDiscord;
-pub(crate) use rest::message_json;
+pub(crate) use remote::{member_from_json, role_from_json};
 pub use rest::{DEFAULT_BASE_URL, RestClient, RestConfigError, RestError};
+pub(crate) use rest::{message_json, snowflake};
 
 use crate::runtime::bindings::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
 use crate::runtime::wit::{GuildInfo, Member, MessageBody};

@@ -200,7 +200,7 @@ impl RemoteDiscord {
 }
 
 /// A member from Discord's JSON.
-fn member_from_json(json: &Value) -> Option<Member> {
+pub(crate) fn member_from_json(json: &Value) -> Option<Member> {
     let user = &json["user"];
     Some(Member {
         user: User {
@@ -219,7 +219,7 @@ fn member_from_json(json: &Value) -> Option<Member> {
 }
 
 /// A role from Discord's JSON (`permissions` is a string of the bit set).
-fn role_from_json(json: &Value) -> Option<Role> {
+pub(crate) fn role_from_json(json: &Value) -> Option<Role> {
     Some(Role {
         id: snowflake(&json["id"])?,
         name: json["name"].as_str().unwrap_or_default().to_string(),

@@ -699,6 +699,44 @@ impl RestClient {
         self.get(request).await
     }
 
+    /// `GET /guilds/{guild}/channels`.
+    pub async fn guild_channels(&self, guild_id: u64) -> Result<Value, RestError> {
+        let request = Request::new(
+            Method::GET,
+            "/guilds/{guild}/channels",
+            format!("/guilds/{guild_id}/channels"),
+        )
+        .target("guild", guild_id);
+        self.get(request).await
+    }
+
+    /// `GET /guilds/{guild}/emojis`.
+    pub async fn emojis(&self, guild_id: u64) -> Result<Value, RestError> {
+        let request = Request::new(
+            Method::GET,
+            "/guilds/{guild}/emojis",
+            format!("/guilds/{guild_id}/emojis"),
+        )
+        .target("guild", guild_id);
+        self.get(request).await
+    }
+
+    /// `GET /guilds/{guild}/members?limit=N&after=ID` (1 to 1,000), by user id.
+    /// Needs the privileged Server Members intent on Discord.
+    pub async fn members(&self, guild_id: u64, limit: u32, after: u64) -> Result<Value, RestError> {
+        let request = Request::new(
+            Method::GET,
+            "/guilds/{guild}/members",
+            format!(
+                "/guilds/{guild_id}/members?limit={}&after={after}",
+                limit.clamp(1, 1000)
+            ),
+        )
+        .needs("the Server Members intent (developer portal → Bot)")
+        .target("guild", guild_id);
+        self.get(request).await
+    }
+
     /// `GET /channels/{channel}`.
     pub async fn channel(&self, channel_id: u64) -> Result<Value, RestError> {
         let request = Request::new(

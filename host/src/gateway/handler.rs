@@ -344,6 +344,7 @@ impl RawEventHandler for UnknownDispatches {
             self.platform
                 .unknown_dispatches
                 .fetch_add(1, Ordering::Relaxed);
+            crate::metrics::metrics().record_unknown_dispatch();
             tracing::debug!(kind = %unknown.kind, payload = %unknown.value, "unreadable dispatch");
             let why = why_unreadable(&unknown.kind, unknown.value).unwrap_or_default();
             tracing::warn!(kind = %unknown.kind, %why, "a gateway dispatch could not be read");

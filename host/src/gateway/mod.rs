@@ -132,8 +132,9 @@ pub async fn run(
         .event_handler(handler::Handler::new(platform.clone()))
         .raw_event_handler(handler::UnknownDispatches::new(platform.clone()))
         .await?;
-    // A reconnect builds no new client, so the slot is only ever filled once.
+    // A reconnect builds no new client, so the slots are only ever filled once.
     let _ = platform.cache.set(client.cache.clone());
+    let _ = platform.shard_manager.set(client.shard_manager.clone());
     let manager = client.shard_manager.clone();
     tracing::info!(?intents, %shards, "connecting to the gateway");
     let started = async {

@@ -259,6 +259,18 @@ impl<'r> Marketplace<'r> {
         feature_id: &str,
         to: &str,
     ) -> Result<GuildFeature, MarketError> {
+        self.upgrade_with(guild_id, feature_id, to, None).await
+    }
+
+    /// [`Marketplace::upgrade`], replacing the approvals in the same step (for a
+    /// version that requests more than the one before); `None` keeps them.
+    pub async fn upgrade_with(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+        to: &str,
+        approval: Option<Approval>,
+    ) -> Result<GuildFeature, MarketError> {
         let before = self.in_guild(guild_id, feature_id).await?;
         let to = self.resolve_version(feature_id, Some(to)).await?;
         if before.version == to {
@@ -269,8 +281,10 @@ impl<'r> Marketplace<'r> {
             });
         }
         let manifest = self.runtime.manifest(feature_id, &to).await?;
-        let approval: Approval =
-            serde_json::from_value(before.grants.clone()).map_err(anyhow::Error::from)?;
+        let approval: Approval = match approval {
+            Some(approval) => approval,
+            None => serde_json::from_value(before.grants.clone()).map_err(anyhow::Error::from)?,
+        };
         check_approval(&manifest, &approval)?;
         if let Some(config) = &before.config {
             config::validate(&manifest.config_schema, config).map_err(|problems| {
@@ -282,6 +296,7 @@ impl<'r> Marketplace<'r> {
         }
         let upgraded = GuildFeature {
             version: to.clone(),
+            grants: serde_json::to_value(&approval).map_err(anyhow::Error::from)?,
             previous_version: Some(before.version.clone()),
             updated_at: chrono::Utc::now(),
             ..before.clone()

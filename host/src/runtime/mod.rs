@@ -26,6 +26,7 @@ pub use limits::{Limits, Plans};
 use crate::capabilities::{Effect, validate_body};
 use crate::discord::Discord;
 use crate::grants::{Approval, Grant};
+use crate::metrics::metrics;
 use crate::store::{GuildFeature, Scope, Store};
 use bindings::{FeaturePre, Manifest};
 use std::collections::HashMap;
@@ -244,19 +245,25 @@ impl Runtime {
         guild_id: u64,
         event: &Event,
     ) -> anyhow::Result<Vec<Outcome>> {
+        let started = Instant::now();
         self.usage.event(guild_id);
         let kind = event_kind(event);
-        let mut outcomes = Vec::new();
-        for gf in self.store.guild_features(guild_id).await? {
-            if !gf.enabled {
-                continue;
+        let dispatched = async {
+            let mut outcomes = Vec::new();
+            for gf in self.store.guild_features(guild_id).await? {
+                if !gf.enabled {
+                    continue;
+                }
+                let loaded = self.load(&gf.feature_id, &gf.version).await?;
+                if loaded.manifest.events.contains(&kind) {
+                    outcomes.push(self.invoke(gf, loaded, Handler::Event(event.clone())).await);
+                }
             }
-            let loaded = self.load(&gf.feature_id, &gf.version).await?;
-            if loaded.manifest.events.contains(&kind) {
-                outcomes.push(self.invoke(gf, loaded, Handler::Event(event.clone())).await);
-            }
+            Ok(outcomes)
         }
-        Ok(outcomes)
+        .await;
+        metrics().record_event(crate::metrics::event_kind_label(kind), started.elapsed());
+        dispatched
     }
 
     pub async fn command(
@@ -266,8 +273,14 @@ impl Runtime {
         invocation: CommandInvocation,
     ) -> Outcome {
         self.usage.command(guild_id);
-        self.invoke_enabled(guild_id, feature_id, Handler::Command(invocation))
-            .await
+        let name = invocation.name.clone();
+        let outcome = self
+            .invoke_enabled(guild_id, feature_id, Handler::Command(invocation))
+            .await;
+        if !matches!(outcome.result, Err(InvokeError::NotEnabled(_))) {
+            metrics().record_command(feature_id, &name);
+        }
+        outcome
     }
 
     pub async fn component(
@@ -343,7 +356,7 @@ impl Runtime {
                 InvokeError::NotEnabled(feature_id.to_string()),
                 started,
             ),
-            Err(e) => Outcome::failed(feature_id, InvokeError::Host(e), started),
+            Err(e) => Outcome::failed(feature_id, InvokeError::Host(e), started).counted(),
         }
     }
 
@@ -354,12 +367,15 @@ impl Runtime {
             .breaker_open_until
             .filter(|until| *until > chrono::Utc::now())
         {
-            return Outcome::failed(&feature_id, InvokeError::BreakerOpen { until }, started);
+            return Outcome::failed(&feature_id, InvokeError::BreakerOpen { until }, started)
+                .counted();
         }
         let limits = self.limits_for(gf.guild_id).await;
         let (mut store, stdio) = match self.new_store(&gf, &loaded.manifest, &limits) {
             Ok(s) => s,
-            Err(e) => return Outcome::failed(&feature_id, InvokeError::Host(e), started),
+            Err(e) => {
+                return Outcome::failed(&feature_id, InvokeError::Host(e), started).counted();
+            }
         };
         let wall = limits.wall();
         let ctx = Context {
@@ -434,6 +450,7 @@ impl Runtime {
             stdio,
             elapsed: started.elapsed(),
         }
+        .counted()
     }
 
     async fn limits_for(&self, guild_id: u64) -> Limits {
@@ -559,6 +576,14 @@ impl Outcome {
             stdio: String::new(),
             elapsed: started.elapsed(),
         }
+    }
+
+    /// Counts the invocation in the metrics by its outcome.
+    fn counted(self) -> Self {
+        if let Some(outcome) = crate::metrics::outcome_label(&self.result) {
+            metrics().record_invocation(&self.feature_id, outcome);
+        }
+        self
     }
 }
 

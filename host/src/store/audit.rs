@@ -71,4 +71,86 @@ impl Store {
         });
         Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
+
+    /// One entry of a guild by id; `None` if there is none, or it belongs to another
+    /// guild (or none), so a guild's dashboard cannot read other guilds' entries by id.
+    pub async fn audit_entry(
+        &self,
+        guild_id: u64,
+        id: i64,
+    ) -> Result<Option<AuditEntry>, StoreError> {
+        let row: Option<AuditRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, guild_id, actor, action, feature_id, details, created_at
+                 FROM audit_log
+                 WHERE id = $1 AND guild_id = $2",
+            )
+            .bind(id)
+            .bind(db_id(guild_id))
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(AuditEntry::from))
+    }
+
+    /// A guild's entries, newest first, entries with id < before when given (keyset
+    /// pagination: pass the last id of a page to get the next one; unlike an offset, it
+    /// neither skips nor repeats entries when new ones are written meanwhile). Served by
+    /// `audit_log_by_guild`.
+    pub async fn audit_page(
+        &self,
+        guild_id: u64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, guild_id, actor, action, feature_id, details, created_at
+                 FROM audit_log
+                 WHERE guild_id = $1 AND id < $2
+                 ORDER BY id DESC
+                 LIMIT $3",
+            )
+            .bind(db_id(guild_id))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(db_limit(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
+    /// Every entry (any guild, and platform-wide ones) with id > after, oldest first, at
+    /// most limit: for live tailing, starting from [`Store::audit_head`] and passing the
+    /// last id seen. Ids grow with every write; on Postgres an id is taken when the insert
+    /// starts, so a slow insert can commit after a later id is already visible. Each
+    /// entry is written by a single-statement insert, so that window is short; a tailer
+    /// that must never miss one can re-read a little behind its cursor.
+    pub async fn audit_since(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, guild_id, actor, action, feature_id, details, created_at
+                 FROM audit_log
+                 WHERE id > $1
+                 ORDER BY id
+                 LIMIT $2",
+            )
+            .bind(after)
+            .bind(db_limit(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
+    /// The highest audit id so far (0 when empty): where a live tail starts, so it only
+    /// sends what is written after it connected.
+    pub async fn audit_head(&self) -> Result<i64, StoreError> {
+        let head: i64 = on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM audit_log")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(head)
+    }
 }

@@ -22,7 +22,8 @@
 //! versions, guild features), `tenants.rs` (tenants and the guilds they own),
 //! `settings.rs` (guild settings, role permissions, command cooldowns), `usage.rs`
 //! (daily usage counters), `storage.rs` (key-value, boards, quotas), `audit.rs`,
-//! `jobs.rs`.
+//! `jobs.rs`, `auth.rs` (dashboard sessions, API keys, OAuth states, the readiness
+//! ping), `incidents.rs` (incidents tenants report).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -49,8 +50,10 @@ macro_rules! on_db {
 }
 
 mod audit;
+mod auth;
 mod catalog;
 mod commands;
+mod incidents;
 mod jobs;
 mod outbox;
 mod settings;
@@ -323,6 +326,81 @@ pub struct ScheduledJob {
     pub name: String,
     pub payload: String,
     pub run_at: DateTime<Utc>,
+}
+
+/// A dashboard login. The cookie carries a random token; only its sha256 is stored, so
+/// the database never holds anything a browser could present. Returned by
+/// [`Store::live_session`] only while neither revoked nor expired.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Session {
+    /// The tenant the login acts for.
+    pub tenant_id: String,
+    /// The Discord user who logged in (through OAuth).
+    pub discord_user_id: u64,
+    /// Their Discord name when they logged in, for display.
+    pub user_name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A session to create ([`Store::create_session`]); borrowed, since the API builds it
+/// from values it already holds. `created_at` is stamped by the store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewSession<'a> {
+    /// Hex sha256 of the cookie's token (the token itself is never stored).
+    pub token_hash: &'a str,
+    pub tenant_id: &'a str,
+    pub discord_user_id: u64,
+    pub user_name: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An API key for a tenant's servers; the secret is shown once and stored as its sha256,
+/// so this type has no secret to leak when listed or serialised.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ApiKey {
+    /// 32 random hex digits; the public half of a presented key.
+    pub id: String,
+    pub tenant_id: String,
+    /// The tenant's label for the key.
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    /// Set by [`Store::touch_api_key`] when the key is used; `None` if never used.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked; a revoked key is listed but never accepted.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An incident to report ([`Store::create_incident`] validates it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewIncident {
+    pub tenant_id: String,
+    /// The guild it concerns, if any (not checked against the tenant's guilds here).
+    pub guild_id: Option<u64>,
+    /// One of `low`, `medium`, `high`, `critical`.
+    pub severity: String,
+    /// 1 to 200 characters.
+    pub title: String,
+    /// At most 10,000 characters.
+    pub description: String,
+    /// Who reported it, written like an audit entry's `actor`.
+    pub created_by: String,
+}
+
+/// An incident as stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Incident {
+    /// 32 random hex digits.
+    pub id: String,
+    pub tenant_id: String,
+    pub guild_id: Option<u64>,
+    pub severity: String,
+    pub title: String,
+    pub description: String,
+    /// `"open"` when created.
+    pub status: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// What a database URL resolved to.

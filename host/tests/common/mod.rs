@@ -174,8 +174,22 @@ pub async fn postgres() -> Result<(String, Store, Guard), String> {
     Ok(("postgres".to_string(), store, guard))
 }
 
+/// The Redis server the tests use unless `TEST_REDIS_URL` says otherwise.
+pub const DEFAULT_TEST_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The Redis URL for tests: `TEST_REDIS_URL`, else [`DEFAULT_TEST_REDIS_URL`].
+/// Like Postgres: a test that finds it unreachable prints
+/// `skipping: Redis not reachable at …` and returns, unless [`in_ci`] (then it
+/// fails).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_TEST_REDIS_URL.to_string())
+}
+
 /// A URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let credentials = &url[scheme_end + 3..at];
@@ -223,7 +237,8 @@ pub fn sent_texts(effects: &[townes::capabilities::Effect]) -> Vec<String> {
 }
 
 /// The `townes` binary with a fresh SQLite database and data directory in `dir`
-/// (`DATABASE_URL` = `sqlite://{dir}/townes.db`, `TOWNES_DATA_DIR` = `dir`).
+/// (`DATABASE_URL` = `sqlite://{dir}/townes.db`, `TOWNES_DATA_DIR` = `dir`), and
+/// the dashboard API on a free port, so tests running at once do not collide.
 pub fn townes_command(dir: &std::path::Path) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_townes"));
     command
@@ -231,6 +246,7 @@ pub fn townes_command(dir: &std::path::Path) -> std::process::Command {
             "DATABASE_URL",
             format!("sqlite://{}/townes.db", dir.display()),
         )
-        .env("TOWNES_DATA_DIR", dir);
+        .env("TOWNES_DATA_DIR", dir)
+        .env("TOWNES_API_ADDR", "127.0.0.1:0");
     command
 }

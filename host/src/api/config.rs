@@ -1,0 +1,96 @@
+//! The API's settings, from flags or the environment (`townes api --help` lists them).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where and how the dashboard API listens, and how it logs people in.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ApiConfig {
+    /// Address of the dashboard API.
+    #[arg(
+        long = "api-addr",
+        env = "TOWNES_API_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub addr: SocketAddr,
+    /// Browser origins allowed to call the API with credentials (comma-separated,
+    /// e.g. `https://app.example.com`). Empty: no cross-origin access.
+    #[arg(
+        long = "cors-origins",
+        env = "TOWNES_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// The OAuth2 client id (the application id in Discord's developer portal).
+    #[arg(long = "oauth-client-id", env = "DISCORD_CLIENT_ID")]
+    pub oauth_client_id: Option<String>,
+    /// The OAuth2 client secret (developer portal → OAuth2).
+    #[arg(
+        long = "oauth-client-secret",
+        env = "DISCORD_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub oauth_client_secret: Option<String>,
+    /// Where Discord sends the browser back after login: the dashboard page that
+    /// posts `code` and `state` to `/auth/discord/callback`. Must be registered in
+    /// the developer portal.
+    #[arg(long = "oauth-redirect-uri", env = "TOWNES_OAUTH_REDIRECT_URI")]
+    pub oauth_redirect_uri: Option<String>,
+    /// Discord's web origin, where the login page is (`/oauth2/authorize`).
+    #[arg(
+        long = "discord-web-base",
+        env = "DISCORD_WEB_BASE",
+        default_value = "https://discord.com"
+    )]
+    pub discord_web_base: String,
+    /// Mark cookies `Secure` (HTTPS only). Turn off only for plain-HTTP local
+    /// development.
+    #[arg(long = "cookie-secure", env = "TOWNES_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cookie_secure: bool,
+    /// Requests per minute allowed from one IP address.
+    #[arg(
+        long = "rate-limit-ip",
+        env = "TOWNES_RATE_LIMIT_IP",
+        default_value_t = 600
+    )]
+    pub rate_limit_ip: u32,
+    /// Requests per minute allowed for one signed-in user or API key.
+    #[arg(
+        long = "rate-limit-key",
+        env = "TOWNES_RATE_LIMIT_KEY",
+        default_value_t = 1200
+    )]
+    pub rate_limit_key: u32,
+}
+
+/// How long a dashboard session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a login may take between `/auth/discord/login` and the callback.
+pub const OAUTH_STATE_TTL: Duration = Duration::from_secs(10 * 60);
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// How long a member's rights in a guild are trusted before Discord is asked again.
+pub const RIGHTS_TTL: Duration = Duration::from_secs(30);
+
+impl ApiConfig {
+    /// Defaults for tests and the playground: any free port, no cross-origin access.
+    pub fn local() -> ApiConfig {
+        ApiConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cors_origins: Vec::new(),
+            oauth_client_id: None,
+            oauth_client_secret: None,
+            oauth_redirect_uri: None,
+            discord_web_base: "https://discord.com".into(),
+            cookie_secure: true,
+            rate_limit_ip: 600,
+            rate_limit_key: 1200,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig::local()
+    }
+}

@@ -1,0 +1,335 @@
+//! Every failure of the API as one enum, and the one JSON shape clients see:
+//! `{"error": {"code", "message", "hint"?, "problems"?}}` with the status code, plus
+//! `Retry-After` on 429. Axum's own rejections (bad JSON, bad path or query) are
+//! converted here too, so no response leaves in another shape.
+
+use crate::marketplace::MarketError;
+use crate::store::StoreError;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `invalid`, `bad_request`, `payload_too_large`,
+    /// `unsupported_media_type`, `method_not_allowed`, `rate_limited`,
+    /// `unavailable`, `internal`.
+    #[schema(example = "not_found")]
+    pub code: &'static str,
+    /// For people; may change between versions.
+    pub message: String,
+    /// What to do about it, when there is something to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// For `invalid`: each value that was refused and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// One refused value: where it is in the request body (a JSON pointer) and why.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct Problem {
+    #[schema(example = "/greeting")]
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("sign in first, or send an API key")]
+    Unauthorized { hint: &'static str },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        problems: Vec<Problem>,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the request body is larger than the limit")]
+    PayloadTooLarge,
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("this path does not accept that method")]
+    MethodNotAllowed,
+    #[error("too many requests; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn not_found(what: impl std::fmt::Display) -> ApiError {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        ApiError::Invalid {
+            message: message.clone(),
+            problems: vec![Problem {
+                path: path.into(),
+                message,
+            }],
+        }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> ApiError {
+        ApiError::Internal(e.into())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::Invalid { .. } => "invalid",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ApiError::Unauthorized { hint } => Some((*hint).to_string()),
+            ApiError::Conflict { hint, .. } | ApiError::Unavailable { hint, .. } => hint.clone(),
+            ApiError::Forbidden(_) => Some(
+                "ask the guild's owner for Manage Server, or sign in as the tenant that owns it"
+                    .into(),
+            ),
+            ApiError::PayloadTooLarge => Some("send at most 64 KiB".into()),
+            ApiError::Internal(_) => {
+                Some("try again; if it keeps failing, report the X-Request-ID".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(e) = &self {
+            // The cause stays in the log (with the request id); the client gets none of it.
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                hint: self.hint(),
+                problems: match self {
+                    ApiError::Invalid { problems, .. } => problems,
+                    _ => Vec::new(),
+                },
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::InvalidArgument(message) => ApiError::Invalid {
+                message,
+                problems: Vec::new(),
+            },
+            StoreError::QuotaExceeded(message) => ApiError::Conflict {
+                message,
+                hint: None,
+            },
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<MarketError> for ApiError {
+    fn from(e: MarketError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            MarketError::UnknownFeature(_) | MarketError::UnknownVersion { .. } => {
+                ApiError::NotFound(message)
+            }
+            MarketError::UnknownGuild(_) => ApiError::NotFound(message),
+            MarketError::NotInGuild { .. } => ApiError::Conflict {
+                message,
+                hint: Some("install the feature in this guild first".into()),
+            },
+            MarketError::SameVersion { .. }
+            | MarketError::NothingToRollBack { .. }
+            | MarketError::MigrateFailed { .. } => ApiError::Conflict {
+                message,
+                hint: None,
+            },
+            MarketError::MissingRequired { missing, .. } => ApiError::Invalid {
+                problems: missing
+                    .iter()
+                    .map(|c| Problem {
+                        path: "/capabilities".into(),
+                        message: format!("required capability `{c}` is not approved"),
+                    })
+                    .collect(),
+                message,
+            },
+            MarketError::NotRequested { extra, .. } => ApiError::Invalid {
+                problems: extra
+                    .iter()
+                    .map(|c| Problem {
+                        path: "/capabilities".into(),
+                        message: format!("`{c}` is not requested by this feature"),
+                    })
+                    .collect(),
+                message,
+            },
+            MarketError::InvalidConfig { problems, .. } => ApiError::Invalid {
+                problems: problems
+                    .iter()
+                    .map(|p| Problem {
+                        path: p.path.clone(),
+                        message: p.message.clone(),
+                    })
+                    .collect(),
+                message,
+            },
+            MarketError::Install(e) => ApiError::Invalid {
+                message: e.to_string(),
+                problems: Vec::new(),
+            },
+            MarketError::Store(e) => e.into(),
+            MarketError::Host(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        match r {
+            JsonRejection::JsonDataError(e) => ApiError::Invalid {
+                message: e.body_text(),
+                problems: Vec::new(),
+            },
+            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> ApiError {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> ApiError {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+/// `axum::Json` whose rejection is an [`ApiError`].
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+/// `axum::extract::Path` whose rejection is an [`ApiError`].
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+/// `axum::extract::Query` whose rejection is an [`ApiError`].
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// An optional JSON body: absent (empty) is `None`; present, it must be JSON.
+pub struct MaybeJson<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S>
+    for MaybeJson<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                _ => ApiError::BadRequest(e.body_text()),
+            })?;
+        if bytes.is_empty() {
+            return Ok(MaybeJson(None));
+        }
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let value = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(MaybeJson(Some(value.0)))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

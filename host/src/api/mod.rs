@@ -1,0 +1,179 @@
+//! The dashboard API: REST and WebSocket over axum.
+//!
+//! - [`config`]: flags and environment.
+//! - [`error`]: one error enum, one JSON shape, and extractors that use it.
+//! - [`auth`]: Discord OAuth login, sessions, API keys, and the [`auth::Caller`]
+//!   extractor every protected route takes.
+//! - [`authz`]: who may touch a guild (tenant owner, or Manage Server there).
+//! - [`directory`]: the guild's roles, channels, emojis and members, read from Discord.
+//! - [`protect`]: request ids, rate limits, security headers, metrics.
+//! - `routes/`: the handlers, one file per area of the seed contracts.
+//! - [`ws`]: live guild events over `/api/ws`.
+//! - [`openapi`]: the OpenAPI document, generated from the handlers' annotations.
+//!
+//! `townes serve` starts it next to the gateway; `townes api` runs it alone.
+
+pub mod auth;
+pub mod authz;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod openapi;
+pub mod protect;
+mod routes;
+pub mod snowflake;
+pub mod ws;
+
+use crate::live::Live;
+use crate::platform::Platform;
+use crate::runtime::Runtime;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::ApiConfig;
+pub use error::{ApiError, ApiResult};
+
+/// Everything a handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ApiConfig,
+    runtime: Arc<Runtime>,
+    live: Live,
+    directory: directory::Directory,
+    oauth: Option<auth::oauth::OAuthClient>,
+    rights: authz::RightsCache,
+    limiter: protect::RateLimiter,
+    /// Present when the gateway runs in this process: queue depth and shard
+    /// latencies for `/metrics`.
+    platform: Option<Arc<Platform>>,
+}
+
+/// What the API needs from the rest of the host.
+pub struct ApiParts {
+    pub runtime: Arc<Runtime>,
+    pub live: Live,
+    /// The bot's REST access, for guild data and rights checks; `None` when no
+    /// bot token is configured (only tenant-owned guilds are reachable then).
+    pub discord: Option<crate::discord::RestClient>,
+    pub platform: Option<Arc<Platform>>,
+}
+
+impl ApiState {
+    pub fn new(config: ApiConfig, parts: ApiParts) -> anyhow::Result<ApiState> {
+        let oauth = auth::oauth::OAuthClient::from_config(
+            &config,
+            parts.discord.as_ref().map(|rest| rest.base_url()),
+        )?;
+        Ok(ApiState {
+            inner: Arc::new(Inner {
+                limiter: protect::RateLimiter::new(config.rate_limit_ip, config.rate_limit_key),
+                config,
+                runtime: parts.runtime,
+                live: parts.live,
+                directory: directory::Directory::new(parts.discord),
+                oauth,
+                rights: authz::RightsCache::default(),
+                platform: parts.platform,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        self.inner.runtime.store()
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    pub fn live(&self) -> &Live {
+        &self.inner.live
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn directory(&self) -> &directory::Directory {
+        &self.inner.directory
+    }
+
+    pub(crate) fn oauth(&self) -> Option<&auth::oauth::OAuthClient> {
+        self.inner.oauth.as_ref()
+    }
+
+    pub(crate) fn rights(&self) -> &authz::RightsCache {
+        &self.inner.rights
+    }
+
+    pub(crate) fn limiter(&self) -> &protect::RateLimiter {
+        &self.inner.limiter
+    }
+
+    pub(crate) fn platform(&self) -> Option<&Platform> {
+        self.inner.platform.as_deref()
+    }
+}
+
+/// The whole API as one router, with every protection layer applied.
+pub fn router(state: ApiState) -> Router {
+    let routes = routes::router()
+        .merge(ws::router())
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(config::BODY_LIMIT));
+    protect::layers(routes, &state).with_state(state)
+}
+
+/// A running API server.
+pub struct ApiServer {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tail: tokio::task::JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// Binds `state.config().addr` and serves until [`ApiServer::shutdown`].
+    pub async fn start(state: ApiState) -> anyhow::Result<ApiServer> {
+        let addr = state.config().addr;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the API: {e}"))?;
+        let addr = listener.local_addr()?;
+        let tail = tokio::spawn(ws::tail_audit_log(state.clone()));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        Ok(ApiServer {
+            addr,
+            task,
+            stop,
+            tail,
+        })
+    }
+
+    /// Stops accepting connections and waits for requests in flight.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.tail.abort();
+        // Open WebSockets would hold a graceful shutdown forever; give them a moment.
+        match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
+            Ok(joined) => Ok(joined??),
+            Err(_) => Ok(()),
+        }
+    }
+}

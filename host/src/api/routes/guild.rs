@@ -1,0 +1,405 @@
+//! Seed 002's guild endpoints: settings, role permissions, the audit log, and
+//! the guild's emojis, roles, channels and members as the bot sees them.
+
+use super::{BodyErrors, CallerErrors, GuildErrors};
+use crate::api::ApiState;
+use crate::api::authz::GuildAccess;
+use crate::api::directory::{ChannelView, EmojiView, MemberView, RoleView};
+use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::api::snowflake::Snowflake;
+use crate::api::ws::announce;
+use crate::live::LiveKind;
+use crate::store::{AuditEntry, GuildSettings, NewAuditEntry, RolePermission};
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+/// A guild's command settings.
+#[derive(Serialize, ToSchema)]
+pub struct SettingsView {
+    /// 1 to 5 characters without whitespace.
+    #[schema(example = "!")]
+    pub prefix: String,
+    pub use_slash_commands: bool,
+    /// Whether prefix commands still work while slash commands are on.
+    pub allow_prefix_fallback: bool,
+    /// 0 (none) to 86,400.
+    pub global_cooldown_seconds: u32,
+    /// `null` until saved once (defaults apply).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<GuildSettings> for SettingsView {
+    fn from(s: GuildSettings) -> SettingsView {
+        SettingsView {
+            prefix: s.prefix,
+            use_slash_commands: s.use_slash_commands,
+            allow_prefix_fallback: s.allow_prefix_fallback,
+            global_cooldown_seconds: s.global_cooldown_seconds,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// Fields to change; the others keep their values.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsUpdate {
+    #[schema(min_length = 1, max_length = 5)]
+    pub prefix: Option<String>,
+    pub use_slash_commands: Option<bool>,
+    pub allow_prefix_fallback: Option<bool>,
+    #[schema(minimum = 0, maximum = 86400)]
+    pub global_cooldown_seconds: Option<u32>,
+}
+
+/// The guild's command settings.
+#[utoipa::path(get, path = "/api/guild/{guild_id}/settings", tag = "guild",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path)),
+    responses((status = 200, description = "Settings", body = SettingsView), CallerErrors, GuildErrors))]
+pub async fn settings(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+) -> ApiResult<axum::Json<SettingsView>> {
+    let settings = state.store().guild_settings(access.guild.id).await?;
+    Ok(axum::Json(settings.into()))
+}
+
+/// Changes the guild's command settings (audited, and announced live).
+#[utoipa::path(put, path = "/api/guild/{guild_id}/settings", tag = "guild",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path)),
+    request_body = SettingsUpdate,
+    responses((status = 200, description = "Saved", body = SettingsView), CallerErrors, GuildErrors, BodyErrors))]
+pub async fn update_settings(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Json(update): Json<SettingsUpdate>,
+) -> ApiResult<axum::Json<SettingsView>> {
+    let guild_id = access.guild.id;
+    let mut settings = state.store().guild_settings(guild_id).await?;
+    if let Some(prefix) = update.prefix {
+        settings.prefix = prefix;
+    }
+    if let Some(v) = update.use_slash_commands {
+        settings.use_slash_commands = v;
+    }
+    if let Some(v) = update.allow_prefix_fallback {
+        settings.allow_prefix_fallback = v;
+    }
+    if let Some(v) = update.global_cooldown_seconds {
+        settings.global_cooldown_seconds = v;
+    }
+    state
+        .store()
+        .set_guild_settings(&settings)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Invalid { message, .. } => {
+                let field = ["prefix", "global_cooldown_seconds"]
+                    .into_iter()
+                    .find(|f| message.starts_with(f))
+                    .unwrap_or("");
+                ApiError::invalid(format!("/{field}"), message)
+            }
+            other => other,
+        })?;
+    let saved: SettingsView = state.store().guild_settings(guild_id).await?.into();
+    let as_json = serde_json::to_value(&saved).map_err(ApiError::internal)?;
+    audit(&state, &access, "settings.updated", None, as_json.clone()).await?;
+    announce(
+        &state,
+        guild_id,
+        LiveKind::SettingsUpdate,
+        json!({ "settings": as_json }),
+    );
+    Ok(axum::Json(saved))
+}
+
+async fn audit(
+    state: &ApiState,
+    access: &GuildAccess,
+    action: &str,
+    feature_id: Option<&str>,
+    details: Value,
+) -> ApiResult<()> {
+    state
+        .store()
+        .audit(&NewAuditEntry {
+            guild_id: Some(access.guild.id),
+            actor: access.caller.actor(),
+            action: action.into(),
+            feature_id: feature_id.map(str::to_string),
+            details,
+        })
+        .await?;
+    Ok(())
+}
+
+/// A role allowed to use a command group (a feature id or a command name).
+#[derive(Serialize, ToSchema)]
+pub struct PermissionView {
+    /// `<role id>:<command group>`; use it to delete the permission.
+    #[schema(example = "1100000000000000002:moderation")]
+    pub id: String,
+    pub role_id: Snowflake,
+    pub command_group: String,
+}
+
+impl From<RolePermission> for PermissionView {
+    fn from(p: RolePermission) -> PermissionView {
+        PermissionView {
+            id: format!("{}:{}", p.role_id, p.command_group),
+            role_id: Snowflake(p.role_id),
+            command_group: p.command_group,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPermission {
+    pub role_id: Snowflake,
+    /// A feature id or a command name; 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
+    pub command_group: String,
+}
+
+/// Which roles may use which command groups.
+#[utoipa::path(get, path = "/api/guild/{guild_id}/permissions", tag = "guild",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path)),
+    responses((status = 200, description = "Role permissions", body = [PermissionView]), CallerErrors, GuildErrors))]
+pub async fn permissions(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+) -> ApiResult<axum::Json<Vec<PermissionView>>> {
+    let permissions = state.store().role_permissions(access.guild.id).await?;
+    Ok(axum::Json(
+        permissions.into_iter().map(Into::into).collect(),
+    ))
+}
+
+/// Lets a role use a command group (granting it again changes nothing).
+#[utoipa::path(post, path = "/api/guild/{guild_id}/permissions", tag = "guild",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path)),
+    request_body = NewPermission,
+    responses((status = 201, description = "Granted", body = PermissionView), CallerErrors, GuildErrors, BodyErrors))]
+pub async fn grant_permission(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Json(body): Json<NewPermission>,
+) -> ApiResult<(StatusCode, axum::Json<PermissionView>)> {
+    let guild_id = access.guild.id;
+    state
+        .store()
+        .grant_role_permission(guild_id, body.role_id.0, &body.command_group)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Invalid { message, .. } => ApiError::invalid("/command_group", message),
+            other => other,
+        })?;
+    let view = PermissionView::from(RolePermission {
+        guild_id,
+        role_id: body.role_id.0,
+        command_group: body.command_group,
+    });
+    audit(
+        &state,
+        &access,
+        "permission.granted",
+        None,
+        json!({ "role_id": view.role_id, "command_group": view.command_group }),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+/// Takes a command group away from a role.
+#[utoipa::path(delete, path = "/api/guild/{guild_id}/permissions/{permission_id}", tag = "guild",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path),
+        ("permission_id" = String, Path, description = "`<role id>:<command group>`")),
+    responses((status = 204, description = "Revoked"), CallerErrors, GuildErrors))]
+pub async fn revoke_permission(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Path((_, permission_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let not_found = || ApiError::not_found(format!("permission {permission_id}"));
+    let (role, group) = permission_id.split_once(':').ok_or_else(not_found)?;
+    let role: u64 = role.parse().map_err(|_| not_found())?;
+    if !state
+        .store()
+        .revoke_role_permission(access.guild.id, role, group)
+        .await?
+    {
+        return Err(not_found());
+    }
+    audit(
+        &state,
+        &access,
+        "permission.revoked",
+        None,
+        json!({ "role_id": Snowflake(role), "command_group": group }),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One audit-log entry.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntryView {
+    pub id: i64,
+    pub guild_id: Option<Snowflake>,
+    /// Who did it: `user:<id>`, `api-key:<id>`, `cli`, `feature:<id>`, `host`.
+    pub actor: String,
+    #[schema(example = "feature.enabled")]
+    pub action: String,
+    pub feature_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<AuditEntry> for AuditEntryView {
+    fn from(e: AuditEntry) -> AuditEntryView {
+        AuditEntryView {
+            id: e.id,
+            guild_id: e.guild_id.map(Snowflake),
+            actor: e.actor,
+            action: e.action,
+            feature_id: e.feature_id,
+            details: e.details,
+            created_at: e.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditPage {
+    /// Only entries older than this id (the last id of the previous page).
+    pub before: Option<i64>,
+    /// 1 to 100; 50 when absent.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+}
+
+/// The guild's audit log, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/guild/{guild_id}/audit-logs", tag = "guild",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path), AuditPage),
+    responses((status = 200, description = "Entries", body = [AuditEntryView]), CallerErrors, GuildErrors,
+        (status = 422, description = "`limit` out of range", body = ErrorBody)))]
+pub async fn audit_logs(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Query(page): Query<AuditPage>,
+) -> ApiResult<axum::Json<Vec<AuditEntryView>>> {
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "`limit` must be 1 to 100"));
+    }
+    let entries = state
+        .store()
+        .audit_page(access.guild.id, page.before, limit)
+        .await?;
+    Ok(axum::Json(entries.into_iter().map(Into::into).collect()))
+}
+
+/// One audit-log entry of the guild.
+#[utoipa::path(get, path = "/api/guild/{guild_id}/audit-logs/{entry_id}", tag = "guild",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path), ("entry_id" = i64, Path)),
+    responses((status = 200, description = "The entry", body = AuditEntryView), CallerErrors, GuildErrors))]
+pub async fn audit_log(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Path((_, entry_id)): Path<(String, i64)>,
+) -> ApiResult<axum::Json<AuditEntryView>> {
+    let entry = state
+        .store()
+        .audit_entry(access.guild.id, entry_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("audit entry {entry_id}")))?;
+    Ok(axum::Json(entry.into()))
+}
+
+/// The guild's custom emojis.
+#[utoipa::path(get, path = "/api/guild/{guild_id}/emojis", tag = "guild data",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path)),
+    responses((status = 200, description = "Emojis", body = [EmojiView]), CallerErrors, GuildErrors))]
+pub async fn emojis(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+) -> ApiResult<axum::Json<Vec<EmojiView>>> {
+    Ok(axum::Json(state.directory().emojis(access.guild.id).await?))
+}
+
+/// The guild's roles, most powerful first.
+#[utoipa::path(get, path = "/api/guild/{guild_id}/roles", tag = "guild data",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path)),
+    responses((status = 200, description = "Roles", body = [RoleView]), CallerErrors, GuildErrors))]
+pub async fn roles(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+) -> ApiResult<axum::Json<Vec<RoleView>>> {
+    Ok(axum::Json(state.directory().roles(access.guild.id).await?))
+}
+
+/// The guild's channels, in Discord's order.
+#[utoipa::path(get, path = "/api/guild/{guild_id}/channels", tag = "guild data",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path)),
+    responses((status = 200, description = "Channels", body = [ChannelView]), CallerErrors, GuildErrors))]
+pub async fn channels(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+) -> ApiResult<axum::Json<Vec<ChannelView>>> {
+    Ok(axum::Json(
+        state.directory().channels(access.guild.id).await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemberPage {
+    /// 1 to 1,000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Only members with a user id above this (the last id of the previous page).
+    #[param(value_type = Option<String>, pattern = "^[0-9]{1,20}$")]
+    pub after: Option<Snowflake>,
+}
+
+/// The guild's members by user id, a page at a time.
+#[utoipa::path(get, path = "/api/guild/{guild_id}/members", tag = "guild data",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path), MemberPage),
+    responses((status = 200, description = "Members", body = [MemberView]), CallerErrors, GuildErrors,
+        (status = 422, description = "`limit` out of range", body = ErrorBody)))]
+pub async fn members(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Query(page): Query<MemberPage>,
+) -> ApiResult<axum::Json<Vec<MemberView>>> {
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "`limit` must be 1 to 1000"));
+    }
+    let after = page.after.map_or(0, |a| a.0);
+    Ok(axum::Json(
+        state
+            .directory()
+            .members(access.guild.id, limit, after)
+            .await?,
+    ))
+}

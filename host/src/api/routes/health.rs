@@ -1,0 +1,84 @@
+//! Probes for orchestrators and the Prometheus scrape.
+
+use crate::api::ApiState;
+use crate::api::error::ApiError;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ok` when every dependency answered.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// `ok`, or why the database is not reachable.
+    pub database: String,
+    /// `ok`, `not configured`, or why Redis is not reachable.
+    pub redis: String,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the database (and Redis, when configured) answer.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "Ready", body = Readiness),
+    (status = 503, description = "A dependency does not answer", body = Readiness)))]
+pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
+    let database = match state.store().ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database");
+            "unreachable".to_string()
+        }
+    };
+    let redis = if state.live().uses_redis() {
+        match state.live().ping().await {
+            Ok(()) => "ok".to_string(),
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: redis");
+                "unreachable".to_string()
+            }
+        }
+    } else {
+        "not configured".to_string()
+    };
+    let ready = database == "ok" && redis != "unreachable";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        status: if ready { "ok" } else { "unavailable" },
+        database,
+        redis,
+    };
+    (status, Json(body))
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+    (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    if let Some(platform) = state.platform() {
+        platform.refresh_metrics().await;
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::metrics().render(),
+    ))
+}

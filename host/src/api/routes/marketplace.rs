@@ -1,0 +1,526 @@
+//! The marketplace: the catalogue, a feature's manifest and what it asks for,
+//! and per-guild install, enable, disable, upgrade and configuration. Approvals
+//! travel with the call that needs them, so a feature is never enabled with
+//! more (or less) than the admin saw.
+
+use super::{BodyErrors, CallerErrors, GuildErrors};
+use crate::api::ApiState;
+use crate::api::auth::Caller;
+use crate::api::authz::GuildAccess;
+use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, MaybeJson, Path, Query};
+use crate::api::snowflake::Snowflake;
+use crate::api::ws::announce;
+use crate::grants::{Approval, capability_name, parse_capability};
+use crate::live::LiveKind;
+use crate::marketplace::Marketplace;
+use crate::runtime::wit::Manifest;
+use crate::store::GuildFeature;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Serialize, ToSchema)]
+pub struct VersionView {
+    #[schema(example = "1.2.0")]
+    pub version: String,
+    /// Offered for new installs.
+    pub published: bool,
+    /// Hex sha256 of the component.
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CatalogueEntry {
+    #[schema(example = "welcome")]
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Shipped with the platform.
+    pub builtin: bool,
+    pub publisher: Option<String>,
+    /// The newest published version; `null` when none is published.
+    pub latest_version: Option<String>,
+    /// Newest first.
+    pub versions: Vec<VersionView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CapabilityRequestView {
+    #[schema(example = "messages")]
+    pub capability: String,
+    /// Must be approved to enable the feature.
+    pub required: bool,
+    /// Why the feature asks, for the admin.
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CommandView {
+    pub name: String,
+    pub description: String,
+}
+
+/// One version of a feature as its manifest describes it.
+#[derive(Serialize, ToSchema)]
+pub struct FeatureDetail {
+    pub id: String,
+    pub version: String,
+    pub name: String,
+    pub description: String,
+    pub commands: Vec<CommandView>,
+    /// The gateway events it handles.
+    pub events: Vec<String>,
+    /// What it asks to be allowed to do.
+    pub capabilities: Vec<CapabilityRequestView>,
+    /// JSON Schema (2020-12) of its configuration.
+    #[schema(value_type = Object)]
+    pub config_schema: Value,
+    #[schema(value_type = Object)]
+    pub default_config: Value,
+}
+
+impl FeatureDetail {
+    fn from_manifest(m: Manifest) -> FeatureDetail {
+        FeatureDetail {
+            config_schema: serde_json::from_str(&m.config_schema).unwrap_or(Value::Null),
+            default_config: serde_json::from_str(&m.default_config).unwrap_or(Value::Null),
+            commands: m
+                .commands
+                .into_iter()
+                .map(|c| CommandView {
+                    name: c.name,
+                    description: c.description,
+                })
+                .collect(),
+            events: m
+                .events
+                .iter()
+                .map(|e| {
+                    serde_json::to_value(e)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_else(|| format!("{e:?}"))
+                })
+                .collect(),
+            capabilities: m
+                .capabilities
+                .iter()
+                .map(|r| CapabilityRequestView {
+                    capability: capability_name(r.capability).into(),
+                    required: r.required,
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+            id: m.id,
+            version: m.version,
+            name: m.name,
+            description: m.description,
+        }
+    }
+}
+
+/// A feature as set up in one guild.
+#[derive(Serialize, ToSchema)]
+pub struct GuildFeatureView {
+    pub feature_id: String,
+    pub version: String,
+    pub enabled: bool,
+    /// The approved capabilities.
+    pub capabilities: Vec<String>,
+    /// Channels it may post in; `null` means every channel.
+    pub channels: Option<Vec<Snowflake>>,
+    /// It may only manage roles below this one.
+    pub role_ceiling: Option<Snowflake>,
+    /// Its configuration; `null` until one is saved (the default applies).
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    /// The version before the last upgrade.
+    pub previous_version: Option<String>,
+    /// Set while the circuit breaker keeps it switched off after repeated faults.
+    pub breaker_open_until: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<GuildFeature> for GuildFeatureView {
+    fn from(gf: GuildFeature) -> GuildFeatureView {
+        let approval: Approval = serde_json::from_value(gf.grants).unwrap_or_default();
+        GuildFeatureView {
+            feature_id: gf.feature_id,
+            version: gf.version,
+            enabled: gf.enabled,
+            capabilities: approval.capabilities.into(),
+            channels: approval
+                .channels
+                .map(|c| c.into_iter().map(Snowflake).collect()),
+            role_ceiling: approval.role_ceiling.map(Snowflake),
+            config: gf.config,
+            previous_version: gf.previous_version,
+            breaker_open_until: gf.breaker_open_until,
+            updated_at: gf.updated_at,
+        }
+    }
+}
+
+/// What the admin approves, with an optional version.
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallRequest {
+    /// A version from the catalogue; the newest published one when absent.
+    pub version: Option<String>,
+    /// Capabilities approved. When absent: the ones already approved in this
+    /// guild, or, on a first install, only the required ones.
+    pub capabilities: Option<Vec<String>>,
+    /// Channels it may post in; absent or `null`: every channel.
+    pub channels: Option<Vec<Snowflake>>,
+    /// It may only manage roles strictly below this role.
+    pub role_ceiling: Option<Snowflake>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    /// The version to move to.
+    pub version: String,
+    /// New approvals, for a version that asks for more; absent keeps the current ones.
+    pub capabilities: Option<Vec<String>>,
+    pub channels: Option<Vec<Snowflake>>,
+    pub role_ceiling: Option<Snowflake>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// A version; the newest published one when absent.
+    pub version: Option<String>,
+}
+
+fn approval(
+    capabilities: Vec<String>,
+    channels: Option<Vec<Snowflake>>,
+    role_ceiling: Option<Snowflake>,
+) -> ApiResult<Approval> {
+    let mut problems = Vec::new();
+    let mut parsed = Vec::new();
+    for (i, name) in capabilities.iter().enumerate() {
+        match parse_capability(name) {
+            Ok(c) => parsed.push(c),
+            Err(why) => problems.push(crate::api::error::Problem {
+                path: format!("/capabilities/{i}"),
+                message: why,
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid {
+            message: "unknown capabilities".into(),
+            problems,
+        });
+    }
+    Ok(Approval {
+        capabilities: parsed.into_iter().collect(),
+        channels: channels.map(|c| c.into_iter().map(|s| s.0).collect()),
+        role_ceiling: role_ceiling.map(|s| s.0),
+    })
+}
+
+fn market<'s>(state: &'s ApiState, caller: &Caller) -> Marketplace<'s> {
+    Marketplace::new(state.runtime(), caller.actor())
+}
+
+/// The catalogue: every feature and its versions.
+#[utoipa::path(get, path = "/api/marketplace/features", tag = "marketplace",
+    security(("session" = []), ("api_key" = [])),
+    responses((status = 200, description = "The catalogue", body = [CatalogueEntry]), CallerErrors))]
+pub async fn catalogue(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<CatalogueEntry>>> {
+    let entries = market(&state, &caller).catalogue().await?;
+    Ok(axum::Json(
+        entries
+            .into_iter()
+            .map(|e| CatalogueEntry {
+                latest_version: e
+                    .versions
+                    .iter()
+                    .find(|v| v.published)
+                    .map(|v| v.version.clone()),
+                versions: e
+                    .versions
+                    .into_iter()
+                    .map(|v| VersionView {
+                        version: v.version,
+                        published: v.published,
+                        sha256: v.sha256,
+                        size_bytes: v.size_bytes,
+                        created_at: v.created_at,
+                    })
+                    .collect(),
+                id: e.feature.id,
+                name: e.feature.name,
+                description: e.feature.description,
+                builtin: e.feature.builtin,
+                publisher: e.feature.publisher,
+            })
+            .collect(),
+    ))
+}
+
+/// A feature's manifest: commands, events, the capabilities it requests and why,
+/// and its configuration schema.
+#[utoipa::path(get, path = "/api/marketplace/features/{feature_id}", tag = "marketplace",
+    security(("session" = []), ("api_key" = [])),
+    params(("feature_id" = String, Path, description = "The feature's id"), VersionQuery),
+    responses((status = 200, description = "The manifest", body = FeatureDetail), CallerErrors,
+        (status = 404, description = "No such feature or version", body = ErrorBody)))]
+pub async fn feature(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(feature_id): Path<String>,
+    Query(query): Query<VersionQuery>,
+) -> ApiResult<axum::Json<FeatureDetail>> {
+    let (version, _) = market(&state, &caller)
+        .requests(&feature_id, query.version.as_deref())
+        .await?;
+    let manifest = state
+        .runtime()
+        .manifest(&feature_id, &version)
+        .await
+        .map_err(ApiError::Internal)?;
+    Ok(axum::Json(FeatureDetail::from_manifest(manifest)))
+}
+
+/// The features installed in a guild.
+#[utoipa::path(get, path = "/api/guild/{guild_id}/features", tag = "marketplace",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path)),
+    responses((status = 200, description = "Installed features", body = [GuildFeatureView]),
+        CallerErrors, GuildErrors))]
+pub async fn guild_features(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+) -> ApiResult<axum::Json<Vec<GuildFeatureView>>> {
+    let features = state.store().guild_features(access.guild.id).await?;
+    Ok(axum::Json(features.into_iter().map(Into::into).collect()))
+}
+
+/// Installs (or re-enables) a feature in the guild with the approvals given.
+pub async fn enable_feature(
+    state: &ApiState,
+    access: &GuildAccess,
+    feature_id: &str,
+    request: InstallRequest,
+) -> ApiResult<GuildFeatureView> {
+    let guild_id = access.guild.id;
+    let market = market(state, &access.caller);
+    let existing = state.store().guild_feature(guild_id, feature_id).await?;
+    let approval = match (request.capabilities, &existing) {
+        (Some(capabilities), _) => approval(capabilities, request.channels, request.role_ceiling)?,
+        (None, Some(existing)) => {
+            serde_json::from_value(existing.grants.clone()).map_err(ApiError::internal)?
+        }
+        (None, None) => {
+            let (_, requests) = market
+                .requests(feature_id, request.version.as_deref())
+                .await?;
+            let required = requests
+                .iter()
+                .filter(|r| r.required)
+                .map(|r| capability_name(r.capability).to_string())
+                .collect();
+            approval(required, request.channels, request.role_ceiling)?
+        }
+    };
+    let version = request
+        .version
+        .or_else(|| existing.as_ref().map(|e| e.version.clone()));
+    let enabled = market
+        .enable(guild_id, feature_id, version.as_deref(), approval)
+        .await?;
+    announce(
+        state,
+        guild_id,
+        LiveKind::FeatureToggled,
+        json!({ "feature_id": feature_id, "enabled": true, "version": enabled.version }),
+    );
+    Ok(enabled.into())
+}
+
+pub async fn disable_feature(
+    state: &ApiState,
+    access: &GuildAccess,
+    feature_id: &str,
+) -> ApiResult<GuildFeatureView> {
+    let guild_id = access.guild.id;
+    market(state, &access.caller)
+        .disable(guild_id, feature_id)
+        .await?;
+    let disabled = state
+        .store()
+        .guild_feature(guild_id, feature_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("feature {feature_id} in this guild")))?;
+    announce(
+        state,
+        guild_id,
+        LiveKind::FeatureToggled,
+        json!({ "feature_id": feature_id, "enabled": false, "version": disabled.version }),
+    );
+    Ok(disabled.into())
+}
+
+/// Installs a feature in the guild, approving its capabilities in the same call.
+#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/install", tag = "marketplace",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
+    request_body = InstallRequest,
+    responses((status = 200, description = "Installed and enabled", body = GuildFeatureView),
+        CallerErrors, GuildErrors, BodyErrors))]
+pub async fn install(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Path((_, feature_id)): Path<(String, String)>,
+    Json(request): Json<InstallRequest>,
+) -> ApiResult<axum::Json<GuildFeatureView>> {
+    Ok(axum::Json(
+        enable_feature(&state, &access, &feature_id, request).await?,
+    ))
+}
+
+/// Enables a feature; with a body, replaces its approvals in the same step.
+#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/enable", tag = "marketplace",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
+    request_body(content = Option<InstallRequest>, description = "Optional approvals"),
+    responses((status = 200, description = "Enabled", body = GuildFeatureView),
+        CallerErrors, GuildErrors, BodyErrors))]
+pub async fn enable(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Path((_, feature_id)): Path<(String, String)>,
+    MaybeJson(body): MaybeJson<InstallRequest>,
+) -> ApiResult<axum::Json<GuildFeatureView>> {
+    let request = body.unwrap_or_default();
+    Ok(axum::Json(
+        enable_feature(&state, &access, &feature_id, request).await?,
+    ))
+}
+
+/// Disables a feature; its approvals and configuration are kept.
+#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/disable", tag = "marketplace",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
+    responses((status = 200, description = "Disabled", body = GuildFeatureView),
+        CallerErrors, GuildErrors,
+        (status = 409, description = "Not installed in this guild", body = ErrorBody)))]
+pub async fn disable(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Path((_, feature_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<GuildFeatureView>> {
+    Ok(axum::Json(
+        disable_feature(&state, &access, &feature_id).await?,
+    ))
+}
+
+/// Moves the guild to another version (running its `migrate`), optionally
+/// approving what the new version asks for in the same step.
+#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/upgrade", tag = "marketplace",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
+    request_body = UpgradeRequest,
+    responses((status = 200, description = "Upgraded", body = GuildFeatureView),
+        CallerErrors, GuildErrors, BodyErrors,
+        (status = 409, description = "Not installed, already on that version, or migrate failed", body = ErrorBody)))]
+pub async fn upgrade(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Path((_, feature_id)): Path<(String, String)>,
+    Json(request): Json<UpgradeRequest>,
+) -> ApiResult<axum::Json<GuildFeatureView>> {
+    let approval = match request.capabilities {
+        Some(capabilities) => Some(approval(
+            capabilities,
+            request.channels,
+            request.role_ceiling,
+        )?),
+        None => None,
+    };
+    let guild_id = access.guild.id;
+    let upgraded = market(&state, &access.caller)
+        .upgrade_with(guild_id, &feature_id, &request.version, approval)
+        .await?;
+    announce(
+        &state,
+        guild_id,
+        LiveKind::FeatureToggled,
+        json!({ "feature_id": feature_id, "enabled": upgraded.enabled, "version": upgraded.version }),
+    );
+    Ok(axum::Json(upgraded.into()))
+}
+
+/// The feature's configuration in this guild (its default until one is saved).
+#[utoipa::path(get, path = "/api/guild/{guild_id}/features/{feature_id}/config", tag = "marketplace",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
+    responses((status = 200, description = "The configuration", body = Object),
+        CallerErrors, GuildErrors,
+        (status = 409, description = "Not installed in this guild", body = ErrorBody)))]
+pub async fn config(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Path((_, feature_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    let gf = state
+        .store()
+        .guild_feature(access.guild.id, &feature_id)
+        .await?
+        .ok_or_else(|| ApiError::Conflict {
+            message: format!("feature `{feature_id}` is not installed in this guild"),
+            hint: Some("install it first".into()),
+        })?;
+    if let Some(config) = gf.config {
+        return Ok(axum::Json(config));
+    }
+    let manifest = state
+        .runtime()
+        .manifest(&feature_id, &gf.version)
+        .await
+        .map_err(ApiError::Internal)?;
+    Ok(axum::Json(
+        serde_json::from_str(&manifest.default_config).unwrap_or(Value::Null),
+    ))
+}
+
+/// Replaces the feature's configuration after checking it against the
+/// feature's schema; each refused value is named by its JSON pointer.
+#[utoipa::path(put, path = "/api/guild/{guild_id}/features/{feature_id}/config", tag = "marketplace",
+    security(("session" = []), ("api_key" = [])),
+    params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
+    request_body(content = Object, description = "The whole configuration"),
+    responses((status = 200, description = "Saved", body = Object),
+        CallerErrors, GuildErrors, BodyErrors,
+        (status = 409, description = "Not installed in this guild", body = ErrorBody)))]
+pub async fn set_config(
+    State(state): State<ApiState>,
+    access: GuildAccess,
+    Path((_, feature_id)): Path<(String, String)>,
+    Json(config): Json<Value>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let guild_id = access.guild.id;
+    market(&state, &access.caller)
+        .set_config(guild_id, &feature_id, config.clone())
+        .await?;
+    announce(
+        &state,
+        guild_id,
+        LiveKind::SettingsUpdate,
+        json!({ "feature_id": feature_id, "config": config }),
+    );
+    Ok((StatusCode::OK, axum::Json(config)))
+}

@@ -1,0 +1,149 @@
+//! The REST routes, one file per area: `health` (probes and metrics), `auth`
+//! (login, sessions, API keys), `assets` (seed 001: tenants' guilds, feature
+//! toggles, usage, incidents), `guild` (seed 002: settings, permissions, audit
+//! log, guild data) and `marketplace` (catalogue and per-guild features).
+//!
+//! Seed 001's paths are served as written (`/auth/…`, `/tenants/…`, `/assets/…`,
+//! `/usage/…`, `/incidents`); everything else lives under `/api`.
+
+pub mod assets;
+pub mod auth;
+pub mod guild;
+pub mod health;
+pub mod marketplace;
+
+use super::ApiState;
+use super::error::{ApiError, ErrorBody};
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/auth/discord/login", get(auth::login))
+        .route("/auth/discord/callback", post(auth::callback))
+        .route("/auth/logout", post(auth::logout))
+        .route("/me", get(auth::me))
+        .route("/api/keys", get(auth::list_keys).post(auth::create_key))
+        .route("/api/keys/{key_id}", delete(auth::revoke_key))
+        .route("/tenants/{tenant_id}/assets", get(assets::tenant_assets))
+        .route("/assets/{guild_id}", get(assets::asset))
+        .route(
+            "/assets/{guild_id}/features/{feature_id}/enable",
+            post(assets::enable_feature_route),
+        )
+        .route(
+            "/assets/{guild_id}/features/{feature_id}/disable",
+            post(assets::disable_feature_route),
+        )
+        .route("/usage/{guild_id}/daily", get(assets::daily_usage))
+        .route(
+            "/incidents",
+            get(assets::list_incidents).post(assets::create_incident),
+        )
+        .route(
+            "/api/guild/{guild_id}/settings",
+            get(guild::settings).put(guild::update_settings),
+        )
+        .route(
+            "/api/guild/{guild_id}/permissions",
+            get(guild::permissions).post(guild::grant_permission),
+        )
+        .route(
+            "/api/guild/{guild_id}/permissions/{permission_id}",
+            delete(guild::revoke_permission),
+        )
+        .route("/api/guild/{guild_id}/audit-logs", get(guild::audit_logs))
+        .route(
+            "/api/guild/{guild_id}/audit-logs/{entry_id}",
+            get(guild::audit_log),
+        )
+        .route("/api/guild/{guild_id}/emojis", get(guild::emojis))
+        .route("/api/guild/{guild_id}/roles", get(guild::roles))
+        .route("/api/guild/{guild_id}/channels", get(guild::channels))
+        .route("/api/guild/{guild_id}/members", get(guild::members))
+        .route("/api/marketplace/features", get(marketplace::catalogue))
+        .route(
+            "/api/marketplace/features/{feature_id}",
+            get(marketplace::feature),
+        )
+        .route(
+            "/api/guild/{guild_id}/features",
+            get(marketplace::guild_features),
+        )
+        .route(
+            "/api/guild/{guild_id}/features/{feature_id}/install",
+            post(marketplace::install),
+        )
+        .route(
+            "/api/guild/{guild_id}/features/{feature_id}/enable",
+            post(marketplace::enable),
+        )
+        .route(
+            "/api/guild/{guild_id}/features/{feature_id}/disable",
+            post(marketplace::disable),
+        )
+        .route(
+            "/api/guild/{guild_id}/features/{feature_id}/upgrade",
+            post(marketplace::upgrade),
+        )
+        .route(
+            "/api/guild/{guild_id}/features/{feature_id}/config",
+            get(marketplace::config).put(marketplace::set_config),
+        )
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; the API's routes are in docs/API/openapi.yaml".into())
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Errors any signed-in route can answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only read by the OpenAPI generator.
+pub enum CallerErrors {
+    /// A malformed parameter.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No session or API key, or a revoked or expired one.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Too many requests; see `Retry-After`.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    RateLimited(ErrorBody),
+}
+
+/// Errors of a guild-scoped route, on top of [`CallerErrors`].
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum GuildErrors {
+    /// The caller is in the guild but lacks Manage Server.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such guild, or the caller is not in it (the two are not told apart).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Discord could not be asked about the caller's rights.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// Errors of a route that reads a JSON body.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyErrors {
+    /// The body is over 64 KiB.
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// The body is well-formed but refused; `problems` names each value.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+}

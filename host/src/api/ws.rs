@@ -1,0 +1,243 @@
+//! `/api/ws`: live guild events for the dashboard.
+//!
+//! The client authenticates like any request (session cookie, or an API key in
+//! `Authorization`), then sends `{"type": "subscribe_guild", "guild_id": "…"}`
+//! (checked like a guild route) and `unsubscribe_guild`. The server sends
+//! `{"type": "<event>", "guild_id", "data", "at"}` for `audit_log`,
+//! `settings_update`, `feature_toggled`, `command_executed` and
+//! `ticket_update`, plus `subscribed` / `unsubscribed` / `error` replies.
+//!
+//! Memory per connection is bounded: events come from a bounded broadcast
+//! channel, and a client that falls behind it (or takes longer than
+//! [`SEND_TIMEOUT`] to accept one frame) is disconnected with close code 1008
+//! instead of being buffered for.
+//!
+//! Audit-log events come from tailing the `audit_log` table, so entries written
+//! by any process (the CLI, the gateway, another API instance) reach every
+//! dashboard; the other events are published where they happen (through Redis
+//! when it is configured).
+
+use super::ApiState;
+use super::auth::Caller;
+use super::authz::authorize;
+use super::error::ApiError;
+use super::routes::guild::AuditEntryView;
+use super::snowflake::Snowflake;
+use crate::live::{LiveEvent, LiveKind};
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// The longest one frame may wait for a client to take it.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Guilds one connection may follow at once.
+const MAX_SUBSCRIPTIONS: usize = 100;
+/// How often the audit log is read for new entries.
+const TAIL_EVERY: Duration = Duration::from_millis(300);
+/// Close code for a client too slow to keep up (policy violation).
+const CLOSE_SLOW: u16 = 1008;
+
+pub fn router() -> Router<ApiState> {
+    Router::new().route("/api/ws", get(upgrade))
+}
+
+/// What a client sends.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    SubscribeGuild {
+        #[serde(alias = "guildId")]
+        guild_id: Snowflake,
+    },
+    UnsubscribeGuild {
+        #[serde(alias = "guildId")]
+        guild_id: Snowflake,
+    },
+}
+
+/// An event as sent to clients.
+#[derive(Serialize)]
+struct Outgoing<'e> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    guild_id: Snowflake,
+    data: &'e Value,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Live guild events (WebSocket). Send `subscribe_guild` / `unsubscribe_guild`.
+#[utoipa::path(get, path = "/api/ws", tag = "live", operation_id = "live_events",
+    security(("session" = []), ("api_key" = [])),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        super::routes::CallerErrors))]
+pub async fn upgrade(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let ws = ws.map_err(|_| {
+        ApiError::BadRequest(
+            "this is a WebSocket endpoint: connect with `Upgrade: websocket`".into(),
+        )
+    })?;
+    Ok(ws
+        .max_message_size(4 * 1024)
+        .on_upgrade(move |socket| serve(state, caller, socket)))
+}
+
+async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
+    let mut events = state.live().subscribe();
+    let mut guilds: HashSet<u64> = HashSet::new();
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let Some(Ok(message)) = incoming else { return };
+                let reply = match message {
+                    Message::Text(text) => handle(&state, &caller, &mut guilds, text.as_str()).await,
+                    Message::Close(_) => return,
+                    _ => continue,
+                };
+                if !send(&mut socket, reply).await {
+                    return;
+                }
+            }
+            event = events.recv() => {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::info!(missed, "closing a WebSocket that fell behind");
+                        let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(CloseFrame {
+                            code: CLOSE_SLOW,
+                            reason: "too slow: events were dropped; reconnect and resubscribe".into(),
+                        })))).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                if !guilds.contains(&event.guild_id) {
+                    continue;
+                }
+                let frame = json!(Outgoing {
+                    kind: event.kind.as_str(),
+                    guild_id: Snowflake(event.guild_id),
+                    data: &event.data,
+                    at: event.at,
+                });
+                if !send(&mut socket, frame).await {
+                    tracing::info!("closing a WebSocket that does not read");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sends one frame; false when the client is gone or too slow to take it.
+async fn send(socket: &mut WebSocket, frame: Value) -> bool {
+    let text = frame.to_string();
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn handle(state: &ApiState, caller: &Caller, guilds: &mut HashSet<u64>, text: &str) -> Value {
+    let message: ClientMessage = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            return error_frame(
+                "bad_request",
+                &format!("{e}; send {{\"type\": \"subscribe_guild\", \"guild_id\": \"<id>\"}}"),
+            );
+        }
+    };
+    match message {
+        ClientMessage::SubscribeGuild { guild_id } => {
+            if !guilds.contains(&guild_id.0) && guilds.len() >= MAX_SUBSCRIPTIONS {
+                return error_frame(
+                    "invalid",
+                    &format!("at most {MAX_SUBSCRIPTIONS} guilds per connection"),
+                );
+            }
+            match authorize(state, caller, guild_id.0).await {
+                Ok(_) => {
+                    guilds.insert(guild_id.0);
+                    json!({ "type": "subscribed", "guild_id": guild_id })
+                }
+                Err(e) => {
+                    let code = match e {
+                        ApiError::Forbidden(_) => "forbidden",
+                        ApiError::NotFound(_) => "not_found",
+                        _ => "unavailable",
+                    };
+                    json!({ "type": "error", "guild_id": guild_id, "error": { "code": code, "message": e.to_string() } })
+                }
+            }
+        }
+        ClientMessage::UnsubscribeGuild { guild_id } => {
+            guilds.remove(&guild_id.0);
+            json!({ "type": "unsubscribed", "guild_id": guild_id })
+        }
+    }
+}
+
+fn error_frame(code: &str, message: &str) -> Value {
+    json!({ "type": "error", "error": { "code": code, "message": message } })
+}
+
+/// Publishes an event about a guild to every dashboard following it.
+pub fn announce(state: &ApiState, guild_id: u64, kind: LiveKind, data: Value) {
+    state.live().publish(LiveEvent {
+        guild_id,
+        kind,
+        data,
+        at: chrono::Utc::now(),
+    });
+}
+
+/// Turns new audit-log rows into `audit_log` events, for this process's clients.
+pub async fn tail_audit_log(state: ApiState) {
+    let mut last = loop {
+        match state.store().audit_head().await {
+            Ok(head) => break head,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit tail: cannot read the log's head; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(TAIL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let entries = match state.store().audit_since(last, 500).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit tail: read failed; retrying");
+                continue;
+            }
+        };
+        for entry in entries {
+            last = last.max(entry.id);
+            let Some(guild_id) = entry.guild_id else {
+                continue;
+            };
+            let at = entry.created_at;
+            let data = serde_json::to_value(AuditEntryView::from(entry)).unwrap_or(Value::Null);
+            state.live().publish_local(LiveEvent {
+                guild_id,
+                kind: LiveKind::AuditLog,
+                data,
+                at,
+            });
+        }
+    }
+}

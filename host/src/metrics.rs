@@ -1,0 +1,601 @@
+//! Prometheus metrics for the host, served in the text exposition format by the
+//! dashboard API's `/metrics` route.
+//!
+//! Counters and histograms are updated where things happen (the runtime, the
+//! gateway, the API middleware); the gauges that mirror state elsewhere (the
+//! executor's queue, the shards' heartbeat latency) are set by
+//! [`Platform::refresh_metrics`](crate::platform::Platform::refresh_metrics) just
+//! before each scrape.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `townes_events_total` | counter | `kind` |
+//! | `townes_dispatch_duration_seconds` | histogram | `kind` |
+//! | `townes_feature_invocations_total` | counter | `feature`, `outcome` |
+//! | `townes_feature_traps_total` | counter | `feature` |
+//! | `townes_feature_timeouts_total` | counter | `feature` |
+//! | `townes_commands_total` | counter | `feature`, `command` |
+//! | `townes_gateway_unknown_dispatches_total` | counter | |
+//! | `townes_discord_queue_depth` | gauge | |
+//! | `townes_shard_heartbeat_latency_seconds` | gauge | `shard` |
+//! | `townes_api_requests_total` | counter | `method`, `route`, `status` |
+//! | `townes_api_request_duration_seconds` | histogram | `method`, `route` |
+//!
+//! Every label value comes from a bounded set (event kinds, installed feature
+//! ids, their declared commands, API route templates, shard ids), never from
+//! user input, so the number of series stays bounded.
+
+use crate::runtime::InvokeError;
+use crate::runtime::wit::EventKind;
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use std::collections::BTreeSet;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+/// The `Content-Type` of [`Metrics::render`]'s output (exposition format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// Buckets for event dispatch: 50 µs (no feature interested) to 5 s (several
+/// features each near their wall-clock budget).
+const DISPATCH_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0,
+];
+
+/// Buckets for API requests: 1 ms to 10 s.
+const API_BUCKETS: &[f64] = &[
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How an invocation ended, as the `outcome` label of
+/// `townes_feature_invocations_total`.
+pub mod outcome {
+    pub const OK: &str = "ok";
+    /// A trap other than the two budgets below: a panic, a stack overflow, an
+    /// out-of-bounds access.
+    pub const TRAP: &str = "trap";
+    /// The wall-clock budget ran out.
+    pub const TIMEOUT: &str = "timeout";
+    /// The CPU budget (epoch ticks) ran out.
+    pub const CPU_EXHAUSTED: &str = "cpu_exhausted";
+    /// Memory grew past the limit.
+    pub const MEMORY: &str = "memory";
+    /// The circuit breaker had paused the feature in that guild.
+    pub const BREAKER_OPEN: &str = "breaker_open";
+    /// The handler returned an error value, its reply was rejected, or the host
+    /// failed around the call.
+    pub const ERROR: &str = "error";
+}
+
+/// The host's metrics: one registry, and a handle on each metric in it.
+pub struct Metrics {
+    registry: Registry,
+    events: IntCounterVec,
+    dispatch_duration: HistogramVec,
+    invocations: IntCounterVec,
+    traps: IntCounterVec,
+    timeouts: IntCounterVec,
+    commands: IntCounterVec,
+    unknown_dispatches: IntCounter,
+    queue_depth: IntGauge,
+    shard_latency: GaugeVec,
+    /// The shards that currently have a latency series, so a shard that went
+    /// away can have its series removed.
+    shards: Mutex<BTreeSet<u32>>,
+    api_requests: IntCounterVec,
+    api_duration: HistogramVec,
+}
+
+/// The process's metrics.
+///
+/// Global rather than passed around: the instrumentation points sit deep in the
+/// runtime, the gateway handler and the API middleware, and Prometheus expects
+/// exactly one registry per process (two would report the same series twice).
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        fn counter_vec(
+            registry: &Registry,
+            name: &str,
+            help: &str,
+            labels: &[&str],
+        ) -> IntCounterVec {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("metric registered once");
+            metric
+        }
+        fn histogram_vec(
+            registry: &Registry,
+            name: &str,
+            help: &str,
+            buckets: &[f64],
+            labels: &[&str],
+        ) -> HistogramVec {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            let metric = HistogramVec::new(opts, labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("metric registered once");
+            metric
+        }
+        let unknown_dispatches = IntCounter::new(
+            "townes_gateway_unknown_dispatches_total",
+            "Gateway dispatches serenity could not parse.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(unknown_dispatches.clone()))
+            .expect("metric registered once");
+        let queue_depth = IntGauge::new(
+            "townes_discord_queue_depth",
+            "Discord calls waiting in the executor's queue.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(queue_depth.clone()))
+            .expect("metric registered once");
+        let shard_latency = GaugeVec::new(
+            Opts::new(
+                "townes_shard_heartbeat_latency_seconds",
+                "Time between a gateway heartbeat and its acknowledgement, per shard.",
+            ),
+            &["shard"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(shard_latency.clone()))
+            .expect("metric registered once");
+        Metrics {
+            events: counter_vec(
+                &registry,
+                "townes_events_total",
+                "Gateway events dispatched to the features of a guild, by event kind.",
+                &["kind"],
+            ),
+            dispatch_duration: histogram_vec(
+                &registry,
+                "townes_dispatch_duration_seconds",
+                "Wall time to dispatch one event to every interested feature of a guild.",
+                DISPATCH_BUCKETS,
+                &["kind"],
+            ),
+            invocations: counter_vec(
+                &registry,
+                "townes_feature_invocations_total",
+                "Feature invocations (events, commands, components, jobs, migrations) by outcome.",
+                &["feature", "outcome"],
+            ),
+            traps: counter_vec(
+                &registry,
+                "townes_feature_traps_total",
+                "Feature invocations stopped by a trap (CPU or memory limit, panic, stack overflow, ...).",
+                &["feature"],
+            ),
+            timeouts: counter_vec(
+                &registry,
+                "townes_feature_timeouts_total",
+                "Feature invocations stopped at their wall-clock budget.",
+                &["feature"],
+            ),
+            commands: counter_vec(
+                &registry,
+                "townes_commands_total",
+                "Commands (slash or prefix) run, by feature and command name.",
+                &["feature", "command"],
+            ),
+            unknown_dispatches,
+            queue_depth,
+            shard_latency,
+            shards: Mutex::new(BTreeSet::new()),
+            api_requests: counter_vec(
+                &registry,
+                "townes_api_requests_total",
+                "Dashboard API requests by method, route template and status.",
+                &["method", "route", "status"],
+            ),
+            api_duration: histogram_vec(
+                &registry,
+                "townes_api_request_duration_seconds",
+                "Dashboard API request duration by method and route template.",
+                API_BUCKETS,
+                &["method", "route"],
+            ),
+            registry,
+        }
+    }
+
+    /// One event handled by the runtime: `kind` is the event kind's label
+    /// ([`event_kind_label`]), `elapsed` the time to dispatch it to every
+    /// interested feature of the guild.
+    pub fn record_event(&self, kind: &str, elapsed: Duration) {
+        self.events.with_label_values(&[kind]).inc();
+        self.dispatch_duration
+            .with_label_values(&[kind])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One feature invocation that ended with `outcome` (see [`outcome`]); traps
+    /// (any of `trap`, `cpu_exhausted`, `memory`) and timeouts are also counted
+    /// in their own per-feature counters.
+    pub fn record_invocation(&self, feature: &str, outcome: &str) {
+        self.invocations
+            .with_label_values(&[feature, outcome])
+            .inc();
+        match outcome {
+            outcome::TRAP | outcome::CPU_EXHAUSTED | outcome::MEMORY => {
+                self.traps.with_label_values(&[feature]).inc()
+            }
+            outcome::TIMEOUT => self.timeouts.with_label_values(&[feature]).inc(),
+            _ => {}
+        }
+    }
+
+    /// One command run by a feature (whatever its outcome).
+    pub fn record_command(&self, feature: &str, command: &str) {
+        self.commands.with_label_values(&[feature, command]).inc();
+    }
+
+    /// One gateway dispatch serenity could not parse.
+    pub fn record_unknown_dispatch(&self) {
+        self.unknown_dispatches.inc();
+    }
+
+    /// Discord calls waiting in the executor.
+    pub fn set_queue_depth(&self, n: u64) {
+        self.queue_depth.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// A shard's heartbeat latency; `None` (no heartbeat acknowledged yet)
+    /// removes the shard's series rather than reporting a made-up value.
+    pub fn set_shard_latency(&self, shard: u32, latency: Option<Duration>) {
+        let mut shards = self.shards.lock().unwrap_or_else(|e| e.into_inner());
+        self.set_shard_locked(&mut shards, shard, latency);
+    }
+
+    /// Every shard this process runs, with its latency: shards not listed (shut
+    /// down, moved to another process) lose their series.
+    pub fn set_shard_latencies(
+        &self,
+        latencies: impl IntoIterator<Item = (u32, Option<Duration>)>,
+    ) {
+        let mut shards = self.shards.lock().unwrap_or_else(|e| e.into_inner());
+        let mut listed = BTreeSet::new();
+        for (shard, latency) in latencies {
+            listed.insert(shard);
+            self.set_shard_locked(&mut shards, shard, latency);
+        }
+        let gone: Vec<u32> = shards.difference(&listed).copied().collect();
+        for shard in gone {
+            self.set_shard_locked(&mut shards, shard, None);
+        }
+    }
+
+    fn set_shard_locked(&self, shards: &mut BTreeSet<u32>, shard: u32, latency: Option<Duration>) {
+        let label = shard.to_string();
+        match latency {
+            Some(latency) => {
+                self.shard_latency
+                    .with_label_values(&[label.as_str()])
+                    .set(latency.as_secs_f64());
+                shards.insert(shard);
+            }
+            None => {
+                if shards.remove(&shard) {
+                    // Only fails when the series does not exist.
+                    let _ = self.shard_latency.remove_label_values(&[label.as_str()]);
+                }
+            }
+        }
+    }
+
+    /// One dashboard API request. `route` is the route template (axum's
+    /// `MatchedPath`, e.g. `/api/guild/{guild_id}/settings`), never the raw path,
+    /// so the number of series stays bounded.
+    pub fn record_api_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        self.api_requests
+            .with_label_values(&[method, route, status.as_str()])
+            .inc();
+        self.api_duration
+            .with_label_values(&[method, route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Every metric in the Prometheus text exposition format (version 0.0.4,
+    /// [`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "could not encode the metrics");
+                String::new()
+            })
+    }
+}
+
+/// The `kind` label of an event kind: its WIT name in snake case.
+pub fn event_kind_label(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::MessageCreated => "message_created",
+        EventKind::MessageUpdated => "message_updated",
+        EventKind::MessageDeleted => "message_deleted",
+        EventKind::MemberJoined => "member_joined",
+        EventKind::MemberLeft => "member_left",
+        EventKind::MemberUpdated => "member_updated",
+        EventKind::ReactionAdded => "reaction_added",
+        EventKind::ReactionRemoved => "reaction_removed",
+    }
+}
+
+/// The `outcome` label of an invocation's result; `None` for a feature that is
+/// not enabled (it was never invoked, so nothing is counted).
+pub fn outcome_label<T>(result: &Result<T, InvokeError>) -> Option<&'static str> {
+    use crate::runtime::TrapKind;
+    Some(match result {
+        Ok(_) => outcome::OK,
+        Err(InvokeError::NotEnabled(_)) => return None,
+        Err(InvokeError::Trap {
+            kind: TrapKind::CpuLimit,
+            ..
+        }) => outcome::CPU_EXHAUSTED,
+        Err(InvokeError::Trap {
+            kind: TrapKind::MemoryLimit,
+            ..
+        }) => outcome::MEMORY,
+        Err(InvokeError::Trap { .. }) => outcome::TRAP,
+        Err(InvokeError::Timeout(_)) => outcome::TIMEOUT,
+        Err(InvokeError::BreakerOpen { .. }) => outcome::BREAKER_OPEN,
+        Err(InvokeError::Feature(_) | InvokeError::InvalidReply(_) | InvokeError::Host(_)) => {
+            outcome::ERROR
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One sample: metric name, labels, value.
+    type Sample = (String, Vec<(String, String)>, f64);
+
+    /// Every line of `text` is a `# HELP`/`# TYPE` comment or a sample
+    /// `name{label="value",...} number`; returns the samples.
+    fn parse_exposition(text: &str) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+                continue;
+            }
+            assert!(
+                !line.is_empty() && !line.starts_with('#'),
+                "stray line {line:?}"
+            );
+            let (series, value) = line.rsplit_once(' ').expect("`series value`");
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            };
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let inner = rest.strip_suffix('}').expect("closing brace");
+                    let labels = inner
+                        .split(',')
+                        .filter(|pair| !pair.is_empty())
+                        .map(|pair| {
+                            let (k, v) = pair.split_once('=').expect("label=value");
+                            let v = v
+                                .strip_prefix('"')
+                                .and_then(|v| v.strip_suffix('"'))
+                                .unwrap_or_else(|| panic!("unquoted label value in {line:?}"));
+                            (k.to_string(), v.to_string())
+                        })
+                        .collect();
+                    (name, labels)
+                }
+                None => (series, Vec::new()),
+            };
+            assert!(
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+                "bad metric name in {line:?}"
+            );
+            samples.push((name.to_string(), labels, value));
+        }
+        samples
+    }
+
+    #[test]
+    fn render_is_valid_exposition_with_every_metric() {
+        let m = Metrics::new();
+        m.record_event("message_created", Duration::from_micros(70));
+        m.record_invocation("xp", outcome::OK);
+        m.record_invocation("xp", outcome::CPU_EXHAUSTED);
+        m.record_invocation("xp", outcome::TIMEOUT);
+        m.record_command("xp", "rank");
+        m.record_unknown_dispatch();
+        m.set_queue_depth(7);
+        m.set_shard_latency(0, Some(Duration::from_millis(42)));
+        m.record_api_request(
+            "GET",
+            "/api/guild/{guild_id}/settings",
+            200,
+            Duration::from_millis(3),
+        );
+        let text = m.render();
+        let samples = parse_exposition(&text);
+        let value = |name: &str, labels: &[(&str, &str)]| {
+            samples
+                .iter()
+                .find(|(n, l, _)| {
+                    n == name
+                        && labels
+                            .iter()
+                            .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+                })
+                .map(|(_, _, v)| *v)
+                .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+        };
+        assert_eq!(
+            value("townes_events_total", &[("kind", "message_created")]),
+            1.0
+        );
+        assert_eq!(
+            value(
+                "townes_dispatch_duration_seconds_count",
+                &[("kind", "message_created")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                "townes_dispatch_duration_seconds_bucket",
+                &[("kind", "message_created"), ("le", "0.00005")]
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                "townes_dispatch_duration_seconds_bucket",
+                &[("kind", "message_created"), ("le", "0.0001")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                "townes_feature_invocations_total",
+                &[("feature", "xp"), ("outcome", "cpu_exhausted")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value("townes_feature_traps_total", &[("feature", "xp")]),
+            1.0
+        );
+        assert_eq!(
+            value("townes_feature_timeouts_total", &[("feature", "xp")]),
+            1.0
+        );
+        assert_eq!(
+            value(
+                "townes_commands_total",
+                &[("feature", "xp"), ("command", "rank")]
+            ),
+            1.0
+        );
+        assert_eq!(value("townes_gateway_unknown_dispatches_total", &[]), 1.0);
+        assert_eq!(value("townes_discord_queue_depth", &[]), 7.0);
+        assert_eq!(
+            value("townes_shard_heartbeat_latency_seconds", &[("shard", "0")]),
+            0.042
+        );
+        assert_eq!(
+            value(
+                "townes_api_requests_total",
+                &[
+                    ("method", "GET"),
+                    ("route", "/api/guild/{guild_id}/settings"),
+                    ("status", "200")
+                ]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                "townes_api_request_duration_seconds_count",
+                &[
+                    ("method", "GET"),
+                    ("route", "/api/guild/{guild_id}/settings")
+                ]
+            ),
+            1.0
+        );
+        for name in [
+            "townes_events_total counter",
+            "townes_dispatch_duration_seconds histogram",
+            "townes_discord_queue_depth gauge",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name}\n")), "{name}\n{text}");
+        }
+    }
+
+    #[test]
+    fn shards_without_a_latency_or_gone_lose_their_series() {
+        let m = Metrics::new();
+        m.set_shard_latencies([
+            (0, Some(Duration::from_millis(10))),
+            (1, Some(Duration::from_millis(20))),
+            (2, None),
+        ]);
+        let text = m.render();
+        assert!(
+            text.contains("townes_shard_heartbeat_latency_seconds{shard=\"0\"} 0.01\n"),
+            "{text}"
+        );
+        assert!(text.contains("{shard=\"1\"} 0.02\n"), "{text}");
+        assert!(!text.contains("{shard=\"2\"}"), "{text}");
+
+        m.set_shard_latencies([(1, None), (2, Some(Duration::from_millis(5)))]);
+        let text = m.render();
+        assert!(!text.contains("{shard=\"0\"}"), "shard 0 is gone: {text}");
+        assert!(
+            !text.contains("{shard=\"1\"}"),
+            "shard 1 lost its latency: {text}"
+        );
+        assert!(text.contains("{shard=\"2\"} 0.005\n"), "{text}");
+
+        m.set_shard_latency(2, None);
+        assert!(!m.render().contains("shard=\""));
+    }
+
+    #[test]
+    fn outcomes_map_from_invoke_errors() {
+        use crate::runtime::TrapKind;
+        let trap = |kind| -> Result<(), InvokeError> {
+            Err(InvokeError::Trap {
+                kind,
+                message: String::new(),
+            })
+        };
+        assert_eq!(outcome_label(&Ok::<(), InvokeError>(())), Some("ok"));
+        assert_eq!(
+            outcome_label(&trap(TrapKind::CpuLimit)),
+            Some("cpu_exhausted")
+        );
+        assert_eq!(outcome_label(&trap(TrapKind::MemoryLimit)), Some("memory"));
+        assert_eq!(outcome_label(&trap(TrapKind::Panic)), Some("trap"));
+        assert_eq!(outcome_label(&trap(TrapKind::StackOverflow)), Some("trap"));
+        assert_eq!(
+            outcome_label::<()>(&Err(InvokeError::Timeout(Duration::from_secs(1)))),
+            Some("timeout")
+        );
+        assert_eq!(
+            outcome_label::<()>(&Err(InvokeError::BreakerOpen {
+                until: chrono::Utc::now()
+            })),
+            Some("breaker_open")
+        );
+        assert_eq!(
+            outcome_label::<()>(&Err(InvokeError::InvalidReply(String::new()))),
+            Some("error")
+        );
+        assert_eq!(
+            outcome_label::<()>(&Err(InvokeError::NotEnabled("x".into()))),
+            None
+        );
+    }
+}

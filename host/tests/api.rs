@@ -1,0 +1,1358 @@
+//! The dashboard API over real HTTP and WebSocket: the platform connected to the
+//! Discord simulator (gateway, REST and OAuth2), real feature components, and the
+//! API server on a free port, on both database backends.
+
+mod common;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use reqwest::header::{self, HeaderMap};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use townes::api::{ApiConfig, ApiParts, ApiServer, ApiState};
+use townes::discord::{LocalDiscord, RestClient};
+use townes::live::{LiveEvent, LiveKind};
+use townes::marketplace::Marketplace;
+use townes::platform::{Connection, Running, connect};
+use townes::runtime::{Runtime, RuntimeConfig};
+use townes::store::{Guild, Store};
+use townes_discord_sim::{GuildSetup, SimConfig, Simulator, permissions};
+use utoipa::OpenApi;
+
+const WAIT: Duration = Duration::from_secs(10);
+const REDIRECT: &str = "http://dashboard.test/auth/callback";
+
+/// How a request authenticates.
+#[derive(Clone, Debug)]
+enum Auth {
+    None,
+    /// A `Cookie` header value.
+    Session(String),
+    /// An API key secret.
+    Key(String),
+}
+
+struct World {
+    sim: Simulator,
+    store: Store,
+    _data_dir: tempfile::TempDir,
+    guild: GuildSetup,
+    /// Owns the guild on Discord.
+    owner: u64,
+    /// Holds a role with Manage Server.
+    manager: u64,
+    /// A member without rights.
+    member: u64,
+    /// Not in the guild.
+    stranger: u64,
+    running: Option<Running>,
+    server: Option<ApiServer>,
+    base: String,
+    http: reqwest::Client,
+}
+
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl World {
+    async fn new(store: Store) -> World {
+        World::with(store, |c| c).await
+    }
+
+    async fn with(store: Store, tune: impl FnOnce(ApiConfig) -> ApiConfig) -> World {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                std::env::var("TOWNES_LOG").unwrap_or_else(|_| "warn,serenity=error".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        let owner = sim.create_user("olivia");
+        let manager = sim.create_user("mia");
+        let member = sim.create_user("bob");
+        let stranger = sim.create_user("sam");
+        let guild = sim.create_guild("Alpha", owner);
+        let managers = sim.create_role(guild.guild_id, "Managers", permissions::MANAGE_GUILD, 3);
+        sim.member_join(guild.guild_id, manager).await;
+        sim.member_join(guild.guild_id, member).await;
+        sim.give_role(guild.guild_id, manager, managers);
+        store
+            .upsert_guild(&Guild::new(guild.guild_id, "Alpha", owner))
+            .await
+            .unwrap();
+
+        let data_dir = tempfile::tempdir().unwrap();
+        let installer = Runtime::new(
+            RuntimeConfig::new(data_dir.path()),
+            store.clone(),
+            Arc::new(LocalDiscord::new()),
+        )
+        .unwrap();
+        for component in ["hello", "hello_next", "welcome"] {
+            Marketplace::new(&installer, "test")
+                .install(&common::component(component), true)
+                .await
+                .unwrap();
+        }
+        let running = connect(
+            store.clone(),
+            RuntimeConfig::new(data_dir.path()),
+            Connection::new(sim.token(), Some(sim.base_url())),
+        )
+        .await
+        .unwrap();
+        assert!(sim.wait_for_ready(1, WAIT).await, "gateway not ready");
+
+        let config = tune(ApiConfig {
+            oauth_client_id: Some(sim.client_id()),
+            oauth_client_secret: Some(sim.client_secret()),
+            oauth_redirect_uri: Some(REDIRECT.into()),
+            discord_web_base: sim.base_url(),
+            cors_origins: vec!["https://app.dashboard.test".into()],
+            ..ApiConfig::local()
+        });
+        let platform = running.platform.clone();
+        let parts = ApiParts {
+            runtime: platform.runtime.clone(),
+            live: platform.live.clone(),
+            discord: Some(RestClient::new(&sim.base_url(), &sim.token()).unwrap()),
+            platform: Some(platform),
+        };
+        let server = ApiServer::start(ApiState::new(config, parts).unwrap())
+            .await
+            .unwrap();
+        World {
+            base: format!("http://{}", server.addr),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            sim,
+            store,
+            _data_dir: data_dir,
+            guild,
+            owner,
+            manager,
+            member,
+            stranger,
+            running: Some(running),
+            server: Some(server),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.unwrap();
+        }
+        if let Some(running) = self.running.take() {
+            running.shutdown(Duration::from_secs(2)).await.unwrap();
+        }
+    }
+
+    fn gid(&self) -> u64 {
+        self.guild.guild_id
+    }
+
+    async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        request = match auth {
+            Auth::None => request,
+            Auth::Session(cookie) => request.header(header::COOKIE, cookie),
+            Auth::Key(key) => request.bearer_auth(key),
+        };
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, auth: &Auth) -> Reply {
+        self.call(Method::GET, path, auth, None).await
+    }
+
+    /// Logs `user` in through the simulator's OAuth2 and returns the session cookie.
+    async fn login(&self, user: u64) -> Auth {
+        let start = self.get("/auth/discord/login", &Auth::None).await;
+        assert_eq!(start.status, 303, "{:?}", start.body);
+        let state_cookie = set_cookie(&start.headers, "townes_oauth_state").unwrap();
+        let consent_url = start.headers[header::LOCATION].to_str().unwrap();
+        assert!(
+            consent_url.contains("scope=identify+guilds"),
+            "{consent_url}"
+        );
+        let consent = self
+            .http
+            .get(format!("{consent_url}&sim_user={user}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(consent.status().as_u16(), 302);
+        let back = url::Url::parse(consent.headers()[header::LOCATION].to_str().unwrap()).unwrap();
+        assert!(back.as_str().starts_with(REDIRECT));
+        let query = |name: &str| {
+            back.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap()
+        };
+        let (code, state) = (query("code"), query("state"));
+        assert_eq!(state, state_cookie);
+        let finish = self
+            .http
+            .post(format!("{}/auth/discord/callback", self.base))
+            .header(header::COOKIE, format!("townes_oauth_state={state}"))
+            .json(&json!({ "code": code, "state": state }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(finish.status().as_u16(), 200);
+        let cookies: Vec<String> = finish
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        let session = cookies
+            .iter()
+            .find(|c| c.starts_with("townes_session="))
+            .expect("a session cookie");
+        for flag in ["HttpOnly", "Secure", "SameSite=Lax"] {
+            assert!(session.contains(flag), "{session} lacks {flag}");
+        }
+        let value = set_cookie(finish.headers(), "townes_session").unwrap();
+        Auth::Session(format!("townes_session={value}"))
+    }
+
+    async fn new_key(&self, session: &Auth) -> Auth {
+        let created = self
+            .call(
+                Method::POST,
+                "/api/keys",
+                session,
+                Some(json!({"name": "dashboard"})),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        Auth::Key(created.body["secret"].as_str().unwrap().to_string())
+    }
+}
+
+/// A cookie's value from the `Set-Cookie` headers.
+fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()?
+                .trim()
+                .strip_prefix(&format!("{name}="))
+                .map(str::to_string)
+        })
+}
+
+fn assert_error(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(reply.body["error"]["code"], code, "{:?}", reply.body);
+    assert!(
+        reply.body["error"]["message"].is_string(),
+        "{:?}",
+        reply.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_login_creates_a_tenant_and_a_revocable_session() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        assert_error(&world.get("/me", &Auth::None).await, 401, "unauthorized");
+
+        let session = world.login(world.owner).await;
+        let me = world.get("/me", &session).await;
+        assert_eq!(me.status, 200, "{label}: {:?}", me.body);
+        assert_eq!(
+            me.body["user"]["id"],
+            world.owner.to_string(),
+            "{label}: ids are strings"
+        );
+        assert_eq!(me.body["via"], "session");
+        let tenant = me.body["tenant"]["id"].as_str().unwrap().to_string();
+        // The guild's Discord owner claimed it on login.
+        let guild = world.store.guild(world.gid()).await.unwrap().unwrap();
+        assert_eq!(guild.tenant_id.as_deref(), Some(tenant.as_str()), "{label}");
+
+        // A second login finds the same tenant.
+        let again = world.login(world.owner).await;
+        assert_eq!(world.get("/me", &again).await.body["tenant"]["id"], tenant);
+
+        // A state is single-use and bound to the browser that started the login.
+        let start = world.get("/auth/discord/login", &Auth::None).await;
+        let state = set_cookie(&start.headers, "townes_oauth_state").unwrap();
+        let code = world
+            .sim
+            .authorize(world.owner, &["identify", "guilds"], REDIRECT);
+        let forged = world
+            .call(
+                Method::POST,
+                "/auth/discord/callback",
+                &Auth::Session("townes_oauth_state=someone-elses".into()),
+                Some(json!({"code": code, "state": state})),
+            )
+            .await;
+        assert_error(&forged, 403, "forbidden");
+        let bad_code = world
+            .call(
+                Method::POST,
+                "/auth/discord/callback",
+                &Auth::Session(format!("townes_oauth_state={state}")),
+                Some(json!({"code": "not-a-code", "state": state})),
+            )
+            .await;
+        assert_error(&bad_code, 422, "invalid");
+        let replayed = world
+            .call(
+                Method::POST,
+                "/auth/discord/callback",
+                &Auth::Session(format!("townes_oauth_state={state}")),
+                Some(json!({"code": code, "state": state})),
+            )
+            .await;
+        assert_error(&replayed, 403, "forbidden");
+
+        // Logging out revokes the session server-side: the cookie stops working.
+        let out = world
+            .call(Method::POST, "/auth/logout", &session, None)
+            .await;
+        assert_eq!(out.status, 204, "{label}");
+        assert!(set_cookie(&out.headers, "townes_session").is_some_and(|v| v.is_empty()));
+        assert_error(&world.get("/me", &session).await, 401, "unauthorized");
+        assert_eq!(
+            world.get("/me", &again).await.status,
+            200,
+            "other sessions live on"
+        );
+        world.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_shown_once_reach_their_tenant_only_and_stop_when_revoked() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let owner = world.login(world.owner).await;
+        let key = world.new_key(&owner).await;
+        let Auth::Key(secret) = &key else {
+            unreachable!()
+        };
+        assert!(secret.starts_with("tdk_"), "{label}");
+        let listed = world.get("/api/keys", &owner).await;
+        assert_eq!(listed.status, 200);
+        assert_eq!(listed.body.as_array().unwrap().len(), 1);
+        assert!(
+            !listed.body.to_string().contains(secret.as_str()),
+            "the secret is never listed"
+        );
+
+        let me = world.get("/me", &key).await;
+        assert_eq!(me.body["via"], "api_key", "{label}: {:?}", me.body);
+        let path = format!("/api/guild/{}/settings", world.gid());
+        assert_eq!(world.get(&path, &key).await.status, 200, "{label}");
+        // A key cannot mint keys.
+        let minted = world
+            .call(Method::POST, "/api/keys", &key, Some(json!({"name": "x"})))
+            .await;
+        assert_error(&minted, 403, "forbidden");
+        // Another tenant's key does not see the guild at all.
+        let other = world.login(world.stranger).await;
+        let other_key = world.new_key(&other).await;
+        assert_error(&world.get(&path, &other_key).await, 404, "not_found");
+        // A wrong secret for a real key id is refused.
+        let tampered = Auth::Key(format!("{}x", &secret[..secret.len() - 1]));
+        assert_error(&world.get("/me", &tampered).await, 401, "unauthorized");
+
+        let id = listed.body[0]["id"].as_str().unwrap();
+        let revoked = world
+            .call(Method::DELETE, &format!("/api/keys/{id}"), &owner, None)
+            .await;
+        assert_eq!(revoked.status, 204);
+        assert_error(&world.get(&path, &key).await, 401, "unauthorized");
+        let again = world
+            .call(Method::DELETE, &format!("/api/keys/{id}"), &owner, None)
+            .await;
+        assert_error(&again, 404, "not_found");
+        world.stop().await;
+    }
+}
+
+/// Every guild-scoped route in the OpenAPI document, as (method, path) with the
+/// guild id filled in.
+fn guild_routes(guild_id: u64) -> Vec<(Method, String)> {
+    let doc = serde_json::to_value(townes::api::openapi::ApiDoc::openapi()).unwrap();
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.contains("{guild_id}") {
+            continue;
+        }
+        let filled = path
+            .replace("{guild_id}", &guild_id.to_string())
+            .replace("{feature_id}", "hello")
+            .replace("{permission_id}", "1:hello")
+            .replace("{entry_id}", "1");
+        assert!(!filled.contains('{'), "fill in the new parameter of {path}");
+        for method in item.as_object().unwrap().keys() {
+            routes.push((method.to_uppercase().parse().unwrap(), filled.clone()));
+        }
+    }
+    routes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_guild_route_hides_the_guild_from_strangers_and_refuses_members_without_rights() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let routes = guild_routes(world.gid());
+        assert!(
+            routes.len() >= 20,
+            "{label}: only {} guild routes found",
+            routes.len()
+        );
+        let stranger = world.login(world.stranger).await;
+        let member = world.login(world.member).await;
+        let stranger_key = world.new_key(&stranger).await;
+        for (method, path) in &routes {
+            let body = Some(json!({}));
+            let anonymous = world
+                .call(method.clone(), path, &Auth::None, body.clone())
+                .await;
+            assert_error(&anonymous, 401, "unauthorized");
+            for (who, auth) in [("stranger", &stranger), ("stranger's key", &stranger_key)] {
+                let reply = world.call(method.clone(), path, auth, body.clone()).await;
+                assert_eq!(
+                    reply.status, 404,
+                    "{label}: {who} {method} {path}: {:?}",
+                    reply.body
+                );
+            }
+            let reply = world
+                .call(method.clone(), path, &member, body.clone())
+                .await;
+            assert_eq!(
+                reply.status, 403,
+                "{label}: member {method} {path}: {:?}",
+                reply.body
+            );
+        }
+        // The same routes for a guild that does not exist: 404, as for a stranger.
+        let manager = world.login(world.manager).await;
+        for (method, path) in guild_routes(4242) {
+            let reply = world
+                .call(method.clone(), &path, &manager, Some(json!({})))
+                .await;
+            assert_eq!(reply.status, 404, "{label}: {method} {path}");
+        }
+        // A manager (Manage Server) and the owner get through.
+        let owner = world.login(world.owner).await;
+        for auth in [&manager, &owner] {
+            let path = format!("/api/guild/{}/settings", world.gid());
+            assert_eq!(world.get(&path, auth).await.status, 200, "{label}");
+        }
+        world.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_001_assets_toggles_usage_and_incidents() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let owner = world.login(world.owner).await;
+        let tenant = world.get("/me", &owner).await.body["tenant"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let g = world.gid();
+
+        let enabled = world
+            .call(
+                Method::POST,
+                &format!("/assets/{g}/features/hello/enable"),
+                &owner,
+                None,
+            )
+            .await;
+        assert_eq!(enabled.status, 200, "{label}: {:?}", enabled.body);
+        assert_eq!(enabled.body["enabled"], true);
+        // Without a body, a first install approves the required capabilities only.
+        assert_eq!(enabled.body["capabilities"], json!(["messages", "storage"]));
+
+        let assets = world
+            .get(&format!("/tenants/{tenant}/assets"), &owner)
+            .await;
+        assert_eq!(assets.status, 200, "{label}");
+        assert_eq!(assets.body[0]["id"], g.to_string());
+        assert_eq!(assets.body[0]["features"][0]["feature_id"], "hello");
+        let other = world.login(world.stranger).await;
+        assert_error(
+            &world
+                .get(&format!("/tenants/{tenant}/assets"), &other)
+                .await,
+            404,
+            "not_found",
+        );
+
+        let disabled = world
+            .call(
+                Method::POST,
+                &format!("/assets/{g}/features/hello/disable"),
+                &owner,
+                None,
+            )
+            .await;
+        assert_eq!(disabled.body["enabled"], false, "{label}");
+        let missing = world
+            .call(
+                Method::POST,
+                &format!("/assets/{g}/features/nope/enable"),
+                &owner,
+                None,
+            )
+            .await;
+        assert_error(&missing, 404, "not_found");
+
+        let today = chrono::Utc::now().date_naive();
+        world.store.add_usage(g, today, 7, 2, 100).await.unwrap();
+        let detail = world.get(&format!("/assets/{g}"), &owner).await;
+        assert_eq!(detail.status, 200, "{label}");
+        assert_eq!(detail.body["usage_today"]["events"], 7);
+        assert_eq!(detail.body["settings"]["prefix"], "!");
+        assert_eq!(detail.body["features"][0]["enabled"], false);
+        let daily = world.get(&format!("/usage/{g}/daily"), &owner).await;
+        assert_eq!(
+            daily.body,
+            json!([{"day": today.to_string(), "events": 7, "commands": 2, "ai_tokens": 100}])
+        );
+        let backwards = world
+            .get(
+                &format!("/usage/{g}/daily?from=2026-02-01&to=2026-01-01"),
+                &owner,
+            )
+            .await;
+        assert_error(&backwards, 422, "invalid");
+        let garbage = world
+            .get(&format!("/usage/{g}/daily?from=yesterday"), &owner)
+            .await;
+        assert_error(&garbage, 400, "bad_request");
+
+        let incident = json!({"tenantId": tenant, "guildId": g.to_string(), "severity": "high", "title": "Welcome messages stopped"});
+        let created = world
+            .call(Method::POST, "/incidents", &owner, Some(incident))
+            .await;
+        assert_eq!(created.status, 201, "{label}: {:?}", created.body);
+        assert_eq!(created.body["status"], "open");
+        assert_eq!(created.body["guild_id"], g.to_string());
+        let listed = world.get("/incidents", &owner).await;
+        assert_eq!(listed.body[0]["id"], created.body["id"]);
+        let wrong = json!({"tenantId": tenant, "severity": "apocalyptic", "title": "x"});
+        assert_error(
+            &world
+                .call(Method::POST, "/incidents", &owner, Some(wrong))
+                .await,
+            422,
+            "invalid",
+        );
+        let foreign = json!({"tenantId": "someone-else", "severity": "low", "title": "x"});
+        assert_error(
+            &world
+                .call(Method::POST, "/incidents", &owner, Some(foreign))
+                .await,
+            403,
+            "forbidden",
+        );
+        let untitled = json!({"tenantId": tenant, "severity": "low", "title": ""});
+        assert_error(
+            &world
+                .call(Method::POST, "/incidents", &owner, Some(untitled))
+                .await,
+            422,
+            "invalid",
+        );
+        world.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_002_settings_permissions_audit_log_and_guild_data() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let manager = world.login(world.manager).await;
+        let g = world.gid();
+        let settings = format!("/api/guild/{g}/settings");
+
+        let put = world
+            .call(
+                Method::PUT,
+                &settings,
+                &manager,
+                Some(json!({"prefix": "?", "global_cooldown_seconds": 5})),
+            )
+            .await;
+        assert_eq!(put.status, 200, "{label}: {:?}", put.body);
+        assert_eq!(put.body["prefix"], "?");
+        assert_eq!(
+            world.get(&settings, &manager).await.body["global_cooldown_seconds"],
+            5
+        );
+        let bad = world
+            .call(
+                Method::PUT,
+                &settings,
+                &manager,
+                Some(json!({"prefix": "too long"})),
+            )
+            .await;
+        assert_error(&bad, 422, "invalid");
+        assert_eq!(
+            bad.body["error"]["problems"][0]["path"], "/prefix",
+            "{label}"
+        );
+        let unknown_field = world
+            .call(
+                Method::PUT,
+                &settings,
+                &manager,
+                Some(json!({"colour": "red"})),
+            )
+            .await;
+        assert_error(&unknown_field, 422, "invalid");
+
+        let permissions = format!("/api/guild/{g}/permissions");
+        let role = world.guild.everyone_role_id;
+        let granted = world
+            .call(
+                Method::POST,
+                &permissions,
+                &manager,
+                Some(json!({"role_id": role.to_string(), "command_group": "hello"})),
+            )
+            .await;
+        assert_eq!(granted.status, 201, "{label}: {:?}", granted.body);
+        let id = granted.body["id"].as_str().unwrap().to_string();
+        let listed = world.get(&permissions, &manager).await;
+        assert_eq!(listed.body, json!([granted.body.clone()]));
+        let deleted = world
+            .call(
+                Method::DELETE,
+                &format!("{permissions}/{id}"),
+                &manager,
+                None,
+            )
+            .await;
+        assert_eq!(deleted.status, 204);
+        let again = world
+            .call(
+                Method::DELETE,
+                &format!("{permissions}/{id}"),
+                &manager,
+                None,
+            )
+            .await;
+        assert_error(&again, 404, "not_found");
+
+        // Everything above was audited, newest first, naming the manager.
+        let log = world
+            .get(&format!("/api/guild/{g}/audit-logs?limit=2"), &manager)
+            .await;
+        let actions: Vec<_> = log
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].clone())
+            .collect();
+        assert_eq!(
+            actions,
+            [json!("permission.revoked"), json!("permission.granted")],
+            "{label}"
+        );
+        assert_eq!(log.body[0]["actor"], format!("user:{}", world.manager));
+        let before = log.body[1]["id"].as_i64().unwrap();
+        let older = world
+            .get(
+                &format!("/api/guild/{g}/audit-logs?before={before}&limit=100"),
+                &manager,
+            )
+            .await;
+        assert_eq!(older.body[0]["action"], "settings.updated", "{label}");
+        let one = world
+            .get(&format!("/api/guild/{g}/audit-logs/{before}"), &manager)
+            .await;
+        assert_eq!(one.body["action"], "permission.granted");
+        assert_error(
+            &world
+                .get(&format!("/api/guild/{g}/audit-logs/999999"), &manager)
+                .await,
+            404,
+            "not_found",
+        );
+        assert_error(
+            &world
+                .get(&format!("/api/guild/{g}/audit-logs?limit=0"), &manager)
+                .await,
+            422,
+            "invalid",
+        );
+
+        let roles = world.get(&format!("/api/guild/{g}/roles"), &manager).await;
+        assert_eq!(roles.status, 200, "{label}");
+        let names: Vec<_> = roles
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"Managers") && names.contains(&"@everyone"),
+            "{names:?}"
+        );
+        let channels = world
+            .get(&format!("/api/guild/{g}/channels"), &manager)
+            .await;
+        assert!(
+            channels
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["id"].as_str() == Some(&world.guild.general_channel_id.to_string()))
+        );
+        let emojis = world.get(&format!("/api/guild/{g}/emojis"), &manager).await;
+        assert_eq!(emojis.status, 200, "{label}: {:?}", emojis.body);
+        assert!(emojis.body.is_array());
+        let members = world
+            .get(&format!("/api/guild/{g}/members?limit=2"), &manager)
+            .await;
+        assert_eq!(
+            members.body.as_array().unwrap().len(),
+            2,
+            "{label}: {:?}",
+            members.body
+        );
+        let last = members.body[1]["user_id"].as_str().unwrap().to_string();
+        let rest = world
+            .get(
+                &format!("/api/guild/{g}/members?limit=1000&after={last}"),
+                &manager,
+            )
+            .await;
+        let all = members.body.as_array().unwrap().len() + rest.body.as_array().unwrap().len();
+        assert!(all >= 4, "owner, manager, member and the bot: {all}");
+        world.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marketplace_installs_with_approvals_validates_config_and_upgrades() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let owner = world.login(world.owner).await;
+        let g = world.gid();
+
+        let catalogue = world.get("/api/marketplace/features", &owner).await;
+        assert_eq!(catalogue.status, 200, "{label}");
+        let hello = catalogue
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == "hello")
+            .unwrap();
+        assert_eq!(hello["latest_version"], "0.2.0");
+        let manifest = world
+            .get("/api/marketplace/features/hello?version=0.1.0", &owner)
+            .await;
+        assert_eq!(manifest.body["version"], "0.1.0");
+        assert_eq!(
+            manifest.body["capabilities"][0],
+            json!({"capability": "messages", "required": true, "reason": "post greetings"})
+        );
+        assert_error(
+            &world.get("/api/marketplace/features/nope", &owner).await,
+            404,
+            "not_found",
+        );
+
+        let install = format!("/api/guild/{g}/features/hello/install");
+        let missing = world
+            .call(
+                Method::POST,
+                &install,
+                &owner,
+                Some(json!({"version": "0.1.0", "capabilities": ["messages"]})),
+            )
+            .await;
+        assert_error(&missing, 422, "invalid");
+        assert!(
+            missing.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("storage"),
+            "{:?}",
+            missing.body
+        );
+        let unknown = world
+            .call(
+                Method::POST,
+                &install,
+                &owner,
+                Some(json!({"capabilities": ["messages", "teleport"]})),
+            )
+            .await;
+        assert_eq!(
+            unknown.body["error"]["problems"][0]["path"], "/capabilities/1",
+            "{label}"
+        );
+        let installed = world
+            .call(
+                Method::POST,
+                &install,
+                &owner,
+                Some(json!({"version": "0.1.0", "capabilities": ["messages", "storage"]})),
+            )
+            .await;
+        assert_eq!(installed.status, 200, "{label}: {:?}", installed.body);
+        assert_eq!(installed.body["version"], "0.1.0");
+
+        let config = format!("/api/guild/{g}/features/hello/config");
+        assert_eq!(
+            world.get(&config, &owner).await.body,
+            json!({"greeting": "Hello", "welcome_channel": null})
+        );
+        let invalid = world
+            .call(Method::PUT, &config, &owner, Some(json!({"greeting": 5})))
+            .await;
+        assert_error(&invalid, 422, "invalid");
+        assert_eq!(
+            invalid.body["error"]["problems"][0]["path"], "/greeting",
+            "{label}"
+        );
+        let saved = world
+            .call(
+                Method::PUT,
+                &config,
+                &owner,
+                Some(json!({"greeting": "Ahoy"})),
+            )
+            .await;
+        assert_eq!(saved.status, 200, "{label}: {:?}", saved.body);
+        assert_eq!(world.get(&config, &owner).await.body["greeting"], "Ahoy");
+        assert_error(
+            &world
+                .get(&format!("/api/guild/{g}/features/welcome/config"), &owner)
+                .await,
+            409,
+            "conflict",
+        );
+
+        let upgrade = format!("/api/guild/{g}/features/hello/upgrade");
+        let upgraded = world
+            .call(
+                Method::POST,
+                &upgrade,
+                &owner,
+                Some(json!({"version": "0.2.0"})),
+            )
+            .await;
+        assert_eq!(upgraded.status, 200, "{label}: {:?}", upgraded.body);
+        assert_eq!(upgraded.body["previous_version"], "0.1.0");
+        let same = world
+            .call(
+                Method::POST,
+                &upgrade,
+                &owner,
+                Some(json!({"version": "0.2.0"})),
+            )
+            .await;
+        assert_error(&same, 409, "conflict");
+        let listed = world.get(&format!("/api/guild/{g}/features"), &owner).await;
+        assert_eq!(listed.body[0]["version"], "0.2.0");
+        let off = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/features/hello/disable"),
+                &owner,
+                None,
+            )
+            .await;
+        assert_eq!(off.body["enabled"], false);
+        // Re-enabling without a body keeps the approvals.
+        let on = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/features/hello/enable"),
+                &owner,
+                None,
+            )
+            .await;
+        assert_eq!(
+            on.body["capabilities"],
+            json!(["messages", "storage"]),
+            "{label}"
+        );
+        world.stop().await;
+    }
+}
+
+/// Waits until the guild's slash commands include `name`.
+async fn wait_for_command(world: &World, name: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !world
+        .sim
+        .guild_commands(world.gid())
+        .iter()
+        .any(|c| c["name"] == name)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/{name} never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open_socket(world: &World, auth: &Auth) -> Socket {
+    let mut request = format!("{}/api/ws", world.base.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    match auth {
+        Auth::Session(cookie) => {
+            request
+                .headers_mut()
+                .insert("cookie", cookie.parse().unwrap());
+        }
+        Auth::Key(key) => {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        }
+        Auth::None => {}
+    }
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket.send(Message::Text(value.to_string())).await.unwrap();
+}
+
+/// The next JSON frame, or `None` if none arrives within `wait`.
+async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(wait, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// The next frame of `kind`, skipping others.
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(frame) = next(socket, WAIT).await
+            && frame["type"] == kind
+        {
+            return frame;
+        }
+    }
+    panic!("no {kind} event within {WAIT:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_arrive_while_subscribed_and_stop_after_unsubscribing() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let owner = world.login(world.owner).await;
+        let g = world.gid();
+        assert_eq!(
+            world.get("/api/ws", &Auth::None).await.status,
+            401,
+            "{label}"
+        );
+
+        // A stranger cannot follow the guild.
+        let stranger = world.login(world.stranger).await;
+        let mut prying = open_socket(&world, &stranger).await;
+        send(
+            &mut prying,
+            json!({"type": "subscribe_guild", "guild_id": g.to_string()}),
+        )
+        .await;
+        let refused = next(&mut prying, WAIT).await.unwrap();
+        assert_eq!(refused["type"], "error", "{label}");
+        assert_eq!(refused["error"]["code"], "not_found");
+
+        let mut socket = open_socket(&world, &owner).await;
+        send(
+            &mut socket,
+            json!({"type": "subscribe_guild", "guild_id": g.to_string()}),
+        )
+        .await;
+        assert_eq!(next(&mut socket, WAIT).await.unwrap()["type"], "subscribed");
+
+        let put = world
+            .call(
+                Method::PUT,
+                &format!("/api/guild/{g}/settings"),
+                &owner,
+                Some(json!({"prefix": "$"})),
+            )
+            .await;
+        assert_eq!(put.status, 200);
+        let update = next_of(&mut socket, "settings_update").await;
+        assert_eq!(update["guild_id"], g.to_string(), "{label}");
+        assert_eq!(update["data"]["settings"]["prefix"], "$");
+        let audit = next_of(&mut socket, "audit_log").await;
+        assert_eq!(audit["data"]["action"], "settings.updated", "{label}");
+
+        world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/features/hello/install"),
+                &owner,
+                Some(json!({"version": "0.1.0"})),
+            )
+            .await;
+        let toggled = next_of(&mut socket, "feature_toggled").await;
+        assert_eq!(toggled["data"]["feature_id"], "hello", "{label}");
+        assert_eq!(toggled["data"]["enabled"], true);
+
+        // A member runs a command on Discord.
+        let general = world.guild.general_channel_id;
+        wait_for_command(&world, "hello").await;
+        world
+            .sim
+            .slash(g, general, world.member, "hello", json!([]))
+            .await;
+        let executed = next_of(&mut socket, "command_executed").await;
+        assert_eq!(executed["data"]["command"], "hello", "{label}: {executed}");
+        assert_eq!(executed["data"]["user_id"], world.member.to_string());
+
+        send(
+            &mut socket,
+            json!({"type": "unsubscribe_guild", "guild_id": g.to_string()}),
+        )
+        .await;
+        assert_eq!(
+            next_of(&mut socket, "unsubscribed").await["guild_id"],
+            g.to_string()
+        );
+        world
+            .call(
+                Method::PUT,
+                &format!("/api/guild/{g}/settings"),
+                &owner,
+                Some(json!({"prefix": "%"})),
+            )
+            .await;
+        assert_eq!(
+            next(&mut socket, Duration::from_secs(1)).await,
+            None,
+            "{label}: nothing after unsubscribing"
+        );
+        world.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_does_not_read_is_disconnected() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let owner = world.login(world.owner).await;
+    let g = world.gid();
+    let mut socket = open_socket(&world, &owner).await;
+    send(
+        &mut socket,
+        json!({"type": "subscribe_guild", "guild_id": g.to_string()}),
+    )
+    .await;
+    assert_eq!(next(&mut socket, WAIT).await.unwrap()["type"], "subscribed");
+
+    // Far more than the bounded channel holds, while the client reads nothing.
+    let live = world.running.as_ref().unwrap().platform.live.clone();
+    let padding = "x".repeat(4096);
+    let published = 20_000;
+    for i in 0..published {
+        live.publish_local(LiveEvent {
+            guild_id: g,
+            kind: LiveKind::CommandExecuted,
+            data: json!({ "n": i, "padding": padding }),
+            at: chrono::Utc::now(),
+        });
+    }
+    let mut received = 0;
+    let mut close_code = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => received += 1,
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                close_code = frame.map(|f| u16::from(f.code));
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => break,
+            Err(_) => panic!("the server neither closed nor kept sending"),
+        }
+    }
+    assert!(
+        received < published,
+        "the server buffered everything ({received})"
+    );
+    assert_eq!(
+        close_code,
+        Some(1008),
+        "closed as too slow after {received} events"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_with_retry_after_per_ip_and_per_caller() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::with(store, |c| ApiConfig {
+        rate_limit_ip: 40,
+        rate_limit_key: 3,
+        ..c
+    })
+    .await;
+    let owner = world.login(world.owner).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let reply = world.get("/me", &owner).await;
+        statuses.push(reply.status);
+        if reply.status == 429 {
+            assert_error(&reply, 429, "rate_limited");
+            let retry: u64 = reply.headers[header::RETRY_AFTER]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry), "{retry}");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "per caller");
+    let mut last = 0;
+    for _ in 0..60 {
+        last = world.get("/healthz", &Auth::None).await.status;
+        if last == 429 {
+            break;
+        }
+    }
+    assert_eq!(last, 429, "per IP");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_has_a_request_id_security_headers_and_stable_errors() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let health = world.get("/healthz", &Auth::None).await;
+    assert_eq!(health.body, json!({"status": "ok"}));
+    let id = health.headers["x-request-id"].to_str().unwrap();
+    assert!(id.len() >= 16, "{id}");
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(health.headers[name], value);
+    }
+    // A sane incoming id is kept; a hostile one is replaced.
+    let kept = world
+        .http
+        .get(format!("{}/healthz", world.base))
+        .header("x-request-id", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "trace-123");
+    let replaced = world
+        .http
+        .get(format!("{}/healthz", world.base))
+        .header("x-request-id", "a b\"<script>")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(replaced.headers()["x-request-id"], "a b\"<script>");
+
+    assert_error(
+        &world.get("/no/such/route", &Auth::None).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &world
+            .call(Method::DELETE, "/healthz", &Auth::None, None)
+            .await,
+        405,
+        "method_not_allowed",
+    );
+    let owner = world.login(world.owner).await;
+    let path = format!("/api/guild/{}/settings", world.gid());
+    let Auth::Session(cookie) = &owner else {
+        unreachable!()
+    };
+    let send_raw = |body: Vec<u8>, content_type: &'static str| {
+        world
+            .http
+            .put(format!("{}{path}", world.base))
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+    };
+    let big = send_raw(vec![b' '; 70 * 1024], "application/json")
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 413);
+    let not_json = send_raw(b"prefix=!".to_vec(), "application/x-www-form-urlencoded")
+        .await
+        .unwrap();
+    assert_eq!(not_json.status().as_u16(), 415);
+    let broken = send_raw(b"{\"prefix\":".to_vec(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(broken.status().as_u16(), 400);
+    let body: Value = broken.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert_error(
+        &world.get("/api/guild/not-a-number/settings", &owner).await,
+        400,
+        "bad_request",
+    );
+
+    // CORS: the configured origin may call with credentials; others get no grant.
+    let preflight = |origin: &'static str| {
+        world
+            .http
+            .request(Method::OPTIONS, format!("{}/me", world.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let allowed = preflight("https://app.dashboard.test").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.dashboard.test"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let refused = preflight("https://evil.test").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_and_metrics_report_the_platform() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let ready = world.get("/readyz", &Auth::None).await;
+        assert_eq!(ready.status, 200, "{label}: {:?}", ready.body);
+        assert_eq!(ready.body["database"], "ok");
+        world.get("/me", &Auth::None).await;
+        let metrics = world.get("/metrics", &Auth::None).await;
+        assert_eq!(metrics.status, 200);
+        let text = metrics.body.as_str().unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("townes_api_requests_total{")
+                    && l.contains("route=\"/me\"")
+                    && l.contains("status=\"401\"")),
+            "{label}: {text}"
+        );
+        assert!(text.contains("townes_discord_queue_depth"), "{label}");
+
+        // A command run on Discord shows in the counters the scrape returns.
+        let owner = world.login(world.owner).await;
+        let g = world.gid();
+        world
+            .call(
+                Method::POST,
+                &format!("/assets/{g}/features/hello/enable"),
+                &owner,
+                None,
+            )
+            .await;
+        let hellos = |text: &str| {
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("townes_commands_total{") && l.contains("command=\"hello\"")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        };
+        let before = hellos(text);
+        wait_for_command(&world, "hello").await;
+        world
+            .sim
+            .slash(
+                g,
+                world.guild.general_channel_id,
+                world.member,
+                "hello",
+                json!([]),
+            )
+            .await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let text = world.get("/metrics", &Auth::None).await.body;
+            if hellos(text.as_str().unwrap()) > before {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{label}: /hello not counted"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        world.stop().await;
+    }
+}
+
+#[test]
+fn the_committed_openapi_document_is_the_generated_one() {
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/API/openapi.yaml"
+    ))
+    .expect("docs/API/openapi.yaml is missing; run `cargo xtask openapi`");
+    assert!(
+        committed == townes::api::openapi::yaml(),
+        "docs/API/openapi.yaml is stale; run `cargo xtask openapi` and commit the result"
+    );
+}
