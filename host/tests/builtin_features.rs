@@ -1,6 +1,7 @@
 //! The built-in welcome and xp features through the real host, on both backends:
 //! welcome message and auto-role, XP cooldown, level-up, role reward and
-//! leaderboard order.
+//! leaderboard order; and ids in their configs given as strings (what dashboards
+//! send).
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use townes::capabilities::Effect;
 use townes::discord::{LocalDiscord, LocalGuild, Role};
 use townes::grants::Approval;
-use townes::marketplace::Marketplace;
+use townes::marketplace::{Marketplace, config::validate};
 use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Message, Reply};
 use townes::runtime::{Outcome, Runtime, RuntimeConfig};
 use townes::store::Guild;
@@ -218,4 +219,171 @@ async fn welcome_and_xp_behave_on_both_backends() {
             "{label}: nothing twice"
         );
     }
+}
+
+/// Ids above 2^53, which a JavaScript number cannot hold: dashboards send them as
+/// strings.
+const BIG_WELCOME: u64 = 1_100_000_000_000_000_001;
+const BIG_LEVELS: u64 = 1_100_000_000_000_000_002;
+const BIG_ROLE: u64 = 1_100_000_000_000_000_003;
+
+#[tokio::test]
+async fn ids_in_configs_may_be_strings() {
+    let (_, store, _guard) = common::sqlite().await;
+    let discord = Arc::new(LocalDiscord::new());
+    let mut guild = LocalGuild::new(GUILD, "Playground");
+    guild.channels.insert(BIG_WELCOME, "welcome".into());
+    guild.channels.insert(BIG_LEVELS, "levels".into());
+    guild.roles.push(Role {
+        id: BIG_ROLE,
+        name: "Big".into(),
+        position: 2,
+        permissions: 0,
+    });
+    guild.add_member(42, "ada", vec![]);
+    discord.add_guild(guild);
+    store
+        .upsert_guild(&Guild::new(GUILD, "Playground", 1))
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(
+        RuntimeConfig {
+            pool_instances: 4,
+            bot_user_id: 1,
+            ..RuntimeConfig::new(data.path())
+        },
+        store,
+        discord.clone(),
+    )
+    .unwrap();
+    let market = Marketplace::new(&runtime, "test");
+
+    // (feature, a channel key, its config with string ids)
+    let configs = [
+        (
+            "welcome",
+            "channel",
+            serde_json::json!({
+                "channel": "1100000000000000001",
+                "auto_roles": ["1100000000000000003", MEMBER_ROLE],
+                "leave": {"enabled": true, "channel": null}
+            }),
+        ),
+        (
+            "xp",
+            "announce_channel",
+            serde_json::json!({
+                "min_xp": 120, "max_xp": 120,
+                "ignored_channels": ["1100000000000000001"],
+                "announce_channel": "1100000000000000002",
+                "role_rewards": [{"level": 1, "role": "1100000000000000003"}]
+            }),
+        ),
+        (
+            "hello",
+            "welcome_channel",
+            serde_json::json!({"greeting": "Hi", "welcome_channel": "1100000000000000001"}),
+        ),
+    ];
+    for (name, key, config) in configs {
+        let (_, manifest) = market
+            .install(&common::component(name), true)
+            .await
+            .unwrap();
+        let schema = &manifest.config_schema;
+        assert_eq!(validate(schema, &config), Ok(()), "{name}");
+        // The integers of old configs still validate.
+        let mut old = config.clone();
+        old[key] = serde_json::json!(BIG_WELCOME);
+        assert_eq!(validate(schema, &old), Ok(()), "{name}");
+        // Strings that are not ids do not.
+        for bad in [
+            "",
+            "0",
+            "01",
+            "-1",
+            "+1",
+            "#general",
+            "1e3",
+            "12345678901234567890",
+        ] {
+            let mut wrong = config.clone();
+            wrong[key] = serde_json::json!(bad);
+            let problems = validate(schema, &wrong).unwrap_err();
+            assert_eq!(problems[0].path, format!("/{key}"), "{name} {bad:?}");
+        }
+        // `hello` (the example) is only checked against its schema here.
+        if name != "hello" {
+            market
+                .enable(
+                    GUILD,
+                    name,
+                    None,
+                    Approval::everything_requested(&manifest.capabilities),
+                )
+                .await
+                .unwrap();
+            market.set_config(GUILD, name, config).await.unwrap();
+        }
+    }
+
+    // welcome: the message in the channel given as a string, and both auto-roles.
+    let carol = discord
+        .with_guild(GUILD, |g| g.add_member(44, "carol", vec![]))
+        .unwrap();
+    let joined = runtime
+        .dispatch_event(GUILD, &Event::MemberJoined(carol))
+        .await
+        .unwrap();
+    let welcome = effects(&joined, "welcome");
+    assert!(
+        matches!(
+            &welcome[..],
+            [Effect::MessageSent { channel_id: BIG_WELCOME, content: Some(c), .. }, ..]
+                if c == "Welcome <@44> to Playground! You are member #2."
+        ),
+        "{welcome:?}"
+    );
+    for role_id in [BIG_ROLE, MEMBER_ROLE] {
+        assert!(
+            welcome.contains(&Effect::RoleAdded {
+                user_id: 44,
+                role_id
+            }),
+            "{welcome:?}"
+        );
+    }
+
+    // xp: nothing in the ignored channel; a level-up announced in the channel
+    // given as a string, with the reward role given as a string.
+    let mut in_welcome = message(1, &discord, 42, 0);
+    if let Event::MessageCreated(m) = &mut in_welcome {
+        m.channel_id = BIG_WELCOME;
+    }
+    let ignored = runtime.dispatch_event(GUILD, &in_welcome).await.unwrap();
+    assert_eq!(score(&effects(&ignored, "xp")), None);
+    let level_up = effects(
+        &runtime
+            .dispatch_event(GUILD, &message(2, &discord, 42, 0))
+            .await
+            .unwrap(),
+        "xp",
+    );
+    assert_eq!(score(&level_up), Some(120));
+    assert!(
+        level_up.iter().any(|e| matches!(
+            e,
+            Effect::MessageSent { channel_id: BIG_LEVELS, content: Some(c), .. }
+                if c == "GG <@42>, you reached level 1!"
+        )),
+        "{level_up:?}"
+    );
+    assert!(
+        level_up.contains(&Effect::RoleAdded {
+            user_id: 42,
+            role_id: BIG_ROLE
+        }),
+        "{level_up:?}"
+    );
 }

@@ -13,6 +13,8 @@
 //!   [`audit`], [`log`]). Your component imports exactly the capabilities whose
 //!   functions it calls, so it never asks the host for more than its manifest
 //!   declares;
+//! - [`snowflake`]: the JSON Schema and serde helpers for Discord ids in your
+//!   configuration, which dashboards send as strings;
 //! - [`testing::MockHost`], an in-memory host that the capability functions talk to
 //!   when your code runs natively, so `cargo test` works with no host and no wasm.
 //!
@@ -108,6 +110,7 @@ pub mod messages;
 pub mod moderation;
 pub mod roles;
 pub mod scheduler;
+pub mod snowflake;
 pub mod storage;
 pub mod template;
 

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use townes_sdk::{
     Capability, CapabilityRequest, Command, CommandInvocation, Context, Error, Event, EventKind,
-    Feature, Manifest, Reply, config, json, log, messages, storage,
+    Feature, Manifest, Reply, Snowflake, config, json, log, messages, snowflake, storage,
 };
 
 /// The feature.
@@ -17,8 +17,10 @@ pub struct Hello;
 pub struct Config {
     /// The word of greeting.
     pub greeting: String,
-    /// Where new members are welcomed; no welcome when unset.
-    pub welcome_channel: Option<u64>,
+    /// Where new members are welcomed; no welcome when unset. An integer or a
+    /// decimal string (what dashboards send: JavaScript numbers cannot hold ids).
+    #[serde(deserialize_with = "snowflake::de_opt")]
+    pub welcome_channel: Option<Snowflake>,
 }
 
 impl Default for Config {
@@ -50,7 +52,7 @@ impl Feature for Hello {
                     "type": "object",
                     "properties": {
                         "greeting": {"type": "string", "maxLength": 200},
-                        "welcome_channel": {"type": ["integer", "null"]}
+                        "welcome_channel": snowflake::nullable_schema()
                     },
                     "additionalProperties": false
                 }),
@@ -147,6 +149,26 @@ mod tests {
     }
 
     #[test]
+    fn the_welcome_channel_may_be_a_string_or_an_integer() {
+        // Above 2^53: dashboards send it as a string, old configs as an integer.
+        const BIG: Snowflake = 1_100_000_000_000_000_001;
+        for channel in [json!("1100000000000000001"), json!(BIG)] {
+            let host = MockHost::for_feature::<Hello>();
+            host.set_config(json!({"greeting": "Hi", "welcome_channel": channel}));
+            Hello::on_event(&host.context(), Event::MemberJoined(ann())).unwrap();
+            let sent = host.sent_messages();
+            assert_eq!(sent.len(), 1, "{channel}");
+            assert_eq!(sent[0].0, BIG, "{channel}");
+        }
+        let host = MockHost::for_feature::<Hello>();
+        host.set_config(json!({"welcome_channel": "general"}));
+        assert!(matches!(
+            Hello::on_event(&host.context(), Event::MemberJoined(ann())),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
     fn without_storage_it_still_greets_uncounted() {
         let host = MockHost::for_feature::<Hello>();
         host.deny(Capability::Storage);
@@ -181,6 +203,10 @@ mod tests {
         assert_eq!((m.id.as_str(), m.version.as_str()), ("hello", "0.1.0"));
         let schema: townes_sdk::serde_json::Value = serde_json_parse(&m.config_schema);
         assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(
+            schema["properties"]["welcome_channel"],
+            snowflake::nullable_schema()
+        );
         let default: townes_sdk::serde_json::Value = serde_json_parse(&m.default_config);
         assert_eq!(
             default,

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use townes_sdk::{
     Capability, CapabilityRequest, Command, CommandInvocation, Context, Embed, Error, Event,
     EventKind, Feature, GuildInfo, Manifest, Member, Reply, Snowflake, User, config, json, limits,
-    log, members, messages, roles, template,
+    log, members, messages, roles, snowflake, template,
 };
 
 /// The feature.
@@ -47,17 +47,20 @@ pub const UNKNOWN_SERVER_NAME: &str = "this server";
 /// What `{server.memberCount}` renders as when the guild cannot be read.
 pub const UNKNOWN_MEMBER_COUNT: &str = "?";
 
-/// The guild's configuration (see the schema in [`Welcome::describe`]).
+/// The guild's configuration (see the schema in [`Welcome::describe`]). Ids are
+/// read from integers or decimal strings (what dashboards send).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
     /// Where new members are welcomed; no channel message when unset.
+    #[serde(deserialize_with = "snowflake::de_opt")]
     pub channel: Option<Snowflake>,
     /// The channel message template.
     pub message: String,
     /// The direct message to the new member.
     pub dm: DmConfig,
     /// Roles given to every new member.
+    #[serde(deserialize_with = "snowflake::de_vec")]
     pub auto_roles: Vec<Snowflake>,
     /// The goodbye message.
     pub leave: LeaveConfig,
@@ -82,6 +85,7 @@ pub struct LeaveConfig {
     /// Whether to post a goodbye.
     pub enabled: bool,
     /// Where; `None` means the welcome `channel`.
+    #[serde(deserialize_with = "snowflake::de_opt")]
     pub channel: Option<Snowflake>,
     /// The goodbye template.
     pub message: String,
@@ -127,8 +131,7 @@ impl Config {
 }
 
 fn config_schema() -> townes_sdk::serde_json::Value {
-    let snowflake = json!({"type": "integer", "minimum": 1});
-    let nullable_snowflake = json!({"type": ["integer", "null"], "minimum": 1});
+    let nullable_snowflake = snowflake::nullable_schema();
     let template = json!({"type": "string", "minLength": 1, "maxLength": limits::CONTENT});
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -144,7 +147,7 @@ fn config_schema() -> townes_sdk::serde_json::Value {
                 },
                 "additionalProperties": false
             },
-            "auto_roles": {"type": "array", "items": snowflake, "maxItems": 10, "uniqueItems": true},
+            "auto_roles": {"type": "array", "items": snowflake::schema(), "maxItems": 10, "uniqueItems": true},
             "leave": {
                 "type": "object",
                 "properties": {

@@ -285,6 +285,51 @@ fn auto_roles_are_given() {
     ));
 }
 
+/// Dashboards send ids as strings: this one is above 2^53, where a JavaScript
+/// number would already have rounded it.
+const BIG_CHANNEL: Snowflake = 1_100_000_000_000_000_001;
+const BIG_ROLE: Snowflake = 1_100_000_000_000_000_002;
+const BIG_LEAVE_CHANNEL: Snowflake = 1_100_000_000_000_000_003;
+
+#[test]
+fn ids_may_be_strings_or_integers() {
+    let as_strings = json!({
+        "channel": "1100000000000000001",
+        "auto_roles": ["1100000000000000002", ROLE_A],
+        "leave": {"enabled": true, "channel": "1100000000000000003"}
+    });
+    let as_integers = json!({
+        "channel": BIG_CHANNEL,
+        "auto_roles": [BIG_ROLE, ROLE_A],
+        "leave": {"enabled": true, "channel": BIG_LEAVE_CHANNEL}
+    });
+    for config in [as_strings, as_integers] {
+        let host = host();
+        host.add_member(carol());
+        config_with(&host, config.clone());
+        join(&host, carol()).unwrap();
+        leave(&host, carol().user).unwrap();
+        let channels: Vec<Snowflake> = host.sent_messages().iter().map(|(c, _)| *c).collect();
+        assert_eq!(channels, [BIG_CHANNEL, BIG_LEAVE_CHANNEL], "{config}");
+        assert_eq!(
+            host.roles_added(),
+            [(44, BIG_ROLE), (44, ROLE_A)],
+            "{config}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_id_is_an_invalid_config() {
+    let host = host();
+    config_with(&host, json!({"channel": "#general"}));
+    assert!(matches!(
+        join(&host, carol()),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(host.effects().is_empty());
+}
+
 #[test]
 fn a_denied_role_does_not_stop_the_message() {
     let host = host();
@@ -478,6 +523,14 @@ fn the_manifest_is_consistent() {
     for key in default.as_object().unwrap().keys() {
         assert!(schema["properties"].get(key).is_some(), "{key}");
     }
+    // Ids take both forms (dashboards send strings).
+    let props = &schema["properties"];
+    assert_eq!(props["channel"], snowflake::nullable_schema());
+    assert_eq!(
+        props["leave"]["properties"]["channel"],
+        snowflake::nullable_schema()
+    );
+    assert_eq!(props["auto_roles"]["items"], snowflake::schema());
 
     let caps: Vec<(Capability, bool)> = m
         .capabilities

@@ -34,7 +34,7 @@ use serde::Deserialize;
 use townes_sdk::{
     Capability, CapabilityRequest, Command, CommandInvocation, CommandOption, Context, Error,
     Event, EventKind, Feature, Manifest, Message, Reply, Snowflake, Subcommand, User, config, json,
-    limits, log, messages, roles, storage, template,
+    limits, log, messages, roles, snowflake, storage, template,
 };
 
 /// The feature.
@@ -61,7 +61,8 @@ pub fn rewards_key(user_id: Snowflake) -> String {
 
 // ------------------------------------------------------------------ config
 
-/// The guild's configuration (see the schema in [`Xp::describe`]).
+/// The guild's configuration (see the schema in [`Xp::describe`]). Ids are read
+/// from integers or decimal strings (what dashboards send).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
@@ -72,10 +73,12 @@ pub struct Config {
     /// Seconds between two awards to the same member.
     pub cooldown_seconds: u32,
     /// Channels where chatting earns nothing.
+    #[serde(deserialize_with = "snowflake::de_vec")]
     pub ignored_channels: Vec<Snowflake>,
     /// Whether to announce level-ups.
     pub announce: bool,
     /// Where; `None` = the channel of the message that levelled up.
+    #[serde(deserialize_with = "snowflake::de_opt")]
     pub announce_channel: Option<Snowflake>,
     /// The announcement: `{user}`, `{user.mention}`, `{user.name}`, `{level}`.
     pub announce_message: String,
@@ -91,6 +94,7 @@ pub struct RoleReward {
     /// The level that earns it.
     pub level: u32,
     /// The role.
+    #[serde(deserialize_with = "snowflake::de")]
     pub role: Snowflake,
 }
 
@@ -111,7 +115,6 @@ impl Default for Config {
 }
 
 fn config_schema() -> townes_sdk::serde_json::Value {
-    let snowflake = json!({"type": "integer", "minimum": 1});
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
@@ -119,9 +122,9 @@ fn config_schema() -> townes_sdk::serde_json::Value {
             "min_xp": {"type": "integer", "minimum": 0, "maximum": 1000},
             "max_xp": {"type": "integer", "minimum": 0, "maximum": 1000},
             "cooldown_seconds": {"type": "integer", "minimum": 0, "maximum": 86400},
-            "ignored_channels": {"type": "array", "items": snowflake, "maxItems": 100, "uniqueItems": true},
+            "ignored_channels": {"type": "array", "items": snowflake::schema(), "maxItems": 100, "uniqueItems": true},
             "announce": {"type": "boolean"},
-            "announce_channel": {"type": ["integer", "null"], "minimum": 1},
+            "announce_channel": snowflake::nullable_schema(),
             "announce_message": {"type": "string", "minLength": 1, "maxLength": limits::CONTENT},
             "role_rewards": {
                 "type": "array",
@@ -130,7 +133,7 @@ fn config_schema() -> townes_sdk::serde_json::Value {
                     "type": "object",
                     "properties": {
                         "level": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        "role": snowflake
+                        "role": snowflake::schema()
                     },
                     "required": ["level", "role"],
                     "additionalProperties": false

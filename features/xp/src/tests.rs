@@ -378,6 +378,52 @@ fn denied_roles_are_logged_and_retried_at_the_next_level_up() {
     assert_eq!(host.roles_added(), vec![(44, 701), (44, 702)]);
 }
 
+/// Dashboards send ids as strings: these are above 2^53, where a JavaScript
+/// number would already have rounded them.
+const BIG_SPAM: Snowflake = 1_100_000_000_000_000_001;
+const BIG_LEVELS: Snowflake = 1_100_000_000_000_000_002;
+const BIG_ROLE: Snowflake = 1_100_000_000_000_000_003;
+
+#[test]
+fn ids_may_be_strings_or_integers() {
+    let as_strings = json!({
+        "ignored_channels": ["1100000000000000001", SPAM],
+        "announce_channel": "1100000000000000002",
+        "role_rewards": [{"level": 1, "role": "1100000000000000003"}]
+    });
+    let as_integers = json!({
+        "ignored_channels": [BIG_SPAM, SPAM],
+        "announce_channel": BIG_LEVELS,
+        "role_rewards": [{"level": 1, "role": BIG_ROLE}]
+    });
+    for config in [as_strings, as_integers] {
+        let host = host();
+        config_with(&host, config.clone());
+        host.set_score(BOARD, 44, 99);
+        chat(&host, message(1, BIG_SPAM, carol(), 0)).unwrap();
+        assert_eq!(score(&host, 44), Some(99), "{config}: ignored channel");
+        chat(&host, message(2, GENERAL, carol(), 0)).unwrap();
+        assert_eq!(score(&host, 44), Some(99 + amount(2)), "{config}");
+        let channels: Vec<Snowflake> = host.sent_messages().iter().map(|(c, _)| *c).collect();
+        assert_eq!(channels, [BIG_LEVELS], "{config}");
+        assert_eq!(host.roles_added(), [(44, BIG_ROLE)], "{config}");
+    }
+}
+
+#[test]
+fn a_malformed_id_is_an_invalid_config() {
+    let host = host();
+    config_with(
+        &host,
+        json!({"role_rewards": [{"level": 1, "role": "Regular"}]}),
+    );
+    assert!(matches!(
+        chat(&host, message(1, GENERAL, carol(), 0)),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(host.board(BOARD).is_empty());
+}
+
 // ------------------------------------------------------------------ commands
 
 fn seed_board(host: &MockHost) {
@@ -577,6 +623,14 @@ fn the_manifest_is_consistent() {
     for key in default.as_object().unwrap().keys() {
         assert!(schema["properties"].get(key).is_some(), "{key}");
     }
+    // Ids take both forms (dashboards send strings).
+    let props = &schema["properties"];
+    assert_eq!(props["ignored_channels"]["items"], snowflake::schema());
+    assert_eq!(props["announce_channel"], snowflake::nullable_schema());
+    assert_eq!(
+        props["role_rewards"]["items"]["properties"]["role"],
+        snowflake::schema()
+    );
 
     let caps: Vec<(Capability, bool)> = m
         .capabilities

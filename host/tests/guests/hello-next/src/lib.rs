@@ -8,7 +8,7 @@
 
 use townes_sdk::{
     Capability, CapabilityRequest, Command, CommandInvocation, Context, Error, EventKind, Feature,
-    Manifest, Reply, json, storage,
+    Manifest, Reply, json, snowflake, storage,
 };
 
 pub struct HelloNext;
@@ -33,7 +33,7 @@ impl Feature for HelloNext {
                     "type": "object",
                     "properties": {
                         "greeting": {"type": "string", "maxLength": 200},
-                        "welcome_channel": {"type": ["integer", "null"]}
+                        "welcome_channel": snowflake::nullable_schema()
                     },
                     "additionalProperties": false
                 }),
