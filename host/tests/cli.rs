@@ -342,3 +342,85 @@ fn marketplace_commands_from_the_command_line() {
         (Some(true), Some("0.1.0"))
     );
 }
+
+#[test]
+fn api_keys_from_the_command_line_are_created_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(stdout(&townes(dir.path(), args)).trim()).unwrap()
+    };
+    // `feature run` leaves its local guild (1000) in the store, no tenant's yet.
+    stdout(&townes(
+        dir.path(),
+        &[
+            "feature",
+            "run",
+            &common::component_path("hello"),
+            "--command",
+            "hello",
+        ],
+    ));
+    let unclaimed = json(&["guild", "show", "1000", "--json"]);
+    assert!(unclaimed["guild"]["tenant_id"].is_null(), "{unclaimed}");
+    let owner = unclaimed["guild"]["owner_id"].to_string();
+
+    let created = json(&[
+        "key",
+        "create",
+        "--owner",
+        &owner,
+        "--name",
+        "dashboard",
+        "--json",
+    ]);
+    let id = created["key"]["id"].as_str().unwrap().to_string();
+    let secret = created["secret"].as_str().unwrap();
+    assert!(
+        secret.starts_with(&format!("tdk_{id}_")) && secret.len() > 40,
+        "{created}"
+    );
+    let tenant = created["tenant_id"].as_str().unwrap();
+    assert_eq!(created["claimed_guilds"], serde_json::json!(["1000"]));
+    // The owner's guild belongs to the key's tenant now, as after a login.
+    let guild = json(&["guild", "show", "1000", "--json"]);
+    assert_eq!(guild["guild"]["tenant_id"], tenant, "{guild}");
+
+    // The same tenant again: a second key sits next to the first.
+    let second = json(&["key", "create", "--owner", &owner, "--json"]);
+    assert_eq!(second["tenant_id"], tenant);
+    let listed = json(&["key", "list", "--owner", &owner, "--json"]);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed}");
+    assert!(ids.contains(&id.as_str()), "{listed}");
+    assert!(
+        !listed.to_string().contains(&secret[secret.len() - 20..]),
+        "the secret is shown once, never listed"
+    );
+
+    let text = stdout(&townes(
+        dir.path(),
+        &["key", "revoke", "--owner", &owner, &id],
+    ));
+    assert_eq!(text.trim(), format!("revoked API key {id}"));
+    let listed = json(&["key", "list", "--owner", &owner, "--json"]);
+    let revoked = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap();
+    assert!(revoked["revoked_at"].is_string(), "{listed}");
+    // Revoking twice, or as someone else, is refused.
+    for owner in [owner.as_str(), "43"] {
+        let again = townes(dir.path(), &["key", "revoke", "--owner", owner, &id]);
+        assert!(!again.status.success());
+    }
+    let human = stdout(&townes(dir.path(), &["key", "list", "--owner", &owner]));
+    assert!(human.contains(&format!("{id}  \"dashboard\"")), "{human}");
+    assert!(human.contains("revoked"), "{human}");
+}

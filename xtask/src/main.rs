@@ -10,13 +10,17 @@
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, then `test`;
 //! - `openapi [--check]`: writes `docs/API/openapi.yaml` from `townes openapi`
 //!   and generates the TypeScript client `clients/typescript/src/index.ts` from
-//!   it (see [`openapi`] and [`ts_client`]); `--check` only compares.
+//!   it (see [`openapi`] and [`ts_client`]); `--check` only compares;
+//! - `fuzz-api [options]`: runs schemathesis against `townes serve` (the
+//!   offline playground) and fails on any 5xx or response the OpenAPI document
+//!   does not describe (see [`fuzz_api`]).
 //!
 //! `build-guests` also builds the Python examples under `examples/*` (a folder
 //! with `app.py` and `wit/`) with componentize-py, installing it with pip when it
 //! is missing; without Python it prints a notice and skips them, except under
 //! `CI`, where that is an error.
 
+mod fuzz_api;
 mod openapi;
 mod ts_client;
 
@@ -46,7 +50,9 @@ commands:
   ci               cargo fmt --check, cargo clippy -D warnings, then test
   openapi          write docs/API/openapi.yaml (from `townes openapi`) and generate
                    the TypeScript client clients/typescript/src/index.ts from it
-  openapi --check  fail, naming the file, when either committed file is stale";
+  openapi --check  fail, naming the file, when either committed file is stale
+  fuzz-api [opts]  fuzz the running API with schemathesis against docs/API/openapi.yaml
+                   (`cargo xtask fuzz-api --help` for options)";
 
 /// A failure: a message, and the exit code to leave with.
 struct Failure {
@@ -132,6 +138,7 @@ fn run(args: &[String]) -> Result {
             test(&root, &[])
         }
         "openapi" => openapi::openapi(&root, rest),
+        "fuzz-api" => fuzz_api::fuzz_api(&root, rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())

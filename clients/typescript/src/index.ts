@@ -133,7 +133,7 @@ export const FeatureFlag = z.object({
 export type FeatureFlag = z.infer<typeof FeatureFlag>;
 
 /** A Discord id (snowflake), as a string: it needs 64 bits. */
-export const Snowflake = z.string().regex(/^[0-9]{1,20}$/);
+export const Snowflake = z.string().regex(/^[0-9]{1,19}$/);
 /** A Discord id (snowflake), as a string: it needs 64 bits. */
 export type Snowflake = z.infer<typeof Snowflake>;
 
@@ -151,12 +151,17 @@ export const Asset = z.object({
 /** A guild with its plan and feature flags. */
 export type Asset = z.infer<typeof Asset>;
 
+/** What a feature may do in a guild. */
+export const Capability = z.enum(["messages", "message-content", "members", "roles", "channels", "moderation", "storage", "config", "scheduler", "audit", "log"]);
+/** What a feature may do in a guild. */
+export type Capability = z.infer<typeof Capability>;
+
 /** A feature as set up in one guild. */
 export const GuildFeatureView = z.object({
   /** Set while the circuit breaker keeps it switched off after repeated faults. */
   breaker_open_until: z.string().nullable().optional(),
   /** The approved capabilities. */
-  capabilities: z.array(z.string()),
+  capabilities: z.array(Capability),
   /** Channels it may post in; `null` means every channel. */
   channels: z.array(Snowflake).nullable().optional(),
   /** Its configuration; `null` until one is saved (the default applies). */
@@ -180,7 +185,7 @@ export const SettingsView = z.object({
   /** 0 (none) to 86,400. */
   global_cooldown_seconds: z.number().int().min(0),
   /** 1 to 5 characters without whitespace. */
-  prefix: z.string(),
+  prefix: z.string().regex(/^\S{1,5}$/),
   /** `null` until saved once (defaults apply). */
   updated_at: z.string().nullable().optional(),
   use_slash_commands: z.boolean(),
@@ -230,7 +235,7 @@ export const Callback = z.object({
 export type Callback = z.infer<typeof Callback>;
 
 export const CapabilityRequestView = z.object({
-  capability: z.string(),
+  capability: Capability,
   /** Why the feature asks, for the admin. */
   reason: z.string(),
   /** Must be approved to enable the feature. */
@@ -369,7 +374,7 @@ export const InstallRequest = z.object({
    * Capabilities approved. When absent: the ones already approved in this
    * guild, or, on a first install, only the required ones.
    */
-  capabilities: z.array(z.string()).nullable().optional(),
+  capabilities: z.array(Capability).nullable().optional(),
   /** Channels it may post in; absent or `null`: every channel. */
   channels: z.array(Snowflake).nullable().optional(),
   /** It may only manage roles strictly below this role. */
@@ -485,7 +490,8 @@ export type RoleView = z.infer<typeof RoleView>;
 export const SettingsUpdate = z.object({
   allow_prefix_fallback: z.boolean().nullable().optional(),
   global_cooldown_seconds: z.number().int().min(0).max(86400).nullable().optional(),
-  prefix: z.string().min(1).max(5).nullable().optional(),
+  /** 1 to 5 characters without whitespace. */
+  prefix: z.string().min(1).max(5).regex(/^\S{1,5}$/).nullable().optional(),
   use_slash_commands: z.boolean().nullable().optional(),
 }).strict();
 /** Fields to change; the others keep their values. */
@@ -493,7 +499,7 @@ export type SettingsUpdate = z.infer<typeof SettingsUpdate>;
 
 export const UpgradeRequest = z.object({
   /** New approvals, for a version that asks for more; absent keeps the current ones. */
-  capabilities: z.array(z.string()).nullable().optional(),
+  capabilities: z.array(Capability).nullable().optional(),
   channels: z.array(Snowflake).nullable().optional(),
   role_ceiling: Snowflake.nullable().optional(),
   /** The version to move to. */

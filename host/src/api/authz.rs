@@ -75,13 +75,7 @@ impl FromRequestParts<ApiState> for GuildAccess {
 }
 
 fn parse_guild_id(raw: &str) -> Result<u64, ApiError> {
-    if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::BadRequest(format!(
-            "`{raw}` is not a guild id (a Discord id: 1 to 20 digits)"
-        )));
-    }
-    raw.parse()
-        .map_err(|_| ApiError::BadRequest(format!("`{raw}` is too large for a guild id")))
+    super::snowflake::parse(raw).map_err(|why| ApiError::BadRequest(format!("guild id: {why}")))
 }
 
 /// The guild, if `caller` may manage it.

@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Where and how the dashboard API listens, and how it logs people in.
-#[derive(clap::Args, Clone, Debug)]
+/// Where and how the dashboard API listens, and how it logs people in. `Debug`
+/// leaves the client secret out.
+#[derive(clap::Args, Clone)]
 pub struct ApiConfig {
     /// Address of the dashboard API.
     #[arg(
@@ -89,8 +90,43 @@ impl ApiConfig {
     }
 }
 
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("addr", &self.addr)
+            .field("cors_origins", &self.cors_origins)
+            .field("oauth_client_id", &self.oauth_client_id)
+            .field(
+                "oauth_client_secret",
+                &self.oauth_client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("oauth_redirect_uri", &self.oauth_redirect_uri)
+            .field("discord_web_base", &self.discord_web_base)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("rate_limit_ip", &self.rate_limit_ip)
+            .field("rate_limit_key", &self.rate_limit_key)
+            .finish()
+    }
+}
+
 impl Default for ApiConfig {
     fn default() -> ApiConfig {
         ApiConfig::local()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_client_secret() {
+        let config = ApiConfig {
+            oauth_client_secret: Some("hunter2-secret".into()),
+            ..ApiConfig::local()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 }

@@ -2,6 +2,11 @@
 //! `{"error": {"code", "message", "hint"?, "problems"?}}` with the status code, plus
 //! `Retry-After` on 429. Axum's own rejections (bad JSON, bad path or query) are
 //! converted here too, so no response leaves in another shape.
+//!
+//! The extractors also refuse text holding U+0000 (NUL): Postgres cannot store
+//! it, so it would otherwise fail deep in a query as a 500 (and SQLite would
+//! keep what Postgres refuses). A body gets 422 naming each value, a path or
+//! query parameter 400.
 
 use crate::marketplace::MarketError;
 use crate::store::StoreError;
@@ -286,22 +291,142 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `axum::Json` whose rejection is an [`ApiError`].
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json` whose rejection is an [`ApiError`], refusing NUL in any string.
 pub struct Json<T>(pub T);
 
-/// `axum::extract::Path` whose rejection is an [`ApiError`].
-#[derive(axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let bytes = body_bytes(
+            axum::extract::Request::from_parts(parts.clone(), body),
+            state,
+        )
+        .await?;
+        // axum's own extractor, for its content-type check and error messages.
+        let request =
+            axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
+        refuse_nul(&bytes)?;
+        Ok(Json(value))
+    }
+}
+
+/// `axum::extract::Path` whose rejection is an [`ApiError`], refusing NUL.
 pub struct Path<T>(pub T);
 
-/// `axum::extract::Query` whose rejection is an [`ApiError`].
-#[derive(axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await
+            && let Some((name, _)) = raw.iter().find(|(_, value)| value.contains('\0'))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "path parameter `{name}` contains a NUL character (U+0000)"
+            )));
+        }
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
+
+/// `axum::extract::Query` whose rejection is an [`ApiError`], refusing NUL.
 pub struct Query<T>(pub T);
 
-/// An optional JSON body: absent (empty) is `None`; present, it must be JSON.
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        // A query can only carry NUL percent-encoded.
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::BadRequest(
+                "the query contains a NUL character (U+0000)".into(),
+            ));
+        }
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(value))
+    }
+}
+
+/// The request body, within the body limit.
+async fn body_bytes<S: Send + Sync>(
+    request: axum::extract::Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    use axum::extract::FromRequest as _;
+    axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            _ => ApiError::BadRequest(e.body_text()),
+        })
+}
+
+/// Refuses a JSON body with U+0000 in a string or key, naming each one.
+fn refuse_nul(json: &[u8]) -> Result<(), ApiError> {
+    // JSON carries NUL only as the escape `\u0000`; most bodies never have it.
+    if !json.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return Ok(()); // Not JSON: the typed parse has refused it already.
+    };
+    let mut problems = Vec::new();
+    find_nul(&value, String::new(), &mut problems);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Invalid {
+        message: "text must not contain NUL characters (U+0000)".into(),
+        problems,
+    })
+}
+
+fn find_nul(value: &serde_json::Value, pointer: String, problems: &mut Vec<Problem>) {
+    let problem = |path: &str| Problem {
+        path: path.to_string(),
+        message: "contains a NUL character (U+0000), which cannot be stored".into(),
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => problems.push(problem(&pointer)),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_nul(item, format!("{pointer}/{i}"), problems);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (key, item) in fields {
+                let at = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+                if key.contains('\0') {
+                    problems.push(problem(&at));
+                }
+                find_nul(item, at, problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An optional JSON body: absent (empty) or JSON `null` is `None`; present, it
+/// must be JSON.
 pub struct MaybeJson<T>(pub Option<T>);
 
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S>
@@ -315,21 +440,36 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-                _ => ApiError::BadRequest(e.body_text()),
-            })?;
+        let bytes = body_bytes(request, state).await?;
         if bytes.is_empty() {
             return Ok(MaybeJson(None));
         }
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let value = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(MaybeJson(Some(value.0)))
+        // The documented body is nullable, so `null` means "no body" too.
+        let value = axum::Json::<Option<T>>::from_bytes(&bytes)?;
+        refuse_nul(&bytes)?;
+        Ok(MaybeJson(value.0))
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_in_any_string_or_key_is_named_by_its_pointer() {
+        let refused = refuse_nul(br#"{"a": ["ok", "x\u0000"], "b/\u0000": 1, "c": "\\u0000"}"#);
+        let Err(ApiError::Invalid { problems, .. }) = refused else {
+            panic!("expected 422, got {refused:?}");
+        };
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["/a/1", "/b~1\u{0}"]);
+        // An escaped backslash before `u0000` is text, not NUL.
+        assert!(refuse_nul(br#"{"c": "\\u0000"}"#).is_ok());
+        assert!(refuse_nul(br#"{"c": "fine"}"#).is_ok());
+    }
+}

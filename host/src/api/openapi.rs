@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 #[openapi(
     info(
         title = "TownesDev Bot Platform API",
-        description = "The dashboard API: sign in with Discord, manage guilds' features, settings and permissions, read usage and the audit log, and follow live events over /api/ws. Discord ids are strings. Errors are `{\"error\": {\"code\", \"message\", \"hint\"?, \"problems\"?}}`; every response carries `X-Request-ID`.",
+        description = "The dashboard API: sign in with Discord, manage guilds' features, settings and permissions, read usage and the audit log, and follow live events over /api/ws. Discord ids are strings of 1 to 19 digits. Text may not contain U+0000 (NUL): it is refused with 422 in a body, 400 in a path or query. Errors are `{\"error\": {\"code\", \"message\", \"hint\"?, \"problems\"?}}`; every response carries `X-Request-ID`.",
         license(name = "Apache-2.0"),
     ),
     paths(
@@ -31,7 +31,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         marketplace::upgrade, marketplace::config, marketplace::set_config,
         ws::upgrade,
     ),
-    components(schemas(super::snowflake::Snowflake)),
+    components(schemas(super::snowflake::Snowflake, super::routes::marketplace::CapabilityName)),
     modifiers(&Security),
     tags(
         (name = "health", description = "Probes and metrics"),

@@ -8,6 +8,7 @@ mod dev;
 mod feature;
 mod feature_run;
 mod guild;
+mod key;
 mod playground;
 mod serve;
 
@@ -75,6 +76,11 @@ pub enum Command {
         #[command(subcommand)]
         command: guild::GuildCommand,
     },
+    /// Dashboard API keys: create, list and revoke them without a browser.
+    Key {
+        #[command(subcommand)]
+        command: key::KeyCommand,
+    },
     /// Install the features in a folder into a local guild and show them
     /// reacting to scripted members, with every effect printed.
     Demo(demo::DemoArgs),
@@ -115,6 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Feature { command } => feature::run(&cli.settings, command).await,
         Command::Guild { command } => guild::run(&cli.settings, command).await,
+        Command::Key { command } => key::run(&cli.settings, command).await,
         Command::Demo(args) => demo::run(&cli.settings, args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Serve(args) => serve::run(&cli.settings, args).await,

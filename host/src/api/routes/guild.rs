@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Serialize, ToSchema)]
 pub struct SettingsView {
     /// 1 to 5 characters without whitespace.
-    #[schema(example = "!")]
+    #[schema(example = "!", pattern = r"^\S{1,5}$")]
     pub prefix: String,
     pub use_slash_commands: bool,
     /// Whether prefix commands still work while slash commands are on.
@@ -48,7 +48,8 @@ impl From<GuildSettings> for SettingsView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsUpdate {
-    #[schema(min_length = 1, max_length = 5)]
+    /// 1 to 5 characters without whitespace.
+    #[schema(min_length = 1, max_length = 5, pattern = r"^\S{1,5}$")]
     pub prefix: Option<String>,
     pub use_slash_commands: Option<bool>,
     pub allow_prefix_fallback: Option<bool>,
@@ -376,7 +377,7 @@ pub struct MemberPage {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only members with a user id above this (the last id of the previous page).
-    #[param(value_type = Option<String>, pattern = "^[0-9]{1,20}$")]
+    #[param(value_type = Option<String>, pattern = "^[0-9]{1,19}$")]
     pub after: Option<Snowflake>,
 }
 

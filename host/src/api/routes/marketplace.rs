@@ -10,7 +10,7 @@ use crate::api::authz::GuildAccess;
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, MaybeJson, Path, Query};
 use crate::api::snowflake::Snowflake;
 use crate::api::ws::announce;
-use crate::grants::{Approval, capability_name, parse_capability};
+use crate::grants::{ALL_CAPABILITIES, Approval, capability_name, parse_capability};
 use crate::live::LiveKind;
 use crate::marketplace::Marketplace;
 use crate::runtime::wit::Manifest;
@@ -20,7 +20,31 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::borrow::Cow;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
+
+/// A capability's name as the API spells it (`messages`, `message-content`, …).
+/// Only a schema: the values are strings, and an unknown one is refused with
+/// 422 naming it.
+pub struct CapabilityName;
+
+impl utoipa::PartialSchema for CapabilityName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ALL_CAPABILITIES.map(capability_name)))
+            .description(Some("What a feature may do in a guild."))
+            .into()
+    }
+}
+
+impl ToSchema for CapabilityName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Capability")
+    }
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct VersionView {
@@ -51,7 +75,7 @@ pub struct CatalogueEntry {
 
 #[derive(Serialize, ToSchema)]
 pub struct CapabilityRequestView {
-    #[schema(example = "messages")]
+    #[schema(value_type = CapabilityName)]
     pub capability: String,
     /// Must be approved to enable the feature.
     pub required: bool,
@@ -131,6 +155,7 @@ pub struct GuildFeatureView {
     pub version: String,
     pub enabled: bool,
     /// The approved capabilities.
+    #[schema(value_type = Vec<CapabilityName>)]
     pub capabilities: Vec<String>,
     /// Channels it may post in; `null` means every channel.
     pub channels: Option<Vec<Snowflake>>,
@@ -174,6 +199,7 @@ pub struct InstallRequest {
     pub version: Option<String>,
     /// Capabilities approved. When absent: the ones already approved in this
     /// guild, or, on a first install, only the required ones.
+    #[schema(value_type = Option<Vec<CapabilityName>>)]
     pub capabilities: Option<Vec<String>>,
     /// Channels it may post in; absent or `null`: every channel.
     pub channels: Option<Vec<Snowflake>>,
@@ -187,6 +213,7 @@ pub struct UpgradeRequest {
     /// The version to move to.
     pub version: String,
     /// New approvals, for a version that asks for more; absent keeps the current ones.
+    #[schema(value_type = Option<Vec<CapabilityName>>)]
     pub capabilities: Option<Vec<String>>,
     pub channels: Option<Vec<Snowflake>>,
     pub role_ceiling: Option<Snowflake>,
