@@ -122,20 +122,3 @@ pub async fn authorize(
         Rights::Stranger => Err(hidden()),
     }
 }
-
-/// Claims, for the user's tenant, the unclaimed guilds they own on Discord.
-pub async fn claim_owned_guilds(
-    state: &ApiState,
-    user_id: u64,
-    tenant_id: &str,
-) -> Result<(), ApiError> {
-    for guild in state.store().guilds().await? {
-        if guild.owner_id == user_id && guild.tenant_id.is_none() {
-            state
-                .store()
-                .set_guild_tenant(guild.id, Some(tenant_id))
-                .await?;
-        }
-    }
-    Ok(())
-}

@@ -223,23 +223,15 @@ impl From<MarketError> for ApiError {
                 hint: None,
             },
             MarketError::MissingRequired { missing, .. } => ApiError::Invalid {
-                problems: missing
-                    .iter()
-                    .map(|c| Problem {
-                        path: "/capabilities".into(),
-                        message: format!("required capability `{c}` is not approved"),
-                    })
-                    .collect(),
+                problems: capability_problems(&missing, |c| {
+                    format!("required capability `{c}` is not approved")
+                }),
                 message,
             },
             MarketError::NotRequested { extra, .. } => ApiError::Invalid {
-                problems: extra
-                    .iter()
-                    .map(|c| Problem {
-                        path: "/capabilities".into(),
-                        message: format!("`{c}` is not requested by this feature"),
-                    })
-                    .collect(),
+                problems: capability_problems(&extra, |c| {
+                    format!("`{c}` is not requested by this feature")
+                }),
                 message,
             },
             MarketError::InvalidConfig { problems, .. } => ApiError::Invalid {
@@ -260,6 +252,17 @@ impl From<MarketError> for ApiError {
             MarketError::Host(e) => ApiError::Internal(e),
         }
     }
+}
+
+/// One problem at `/capabilities` per capability named.
+fn capability_problems(capabilities: &[String], why: impl Fn(&str) -> String) -> Vec<Problem> {
+    capabilities
+        .iter()
+        .map(|c| Problem {
+            path: "/capabilities".into(),
+            message: why(c),
+        })
+        .collect()
 }
 
 impl From<JsonRejection> for ApiError {

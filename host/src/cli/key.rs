@@ -54,7 +54,7 @@ pub async fn run(settings: &Settings, command: KeyCommand) -> anyhow::Result<()>
                 "--name must be 1 to 100 characters"
             );
             let tenant = store.create_tenant(owner, None).await?;
-            let claimed = claim_owned_guilds(&store, owner, &tenant.id).await?;
+            let claimed = store.claim_owned_guilds(owner, &tenant.id).await?;
             let secret = new_secret();
             let key = store
                 .create_api_key(&tenant.id, name, &hash_secret(&secret))
@@ -156,21 +156,4 @@ async fn tenant_of(store: &Store, owner: u64, json: bool) -> anyhow::Result<Opti
         }
     }
     Ok(tenant)
-}
-
-/// Links the unclaimed guilds `owner` owns on Discord to their tenant (what a
-/// Discord login does); returns their ids.
-async fn claim_owned_guilds(
-    store: &Store,
-    owner: u64,
-    tenant_id: &str,
-) -> anyhow::Result<Vec<u64>> {
-    let mut claimed = Vec::new();
-    for guild in store.guilds().await? {
-        if guild.owner_id == owner && guild.tenant_id.is_none() {
-            store.set_guild_tenant(guild.id, Some(tenant_id)).await?;
-            claimed.push(guild.id);
-        }
-    }
-    Ok(claimed)
 }

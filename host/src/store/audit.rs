@@ -56,20 +56,7 @@ impl Store {
         guild_id: u64,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<AuditRow> = on_db!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT id, guild_id, actor, action, feature_id, details, created_at
-                 FROM audit_log
-                 WHERE guild_id = $1
-                 ORDER BY id DESC
-                 LIMIT $2",
-            )
-            .bind(db_id(guild_id))
-            .bind(db_limit(limit))
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows.into_iter().map(AuditEntry::from).collect())
+        self.audit_page(guild_id, None, limit).await
     }
 
     /// One entry of a guild by id; `None` if there is none, or it belongs to another

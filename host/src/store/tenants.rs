@@ -152,4 +152,27 @@ impl Store {
         });
         Ok(rows.into_iter().map(Guild::from).collect())
     }
+
+    /// Links the unclaimed guilds `owner_discord_id` owns on Discord to `tenant_id`
+    /// (what their Discord login does) and returns their ids, ascending.
+    pub async fn claim_owned_guilds(
+        &self,
+        owner_discord_id: u64,
+        tenant_id: &str,
+    ) -> Result<Vec<u64>, StoreError> {
+        let ids: Vec<i64> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "UPDATE guilds SET tenant_id = $2
+                 WHERE owner_id = $1 AND tenant_id IS NULL
+                 RETURNING id",
+            )
+            .bind(db_id(owner_discord_id))
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut ids: Vec<u64> = ids.into_iter().map(api_id).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
 }

@@ -12,7 +12,6 @@ use crate::api::ApiState;
 use crate::api::auth::{
     Caller, KEY_PREFIX, SESSION_COOKIE, STATE_COOKIE, cookie, hash_secret, new_secret, set_cookie,
 };
-use crate::api::authz::claim_owned_guilds;
 use crate::api::config::{OAUTH_STATE_TTL, SESSION_TTL};
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::api::snowflake::Snowflake;
@@ -146,7 +145,10 @@ pub async fn callback(
     })?;
     let name = user.global_name.unwrap_or(user.username);
     let tenant = state.store().create_tenant(user_id, Some(&name)).await?;
-    claim_owned_guilds(&state, user_id, &tenant.id).await?;
+    state
+        .store()
+        .claim_owned_guilds(user_id, &tenant.id)
+        .await?;
     let token = new_secret();
     state
         .store()
