@@ -1432,3 +1432,39 @@ fn the_committed_openapi_document_is_the_generated_one() {
         "docs/API/openapi.yaml is stale; run `cargo xtask openapi` and commit the result"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_websocket_closes_when_its_session_is_revoked() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::with(store, |c| ApiConfig {
+        ws_recheck: Duration::from_millis(200),
+        ..c
+    })
+    .await;
+    let owner = world.login(world.owner).await;
+    let mut socket = open_socket(&world, &owner).await;
+    send(
+        &mut socket,
+        json!({"type": "subscribe_guild", "guild_id": world.gid().to_string()}),
+    )
+    .await;
+    assert_eq!(next(&mut socket, WAIT).await.unwrap()["type"], "subscribed");
+    // Still open across several re-checks while the session lives.
+    assert_eq!(next(&mut socket, Duration::from_millis(700)).await, None);
+
+    let out = world.call(Method::POST, "/auth/logout", &owner, None).await;
+    assert_eq!(out.status, 204);
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the socket stayed open after logout");
+    assert_eq!(closed, Some(1008));
+    world.stop().await;
+}

@@ -424,3 +424,59 @@ fn api_keys_from_the_command_line_are_created_listed_and_revoked() {
     assert!(human.contains(&format!("{id}  \"dashboard\"")), "{human}");
     assert!(human.contains("revoked"), "{human}");
 }
+
+/// `townes api` alone: it serves probes, refuses unauthenticated calls, and stops
+/// cleanly on SIGINT.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_runs_alone_and_stops_on_interrupt() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::from(common::townes_command(dir.path()))
+        .arg("api")
+        .env_remove("DISCORD_TOKEN")
+        .env_remove("REDIS_URL")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(addr) = line.strip_prefix("dashboard API: http://") {
+                return addr.to_string();
+            }
+        }
+        panic!("townes api ended without announcing its address");
+    })
+    .await
+    .expect("no address announced within 60 s");
+    let get = |path: &str| reqwest::get(format!("http://{addr}{path}"));
+    assert_eq!(get("/healthz").await.unwrap().status().as_u16(), 200);
+    let ready: serde_json::Value = get("/readyz").await.unwrap().json().await.unwrap();
+    assert_eq!(ready["database"], "ok", "{ready}");
+    assert_eq!(ready["redis"], "not configured", "{ready}");
+    assert_eq!(get("/me").await.unwrap().status().as_u16(), 401);
+    // Login is off without OAuth settings, and says how to turn it on.
+    let login = get("/auth/discord/login").await.unwrap();
+    assert_eq!(login.status().as_u16(), 503);
+    let body: serde_json::Value = login.json().await.unwrap();
+    assert!(
+        body["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("DISCORD_CLIENT_ID"),
+        "{body}"
+    );
+
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("townes api did not stop on SIGINT")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -62,7 +62,14 @@ pub struct ApiConfig {
         default_value_t = 1200
     )]
     pub rate_limit_key: u32,
+    /// How often an open WebSocket re-checks its caller's session or key and
+    /// rights to each followed guild (tests shorten it).
+    #[arg(skip = WS_RECHECK)]
+    pub ws_recheck: Duration,
 }
+
+/// The default of [`ApiConfig::ws_recheck`].
+pub const WS_RECHECK: Duration = Duration::from_secs(30);
 
 /// How long a dashboard session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -86,6 +93,7 @@ impl ApiConfig {
             cookie_secure: true,
             rate_limit_ip: 600,
             rate_limit_key: 1200,
+            ws_recheck: WS_RECHECK,
         }
     }
 }
@@ -105,6 +113,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("cookie_secure", &self.cookie_secure)
             .field("rate_limit_ip", &self.rate_limit_ip)
             .field("rate_limit_key", &self.rate_limit_key)
+            .field("ws_recheck", &self.ws_recheck)
             .finish()
     }
 }

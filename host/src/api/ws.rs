@@ -10,7 +10,10 @@
 //! Memory per connection is bounded: events come from a bounded broadcast
 //! channel, and a client that falls behind it (or takes longer than
 //! [`SEND_TIMEOUT`] to accept one frame) is disconnected with close code 1008
-//! instead of being buffered for.
+//! instead of being buffered for. Every [`ApiConfig::ws_recheck`](super::ApiConfig)
+//! the socket checks that its session or key still works (else it closes with
+//! 1008) and that the caller may still manage each followed guild (else that
+//! guild is dropped with an `unsubscribed` frame carrying a `reason`).
 //!
 //! Audit-log events come from tailing the `audit_log` table, so entries written
 //! by any process (the CLI, the gateway, another API instance) reach every
@@ -42,8 +45,9 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_SUBSCRIPTIONS: usize = 100;
 /// How often the audit log is read for new entries.
 const TAIL_EVERY: Duration = Duration::from_millis(300);
-/// Close code for a client too slow to keep up (policy violation).
-const CLOSE_SLOW: u16 = 1008;
+/// Close code for a client too slow to keep up, or no longer signed in (policy
+/// violation).
+const CLOSE_POLICY: u16 = 1008;
 
 pub fn router() -> Router<ApiState> {
     Router::new().route("/api/ws", get(upgrade))
@@ -96,8 +100,21 @@ pub async fn upgrade(
 async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
     let mut events = state.live().subscribe();
     let mut guilds: HashSet<u64> = HashSet::new();
+    let mut recheck = tokio::time::interval(state.config().ws_recheck);
+    recheck.tick().await;
     loop {
         tokio::select! {
+            _ = recheck.tick() => {
+                if !still_signed_in(&state, &caller).await {
+                    close(&mut socket, "your session ended or the API key was revoked").await;
+                    return;
+                }
+                for reply in recheck_guilds(&state, &caller, &mut guilds).await {
+                    if !send(&mut socket, reply).await {
+                        return;
+                    }
+                }
+            }
             incoming = socket.recv() => {
                 let Some(Ok(message)) = incoming else { return };
                 let reply = match message {
@@ -114,10 +131,7 @@ async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
                     Ok(event) => event,
                     Err(RecvError::Lagged(missed)) => {
                         tracing::info!(missed, "closing a WebSocket that fell behind");
-                        let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(CloseFrame {
-                            code: CLOSE_SLOW,
-                            reason: "too slow: events were dropped; reconnect and resubscribe".into(),
-                        })))).await;
+                        close(&mut socket, "too slow: events were dropped; reconnect and resubscribe").await;
                         return;
                     }
                     Err(RecvError::Closed) => return,
@@ -138,6 +152,53 @@ async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
             }
         }
     }
+}
+
+/// Closes with 1008 (policy violation) and a reason for the client.
+async fn close(socket: &mut WebSocket, reason: &'static str) {
+    let frame = Message::Close(Some(CloseFrame {
+        code: CLOSE_POLICY,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await;
+}
+
+/// Whether the session or key the socket was opened with still works.
+async fn still_signed_in(state: &ApiState, caller: &Caller) -> bool {
+    let live = match caller {
+        Caller::User { session, .. } => state
+            .store()
+            .live_session(session)
+            .await
+            .map(|s| s.is_some()),
+        Caller::Key { key_id, .. } => state
+            .store()
+            .live_api_key(key_id)
+            .await
+            .map(|k| k.is_some()),
+    };
+    // A database hiccup is not a reason to drop a dashboard; the next check decides.
+    live.unwrap_or(true)
+}
+
+/// Drops the guilds the caller may no longer manage, with an `unsubscribed` frame
+/// saying why for each.
+async fn recheck_guilds(
+    state: &ApiState,
+    caller: &Caller,
+    guilds: &mut HashSet<u64>,
+) -> Vec<Value> {
+    let mut replies = Vec::new();
+    for guild_id in guilds.clone() {
+        match authorize(state, caller, guild_id).await {
+            Ok(_) | Err(ApiError::Unavailable { .. } | ApiError::Internal(_)) => {}
+            Err(e) => {
+                guilds.remove(&guild_id);
+                replies.push(json!({ "type": "unsubscribed", "guild_id": Snowflake(guild_id), "reason": e.to_string() }));
+            }
+        }
+    }
+    replies
 }
 
 /// Sends one frame; false when the client is gone or too slow to take it.
