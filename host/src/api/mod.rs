@@ -146,7 +146,11 @@ impl ApiServer {
         let addr = state.config().addr;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the API: {e}"))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {addr} for the dashboard API: {e}; set TOWNES_API_ADDR (or --api-addr) to a free address, or pass --no-api to `townes serve`"
+                )
+            })?;
         let addr = listener.local_addr()?;
         let tail = tokio::spawn(ws::tail_audit_log(state.clone()));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
