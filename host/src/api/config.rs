@@ -118,12 +118,6 @@ impl std::fmt::Debug for ApiConfig {
     }
 }
 
-impl Default for ApiConfig {
-    fn default() -> ApiConfig {
-        ApiConfig::local()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

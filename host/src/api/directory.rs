@@ -90,14 +90,12 @@ impl Directory {
         let json = self.rest()?.roles(guild_id).await.map_err(discord_error)?;
         let mut roles: Vec<RoleView> = list(&json)
             .filter_map(|r| {
+                let role = role_from_json(r)?;
                 Some(RoleView {
-                    id: Snowflake(snowflake(&r["id"])?),
-                    name: r["name"].as_str().unwrap_or_default().to_string(),
-                    position: r["position"]
-                        .as_u64()
-                        .and_then(|p| p.try_into().ok())
-                        .unwrap_or(0),
-                    permissions: snowflake(&r["permissions"]).unwrap_or(0).to_string(),
+                    id: Snowflake(role.id),
+                    name: role.name,
+                    position: role.position,
+                    permissions: role.permissions.to_string(),
                     color: r["color"]
                         .as_u64()
                         .and_then(|c| c.try_into().ok())

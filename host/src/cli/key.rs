@@ -8,7 +8,7 @@
 use super::{Settings, open_store};
 use anyhow::Context as _;
 use clap::Subcommand;
-use townes::api::auth::{KEY_PREFIX, hash_secret, new_secret};
+use townes::api::auth::issue_api_key;
 use townes::store::{NewAuditEntry, Store, Tenant};
 
 #[derive(Subcommand)]
@@ -55,20 +55,7 @@ pub async fn run(settings: &Settings, command: KeyCommand) -> anyhow::Result<()>
             );
             let tenant = store.create_tenant(owner, None).await?;
             let claimed = store.claim_owned_guilds(owner, &tenant.id).await?;
-            let secret = new_secret();
-            let key = store
-                .create_api_key(&tenant.id, name, &hash_secret(&secret))
-                .await?;
-            let secret = format!("{KEY_PREFIX}{}_{secret}", key.id);
-            store
-                .audit(&NewAuditEntry {
-                    guild_id: None,
-                    actor: "cli".into(),
-                    action: "api_key.created".into(),
-                    feature_id: None,
-                    details: serde_json::json!({ "key_id": key.id, "name": key.name }),
-                })
-                .await?;
+            let (key, secret) = issue_api_key(&store, &tenant.id, name, "cli".into()).await?;
             if json {
                 println!(
                     "{}",

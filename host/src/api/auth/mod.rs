@@ -9,6 +9,7 @@ pub mod oauth;
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::store::{ApiKey, NewAuditEntry, Store, StoreError};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -67,6 +68,31 @@ pub fn hash_secret(secret: &str) -> String {
 /// Compares two hashes without an early exit.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// Creates an API key for a tenant and audits it; returns the key and the secret
+/// to show once (`tdk_<id>_<secret>`). Only the secret's hash is stored.
+pub async fn issue_api_key(
+    store: &Store,
+    tenant_id: &str,
+    name: &str,
+    actor: String,
+) -> Result<(ApiKey, String), StoreError> {
+    let secret = new_secret();
+    let key = store
+        .create_api_key(tenant_id, name, &hash_secret(&secret))
+        .await?;
+    store
+        .audit(&NewAuditEntry {
+            guild_id: None,
+            actor,
+            action: "api_key.created".into(),
+            feature_id: None,
+            details: serde_json::json!({ "key_id": key.id, "name": key.name }),
+        })
+        .await?;
+    let secret = format!("{KEY_PREFIX}{}_{secret}", key.id);
+    Ok((key, secret))
 }
 
 /// A cookie's value from the `Cookie` headers.
@@ -149,7 +175,14 @@ async fn api_key(presented: &str, state: &ApiState) -> Result<Caller, ApiError> 
     if !same(&hash_secret(secret), &stored) {
         return Err(refused);
     }
-    state.store().touch_api_key(&key.id).await?;
+    // `last_used_at` is for people spotting unused keys; once a minute is exact enough
+    // and keeps a database write off every request.
+    let stale = key
+        .last_used_at
+        .is_none_or(|at| chrono::Utc::now() - at > chrono::TimeDelta::minutes(1));
+    if stale {
+        state.store().touch_api_key(&key.id).await?;
+    }
     Ok(Caller::Key {
         tenant_id: key.tenant_id,
         key_id: key.id,

@@ -10,7 +10,8 @@
 use super::{BodyErrors, CallerErrors};
 use crate::api::ApiState;
 use crate::api::auth::{
-    Caller, KEY_PREFIX, SESSION_COOKIE, STATE_COOKIE, cookie, hash_secret, new_secret, set_cookie,
+    Caller, SESSION_COOKIE, STATE_COOKIE, cookie, hash_secret, issue_api_key, new_secret,
+    set_cookie,
 };
 use crate::api::config::{OAUTH_STATE_TTL, SESSION_TTL};
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path};
@@ -308,22 +309,8 @@ pub async fn create_key(
             "name must be 1 to 100 characters",
         ));
     }
-    let secret = new_secret();
-    let key = state
-        .store()
-        .create_api_key(caller.tenant_id(), name, &hash_secret(&secret))
-        .await?;
-    let secret = format!("{KEY_PREFIX}{}_{secret}", key.id);
-    state
-        .store()
-        .audit(&crate::store::NewAuditEntry {
-            guild_id: None,
-            actor: caller.actor(),
-            action: "api_key.created".into(),
-            feature_id: None,
-            details: serde_json::json!({ "key_id": key.id, "name": key.name }),
-        })
-        .await?;
+    let (key, secret) =
+        issue_api_key(state.store(), caller.tenant_id(), name, caller.actor()).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(CreatedKey {

@@ -355,12 +355,14 @@ pub async fn enable_feature(
             let (_, requests) = market
                 .requests(feature_id, request.version.as_deref())
                 .await?;
-            let required = requests
-                .iter()
-                .filter(|r| r.required)
-                .map(|r| capability_name(r.capability).to_string())
-                .collect();
-            approval(required, request.channels, request.role_ceiling)?
+            Approval {
+                capabilities: requests
+                    .iter()
+                    .filter(|r| r.required)
+                    .map(|r| r.capability)
+                    .collect(),
+                ..approval(Vec::new(), request.channels, request.role_ceiling)?
+            }
         }
     };
     let version = request
