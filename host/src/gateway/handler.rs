@@ -8,7 +8,7 @@ use crate::discord::custom_id::namespace_body;
 use crate::interactions::{self, Responder};
 use crate::platform::Platform;
 use crate::runtime::wit::{Event, MessageBody, MessageDeleted};
-use crate::store::{Guild, GuildSettings};
+use crate::store::Guild;
 use serenity::all::{
     ChannelId, Context, EventHandler, GuildId, GuildMemberUpdateEvent, Interaction, Member,
     Message, MessageId, MessageUpdateEvent, RawEventHandler, Reaction, Ready, UnavailableGuild,
@@ -58,11 +58,7 @@ impl Handler {
         if rejoined {
             store.mark_guild_left(guild_id, None).await?;
         }
-        if store.guild_settings(guild_id).await?.updated_at.is_none() {
-            store
-                .set_guild_settings(&GuildSettings::new(guild_id))
-                .await?;
-        }
+        store.ensure_guild_settings(guild_id).await?;
         registry::sync(
             &self.platform.runtime,
             self.platform.discord.as_ref(),

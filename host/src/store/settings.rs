@@ -115,6 +115,34 @@ impl Store {
         Ok(())
     }
 
+    /// Saves the default settings for a guild that has none, in one statement:
+    /// settings saved meanwhile (by the API, another process) are never
+    /// overwritten, as a read-then-write would.
+    pub async fn ensure_guild_settings(&self, guild_id: u64) -> Result<(), StoreError> {
+        let defaults = GuildSettings::new(guild_id);
+        let cooldown = check_cooldown("global_cooldown_seconds", defaults.global_cooldown_seconds)?;
+        let result = on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO guild_settings
+                     (guild_id, prefix, use_slash_commands, allow_prefix_fallback,
+                      global_cooldown_seconds, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (guild_id) DO NOTHING",
+            )
+            .bind(db_id(guild_id))
+            .bind(&defaults.prefix)
+            .bind(defaults.use_slash_commands)
+            .bind(defaults.allow_prefix_fallback)
+            .bind(cooldown)
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        });
+        result.map_err(|e| unknown_guild(e, guild_id))?;
+        Ok(())
+    }
+
     /// Lets a role use a command group. Granting it again is a no-op. The group must be
     /// 1 to 100 characters and the guild must exist, else
     /// [`StoreError::InvalidArgument`].
