@@ -59,7 +59,7 @@ pub mod outcome {
     pub const TRAP: &str = "trap";
     /// The wall-clock budget ran out.
     pub const TIMEOUT: &str = "timeout";
-    /// The CPU budget (epoch ticks) ran out.
+    /// The CPU budget ran out.
     pub const CPU_EXHAUSTED: &str = "cpu_exhausted";
     /// Memory grew past the limit.
     pub const MEMORY: &str = "memory";
@@ -68,6 +68,8 @@ pub mod outcome {
     /// The handler returned an error value, its reply was rejected, or the host
     /// failed around the call.
     pub const ERROR: &str = "error";
+    /// The host had no room for it (a full pool, a guild over its share).
+    pub const BUSY: &str = "busy";
 }
 
 /// The host's metrics: one registry, and a handle on each metric in it.
@@ -355,6 +357,7 @@ pub fn outcome_label<T>(result: &Result<T, InvokeError>) -> Option<&'static str>
         Err(InvokeError::Trap { .. }) => outcome::TRAP,
         Err(InvokeError::Timeout(_)) => outcome::TIMEOUT,
         Err(InvokeError::BreakerOpen { .. }) => outcome::BREAKER_OPEN,
+        Err(InvokeError::Busy(_)) => outcome::BUSY,
         Err(InvokeError::Feature(_) | InvokeError::InvalidReply(_) | InvokeError::Host(_)) => {
             outcome::ERROR
         }

@@ -1,6 +1,7 @@
 //! `log`: the host log, attributed to the feature and guild. Always granted;
-//! lines are truncated and the total per invocation is capped so a feature
-//! cannot flood the log.
+//! lines are truncated, control characters escaped (a feature cannot forge log
+//! records), and both the lines per invocation and per (guild, feature) per
+//! minute are capped so a feature cannot flood the operator's logs.
 
 use crate::runtime::HostState;
 use crate::runtime::bindings::townes::feature::log::{Host, Level};
@@ -14,16 +15,24 @@ impl Host for HostState {
         if self.begin(Capability::Log, "log.write").is_err() || self.log_lines.len() >= MAX_LINES {
             return;
         }
-        let mut line = message;
-        if line.len() > MAX_LINE_BYTES {
-            let cut = (0..=MAX_LINE_BYTES)
-                .rev()
-                .find(|i| line.is_char_boundary(*i))
-                .unwrap_or(0);
-            line.truncate(cut);
-            line.push('…');
-        }
         let (guild, feature) = (self.guild_id, self.scope.feature_id.as_str());
+        if !self
+            .rates
+            .log
+            .take(guild, feature, self.limits.log_lines_per_minute)
+        {
+            return;
+        }
+        // A fresh string: the argument may be megabytes, and keeping it (even
+        // truncated) would keep its whole allocation alive.
+        let mut line = crate::runtime::escape_controls(crate::runtime::truncated(
+            &message,
+            MAX_LINE_BYTES,
+        ));
+        drop(message);
+        if line.len() > MAX_LINE_BYTES {
+            line = crate::runtime::truncated(&line, MAX_LINE_BYTES).to_string();
+        }
         match level {
             Level::Trace => tracing::trace!(guild, feature, "{line}"),
             Level::Debug => tracing::debug!(guild, feature, "{line}"),

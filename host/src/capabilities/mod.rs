@@ -223,8 +223,14 @@ impl HostState {
         outcome.inspect_err(|e| self.refused(call, e))
     }
 
-    /// Records a failed call and hands the error back for the guest.
+    /// Records a failed call. The record holds at most the host-call fuel plus
+    /// a few entries: a guest that keeps calling after its fuel ran out only
+    /// moves a counter.
     fn refused(&mut self, call: &'static str, error: &Error) {
+        if self.effects.len() >= self.call_limit as usize + crate::runtime::MAX_EXTRA_EFFECTS {
+            self.unrecorded_refusals = self.unrecorded_refusals.saturating_add(1);
+            return;
+        }
         self.effects.push(Effect::Refused {
             call,
             error: describe_error(error),

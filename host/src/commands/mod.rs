@@ -379,6 +379,10 @@ fn answer(subject: &str, outcome: Outcome) -> Answer {
                 InvokeError::Trap { .. } | InvokeError::Timeout(_) => {
                     format!("{subject} was stopped: it exceeded its limits.")
                 }
+                InvokeError::Busy(_) => {
+                    "The bot is busy in this server right now; please try again in a moment."
+                        .into()
+                }
                 _ => "Something went wrong on our side; please try again in a moment.".into(),
             };
             Answer::Failed {

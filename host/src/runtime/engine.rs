@@ -1,5 +1,6 @@
 //! The one wasmtime `Engine` and its epoch ticker.
 
+use super::structure::StructureCaps;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -33,8 +34,16 @@ fn base_config() -> Config {
 pub fn build_engine(
     max_memory_bytes: usize,
     pool_instances: u32,
+    caps: &StructureCaps,
 ) -> anyhow::Result<(Engine, Allocation)> {
     let mut pool = PoolingAllocationConfig::new();
+    // The same caps the install check and each store's limiter apply, so no
+    // instance can take more of the pool than that.
+    pool.max_core_instances_per_component(caps.core_instances)
+        .max_memories_per_component(caps.memories)
+        .max_tables_per_component(caps.tables)
+        .max_memories_per_module(caps.memories)
+        .max_tables_per_module(caps.tables);
     pool.total_component_instances(pool_instances)
         .total_core_instances(pool_instances * 4)
         .total_memories(pool_instances * 2)
@@ -99,10 +108,11 @@ mod tests {
 
     #[test]
     fn pools_when_the_slots_fit_and_falls_back_when_they_cannot_be_reserved() {
-        let (_, allocation) = build_engine(16 << 20, 8).unwrap();
+        let caps = StructureCaps::default();
+        let (_, allocation) = build_engine(16 << 20, 8, &caps).unwrap();
         assert_eq!(allocation, Allocation::Pooling);
         // A million slots of 1 TiB each cannot be reserved in a 47-bit address space.
-        let (_, allocation) = build_engine(1 << 40, 1_000_000).unwrap();
+        let (_, allocation) = build_engine(1 << 40, 1_000_000, &caps).unwrap();
         assert_eq!(allocation, Allocation::OnDemand);
     }
 }

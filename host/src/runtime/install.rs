@@ -41,6 +41,8 @@ pub enum InstallError {
     UnknownImport(String),
     #[error("the component does not implement the {PACKAGE} world: {0}")]
     MissingExports(String),
+    #[error("{0}")]
+    TooComplex(String),
     #[error("describe() failed: {0}")]
     Describe(String),
     #[error("invalid manifest: {0}")]
@@ -91,6 +93,11 @@ impl Runtime {
                 "this is a precompiled artifact; install the original .wasm".into(),
             ));
         }
+        let structure = super::structure::measure(wasm).map_err(InstallError::NotAComponent)?;
+        self.config
+            .structure
+            .check(&structure)
+            .map_err(InstallError::TooComplex)?;
         let engine = self.engine.clone();
         let bytes = wasm.to_vec();
         let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
@@ -206,13 +213,19 @@ impl Runtime {
             feature_id: String::new(),
         };
         let (mut store, stdio) = self.new_store_with(scope, grant, "{}".into(), &limits);
+        let meter = store.data().cpu.clone();
         let call = async {
             let feature = pre.instantiate_async(&mut store).await?;
             feature.call_describe(&mut store).await
         };
-        match tokio::time::timeout(limits.wall(), call).await {
-            Ok(Ok(manifest)) => Ok(manifest),
-            Ok(Err(trap)) => {
+        let metered = super::cpu::Metered::new(call, meter);
+        match tokio::time::timeout(limits.wall(), metered).await {
+            Ok(Some(Ok(manifest))) => Ok(manifest),
+            Ok(None) => Err(anyhow::anyhow!(
+                "describe() spent the CPU budget of {:?}",
+                limits.cpu()
+            )),
+            Ok(Some(Err(trap))) => {
                 let stdio = String::from_utf8_lossy(&stdio.contents()).into_owned();
                 Err(anyhow::anyhow!(
                     "{} {}",

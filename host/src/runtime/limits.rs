@@ -13,15 +13,30 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {
-    /// Linear memory per instance; growing past it traps.
+    /// Memory per instance: every linear memory and table of every core
+    /// instance together. Growing past it traps.
     pub memory_mib: u32,
-    /// Guest CPU time per invocation, in milliseconds (measured in 1 ms epoch ticks).
+    /// CPU time per invocation in milliseconds: the thread's real CPU time while
+    /// the invocation runs, guest code and host calls (WASI included) alike.
     pub cpu_ms: u32,
     /// Wall-clock time per invocation in milliseconds: host calls included, waits on
-    /// Discord excluded (the Discord executor bounds those).
+    /// Discord excluded up to `discord_wait_ms`.
     pub wall_ms: u32,
+    /// Time one invocation may spend waiting on Discord (rate limits, a slow
+    /// API) without it counting against `wall_ms`.
+    pub discord_wait_ms: u32,
     /// Capability calls per invocation ("host-call fuel").
     pub host_calls: u32,
+    /// Invocations of one guild that run at once; more wait for a slot.
+    pub concurrent_per_guild: u32,
+    /// Invocations of one guild waiting or running; more are turned away.
+    pub queued_per_guild: u32,
+    /// Pending scheduled jobs per (guild, feature).
+    pub pending_jobs: u32,
+    /// Audit entries per (guild, feature) per hour.
+    pub audit_per_hour: u32,
+    /// Host log lines per (guild, feature) per minute.
+    pub log_lines_per_minute: u32,
     /// Storage per (guild, feature).
     pub storage_bytes: u64,
     pub storage_rows: u64,
@@ -35,7 +50,13 @@ impl Default for Limits {
             memory_mib: 16,
             cpu_ms: 50,
             wall_ms: 2_000,
+            discord_wait_ms: 30_000,
             host_calls: 1_000,
+            concurrent_per_guild: 4,
+            queued_per_guild: 256,
+            pending_jobs: 100,
+            audit_per_hour: 60,
+            log_lines_per_minute: 300,
             storage_bytes: 1 << 20,
             storage_rows: 10_000,
             capabilities: CapabilitySet::all(),
@@ -56,6 +77,10 @@ impl Limits {
         Duration::from_millis(self.wall_ms.into())
     }
 
+    pub fn discord_wait(&self) -> Duration {
+        Duration::from_millis(self.discord_wait_ms.into())
+    }
+
     pub fn quota(&self) -> Quota {
         Quota {
             max_bytes: self.storage_bytes,
@@ -74,7 +99,13 @@ impl Default for Plans {
             memory_mib: 64,
             cpu_ms: 200,
             wall_ms: 5_000,
+            discord_wait_ms: 60_000,
             host_calls: 5_000,
+            concurrent_per_guild: 16,
+            queued_per_guild: 1_024,
+            pending_jobs: 1_000,
+            audit_per_hour: 600,
+            log_lines_per_minute: 1_200,
             storage_bytes: 64 << 20,
             storage_rows: 500_000,
             ..Limits::default()

@@ -1,27 +1,38 @@
 //! The sandbox: one engine, validated and precompiled components, and a fresh,
 //! limited instance per invocation.
 //!
-//! Per invocation: a new `Store` with a memory cap (growing past it traps), a CPU
-//! budget counted in epoch ticks by a dedicated ticker thread (the guest yields to
-//! tokio every tick and is interrupted when the budget is spent), host-call fuel,
-//! and a wall-clock budget around the whole call (epochs cannot interrupt a
-//! guest parked in a host call; waits on Discord do not count, see `wall`). The instance is dropped afterwards; a trap or
-//! timeout counts against the (guild, feature) circuit breaker.
+//! Per invocation, after waiting for a slot (see `slots`): a new `Store` whose
+//! memories and tables together are capped (see `budget`), a CPU budget in real
+//! CPU time that host calls spend too (see `cpu`; a ticker thread's epochs let
+//! the guest yield to tokio every millisecond and be interrupted), host-call
+//! fuel, a bounded WASI context, and a wall-clock budget around the whole call
+//! (epochs cannot interrupt a guest parked in a host call; waits on Discord do
+//! not count up to an allowance, see `wall`). The instance is dropped
+//! afterwards; a trap or timeout counts against the (guild, feature) circuit
+//! breaker, the host's own conditions (a full pool, a busy guild) never do.
 
 pub mod bindings;
 mod breaker;
+mod budget;
+mod cpu;
 mod engine;
 mod install;
 mod invocation_discord;
 pub mod limits;
+mod rates;
+mod slots;
+pub mod structure;
 mod usage;
 mod wall;
 
 pub use self::bindings as wit;
 pub use breaker::BreakerPolicy;
 pub use engine::Allocation;
+pub use budget::MemoryLimitExceeded;
 pub use install::{InstallError, WORLD_VERSION};
 pub use limits::{Limits, Plans};
+pub use structure::{Structure, StructureCaps};
+pub(crate) use rates::escape_controls;
 
 use crate::capabilities::{Effect, validate_body};
 use crate::discord::Discord;
@@ -34,7 +45,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wit::{
@@ -43,6 +54,17 @@ use wit::{
 
 /// How much a feature may print to stdout/stderr per invocation; the rest is dropped.
 const STDIO_CAPTURE_BYTES: usize = 64 * 1024;
+/// How much of that a failure report in the host log shows.
+const STDIO_REPORT_BYTES: usize = 2 * 1024;
+/// The most `wasi:random` hands out per call (wasmtime's default is 64 MiB).
+const MAX_RANDOM_BYTES: u64 = 64 * 1024;
+/// WASI resources (streams, pollables) one invocation may hold at once.
+const MAX_WASI_RESOURCES: usize = 256;
+/// Effects recorded per invocation beyond its host-call fuel: the refusals
+/// after the fuel ran out are counted, not recorded one by one.
+pub(crate) const MAX_EXTRA_EFFECTS: usize = 16;
+/// Failure reports per (guild, feature) per minute in the host log.
+const FAILURE_REPORTS_PER_MINUTE: u32 = 10;
 
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -53,6 +75,10 @@ pub struct RuntimeConfig {
     pub max_component_bytes: usize,
     /// Instance slots in the pooling allocator (concurrent invocations).
     pub pool_instances: u32,
+    /// What one instance may create; components over it are refused at install.
+    pub structure: StructureCaps,
+    /// How long an invocation waits for a slot before it is turned away.
+    pub slot_wait: Duration,
     pub breaker: BreakerPolicy,
     /// The bot's user id, passed to features in their context.
     pub bot_user_id: u64,
@@ -65,6 +91,8 @@ impl RuntimeConfig {
             plans: Plans::default(),
             max_component_bytes: 64 << 20,
             pool_instances: 1000,
+            structure: StructureCaps::default(),
+            slot_wait: Duration::from_secs(10),
             breaker: BreakerPolicy::default(),
             bot_user_id: 0,
         }
@@ -75,7 +103,7 @@ impl RuntimeConfig {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    memory: budget::MemoryBudget,
     pub(crate) guild_id: u64,
     pub(crate) scope: Scope,
     pub(crate) grant: Grant,
@@ -84,11 +112,15 @@ pub struct HostState {
     pub(crate) calls_left: u32,
     pub(crate) call_limit: u32,
     pub(crate) effects: Vec<Effect>,
+    /// Calls refused after the effects record was full.
+    pub(crate) unrecorded_refusals: u32,
     pub(crate) log_lines: Vec<String>,
+    pub(crate) limits: Limits,
+    pub(crate) rates: Arc<rates::Rates>,
     pub(crate) store: Store,
     pub(crate) discord: Arc<dyn Discord>,
     wall: wall::WallClock,
-    cpu_ticks: u64,
+    cpu: Arc<cpu::CpuMeter>,
 }
 
 impl WasiView for HostState {
@@ -124,6 +156,10 @@ pub enum InvokeError {
     Timeout(Duration),
     #[error("the feature's reply was rejected: {0}")]
     InvalidReply(String),
+    /// The host had no room for the invocation (a full pool, a guild over its
+    /// share); nothing ran and the feature is not to blame.
+    #[error("not run: {0}")]
+    Busy(String),
     #[error(transparent)]
     Host(#[from] anyhow::Error),
 }
@@ -197,6 +233,8 @@ pub struct Runtime {
     /// Loaded components by (feature id, version).
     loaded: RwLock<HashMap<(String, String), Arc<Loaded>>>,
     usage: usage::UsageMeter,
+    slots: slots::Slots,
+    rates: Arc<rates::Rates>,
 }
 
 impl Runtime {
@@ -205,8 +243,11 @@ impl Runtime {
         store: Store,
         discord: Arc<dyn Discord>,
     ) -> anyhow::Result<Self> {
-        let (engine, allocation) =
-            engine::build_engine(config.plans.max_memory_bytes(), config.pool_instances)?;
+        let (engine, allocation) = engine::build_engine(
+            config.plans.max_memory_bytes(),
+            config.pool_instances,
+            &config.structure,
+        )?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::Feature::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
@@ -218,9 +259,11 @@ impl Runtime {
             allocation,
             store,
             discord,
-            config,
             loaded: RwLock::new(HashMap::new()),
             usage: usage::UsageMeter::default(),
+            slots: slots::Slots::new(config.pool_instances, config.slot_wait),
+            rates: Arc::default(),
+            config,
         })
     }
 
@@ -232,14 +275,20 @@ impl Runtime {
         &self.store
     }
 
-    /// The manifest of an installed feature version.
+    /// The manifest of an installed feature version: the one validated and
+    /// stored at install, never asked of the component again.
     pub async fn manifest(&self, feature_id: &str, version: &str) -> anyhow::Result<Manifest> {
-        Ok(self.load(feature_id, version).await?.manifest.clone())
+        let key = (feature_id.to_string(), version.to_string());
+        if let Some(loaded) = self.loaded.read().unwrap().get(&key) {
+            return Ok(loaded.manifest.clone());
+        }
+        let row = self.installed(feature_id, version).await?;
+        stored_manifest(&row)
     }
 
     /// Delivers an event to every feature enabled in the guild that subscribed
-    /// to its kind. Features run one after another; one failing never stops the
-    /// others.
+    /// to its kind. Features run one after another; one failing, or failing to
+    /// load, never stops the others.
     pub async fn dispatch_event(
         &self,
         guild_id: u64,
@@ -254,7 +303,17 @@ impl Runtime {
                 if !gf.enabled {
                     continue;
                 }
-                let loaded = self.load(&gf.feature_id, &gf.version).await?;
+                let loaded = match self.load(&gf.feature_id, &gf.version).await {
+                    Ok(loaded) => loaded,
+                    Err(e) => {
+                        let started = Instant::now();
+                        outcomes.push(
+                            Outcome::failed(&gf.feature_id, InvokeError::Host(e), started)
+                                .counted(),
+                        );
+                        continue;
+                    }
+                };
                 if loaded.manifest.events.contains(&kind) {
                     outcomes.push(self.invoke(gf, loaded, Handler::Event(event.clone())).await);
                 }
@@ -371,6 +430,20 @@ impl Runtime {
                 .counted();
         }
         let limits = self.limits_for(gf.guild_id).await;
+        let _permit = match self
+            .slots
+            .acquire(
+                gf.guild_id,
+                limits.concurrent_per_guild,
+                limits.queued_per_guild,
+            )
+            .await
+        {
+            Ok(permit) => permit,
+            Err(busy) => {
+                return Outcome::failed(&feature_id, InvokeError::Busy(busy.0), started).counted();
+            }
+        };
         let (mut store, stdio) = match self.new_store(&gf, &loaded.manifest, &limits) {
             Ok(s) => s,
             Err(e) => {
@@ -395,39 +468,51 @@ impl Runtime {
             other => other,
         };
         let clock = store.data().wall.clone();
+        let meter = store.data().cpu.clone();
         let call = async {
-            let feature = loaded.pre.instantiate_async(&mut store).await?;
+            let feature = match loaded.pre.instantiate_async(&mut store).await {
+                Ok(feature) => feature,
+                Err(e) => return Err(Stopped::Instantiate(e)),
+            };
             let result = match &handler {
                 Handler::Event(event) => feature
                     .call_on_event(&mut store, ctx, event)
-                    .await?
-                    .map(|()| None),
+                    .await
+                    .map(|r| r.map(|()| None)),
                 Handler::Command(invocation) => feature
                     .call_on_command(&mut store, ctx, invocation)
-                    .await?
-                    .map(Some),
+                    .await
+                    .map(|r| r.map(Some)),
                 Handler::Component(interaction) => feature
                     .call_on_component(&mut store, ctx, interaction)
-                    .await?
-                    .map(Some),
+                    .await
+                    .map(|r| r.map(Some)),
                 Handler::Schedule(job) => feature
                     .call_on_schedule(&mut store, ctx, job)
-                    .await?
-                    .map(|()| None),
+                    .await
+                    .map(|r| r.map(|()| None)),
                 Handler::Migrate(from) => feature
                     .call_migrate(&mut store, ctx, from)
-                    .await?
-                    .map(|()| None),
+                    .await
+                    .map(|r| r.map(|()| None)),
             };
-            wasmtime::Result::Ok(result)
+            result.map_err(Stopped::Trap)
         };
         let finished = tokio::select! {
-            finished = call => Some(finished),
-            () = clock.expired() => None,
+            finished = cpu::Metered::new(call, meter.clone()) => finished,
+            () = clock.expired() => Some(Err(Stopped::WallClock)),
         };
         let result = match finished {
-            None => Err(InvokeError::Timeout(wall)),
-            Some(Err(trap)) => Err(classify_trap(&trap)),
+            Some(Err(Stopped::WallClock)) => Err(InvokeError::Timeout(wall)),
+            None => Err(InvokeError::Trap {
+                kind: TrapKind::CpuLimit,
+                message: format!(
+                    "the CPU budget of {:?} was spent inside host calls",
+                    meter.budget()
+                ),
+            }),
+            Some(Err(Stopped::Instantiate(e))) => Err(classify_instantiation(&e)),
+            Some(Err(Stopped::Trap(trap))) => Err(classify_trap(&trap)),
             Some(Ok(Err(feature_error))) => Err(InvokeError::Feature(feature_error)),
             Some(Ok(Ok(Some(reply)))) => validate_reply(&reply)
                 .map(|()| Some(reply))
@@ -436,8 +521,15 @@ impl Runtime {
         };
         let state = store.into_data();
         let stdio = String::from_utf8_lossy(&stdio.contents()).into_owned();
-        if let Err(e) = &result {
-            tracing::warn!(guild = gf.guild_id, feature = %feature_id, error = %e, stdio = %stdio.trim_end(), cpu_ms = state.cpu_ticks, "feature invocation failed");
+        if let Err(e) = &result
+            && self.rates.failure_reports.take(
+                gf.guild_id,
+                &feature_id,
+                FAILURE_REPORTS_PER_MINUTE,
+            )
+        {
+            let shown = rates::escape_controls(truncated(stdio.trim_end(), STDIO_REPORT_BYTES));
+            tracing::warn!(guild = gf.guild_id, feature = %feature_id, error = %e, stdio = %shown, cpu_us = meter.spent().as_micros() as u64, memory_peak = state.memory.peak(), "feature invocation failed");
         }
         if let Err(e) = self.update_breaker(&gf, &result).await {
             tracing::error!(error = %e, "could not record the circuit breaker state");
@@ -495,7 +587,7 @@ impl Runtime {
         limits: &Limits,
     ) -> (wasmtime::Store<HostState>, MemoryOutputPipe) {
         let stdio = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
-        let wall = wall::WallClock::start(limits.wall());
+        let wall = wall::WallClock::start(limits.wall(), limits.discord_wait());
         let discord = Arc::new(invocation_discord::InvocationDiscord {
             inner: self.discord.clone(),
             clock: wall.clone(),
@@ -504,14 +596,15 @@ impl Runtime {
         let wasi = WasiCtx::builder()
             .stdout(stdio.clone())
             .stderr(stdio.clone())
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_WASI_RESOURCES);
+        let cpu = cpu::CpuMeter::new(limits.cpu());
         let state = HostState {
             wasi,
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes())
-                .trap_on_grow_failure(true)
-                .build(),
+            table,
+            memory: budget::MemoryBudget::new(limits.memory_bytes(), self.config.structure),
             guild_id: scope.guild_id,
             scope,
             grant,
@@ -519,20 +612,20 @@ impl Runtime {
             calls_left: limits.host_calls,
             call_limit: limits.host_calls,
             effects: Vec::new(),
+            unrecorded_refusals: 0,
             log_lines: Vec::new(),
+            limits: limits.clone(),
+            rates: self.rates.clone(),
             store: self.store.clone(),
             discord,
             wall,
-            cpu_ticks: 0,
+            cpu: cpu.clone(),
         };
         let mut store = wasmtime::Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        let budget_ticks = limits.cpu().as_millis().max(1) as u64;
+        store.limiter(|s| &mut s.memory);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
-            let state = ctx.data_mut();
-            state.cpu_ticks += 1;
-            if state.cpu_ticks >= budget_ticks {
+        store.epoch_deadline_callback(move |_| {
+            if cpu.exhausted_now() {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 // Yield every tick so a busy guest never holds its tokio worker.
@@ -545,25 +638,60 @@ impl Runtime {
         (store, stdio)
     }
 
+    /// The catalogue row of an installed version.
+    async fn installed(
+        &self,
+        feature_id: &str,
+        version: &str,
+    ) -> anyhow::Result<crate::store::FeatureVersion> {
+        self.store
+            .feature_version(feature_id, version)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!("feature `{feature_id}` version {version} is not installed")
+            })
+    }
+
     async fn load(&self, feature_id: &str, version: &str) -> anyhow::Result<Arc<Loaded>> {
         let key = (feature_id.to_string(), version.to_string());
         if let Some(loaded) = self.loaded.read().unwrap().get(&key) {
             return Ok(loaded.clone());
         }
-        let row = self
-            .store
-            .feature_version(feature_id, version)
-            .await?
-            .ok_or_else(|| {
-                anyhow::anyhow!("feature `{feature_id}` version {version} is not installed")
-            })?;
+        let row = self.installed(feature_id, version).await?;
+        let manifest = stored_manifest(&row)?;
         let component = self.component_from_cache(&row.sha256)?;
         let pre = FeaturePre::new(self.linker.instantiate_pre(&component)?)?;
-        let manifest = self.describe(&pre).await?;
         let loaded = Arc::new(Loaded { pre, manifest });
         self.loaded.write().unwrap().insert(key, loaded.clone());
         Ok(loaded)
     }
+}
+
+/// Why an invocation stopped before its handler returned.
+enum Stopped {
+    Instantiate(wasmtime::Error),
+    Trap(wasmtime::Error),
+    WallClock,
+}
+
+/// The manifest validated and stored when the version was installed.
+fn stored_manifest(row: &crate::store::FeatureVersion) -> anyhow::Result<Manifest> {
+    serde_json::from_value(row.manifest.clone()).map_err(|e| {
+        anyhow::anyhow!(
+            "the stored manifest of {} {} is unreadable ({e}); install the feature again",
+            row.feature_id,
+            row.version
+        )
+    })
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+pub(crate) fn truncated(text: &str, max: usize) -> &str {
+    let cut = (0..=max.min(text.len()))
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    &text[..cut]
 }
 
 impl Outcome {
@@ -632,8 +760,27 @@ fn classify_trap(error: &wasmtime::Error) -> InvokeError {
         Some(Trap::StackOverflow) => TrapKind::StackOverflow,
         Some(Trap::MemoryOutOfBounds) => TrapKind::OutOfBounds,
         Some(Trap::UnreachableCodeReached) => TrapKind::Panic,
-        _ if message.contains("forcing trap when growing memory") => TrapKind::MemoryLimit,
+        _ if error.downcast_ref::<MemoryLimitExceeded>().is_some() => TrapKind::MemoryLimit,
         _ => TrapKind::Other,
     };
     InvokeError::Trap { kind, message }
+}
+
+/// A failed instantiation is the feature's fault when the feature asked for
+/// too much (memory at start-up, too many instances) and the host's when the
+/// pool had no free slot.
+fn classify_instantiation(error: &wasmtime::Error) -> InvokeError {
+    if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        return InvokeError::Busy(format!("the instance pool is full: {error:#}"));
+    }
+    match classify_trap(error) {
+        InvokeError::Trap {
+            kind: TrapKind::Other,
+            message,
+        } if message.contains("resource limit exceeded") => InvokeError::Trap {
+            kind: TrapKind::MemoryLimit,
+            message,
+        },
+        classified => classified,
+    }
 }

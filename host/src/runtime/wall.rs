@@ -2,9 +2,10 @@
 //!
 //! The budget bounds how long a feature may hold an instance, host calls included,
 //! except while it waits on Discord: a 429 storm must delay a feature's message,
-//! not kill the feature and count a fault against it. Discord waits have their own
-//! bound (the executor's `max_wait`), so pausing the clock never lets a guest run
-//! unbounded: it cannot execute while parked in a host call.
+//! not kill the feature and count a fault against it. Those waits have an
+//! allowance of their own per invocation: once it is used up the clock runs
+//! again, paused or not, so no invocation lives longer than its wall budget plus
+//! its Discord allowance.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,20 +24,27 @@ struct Inner {
 
 struct State {
     left: Duration,
+    /// What is left of the allowance for waiting on Discord.
+    pause_left: Duration,
     /// `Some` while the clock runs; `None` while paused.
     running_since: Option<Instant>,
+    /// `Some` while paused.
+    paused_since: Option<Instant>,
     /// Nested pauses (a host call may be made while another is parked).
     pauses: u32,
 }
 
 impl WallClock {
-    /// A running clock with `budget` left.
-    pub(crate) fn start(budget: Duration) -> WallClock {
+    /// A running clock with `budget` left, which may be paused for at most
+    /// `pause_allowance` in all.
+    pub(crate) fn start(budget: Duration, pause_allowance: Duration) -> WallClock {
         WallClock {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     left: budget,
+                    pause_left: pause_allowance,
                     running_since: Some(Instant::now()),
+                    paused_since: None,
                     pauses: 0,
                 }),
                 resumed: Notify::new(),
@@ -56,6 +64,7 @@ impl WallClock {
         s.pauses += 1;
         if let Some(since) = s.running_since.take() {
             s.left = s.left.saturating_sub(since.elapsed());
+            s.paused_since = Some(Instant::now());
         }
     }
 
@@ -63,30 +72,37 @@ impl WallClock {
         let mut s = self.inner.state.lock().unwrap();
         s.pauses -= 1;
         if s.pauses == 0 {
+            let paused = s.paused_since.take().map_or(Duration::ZERO, |p| p.elapsed());
+            let over = paused.saturating_sub(s.pause_left);
+            s.pause_left = s.pause_left.saturating_sub(paused);
+            s.left = s.left.saturating_sub(over);
             s.running_since = Some(Instant::now());
             self.inner.resumed.notify_one();
         }
     }
 
-    /// When the budget runs out if the clock keeps running; `None` while paused.
-    fn deadline(&self) -> Option<Instant> {
+    /// When the budget runs out if nothing changes: while paused, after the
+    /// rest of the allowance and then the rest of the budget.
+    fn deadline(&self) -> Instant {
         let s = self.inner.state.lock().unwrap();
-        s.running_since.map(|since| since + s.left)
+        match (s.running_since, s.paused_since) {
+            (Some(since), _) => since + s.left,
+            (None, Some(paused)) => paused + s.pause_left + s.left,
+            (None, None) => Instant::now() + s.left,
+        }
     }
 
     /// Resolves once the budget is spent.
     pub(crate) async fn expired(&self) {
         loop {
-            match self.deadline() {
-                Some(deadline) if deadline <= Instant::now() => return,
-                Some(deadline) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(deadline) => {}
-                        // A pause and resume moved the deadline: look again.
-                        _ = self.inner.resumed.notified() => {}
-                    }
-                }
-                None => self.inner.resumed.notified().await,
+            let deadline = self.deadline();
+            if deadline <= Instant::now() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {}
+                // A pause and resume moved the deadline: look again.
+                _ = self.inner.resumed.notified() => {}
             }
         }
     }
@@ -108,7 +124,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn time_spent_excluded_does_not_count() {
-        let clock = WallClock::start(Duration::from_millis(100));
+        let clock = WallClock::start(Duration::from_millis(100), Duration::from_secs(30));
         let started = tokio::time::Instant::now();
         tokio::time::sleep(Duration::from_millis(60)).await;
         clock
@@ -121,9 +137,22 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_running_clock_expires_on_time() {
-        let clock = WallClock::start(Duration::from_millis(250));
+        let clock = WallClock::start(Duration::from_millis(250), Duration::from_secs(30));
         let started = tokio::time::Instant::now();
         clock.expired().await;
         assert_eq!(started.elapsed(), Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_past_the_allowance_count_against_the_budget() {
+        let clock = WallClock::start(Duration::from_millis(100), Duration::from_secs(1));
+        let started = tokio::time::Instant::now();
+        let waiting = clock.excluding(tokio::time::sleep(Duration::from_secs(3600)));
+        tokio::select! {
+            _ = waiting => panic!("the wait outlived the clock"),
+            _ = clock.expired() => {}
+        }
+        // The whole allowance, then the whole budget, though still paused.
+        assert_eq!(started.elapsed(), Duration::from_millis(1_100));
     }
 }

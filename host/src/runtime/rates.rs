@@ -1,0 +1,105 @@
+//! Allowances per (guild, feature) that outlive one invocation: audit entries
+//! per hour, host log lines and failure reports per minute. Per-invocation caps
+//! alone would let a feature invoked a thousand times a second flood the audit
+//! log or the operator's logs.
+//!
+//! Fixed windows, counted in memory per process: a restart forgives, which is
+//! fine for a flood guard. The map holds one entry per scope active within the
+//! window, and idle ones are dropped as it grows.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const PRUNE_AT: usize = 8_192;
+
+pub(crate) struct Allowance {
+    window: Duration,
+    used: Mutex<HashMap<(u64, String), (Instant, u32)>>,
+}
+
+impl Allowance {
+    pub(crate) fn per(window: Duration) -> Self {
+        Allowance {
+            window,
+            used: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one from the scope's `limit` for the current window; false when
+    /// the window's allowance is spent.
+    pub(crate) fn take(&self, guild_id: u64, feature_id: &str, limit: u32) -> bool {
+        let now = Instant::now();
+        let mut used = self.used.lock().unwrap();
+        if used.len() >= PRUNE_AT {
+            used.retain(|_, (since, _)| now.duration_since(*since) < self.window);
+        }
+        let key = (guild_id, feature_id.to_string());
+        let (since, count) = used.entry(key).or_insert((now, 0));
+        if now.duration_since(*since) >= self.window {
+            *since = now;
+            *count = 0;
+        }
+        if *count >= limit {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+}
+
+/// The allowances the runtime keeps.
+pub(crate) struct Rates {
+    pub(crate) audit: Allowance,
+    pub(crate) log: Allowance,
+    pub(crate) failure_reports: Allowance,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        Rates {
+            audit: Allowance::per(Duration::from_secs(3600)),
+            log: Allowance::per(Duration::from_secs(60)),
+            failure_reports: Allowance::per(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// Text a feature controls, made safe for a log line: control characters
+/// (newlines included) are escaped so a feature cannot forge log records.
+pub(crate) fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn each_scope_has_its_own_allowance_per_window() {
+        let allowance = Allowance::per(Duration::from_secs(60));
+        assert!((0..3).all(|_| allowance.take(1, "a", 3)));
+        assert!(!allowance.take(1, "a", 3));
+        assert!(allowance.take(1, "b", 3), "another feature shares the limit");
+        assert!(allowance.take(2, "a", 3), "another guild shares the limit");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(allowance.take(1, "a", 3), "the window did not reset");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("ok\nINFO forged\u{1b}[31m"),
+            "ok\\nINFO forged\\u{1b}[31m"
+        );
+    }
+}
