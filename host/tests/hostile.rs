@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::harness::*;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use townes::capabilities::Effect;
@@ -14,122 +16,12 @@ use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::{Approval, CapabilitySet};
 use townes::marketplace::Marketplace;
 use townes::runtime::wit::{
-    Capability, CommandArgument, CommandInvocation, CommandSource, Event, Member, Message,
-    OptionValue, Reply,
+    Capability, CommandArgument, CommandInvocation, CommandSource, OptionValue,
 };
 use townes::runtime::{
-    InstallError, InvokeError, Limits, Outcome, Plans, Runtime, RuntimeConfig, TrapKind,
+    InstallError, InvokeError, Limits, Outcome, Runtime, RuntimeConfig, TrapKind,
 };
-use townes::store::{Guild, Store};
-
-const GUILD_A: u64 = 1000;
-const GUILD_B: u64 = 2000;
-
-struct Harness {
-    runtime: Arc<Runtime>,
-    discord: Arc<LocalDiscord>,
-    store: Store,
-    _data: tempfile::TempDir,
-}
-
-impl Harness {
-    async fn new(store: Store, limits: Limits) -> Self {
-        let discord = Arc::new(LocalDiscord::new());
-        for (id, name) in [(GUILD_A, "A"), (GUILD_B, "B")] {
-            let mut guild = LocalGuild::new(id, name);
-            guild.add_member(42, "ada", vec![id + 2]);
-            guild.add_member(43, "bob", vec![]);
-            discord.add_guild(guild);
-            store.upsert_guild(&Guild::new(id, name, 1)).await.unwrap();
-        }
-        let data = tempfile::tempdir().unwrap();
-        let mut config = RuntimeConfig::new(data.path());
-        config.plans = Plans::single(limits);
-        config.pool_instances = 64;
-        let runtime = Arc::new(Runtime::new(config, store.clone(), discord.clone()).unwrap());
-        Harness {
-            runtime,
-            discord,
-            store,
-            _data: data,
-        }
-    }
-
-    async fn sqlite(limits: Limits) -> (Self, common::Guard) {
-        let (_, store, guard) = common::sqlite().await;
-        (Harness::new(store, limits).await, guard)
-    }
-
-    /// Installs a component and enables it in both guilds with `approve`.
-    async fn install(&self, name: &str, approve: &[Capability]) -> String {
-        let (version, _) = self
-            .runtime
-            .install(&common::component(name))
-            .await
-            .unwrap();
-        let approval = Approval::of(approve.iter().copied());
-        for guild in [GUILD_A, GUILD_B] {
-            Marketplace::new(&self.runtime, "test")
-                .enable(
-                    guild,
-                    &version.feature_id,
-                    Some(&version.version),
-                    approval.clone(),
-                )
-                .await
-                .unwrap();
-        }
-        version.feature_id
-    }
-
-    async fn command(
-        &self,
-        guild: u64,
-        feature: &str,
-        name: &str,
-        arguments: Vec<CommandArgument>,
-    ) -> Outcome {
-        let invoker = self.discord.member_of(guild, 42).unwrap();
-        let invocation = CommandInvocation {
-            source: CommandSource::Slash,
-            name: name.into(),
-            subcommand: None,
-            arguments,
-            invoker,
-            channel_id: guild + 1,
-        };
-        self.runtime.command(guild, feature, invocation).await
-    }
-}
-
-fn reply_text(outcome: &Outcome) -> String {
-    match &outcome.result {
-        Ok(Some(Reply { body, .. })) => body.content.clone().unwrap_or_default(),
-        other => panic!(
-            "{} expected a reply, got {other:?} (stdio: {})",
-            outcome.feature_id, outcome.stdio
-        ),
-    }
-}
-
-fn trap_kind(outcome: &Outcome) -> TrapKind {
-    match &outcome.result {
-        Err(InvokeError::Trap { kind, .. }) => *kind,
-        other => panic!("expected a trap, got {other:?}"),
-    }
-}
-
-const HOSTILE_CAPS: &[Capability] = &[Capability::Messages, Capability::Storage];
-
-fn limits() -> Limits {
-    Limits {
-        memory_mib: 16,
-        cpu_ms: 50,
-        wall_ms: 2_000,
-        host_calls: 1_000,
-        ..Limits::default()
-    }
-}
+use townes::store::Guild;
 
 /// hello works in a guild: the reply counts greetings per guild.
 async fn assert_hello_works(h: &Harness, guild: u64) {
@@ -449,17 +341,6 @@ async fn an_oversized_reply_is_rejected_with_the_reason() {
         ),
         other => panic!("expected InvalidReply, got {other:?}"),
     }
-}
-
-fn message(guild: u64, content: &str, author: Member) -> Event {
-    Event::MessageCreated(Message {
-        id: 77,
-        channel_id: guild + 1,
-        author: author.user,
-        content: content.into(),
-        mentions: vec![],
-        timestamp: "2026-11-23T00:00:00Z".into(),
-    })
 }
 
 fn sent_contents(outcome: &Outcome) -> Vec<String> {
@@ -838,7 +719,7 @@ async fn scheduled_jobs_run_once_when_due_and_survive_a_restart() {
     let runtime = Runtime::new(
         RuntimeConfig {
             pool_instances: 8,
-            ..RuntimeConfig::new(h._data.path())
+            ..RuntimeConfig::new(h.data.path())
         },
         h.store.clone(),
         h.discord.clone(),

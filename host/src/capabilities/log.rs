@@ -25,10 +25,8 @@ impl Host for HostState {
         }
         // A fresh string: the argument may be megabytes, and keeping it (even
         // truncated) would keep its whole allocation alive.
-        let mut line = crate::runtime::escape_controls(crate::runtime::truncated(
-            &message,
-            MAX_LINE_BYTES,
-        ));
+        let mut line =
+            crate::runtime::escape_controls(crate::runtime::truncated(&message, MAX_LINE_BYTES));
         drop(message);
         if line.len() > MAX_LINE_BYTES {
             line = crate::runtime::truncated(&line, MAX_LINE_BYTES).to_string();

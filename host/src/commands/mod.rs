@@ -380,8 +380,7 @@ fn answer(subject: &str, outcome: Outcome) -> Answer {
                     format!("{subject} was stopped: it exceeded its limits.")
                 }
                 InvokeError::Busy(_) => {
-                    "The bot is busy in this server right now; please try again in a moment."
-                        .into()
+                    "The bot is busy in this server right now; please try again in a moment.".into()
                 }
                 _ => "Something went wrong on our side; please try again in a moment.".into(),
             };

@@ -90,9 +90,7 @@ impl<F: Future> Future for Metered<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let started = thread_cpu().as_nanos() as u64;
-        self.meter
-            .poll_started_ns
-            .store(started, Ordering::Relaxed);
+        self.meter.poll_started_ns.store(started, Ordering::Relaxed);
         let polled = self.inner.as_mut().poll(cx);
         let used = (thread_cpu().as_nanos() as u64).saturating_sub(started);
         let spent = self.meter.spent_ns.fetch_add(used, Ordering::Relaxed) + used;
@@ -141,6 +139,10 @@ mod tests {
         let finished =
             Metered::new(tokio::time::sleep(Duration::from_millis(30)), meter.clone()).await;
         assert!(finished.is_some());
-        assert!(meter.spent() < Duration::from_millis(5), "{:?}", meter.spent());
+        assert!(
+            meter.spent() < Duration::from_millis(5),
+            "{:?}",
+            meter.spent()
+        );
     }
 }

@@ -27,12 +27,12 @@ mod wall;
 
 pub use self::bindings as wit;
 pub use breaker::BreakerPolicy;
-pub use engine::Allocation;
 pub use budget::MemoryLimitExceeded;
+pub use engine::Allocation;
 pub use install::{InstallError, WORLD_VERSION};
 pub use limits::{Limits, Plans};
-pub use structure::{Structure, StructureCaps};
 pub(crate) use rates::escape_controls;
+pub use structure::{Structure, StructureCaps};
 
 use crate::capabilities::{Effect, validate_body};
 use crate::discord::Discord;
@@ -522,11 +522,10 @@ impl Runtime {
         let state = store.into_data();
         let stdio = String::from_utf8_lossy(&stdio.contents()).into_owned();
         if let Err(e) = &result
-            && self.rates.failure_reports.take(
-                gf.guild_id,
-                &feature_id,
-                FAILURE_REPORTS_PER_MINUTE,
-            )
+            && self
+                .rates
+                .failure_reports
+                .take(gf.guild_id, &feature_id, FAILURE_REPORTS_PER_MINUTE)
         {
             let shown = rates::escape_controls(truncated(stdio.trim_end(), STDIO_REPORT_BYTES));
             tracing::warn!(guild = gf.guild_id, feature = %feature_id, error = %e, stdio = %shown, cpu_us = meter.spent().as_micros() as u64, memory_peak = state.memory.peak(), "feature invocation failed");

@@ -89,7 +89,10 @@ mod tests {
         let allowance = Allowance::per(Duration::from_secs(60));
         assert!((0..3).all(|_| allowance.take(1, "a", 3)));
         assert!(!allowance.take(1, "a", 3));
-        assert!(allowance.take(1, "b", 3), "another feature shares the limit");
+        assert!(
+            allowance.take(1, "b", 3),
+            "another feature shares the limit"
+        );
         assert!(allowance.take(2, "a", 3), "another guild shares the limit");
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(allowance.take(1, "a", 3), "the window did not reset");

@@ -85,7 +85,7 @@ impl Slots {
                 _queued: queued,
             }),
             _ => Err(Busy(format!(
-                    "no invocation slot within {:?}; the host is busy",
+                "no invocation slot within {:?}; the host is busy",
                 self.max_wait
             ))),
         }

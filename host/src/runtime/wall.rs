@@ -72,7 +72,10 @@ impl WallClock {
         let mut s = self.inner.state.lock().unwrap();
         s.pauses -= 1;
         if s.pauses == 0 {
-            let paused = s.paused_since.take().map_or(Duration::ZERO, |p| p.elapsed());
+            let paused = s
+                .paused_since
+                .take()
+                .map_or(Duration::ZERO, |p| p.elapsed());
             let over = paused.saturating_sub(s.pause_left);
             s.pause_left = s.pause_left.saturating_sub(paused);
             s.left = s.left.saturating_sub(over);

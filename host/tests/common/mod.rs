@@ -31,6 +31,8 @@
 
 #![allow(dead_code)]
 
+pub mod harness;
+
 use std::time::Duration;
 
 use sqlx::Connection;

@@ -9,13 +9,22 @@
 //! `schedule` schedules job `ping` (payload: the channel id) due at once and
 //! replies `schedule: <job id>` or the error; the job posts `job:ping` in that
 //! channel. `migrate` stores the version it migrated from under `migrated-from`.
+//!
+//! Attacks on the host's limits: `random-big` asks WASI for 8 MiB of random
+//! bytes at once and `random-loop` for 64 KiB forever (both never return
+//! normally); `log-flood` logs a 12 MiB line 46 times and replies
+//! `log-flood: done`; `calls-flood` calls storage a million times ignoring
+//! every error and replies `calls-flood: <successes> ok`; `handles` opens WASI
+//! stream handles without closing them (never returns normally);
+//! `audit-flood` writes audit entries until refused and replies
+//! `audit-flood: <n> then <error>`.
 
 use std::hint::black_box;
 
 use townes_sdk::{
     Capability, CapabilityRequest, Command, CommandInvocation, CommandOption, Context, Error,
-    Event, EventKind, Feature, Manifest, MessageBody, OptionValue, Reply, ScheduledJob, messages,
-    moderation, roles, scheduler, storage,
+    Event, EventKind, Feature, Manifest, MessageBody, OptionValue, Reply, ScheduledJob, audit, log,
+    messages, moderation, roles, scheduler, storage,
 };
 
 /// The feature.
@@ -89,6 +98,25 @@ fn recurse(depth: u64) -> u64 {
     below.wrapping_add(black_box(frame)[(depth % 32) as usize])
 }
 
+#[cfg(target_arch = "wasm32")]
+fn random_bytes(len: u64) -> Vec<u8> {
+    wasip2::random::random::get_random_bytes(len)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn stdout_handle() -> impl Sized {
+    wasip2::cli::stdout::get_stdout()
+}
+
+// Natively (the crate's own unit tests) there is no WASI to attack.
+#[cfg(not(target_arch = "wasm32"))]
+fn random_bytes(len: u64) -> Vec<u8> {
+    vec![0; len as usize]
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn stdout_handle() -> impl Sized {}
+
 fn first_user(inv: &CommandInvocation) -> Option<u64> {
     inv.arguments.iter().find_map(|a| a.value.as_user())
 }
@@ -123,6 +151,10 @@ impl Feature for Hostile {
             .capability(CapabilityRequest::optional(
                 Capability::Scheduler,
                 "schedule",
+            ))
+            .capability(CapabilityRequest::optional(
+                Capability::Audit,
+                "audit-flood",
             ));
         for (name, description) in [
             ("loop", "Spin forever"),
@@ -134,6 +166,12 @@ impl Feature for Hostile {
             ("oversized", "Reply with 5000 characters"),
             ("ok", "Reply ok"),
             ("schedule", "Schedule a job that posts here"),
+            ("random-big", "Ask WASI for 8 MiB of random bytes"),
+            ("random-loop", "Ask WASI for random bytes forever"),
+            ("log-flood", "Log huge lines"),
+            ("calls-flood", "Call storage 20,000 times"),
+            ("handles", "Open WASI handles forever"),
+            ("audit-flood", "Write audit entries until refused"),
         ] {
             m = m.command(Command::slash(name, description));
         }
@@ -202,6 +240,40 @@ impl Feature for Hostile {
                 }
             }
             "oversized" => Reply::text("x".repeat(5000)),
+            "random-big" => {
+                let bytes = random_bytes(8 << 20);
+                Reply::text(format!("random-big: got {}", bytes.len()))
+            }
+            "random-loop" => loop {
+                black_box(random_bytes(64 << 10));
+            },
+            "log-flood" => {
+                let line = "x".repeat(12 << 20);
+                for _ in 0..46 {
+                    log::info(&line);
+                }
+                Reply::text("log-flood: done")
+            }
+            "calls-flood" => {
+                let ok = (0..20_000).filter(|_| storage::get("x").is_ok()).count();
+                Reply::text(format!("calls-flood: {ok} ok"))
+            }
+            "handles" => {
+                let mut held = Vec::new();
+                loop {
+                    held.push(stdout_handle());
+                    black_box(&held);
+                }
+            }
+            "audit-flood" => {
+                let mut n = 0u32;
+                loop {
+                    if let Err(e) = audit::write("flood", "x") {
+                        break Reply::text(format!("audit-flood: {n} then {}", short(&e)));
+                    }
+                    n += 1;
+                }
+            }
             "ok" => Reply::text("ok"),
             "schedule" => match scheduler::schedule("ping", &inv.channel_id.to_string(), 0) {
                 Ok(id) => Reply::text(format!("schedule: {id}")),
