@@ -754,3 +754,51 @@ async fn migrate_runs_the_features_own_upgrade_step() {
         }]
     );
 }
+
+#[tokio::test]
+async fn scheduled_jobs_are_quota_d_and_a_paused_features_job_is_retried_not_dropped() {
+    let (h, _guard) = Harness::sqlite(Limits {
+        pending_jobs: 2,
+        ..limits()
+    })
+    .await;
+    let caps = [
+        Capability::Messages,
+        Capability::Storage,
+        Capability::Scheduler,
+    ];
+    let hostile = h.install("hostile", &caps).await;
+    for _ in 0..2 {
+        let text = reply_text(&h.command(GUILD_A, &hostile, "schedule", vec![]).await);
+        assert!(!text.contains("QuotaExceeded"), "{text}");
+    }
+    assert!(
+        reply_text(&h.command(GUILD_A, &hostile, "schedule", vec![]).await)
+            .starts_with("schedule: QuotaExceeded(\"scheduled jobs: 2 pending"),
+    );
+    // Another guild has its own quota.
+    assert!(
+        !reply_text(&h.command(GUILD_B, &hostile, "schedule", vec![]).await)
+            .contains("QuotaExceeded")
+    );
+
+    // Guild A's feature is paused by its breaker: its jobs wait, guild B's runs.
+    for _ in 0..3 {
+        h.command(GUILD_A, &hostile, "panic", vec![]).await;
+    }
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let outcomes = h.runtime.run_due_jobs(soon, 10).await.unwrap();
+    let paused = outcomes
+        .iter()
+        .filter(|o| matches!(o.result, Err(InvokeError::BreakerOpen { .. })))
+        .count();
+    let ran: Vec<_> = outcomes.iter().filter(|o| o.result.is_ok()).collect();
+    assert_eq!((paused, ran.len()), (2, 1), "{outcomes:?}");
+    assert_eq!(common::sent_texts(&ran[0].effects), ["job:ping"]);
+    assert!(h.runtime.run_due_jobs(soon, 10).await.unwrap().is_empty());
+    let row = h.store.guild_feature(GUILD_A, &hostile).await.unwrap().unwrap();
+    let after_pause = row.breaker_open_until.unwrap() + chrono::Duration::seconds(1);
+    let waiting = h.store.due_jobs(after_pause, 10, 10).await.unwrap();
+    assert_eq!(waiting.len(), 2, "the paused feature's jobs were dropped");
+    assert!(waiting.iter().all(|j| j.attempts == 1 && j.scope.guild_id == GUILD_A));
+}

@@ -955,15 +955,16 @@ async fn jobs_schedule_due_complete_cancel() {
                 "remind",
                 r#"{"text":"one"}"#,
                 now - Duration::seconds(10),
+                100,
             )
             .await
             .unwrap();
         let second = store
-            .schedule_job(&s, "remind", "two", now - Duration::seconds(5))
+            .schedule_job(&s, "remind", "two", now - Duration::seconds(5), 100)
             .await
             .unwrap();
         let later = store
-            .schedule_job(&s, "remind", "later", now + Duration::hours(1))
+            .schedule_job(&s, "remind", "later", now + Duration::hours(1), 100)
             .await
             .unwrap();
         let ids: HashSet<&String> = [&first, &second, &later].into_iter().collect();
@@ -973,7 +974,7 @@ async fn jobs_schedule_due_complete_cancel() {
             "{label}: {first}"
         );
 
-        let due = store.due_jobs(now, 10).await.unwrap();
+        let due = store.due_jobs(now, 10, 10).await.unwrap();
         assert_eq!(
             due.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
             [first.as_str(), second.as_str()],
@@ -987,11 +988,11 @@ async fn jobs_schedule_due_complete_cancel() {
             (now - Duration::seconds(10)).trunc_subsecs(6),
             "{label}"
         );
-        assert_eq!(store.due_jobs(now, 1).await.unwrap().len(), 1, "{label}");
+        assert_eq!(store.due_jobs(now, 1, 10).await.unwrap().len(), 1, "{label}");
 
         store.complete_job(&first).await.unwrap();
         store.complete_job(&first).await.unwrap(); // at least once: no-op
-        let due = store.due_jobs(now, 10).await.unwrap();
+        let due = store.due_jobs(now, 10, 10).await.unwrap();
         let due_ids: Vec<&str> = due.iter().map(|j| j.id.as_str()).collect();
         assert_eq!(due_ids, [second.as_str()], "{label}");
 
@@ -1020,19 +1021,87 @@ async fn jobs_schedule_due_complete_cancel() {
             !store.cancel_job(&s, "no-such-job").await.unwrap(),
             "{label}"
         );
-        assert_eq!(store.due_jobs(now, 10).await.unwrap(), vec![], "{label}");
+        assert_eq!(store.due_jobs(now, 10, 10).await.unwrap(), vec![], "{label}");
 
         // Jobs survive a restart.
         store.close().await;
         let reopened = Store::connect(guard.url()).await.unwrap();
         let due = reopened
-            .due_jobs(now + Duration::hours(2), 10)
+            .due_jobs(now + Duration::hours(2), 10, 10)
             .await
             .unwrap();
         assert_eq!(due.len(), 1, "{label}");
         assert_eq!(due[0].id, later, "{label}");
         assert_eq!(due[0].payload, "later", "{label}");
         reopened.close().await;
+    }
+}
+
+#[tokio::test]
+async fn jobs_are_quota_d_taken_fairly_retried_and_purged() {
+    for (label, store, _guard) in each_backend().await {
+        let now = Utc::now();
+        let busy = Scope::new(1, "reminders");
+        // A scope holds at most its quota of pending jobs.
+        for i in 0..5 {
+            let at = now - Duration::seconds(100 - i);
+            store.schedule_job(&busy, "flood", "", at, 5).await.unwrap();
+        }
+        let refused = store.schedule_job(&busy, "flood", "", now, 5).await;
+        assert!(
+            matches!(&refused, Err(StoreError::QuotaExceeded(why)) if why.contains("5 pending")),
+            "{label}: {refused:?}"
+        );
+        let quiet = Scope::new(2, "reminders");
+        let theirs = store
+            .schedule_job(&quiet, "once", "", now - Duration::seconds(1), 5)
+            .await
+            .unwrap();
+
+        // Guild 2's one late job is taken in the first round, ahead of guild
+        // 1's older backlog beyond its share.
+        let due = store.due_jobs(now, 3, 2).await.unwrap();
+        let guilds: Vec<u64> = due.iter().map(|j| j.scope.guild_id).collect();
+        assert_eq!(guilds, [1, 2, 1], "{label}");
+        assert_eq!(due[1].id, theirs, "{label}");
+
+        // A retry moves the job and counts the attempt; a failure ends it.
+        let retried = &due[0];
+        store
+            .retry_job(&retried.id, now + Duration::minutes(1), "busy")
+            .await
+            .unwrap();
+        let later = store.due_jobs(now + Duration::minutes(2), 10, 10).await.unwrap();
+        let moved = later.iter().find(|j| j.id == retried.id).unwrap();
+        assert_eq!(moved.attempts, 1, "{label}");
+        assert!(
+            !store.due_jobs(now, 10, 10).await.unwrap().iter().any(|j| j.id == retried.id),
+            "{label}: a retried job is not due before its new time"
+        );
+        store
+            .finish_job(&retried.id, townes::store::JobEnd::Failed, Some("gave up"))
+            .await
+            .unwrap();
+        // A finished job frees its place in the quota.
+        store.schedule_job(&busy, "again", "", now, 5).await.unwrap();
+
+        // Finished rows are purged after the retention, pending ones never.
+        store.complete_job(&theirs).await.unwrap();
+        assert_eq!(
+            store.purge_finished_jobs(now - Duration::hours(1)).await.unwrap(),
+            0,
+            "{label}"
+        );
+        assert_eq!(
+            store.purge_finished_jobs(Utc::now() + Duration::seconds(1)).await.unwrap(),
+            2,
+            "{label}"
+        );
+        assert_eq!(
+            store.due_jobs(now + Duration::hours(1), 100, 100).await.unwrap().len(),
+            5,
+            "{label}"
+        );
     }
 }
 

@@ -1,5 +1,8 @@
 //! `scheduler`: durable delayed calls to the feature's `on-schedule`, in this
-//! guild. Jobs live in the store and survive restarts.
+//! guild. Jobs live in the store and survive restarts. A (guild, feature) holds
+//! at most the plan's `pending_jobs`, and a job runs at least
+//! [`MIN_DELAY_SECONDS`] after it was scheduled, so a job that schedules
+//! another cannot make the host spin.
 
 use super::Effect;
 use crate::runtime::HostState;
@@ -7,6 +10,8 @@ use crate::runtime::bindings::townes::feature::scheduler::Host;
 use crate::runtime::wit::{Capability, Error};
 
 const MAX_DELAY_SECONDS: u32 = 366 * 24 * 3600;
+/// Shorter delays are rounded up to this.
+pub const MIN_DELAY_SECONDS: u32 = 1;
 const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 
 impl Host for HostState {
@@ -27,9 +32,16 @@ impl Host for HostState {
                 "a job name is 1 to 64 bytes and its payload at most {MAX_PAYLOAD_BYTES} bytes"
             )))
         } else {
-            let run_at = chrono::Utc::now() + chrono::Duration::seconds(delay_seconds.into());
+            let delay = delay_seconds.max(MIN_DELAY_SECONDS);
+            let run_at = chrono::Utc::now() + chrono::Duration::seconds(delay.into());
             self.store
-                .schedule_job(&self.scope, &name, &payload, run_at)
+                .schedule_job(
+                    &self.scope,
+                    &name,
+                    &payload,
+                    run_at,
+                    self.limits.pending_jobs,
+                )
                 .await
                 .map_err(Error::from)
         };
@@ -37,7 +49,7 @@ impl Host for HostState {
             Some(Effect::JobScheduled {
                 job_id: job_id.clone(),
                 name: name.clone(),
-                delay_seconds,
+                delay_seconds: delay_seconds.max(MIN_DELAY_SECONDS),
             })
         })
     }

@@ -65,6 +65,16 @@ const MAX_WASI_RESOURCES: usize = 256;
 pub(crate) const MAX_EXTRA_EFFECTS: usize = 16;
 /// Failure reports per (guild, feature) per minute in the host log.
 const FAILURE_REPORTS_PER_MINUTE: u32 = 10;
+/// Scheduled jobs of one guild taken per round, and jobs run at once.
+const JOBS_PER_GUILD: u32 = 2;
+const JOBS_AT_ONCE: usize = 16;
+/// Runs of a job the host could not complete before it is marked failed.
+pub const JOB_ATTEMPTS: u32 = 5;
+/// The first retry delay of such a job; it doubles per attempt.
+const JOB_RETRY_BASE: chrono::Duration = chrono::Duration::seconds(30);
+/// How long finished jobs are kept, and how often they are purged.
+const JOB_RETENTION: chrono::Duration = chrono::Duration::days(7);
+const JOB_PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -235,6 +245,7 @@ pub struct Runtime {
     usage: usage::UsageMeter,
     slots: slots::Slots,
     rates: Arc<rates::Rates>,
+    last_job_purge: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Runtime {
@@ -263,6 +274,7 @@ impl Runtime {
             usage: usage::UsageMeter::default(),
             slots: slots::Slots::new(config.pool_instances, config.slot_wait),
             rates: Arc::default(),
+            last_job_purge: std::sync::Mutex::new(None),
             config,
         })
     }
@@ -360,29 +372,89 @@ impl Runtime {
             .await
     }
 
-    /// Runs every scheduled job that is due, each once. A job whose feature is no
-    /// longer enabled is dropped. Returns the outcomes of the jobs that ran.
+    /// Runs up to `limit` scheduled jobs that are due, each once, several at a
+    /// time and fairly across guilds (see [`Store::due_jobs`]). A job whose
+    /// feature is no longer enabled is cancelled; one the host could not run
+    /// (the feature paused, the host busy or failing) is retried later, up to
+    /// [`JOB_ATTEMPTS`] times; one that failed in the feature is marked failed.
+    /// Returns the outcomes of the jobs that ran.
     pub async fn run_due_jobs(
         &self,
         now: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> anyhow::Result<Vec<Outcome>> {
-        let mut outcomes = Vec::new();
-        for job in self.store.due_jobs(now, limit).await? {
-            let handler = Handler::Schedule(ScheduledJob {
-                id: job.id.clone(),
-                name: job.name.clone(),
-                payload: job.payload.clone(),
-            });
-            let outcome = self
-                .invoke_enabled(job.scope.guild_id, &job.scope.feature_id, handler)
+        use futures_util::StreamExt;
+        self.purge_finished_jobs(now).await?;
+        let due = self.store.due_jobs(now, limit, JOBS_PER_GUILD).await?;
+        let finished: Vec<anyhow::Result<Option<Outcome>>> =
+            futures_util::stream::iter(due.into_iter().map(|job| self.run_job(job)))
+                .buffer_unordered(JOBS_AT_ONCE)
+                .collect()
                 .await;
-            self.store.complete_job(&job.id).await?;
-            if !matches!(outcome.result, Err(InvokeError::NotEnabled(_))) {
-                outcomes.push(outcome);
+        finished
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect()
+    }
+
+    async fn run_job(&self, job: crate::store::ScheduledJob) -> anyhow::Result<Option<Outcome>> {
+        use crate::store::JobEnd;
+        let handler = Handler::Schedule(ScheduledJob {
+            id: job.id.clone(),
+            name: job.name.clone(),
+            payload: job.payload.clone(),
+        });
+        let outcome = self
+            .invoke_enabled(job.scope.guild_id, &job.scope.feature_id, handler)
+            .await;
+        let store = &self.store;
+        let retry_at = |earliest: chrono::DateTime<chrono::Utc>| {
+            let backoff = JOB_RETRY_BASE * 2i32.pow(job.attempts.min(10));
+            earliest.max(chrono::Utc::now() + backoff)
+        };
+        match &outcome.result {
+            Ok(_) => store.complete_job(&job.id).await?,
+            Err(InvokeError::NotEnabled(_)) => {
+                store
+                    .finish_job(&job.id, JobEnd::Cancelled, Some("the feature is not enabled"))
+                    .await?;
+                return Ok(None);
+            }
+            Err(e @ (InvokeError::BreakerOpen { .. } | InvokeError::Busy(_) | InvokeError::Host(_)))
+                if job.attempts + 1 < JOB_ATTEMPTS =>
+            {
+                let earliest = match e {
+                    InvokeError::BreakerOpen { until } => *until,
+                    _ => chrono::Utc::now(),
+                };
+                store
+                    .retry_job(&job.id, retry_at(earliest), &e.to_string())
+                    .await?;
+            }
+            Err(e) => {
+                store
+                    .finish_job(&job.id, JobEnd::Failed, Some(&e.to_string()))
+                    .await?
             }
         }
-        Ok(outcomes)
+        Ok(Some(outcome))
+    }
+
+    /// Deletes finished jobs older than [`JOB_RETENTION`], at most once per
+    /// [`JOB_PURGE_EVERY`].
+    async fn purge_finished_jobs(&self, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+        {
+            let mut last = self.last_job_purge.lock().unwrap();
+            if last.is_some_and(|at| at.elapsed() < JOB_PURGE_EVERY) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
+        let purged = self.store.purge_finished_jobs(now - JOB_RETENTION).await?;
+        if purged > 0 {
+            tracing::info!(purged, "purged finished scheduled jobs");
+        }
+        Ok(())
     }
 
     async fn invoke_enabled(&self, guild_id: u64, feature_id: &str, handler: Handler) -> Outcome {

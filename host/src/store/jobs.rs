@@ -1,7 +1,9 @@
 //! Scheduled jobs: work a feature asked to run later. Stored, so they survive a restart.
 //!
-//! A job is `pending` until it is completed (`done`) or cancelled (`cancelled`); only
-//! pending jobs whose time has come are due. Rows are kept after they finish.
+//! A job is `pending` until it is completed (`done`), cancelled (`cancelled`) or
+//! given up on (`failed`); only pending jobs whose time has come are due. A job the
+//! host could not run is moved to a later `run_at` with its `attempts` counted.
+//! Finished rows are purged after a while ([`Store::purge_finished_jobs`]).
 
 use chrono::{DateTime, Utc};
 
@@ -15,6 +17,7 @@ struct JobRow {
     name: String,
     payload: String,
     run_at: DateTime<Utc>,
+    attempts: i32,
 }
 
 impl From<JobRow> for ScheduledJob {
@@ -28,25 +31,31 @@ impl From<JobRow> for ScheduledJob {
             name: r.name,
             payload: r.payload,
             run_at: r.run_at,
+            attempts: u32::try_from(r.attempts).unwrap_or(0),
         }
     }
 }
 
 impl Store {
-    /// Schedules a job for `run_at` and returns its id (32 random hex digits).
+    /// Schedules a job for `run_at` and returns its id (32 random hex digits),
+    /// unless the scope already has `max_pending` pending jobs.
     pub async fn schedule_job(
         &self,
         s: &Scope,
         name: &str,
         payload: &str,
         run_at: DateTime<Utc>,
+        max_pending: u32,
     ) -> Result<String, StoreError> {
         let id = random_id();
-        on_db!(&self.db, pool => {
+        // One statement, so the count and the insert see the same rows.
+        let inserted = on_db!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO scheduled_jobs
                      (id, guild_id, feature_id, name, payload, run_at, status, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)",
+                 SELECT $1, $2, $3, $4, $5, $6, 'pending', $7
+                 WHERE (SELECT COUNT(*) FROM scheduled_jobs
+                        WHERE guild_id = $2 AND feature_id = $3 AND status = 'pending') < $8",
             )
             .bind(&id)
             .bind(db_id(s.guild_id))
@@ -55,14 +64,21 @@ impl Store {
             .bind(payload)
             .bind(ts(run_at))
             .bind(now())
+            .bind(db_limit(max_pending))
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected()
         });
+        if inserted == 0 {
+            return Err(StoreError::QuotaExceeded(format!(
+                "scheduled jobs: {max_pending} pending jobs in this guild; cancel one or wait for them to run"
+            )));
+        }
         Ok(id)
     }
 
     /// Cancels a pending job of this scope. Returns false if there is no such job (wrong
-    /// scope, unknown id, or already done or cancelled).
+    /// scope, unknown id, or already finished).
     pub async fn cancel_job(&self, s: &Scope, id: &str) -> Result<bool, StoreError> {
         let cancelled = on_db!(&self.db, pool => {
             sqlx::query(
@@ -80,42 +96,115 @@ impl Store {
         Ok(cancelled == 1)
     }
 
-    /// Up to `limit` pending jobs with `run_at <= now`, earliest first. Does not claim
-    /// them: a job stays due until [`Store::complete_job`] or [`Store::cancel_job`].
+    /// Up to `limit` pending jobs with `run_at <= now`, at most `per_guild` of any
+    /// one guild, taking each guild's earliest first and then round-robin across
+    /// guilds, so a guild with thousands of due jobs does not hold up the others.
+    /// Does not claim them: a job stays due until it is finished or moved.
     pub async fn due_jobs(
         &self,
         now: DateTime<Utc>,
         limit: u32,
+        per_guild: u32,
     ) -> Result<Vec<ScheduledJob>, StoreError> {
         let rows: Vec<JobRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT id, guild_id, feature_id, name, payload, run_at
-                 FROM scheduled_jobs
-                 WHERE status = 'pending' AND run_at <= $1
-                 ORDER BY run_at, id
+                "SELECT id, guild_id, feature_id, name, payload, run_at, attempts
+                 FROM (SELECT id, guild_id, feature_id, name, payload, run_at, attempts,
+                              ROW_NUMBER() OVER (PARTITION BY guild_id ORDER BY run_at, id) AS turn
+                       FROM scheduled_jobs
+                       WHERE status = 'pending' AND run_at <= $1) AS due
+                 WHERE turn <= $3
+                 ORDER BY turn, run_at, id
                  LIMIT $2",
             )
             .bind(ts(now))
             .bind(db_limit(limit))
+            .bind(db_limit(per_guild))
             .fetch_all(pool)
             .await?
         });
         Ok(rows.into_iter().map(ScheduledJob::from).collect())
     }
 
-    /// Marks a pending job done. Completing a job that is not pending (already done,
-    /// cancelled, or unknown) is a no-op, so handlers may complete at least once.
-    pub async fn complete_job(&self, id: &str) -> Result<(), StoreError> {
+    /// Marks a pending job finished: `done`, `cancelled` or `failed`, with the
+    /// reason for the last two. Finishing a job that is not pending is a no-op,
+    /// so handlers may finish at least once.
+    pub async fn finish_job(
+        &self,
+        id: &str,
+        status: JobEnd,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
         on_db!(&self.db, pool => {
             sqlx::query(
-                "UPDATE scheduled_jobs SET status = 'done', finished_at = $2
+                "UPDATE scheduled_jobs SET status = $2, finished_at = $3, last_error = $4
                  WHERE id = $1 AND status = 'pending'",
             )
             .bind(id)
+            .bind(status.as_str())
             .bind(now())
+            .bind(reason)
             .execute(pool)
             .await?;
         });
         Ok(())
+    }
+
+    /// Marks a pending job done.
+    pub async fn complete_job(&self, id: &str) -> Result<(), StoreError> {
+        self.finish_job(id, JobEnd::Done, None).await
+    }
+
+    /// Moves a pending job the host could not run to `run_at`, counting the attempt.
+    pub async fn retry_job(
+        &self,
+        id: &str,
+        run_at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE scheduled_jobs SET run_at = $2, attempts = attempts + 1, last_error = $3
+                 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(ts(run_at))
+            .bind(reason)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes jobs that finished before `before`; returns how many.
+    pub async fn purge_finished_jobs(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let purged = on_db!(&self.db, pool => {
+            sqlx::query("DELETE FROM scheduled_jobs WHERE status <> 'pending' AND finished_at < $1")
+                .bind(ts(before))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(purged)
+    }
+}
+
+/// How a job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobEnd {
+    Done,
+    /// Nobody is left to run it (the feature was disabled or cancelled it).
+    Cancelled,
+    /// It failed in the feature, or the host gave up retrying.
+    Failed,
+}
+
+impl JobEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobEnd::Done => "done",
+            JobEnd::Cancelled => "cancelled",
+            JobEnd::Failed => "failed",
+        }
     }
 }

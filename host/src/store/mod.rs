@@ -55,6 +55,7 @@ mod catalog;
 mod commands;
 mod incidents;
 mod jobs;
+pub use jobs::JobEnd;
 mod outbox;
 mod settings;
 mod storage;
@@ -326,6 +327,9 @@ pub struct ScheduledJob {
     pub name: String,
     pub payload: String,
     pub run_at: DateTime<Utc>,
+    /// Earlier runs the host could not complete (the feature was paused, the
+    /// host was busy or failed).
+    pub attempts: u32,
 }
 
 /// A dashboard login. The cookie carries a random token; only its sha256 is stored, so
