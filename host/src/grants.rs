@@ -5,6 +5,7 @@
 //! (channel allow-list for messages, role ceiling for roles). Every capability
 //! call checks it first.
 
+use crate::discord::permissions;
 use crate::runtime::wit::{Capability, CapabilityRequest, Error};
 use crate::store::Quota;
 use serde::{Deserialize, Serialize};
@@ -134,6 +135,11 @@ pub struct Approval {
     /// The feature may only manage roles strictly below this role.
     #[serde(default)]
     pub role_ceiling: Option<u64>,
+    /// Dangerous permission bits (see `discord::permissions::DANGEROUS`) the
+    /// feature may hand out through roles and overwrites anyway. Administrator
+    /// is never allowed, whatever this says.
+    #[serde(default)]
+    pub elevated_permissions: u64,
 }
 
 impl Approval {
@@ -157,6 +163,8 @@ pub struct Grant {
     pub capabilities: CapabilitySet,
     pub channels: Option<Vec<u64>>,
     pub role_ceiling: Option<u64>,
+    /// Dangerous bits the feature may hand out ([`Approval::elevated_permissions`]).
+    pub elevated_permissions: u64,
     pub storage: Quota,
 }
 
@@ -179,6 +187,7 @@ impl Grant {
             capabilities,
             channels: approval.channels.clone(),
             role_ceiling: approval.role_ceiling,
+            elevated_permissions: approval.elevated_permissions & !permissions::ADMINISTRATOR,
             storage,
         }
     }
@@ -191,13 +200,23 @@ impl Grant {
         }
     }
 
-    pub fn check_channel(&self, channel_id: u64) -> Result<(), Error> {
+    /// The channel allow-list, for every call that acts in or on a channel;
+    /// a refusal names the capability of the call.
+    pub fn check_channel(&self, capability: Capability, channel_id: u64) -> Result<(), Error> {
         match &self.channels {
-            Some(allowed) if !allowed.contains(&channel_id) => {
-                Err(Error::Denied(Capability::Messages))
-            }
+            Some(allowed) if !allowed.contains(&channel_id) => Err(Error::Denied(capability)),
             _ => Ok(()),
         }
+    }
+
+    /// Permission bits the feature may hand out: a role to assign or an
+    /// overwrite's allow bits may carry no dangerous bit the admin did not allow.
+    pub fn check_permissions(&self, capability: Capability, bits: u64) -> Result<(), Error> {
+        let forbidden = bits & permissions::DANGEROUS & !self.elevated_permissions;
+        if forbidden != 0 {
+            return Err(Error::Denied(capability));
+        }
+        Ok(())
     }
 }
 
@@ -269,15 +288,23 @@ mod tests {
             capabilities: CapabilitySet::all(),
             channels: Some(vec![5]),
             role_ceiling: None,
+            elevated_permissions: permissions::MANAGE_MESSAGES,
             storage: Quota {
                 max_bytes: 1,
                 max_rows: 1,
             },
         };
-        assert!(grant.check_channel(5).is_ok());
+        assert!(grant.check_channel(Capability::Messages, 5).is_ok());
         assert!(matches!(
-            grant.check_channel(6),
-            Err(Error::Denied(Capability::Messages))
+            grant.check_channel(Capability::Channels, 6),
+            Err(Error::Denied(Capability::Channels))
+        ));
+        // Sending messages is harmless; Manage Messages was allowed; Ban was not.
+        let perms = permissions::SEND_MESSAGES | permissions::MANAGE_MESSAGES;
+        assert!(grant.check_permissions(Capability::Roles, perms).is_ok());
+        assert!(matches!(
+            grant.check_permissions(Capability::Roles, perms | permissions::BAN_MEMBERS),
+            Err(Error::Denied(Capability::Roles))
         ));
     }
 }

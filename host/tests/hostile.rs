@@ -796,9 +796,102 @@ async fn scheduled_jobs_are_quota_d_and_a_paused_features_job_is_retried_not_dro
     assert_eq!((paused, ran.len()), (2, 1), "{outcomes:?}");
     assert_eq!(common::sent_texts(&ran[0].effects), ["job:ping"]);
     assert!(h.runtime.run_due_jobs(soon, 10).await.unwrap().is_empty());
-    let row = h.store.guild_feature(GUILD_A, &hostile).await.unwrap().unwrap();
+    let row = h
+        .store
+        .guild_feature(GUILD_A, &hostile)
+        .await
+        .unwrap()
+        .unwrap();
     let after_pause = row.breaker_open_until.unwrap() + chrono::Duration::seconds(1);
     let waiting = h.store.due_jobs(after_pause, 10, 10).await.unwrap();
     assert_eq!(waiting.len(), 2, "the paused feature's jobs were dropped");
-    assert!(waiting.iter().all(|j| j.attempts == 1 && j.scope.guild_id == GUILD_A));
+    assert!(
+        waiting
+            .iter()
+            .all(|j| j.attempts == 1 && j.scope.guild_id == GUILD_A)
+    );
+}
+
+#[tokio::test]
+async fn dangerous_permissions_and_channels_off_the_allow_list_are_refused() {
+    use townes::discord::permissions::{BAN_MEMBERS, MANAGE_GUILD, SEND_MESSAGES};
+    let (h, _guard) = Harness::sqlite(limits()).await;
+    let caps = [
+        Capability::Messages,
+        Capability::Storage,
+        Capability::Roles,
+        Capability::Channels,
+        Capability::Moderation,
+    ];
+    let hostile = h.install("hostile", &caps).await;
+    let arg = |name: &str, value: OptionValue| CommandArgument {
+        name: name.into(),
+        value,
+    };
+    // A role below the bot carrying Manage Server would make ada a dashboard
+    // manager: refused unless the admin allows that bit for this feature.
+    let managers = GUILD_A + 6;
+    h.discord.with_guild(GUILD_A, |g| {
+        g.roles.push(townes::discord::Role {
+            id: managers,
+            name: "Managers".into(),
+            position: 2,
+            permissions: MANAGE_GUILD,
+        })
+    });
+    let give = vec![arg("role", OptionValue::Role(managers))];
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "role", give.clone()).await),
+        "role: Denied(Roles)"
+    );
+    let overwrite = |bits: u64| {
+        vec![
+            arg("channel", OptionValue::Channel(GUILD_A + 1)),
+            arg("allow", OptionValue::Integer(bits as i64)),
+        ]
+    };
+    assert_eq!(
+        reply_text(
+            &h.command(GUILD_A, &hostile, "overwrite", overwrite(BAN_MEMBERS))
+                .await
+        ),
+        "overwrite: Denied(Channels)"
+    );
+    assert_eq!(
+        reply_text(
+            &h.command(GUILD_A, &hostile, "overwrite", overwrite(SEND_MESSAGES))
+                .await
+        ),
+        "overwrite: ok"
+    );
+
+    // The admin allows Manage Server and limits the feature to channel A+1.
+    let approval = Approval {
+        channels: Some(vec![GUILD_A + 1]),
+        elevated_permissions: MANAGE_GUILD,
+        ..Approval::of(caps)
+    };
+    Marketplace::new(&h.runtime, "test")
+        .enable(GUILD_A, &hostile, None, approval)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "role", give).await),
+        "role: ok"
+    );
+    let elsewhere = GUILD_A + 99;
+    let purge = |channel: u64| vec![arg("channel", OptionValue::Channel(channel))];
+    assert_eq!(
+        reply_text(
+            &h.command(GUILD_A, &hostile, "purge", purge(elsewhere))
+                .await
+        ),
+        "purge: Denied(Moderation)"
+    );
+    let mut off_list = overwrite(SEND_MESSAGES);
+    off_list[0] = arg("channel", OptionValue::Channel(elsewhere));
+    assert_eq!(
+        reply_text(&h.command(GUILD_A, &hostile, "overwrite", off_list).await),
+        "overwrite: Denied(Channels)"
+    );
 }

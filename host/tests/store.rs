@@ -988,7 +988,11 @@ async fn jobs_schedule_due_complete_cancel() {
             (now - Duration::seconds(10)).trunc_subsecs(6),
             "{label}"
         );
-        assert_eq!(store.due_jobs(now, 1, 10).await.unwrap().len(), 1, "{label}");
+        assert_eq!(
+            store.due_jobs(now, 1, 10).await.unwrap().len(),
+            1,
+            "{label}"
+        );
 
         store.complete_job(&first).await.unwrap();
         store.complete_job(&first).await.unwrap(); // at least once: no-op
@@ -1021,7 +1025,11 @@ async fn jobs_schedule_due_complete_cancel() {
             !store.cancel_job(&s, "no-such-job").await.unwrap(),
             "{label}"
         );
-        assert_eq!(store.due_jobs(now, 10, 10).await.unwrap(), vec![], "{label}");
+        assert_eq!(
+            store.due_jobs(now, 10, 10).await.unwrap(),
+            vec![],
+            "{label}"
+        );
 
         // Jobs survive a restart.
         store.close().await;
@@ -1071,11 +1079,19 @@ async fn jobs_are_quota_d_taken_fairly_retried_and_purged() {
             .retry_job(&retried.id, now + Duration::minutes(1), "busy")
             .await
             .unwrap();
-        let later = store.due_jobs(now + Duration::minutes(2), 10, 10).await.unwrap();
+        let later = store
+            .due_jobs(now + Duration::minutes(2), 10, 10)
+            .await
+            .unwrap();
         let moved = later.iter().find(|j| j.id == retried.id).unwrap();
         assert_eq!(moved.attempts, 1, "{label}");
         assert!(
-            !store.due_jobs(now, 10, 10).await.unwrap().iter().any(|j| j.id == retried.id),
+            !store
+                .due_jobs(now, 10, 10)
+                .await
+                .unwrap()
+                .iter()
+                .any(|j| j.id == retried.id),
             "{label}: a retried job is not due before its new time"
         );
         store
@@ -1083,22 +1099,35 @@ async fn jobs_are_quota_d_taken_fairly_retried_and_purged() {
             .await
             .unwrap();
         // A finished job frees its place in the quota.
-        store.schedule_job(&busy, "again", "", now, 5).await.unwrap();
+        store
+            .schedule_job(&busy, "again", "", now, 5)
+            .await
+            .unwrap();
 
         // Finished rows are purged after the retention, pending ones never.
         store.complete_job(&theirs).await.unwrap();
         assert_eq!(
-            store.purge_finished_jobs(now - Duration::hours(1)).await.unwrap(),
+            store
+                .purge_finished_jobs(now - Duration::hours(1))
+                .await
+                .unwrap(),
             0,
             "{label}"
         );
         assert_eq!(
-            store.purge_finished_jobs(Utc::now() + Duration::seconds(1)).await.unwrap(),
+            store
+                .purge_finished_jobs(Utc::now() + Duration::seconds(1))
+                .await
+                .unwrap(),
             2,
             "{label}"
         );
         assert_eq!(
-            store.due_jobs(now + Duration::hours(1), 100, 100).await.unwrap().len(),
+            store
+                .due_jobs(now + Duration::hours(1), 100, 100)
+                .await
+                .unwrap()
+                .len(),
             5,
             "{label}"
         );

@@ -10,7 +10,7 @@ impl HostState {
     fn begin_in_channel(&mut self, call: &'static str, channel_id: u64) -> Result<(), Error> {
         self.begin(Capability::Messages, call)?;
         self.grant
-            .check_channel(channel_id)
+            .check_channel(Capability::Messages, channel_id)
             .inspect_err(|e| self.refused(call, e))
     }
 }

@@ -73,7 +73,9 @@ impl Host for HostState {
     async fn purge(&mut self, channel_id: u64, count: u32) -> Result<u32, Error> {
         const CALL: &str = "moderation.purge";
         self.begin(Capability::Moderation, CALL)?;
-        let result = if !(1..=100).contains(&count) {
+        let result = if let Err(e) = self.grant.check_channel(Capability::Moderation, channel_id) {
+            Err(e)
+        } else if !(1..=100).contains(&count) {
             Err(Error::InvalidArgument(format!(
                 "purge count is {count}; it must be 1 to 100"
             )))

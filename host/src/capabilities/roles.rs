@@ -1,19 +1,21 @@
 //! `roles`: add and remove roles, never a role at or above the bot's own top
-//! role, never one carrying Administrator, and never one at or above the
-//! ceiling the guild's admin set for this feature.
+//! role, never one carrying Administrator or another dangerous permission the
+//! admin did not allow (Manage Server would make its holder a dashboard
+//! manager), and never one at or above the ceiling the admin set.
 
 use super::Effect;
 use crate::discord::Discord;
 use crate::discord::permissions::ADMINISTRATOR;
+use crate::grants::Grant;
 use crate::runtime::HostState;
 use crate::runtime::bindings::townes::feature::roles::Host;
 use crate::runtime::wit::{Capability, Error};
 
 /// The grant's role ceiling, checked against the guild's live role positions.
-async fn check_role_ceiling(
+async fn check_role(
     discord: &dyn Discord,
     guild_id: u64,
-    ceiling_role: Option<u64>,
+    grant: &Grant,
     role_id: u64,
 ) -> Result<(), Error> {
     let roles = discord.roles(guild_id).await?;
@@ -23,7 +25,7 @@ async fn check_role_ceiling(
         .find(|r| r.id == role_id)
         .ok_or_else(|| Error::NotFound(format!("role {role_id}")))?;
     let bot_top = discord.bot_top_position(guild_id).await?;
-    let ceiling = match ceiling_role {
+    let ceiling = match grant.role_ceiling {
         Some(ceiling_id) => position_of(ceiling_id).unwrap_or(0).min(bot_top),
         None => bot_top,
     };
@@ -31,7 +33,7 @@ async fn check_role_ceiling(
     if role.permissions & ADMINISTRATOR != 0 || role.position >= ceiling || role_id == guild_id {
         return Err(Error::Denied(Capability::Roles));
     }
-    Ok(())
+    grant.check_permissions(Capability::Roles, role.permissions)
 }
 
 impl HostState {
@@ -44,26 +46,20 @@ impl HostState {
         add: bool,
     ) -> Result<(), Error> {
         self.begin(Capability::Roles, call)?;
-        let result = match check_role_ceiling(
-            self.discord.as_ref(),
-            self.guild_id,
-            self.grant.role_ceiling,
-            role_id,
-        )
-        .await
-        {
-            Err(e) => Err(e),
-            Ok(()) if add => self
-                .discord
-                .add_role(self.guild_id, user_id, role_id, reason.as_deref())
-                .await
-                .map_err(Error::from),
-            Ok(()) => self
-                .discord
-                .remove_role(self.guild_id, user_id, role_id, reason.as_deref())
-                .await
-                .map_err(Error::from),
-        };
+        let result =
+            match check_role(self.discord.as_ref(), self.guild_id, &self.grant, role_id).await {
+                Err(e) => Err(e),
+                Ok(()) if add => self
+                    .discord
+                    .add_role(self.guild_id, user_id, role_id, reason.as_deref())
+                    .await
+                    .map_err(Error::from),
+                Ok(()) => self
+                    .discord
+                    .remove_role(self.guild_id, user_id, role_id, reason.as_deref())
+                    .await
+                    .map_err(Error::from),
+            };
         self.finish(call, result, |_| {
             Some(if add {
                 Effect::RoleAdded { user_id, role_id }

@@ -37,8 +37,35 @@ pub mod permissions {
     pub const EMBED_LINKS: u64 = 1 << 14;
     pub const MANAGE_ROLES: u64 = 1 << 28;
     pub const MODERATE_MEMBERS: u64 = 1 << 40;
+    pub const VIEW_AUDIT_LOG: u64 = 1 << 7;
+    pub const MENTION_EVERYONE: u64 = 1 << 17;
+    pub const MANAGE_NICKNAMES: u64 = 1 << 27;
+    pub const MANAGE_WEBHOOKS: u64 = 1 << 29;
+    pub const MANAGE_GUILD_EXPRESSIONS: u64 = 1 << 30;
+    pub const MANAGE_EVENTS: u64 = 1 << 33;
+    pub const MANAGE_THREADS: u64 = 1 << 34;
 
-    const NAMES: [(u64, &str); 12] = [
+    /// Permissions a feature may not hand out (through a role it assigns or an
+    /// overwrite it sets) unless the guild's admin allowed that bit for it:
+    /// each lets its holder run the server, moderate members or reach everyone.
+    /// Administrator is never allowed.
+    pub const DANGEROUS: u64 = ADMINISTRATOR
+        | MANAGE_GUILD
+        | MANAGE_ROLES
+        | MANAGE_CHANNELS
+        | KICK_MEMBERS
+        | BAN_MEMBERS
+        | MODERATE_MEMBERS
+        | MANAGE_MESSAGES
+        | MANAGE_WEBHOOKS
+        | MENTION_EVERYONE
+        | MANAGE_NICKNAMES
+        | MANAGE_GUILD_EXPRESSIONS
+        | MANAGE_EVENTS
+        | MANAGE_THREADS
+        | VIEW_AUDIT_LOG;
+
+    const NAMES: [(u64, &str); 19] = [
         (ADMINISTRATOR, "Administrator"),
         (MANAGE_GUILD, "Manage Server"),
         (MANAGE_ROLES, "Manage Roles"),
@@ -51,6 +78,13 @@ pub mod permissions {
         (SEND_MESSAGES, "Send Messages"),
         (EMBED_LINKS, "Embed Links"),
         (ADD_REACTIONS, "Add Reactions"),
+        (MANAGE_WEBHOOKS, "Manage Webhooks"),
+        (MENTION_EVERYONE, "Mention @everyone, @here and All Roles"),
+        (MANAGE_NICKNAMES, "Manage Nicknames"),
+        (MANAGE_GUILD_EXPRESSIONS, "Manage Expressions"),
+        (MANAGE_EVENTS, "Manage Events"),
+        (MANAGE_THREADS, "Manage Threads"),
+        (VIEW_AUDIT_LOG, "View Audit Log"),
     ];
 
     /// The names of the known permissions in `bits`, most powerful first; unknown

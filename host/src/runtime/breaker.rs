@@ -45,21 +45,19 @@ impl Runtime {
         let store = &self.store;
         match result {
             Err(error) if error.is_fault() => {
-                // Read the current strikes: concurrent invocations may have added some.
-                let current = store
-                    .guild_feature(gf.guild_id, &gf.feature_id)
-                    .await?
-                    .map_or(gf.breaker_strikes, |g| g.breaker_strikes);
-                let strikes = current + 1;
+                // Counted in the database: concurrent faults each add one.
+                let strikes = store
+                    .add_breaker_strike(gf.guild_id, &gf.feature_id)
+                    .await?;
                 let pause = self.config.breaker.pause_for(strikes);
                 let until = pause.map(|p| {
                     chrono::Utc::now()
                         + chrono::Duration::from_std(p).unwrap_or(chrono::Duration::MAX)
                 });
-                store
-                    .set_breaker(gf.guild_id, &gf.feature_id, strikes, until)
-                    .await?;
                 if let (Some(pause), Some(until)) = (pause, until) {
+                    store
+                        .set_breaker(gf.guild_id, &gf.feature_id, strikes, Some(until))
+                        .await?;
                     tracing::warn!(guild = gf.guild_id, feature = %gf.feature_id, strikes, ?pause, "circuit breaker opened");
                     let entry = NewAuditEntry {
                         guild_id: Some(gf.guild_id),

@@ -391,10 +391,7 @@ impl Runtime {
                 .buffer_unordered(JOBS_AT_ONCE)
                 .collect()
                 .await;
-        finished
-            .into_iter()
-            .filter_map(Result::transpose)
-            .collect()
+        finished.into_iter().filter_map(Result::transpose).collect()
     }
 
     async fn run_job(&self, job: crate::store::ScheduledJob) -> anyhow::Result<Option<Outcome>> {
@@ -416,13 +413,17 @@ impl Runtime {
             Ok(_) => store.complete_job(&job.id).await?,
             Err(InvokeError::NotEnabled(_)) => {
                 store
-                    .finish_job(&job.id, JobEnd::Cancelled, Some("the feature is not enabled"))
+                    .finish_job(
+                        &job.id,
+                        JobEnd::Cancelled,
+                        Some("the feature is not enabled"),
+                    )
                     .await?;
                 return Ok(None);
             }
-            Err(e @ (InvokeError::BreakerOpen { .. } | InvokeError::Busy(_) | InvokeError::Host(_)))
-                if job.attempts + 1 < JOB_ATTEMPTS =>
-            {
+            Err(
+                e @ (InvokeError::BreakerOpen { .. } | InvokeError::Busy(_) | InvokeError::Host(_)),
+            ) if job.attempts + 1 < JOB_ATTEMPTS => {
                 let earliest = match e {
                     InvokeError::BreakerOpen { until } => *until,
                     _ => chrono::Utc::now(),

@@ -467,4 +467,30 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Adds one strike to the (guild, feature)'s breaker in one statement (so
+    /// concurrent faults are all counted) and returns the new count.
+    pub async fn add_breaker_strike(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+    ) -> Result<u32, StoreError> {
+        let strikes: Option<i64> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "UPDATE guild_features SET breaker_strikes = breaker_strikes + 1
+                 WHERE guild_id = $1 AND feature_id = $2
+                 RETURNING breaker_strikes",
+            )
+            .bind(db_id(guild_id))
+            .bind(feature_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        let strikes = strikes.ok_or_else(|| {
+            StoreError::InvalidArgument(format!(
+                "feature {feature_id} is not set up in guild {guild_id}"
+            ))
+        })?;
+        Ok(u32::try_from(strikes).unwrap_or(u32::MAX))
+    }
 }

@@ -252,6 +252,7 @@ fn approval(
         capabilities: parsed.into_iter().collect(),
         channels: channels.map(|c| c.into_iter().map(|s| s.0).collect()),
         role_ceiling: role_ceiling.map(|s| s.0),
+        elevated_permissions: 0,
     })
 }
 

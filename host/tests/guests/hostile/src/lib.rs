@@ -18,13 +18,17 @@
 //! stream handles without closing them (never returns normally);
 //! `audit-flood` writes audit entries until refused and replies
 //! `audit-flood: <n> then <error>`.
+//!
+//! Scope probes: `purge` purges 5 messages in its `channel` and `overwrite`
+//! allows the permission bits `allow` to the invoker in its `channel`; both
+//! reply `<name>: ok` or the error.
 
 use std::hint::black_box;
 
 use townes_sdk::{
     Capability, CapabilityRequest, Command, CommandInvocation, CommandOption, Context, Error,
-    Event, EventKind, Feature, Manifest, MessageBody, OptionValue, Reply, ScheduledJob, audit, log,
-    messages, moderation, roles, scheduler, storage,
+    Event, EventKind, Feature, Manifest, MessageBody, OptionValue, PermissionOverwrite, Reply,
+    ScheduledJob, audit, channels, log, messages, moderation, roles, scheduler, storage,
 };
 
 /// The feature.
@@ -155,6 +159,10 @@ impl Feature for Hostile {
             .capability(CapabilityRequest::optional(
                 Capability::Audit,
                 "audit-flood",
+            ))
+            .capability(CapabilityRequest::optional(
+                Capability::Channels,
+                "overwrite",
             ));
         for (name, description) in [
             ("loop", "Spin forever"),
@@ -182,6 +190,15 @@ impl Feature for Hostile {
         .command(
             Command::slash("role", "Give yourself a role")
                 .option(CommandOption::role("role", "Which").required()),
+        )
+        .command(
+            Command::slash("purge", "Purge 5 messages")
+                .option(CommandOption::channel("channel", "Where").required()),
+        )
+        .command(
+            Command::slash("overwrite", "Allow yourself permissions in a channel")
+                .option(CommandOption::channel("channel", "Where").required())
+                .option(CommandOption::integer("allow", "Permission bits").required()),
         )
     }
 
@@ -240,6 +257,16 @@ impl Feature for Hostile {
                 }
             }
             "oversized" => Reply::text("x".repeat(5000)),
+            "purge" => {
+                let channel = inv.channel_arg("channel").unwrap_or_default();
+                outcome("purge", moderation::purge(channel, 5).map(|_| ()))
+            }
+            "overwrite" => {
+                let channel = inv.channel_arg("channel").unwrap_or_default();
+                let allow = inv.integer_arg("allow").unwrap_or_default() as u64;
+                let overwrite = PermissionOverwrite::member(invoker, allow, 0);
+                outcome("overwrite", channels::set_overwrite(channel, overwrite))
+            }
             "random-big" => {
                 let bytes = random_bytes(8 << 20);
                 Reply::text(format!("random-big: got {}", bytes.len()))
