@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use townes::api::{ApiConfig, ApiParts, ApiServer, ApiState};
 use townes::discord::{LocalDiscord, RestClient};
 use townes::live::{LiveEvent, LiveKind};
-use townes::marketplace::Marketplace;
+use townes::marketplace::{Marketplace, Publisher};
 use townes::platform::{Connection, Running, connect};
 use townes::runtime::{Runtime, RuntimeConfig};
 use townes::store::{Guild, Store};
@@ -96,7 +96,7 @@ impl World {
         .unwrap();
         for component in ["hello", "hello_next", "welcome"] {
             Marketplace::new(&installer, "test")
-                .install(&common::component(component), true)
+                .install(&common::component(component), &Publisher::Platform)
                 .await
                 .unwrap();
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use townes::capabilities::Effect;
 use townes::discord::{LocalDiscord, LocalGuild, Role};
 use townes::grants::Approval;
-use townes::marketplace::{Marketplace, config::validate};
+use townes::marketplace::{Marketplace, Publisher, config::validate};
 use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Message, Reply};
 use townes::runtime::{Outcome, Runtime, RuntimeConfig};
 use townes::store::Guild;
@@ -84,7 +84,7 @@ async fn welcome_and_xp_behave_on_both_backends() {
         let market = Marketplace::new(&runtime, "test");
         for name in ["welcome", "xp"] {
             let (_, manifest) = market
-                .install(&common::component(name), true)
+                .install(&common::component(name), &Publisher::Platform)
                 .await
                 .unwrap();
             market
@@ -288,7 +288,7 @@ async fn ids_in_configs_may_be_strings() {
     ];
     for (name, key, config) in configs {
         let (_, manifest) = market
-            .install(&common::component(name), true)
+            .install(&common::component(name), &Publisher::Platform)
             .await
             .unwrap();
         let schema = &manifest.config_schema;

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use townes::discord::{ExecutorConfig, LocalDiscord};
 use townes::grants::Approval;
-use townes::marketplace::Marketplace;
+use townes::marketplace::{Marketplace, Publisher};
 use townes::platform::{Connection, Running, connect};
 use townes::runtime::{Runtime, RuntimeConfig};
 use townes::store::{Guild, Store};
@@ -138,7 +138,7 @@ impl World {
         let wasm = std::fs::read(common::component_path(feature)).unwrap();
         let runtime = self.installer();
         Marketplace::new(&runtime, "test")
-            .install(&wasm, true)
+            .install(&wasm, &Publisher::Platform)
             .await
             .unwrap();
     }

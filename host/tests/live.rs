@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use townes::discord::{ExecutorConfig, LocalDiscord};
 use townes::grants::Approval;
 use townes::live::{CAPACITY, Live, LiveEvent, LiveKind};
-use townes::marketplace::Marketplace;
+use townes::marketplace::{Marketplace, Publisher};
 use townes::platform::{Connection, connect};
 use townes::runtime::{Runtime, RuntimeConfig};
 use townes::store::Guild;
@@ -254,7 +254,7 @@ async fn a_command_run_through_the_platform_publishes_command_executed() {
     .unwrap();
     let market = Marketplace::new(&installer, "test");
     let (_, manifest) = market
-        .install(&common::component("hello"), true)
+        .install(&common::component("hello"), &Publisher::Platform)
         .await
         .unwrap();
     market

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::Approval;
-use townes::marketplace::{MarketError, Marketplace};
+use townes::marketplace::{MarketError, Marketplace, Publisher};
 use townes::runtime::wit::{Capability, CommandInvocation, CommandSource, Reply};
 use townes::runtime::{InstallError, InvokeError, Outcome, Runtime, RuntimeConfig};
 use townes::store::{Guild, Scope, Store};
@@ -69,7 +69,10 @@ async fn install_enable_configure_disable_with_every_rejection() {
         assert!(
             matches!(
                 market
-                    .install(&common::component("undeclared"), false)
+                    .install(
+                        &common::component("undeclared"),
+                        &Publisher::Named("someone".into())
+                    )
                     .await,
                 Err(MarketError::Install(InstallError::Undeclared(_)))
             ),
@@ -78,7 +81,10 @@ async fn install_enable_configure_disable_with_every_rejection() {
         assert!(
             matches!(
                 market
-                    .install(&common::component("wrong_world"), false)
+                    .install(
+                        &common::component("wrong_world"),
+                        &Publisher::Named("someone".into())
+                    )
                     .await,
                 Err(MarketError::Install(InstallError::WrongWorld { .. }))
             ),
@@ -86,7 +92,7 @@ async fn install_enable_configure_disable_with_every_rejection() {
         );
         assert!(market.catalogue().await.unwrap().is_empty(), "{label}");
         market
-            .install(&common::component("hello"), true)
+            .install(&common::component("hello"), &Publisher::Platform)
             .await
             .unwrap();
         let catalogue = market.catalogue().await.unwrap();
@@ -243,7 +249,7 @@ async fn upgrade_runs_migrate_a_failed_migrate_changes_nothing_and_rollback_retu
         let (runtime, discord) = runtime(store.clone(), data.path()).await;
         let market = Marketplace::new(&runtime, "test");
         market
-            .install(&common::component("hello"), true)
+            .install(&common::component("hello"), &Publisher::Platform)
             .await
             .unwrap();
         for guild in [GUILD, OTHER] {
@@ -253,7 +259,7 @@ async fn upgrade_runs_migrate_a_failed_migrate_changes_nothing_and_rollback_retu
                 .unwrap();
         }
         market
-            .install(&common::component("hello_next"), true)
+            .install(&common::component("hello_next"), &Publisher::Platform)
             .await
             .unwrap();
         let versions: Vec<_> = market.catalogue().await.unwrap()[0]
@@ -354,5 +360,71 @@ async fn upgrade_runs_migrate_a_failed_migrate_changes_nothing_and_rollback_retu
         );
         let failed = store.audit_entries(OTHER, 1).await.unwrap().remove(0);
         assert_eq!(failed.action, "feature.upgrade_failed", "{label}");
+    }
+}
+
+#[tokio::test]
+async fn a_feature_id_belongs_to_its_first_publisher() {
+    for (label, store, _guard) in common::each_backend().await {
+        let data = tempfile::tempdir().unwrap();
+        let (runtime, _discord) = runtime(store.clone(), data.path()).await;
+        let market = Marketplace::new(&runtime, "test");
+        market
+            .install(&common::component("hello"), &Publisher::Platform)
+            .await
+            .unwrap();
+        // hello-next is `hello` 0.2.0: a higher version of a builtin's id.
+        let mallory = Publisher::Named("mallory".into());
+        match market
+            .install(&common::component("hello_next"), &mallory)
+            .await
+        {
+            Err(MarketError::IdTaken { id, owner }) => {
+                assert_eq!(
+                    (id.as_str(), owner.as_str()),
+                    ("hello", "townes"),
+                    "{label}"
+                )
+            }
+            other => panic!("{label}: {other:?}"),
+        }
+        let versions: Vec<_> = market.catalogue().await.unwrap()[0]
+            .versions
+            .iter()
+            .map(|v| v.version.clone())
+            .collect();
+        assert_eq!(versions, ["0.1.0"], "{label}: nothing was recorded");
+        assert!(
+            runtime
+                .store()
+                .feature_version("hello", "0.2.0")
+                .await
+                .unwrap()
+                .is_none(),
+            "{label}"
+        );
+
+        // Mallory's own id is hers: nobody else, the platform included, adds to it.
+        market
+            .install(&common::component("hostile"), &mallory)
+            .await
+            .unwrap();
+        let feature = runtime.store().feature("hostile").await.unwrap().unwrap();
+        assert_eq!(feature.owner(), Some("mallory"), "{label}");
+        assert!(!feature.builtin, "{label}");
+        assert!(
+            matches!(
+                market
+                    .install(&common::component("hostile"), &Publisher::Platform)
+                    .await,
+                Err(MarketError::IdTaken { .. })
+            ),
+            "{label}"
+        );
+        // The owner installing the same bytes again is a no-op, not a refusal.
+        market
+            .install(&common::component("hostile"), &mallory)
+            .await
+            .unwrap();
     }
 }

@@ -217,6 +217,7 @@ impl From<MarketError> for ApiError {
                 hint: Some("install the feature in this guild first".into()),
             },
             MarketError::SameVersion { .. }
+            | MarketError::IdTaken { .. }
             | MarketError::NothingToRollBack { .. }
             | MarketError::MigrateFailed { .. } => ApiError::Conflict {
                 message,

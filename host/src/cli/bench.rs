@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::Approval;
-use townes::marketplace::Marketplace;
+use townes::marketplace::{Marketplace, Publisher};
 use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Member, Message, User};
 use townes::runtime::{Limits, Plans, Runtime, RuntimeConfig};
 use townes::store::{Guild, GuildFeature, Quota, Scope, Store};
@@ -230,7 +230,7 @@ async fn platform(
         (&components.hostile, NOOP_GUILD..NOOP_GUILD + 1),
         (&components.xp, XP_GUILD..XP_GUILD + XP_GUILDS),
     ] {
-        let (_, manifest) = market.install(wasm, true).await?;
+        let (_, manifest) = market.install(wasm, &Publisher::Platform).await?;
         if manifest.id == "xp" {
             xp_config = manifest.default_config.clone();
         }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use std::path::PathBuf;
 use townes::discord::LocalDiscord;
 use townes::grants::Approval;
-use townes::marketplace::Marketplace;
+use townes::marketplace::{Marketplace, Publisher};
 use townes::runtime::Runtime;
 use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Member, Message};
 
@@ -53,7 +53,7 @@ pub async fn play(
     for path in components {
         let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let (version, manifest) = market
-            .install(&wasm, true)
+            .install(&wasm, &Publisher::Platform)
             .await
             .with_context(|| format!("installing {}", path.display()))?;
         market

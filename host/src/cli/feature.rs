@@ -6,7 +6,7 @@ use clap::Subcommand;
 use std::path::PathBuf;
 use std::time::Duration;
 use townes::grants::{Approval, CapabilitySet, capability_name, parse_capability};
-use townes::marketplace::Marketplace;
+use townes::marketplace::{LOCAL_PUBLISHER, Marketplace, Publisher};
 use townes::runtime::wit::CapabilityRequest;
 use townes::store::GuildFeature;
 
@@ -17,9 +17,13 @@ pub enum FeatureCommand {
         /// Components (.wasm).
         #[arg(required = true)]
         components: Vec<PathBuf>,
-        /// Mark them as built-in features.
-        #[arg(long)]
+        /// Publish them as the platform's built-in features.
+        #[arg(long, conflicts_with = "publisher")]
         builtin: bool,
+        /// Publish them under this name. A feature id belongs to the publisher
+        /// that installed it first; other publishers cannot add versions of it.
+        #[arg(long, default_value = LOCAL_PUBLISHER)]
+        publisher: String,
         #[arg(long)]
         json: bool,
     },
@@ -114,13 +118,19 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
         FeatureCommand::Install {
             components,
             builtin,
+            publisher,
             json,
         } => {
+            let publisher = if builtin {
+                Publisher::Platform
+            } else {
+                Publisher::Named(publisher)
+            };
             for path in components {
                 let wasm =
                     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                 let spinner = spinner(json, format!("validating and compiling {}", path.display()));
-                let installed = market.install(&wasm, builtin).await;
+                let installed = market.install(&wasm, &publisher).await;
                 spinner.finish_and_clear();
                 let (version, manifest) =
                     installed.with_context(|| format!("installing {}", path.display()))?;

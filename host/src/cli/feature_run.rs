@@ -6,7 +6,7 @@ use super::{LOCAL_GUILD, Settings, local_platform, print_outcome};
 use anyhow::{Context as _, bail};
 use std::path::PathBuf;
 use townes::grants::Approval;
-use townes::marketplace::Marketplace;
+use townes::marketplace::{LOCAL_PUBLISHER, Marketplace, Publisher};
 use townes::runtime::wit::{
     CommandArgument, CommandInvocation, CommandOption, CommandSource, Event, Manifest, OptionKind,
     OptionValue,
@@ -55,7 +55,9 @@ pub async fn run(settings: &Settings, args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", args.component.display()))?;
     let (runtime, discord) = local_platform(settings).await?;
     let market = Marketplace::new(&runtime, "cli");
-    let (_, manifest) = market.install(&wasm, false).await?;
+    let (_, manifest) = market
+        .install(&wasm, &Publisher::Named(LOCAL_PUBLISHER.into()))
+        .await?;
     let approval = match &args.approve {
         None => Approval::everything_requested(&manifest.capabilities),
         Some(names) => Approval::of(parse_capabilities(names)?.iter()),

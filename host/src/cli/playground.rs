@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use townes::discord::LocalDiscord;
 use townes::grants::Approval;
-use townes::marketplace::Marketplace;
+use townes::marketplace::{Marketplace, Publisher};
 use townes::platform::Connection;
 use townes::runtime::wit::Manifest;
 use townes::store::{Guild, Store};
@@ -80,7 +80,7 @@ impl Playground {
             let wasm =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let (_, manifest) = market
-                .install(&wasm, true)
+                .install(&wasm, &Publisher::Platform)
                 .await
                 .with_context(|| format!("installing {}", path.display()))?;
             market

@@ -20,6 +20,10 @@ use serde_json::{Value, json};
 pub enum MarketError {
     #[error(transparent)]
     Install(#[from] InstallError),
+    #[error(
+        "feature id `{id}` belongs to publisher `{owner}`; only they can publish versions of it. Pick another id in describe()"
+    )]
+    IdTaken { id: String, owner: String },
     #[error("feature `{0}` is not installed; `townes feature list` shows the catalogue")]
     UnknownFeature(String),
     #[error("feature `{feature}` has no version {version}; installed: {installed}")]
@@ -77,6 +81,27 @@ pub struct CatalogueEntry {
     pub versions: Vec<FeatureVersion>,
 }
 
+/// The publisher of components installed from this machine's command line.
+pub const LOCAL_PUBLISHER: &str = "local";
+
+/// Who publishes a component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Publisher {
+    /// The platform itself: the builtin features it ships.
+    Platform,
+    /// An author or operator, by name.
+    Named(String),
+}
+
+impl Publisher {
+    pub fn name(&self) -> &str {
+        match self {
+            Publisher::Platform => crate::store::PLATFORM_PUBLISHER,
+            Publisher::Named(name) => name,
+        }
+    }
+}
+
 pub struct Marketplace<'r> {
     runtime: &'r Runtime,
     /// Who is acting, as recorded in the audit log (`cli`, `user:<id>`, …).
@@ -101,20 +126,42 @@ impl<'r> Marketplace<'r> {
         Ok(entries)
     }
 
-    /// Validates and installs a component into the catalogue.
+    /// Validates and installs a component into the catalogue. A feature id
+    /// belongs to the publisher that installed it first (the builtins to the
+    /// platform): another publisher's version of it is refused before anything
+    /// is recorded, so nobody can take over a feature by publishing a higher
+    /// version under its id.
     pub async fn install(
         &self,
         wasm: &[u8],
-        builtin: bool,
+        publisher: &Publisher,
     ) -> Result<(FeatureVersion, Manifest), MarketError> {
-        let (version, manifest) = self.runtime.install(wasm).await?;
-        let existing = self.runtime.store().feature(&manifest.id).await?;
+        let validated = self.runtime.validate(wasm).await?;
+        let id = validated.manifest().id.clone();
+        let existing = self.runtime.store().feature(&id).await?;
+        if let Some(owner) = existing.as_ref().and_then(Feature::owner)
+            && owner != publisher.name()
+        {
+            self.audit(
+                None,
+                "feature.install_refused",
+                &id,
+                json!({ "publisher": publisher.name(), "owner": owner }),
+            )
+            .await?;
+            return Err(MarketError::IdTaken {
+                id,
+                owner: owner.to_string(),
+            });
+        }
+        let (version, manifest) = self.runtime.record(validated).await?;
         let feature = Feature {
             id: manifest.id.clone(),
             name: manifest.name.clone(),
             description: manifest.description.clone(),
-            builtin: builtin || existing.as_ref().is_some_and(|f| f.builtin),
-            publisher: existing.and_then(|f| f.publisher),
+            builtin: matches!(publisher, Publisher::Platform)
+                || existing.as_ref().is_some_and(|f| f.builtin),
+            publisher: Some(publisher.name().to_string()),
             created_at: chrono::Utc::now(),
         };
         self.runtime.store().upsert_feature(&feature).await?;

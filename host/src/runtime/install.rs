@@ -57,6 +57,20 @@ pub enum InstallError {
     Host(#[from] anyhow::Error),
 }
 
+/// A component that passed every install check, not yet in the catalogue.
+pub struct Validated {
+    wasm: Vec<u8>,
+    component: Component,
+    pre: FeaturePre<HostState>,
+    manifest: Manifest,
+}
+
+impl Validated {
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
 /// `townes:feature/messages@0.1.0` → (`townes:feature`, `messages`, `0.1.0`).
 fn split_import(name: &str) -> (&str, &str, &str) {
     let (path, version) = name.split_once('@').unwrap_or((name, ""));
@@ -81,6 +95,14 @@ impl Runtime {
     /// Validates and installs a component. Installing the same bytes twice is a
     /// no-op; the same id and version with different bytes is refused.
     pub async fn install(&self, wasm: &[u8]) -> Result<(FeatureVersion, Manifest), InstallError> {
+        let validated = self.validate(wasm).await?;
+        self.record(validated).await
+    }
+
+    /// Everything [`Runtime::install`] checks, without recording anything: the
+    /// caller may refuse the component for its manifest (e.g. an id it does
+    /// not own) before [`Runtime::record`] adds it to the catalogue.
+    pub async fn validate(&self, wasm: &[u8]) -> Result<Validated, InstallError> {
         let max = self.config.max_component_bytes;
         if wasm.len() > max {
             return Err(InstallError::TooLarge {
@@ -126,6 +148,26 @@ impl Runtime {
             return Err(InstallError::Undeclared(undeclared.clone()));
         }
 
+        Ok(Validated {
+            wasm: wasm.to_vec(),
+            component,
+            pre,
+            manifest,
+        })
+    }
+
+    /// Caches a validated component and records its version in the catalogue.
+    pub async fn record(
+        &self,
+        validated: Validated,
+    ) -> Result<(FeatureVersion, Manifest), InstallError> {
+        let Validated {
+            wasm,
+            component,
+            pre,
+            manifest,
+        } = validated;
+        let wasm = wasm.as_slice();
         let sha256 = sha256_hex(wasm);
         self.write_cache(&sha256, wasm, &component)?;
         let version = FeatureVersion {

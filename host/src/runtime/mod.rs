@@ -29,7 +29,7 @@ pub use self::bindings as wit;
 pub use breaker::BreakerPolicy;
 pub use budget::MemoryLimitExceeded;
 pub use engine::Allocation;
-pub use install::{InstallError, WORLD_VERSION};
+pub use install::{InstallError, Validated, WORLD_VERSION};
 pub use limits::{Limits, Plans};
 pub(crate) use rates::escape_controls;
 pub use structure::{Structure, StructureCaps};

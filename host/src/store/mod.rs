@@ -215,6 +215,19 @@ pub struct Feature {
     pub created_at: DateTime<Utc>,
 }
 
+/// The publisher of the builtin features.
+pub const PLATFORM_PUBLISHER: &str = "townes";
+
+impl Feature {
+    /// Who may publish versions of this feature: its publisher, or the platform
+    /// for builtins recorded before publishers were; `None` while unclaimed.
+    pub fn owner(&self) -> Option<&str> {
+        self.publisher
+            .as_deref()
+            .or(self.builtin.then_some(PLATFORM_PUBLISHER))
+    }
+}
+
 /// What a guild used on one UTC day.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct UsageCounter {
