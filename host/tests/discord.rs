@@ -844,6 +844,28 @@ async fn buttons_menus_and_forms_reach_the_feature_that_made_them() {
         .await;
     assert_eq!(world.answer(submit).await, "thanks Bob");
 
+    // Clicks follow the guild's role rules for the feature: only Mod or
+    // higher may use the panel, whoever posted it.
+    world
+        .store
+        .grant_role_permission(guild, world.mod_role, "panel")
+        .await
+        .unwrap();
+    let click = world
+        .sim
+        .click(guild, general, bob, panel.id, "panel:yes")
+        .await;
+    let refused = world.answer(click).await;
+    assert!(
+        refused.contains("needs the **Mod** role or a higher one"),
+        "{refused}"
+    );
+    let click = world
+        .sim
+        .click(guild, general, world.dan, panel.id, "panel:yes")
+        .await;
+    assert_eq!(world.answer(click).await, "clicked yes");
+
     // Another feature's namespace reaches that feature, never this one.
     let forged = world
         .sim

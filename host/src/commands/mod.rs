@@ -54,6 +54,8 @@ pub struct ComponentCall {
     pub guild_id: u64,
     pub channel_id: u64,
     pub invoker: Member,
+    /// The member's effective permissions in the channel.
+    pub invoker_permissions: u64,
     pub kind: InteractionKind,
     /// As Discord carries it: namespaced by the feature (see `custom_id`).
     pub custom_id: String,
@@ -195,27 +197,16 @@ impl Commands {
             }
         };
 
-        let allowed_roles: Vec<u64> = store
-            .role_permissions(guild_id)
+        if let Err(refusal) = self
+            .member_may_run(
+                guild_id,
+                &call.invoker,
+                call.invoker_permissions,
+                (&owned.feature_id, &call.name),
+                owned.command.default_permissions,
+            )
             .await?
-            .into_iter()
-            .filter(|p| p.command_group == owned.feature_id || p.command_group == call.name)
-            .map(|p| p.role_id)
-            .collect();
-        let guild_roles = self.discord.roles(guild_id).await.unwrap_or_default();
-        let is_owner = store
-            .guild(guild_id)
-            .await?
-            .is_some_and(|g| g.owner_id == call.invoker.user.id);
-        if let Err(refusal) = policy::member_may_run(
-            &call.name,
-            &call.invoker.roles,
-            call.invoker_permissions,
-            is_owner,
-            &allowed_roles,
-            &guild_roles,
-            owned.command.default_permissions,
-        ) {
+        {
             return Ok(Answer::Refused(refusal));
         }
 
@@ -303,6 +294,35 @@ impl Commands {
         if !enabled.is_some_and(|gf| gf.enabled) {
             return Ok(Answer::Refused(Refusal::Disabled));
         }
+        // A click is held to the roles the guild requires for the feature, and
+        // to the guild's cooldown, like the feature's commands.
+        if let Err(refusal) = self
+            .member_may_run(
+                call.guild_id,
+                &call.invoker,
+                call.invoker_permissions,
+                (feature_id, &own_id),
+                None,
+            )
+            .await?
+        {
+            return Ok(Answer::Refused(refusal));
+        }
+        let cooldown = self
+            .runtime
+            .store()
+            .guild_settings(call.guild_id)
+            .await?
+            .global_cooldown_seconds;
+        if let Err(refusal) = self.cooldowns.start(
+            call.guild_id,
+            call.invoker.user.id,
+            &format!("{feature_id}:{own_id}"),
+            Duration::from_secs(cooldown.into()),
+            Instant::now(),
+        ) {
+            return Ok(Answer::Refused(refusal));
+        }
         let interaction = ComponentInteraction {
             kind: call.kind,
             custom_id: own_id,
@@ -317,6 +337,42 @@ impl Commands {
             .component(call.guild_id, feature_id, interaction)
             .await;
         Ok(answer("This", outcome))
+    }
+}
+
+impl Commands {
+    /// The guild's role rules for a feature or one of its commands or
+    /// components (`names`: the feature id and the command or custom id).
+    async fn member_may_run(
+        &self,
+        guild_id: u64,
+        invoker: &Member,
+        invoker_permissions: u64,
+        (feature_id, name): (&str, &str),
+        default_permissions: Option<u64>,
+    ) -> anyhow::Result<Result<(), Refusal>> {
+        let store = self.runtime.store();
+        let allowed_roles: Vec<u64> = store
+            .role_permissions(guild_id)
+            .await?
+            .into_iter()
+            .filter(|p| p.command_group == feature_id || p.command_group == name)
+            .map(|p| p.role_id)
+            .collect();
+        let guild_roles = self.discord.roles(guild_id).await.unwrap_or_default();
+        let is_owner = store
+            .guild(guild_id)
+            .await?
+            .is_some_and(|g| g.owner_id == invoker.user.id);
+        Ok(policy::member_may_run(
+            name,
+            &invoker.roles,
+            invoker_permissions,
+            is_owner,
+            &allowed_roles,
+            &guild_roles,
+            default_permissions,
+        ))
     }
 }
 
