@@ -30,7 +30,15 @@ pub async fn guild_commands(runtime: &Runtime, guild_id: u64) -> anyhow::Result<
     });
     let mut commands: Vec<OwnedCommand> = Vec::new();
     for gf in features {
-        let manifest = runtime.manifest(&gf.feature_id, &gf.version).await?;
+        // One feature whose manifest cannot be read loses its commands; the
+        // guild keeps every other feature's.
+        let manifest = match runtime.manifest(&gf.feature_id, &gf.version).await {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                tracing::error!(guild = guild_id, feature = %gf.feature_id, %error, "skipping a feature's commands");
+                continue;
+            }
+        };
         for command in manifest.commands {
             if let Some(taken) = commands.iter().find(|c| c.command.name == command.name) {
                 tracing::warn!(guild = guild_id, command = %command.name, kept = %taken.feature_id, ignored = %gf.feature_id, "two features offer the same command; keeping one");

@@ -99,7 +99,14 @@ pub async fn intents(runtime: &Runtime) -> anyhow::Result<GatewayIntents> {
             if !gf.enabled {
                 continue;
             }
-            let manifest = runtime.manifest(&gf.feature_id, &gf.version).await?;
+            // One unreadable manifest must not keep the platform from starting.
+            let manifest = match runtime.manifest(&gf.feature_id, &gf.version).await {
+                Ok(manifest) => manifest,
+                Err(error) => {
+                    tracing::error!(guild = guild.id, feature = %gf.feature_id, %error, "skipping a feature when choosing intents");
+                    continue;
+                }
+            };
             let member_events = [
                 EventKind::MemberJoined,
                 EventKind::MemberLeft,
