@@ -62,7 +62,11 @@ fn incident(tenant_id: &str, severity: &str, title: &str) -> NewIncident {
 async fn migration_0005_is_applied() {
     for (label, store, _guard) in each_backend().await {
         let applied = store.applied_migrations().await.unwrap();
-        assert_eq!(applied.last(), Some(&(5, "api".to_string())), "{label}");
+        // Not necessarily the last: later migrations follow it.
+        assert!(
+            applied.contains(&(5, "api".to_string())),
+            "{label}: {applied:?}"
+        );
     }
 }
 
