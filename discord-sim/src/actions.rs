@@ -294,6 +294,26 @@ impl Simulator {
         let _ = self.emit_member_update(&w, guild_id, user_id);
     }
 
+    /// The owner hands the guild to `new_owner` (a member, as Discord requires);
+    /// dispatches GUILD_UPDATE.
+    pub async fn transfer_ownership(&self, guild_id: u64, new_owner: u64) {
+        let delivery = {
+            let mut w = self.world();
+            let Some(g) = w
+                .guilds
+                .get_mut(&guild_id)
+                .filter(|g| g.members.contains_key(&new_owner))
+            else {
+                tracing::warn!(guild_id, new_owner, "transfer_ownership: not a member");
+                return;
+            };
+            g.owner_id = new_owner;
+            let d = payloads::guild(&w, &w.guilds[&guild_id], false);
+            self.emit(Some(guild_id), "GUILD_UPDATE", d, intents::GUILDS)
+        };
+        delivery.written().await;
+    }
+
     /// The user joins the guild; dispatches GUILD_MEMBER_ADD (with `guild_id`).
     pub async fn member_join(&self, guild_id: u64, user_id: u64) {
         let delivery = {

@@ -1159,14 +1159,151 @@ async fn rate_limits_answer_429_with_retry_after_per_ip_and_per_caller() {
         }
     }
     assert_eq!(statuses, [200, 200, 200, 429], "per caller");
+    // Per IP. No proxy is trusted, so a forwarded-for address of the client's
+    // choosing changes nothing.
     let mut last = 0;
-    for _ in 0..60 {
-        last = world.get("/healthz", &Auth::None).await.status;
+    for i in 0..60 {
+        let reply = world
+            .http
+            .get(format!("{}/me", world.base))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .send()
+            .await
+            .unwrap();
+        last = reply.status().as_u16();
         if last == 429 {
             break;
         }
     }
     assert_eq!(last, 429, "per IP");
+    // Probes stay answered: throttling them would get a busy process restarted.
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(world.get(probe, &Auth::None).await.status, 200, "{probe}");
+    }
+    world.stop().await;
+}
+
+/// Behind a trusted proxy each client gets its own allowance, keyed by the
+/// address the proxy saw (the rightmost one in `X-Forwarded-For` that is not a
+/// proxy): one client's flood does not lock out the others, and IPv6 clients
+/// count per /64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_clients_are_limited_by_their_own_address() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::with(store, |c| ApiConfig {
+        rate_limit_ip: 5,
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..c
+    })
+    .await;
+    let from = |client: &str| {
+        let request = world
+            .http
+            .get(format!("{}/me", world.base))
+            .header("x-forwarded-for", client.to_string());
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Whatever the client writes left of the proxy's entry is not believed.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(from(&format!("198.51.100.{i}, 203.0.113.7")).await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    assert_eq!(
+        from("203.0.113.8").await,
+        401,
+        "another client is not limited"
+    );
+    for _ in 0..5 {
+        assert_eq!(from("2001:db8:1:2::1").await, 401);
+    }
+    assert_eq!(from("2001:db8:1:2::ffff").await, 429, "the same /64");
+    assert_eq!(from("2001:db8:1:3::1").await, 401, "another /64");
+    world.stop().await;
+}
+
+/// Each WebSocket message can cost Discord reads on the bot token, so a
+/// caller's messages are limited across all its sockets; one that keeps
+/// sending past the limit is disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_messages_are_rate_limited_per_caller() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::with(store, |c| ApiConfig {
+        rate_limit_ws: 3,
+        ..c
+    })
+    .await;
+    let owner = world.login(world.owner).await;
+    let subscribe = json!({"type": "subscribe_guild", "guild_id": world.gid().to_string()});
+    let mut socket = open_socket(&world, &owner).await;
+    for _ in 0..3 {
+        send(&mut socket, subscribe.clone()).await;
+        assert_eq!(next(&mut socket, WAIT).await.unwrap()["type"], "subscribed");
+    }
+    send(&mut socket, subscribe.clone()).await;
+    let refused = next(&mut socket, WAIT).await.unwrap();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["error"]["code"], "rate_limited", "{refused}");
+    assert!(
+        refused["error"]["retry_after"].as_u64().unwrap() >= 1,
+        "{refused}"
+    );
+    // A second socket of the same caller shares the allowance.
+    let mut second = open_socket(&world, &owner).await;
+    send(&mut second, subscribe.clone()).await;
+    assert_eq!(
+        next(&mut second, WAIT).await.unwrap()["error"]["code"],
+        "rate_limited"
+    );
+    // Keeping on closes the socket (policy violation).
+    for _ in 0..20 {
+        if socket
+            .send(Message::Text(subscribe.to_string()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("a flooding socket stayed open");
+    assert_eq!(closed, Some(1008));
+    world.stop().await;
+}
+
+/// A member's rights are read from Discord once for any number of concurrent
+/// requests (and then cached): a burst does not multiply reads on the bot token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_rights_checks_for_one_member_read_discord_once() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let manager = world.login(world.manager).await;
+    let g = world.gid();
+    let member_path = format!("/guilds/{g}/members/{}", world.manager);
+    let lookups = || {
+        world
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == member_path)
+            .count()
+    };
+    let before = lookups();
+    let path = format!("/api/guild/{g}/settings");
+    let replies = futures_util::future::join_all((0..8).map(|_| world.get(&path, &manager))).await;
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    assert_eq!(lookups() - before, 1, "one Discord read for eight requests");
     world.stop().await;
 }
 
@@ -1467,4 +1604,133 @@ async fn an_open_websocket_closes_when_its_session_is_revoked() {
     .expect("the socket stayed open after logout");
     assert_eq!(closed, Some(1008));
     world.stop().await;
+}
+
+/// When a guild's owner hands it over on Discord, the guild moves to the new
+/// owner's tenant (created for them if they never signed in) and the old
+/// owner's tenant loses it at once: its API keys get 404, its sessions fall
+/// back to Discord rights like any member's, and its open WebSockets drop the
+/// guild without waiting for the periodic re-check (and without the news). The
+/// audit log says who handed it to whom.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guild_whose_ownership_moves_follows_its_new_owner_at_once() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let g = world.gid();
+        let path = format!("/api/guild/{g}/settings");
+        let old_owner = world.login(world.owner).await;
+        let old_key = world.new_key(&old_owner).await;
+        assert_eq!(world.get(&path, &old_key).await.status, 200, "{label}");
+        let old_tenant = world.get("/me", &old_owner).await.body["tenant"]["id"].clone();
+        let subscribe = json!({"type": "subscribe_guild", "guild_id": g.to_string()});
+        let mut key_socket = open_socket(&world, &old_key).await;
+        send(&mut key_socket, subscribe.clone()).await;
+        assert_eq!(
+            next(&mut key_socket, WAIT).await.unwrap()["type"],
+            "subscribed"
+        );
+        let mut session_socket = open_socket(&world, &old_owner).await;
+        send(&mut session_socket, subscribe.clone()).await;
+        assert_eq!(
+            next(&mut session_socket, WAIT).await.unwrap()["type"],
+            "subscribed"
+        );
+        assert!(
+            world
+                .store
+                .tenant_by_owner(world.member)
+                .await
+                .unwrap()
+                .is_none(),
+            "{label}: the new owner never signed in"
+        );
+
+        world.sim.transfer_ownership(g, world.member).await;
+
+        // Both sockets drop the guild well before the 30 s re-check.
+        for socket in [&mut key_socket, &mut session_socket] {
+            let dropped = loop {
+                let frame = next(socket, WAIT).await.expect("the guild was not dropped");
+                assert_ne!(
+                    frame["type"], "audit_log",
+                    "{label}: the old owner heard the news: {frame}"
+                );
+                if frame["type"] == "unsubscribed" {
+                    break frame;
+                }
+            };
+            assert_eq!(dropped["guild_id"], g.to_string(), "{label}");
+            assert!(dropped["reason"].is_string(), "{label}: {dropped}");
+        }
+        let guild = world.store.guild(g).await.unwrap().unwrap();
+        assert_eq!(guild.owner_id, world.member, "{label}");
+        let new_tenant = world
+            .store
+            .tenant_by_owner(world.member)
+            .await
+            .unwrap()
+            .expect("a tenant was created for the new owner");
+        assert_eq!(
+            guild.tenant_id.as_deref(),
+            Some(new_tenant.id.as_str()),
+            "{label}"
+        );
+
+        assert_error(&world.get(&path, &old_key).await, 404, "not_found");
+        assert_error(&world.get(&path, &old_owner).await, 403, "forbidden");
+        let assets = world
+            .get(
+                &format!("/tenants/{}/assets", old_tenant.as_str().unwrap()),
+                &old_owner,
+            )
+            .await;
+        assert_eq!(assets.status, 200, "{label}: {:?}", assets.body);
+        assert!(
+            !assets.body.to_string().contains(&g.to_string()),
+            "{label}: the old tenant still lists the guild: {:?}",
+            assets.body
+        );
+
+        let new_owner = world.login(world.member).await;
+        assert_eq!(
+            world.get("/me", &new_owner).await.body["tenant"]["id"],
+            new_tenant.id.as_str(),
+            "{label}: their login finds the tenant made for them"
+        );
+        assert_eq!(world.get(&path, &new_owner).await.status, 200, "{label}");
+        let new_key = world.new_key(&new_owner).await;
+        assert_eq!(world.get(&path, &new_key).await.status, 200, "{label}");
+
+        let entry = world
+            .store
+            .audit_entries(g, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.action == "guild.transferred")
+            .expect("an audit entry for the transfer");
+        assert_eq!(entry.actor, "discord", "{label}");
+        assert_eq!(
+            entry.details["from_owner"],
+            world.owner.to_string(),
+            "{label}"
+        );
+        assert_eq!(
+            entry.details["to_owner"],
+            world.member.to_string(),
+            "{label}"
+        );
+        assert_eq!(
+            world
+                .running
+                .as_ref()
+                .unwrap()
+                .platform
+                .unknown_dispatches
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "{label}: GUILD_UPDATE was readable"
+        );
+        world.stop().await;
+    }
 }

@@ -220,6 +220,14 @@ fn serve_plays_the_playground_then_runs_until_interrupted() {
             "{expected}: {seen:#?}"
         );
     }
+    let status = interrupt(&mut child);
+    let rest: Vec<_> = lines.map(Result::unwrap).collect();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
+}
+
+/// Sends SIGINT and waits (at most 30 s) for the process to end.
+fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -230,19 +238,74 @@ fn serve_plays_the_playground_then_runs_until_interrupted() {
     );
     // Fail rather than hang if the interrupt is not honoured.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status;
         }
         if std::time::Instant::now() > deadline {
             child.kill().unwrap();
-            panic!("serve did not stop within 30 s of SIGINT");
+            panic!("townes did not stop within 30 s of SIGINT");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    }
+}
+
+/// A database that fails for a while (here: the jobs table is gone) is logged
+/// and retried; serving goes on, and a later interrupt still shuts down in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_rides_out_database_errors_and_still_stops_gracefully() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = common::townes_command(dir.path())
+        .args(["serve", "--no-api", &common::component_path("hello")])
+        .env_remove("DISCORD_TOKEN")
+        .env("TOWNES_LOG", "warn,serenity=error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map(Result::unwrap)
+            .any(|l| l.contains("the platform is running offline")),
+        "serve did not start"
+    );
+    let db =
+        sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}/townes.db", dir.path().display()))
+            .await
+            .unwrap();
+    sqlx::query("ALTER TABLE scheduled_jobs RENAME TO scheduled_jobs_away")
+        .execute(&db)
+        .await
+        .unwrap();
+    // Several job polls fail meanwhile.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "serve ended on a database error"
+    );
+    sqlx::query("ALTER TABLE scheduled_jobs_away RENAME TO scheduled_jobs")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let status = interrupt(&mut child);
     let rest: Vec<_> = lines.map(Result::unwrap).collect();
-    assert!(status.success(), "{status:?}");
+    let log = log.join().unwrap();
+    assert!(status.success(), "{status:?}: {log}");
     assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
+    assert!(
+        log.contains("could not run scheduled jobs; retrying"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,4 +542,66 @@ async fn api_runs_alone_and_stops_on_interrupt() {
         .expect("townes api did not stop on SIGINT")
         .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// Secrets in the environment never reach help output or error messages: clap
+/// would print an `env` argument's value in `--help`, and a database URL
+/// carries its password.
+#[test]
+fn help_and_errors_never_print_secrets_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = [
+        (
+            "DATABASE_URL",
+            "postgres://townes:pg-pass-s3cret@127.0.0.1:1/townes",
+            "pg-pass-s3cret",
+        ),
+        ("DISCORD_TOKEN", "token-s3cret", "token-s3cret"),
+        (
+            "REDIS_URL",
+            "redis://:redis-pass-s3cret@127.0.0.1:1",
+            "redis-pass-s3cret",
+        ),
+        ("DISCORD_CLIENT_SECRET", "client-s3cret", "client-s3cret"),
+        (
+            "DISCORD_API_BASE",
+            "https://proxy:proxy-pass-s3cret@127.0.0.1:1",
+            "proxy-pass-s3cret",
+        ),
+    ];
+    let run = |args: &[&str]| {
+        let mut command = common::townes_command(dir.path());
+        for (name, value, _) in secrets {
+            command.env(name, value);
+        }
+        command.args(args).output().expect("running townes")
+    };
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["api", "--help"],
+        &["migrate"],
+    ] {
+        let out = run(args);
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (name, _, secret) in secrets {
+            assert!(
+                !shown.contains(secret),
+                "`townes {args:?}` printed {name}: {shown}"
+            );
+        }
+        if args == ["--help"] {
+            assert!(
+                shown.contains("DATABASE_URL"),
+                "the variable is still named: {shown}"
+            );
+        }
+        if args == ["migrate"] {
+            assert!(!out.status.success(), "nothing listens on port 1: {shown}");
+        }
+    }
 }

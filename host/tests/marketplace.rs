@@ -69,10 +69,7 @@ async fn install_enable_configure_disable_with_every_rejection() {
         assert!(
             matches!(
                 market
-                    .install(
-                        &common::component("undeclared"),
-                        &Publisher::Named("someone".into())
-                    )
+                    .install(&common::component("undeclared"), &Publisher::Named("someone".into()))
                     .await,
                 Err(MarketError::Install(InstallError::Undeclared(_)))
             ),
@@ -81,10 +78,7 @@ async fn install_enable_configure_disable_with_every_rejection() {
         assert!(
             matches!(
                 market
-                    .install(
-                        &common::component("wrong_world"),
-                        &Publisher::Named("someone".into())
-                    )
+                    .install(&common::component("wrong_world"), &Publisher::Named("someone".into()))
                     .await,
                 Err(MarketError::Install(InstallError::WrongWorld { .. }))
             ),
@@ -360,6 +354,134 @@ async fn upgrade_runs_migrate_a_failed_migrate_changes_nothing_and_rollback_retu
         );
         let failed = store.audit_entries(OTHER, 1).await.unwrap().remove(0);
         assert_eq!(failed.action, "feature.upgrade_failed", "{label}");
+    }
+}
+
+/// A disable racing a configuration save (and an approval) is never undone by
+/// it, and the saved configuration is never lost to the disable: each write
+/// changes only what it is about. Both used to write back the whole row they
+/// had read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disable_is_never_undone_by_a_concurrent_config_save() {
+    const ROUNDS: usize = 40;
+    for (label, store, _guard) in common::each_backend().await {
+        let data = tempfile::tempdir().unwrap();
+        let (runtime, _discord) = runtime(store.clone(), data.path()).await;
+        let runtime = Arc::new(runtime);
+        Marketplace::new(&runtime, "test")
+            .install(&common::component("hello"), &Publisher::Platform)
+            .await
+            .unwrap();
+        for round in 0..ROUNDS {
+            Marketplace::new(&runtime, "test")
+                .enable(GUILD, "hello", None, both())
+                .await
+                .unwrap();
+            let config =
+                serde_json::json!({"greeting": format!("Hi #{round}"), "welcome_channel": null});
+            let disable = tokio::spawn({
+                let runtime = runtime.clone();
+                async move {
+                    Marketplace::new(&runtime, "a")
+                        .disable(GUILD, "hello")
+                        .await
+                }
+            });
+            let save = tokio::spawn({
+                let (runtime, config) = (runtime.clone(), config.clone());
+                async move {
+                    Marketplace::new(&runtime, "b")
+                        .set_config(GUILD, "hello", config)
+                        .await
+                }
+            });
+            let approve = tokio::spawn({
+                let runtime = runtime.clone();
+                async move {
+                    Marketplace::new(&runtime, "c")
+                        .approve(GUILD, "hello", both())
+                        .await
+                }
+            });
+            disable.await.unwrap().unwrap();
+            save.await.unwrap().unwrap();
+            approve.await.unwrap().unwrap();
+            let gf = store.guild_feature(GUILD, "hello").await.unwrap().unwrap();
+            assert!(
+                !gf.enabled,
+                "{label}: round {round}: the disable was undone"
+            );
+            assert_eq!(
+                gf.config,
+                Some(config),
+                "{label}: round {round}: the configuration was lost"
+            );
+        }
+    }
+}
+
+/// Writes validated against what they read only land on the row they read: a
+/// stale one is refused and changes nothing, so the marketplace reads, checks
+/// and writes again. Toggles touch `enabled` alone.
+#[tokio::test]
+async fn guild_feature_writes_compare_revisions_and_toggles_touch_only_enabled() {
+    for (label, store, _guard) in common::each_backend().await {
+        let data = tempfile::tempdir().unwrap();
+        let (runtime, _discord) = runtime(store.clone(), data.path()).await;
+        let market = Marketplace::new(&runtime, "test");
+        market
+            .install(&common::component("hello"), &Publisher::Platform)
+            .await
+            .unwrap();
+        let enabled = market.enable(GUILD, "hello", None, both()).await.unwrap();
+        let read = store.guild_feature(GUILD, "hello").await.unwrap().unwrap();
+        assert_eq!(read, enabled, "{label}");
+
+        let configured = townes::store::GuildFeature {
+            config: Some(serde_json::json!({"greeting": "Ahoy"})),
+            ..read.clone()
+        };
+        let written = store
+            .revise_guild_feature(&configured)
+            .await
+            .unwrap()
+            .expect("the revision read is current");
+        assert_eq!(written.revision, read.revision + 1, "{label}");
+        assert_eq!(written.config, configured.config, "{label}");
+        // Written again from the same (now stale) read: refused, nothing changes.
+        let stale = townes::store::GuildFeature {
+            config: None,
+            ..read
+        };
+        assert_eq!(
+            store.revise_guild_feature(&stale).await.unwrap(),
+            None,
+            "{label}"
+        );
+
+        let disabled = store
+            .set_guild_feature_enabled(GUILD, "hello", false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!disabled.enabled, "{label}");
+        assert_eq!(
+            disabled.config, written.config,
+            "{label}: only `enabled` changed"
+        );
+        assert_eq!(disabled.revision, written.revision + 1, "{label}");
+        assert_eq!(
+            store
+                .set_guild_feature_enabled(OTHER, "hello", false)
+                .await
+                .unwrap(),
+            None,
+            "{label}: not set up there"
+        );
+        // Re-enabling keeps the configuration.
+        let again = market.enable(GUILD, "hello", None, both()).await.unwrap();
+        assert!(again.enabled, "{label}");
+        assert_eq!(again.config, written.config, "{label}");
     }
 }
 

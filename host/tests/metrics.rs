@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::Approval;
-use townes::marketplace::Marketplace;
+use townes::marketplace::{Marketplace, Publisher};
 use townes::metrics::metrics;
 use townes::platform::{Connection, connect};
 use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Message};
@@ -121,7 +121,7 @@ impl Harness {
     async fn install(&self, name: &str) -> String {
         let market = Marketplace::new(&self.runtime, "test");
         let (version, manifest) = market
-            .install(&common::component(name), true)
+            .install(&common::component(name), &Publisher::Platform)
             .await
             .unwrap();
         for guild in [GUILD_A, GUILD_B] {

@@ -60,6 +60,8 @@ async fn migrations_are_idempotent() {
             (3, "discord outbox".to_string()),
             (4, "guild command sets".to_string()),
             (5, "api".to_string()),
+            (7, "sandbox limits".to_string()),
+            (8, "guild feature revision".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -279,6 +281,7 @@ async fn guild_features_and_the_breaker() {
             breaker_open_until: None,
             updated_at,
             previous_version: None,
+            revision: 0,
         };
         store.upsert_guild_feature(&xp).await.unwrap();
         assert_eq!(
@@ -299,6 +302,8 @@ async fn guild_features_and_the_breaker() {
             enabled: false,
             config: Some(json!({ "per_message": 5, "nested": { "list": [1, 2, null] } })),
             updated_at: updated_at + Duration::seconds(1),
+            // The row's second write.
+            revision: 1,
             ..xp.clone()
         };
         store.upsert_guild_feature(&xp2).await.unwrap();
@@ -1792,6 +1797,7 @@ async fn previous_version_round_trips() {
             breaker_open_until: None,
             updated_at: Utc::now().trunc_subsecs(6),
             previous_version: None,
+            revision: 0,
         };
         store.upsert_guild_feature(&installed).await.unwrap();
         assert_eq!(
@@ -1803,6 +1809,7 @@ async fn previous_version_round_trips() {
         let upgraded = GuildFeature {
             version: "1.1.0".into(),
             previous_version: Some("1.0.0".into()),
+            revision: 1,
             ..installed.clone()
         };
         store.upsert_guild_feature(&upgraded).await.unwrap();
@@ -1833,6 +1840,7 @@ async fn previous_version_round_trips() {
         // Rolled back: the caller decides what is previous now.
         let rolled_back = GuildFeature {
             previous_version: None,
+            revision: 2,
             ..installed
         };
         store.upsert_guild_feature(&rolled_back).await.unwrap();
@@ -2087,6 +2095,8 @@ async fn migrating_a_0001_database_to_0002() {
             (3, "discord outbox".to_string()),
             (4, "guild command sets".to_string()),
             (5, "api".to_string()),
+            (7, "sandbox limits".to_string()),
+            (8, "guild feature revision".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),

@@ -10,7 +10,8 @@ use serde_json::json;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use townes::store::{
-    ApiKey, Backend, Incident, NewAuditEntry, NewIncident, NewSession, Session, StoreError,
+    ApiKey, Backend, GUILD_TRANSFERRED, Guild, Incident, NewAuditEntry, NewIncident, NewSession,
+    OwnerChange, Session, StoreError,
 };
 
 use common::each_backend;
@@ -62,7 +63,11 @@ fn incident(tenant_id: &str, severity: &str, title: &str) -> NewIncident {
 async fn migration_0005_is_applied() {
     for (label, store, _guard) in each_backend().await {
         let applied = store.applied_migrations().await.unwrap();
-        assert_eq!(applied.last(), Some(&(5, "api".to_string())), "{label}");
+        // Not necessarily the last: later migrations follow it.
+        assert!(
+            applied.contains(&(5, "api".to_string())),
+            "{label}: {applied:?}"
+        );
     }
 }
 
@@ -631,6 +636,80 @@ async fn api_rows_go_with_their_tenant() {
         assert_eq!(
             store.incidents(&kept.id, 10).await.unwrap().len(),
             1,
+            "{label}"
+        );
+    }
+}
+
+/// An ownership change moves a claimed guild to the new owner's tenant (made for
+/// them if needed) with its audit entry; an unclaimed guild only changes owner;
+/// an unknown guild or the same owner changes nothing.
+#[tokio::test]
+async fn an_owner_change_moves_a_claimed_guild_to_the_new_owners_tenant() {
+    for (label, store, _guard) in each_backend().await {
+        let old = store.create_tenant(10, Some("old")).await.unwrap();
+        store
+            .upsert_guild(&Guild::new(1, "claimed", 10))
+            .await
+            .unwrap();
+        store
+            .upsert_guild(&Guild::new(2, "unclaimed", 10))
+            .await
+            .unwrap();
+        store.set_guild_tenant(1, Some(&old.id)).await.unwrap();
+
+        assert_eq!(
+            store.change_guild_owner(1, 10).await.unwrap(),
+            None,
+            "{label}"
+        );
+        assert_eq!(
+            store.change_guild_owner(99, 20).await.unwrap(),
+            None,
+            "{label}"
+        );
+
+        let change = store.change_guild_owner(1, 20).await.unwrap().unwrap();
+        let new = store.tenant_by_owner(20).await.unwrap().expect("created");
+        assert_eq!(
+            change,
+            OwnerChange {
+                from_owner: 10,
+                from_tenant: Some(old.id.clone()),
+                to_tenant: Some(new.id.clone()),
+            },
+            "{label}"
+        );
+        let guild = store.guild(1).await.unwrap().unwrap();
+        assert_eq!(
+            (guild.owner_id, guild.tenant_id),
+            (20, Some(new.id.clone())),
+            "{label}"
+        );
+        let entry = store.audit_entries(1, 1).await.unwrap().remove(0);
+        assert_eq!(
+            (entry.actor.as_str(), entry.action.as_str()),
+            ("discord", GUILD_TRANSFERRED),
+            "{label}"
+        );
+        assert_eq!(
+            entry.details,
+            json!({ "from_owner": "10", "to_owner": "20", "tenant_moved": true }),
+            "{label}"
+        );
+        // Their login later finds the same tenant.
+        assert_eq!(
+            store.create_tenant(20, None).await.unwrap().id,
+            new.id,
+            "{label}"
+        );
+
+        let unclaimed = store.change_guild_owner(2, 30).await.unwrap().unwrap();
+        assert_eq!(unclaimed.to_tenant, None, "{label}");
+        let guild = store.guild(2).await.unwrap().unwrap();
+        assert_eq!((guild.owner_id, guild.tenant_id), (30, None), "{label}");
+        assert!(
+            store.tenant_by_owner(30).await.unwrap().is_none(),
             "{label}"
         );
     }

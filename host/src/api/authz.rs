@@ -15,34 +15,48 @@ use super::error::ApiError;
 use crate::store::Guild;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
 
-/// Rights looked up recently, by (guild, user).
-#[derive(Default)]
+/// Rights looked up recently, by (guild, user), each for
+/// [`RIGHTS_TTL`](super::config::RIGHTS_TTL). Concurrent misses for one key share
+/// one Discord lookup, so a burst of requests (or WebSocket subscriptions) costs
+/// the bot token two reads, not two per request.
 pub struct RightsCache {
-    entries: Mutex<HashMap<(u64, u64), (Instant, Rights)>>,
+    entries: moka::future::Cache<(u64, u64), Rights>,
 }
 
-/// Entries kept at most; past it, stale ones are dropped.
-const MAX_CACHED: usize = 50_000;
+/// Entries kept at most; past it, the least useful are evicted.
+const MAX_CACHED: u64 = 50_000;
+
+impl Default for RightsCache {
+    fn default() -> RightsCache {
+        RightsCache {
+            entries: moka::future::Cache::builder()
+                .max_capacity(MAX_CACHED)
+                .time_to_live(super::config::RIGHTS_TTL)
+                .support_invalidation_closures()
+                .build(),
+        }
+    }
+}
 
 impl RightsCache {
-    fn get(&self, key: (u64, u64)) -> Option<Rights> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .get(&key)
-            .filter(|(at, _)| at.elapsed() < super::config::RIGHTS_TTL)
-            .map(|(_, rights)| *rights)
+    async fn get_or_look_up(
+        &self,
+        key: (u64, u64),
+        look_up: impl Future<Output = Result<Rights, ApiError>>,
+    ) -> Result<Rights, ApiError> {
+        self.entries
+            .try_get_with(key, look_up)
+            .await
+            .map_err(ApiError::from_shared)
     }
 
-    fn put(&self, key: (u64, u64), rights: Rights) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= MAX_CACHED {
-            entries.retain(|_, (at, _)| at.elapsed() < super::config::RIGHTS_TTL);
-        }
-        entries.insert(key, (Instant::now(), rights));
+    /// Forgets everyone's rights in a guild (its ownership moved).
+    pub fn forget_guild(&self, guild_id: u64) {
+        // Fails only without `support_invalidation_closures`, which the builder sets.
+        let _ = self
+            .entries
+            .invalidate_entries_if(move |(guild, _), _| *guild == guild_id);
     }
 }
 
@@ -105,15 +119,13 @@ pub async fn authorize(
         }
         return Ok(guild);
     }
-    let key = (guild_id, *user_id);
-    let rights = match state.rights().get(key) {
-        Some(rights) => rights,
-        None => {
-            let rights = state.directory().rights(guild_id, *user_id).await?;
-            state.rights().put(key, rights);
-            rights
-        }
-    };
+    let rights = state
+        .rights()
+        .get_or_look_up(
+            (guild_id, *user_id),
+            state.directory().rights(guild_id, *user_id),
+        )
+        .await?;
     match rights {
         Rights::Manager => Ok(guild),
         Rights::Member => Err(ApiError::Forbidden(format!(

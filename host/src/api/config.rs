@@ -1,6 +1,7 @@
 //! The API's settings, from flags or the environment (`townes api --help` lists them).
 
-use std::net::SocketAddr;
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Where and how the dashboard API listens, and how it logs people in. `Debug`
@@ -62,10 +63,36 @@ pub struct ApiConfig {
         default_value_t = 1200
     )]
     pub rate_limit_key: u32,
+    /// WebSocket messages per minute allowed for one signed-in user or API key,
+    /// across all their sockets.
+    #[arg(
+        long = "rate-limit-ws",
+        env = "TOWNES_RATE_LIMIT_WS",
+        default_value_t = 120
+    )]
+    pub rate_limit_ws: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated
+    /// addresses or CIDR ranges, e.g. `10.0.0.0/8,192.0.2.7`). Empty: the
+    /// header is ignored and the peer address is the client.
+    #[arg(
+        long = "trusted-proxies",
+        env = "TOWNES_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_proxy
+    )]
+    pub trusted_proxies: Vec<IpNet>,
     /// How often an open WebSocket re-checks its caller's session or key and
     /// rights to each followed guild (tests shorten it).
     #[arg(skip = WS_RECHECK)]
     pub ws_recheck: Duration,
+}
+
+/// A proxy address (one host) or range.
+fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is neither an IP address nor a CIDR range like 10.0.0.0/8"))
 }
 
 /// The default of [`ApiConfig::ws_recheck`].
@@ -93,6 +120,8 @@ impl ApiConfig {
             cookie_secure: true,
             rate_limit_ip: 600,
             rate_limit_key: 1200,
+            rate_limit_ws: 120,
+            trusted_proxies: Vec::new(),
             ws_recheck: WS_RECHECK,
         }
     }
@@ -113,6 +142,8 @@ impl std::fmt::Debug for ApiConfig {
             .field("cookie_secure", &self.cookie_secure)
             .field("rate_limit_ip", &self.rate_limit_ip)
             .field("rate_limit_key", &self.rate_limit_key)
+            .field("rate_limit_ws", &self.rate_limit_ws)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("ws_recheck", &self.ws_recheck)
             .finish()
     }
@@ -131,5 +162,18 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_hosts_or_ranges() {
+        assert_eq!(
+            parse_proxy(" 10.0.0.0/8").unwrap(),
+            "10.0.0.0/8".parse::<IpNet>().unwrap()
+        );
+        assert_eq!(
+            parse_proxy("2001:db8::7").unwrap(),
+            "2001:db8::7/128".parse::<IpNet>().unwrap()
+        );
+        assert!(parse_proxy("proxy.internal").unwrap_err().contains("CIDR"));
     }
 }

@@ -105,6 +105,23 @@ impl ApiError {
         ApiError::Internal(e.into())
     }
 
+    /// The error of a lookup that several requests waited on together: taken
+    /// whole when no one else holds it, else copied with the same status,
+    /// message and hint.
+    pub fn from_shared(e: std::sync::Arc<ApiError>) -> ApiError {
+        std::sync::Arc::try_unwrap(e).unwrap_or_else(|shared| match &*shared {
+            ApiError::NotFound(message) => ApiError::NotFound(message.clone()),
+            ApiError::Unavailable { message, hint } => ApiError::Unavailable {
+                message: message.clone(),
+                hint: hint.clone(),
+            },
+            ApiError::Internal(e) => ApiError::internal(anyhow::anyhow!("{e:#}")),
+            // A lookup fails with the kinds above; anything else is reported as
+            // what it says, without its status.
+            other => ApiError::internal(anyhow::anyhow!("{other}")),
+        })
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
@@ -222,6 +239,12 @@ impl From<MarketError> for ApiError {
             | MarketError::MigrateFailed { .. } => ApiError::Conflict {
                 message,
                 hint: None,
+            },
+            MarketError::Contended { .. } => ApiError::Conflict {
+                message,
+                hint: Some(
+                    "others are changing this feature right now; read it again and retry".into(),
+                ),
             },
             MarketError::MissingRequired { missing, .. } => ApiError::Invalid {
                 problems: capability_problems(&missing, |c| {

@@ -73,7 +73,7 @@ impl ApiState {
         )?;
         Ok(ApiState {
             inner: Arc::new(Inner {
-                limiter: protect::RateLimiter::new(config.rate_limit_ip, config.rate_limit_key),
+                limiter: protect::RateLimiter::new(&config),
                 config,
                 runtime: parts.runtime,
                 live: parts.live,
@@ -137,7 +137,8 @@ pub struct ApiServer {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::watch::Sender<bool>,
-    tail: tokio::task::JoinHandle<()>,
+    /// Background work that lives as long as the server.
+    chores: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl ApiServer {
@@ -152,7 +153,10 @@ impl ApiServer {
                 )
             })?;
         let addr = listener.local_addr()?;
-        let tail = tokio::spawn(ws::tail_audit_log(state.clone()));
+        let chores = [
+            tokio::spawn(ws::tail_audit_log(state.clone())),
+            tokio::spawn(protect::sweep_rate_limits(state.clone())),
+        ];
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let task = tokio::spawn(async move {
@@ -166,14 +170,16 @@ impl ApiServer {
             addr,
             task,
             stop,
-            tail,
+            chores,
         })
     }
 
     /// Stops accepting connections and waits for requests in flight.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.tail.abort();
+        for chore in &self.chores {
+            chore.abort();
+        }
         // Open WebSockets would hold a graceful shutdown forever; give them a moment.
         match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
             Ok(joined) => Ok(joined??),

@@ -13,7 +13,13 @@
 //! instead of being buffered for. Every [`ApiConfig::ws_recheck`](super::ApiConfig)
 //! the socket checks that its session or key still works (else it closes with
 //! 1008) and that the caller may still manage each followed guild (else that
-//! guild is dropped with an `unsubscribed` frame carrying a `reason`).
+//! guild is dropped with an `unsubscribed` frame carrying a `reason`); when a
+//! followed guild moves to another owner's tenant, that guild is re-checked at
+//! once.
+//!
+//! Messages count against the caller's WebSocket allowance (all its sockets
+//! together): one over it is answered with a `rate_limited` error frame
+//! carrying `retry_after`, and a socket that keeps sending is closed with 1008.
 //!
 //! Audit-log events come from tailing the `audit_log` table, so entries written
 //! by any process (the CLI, the gateway, another API instance) reach every
@@ -27,6 +33,7 @@ use super::error::ApiError;
 use super::routes::guild::AuditEntryView;
 use super::snowflake::Snowflake;
 use crate::live::{LiveEvent, LiveKind};
+use crate::store::GUILD_TRANSFERRED;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -45,9 +52,12 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_SUBSCRIPTIONS: usize = 100;
 /// How often the audit log is read for new entries.
 const TAIL_EVERY: Duration = Duration::from_millis(300);
-/// Close code for a client too slow to keep up, or no longer signed in (policy
-/// violation).
+/// Close code for a client too slow to keep up, no longer signed in, or sending
+/// too much (policy violation).
 const CLOSE_POLICY: u16 = 1008;
+/// Messages over the rate limit answered with an error frame in a row before
+/// the socket is closed: a client that keeps going does not read the replies.
+const MAX_REFUSED: u32 = 10;
 
 pub fn router() -> Router<ApiState> {
     Router::new().route("/api/ws", get(upgrade))
@@ -102,6 +112,7 @@ async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
     let mut guilds: HashSet<u64> = HashSet::new();
     let mut recheck = tokio::time::interval(state.config().ws_recheck);
     recheck.tick().await;
+    let mut refused = 0;
     loop {
         tokio::select! {
             _ = recheck.tick() => {
@@ -109,7 +120,8 @@ async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
                     close(&mut socket, "your session ended or the API key was revoked").await;
                     return;
                 }
-                for reply in recheck_guilds(&state, &caller, &mut guilds).await {
+                let all: Vec<u64> = guilds.iter().copied().collect();
+                for reply in recheck_guilds(&state, &caller, &mut guilds, all).await {
                     if !send(&mut socket, reply).await {
                         return;
                     }
@@ -118,7 +130,20 @@ async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
             incoming = socket.recv() => {
                 let Some(Ok(message)) = incoming else { return };
                 let reply = match message {
-                    Message::Text(text) => handle(&state, &caller, &mut guilds, text.as_str()).await,
+                    Message::Text(text) => match state.limiter().check_frame(&caller) {
+                        Ok(()) => {
+                            refused = 0;
+                            handle(&state, &caller, &mut guilds, text.as_str()).await
+                        }
+                        Err(limited) => {
+                            refused += 1;
+                            if refused > MAX_REFUSED {
+                                close(&mut socket, "too many messages; reconnect later").await;
+                                return;
+                            }
+                            rate_limited_frame(&limited)
+                        }
+                    },
                     Message::Close(_) => return,
                     _ => continue,
                 };
@@ -138,6 +163,20 @@ async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
                 };
                 if !guilds.contains(&event.guild_id) {
                     continue;
+                }
+                // The guild moved to its new owner's tenant: the caller may have
+                // lost it now, not at the next periodic re-check, and then must
+                // not read the news either.
+                if is_transfer(&event) {
+                    let moved = vec![event.guild_id];
+                    for reply in recheck_guilds(&state, &caller, &mut guilds, moved).await {
+                        if !send(&mut socket, reply).await {
+                            return;
+                        }
+                    }
+                    if !guilds.contains(&event.guild_id) {
+                        continue;
+                    }
                 }
                 let frame = json!(Outgoing {
                     kind: event.kind.as_str(),
@@ -181,15 +220,16 @@ async fn still_signed_in(state: &ApiState, caller: &Caller) -> bool {
     live.unwrap_or(true)
 }
 
-/// Drops the guilds the caller may no longer manage, with an `unsubscribed` frame
-/// saying why for each.
+/// Drops those of `which` the caller may no longer manage from `guilds`, with an
+/// `unsubscribed` frame saying why for each.
 async fn recheck_guilds(
     state: &ApiState,
     caller: &Caller,
     guilds: &mut HashSet<u64>,
+    which: Vec<u64>,
 ) -> Vec<Value> {
     let mut replies = Vec::new();
-    for guild_id in guilds.clone() {
+    for guild_id in which {
         match authorize(state, caller, guild_id).await {
             Ok(_) | Err(ApiError::Unavailable { .. } | ApiError::Internal(_)) => {}
             Err(e) => {
@@ -254,6 +294,20 @@ fn error_frame(code: &str, message: &str) -> Value {
     json!({ "type": "error", "error": { "code": code, "message": message } })
 }
 
+/// The refusal of a message over the rate limit, with the seconds to wait.
+fn rate_limited_frame(limited: &ApiError) -> Value {
+    let mut frame = error_frame("rate_limited", &limited.to_string());
+    if let ApiError::RateLimited { retry_after } = limited {
+        frame["error"]["retry_after"] = json!(retry_after);
+    }
+    frame
+}
+
+/// Whether a live event says a guild moved to another tenant.
+fn is_transfer(event: &LiveEvent) -> bool {
+    event.kind == LiveKind::AuditLog && event.data["action"] == GUILD_TRANSFERRED
+}
+
 /// Publishes an event about a guild to every dashboard following it.
 pub fn announce(state: &ApiState, guild_id: u64, kind: LiveKind, data: Value) {
     state.live().publish(LiveEvent {
@@ -291,6 +345,9 @@ pub async fn tail_audit_log(state: ApiState) {
             let Some(guild_id) = entry.guild_id else {
                 continue;
             };
+            if entry.action == GUILD_TRANSFERRED {
+                state.rights().forget_guild(guild_id);
+            }
             let at = entry.created_at;
             let data = serde_json::to_value(AuditEntryView::from(entry)).unwrap_or(Value::Null);
             state.live().publish_local(LiveEvent {

@@ -17,7 +17,8 @@ pub struct ApiArgs {
     #[arg(long, env = "DISCORD_TOKEN", hide_env_values = true)]
     pub discord_token: Option<String>,
     /// Discord's (or a REST proxy's) base URL.
-    #[arg(long, env = "DISCORD_API_BASE")]
+    // A proxy's URL may carry credentials.
+    #[arg(long, env = "DISCORD_API_BASE", hide_env_values = true)]
     pub discord_api_base: Option<String>,
 }
 

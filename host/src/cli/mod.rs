@@ -39,6 +39,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://.townes/townes.db",
         global = true
     )]

@@ -28,7 +28,8 @@ pub struct ServeArgs {
     discord_token: Option<String>,
     /// Send REST calls and gateway discovery here instead of discord.com (a REST
     /// proxy, or a Discord-compatible server).
-    #[arg(long, env = "DISCORD_API_BASE")]
+    // A proxy's URL may carry credentials.
+    #[arg(long, env = "DISCORD_API_BASE", hide_env_values = true)]
     discord_api_base: Option<String>,
     /// Which shards this process runs: `auto`, or `0-3/16` to split shards
     /// across processes.
@@ -115,11 +116,13 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         None => println!("the platform is connected to Discord; press Ctrl-C to stop"),
     }
     let served = serve_until(&running, shutdown).await;
+    // Shut down in full even when serving ended in an error: in-flight Discord
+    // calls drain and usage counters are written either way.
     if let Some(api) = api {
         api.shutdown().await?;
     }
-    served?;
     running.shutdown(DRAIN).await?;
+    served?;
     println!("stopped");
     Ok(())
 }
@@ -154,7 +157,8 @@ async fn start_api(
 const PLAYGROUND_REDIRECT: &str = "http://localhost:3000/auth/callback";
 
 /// Runs scheduled jobs and flushes usage until `shutdown` resolves or the
-/// gateway stops for good.
+/// gateway stops for good. A failing database (a restart, a failover, a full
+/// disk) is logged and retried with growing pauses: it does not end serving.
 pub async fn serve_until(
     running: &Running,
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
@@ -162,6 +166,7 @@ pub async fn serve_until(
     let runtime = &running.platform.runtime;
     let mut jobs = tokio::time::interval(JOB_POLL);
     let mut usage = tokio::time::interval(USAGE_FLUSH);
+    let mut backoff = Backoff::default();
     loop {
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
@@ -169,8 +174,20 @@ pub async fn serve_until(
                 if running.gateway_finished() {
                     anyhow::bail!("the gateway connection ended; see the log above");
                 }
-                for outcome in runtime.run_due_jobs(chrono::Utc::now(), 100).await? {
-                    print_outcome("scheduled job", &outcome, false);
+                if !backoff.due(tokio::time::Instant::now()) {
+                    continue;
+                }
+                match runtime.run_due_jobs(chrono::Utc::now(), 100).await {
+                    Ok(outcomes) => {
+                        backoff.succeeded();
+                        for outcome in outcomes {
+                            print_outcome("scheduled job", &outcome, false);
+                        }
+                    }
+                    Err(error) => {
+                        let pause = backoff.failed(tokio::time::Instant::now());
+                        tracing::warn!(error = format!("{error:#}"), retry_in = ?pause, "could not run scheduled jobs; retrying");
+                    }
                 }
             }
             _ = usage.tick() => {
@@ -179,6 +196,37 @@ pub async fn serve_until(
                 }
             }
         }
+    }
+}
+
+/// The longest pause between attempts while the database keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// When to try again after failures: after [`JOB_POLL`], doubling with each
+/// failure in a row up to [`MAX_BACKOFF`]; back to every poll after a success.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+    next: Option<tokio::time::Instant>,
+}
+
+impl Backoff {
+    fn due(&self, now: tokio::time::Instant) -> bool {
+        self.next.is_none_or(|next| now >= next)
+    }
+
+    /// Records a failure at `now`; returns the pause before the next attempt.
+    fn failed(&mut self, now: tokio::time::Instant) -> Duration {
+        let pause = JOB_POLL
+            .saturating_mul(1 << self.failures.min(16))
+            .min(MAX_BACKOFF);
+        self.failures += 1;
+        self.next = Some(now + pause);
+        pause
+    }
+
+    fn succeeded(&mut self) {
+        *self = Backoff::default();
     }
 }
 
@@ -203,4 +251,23 @@ pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     Ok(async move {
         let _ = ctrl_c.await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_back_off_doubling_up_to_the_cap_and_a_success_resets() {
+        let start = tokio::time::Instant::now();
+        let mut backoff = Backoff::default();
+        assert!(backoff.due(start));
+        let pauses: Vec<u64> = (0..8).map(|_| backoff.failed(start).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert!(!backoff.due(start + Duration::from_secs(59)));
+        assert!(backoff.due(start + MAX_BACKOFF));
+        backoff.succeeded();
+        assert!(backoff.due(start));
+        assert_eq!(backoff.failed(start), JOB_POLL);
+    }
 }

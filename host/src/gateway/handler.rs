@@ -1,5 +1,6 @@
 //! What the gateway's events do: guild rows and command registrations follow the
-//! guilds the bot is in; messages may be prefix commands; every event a feature
+//! guilds the bot is in, and a guild whose Discord ownership moves follows its
+//! new owner's tenant; messages may be prefix commands; every event a feature
 //! subscribed to is dispatched to the guild's enabled features.
 
 use super::convert;
@@ -11,8 +12,8 @@ use crate::runtime::wit::{Event, MessageBody, MessageDeleted};
 use crate::store::Guild;
 use serenity::all::{
     ChannelId, Context, EventHandler, GuildId, GuildMemberUpdateEvent, Interaction, Member,
-    Message, MessageId, MessageUpdateEvent, RawEventHandler, Reaction, Ready, UnavailableGuild,
-    User,
+    Message, MessageId, MessageUpdateEvent, PartialGuild, RawEventHandler, Reaction, Ready,
+    UnavailableGuild, User,
 };
 use serenity::async_trait;
 use serenity::model::event::Event as GatewayEvent;
@@ -45,6 +46,8 @@ impl Handler {
     /// slash commands registered if they changed.
     async fn guild_seen(&self, guild_id: u64, name: &str, owner_id: u64) -> anyhow::Result<()> {
         let store = self.platform.runtime.store();
+        // Ownership may have moved while the bot was away.
+        self.owner_seen(guild_id, owner_id).await?;
         let guild = match store.guild(guild_id).await? {
             Some(known) => Guild {
                 name: name.to_string(),
@@ -65,6 +68,38 @@ impl Handler {
             guild_id,
         )
         .await?;
+        Ok(())
+    }
+
+    /// GUILD_UPDATE: the name and, when it moved, the ownership.
+    async fn guild_changed(&self, guild_id: u64, name: &str, owner_id: u64) -> anyhow::Result<()> {
+        self.owner_seen(guild_id, owner_id).await?;
+        let store = self.platform.runtime.store();
+        if let Some(known) = store.guild(guild_id).await?
+            && known.name != name
+        {
+            store
+                .upsert_guild(&Guild {
+                    name: name.to_string(),
+                    ..known
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Moves a guild whose Discord owner changed to the new owner's tenant.
+    async fn owner_seen(&self, guild_id: u64, owner_id: u64) -> anyhow::Result<()> {
+        let store = self.platform.runtime.store();
+        if let Some(change) = store.change_guild_owner(guild_id, owner_id).await? {
+            tracing::info!(
+                guild = guild_id,
+                from_owner = change.from_owner,
+                to_owner = owner_id,
+                tenant_moved = change.to_tenant.is_some(),
+                "guild ownership transferred"
+            );
+        }
         Ok(())
     }
 
@@ -184,6 +219,20 @@ impl EventHandler for Handler {
             .await
         {
             tracing::error!(guild = guild.id.get(), %error, "could not record a guild");
+        }
+    }
+
+    async fn guild_update(
+        &self,
+        _ctx: Context,
+        _old: Option<serenity::all::Guild>,
+        guild: PartialGuild,
+    ) {
+        if let Err(error) = self
+            .guild_changed(guild.id.get(), &guild.name, guild.owner_id.get())
+            .await
+        {
+            tracing::error!(guild = guild.id.get(), %error, "could not record a guild update");
         }
     }
 
@@ -360,6 +409,7 @@ fn why_unreadable(kind: &str, value: serde_json::Value) -> Option<String> {
         "MESSAGE_CREATE" => error::<Message>(value),
         "MESSAGE_UPDATE" => error::<MessageUpdateEvent>(value),
         "GUILD_CREATE" => error::<serenity::all::Guild>(value),
+        "GUILD_UPDATE" => error::<PartialGuild>(value),
         "GUILD_MEMBER_ADD" => error::<Member>(value),
         "GUILD_MEMBER_UPDATE" => error::<GuildMemberUpdateEvent>(value),
         "MESSAGE_REACTION_ADD" | "MESSAGE_REACTION_REMOVE" => error::<Reaction>(value),

@@ -5,6 +5,11 @@
 //! configuration (validated against the feature's schema); upgrade a guild to a
 //! newer version (running the feature's `migrate`) and roll back. Every change
 //! writes an audit entry naming the actor.
+//!
+//! Concurrent changes never undo each other: toggles write `enabled` alone, and
+//! changes validated against the row they read (configuration, approvals,
+//! versions) are written only if its revision is unchanged, else read, checked
+//! and written again ([`Marketplace::revise`]).
 
 pub mod config;
 
@@ -68,6 +73,8 @@ pub enum MarketError {
     },
     #[error("guild {guild} has no earlier version of `{feature}` to roll back to")]
     NothingToRollBack { guild: u64, feature: String },
+    #[error("`{feature}` in guild {guild} kept changing while this change was made")]
+    Contended { guild: u64, feature: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -196,24 +203,12 @@ impl<'r> Marketplace<'r> {
         let version = self.resolve_version(feature_id, version).await?;
         let manifest = self.runtime.manifest(feature_id, &version).await?;
         check_approval(&manifest, &approval)?;
-        let existing = self
+        let grants = serde_json::to_value(&approval).map_err(anyhow::Error::from)?;
+        let gf = self
             .runtime
             .store()
-            .guild_feature(guild_id, feature_id)
+            .enable_guild_feature(guild_id, feature_id, &version, &grants)
             .await?;
-        let gf = GuildFeature {
-            guild_id,
-            feature_id: feature_id.to_string(),
-            version: version.clone(),
-            enabled: true,
-            grants: serde_json::to_value(&approval).map_err(anyhow::Error::from)?,
-            config: existing.as_ref().and_then(|e| e.config.clone()),
-            breaker_strikes: 0,
-            breaker_open_until: None,
-            previous_version: existing.and_then(|e| e.previous_version),
-            updated_at: chrono::Utc::now(),
-        };
-        self.runtime.store().upsert_guild_feature(&gf).await?;
         self.audit(
             Some(guild_id),
             "feature.enabled",
@@ -226,10 +221,15 @@ impl<'r> Marketplace<'r> {
 
     /// Turns a feature off in a guild; its approvals and configuration are kept.
     pub async fn disable(&self, guild_id: u64, feature_id: &str) -> Result<(), MarketError> {
-        let mut gf = self.in_guild(guild_id, feature_id).await?;
-        gf.enabled = false;
-        gf.updated_at = chrono::Utc::now();
-        self.runtime.store().upsert_guild_feature(&gf).await?;
+        let gf = self
+            .runtime
+            .store()
+            .set_guild_feature_enabled(guild_id, feature_id, false)
+            .await?
+            .ok_or_else(|| MarketError::NotInGuild {
+                guild: guild_id,
+                feature: feature_id.into(),
+            })?;
         self.audit(
             Some(guild_id),
             "feature.disabled",
@@ -246,23 +246,24 @@ impl<'r> Marketplace<'r> {
         feature_id: &str,
         approval: Approval,
     ) -> Result<GuildFeature, MarketError> {
-        let mut gf = self.in_guild(guild_id, feature_id).await?;
-        let manifest = self.runtime.manifest(feature_id, &gf.version).await?;
-        check_approval(&manifest, &approval)?;
-        let before = std::mem::replace(
-            &mut gf.grants,
-            serde_json::to_value(&approval).map_err(anyhow::Error::from)?,
-        );
-        gf.updated_at = chrono::Utc::now();
-        self.runtime.store().upsert_guild_feature(&gf).await?;
+        let grants = serde_json::to_value(&approval).map_err(anyhow::Error::from)?;
+        let (before, after) = self
+            .revise(guild_id, feature_id, |manifest, gf| {
+                check_approval(manifest, &approval)?;
+                Ok(GuildFeature {
+                    grants: grants.clone(),
+                    ..gf
+                })
+            })
+            .await?;
         self.audit(
             Some(guild_id),
             "feature.grants_changed",
             feature_id,
-            json!({ "before": before, "after": gf.grants }),
+            json!({ "before": before.grants, "after": after.grants }),
         )
         .await?;
-        Ok(gf)
+        Ok(after)
     }
 
     /// Sets a feature's configuration in a guild after validating it against the
@@ -273,21 +274,18 @@ impl<'r> Marketplace<'r> {
         feature_id: &str,
         config: Value,
     ) -> Result<(), MarketError> {
-        let mut gf = self.in_guild(guild_id, feature_id).await?;
-        let manifest = self.runtime.manifest(feature_id, &gf.version).await?;
-        config::validate(&manifest.config_schema, &config).map_err(|problems| {
-            MarketError::InvalidConfig {
-                feature: feature_id.into(),
-                problems,
-            }
-        })?;
         let keys: Vec<String> = config
             .as_object()
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default();
-        gf.config = Some(config);
-        gf.updated_at = chrono::Utc::now();
-        self.runtime.store().upsert_guild_feature(&gf).await?;
+        self.revise(guild_id, feature_id, |manifest, gf| {
+            validate_config(manifest, &config)?;
+            Ok(GuildFeature {
+                config: Some(config.clone()),
+                ..gf
+            })
+        })
+        .await?;
         // Keys only: configuration values may be private to the guild.
         self.audit(
             Some(guild_id),
@@ -318,43 +316,50 @@ impl<'r> Marketplace<'r> {
         to: &str,
         approval: Option<Approval>,
     ) -> Result<GuildFeature, MarketError> {
-        let before = self.in_guild(guild_id, feature_id).await?;
         let to = self.resolve_version(feature_id, Some(to)).await?;
-        if before.version == to {
-            return Err(MarketError::SameVersion {
-                guild: guild_id,
-                feature: feature_id.into(),
-                version: to,
-            });
-        }
         let manifest = self.runtime.manifest(feature_id, &to).await?;
-        let approval: Approval = match approval {
-            Some(approval) => approval,
-            None => serde_json::from_value(before.grants.clone()).map_err(anyhow::Error::from)?,
-        };
-        check_approval(&manifest, &approval)?;
-        if let Some(config) = &before.config {
-            config::validate(&manifest.config_schema, config).map_err(|problems| {
-                MarketError::InvalidConfig {
-                    feature: feature_id.into(),
-                    problems,
+        let (before, upgraded) = self
+            .revise(guild_id, feature_id, |_, gf| {
+                if gf.version == to {
+                    return Err(MarketError::SameVersion {
+                        guild: guild_id,
+                        feature: feature_id.into(),
+                        version: to.clone(),
+                    });
                 }
-            })?;
-        }
-        let upgraded = GuildFeature {
-            version: to.clone(),
-            grants: serde_json::to_value(&approval).map_err(anyhow::Error::from)?,
-            previous_version: Some(before.version.clone()),
-            updated_at: chrono::Utc::now(),
-            ..before.clone()
-        };
-        self.runtime.store().upsert_guild_feature(&upgraded).await?;
+                let approval: Approval = match &approval {
+                    Some(approval) => approval.clone(),
+                    None => {
+                        serde_json::from_value(gf.grants.clone()).map_err(anyhow::Error::from)?
+                    }
+                };
+                check_approval(&manifest, &approval)?;
+                if let Some(config) = &gf.config {
+                    validate_config(&manifest, config)?;
+                }
+                Ok(GuildFeature {
+                    version: to.clone(),
+                    grants: serde_json::to_value(&approval).map_err(anyhow::Error::from)?,
+                    previous_version: Some(gf.version.clone()),
+                    ..gf
+                })
+            })
+            .await?;
         let outcome = self
             .runtime
             .migrate(guild_id, feature_id, &before.version)
             .await;
         if let Err(error) = outcome.result {
-            self.runtime.store().upsert_guild_feature(&before).await?;
+            // Back to where it was, keeping what others changed meanwhile.
+            self.revise(guild_id, feature_id, |_, gf| {
+                Ok(GuildFeature {
+                    version: before.version.clone(),
+                    grants: before.grants.clone(),
+                    previous_version: before.previous_version.clone(),
+                    ..gf
+                })
+            })
+            .await?;
             let reason = error.to_string();
             self.audit(
                 Some(guild_id),
@@ -388,32 +393,55 @@ impl<'r> Marketplace<'r> {
         guild_id: u64,
         feature_id: &str,
     ) -> Result<GuildFeature, MarketError> {
-        let current = self.in_guild(guild_id, feature_id).await?;
-        let Some(previous) = current.previous_version.clone() else {
-            return Err(MarketError::NothingToRollBack {
-                guild: guild_id,
-                feature: feature_id.into(),
-            });
-        };
-        // One step back only: rolling back twice is not a way forward again.
-        let rolled_back = GuildFeature {
-            version: previous.clone(),
-            previous_version: None,
-            updated_at: chrono::Utc::now(),
-            ..current.clone()
-        };
-        self.runtime
-            .store()
-            .upsert_guild_feature(&rolled_back)
+        let (current, rolled_back) = self
+            .revise(guild_id, feature_id, |_, gf| {
+                let Some(previous) = gf.previous_version.clone() else {
+                    return Err(MarketError::NothingToRollBack {
+                        guild: guild_id,
+                        feature: feature_id.into(),
+                    });
+                };
+                // One step back only: rolling back twice is not a way forward again.
+                Ok(GuildFeature {
+                    version: previous,
+                    previous_version: None,
+                    ..gf
+                })
+            })
             .await?;
         self.audit(
             Some(guild_id),
             "feature.rolled_back",
             feature_id,
-            json!({ "from": current.version, "to": previous }),
+            json!({ "from": current.version, "to": rolled_back.version }),
         )
         .await?;
         Ok(rolled_back)
+    }
+
+    /// Applies `change` to the (guild, feature) row as read, with the manifest of
+    /// the version it runs, and writes the result if no other change landed
+    /// meanwhile; otherwise reads it again and re-applies `change` (which
+    /// re-validates), a few times before giving up. Returns the row before and
+    /// after.
+    async fn revise(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+        mut change: impl FnMut(&Manifest, GuildFeature) -> Result<GuildFeature, MarketError>,
+    ) -> Result<(GuildFeature, GuildFeature), MarketError> {
+        for _ in 0..REVISE_ATTEMPTS {
+            let before = self.in_guild(guild_id, feature_id).await?;
+            let manifest = self.runtime.manifest(feature_id, &before.version).await?;
+            let after = change(&manifest, before.clone())?;
+            if let Some(after) = self.runtime.store().revise_guild_feature(&after).await? {
+                return Ok((before, after));
+            }
+        }
+        Err(MarketError::Contended {
+            guild: guild_id,
+            feature: feature_id.into(),
+        })
     }
 
     async fn in_guild(&self, guild_id: u64, feature_id: &str) -> Result<GuildFeature, MarketError> {
@@ -470,6 +498,19 @@ impl<'r> Marketplace<'r> {
         };
         Ok(self.runtime.store().audit(&entry).await?)
     }
+}
+
+/// How many times [`Marketplace::revise`] reads, checks and writes before it
+/// reports contention.
+const REVISE_ATTEMPTS: usize = 3;
+
+fn validate_config(manifest: &Manifest, config: &Value) -> Result<(), MarketError> {
+    config::validate(&manifest.config_schema, config).map_err(|problems| {
+        MarketError::InvalidConfig {
+            feature: manifest.id.clone(),
+            problems,
+        }
+    })
 }
 
 /// Every required capability approved, and nothing approved that is not requested.

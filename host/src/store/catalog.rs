@@ -6,7 +6,7 @@ use sqlx::types::Json;
 
 use super::{
     Feature, FeatureVersion, Guild, GuildFeature, Store, StoreError, api_id, check_name, count,
-    db_id, is_foreign_key_violation, ts,
+    db_id, is_foreign_key_violation, now, ts,
 };
 
 #[derive(sqlx::FromRow)]
@@ -71,6 +71,7 @@ struct GuildFeatureRow {
     breaker_open_until: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
     previous_version: Option<String>,
+    revision: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -109,6 +110,7 @@ impl From<GuildFeatureRow> for GuildFeature {
             breaker_open_until: r.breaker_open_until,
             updated_at: r.updated_at,
             previous_version: r.previous_version,
+            revision: count(r.revision),
         }
     }
 }
@@ -365,8 +367,10 @@ impl Store {
     }
 
     /// Inserts or replaces the whole (guild, feature) row, breaker fields and
-    /// `previous_version` included (the caller decides what the previous version is).
-    /// The guild and the feature version must exist (foreign keys).
+    /// `previous_version` included (the caller decides what the previous version is),
+    /// and bumps its revision (`gf.revision` is not read). The guild and the feature
+    /// version must exist (foreign keys). Overwrites whatever changed since `gf` was
+    /// read: for seeding rows; the marketplace writes with the targeted methods below.
     pub async fn upsert_guild_feature(&self, gf: &GuildFeature) -> Result<(), StoreError> {
         on_db!(&self.db, pool => {
             sqlx::query(
@@ -382,7 +386,8 @@ impl Store {
                      breaker_strikes = excluded.breaker_strikes,
                      breaker_open_until = excluded.breaker_open_until,
                      updated_at = excluded.updated_at,
-                     previous_version = excluded.previous_version",
+                     previous_version = excluded.previous_version,
+                     revision = guild_features.revision + 1",
             )
             .bind(db_id(gf.guild_id))
             .bind(&gf.feature_id)
@@ -400,6 +405,107 @@ impl Store {
         Ok(())
     }
 
+    /// Enables a feature in a guild at `version` with `grants`, closing its breaker;
+    /// creates the row (no configuration, no previous version) if there is none,
+    /// else keeps its configuration and previous version. Returns the row as stored.
+    pub async fn enable_guild_feature(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+        version: &str,
+        grants: &serde_json::Value,
+    ) -> Result<GuildFeature, StoreError> {
+        let row: GuildFeatureRow = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "INSERT INTO guild_features
+                     (guild_id, feature_id, version, enabled, grants, config,
+                      breaker_strikes, breaker_open_until, updated_at, previous_version)
+                 VALUES ($1, $2, $3, TRUE, $4, NULL, 0, NULL, $5, NULL)
+                 ON CONFLICT (guild_id, feature_id) DO UPDATE
+                 SET version = excluded.version,
+                     enabled = TRUE,
+                     grants = excluded.grants,
+                     breaker_strikes = 0,
+                     breaker_open_until = NULL,
+                     updated_at = excluded.updated_at,
+                     revision = guild_features.revision + 1
+                 RETURNING guild_id, feature_id, version, enabled, grants, config,
+                           breaker_strikes, breaker_open_until, updated_at,
+                           previous_version, revision",
+            )
+            .bind(db_id(guild_id))
+            .bind(feature_id)
+            .bind(version)
+            .bind(Json(grants))
+            .bind(now())
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(GuildFeature::from(row))
+    }
+
+    /// Turns a feature on or off in a guild, touching nothing else. Returns the
+    /// row as stored, or `None` if the feature is not set up there.
+    pub async fn set_guild_feature_enabled(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+        enabled: bool,
+    ) -> Result<Option<GuildFeature>, StoreError> {
+        let row: Option<GuildFeatureRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "UPDATE guild_features
+                 SET enabled = $3, updated_at = $4, revision = revision + 1
+                 WHERE guild_id = $1 AND feature_id = $2
+                 RETURNING guild_id, feature_id, version, enabled, grants, config,
+                           breaker_strikes, breaker_open_until, updated_at,
+                           previous_version, revision",
+            )
+            .bind(db_id(guild_id))
+            .bind(feature_id)
+            .bind(enabled)
+            .bind(now())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(GuildFeature::from))
+    }
+
+    /// Writes `gf`'s version, grants, configuration and previous version if the
+    /// row's revision is still `gf.revision` (compare-and-set), bumping it, and
+    /// returns the row as stored. `None`, and nothing written, if another change
+    /// landed since `gf` was read, or the row is gone. `enabled` and the breaker
+    /// are never written here.
+    pub async fn revise_guild_feature(
+        &self,
+        gf: &GuildFeature,
+    ) -> Result<Option<GuildFeature>, StoreError> {
+        let revision = i64::try_from(gf.revision)
+            .map_err(|_| StoreError::InvalidArgument(format!("revision {}", gf.revision)))?;
+        let row: Option<GuildFeatureRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "UPDATE guild_features
+                 SET version = $3, grants = $4, config = $5, previous_version = $6,
+                     updated_at = $7, revision = revision + 1
+                 WHERE guild_id = $1 AND feature_id = $2 AND revision = $8
+                 RETURNING guild_id, feature_id, version, enabled, grants, config,
+                           breaker_strikes, breaker_open_until, updated_at,
+                           previous_version, revision",
+            )
+            .bind(db_id(gf.guild_id))
+            .bind(&gf.feature_id)
+            .bind(&gf.version)
+            .bind(Json(&gf.grants))
+            .bind(gf.config.as_ref().map(Json))
+            .bind(gf.previous_version.as_deref())
+            .bind(now())
+            .bind(revision)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(GuildFeature::from))
+    }
+
     pub async fn guild_feature(
         &self,
         guild_id: u64,
@@ -408,7 +514,8 @@ impl Store {
         let row: Option<GuildFeatureRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT guild_id, feature_id, version, enabled, grants, config,
-                        breaker_strikes, breaker_open_until, updated_at, previous_version
+                        breaker_strikes, breaker_open_until, updated_at, previous_version,
+                        revision
                  FROM guild_features
                  WHERE guild_id = $1 AND feature_id = $2",
             )
@@ -425,7 +532,8 @@ impl Store {
         let rows: Vec<GuildFeatureRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT guild_id, feature_id, version, enabled, grants, config,
-                        breaker_strikes, breaker_open_until, updated_at, previous_version
+                        breaker_strikes, breaker_open_until, updated_at, previous_version,
+                        revision
                  FROM guild_features
                  WHERE guild_id = $1
                  ORDER BY feature_id",

@@ -63,6 +63,7 @@ mod tenants;
 mod usage;
 
 pub use outbox::{DeadLetter, OutboxRow, outbox_lane};
+pub use tenants::{GUILD_TRANSFERRED, OwnerChange};
 
 /// Where a database URL points when none is given: `townes.db` in the current directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://townes.db";
@@ -268,6 +269,9 @@ pub struct GuildFeature {
     pub updated_at: DateTime<Utc>,
     /// The version the guild ran before its last upgrade, for rollback.
     pub previous_version: Option<String>,
+    /// Counts admin changes to the row (not breaker updates): what
+    /// [`Store::revise_guild_feature`] compares before it writes.
+    pub revision: u64,
 }
 
 /// The (guild, feature) pair that owns a piece of feature storage or a job.

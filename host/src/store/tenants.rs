@@ -1,11 +1,51 @@
 //! Tenants (customer accounts) and the guilds they own.
 
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 
 use super::catalog::GuildRow;
 use super::{
     Guild, Store, StoreError, Tenant, api_id, db_id, is_foreign_key_violation, now, random_id, ts,
 };
+
+/// The audit action of a guild moving to its new Discord owner's tenant.
+pub const GUILD_TRANSFERRED: &str = "guild.transferred";
+
+/// What [`Store::change_guild_owner`] changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnerChange {
+    pub from_owner: u64,
+    pub from_tenant: Option<String>,
+    /// The new owner's tenant, created if they had none; `None` when the guild
+    /// was unclaimed (it stays so until its new owner logs in).
+    pub to_tenant: Option<String>,
+}
+
+/// Find-or-create of the tenant owned by `$owner` on executor `$on`, evaluating
+/// to its row. `$id` and `$name` are only used when creating.
+macro_rules! tenant_of_owner {
+    ($on:expr, $id:expr, $owner:expr, $name:expr) => {{
+        sqlx::query(
+            "INSERT INTO tenants (id, owner_discord_id, name, plan, created_at)
+             VALUES ($1, $2, $3, 'free', $4)
+             ON CONFLICT (owner_discord_id) DO NOTHING",
+        )
+        .bind($id)
+        .bind(db_id($owner))
+        .bind($name)
+        .bind(now())
+        .execute(&mut *$on)
+        .await?;
+        let row: TenantRow = sqlx::query_as(
+            "SELECT id, owner_discord_id, name, plan, created_at
+             FROM tenants WHERE owner_discord_id = $1",
+        )
+        .bind(db_id($owner))
+        .fetch_one(&mut *$on)
+        .await?;
+        row
+    }};
+}
 
 #[derive(sqlx::FromRow)]
 struct TenantRow {
@@ -39,25 +79,9 @@ impl Store {
         name: Option<&str>,
     ) -> Result<Tenant, StoreError> {
         let id = random_id();
-        let row: TenantRow = on_db!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO tenants (id, owner_discord_id, name, plan, created_at)
-                 VALUES ($1, $2, $3, 'free', $4)
-                 ON CONFLICT (owner_discord_id) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(db_id(owner_discord_id))
-            .bind(name)
-            .bind(now())
-            .execute(pool)
-            .await?;
-            sqlx::query_as(
-                "SELECT id, owner_discord_id, name, plan, created_at
-                 FROM tenants WHERE owner_discord_id = $1",
-            )
-            .bind(db_id(owner_discord_id))
-            .fetch_one(pool)
-            .await?
+        let row = on_db!(&self.db, pool => {
+            let mut conn = pool.acquire().await?;
+            tenant_of_owner!(conn, &id, owner_discord_id, name)
         });
         Ok(Tenant::from(row))
     }
@@ -151,6 +175,76 @@ impl Store {
             .await?
         });
         Ok(rows.into_iter().map(Guild::from).collect())
+    }
+
+    /// Records that Discord says `new_owner` owns the guild now. A claimed guild
+    /// moves to the new owner's tenant (created if they have none, as their login
+    /// would), so the previous owner's tenant loses it at once: its sessions and
+    /// API keys are checked against the guild's tenant on every request. An
+    /// unclaimed guild stays unclaimed. The change and an audit entry
+    /// ([`GUILD_TRANSFERRED`], by `discord`) are written in one transaction.
+    /// `None` if the guild is unknown or already owned by `new_owner`.
+    pub async fn change_guild_owner(
+        &self,
+        guild_id: u64,
+        new_owner: u64,
+    ) -> Result<Option<OwnerChange>, StoreError> {
+        let new_tenant_id = random_id();
+        let change = on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            // A write first, so the row is locked (Postgres) or the database
+            // reserved (SQLite) before anything is read: no concurrent change
+            // slips in between, and SQLite never has to upgrade a read lock.
+            let current: Option<(i64, Option<String>)> = sqlx::query_as(
+                "UPDATE guilds SET owner_id = owner_id WHERE id = $1
+                 RETURNING owner_id, tenant_id",
+            )
+            .bind(db_id(guild_id))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((from_owner, from_tenant)) =
+                current.filter(|(owner, _)| api_id(*owner) != new_owner)
+            else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let to_tenant = match from_tenant {
+                Some(_) => Some(tenant_of_owner!(tx, &new_tenant_id, new_owner, None::<&str>).id),
+                None => None,
+            };
+            sqlx::query("UPDATE guilds SET owner_id = $2, tenant_id = $3 WHERE id = $1")
+                .bind(db_id(guild_id))
+                .bind(db_id(new_owner))
+                .bind(to_tenant.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            let change = OwnerChange {
+                from_owner: api_id(from_owner),
+                from_tenant,
+                to_tenant,
+            };
+            // Snowflakes as strings, like everywhere JSON leaves the platform. No
+            // tenant ids: each owner's tenant follows from the owner, and the
+            // entry is shown to whoever manages the guild.
+            let details = serde_json::json!({
+                "from_owner": change.from_owner.to_string(),
+                "to_owner": new_owner.to_string(),
+                "tenant_moved": change.to_tenant.is_some(),
+            });
+            sqlx::query(
+                "INSERT INTO audit_log (guild_id, actor, action, feature_id, details, created_at)
+                 VALUES ($1, 'discord', $2, NULL, $3, $4)",
+            )
+            .bind(db_id(guild_id))
+            .bind(GUILD_TRANSFERRED)
+            .bind(Json(&details))
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            change
+        });
+        Ok(Some(change))
     }
 
     /// Links the unclaimed guilds `owner_discord_id` owns on Discord to `tenant_id`

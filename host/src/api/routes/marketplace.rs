@@ -466,7 +466,7 @@ pub async fn disable(
     request_body = UpgradeRequest,
     responses((status = 200, description = "Upgraded", body = GuildFeatureView),
         CallerErrors, GuildErrors, BodyErrors,
-        (status = 409, description = "Not installed, already on that version, or migrate failed", body = ErrorBody)))]
+        (status = 409, description = "Not installed, already on that version, migrate failed, or changed by others throughout", body = ErrorBody)))]
 pub async fn upgrade(
     State(state): State<ApiState>,
     access: GuildAccess,
@@ -535,7 +535,7 @@ pub async fn config(
     request_body(content = Object, description = "The whole configuration"),
     responses((status = 200, description = "Saved", body = Object),
         CallerErrors, GuildErrors, BodyErrors,
-        (status = 409, description = "Not installed in this guild", body = ErrorBody)))]
+        (status = 409, description = "Not installed in this guild, or changed by others throughout", body = ErrorBody)))]
 pub async fn set_config(
     State(state): State<ApiState>,
     access: GuildAccess,
