@@ -183,6 +183,11 @@ impl<'r> Marketplace<'r> {
         gf.enabled = false;
         gf.updated_at = chrono::Utc::now();
         self.runtime.store().upsert_guild_feature(&gf).await?;
+        // Its queued Discord calls go too: a disabled feature acts no more.
+        self.runtime
+            .store()
+            .outbox_cancel(guild_id, feature_id)
+            .await?;
         self.audit(
             Some(guild_id),
             "feature.disabled",

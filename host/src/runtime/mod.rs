@@ -496,11 +496,12 @@ impl Runtime {
     ) -> (wasmtime::Store<HostState>, MemoryOutputPipe) {
         let stdio = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
         let wall = wall::WallClock::start(limits.wall());
-        let discord = Arc::new(invocation_discord::InvocationDiscord {
-            inner: self.discord.clone(),
-            clock: wall.clone(),
-            feature_id: scope.feature_id.clone(),
-        });
+        let discord = Arc::new(invocation_discord::InvocationDiscord::new(
+            &self.discord,
+            wall.clone(),
+            scope.guild_id,
+            &scope.feature_id,
+        ));
         let wasi = WasiCtx::builder()
             .stdout(stdio.clone())
             .stderr(stdio.clone())

@@ -61,7 +61,7 @@ mod storage;
 mod tenants;
 mod usage;
 
-pub use outbox::{DeadLetter, OutboxRow, outbox_lane};
+pub use outbox::{DeadLetter, OutboxRow};
 
 /// Where a database URL points when none is given: `townes.db` in the current directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://townes.db";
