@@ -742,7 +742,7 @@ async fn killing_the_process_mid_queue_loses_nothing() {
     let guild = world.alpha.guild_id;
     wait_until(|| async { world.store.command_set_hash(guild).await.unwrap().is_some() }).await;
 
-    // Every welcome is stuck behind 429s (one channel: one lane, in order).
+    // Every welcome is stuck behind 429s (one channel: one queue, in order).
     world.sim.rate_limit(6, Duration::from_millis(800), false);
     let newcomers: Vec<u64> = (0..4)
         .map(|i| world.sim.create_user(&format!("newcomer{i}")))
