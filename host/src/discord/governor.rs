@@ -356,6 +356,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_platform_budget_stops_every_feature_but_never_the_host() {
+        let g = Governor::new(Budgets {
+            platform: 4,
+            ..budgets()
+        });
+        // Spread over guilds, so no feature or guild budget is reached.
+        for guild in 1..=4 {
+            g.record(Some(&Caller::new(guild, "xp")), None, Err(&forbidden()));
+        }
+        assert!(matches!(
+            g.admit(Some(&Caller::new(9, "welcome")), None),
+            Err(DiscordError::QuotaExceeded(m)) if m.contains("calls of the platform")
+        ));
+        g.admit(None, None).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_403_is_remembered_by_its_key_until_it_expires_or_succeeds() {
         let g = Governor::new(budgets());
         let xp = Caller::new(1, "xp");
