@@ -87,9 +87,10 @@ impl Faults {
     }
 }
 
-/// Discord's 429: fractional seconds in the body and in `Retry-After` /
-/// `X-RateLimit-Reset-After`, plus the scope headers.
-pub fn too_many_requests(retry_after: Duration, global: bool) -> Response {
+/// Discord's 429 for a request to `bucket` (its `X-RateLimit-Bucket` hash):
+/// fractional seconds in the body and in `Retry-After` / `X-RateLimit-Reset-After`,
+/// plus the scope headers.
+pub fn too_many_requests(retry_after: Duration, global: bool, bucket: &str) -> Response {
     let secs = retry_after.as_secs_f64();
     // Millisecond precision, like Discord's `retry_after`.
     let secs = (secs * 1000.0).ceil() / 1000.0;
@@ -112,7 +113,7 @@ pub fn too_many_requests(retry_after: Duration, global: bool) -> Response {
     set("x-ratelimit-limit", "5".into());
     set("x-ratelimit-remaining", "0".into());
     set("x-ratelimit-reset", format!("{reset_at:.3}"));
-    set("x-ratelimit-bucket", "sim-bucket".into());
+    set("x-ratelimit-bucket", bucket.to_string());
     set(
         "x-ratelimit-scope",
         if global { "global" } else { "user" }.into(),

@@ -30,6 +30,7 @@ mod interactions;
 mod messages;
 mod oauth;
 mod payloads;
+mod ratelimits;
 mod recorder;
 mod rest;
 mod state;
@@ -72,6 +73,14 @@ pub struct SimConfig {
     /// The OAuth2 client secret of the simulated application (its client id is
     /// `application_id`).
     pub oauth_client_secret: String,
+    /// Requests each rate-limit bucket (route × major parameter) allows per
+    /// `route_reset`; one more is a 429. Discord's are tighter (5 messages per 5 s
+    /// per channel); the default stays out of the way of tests not about limits.
+    pub route_limit: u32,
+    pub route_reset: Duration,
+    /// Requests per second over every route before a global 429 (Discord: 50);
+    /// `None` for no global limit.
+    pub global_limit: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -86,6 +95,9 @@ impl Default for SimConfig {
             heartbeat_interval_ms: 41_250,
             interaction_window: Duration::from_secs(3),
             oauth_client_secret: "sim-client-secret".into(),
+            route_limit: 50,
+            route_reset: Duration::from_secs(1),
+            global_limit: None,
         }
     }
 }
@@ -154,6 +166,7 @@ pub(crate) struct Inner {
     ids: ids::Snowflakes,
     recorder: recorder::Recorder,
     faults: faults::Faults,
+    limits: ratelimits::Limits,
     /// OAuth2 codes and tokens.
     oauth: oauth::Store,
     gateway: gateway::Hub,
@@ -183,8 +196,11 @@ impl Simulator {
             .timeout(config.interaction_window)
             .build()
             .map_err(std::io::Error::other)?;
+        let limits =
+            ratelimits::Limits::new(config.route_limit, config.route_reset, config.global_limit);
         let sim = Simulator(Arc::new(Inner {
             gateway: gateway::Hub::new(format!("ws://{addr}/gateway")),
+            limits,
             config,
             base_url,
             world: Mutex::new(world),
@@ -345,6 +361,14 @@ impl Simulator {
     /// `retry_after`; requests arriving before that has elapsed are refused again.
     pub fn rate_limit(&self, requests: u32, retry_after: Duration, global: bool) {
         self.0.faults.rate_limit(requests, retry_after, global);
+    }
+
+    /// Every REST request to the channel answers 429 (scope `user`, `retry_after` the
+    /// time left) for `duration`, as a channel under a long rate limit does.
+    pub fn rate_limit_channel(&self, channel_id: u64, duration: Duration) {
+        self.0
+            .limits
+            .block_channel(channel_id, std::time::Instant::now() + duration);
     }
 
     /// The next `requests` REST requests answer `status` (a 5xx) with a JSON body.

@@ -247,6 +247,7 @@ async fn record_web(State(sim): State<Simulator>, req: Request, next: Next) -> R
         body: None,
         audit_reason: None,
         status: 0,
+        at: std::time::Instant::now(),
     });
     let response = next.run(req).await;
     sim.0.recorder.finish(index, response.status().as_u16());

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// One REST request.
 #[derive(Clone, Debug)]
@@ -18,6 +19,8 @@ pub struct Recorded {
     pub audit_reason: Option<String>,
     /// The status answered; 0 while the request is still being handled.
     pub status: u16,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 #[derive(Debug, Default)]

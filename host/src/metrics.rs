@@ -17,12 +17,15 @@
 //! | `townes_commands_total` | counter | `feature`, `command` |
 //! | `townes_gateway_unknown_dispatches_total` | counter | |
 //! | `townes_discord_queue_depth` | gauge | |
+//! | `townes_discord_invalid_requests_total` | counter | `feature`, `status` |
+//! | `townes_discord_refused_total` | counter | `feature`, `reason` |
 //! | `townes_shard_heartbeat_latency_seconds` | gauge | `shard` |
 //! | `townes_api_requests_total` | counter | `method`, `route`, `status` |
 //! | `townes_api_request_duration_seconds` | histogram | `method`, `route` |
 //!
 //! Every label value comes from a bounded set (event kinds, installed feature
-//! ids, their declared commands, API route templates, shard ids), never from
+//! ids or `host`, their declared commands, API route templates, shard ids, the
+//! statuses 401/403/429, the governor's refusal reasons), never from
 //! user input, so the number of series stays bounded.
 
 use crate::runtime::InvokeError;
@@ -83,6 +86,8 @@ pub struct Metrics {
     commands: IntCounterVec,
     unknown_dispatches: IntCounter,
     queue_depth: IntGauge,
+    discord_invalid: IntCounterVec,
+    discord_refused: IntCounterVec,
     shard_latency: GaugeVec,
     /// The shards that currently have a latency series, so a shard that went
     /// away can have its series removed.
@@ -197,6 +202,21 @@ impl Metrics {
             ),
             unknown_dispatches,
             queue_depth,
+            discord_invalid: counter_vec(
+                &registry,
+                "townes_discord_invalid_requests_total",
+                "Discord answers that count toward its invalid-request ban (401, 403, 429 \
+                 but shared-scope 429s), by the feature that made the call (or host).",
+                &["feature", "status"],
+            ),
+            discord_refused: counter_vec(
+                &registry,
+                "townes_discord_refused_total",
+                "Discord calls refused locally without asking Discord, by feature (or host) \
+                 and reason (remembered_refusal, feature_budget, guild_budget, \
+                 platform_budget, queue_quota).",
+                &["feature", "reason"],
+            ),
             shard_latency,
             shards: Mutex::new(BTreeSet::new()),
             api_requests: counter_vec(
@@ -255,6 +275,20 @@ impl Metrics {
     /// Discord calls waiting in the executor.
     pub fn set_queue_depth(&self, n: u64) {
         self.queue_depth.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// A Discord answer that counts toward Discord's invalid-request limit.
+    pub fn record_discord_invalid(&self, feature: &str, status: u16) {
+        self.discord_invalid
+            .with_label_values(&[feature, &status.to_string()])
+            .inc();
+    }
+
+    /// A Discord call refused locally (see `discord::governor::reason`).
+    pub fn record_discord_refused(&self, feature: &str, reason: &str) {
+        self.discord_refused
+            .with_label_values(&[feature, reason])
+            .inc();
     }
 
     /// A shard's heartbeat latency; `None` (no heartbeat acknowledged yet)
@@ -432,6 +466,8 @@ mod tests {
         m.record_command("xp", "rank");
         m.record_unknown_dispatch();
         m.set_queue_depth(7);
+        m.record_discord_invalid("xp", 403);
+        m.record_discord_refused("host", "remembered_refusal");
         m.set_shard_latency(0, Some(Duration::from_millis(42)));
         m.record_api_request(
             "GET",
@@ -502,6 +538,20 @@ mod tests {
         );
         assert_eq!(value("townes_gateway_unknown_dispatches_total", &[]), 1.0);
         assert_eq!(value("townes_discord_queue_depth", &[]), 7.0);
+        assert_eq!(
+            value(
+                "townes_discord_invalid_requests_total",
+                &[("feature", "xp"), ("status", "403")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                "townes_discord_refused_total",
+                &[("feature", "host"), ("reason", "remembered_refusal")]
+            ),
+            1.0
+        );
         assert_eq!(
             value("townes_shard_heartbeat_latency_seconds", &[("shard", "0")]),
             0.042

@@ -742,7 +742,7 @@ async fn killing_the_process_mid_queue_loses_nothing() {
     let guild = world.alpha.guild_id;
     wait_until(|| async { world.store.command_set_hash(guild).await.unwrap().is_some() }).await;
 
-    // Every welcome is stuck behind 429s (one channel: one lane, in order).
+    // Every welcome is stuck behind 429s (one channel: one queue, in order).
     world.sim.rate_limit(6, Duration::from_millis(800), false);
     let newcomers: Vec<u64> = (0..4)
         .map(|i| world.sim.create_user(&format!("newcomer{i}")))
@@ -968,5 +968,53 @@ async fn two_processes_split_the_shards_and_each_serves_its_guilds() {
         assert_eq!(welcomes, 1);
     }
     second.shutdown(Duration::from_secs(5)).await.unwrap();
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feature_whose_discord_calls_keep_being_refused_is_paused() {
+    let (_, store, _guard) = common::sqlite().await;
+    let world = World::new(store).await;
+    let guild = world.alpha.guild_id;
+    world.install("hostile").await;
+    world.enable(guild, "hostile").await;
+    wait_until(|| async {
+        world
+            .sim
+            .guild_commands(guild)
+            .iter()
+            .any(|c| c["name"] == "kick-ten")
+    })
+    .await;
+    // Nobody may kick the guild's owner: each run asks ten times and is refused.
+    let owner = json!([{ "name": "user", "type": 6, "value": world.ada.to_string() }]);
+    for _ in 0..3 {
+        let (_, answer) = world.slash(world.bob, "kick-ten", owner.clone()).await;
+        assert!(answer.starts_with("kick-ten: "), "{answer}");
+        assert!(!answer.ends_with("ok"), "{answer}");
+    }
+    let (_, paused) = world.slash(world.bob, "kick-ten", owner).await;
+    assert!(paused.contains("paused"), "{paused}");
+    // Thirty refusals cost Discord one invalid request: the rest were refused here.
+    let kicks = world
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("/members/"))
+        .count();
+    assert_eq!(kicks, 1);
+    let audit = world.store.audit_entries(guild, 20).await.unwrap();
+    let entry = audit
+        .iter()
+        .find(|e| e.action == "feature.paused")
+        .expect("paused in the audit log");
+    assert!(
+        entry.details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Discord requests were refused"),
+        "{:?}",
+        entry.details
+    );
     world.stop().await;
 }

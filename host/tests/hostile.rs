@@ -902,11 +902,21 @@ async fn a_feature_that_fails_to_load_never_stops_the_others() {
     let hostile = h.install("hostile", HOSTILE_CAPS).await;
     h.install("xp", &[Capability::Storage, Capability::Messages])
         .await;
-    let broken = h.store.feature_version(&hostile, "0.1.0").await.unwrap().unwrap();
+    let broken = h
+        .store
+        .feature_version(&hostile, "0.1.0")
+        .await
+        .unwrap()
+        .unwrap();
     // The component's cached files vanish (a disk error, a bad restore).
     for entry in std::fs::read_dir(h.data.path().join("components")).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with(&broken.sha256) {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&broken.sha256)
+        {
             std::fs::remove_file(path).unwrap();
         }
     }
@@ -921,15 +931,29 @@ async fn a_feature_that_fails_to_load_never_stops_the_others() {
         h.discord.clone(),
     )
     .unwrap();
-    assert_eq!(runtime.manifest(&hostile, "0.1.0").await.unwrap().id, hostile);
+    assert_eq!(
+        runtime.manifest(&hostile, "0.1.0").await.unwrap().id,
+        hostile
+    );
     let ada = h.discord.member_of(GUILD_A, 42).unwrap();
     let outcomes = runtime
         .dispatch_event(GUILD_A, &message(GUILD_A, "hello there", ada))
         .await
         .unwrap();
     let result_of = |id: &str| &outcomes.iter().find(|o| o.feature_id == id).unwrap().result;
-    assert!(matches!(result_of(&hostile), Err(InvokeError::Host(_))), "{outcomes:?}");
+    assert!(
+        matches!(result_of(&hostile), Err(InvokeError::Host(_))),
+        "{outcomes:?}"
+    );
     assert!(result_of("xp").is_ok(), "{outcomes:?}");
-    let row = h.store.guild_feature(GUILD_A, &hostile).await.unwrap().unwrap();
-    assert_eq!(row.breaker_strikes, 0, "the host's failure is not the feature's fault");
+    let row = h
+        .store
+        .guild_feature(GUILD_A, &hostile)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.breaker_strikes, 0,
+        "the host's failure is not the feature's fault"
+    );
 }

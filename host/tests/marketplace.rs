@@ -69,7 +69,10 @@ async fn install_enable_configure_disable_with_every_rejection() {
         assert!(
             matches!(
                 market
-                    .install(&common::component("undeclared"), &Publisher::Named("someone".into()))
+                    .install(
+                        &common::component("undeclared"),
+                        &Publisher::Named("someone".into())
+                    )
                     .await,
                 Err(MarketError::Install(InstallError::Undeclared(_)))
             ),
@@ -78,7 +81,10 @@ async fn install_enable_configure_disable_with_every_rejection() {
         assert!(
             matches!(
                 market
-                    .install(&common::component("wrong_world"), &Publisher::Named("someone".into()))
+                    .install(
+                        &common::component("wrong_world"),
+                        &Publisher::Named("someone".into())
+                    )
                     .await,
                 Err(MarketError::Install(InstallError::WrongWorld { .. }))
             ),
@@ -199,8 +205,19 @@ async fn install_enable_configure_disable_with_every_rejection() {
             "{label}"
         );
 
-        // Disable: the next invocation does not run; enabling again keeps the config.
+        // Disable: the next invocation does not run, its queued Discord calls are
+        // dropped (not another feature's); enabling again keeps the config.
+        let call = serde_json::json!({ "kind": "send_message" });
+        for feature in ["hello", "other"] {
+            store
+                .outbox_insert(7, Some((GUILD, feature)), &call, |_| {})
+                .await
+                .unwrap();
+        }
         market.disable(GUILD, "hello").await.unwrap();
+        let left = store.outbox_pending(10).await.unwrap();
+        assert_eq!(left.len(), 1, "{label}");
+        assert_eq!(left[0].feature_id.as_deref(), Some("other"), "{label}");
         assert!(
             matches!(
                 hello(&runtime, &discord, GUILD).await.result,

@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::faults::{self, Verdict};
 use crate::ids::percent_decode;
 use crate::oauth::{self, Grant};
+use crate::ratelimits::RouteKey;
 use crate::recorder::Recorded;
 use crate::state::{GuildRec, World};
 use axum::Router;
@@ -202,30 +203,35 @@ async fn record_and_guard(State(sim): State<Simulator>, req: Request, next: Next
             .or_else(|| oauth::recorded_form(&parts.headers, &bytes)),
         audit_reason,
         status: 0,
+        at: std::time::Instant::now(),
     });
     let response = match guard(&sim, &parts.headers, &method, &path) {
         Err(refused) => *refused,
-        Ok(grant) => {
+        Ok((grant, limits)) => {
             let mut parts = parts;
             if let Some(g) = grant {
                 parts.extensions.insert(g);
             }
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+            let mut response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            response.headers_mut().extend(limits);
+            response
         }
     };
     sim.0.recorder.finish(index, response.status().as_u16());
     response
 }
 
-/// Authenticates and applies faults: `Err` is the refusal; `Ok(Some(grant))` a
-/// valid Bearer token on a route that takes one.
+/// Authenticates, applies faults and rate limits: `Err` is the refusal; `Ok` has a
+/// valid Bearer token on a route that takes one, and the rate-limit headers for the
+/// answer.
 fn guard(
     sim: &Simulator,
     headers: &HeaderMap,
     method: &str,
     path: &str,
-) -> Result<Option<Grant>, Box<Response>> {
+) -> Result<(Option<Grant>, HeaderMap), Box<Response>> {
     let gateway = method == "GET" && (path == "/gateway" || path == "/gateway/bot");
     // Interaction callbacks and webhooks authenticate by their token, the OAuth2
     // token endpoints by the client's credentials, and `GET /gateway` needs no
@@ -253,15 +259,27 @@ fn guard(
         }
     }
     if gateway {
-        return Ok(grant);
+        return Ok((grant, HeaderMap::new()));
     }
+    let key = RouteKey::of(method, path);
     match sim.0.faults.check(&format!("{method} {path}")) {
-        Verdict::Pass => Ok(grant),
+        Verdict::Pass => {}
         Verdict::RateLimited {
             retry_after,
             global,
-        } => Err(Box::new(faults::too_many_requests(retry_after, global))),
-        Verdict::Fail(status) => Err(Box::new(faults::server_error(status))),
+        } => {
+            let refused = faults::too_many_requests(retry_after, global, &key.hash);
+            return Err(Box::new(refused));
+        }
+        Verdict::Fail(status) => return Err(Box::new(faults::server_error(status))),
+    }
+    match sim.0.limits.take(&key) {
+        Ok(limits) => Ok((grant, limits)),
+        Err(limited) => Err(Box::new(faults::too_many_requests(
+            limited.retry_after,
+            limited.global,
+            &key.hash,
+        ))),
     }
 }
 

@@ -267,6 +267,7 @@ impl From<DiscordError> for Error {
         match e {
             DiscordError::NotFound(what) => Error::NotFound(what),
             DiscordError::Invalid(why) => Error::InvalidArgument(why),
+            DiscordError::QuotaExceeded(why) => Error::QuotaExceeded(why),
             DiscordError::Forbidden(_) | DiscordError::Unavailable(_) => {
                 Error::Unavailable(e.to_string())
             }

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use townes::api::{ApiConfig, ApiParts, ApiServer};
-use townes::discord::{DEFAULT_BASE_URL, RestClient};
+use townes::discord::{DEFAULT_BASE_URL, ExecutorConfig, RestClient};
 use townes::gateway::Shards;
 use townes::interactions::http::{SignatureCheck, router};
 use townes::platform::{Connection, Running, connect};
@@ -74,6 +74,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
             let connection = Connection {
                 shards: args.shards,
                 live: live(settings).await?,
+                executor: ExecutorConfig::from_env()?,
                 ..Connection::new(token, args.discord_api_base)
             };
             (None, connection)

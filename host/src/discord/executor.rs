@@ -1,22 +1,33 @@
 //! The executor: every Discord REST call the platform makes goes through here.
 //!
-//! A write ([`Action`]) is first recorded in the outbox table, then handed to one of a
-//! few lanes and carried out by that lane's worker; the caller awaits the result for
-//! at most [`ExecutorConfig::max_wait`]. Because the row is written before anything is
-//! sent and removed only after Discord's final answer, nothing accepted is lost: a
-//! crash or restart replays the pending rows, and message creates carry the row id as
-//! their `nonce` (with `enforce_nonce`), so a replay never posts twice.
+//! A write ([`Action`]) is first recorded in the outbox table, then queued behind the
+//! earlier writes of its ordering key and carried out; the caller awaits the result
+//! for at most [`ExecutorConfig::max_wait`]. Because the row is written before
+//! anything is sent and removed only after Discord's final answer, nothing accepted
+//! is lost: a crash or restart replays the pending rows, and message creates carry the
+//! row id as their `nonce` (with `enforce_nonce`), so a replay never posts twice.
 //!
-//! - **Ordering.** An action goes to the lane of its key (the channel for message
-//!   actions, else the guild), and a lane runs one action at a time, oldest first, so
-//!   one channel's messages keep their order.
-//! - **Bounded memory.** Each lane holds at most [`ExecutorConfig::lane_capacity`]
-//!   actions in memory. When it is full the row just stays in the database and the
-//!   lane is marked *spilled*: from then on its worker feeds itself from the database,
-//!   in id order, until it has caught up. Nothing is dropped; [`Executor::queue_depth`]
-//!   counts everything accepted and not finished.
-//! - **Rate limits.** A 429 is waited out (`retry_after`; a global one pauses every
-//!   lane) and the call retried, without limit: a 429 storm delays, never loses.
+//! - **Ordering.** Each ordering key (the channel for message actions, the user for a
+//!   DM, else the guild; see [`Action::lane_key`]) has its own queue, run by its own
+//!   task one action at a time, oldest first, so one channel's messages keep their
+//!   order while every other key proceeds independently.
+//! - **Rate limits.** A request waits for its turn in the REST client's rate limiter
+//!   (`ratelimit`): the buckets Discord's headers describe, and the global limit kept
+//!   by us. A used-up or 429'd bucket parks only the queues whose next call needs it;
+//!   nothing shared sleeps, so one busy or limited channel never delays another
+//!   guild. A 429 is retried without limit: a storm delays, never loses.
+//! - **Fairness.** A feature's writes count toward quotas of pending calls per
+//!   feature in a guild and per guild ([`ExecutorConfig::feature_quota`],
+//!   [`ExecutorConfig::guild_quota`]); over them the call fails with
+//!   [`DiscordError::QuotaExceeded`] and nothing is queued. The invalid-request
+//!   governor (`governor`) refuses locally what Discord refused lately and what a
+//!   feature may no longer risk. Disabling a feature drops its queued rows
+//!   ([`Store::outbox_cancel`]); the executor skips them when it reaches them.
+//! - **Bounded memory.** At most [`ExecutorConfig::queue_capacity`] actions are held
+//!   in memory. Beyond it rows just stay in the database and the executor is
+//!   *spilled*: new rows stay there too, and a refill task feeds them in id order as
+//!   room frees up, until it has caught up. Nothing is dropped;
+//!   [`Executor::queue_depth`] counts everything accepted and not finished.
 //! - **Failures.** 5xx and network errors are retried with exponential backoff and
 //!   jitter up to [`ExecutorConfig::max_attempts`]; then the row is dead-lettered (kept
 //!   with its error, never retried automatically). Any other 4xx is final.
@@ -42,21 +53,21 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Notify, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::DiscordError;
+use super::governor::{self, Budgets, Governor};
+use super::ratelimit::DEFAULT_GLOBAL_PER_SECOND;
 use super::rest::{RestClient, RestError};
-use crate::store::{Store, StoreError, outbox_lane};
+use super::{Caller, DiscordError};
+use crate::store::{Store, StoreError};
 
-/// How the executor behaves. [`Default`] gives the production values.
+/// How the executor behaves. [`Default`] gives the production values;
+/// [`ExecutorConfig::from_env`] reads the operator's overrides.
 #[derive(Clone, Debug)]
 pub struct ExecutorConfig {
-    /// Independent lanes (workers). Default 4.
-    pub lanes: u32,
-    /// Actions each lane holds in memory; beyond it they wait in the database.
-    /// Default 256.
-    pub lane_capacity: usize,
+    /// Actions held in memory; beyond it they wait in the database. Default 4,096.
+    pub queue_capacity: usize,
     /// How long [`Executor::run`] waits for Discord's answer before telling the caller
     /// the action is queued. Default 30 s.
     pub max_wait: Duration,
@@ -71,29 +82,111 @@ pub struct ExecutorConfig {
     /// How long an interaction callback may keep retrying: Discord only accepts one
     /// within 3 s of the interaction. Default 3 s.
     pub interaction_window: Duration,
+    /// Requests per second we allow ourselves under Discord's global limit (50 for
+    /// most bots). Default 50.
+    pub global_per_second: u32,
+    /// Pending writes one feature may have queued in one guild. Default 100.
+    pub feature_quota: u64,
+    /// Pending writes the features of one guild may have queued together.
+    /// Default 500.
+    pub guild_quota: u64,
+    /// The invalid-request governor's budgets (Discord bans at 10,000 in 10 minutes).
+    /// Defaults: 50 per feature in a guild, 200 per guild, 2,500 for the platform;
+    /// refusals remembered 5 minutes.
+    pub budgets: Budgets,
 }
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
         ExecutorConfig {
-            lanes: 4,
-            lane_capacity: 256,
+            queue_capacity: 4096,
             max_wait: Duration::from_secs(30),
             max_attempts: 8,
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(10),
             interaction_window: Duration::from_secs(3),
+            global_per_second: DEFAULT_GLOBAL_PER_SECOND,
+            feature_quota: 100,
+            guild_quota: 500,
+            budgets: Budgets {
+                feature: 50,
+                guild: 200,
+                platform: 2_500,
+                remember: Duration::from_secs(300),
+            },
         }
     }
 }
 
 impl ExecutorConfig {
+    /// The defaults with the operator's overrides from the environment
+    /// (`TOWNES_DISCORD_*`, listed in `docs/OPERATIONS.md`).
+    pub fn from_env() -> anyhow::Result<ExecutorConfig> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<ExecutorConfig> {
+        fn read<T: std::str::FromStr>(
+            var: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            value: &mut T,
+        ) -> anyhow::Result<()>
+        where
+            T::Err: std::fmt::Display,
+        {
+            if let Some(text) = var(name).filter(|t| !t.trim().is_empty()) {
+                *value = text
+                    .trim()
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{name}={text:?}: {e}"))?;
+            }
+            Ok(())
+        }
+        let mut config = ExecutorConfig::default();
+        let mut remember = config.budgets.remember.as_secs();
+        read(
+            &var,
+            "TOWNES_DISCORD_GLOBAL_PER_SECOND",
+            &mut config.global_per_second,
+        )?;
+        read(
+            &var,
+            "TOWNES_DISCORD_FEATURE_QUOTA",
+            &mut config.feature_quota,
+        )?;
+        read(&var, "TOWNES_DISCORD_GUILD_QUOTA", &mut config.guild_quota)?;
+        read(
+            &var,
+            "TOWNES_DISCORD_FEATURE_INVALID_BUDGET",
+            &mut config.budgets.feature,
+        )?;
+        read(
+            &var,
+            "TOWNES_DISCORD_GUILD_INVALID_BUDGET",
+            &mut config.budgets.guild,
+        )?;
+        read(
+            &var,
+            "TOWNES_DISCORD_PLATFORM_INVALID_BUDGET",
+            &mut config.budgets.platform,
+        )?;
+        read(&var, "TOWNES_DISCORD_REMEMBER_REFUSALS_SECS", &mut remember)?;
+        config.budgets.remember = Duration::from_secs(remember);
+        if config.budgets.platform >= 10_000 {
+            anyhow::bail!(
+                "TOWNES_DISCORD_PLATFORM_INVALID_BUDGET must stay below Discord's ban at \
+                 10,000 invalid requests in 10 minutes"
+            );
+        }
+        Ok(config)
+    }
+
     /// The config with every count at least 1.
     fn normalized(mut self) -> Self {
-        self.lanes = self.lanes.max(1);
-        self.lane_capacity = self.lane_capacity.max(1);
+        self.queue_capacity = self.queue_capacity.max(2);
         self.max_attempts = self.max_attempts.max(1);
         self.backoff_max = self.backoff_max.max(self.backoff_base);
+        self.global_per_second = self.global_per_second.max(1);
         self
     }
 }
@@ -277,6 +370,46 @@ impl Action {
                 token.expose().hash(&mut hasher);
                 hasher.finish() & (i64::MAX as u64)
             }
+        }
+    }
+
+    /// What a refusal of this action is remembered by (see `governor`): the same
+    /// call to the same target. A 403 there is not asked again for a while — it would
+    /// only add to Discord's invalid-request count. Interaction answers have none:
+    /// their token is theirs alone.
+    pub fn refusal_key(&self) -> Option<String> {
+        let kind = self.kind();
+        match self {
+            Action::SendMessage { channel_id, .. }
+            | Action::EditMessage { channel_id, .. }
+            | Action::DeleteMessage { channel_id, .. }
+            | Action::AddReaction { channel_id, .. }
+            | Action::BulkDelete { channel_id, .. }
+            | Action::DeleteChannel { channel_id, .. }
+            | Action::SetOverwrite { channel_id, .. } => {
+                Some(format!("{kind} channel {channel_id}"))
+            }
+            Action::SendDm { user_id, .. } => Some(format!("{kind} user {user_id}")),
+            Action::AddRole {
+                guild_id, role_id, ..
+            }
+            | Action::RemoveRole {
+                guild_id, role_id, ..
+            } => Some(format!("{kind} guild {guild_id} role {role_id}")),
+            Action::Kick {
+                guild_id, user_id, ..
+            }
+            | Action::Ban {
+                guild_id, user_id, ..
+            }
+            | Action::Timeout {
+                guild_id, user_id, ..
+            } => Some(format!("{kind} guild {guild_id} user {user_id}")),
+            Action::CreateChannel { guild_id, .. }
+            | Action::OverwriteGuildCommands { guild_id, .. } => {
+                Some(format!("{kind} guild {guild_id}"))
+            }
+            Action::EditOriginal { .. } | Action::Followup { .. } => None,
         }
     }
 
@@ -472,10 +605,13 @@ impl ActionOutput {
 pub struct ExecutorStats {
     /// Actions Discord carried out.
     pub completed: u64,
-    /// Actions that ended in an error: refused by Discord, or dead-lettered.
+    /// Actions that ended in an error: refused by Discord or locally, or
+    /// dead-lettered.
     pub failed: u64,
     /// Of `failed`, those dead-lettered after `max_attempts` transient failures.
     pub dead_lettered: u64,
+    /// Queued actions dropped because their feature was disabled in the guild.
+    pub cancelled: u64,
     /// 429 answers seen (each is waited out and retried).
     pub rate_limited: u64,
     /// Retries after a 5xx or network error.
@@ -488,6 +624,8 @@ const SHUTTING_DOWN: &str = "shutting down";
 const QUEUED: &str = "queued; Discord is rate limiting, it will be delivered";
 const STOPPED: &str =
     "the executor stopped before Discord answered; the call stays queued for the next start";
+const CANCELLED: &str =
+    "cancelled: the feature was disabled in this guild before Discord was asked";
 
 /// Attempts of a direct (unpersisted) call before a transient failure is final.
 const DIRECT_ATTEMPTS: u32 = 3;
@@ -514,46 +652,61 @@ struct Inner {
     store: Store,
     rest: RestClient,
     config: ExecutorConfig,
-    lanes: Vec<Lane>,
+    governor: Governor,
+    queues: Mutex<Queues>,
+    /// Wakes the refill task: the executor spilled, or room freed up while spilled.
+    refill_wake: Notify,
     /// The callers waiting for a row's outcome, by row id.
-    waiters: Mutex<HashMap<i64, oneshot::Sender<Outcome>>>,
+    waiters: Mutex<HashMap<i64, Waiter>>,
     /// Actions accepted and not finished (in memory or waiting in the database).
     depth: AtomicUsize,
     /// Signalled when `depth` drops to 0.
     idle: Notify,
-    /// Until when a global 429 pauses every lane.
-    paused_until: Mutex<Option<Instant>>,
     closing: AtomicBool,
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Set once the tasks were stopped: no new ones start.
+    stopped: AtomicBool,
+    /// One task per ordering key with work, and the refill task.
+    tasks: Mutex<JoinSet<()>>,
     completed: AtomicU64,
     failed: AtomicU64,
     dead_lettered: AtomicU64,
+    cancelled: AtomicU64,
     rate_limited: AtomicU64,
     retried: AtomicU64,
 }
 
-struct Lane {
-    state: Mutex<LaneState>,
-    /// Wakes the lane's worker: new work, or a spill to look at.
-    wake: Notify,
-}
-
 #[derive(Default)]
-struct LaneState {
-    queue: VecDeque<Job>,
-    /// Some of this lane's rows wait in the database: the worker feeds itself from
-    /// there (in id order) and `submit` leaves new rows there too, until caught up.
+struct Queues {
+    /// Ordering key → its actions not yet started. A key is present exactly while a
+    /// task runs its queue.
+    keys: HashMap<u64, VecDeque<Job>>,
+    /// Row ids held in memory (queued or running), so a refill does not feed them
+    /// twice.
+    held: HashSet<i64>,
+    /// Some rows wait in the database: the refill task feeds them (in id order) and
+    /// `accept` leaves new rows there too, until caught up.
     spilled: bool,
-    /// Bumped whenever `submit` leaves a row in the database, so the worker knows
-    /// whether its last look at the database can have missed one.
+    /// Bumped whenever `accept` leaves a row in the database, so the refill task
+    /// knows whether its last look at the database can have missed one.
     generation: u64,
-    /// `submit`s between starting their insert and deciding where the row goes. The
-    /// lane never stops being spilled while one is under way: that row may already
+    /// `accept`s between starting their insert and deciding where the row goes. The
+    /// executor never stops being spilled while one is under way: that row may already
     /// have been fed from the database.
     inserting: u32,
     /// Rows finished whose final database write failed: not fed again by this
     /// process (the next start replays them).
     unsettled: HashSet<i64>,
+    /// Rows finished while a refill's query was under way: it may have read them
+    /// before they were removed, and must not feed them again.
+    finished_during_refill: Option<HashSet<i64>>,
+}
+
+/// A caller waiting for its row's outcome.
+struct Waiter {
+    sender: oneshot::Sender<Outcome>,
+    /// Who asked: a row that waited in the database is run for this same caller, so
+    /// its invalid answers still count for the invocation that made it.
+    caller: Option<Caller>,
 }
 
 struct Job {
@@ -561,14 +714,18 @@ struct Job {
     action: Action,
     /// Transient failures so far.
     attempts: u32,
+    /// The feature that asked; `None` for the host's own calls.
+    caller: Option<Caller>,
 }
 
 /// How a job ended.
 enum Finish {
-    /// Discord's final answer: the row is removed.
+    /// Discord's final answer (or a local refusal): the row is removed.
     Answered(Outcome),
     /// Out of attempts: the row is dead-lettered.
     DeadLetter { attempts: u32, reason: String },
+    /// The row was cancelled meanwhile: nothing to write.
+    Cancelled,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -584,9 +741,9 @@ fn jitter(base: Duration) -> Duration {
 }
 
 impl Executor {
-    /// Starts the lane workers. Every pending outbox row (left by a crash or a
-    /// shutdown) is queued again, oldest first within its lane: that is how a restart
-    /// resumes queued work.
+    /// Starts the executor. Every pending outbox row (left by a crash or a shutdown)
+    /// is queued again, oldest first per ordering key: that is how a restart resumes
+    /// queued work.
     pub async fn start(
         store: Store,
         rest: RestClient,
@@ -597,62 +754,86 @@ impl Executor {
             .outbox_pending_count()
             .await
             .context("reading the Discord outbox")?;
-        let lanes = (0..config.lanes)
-            .map(|_| Lane {
-                // Spilled, so each worker first looks for its rows in the database.
-                state: Mutex::new(LaneState {
-                    spilled: true,
-                    ..LaneState::default()
-                }),
-                wake: Notify::new(),
-            })
-            .collect();
+        rest.limiter()
+            .set_global_per_second(config.global_per_second);
         let inner = Arc::new(Inner {
             store,
             rest,
+            governor: Governor::new(config.budgets.clone()),
             config,
-            lanes,
+            // Spilled, so the refill task first looks for rows in the database.
+            queues: Mutex::new(Queues {
+                spilled: true,
+                ..Queues::default()
+            }),
+            refill_wake: Notify::new(),
             waiters: Mutex::new(HashMap::new()),
             depth: AtomicUsize::new(usize::try_from(pending).unwrap_or(usize::MAX)),
             idle: Notify::new(),
-            paused_until: Mutex::new(None),
             closing: AtomicBool::new(false),
-            workers: Mutex::new(Vec::new()),
+            stopped: AtomicBool::new(false),
+            tasks: Mutex::new(JoinSet::new()),
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             retried: AtomicU64::new(0),
         });
-        let workers = (0..inner.lanes.len())
-            .map(|lane| tokio::spawn(Arc::clone(&inner).work(lane)))
-            .collect();
-        *lock(&inner.workers) = workers;
+        lock(&inner.tasks).spawn(Arc::clone(&inner).refill_loop());
         if pending > 0 {
             tracing::info!(pending, "resuming queued Discord calls");
         }
         Ok(Executor { inner })
     }
 
-    /// Carries out `action`: records it in the outbox, queues it, and waits for
-    /// Discord's answer at most `max_wait`. Past that the caller gets
+    /// Carries out `action` for the host: records it in the outbox, queues it, and
+    /// waits for Discord's answer at most `max_wait`. Past that the caller gets
     /// `Unavailable("queued; …")` while the action stays queued and still runs.
     pub async fn run(&self, action: Action) -> Result<ActionOutput, DiscordError> {
-        self.submit(action).await?.wait().await
+        self.run_as(None, action).await
     }
 
-    /// Records `action` in the outbox and queues it, without waiting for Discord: when
-    /// this returns, the action is durable and ordered after every action submitted
-    /// before it in its lane. [`Pending::wait`] then waits for the answer.
+    /// [`Executor::run`] for `caller`: held to its quotas and budgets.
+    pub async fn run_as(
+        &self,
+        caller: Option<&Caller>,
+        action: Action,
+    ) -> Result<ActionOutput, DiscordError> {
+        self.submit_as(caller, action).await?.wait().await
+    }
+
+    /// Records `action` in the outbox and queues it for the host, without waiting for
+    /// Discord: when this returns, the action is durable and ordered after every action
+    /// submitted before it with the same ordering key. [`Pending::wait`] then waits for
+    /// the answer.
     pub async fn submit(&self, action: Action) -> Result<Pending, DiscordError> {
+        self.submit_as(None, action).await
+    }
+
+    /// [`Executor::submit`] for `caller`: refused with
+    /// [`DiscordError::QuotaExceeded`] when it has too many calls pending (or Discord
+    /// refused too many of its calls lately), and locally when Discord refused the same
+    /// call lately.
+    pub async fn submit_as(
+        &self,
+        caller: Option<&Caller>,
+        action: Action,
+    ) -> Result<Pending, DiscordError> {
         if self.inner.closing.load(Ordering::SeqCst) {
             return Err(DiscordError::Unavailable(SHUTTING_DOWN.into()));
         }
+        let key = action.refusal_key();
+        self.inner.governor.admit(caller, key.as_deref())?;
+        if let Some(caller) = caller {
+            self.inner.check_quota(caller).await?;
+        }
         let (sender, receiver) = oneshot::channel();
-        // On its own task, so a caller that gives up mid-insert cannot leave the lane's
+        // On its own task, so a caller that gives up mid-insert cannot leave the
         // bookkeeping half done.
         let inner = Arc::clone(&self.inner);
-        let id = tokio::spawn(async move { inner.accept(action, sender).await })
+        let caller = caller.cloned();
+        let id = tokio::spawn(async move { inner.accept(action, caller, sender).await })
             .await
             .map_err(|e| DiscordError::Unavailable(format!("queueing the call failed: {e}")))??;
         Ok(Pending {
@@ -664,7 +845,7 @@ impl Executor {
     }
 
     /// Answers an interaction (`POST /interactions/{id}/{token}/callback`) on the
-    /// priority path: straight to Discord, past the lanes, retrying a 429 or a
+    /// priority path: straight to Discord, past the queues, retrying a 429 or a
     /// transient failure only within [`ExecutorConfig::interaction_window`]. Not
     /// persisted: Discord accepts a callback only within 3 s of the interaction, so
     /// replaying one after a restart could never succeed. Interaction endpoints are
@@ -678,16 +859,26 @@ impl Executor {
         let deadline = Instant::now() + self.inner.config.interaction_window;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let delay = match self
+            let result = self
                 .inner
                 .rest
                 .interaction_callback(interaction_id, token, response)
-                .await
-            {
+                .await;
+            self.inner
+                .governor
+                .record(None, None, result.as_ref().map(drop));
+            let delay = match result {
                 Ok(()) => return Ok(()),
                 Err(RestError::RateLimited { retry_after, .. }) => {
                     self.inner.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    retry_after
+                    // The limiter holds the retry that long.
+                    if Instant::now() + retry_after >= deadline {
+                        return Err(DiscordError::Unavailable(
+                            "Discord is rate limiting past the interaction's 3-second window"
+                                .into(),
+                        ));
+                    }
+                    continue;
                 }
                 Err(RestError::Transient(reason)) => {
                     let delay = jitter(backoff);
@@ -698,13 +889,8 @@ impl Executor {
                     backoff *= 2;
                     delay
                 }
-                Err(RestError::Final(error)) => return Err(error),
+                Err(final_error) => return Err(final_error.into_discord()),
             };
-            if Instant::now() + delay >= deadline {
-                return Err(DiscordError::Unavailable(
-                    "Discord is rate limiting past the interaction's 3-second window".into(),
-                ));
-            }
             tokio::time::sleep(delay).await;
         }
     }
@@ -746,9 +932,9 @@ impl Executor {
         })
     }
 
-    /// A call that is not persisted — a read, or anything the caller waits for and can
-    /// repeat — with the executor's rate-limit handling: it waits out a global pause,
-    /// waits out 429s while the total stays within `max_wait`, and retries a transient
+    /// A call for the host that is not persisted — a read, or anything the caller
+    /// waits for and can repeat — with the executor's rate-limit handling: it waits
+    /// out 429s while the total stays within `max_wait`, and retries a transient
     /// failure up to 3 attempts.
     ///
     /// ```ignore
@@ -759,24 +945,41 @@ impl Executor {
         F: Fn(RestClient) -> Fut,
         Fut: Future<Output = Result<T, RestError>>,
     {
+        self.direct_as(None, None, call).await
+    }
+
+    /// [`Executor::direct`] for `caller`, refused locally like a write when the
+    /// governor says so; a 403 is remembered under `refusal_key`.
+    pub async fn direct_as<T, F, Fut>(
+        &self,
+        caller: Option<&Caller>,
+        refusal_key: Option<&str>,
+        call: F,
+    ) -> Result<T, DiscordError>
+    where
+        F: Fn(RestClient) -> Fut,
+        Fut: Future<Output = Result<T, RestError>>,
+    {
         let started = Instant::now();
         let mut attempts = 0;
         let mut backoff = self.inner.config.backoff_base;
         loop {
-            self.inner.wait_for_global_limit().await;
-            let delay = match call(self.inner.rest.clone()).await {
+            self.inner.governor.admit(caller, refusal_key)?;
+            let result = call(self.inner.rest.clone()).await;
+            self.inner
+                .governor
+                .record(caller, refusal_key, result.as_ref().map(drop));
+            let delay = match result {
                 Ok(value) => return Ok(value),
-                Err(RestError::RateLimited {
-                    retry_after,
-                    global,
-                }) => {
-                    self.inner.note_rate_limit(retry_after, global);
+                Err(RestError::RateLimited { retry_after, .. }) => {
+                    self.inner.rate_limited.fetch_add(1, Ordering::SeqCst);
                     if started.elapsed() + retry_after > self.inner.config.max_wait {
                         return Err(DiscordError::Unavailable(
                             "Discord is rate limiting; try again later".into(),
                         ));
                     }
-                    retry_after
+                    // The limiter holds the retry until the bucket allows it.
+                    continue;
                 }
                 Err(RestError::Transient(reason)) => {
                     attempts += 1;
@@ -788,10 +991,16 @@ impl Executor {
                     backoff = (backoff * 2).min(self.inner.config.backoff_max);
                     delay
                 }
-                Err(RestError::Final(error)) => return Err(error),
+                Err(final_error) => return Err(final_error.into_discord()),
             };
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Refuses calls under `refusal_key` locally for a while (see
+    /// [`Action::refusal_key`]), e.g. a channel Discord said does not exist.
+    pub(crate) fn remember_refusal(&self, refusal_key: &str, error: &DiscordError) {
+        self.inner.governor.remember(refusal_key, error);
     }
 
     /// Actions accepted and not finished, including those waiting in the database.
@@ -805,6 +1014,7 @@ impl Executor {
             completed: inner.completed.load(Ordering::Relaxed),
             failed: inner.failed.load(Ordering::Relaxed),
             dead_lettered: inner.dead_lettered.load(Ordering::Relaxed),
+            cancelled: inner.cancelled.load(Ordering::Relaxed),
             rate_limited: inner.rate_limited.load(Ordering::SeqCst),
             retried: inner.retried.load(Ordering::Relaxed),
             queue_depth: self.queue_depth(),
@@ -851,14 +1061,14 @@ impl Executor {
     }
 
     async fn stop_workers(&self) {
-        let workers = std::mem::take(&mut *lock(&self.inner.workers));
-        for worker in &workers {
-            worker.abort();
-        }
-        for worker in workers {
-            // Cancelled (or, if it had panicked, already gone): either way it is done.
-            let _ = worker.await;
-        }
+        let mut tasks = {
+            let mut tasks = lock(&self.inner.tasks);
+            self.inner.stopped.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *tasks)
+        };
+        tasks.abort_all();
+        // Cancelled (or, if one had panicked, already gone): either way it is done.
+        while tasks.join_next().await.is_some() {}
         // Dropping the senders tells the remaining callers the executor stopped.
         lock(&self.inner.waiters).clear();
     }
@@ -897,41 +1107,87 @@ impl Drop for Pending {
 }
 
 impl Inner {
-    /// Writes the row and hands it to its lane (or leaves it in the database when the
-    /// lane is full or spilled). Returns the row id.
+    /// Refuses a feature's write when it, or its guild, has too many pending. Counted
+    /// in the database, so rows cancelled or left by another process count right; two
+    /// writes racing may both pass at the edge, which a quota can afford.
+    async fn check_quota(&self, caller: &Caller) -> Result<(), DiscordError> {
+        let (feature, guild) = self
+            .store
+            .outbox_pending_for(caller.guild_id, &caller.feature_id)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "cannot count a feature's queued Discord calls");
+                DiscordError::Unavailable(
+                    "cannot queue the Discord call: the database is unavailable".into(),
+                )
+            })?;
+        let over = if feature >= self.config.feature_quota {
+            Some(format!(
+                "this feature already has {feature} Discord calls queued in this guild \
+                 (quota {}); wait for them to be delivered",
+                self.config.feature_quota
+            ))
+        } else if guild >= self.config.guild_quota {
+            Some(format!(
+                "this guild's features already have {guild} Discord calls queued (quota {}); \
+                 wait for them to be delivered",
+                self.config.guild_quota
+            ))
+        } else {
+            None
+        };
+        match over {
+            Some(why) => {
+                self.governor
+                    .refused(Some(caller), governor::reason::QUEUE_QUOTA);
+                Err(DiscordError::QuotaExceeded(why))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the row and queues it (or leaves it in the database when memory is full
+    /// or the executor is spilled). Returns the row id.
     async fn accept(
-        &self,
+        self: Arc<Self>,
         action: Action,
+        caller: Option<Caller>,
         sender: oneshot::Sender<Outcome>,
     ) -> Result<i64, DiscordError> {
-        let key = action.lane_key();
-        let lane = &self.lanes[outbox_lane(key, self.config.lanes) as usize];
         let json = serde_json::to_value(&action)
             .map_err(|e| DiscordError::Invalid(format!("cannot record the call: {e}")))?;
-        lock(&lane.state).inserting += 1;
+        lock(&self.queues).inserting += 1;
         let mut registered = None;
+        let origin = caller.as_ref().map(|c| (c.guild_id, c.feature_id.as_str()));
+        let waiter = Waiter {
+            sender,
+            caller: caller.clone(),
+        };
         let inserted = self
             .store
-            .outbox_insert(key, &json, |id| {
+            .outbox_insert(action.lane_key(), origin, &json, |id| {
                 // Before the commit: no worker can see the row before its waiter exists.
-                lock(&self.waiters).insert(id, sender);
+                lock(&self.waiters).insert(id, waiter);
                 self.depth.fetch_add(1, Ordering::SeqCst);
                 registered = Some(id);
             })
             .await;
-        let mut state = lock(&lane.state);
-        state.inserting -= 1;
-        let result = match inserted {
+        let mut queues = lock(&self.queues);
+        queues.inserting -= 1;
+        match inserted {
             Ok(id) => {
-                if !state.spilled && state.queue.len() < self.config.lane_capacity {
-                    state.queue.push_back(Job {
+                if !queues.spilled && queues.held.len() < self.config.queue_capacity {
+                    let job = Job {
                         id,
                         action,
                         attempts: 0,
-                    });
+                        caller,
+                    };
+                    self.hold(&mut queues, job);
                 } else {
-                    state.spilled = true;
-                    state.generation += 1;
+                    queues.spilled = true;
+                    queues.generation += 1;
+                    self.refill_wake.notify_one();
                 }
                 Ok(id)
             }
@@ -940,139 +1196,204 @@ impl Inner {
                     lock(&self.waiters).remove(&id);
                     self.finished_one();
                 }
-                // A failed commit may still have written the row; a spilled lane looks.
-                state.spilled = true;
-                state.generation += 1;
+                // A failed commit may still have written the row; a refill looks.
+                queues.spilled = true;
+                queues.generation += 1;
+                self.refill_wake.notify_one();
                 tracing::error!(%error, "cannot write a Discord call to the outbox");
                 Err(DiscordError::Unavailable(
                     "cannot queue the Discord call: the database is unavailable".into(),
                 ))
             }
-        };
-        drop(state);
-        lane.wake.notify_one();
-        result
+        }
     }
 
-    /// A lane's worker: runs its queue, feeds it from the database while spilled,
-    /// sleeps otherwise.
-    async fn work(self: Arc<Self>, index: usize) {
-        enum Step {
-            Run(Job),
-            Refill,
-            Sleep,
-        }
-        let lane = &self.lanes[index];
-        loop {
-            let step = {
-                let mut state = lock(&lane.state);
-                match state.queue.pop_front() {
-                    Some(job) => Step::Run(job),
-                    None if state.spilled => Step::Refill,
-                    None => Step::Sleep,
+    /// Queues a job behind its key's earlier ones, starting the key's task if it has
+    /// none.
+    fn hold(self: &Arc<Self>, queues: &mut Queues, job: Job) {
+        queues.held.insert(job.id);
+        let key = job.action.lane_key();
+        match queues.keys.get_mut(&key) {
+            Some(queue) => queue.push_back(job),
+            None => {
+                queues.keys.insert(key, VecDeque::from([job]));
+                let mut tasks = lock(&self.tasks);
+                // Reap finished key tasks so the set stays as small as the work.
+                while tasks.try_join_next().is_some() {}
+                if !self.stopped.load(Ordering::SeqCst) {
+                    tasks.spawn(Arc::clone(self).drive(key));
                 }
-            };
-            match step {
-                Step::Run(job) => self.process(index, job).await,
-                Step::Refill => self.refill(index).await,
-                // notify_one stores a permit, so a wake between the check and here is
-                // not lost.
-                Step::Sleep => lane.wake.notified().await,
             }
         }
     }
 
-    /// Feeds an empty, spilled lane from the database, oldest first, and ends the
-    /// spill once the database holds nothing more for it.
-    async fn refill(&self, index: usize) {
-        let lane = &self.lanes[index];
-        let (generation, unsettled) = {
-            let state = lock(&lane.state);
-            (state.generation, state.unsettled.len())
+    /// A key's task: runs its queue, oldest first, and ends when it is empty.
+    async fn drive(self: Arc<Self>, key: u64) {
+        loop {
+            let job = {
+                let mut queues = lock(&self.queues);
+                match queues.keys.get_mut(&key).and_then(VecDeque::pop_front) {
+                    Some(job) => job,
+                    None => {
+                        queues.keys.remove(&key);
+                        return;
+                    }
+                }
+            };
+            self.process(job).await;
+        }
+    }
+
+    /// Feeds spilled rows from the database whenever memory is at most half full.
+    async fn refill_loop(self: Arc<Self>) {
+        loop {
+            let ready = {
+                let queues = lock(&self.queues);
+                queues.spilled && queues.held.len() <= self.config.queue_capacity / 2
+            };
+            if ready {
+                self.refill().await;
+            } else {
+                // notify_one stores a permit, so a wake between the check and here is
+                // not lost.
+                self.refill_wake.notified().await;
+            }
+        }
+    }
+
+    /// Feeds rows from the database, oldest first, and ends the spill once the
+    /// database holds nothing more that is not in memory.
+    async fn refill(self: &Arc<Self>) {
+        let (generation, limit) = {
+            let mut queues = lock(&self.queues);
+            queues.finished_during_refill = Some(HashSet::new());
+            let limit = self.config.queue_capacity + queues.unsettled.len();
+            (queues.generation, limit)
         };
-        let limit = self.config.lane_capacity + unsettled;
         let limit_u32 = u32::try_from(limit).unwrap_or(u32::MAX);
-        let rows = match self
-            .store
-            .outbox_pending(self.config.lanes, index as u32, limit_u32)
-            .await
-        {
+        let rows = match self.store.outbox_pending(limit_u32).await {
             Ok(rows) => rows,
             Err(error) => {
-                tracing::error!(%error, lane = index, "cannot read the Discord outbox; retrying");
+                lock(&self.queues).finished_during_refill = None;
+                tracing::error!(%error, "cannot read the Discord outbox; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 return;
             }
         };
         let complete = rows.len() < limit;
         let (stalled, unreadable) = {
-            let mut state = lock(&lane.state);
+            let mut queues = lock(&self.queues);
             let mut unreadable = Vec::new();
             let mut fed = 0;
+            let mut left_behind = false;
+            let finished = queues.finished_during_refill.take().unwrap_or_default();
             for row in rows {
-                if state.unsettled.contains(&row.id) {
+                if queues.held.contains(&row.id)
+                    || queues.unsettled.contains(&row.id)
+                    || finished.contains(&row.id)
+                {
                     continue;
                 }
+                if queues.held.len() >= self.config.queue_capacity {
+                    left_behind = true;
+                    break;
+                }
+                let waiting = lock(&self.waiters)
+                    .get(&row.id)
+                    .and_then(|w| w.caller.clone());
+                let caller = waiting.or_else(|| {
+                    let (guild_id, feature_id) = row.guild_id.zip(row.feature_id)?;
+                    Some(Caller::new(guild_id, feature_id))
+                });
                 match serde_json::from_value::<Action>(row.action) {
                     Ok(action) => {
-                        state.queue.push_back(Job {
+                        let job = Job {
                             id: row.id,
                             action,
                             attempts: row.attempts,
-                        });
+                            caller,
+                        };
+                        self.hold(&mut queues, job);
                         fed += 1;
                     }
-                    Err(error) => unreadable.push((row.id, row.attempts, error.to_string())),
+                    Err(error) => {
+                        queues.held.insert(row.id);
+                        unreadable.push((row.id, row.attempts, error.to_string()));
+                    }
                 }
             }
-            // Caught up when the query saw every row of the lane, no row was left in
-            // the database since it started, and no insert is still deciding.
-            if complete && state.generation == generation && state.inserting == 0 {
-                state.spilled = false;
+            // Caught up when the query saw every pending row, no row was left in the
+            // database since it started, and no insert is still deciding.
+            if complete && !left_behind && queues.generation == generation && queues.inserting == 0
+            {
+                queues.spilled = false;
             }
-            let stalled = fed == 0 && unreadable.is_empty() && state.spilled;
+            let stalled = fed == 0 && unreadable.is_empty() && queues.spilled;
             (stalled, unreadable)
         };
         for (id, attempts, error) in unreadable {
             let reason = format!("unreadable outbox row: {error}");
-            self.finish(
-                index,
-                id,
-                "unknown",
-                Finish::DeadLetter { attempts, reason },
-            )
-            .await;
+            self.finish(id, "unknown", None, Finish::DeadLetter { attempts, reason })
+                .await;
         }
         if stalled {
             // An insert is still deciding, or a row arrived after the query: wait for
             // its wake-up (or a moment) rather than spin on the database.
-            let _ = tokio::time::timeout(Duration::from_millis(50), lane.wake.notified()).await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(50), self.refill_wake.notified()).await;
         }
     }
 
-    /// Carries out one job to its end: success, final refusal, or dead letter.
-    async fn process(&self, lane: usize, job: Job) {
+    /// Whether a feature's row is still pending: `Store::outbox_cancel` (from any
+    /// process) removes the rows of a feature disabled meanwhile.
+    async fn still_wanted(&self, job: &Job) -> bool {
+        if job.caller.is_none() {
+            return true;
+        }
+        match self.store.outbox_is_pending(job.id).await {
+            Ok(pending) => pending,
+            Err(error) => {
+                // Sending is what was asked; a cancel that cannot be seen is not one.
+                tracing::warn!(%error, id = job.id, "cannot check a queued Discord call");
+                true
+            }
+        }
+    }
+
+    /// Carries out one job to its end: success, final refusal, cancellation or dead
+    /// letter.
+    async fn process(&self, job: Job) {
         let nonce = job.id.to_string();
         let kind = job.action.kind();
+        let caller = job.caller.as_ref();
+        let refusal_key = job.action.refusal_key();
         let mut attempts = job.attempts;
         let mut backoff = self.config.backoff_base;
         let finish = loop {
-            self.wait_for_global_limit().await;
-            match job.action.perform(&self.rest, &nonce).await {
+            if !self.still_wanted(&job).await {
+                break Finish::Cancelled;
+            }
+            // Again here: a refusal or budget learned while this waited in its queue.
+            if let Err(refused) = self.governor.admit(caller, refusal_key.as_deref()) {
+                break Finish::Answered(Err(refused));
+            }
+            let result = job.action.perform(&self.rest, &nonce).await;
+            self.governor
+                .record(caller, refusal_key.as_deref(), result.as_ref().map(drop));
+            match result {
                 Ok(output) => break Finish::Answered(Ok(output)),
-                Err(RestError::Final(error)) => break Finish::Answered(Err(error)),
-                Err(RestError::RateLimited {
-                    retry_after,
-                    global,
-                }) => {
-                    self.note_rate_limit(retry_after, global);
+                Err(RestError::RateLimited { retry_after, scope }) => {
+                    self.rate_limited.fetch_add(1, Ordering::SeqCst);
                     tracing::debug!(
                         kind,
                         id = job.id,
                         retry_after_ms = retry_after.as_millis() as u64,
-                        global,
+                        ?scope,
                         "Discord rate limit; waiting"
                     );
+                    // Only this key's task waits (the limiter would hold the retry as
+                    // long); waiting here lets the next look at the row see a cancel
+                    // made meanwhile.
                     tokio::time::sleep(retry_after).await;
                 }
                 Err(RestError::Transient(reason)) => {
@@ -1092,21 +1413,23 @@ impl Inner {
                     tokio::time::sleep(jitter(backoff)).await;
                     backoff = (backoff * 2).min(self.config.backoff_max);
                 }
+                Err(final_error) => break Finish::Answered(Err(final_error.into_discord())),
             }
         };
-        self.finish(lane, job.id, kind, finish).await;
+        self.finish(job.id, kind, caller, finish).await;
     }
 
     /// Settles a finished row in the database, then tells its caller. The caller hears
     /// only after the row is removed (or dead-lettered), so an answered call is never
     /// replayed.
-    async fn finish(&self, lane: usize, id: i64, kind: &'static str, finish: Finish) {
+    async fn finish(&self, id: i64, kind: &'static str, caller: Option<&Caller>, finish: Finish) {
+        let feature = caller.map_or("host", |c| c.feature_id.as_str());
         let (settled, outcome) = match finish {
             Finish::Answered(outcome) => {
                 match &outcome {
                     Ok(_) => self.completed.fetch_add(1, Ordering::Relaxed),
                     Err(error) => {
-                        tracing::info!(kind, id, %error, "Discord refused a call");
+                        tracing::info!(kind, id, feature, %error, "Discord call refused");
                         self.failed.fetch_add(1, Ordering::Relaxed)
                     }
                 };
@@ -1127,19 +1450,34 @@ impl Inner {
                 ));
                 (settled, Err(error))
             }
+            Finish::Cancelled => {
+                self.cancelled.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(kind, id, feature, "queued Discord call cancelled");
+                (true, Err(DiscordError::Unavailable(CANCELLED.into())))
+            }
         };
-        if !settled {
-            tracing::error!(
-                kind,
-                id,
-                "cannot settle a finished Discord call in the outbox; it runs again after a restart"
-            );
-            lock(&self.lanes[lane].state).unsettled.insert(id);
+        {
+            let mut queues = lock(&self.queues);
+            queues.held.remove(&id);
+            if let Some(finished) = &mut queues.finished_during_refill {
+                finished.insert(id);
+            }
+            if !settled {
+                tracing::error!(
+                    kind,
+                    id,
+                    "cannot settle a finished Discord call in the outbox; it runs again after a restart"
+                );
+                queues.unsettled.insert(id);
+            }
+            if queues.spilled && queues.held.len() <= self.config.queue_capacity / 2 {
+                self.refill_wake.notify_one();
+            }
         }
         self.finished_one();
-        if let Some(sender) = lock(&self.waiters).remove(&id) {
+        if let Some(waiter) = lock(&self.waiters).remove(&id) {
             // The caller may have stopped listening; the call is done either way.
-            let _ = sender.send(outcome);
+            let _ = waiter.sender.send(outcome);
         }
     }
 
@@ -1189,32 +1527,6 @@ impl Inner {
             notified.await;
         }
     }
-
-    fn note_rate_limit(&self, retry_after: Duration, global: bool) {
-        if global {
-            let until = Instant::now() + retry_after;
-            let mut paused = lock(&self.paused_until);
-            if paused.is_none_or(|p| p < until) {
-                *paused = Some(until);
-            }
-            tracing::warn!(
-                retry_after_ms = retry_after.as_millis() as u64,
-                "Discord global rate limit; pausing every lane"
-            );
-        }
-        // Counted after the pause is in place, so whoever sees the count sees the pause.
-        self.rate_limited.fetch_add(1, Ordering::SeqCst);
-    }
-
-    async fn wait_for_global_limit(&self) {
-        loop {
-            let until = *lock(&self.paused_until);
-            match until {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
-                _ => return,
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1233,6 +1545,7 @@ mod tests {
         assert_eq!(json["token"], "tok-123");
         assert_eq!(serde_json::from_value::<Action>(json).unwrap(), action);
         assert!(!format!("{action:?}").contains("tok-123"));
+        assert_eq!(action.refusal_key(), None);
 
         let big = Action::SendMessage {
             guild_id: u64::MAX,
@@ -1242,6 +1555,10 @@ mod tests {
         let json = serde_json::to_value(&big).unwrap();
         assert_eq!(serde_json::from_value::<Action>(json).unwrap(), big);
         assert_eq!(big.lane_key(), 1 << 63);
+        assert_eq!(
+            big.refusal_key().unwrap(),
+            format!("send_message channel {}", 1u64 << 63)
+        );
     }
 
     #[test]
@@ -1250,5 +1567,37 @@ mod tests {
             let d = jitter(Duration::from_millis(200));
             assert!((100..=200).contains(&d.as_millis()), "{d:?}");
         }
+    }
+
+    #[test]
+    fn the_environment_overrides_the_defaults_and_bad_values_are_refused() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let config = ExecutorConfig::from_vars(vars(&[
+            ("TOWNES_DISCORD_GLOBAL_PER_SECOND", "40"),
+            ("TOWNES_DISCORD_FEATURE_QUOTA", " 7 "),
+            ("TOWNES_DISCORD_REMEMBER_REFUSALS_SECS", "60"),
+            ("TOWNES_DISCORD_GUILD_QUOTA", ""),
+        ]))
+        .unwrap();
+        assert_eq!(config.global_per_second, 40);
+        assert_eq!(config.feature_quota, 7);
+        assert_eq!(config.guild_quota, ExecutorConfig::default().guild_quota);
+        assert_eq!(config.budgets.remember, Duration::from_secs(60));
+        let bad = ExecutorConfig::from_vars(vars(&[("TOWNES_DISCORD_GUILD_QUOTA", "lots")]));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("TOWNES_DISCORD_GUILD_QUOTA")
+        );
+        let reckless =
+            ExecutorConfig::from_vars(vars(&[("TOWNES_DISCORD_PLATFORM_INVALID_BUDGET", "10000")]));
+        assert!(reckless.is_err());
     }
 }

@@ -5,14 +5,18 @@
 
 pub mod custom_id;
 mod executor;
+mod governor;
 mod local;
+mod ratelimit;
 mod remote;
 mod rest;
 
 pub use executor::{
     Action, ActionOutput, Executor, ExecutorConfig, ExecutorStats, Pending, Secret,
 };
+pub use governor::Budgets;
 pub use local::{LocalDiscord, LocalGuild};
+pub use ratelimit::{DEFAULT_GLOBAL_PER_SECOND, RateLimiter, Scope as RateLimitScope};
 pub use remote::RemoteDiscord;
 pub(crate) use remote::{member_from_json, role_from_json};
 pub use rest::{DEFAULT_BASE_URL, RestClient, RestConfigError, RestError};
@@ -21,6 +25,8 @@ pub(crate) use rest::{message_json, snowflake};
 use crate::runtime::bindings::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
 use crate::runtime::wit::{GuildInfo, Member, MessageBody};
 use async_trait::async_trait;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Discord permission bits the host reasons about, and their names as Discord's
 /// client shows them (for remediation hints).
@@ -137,10 +143,53 @@ pub enum DiscordError {
     Invalid(String),
     #[error("Discord unavailable: {0}")]
     Unavailable(String),
+    /// Refused locally: the caller has too many calls queued, or Discord refused too
+    /// many of its calls lately (see `governor`).
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+}
+
+/// Whom a Discord call is made for: a feature running in a guild. Calls made without
+/// one are the host's own (interaction answers, command registration, the
+/// playground) and are held to no feature's quota or budget.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub guild_id: u64,
+    pub feature_id: String,
+    /// Invalid answers and local refusals of this caller's calls; shared by clones, so
+    /// a call finishing after the invocation still counts for it.
+    invalid: Arc<AtomicU32>,
+}
+
+impl Caller {
+    pub fn new(guild_id: u64, feature_id: impl Into<String>) -> Caller {
+        Caller {
+            guild_id,
+            feature_id: feature_id.into(),
+            invalid: Arc::default(),
+        }
+    }
+
+    /// Calls Discord answered 401, 403 or 429, plus calls refused locally (remembered
+    /// refusals, budgets, quotas).
+    pub fn invalid_requests(&self) -> u32 {
+        self.invalid.load(Ordering::Relaxed)
+    }
+
+    fn count_invalid(&self) {
+        self.invalid.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[async_trait]
 pub trait Discord: Send + Sync {
+    /// This port as `caller` uses it: its writes count toward its quotas, its invalid
+    /// answers toward its budgets and `caller.invalid_requests()`. `None` when the port
+    /// keeps no such accounting (the local fake); the caller then uses it as it is.
+    fn for_caller(&self, _caller: &Caller) -> Option<Arc<dyn Discord>> {
+        None
+    }
+
     async fn send_message(
         &self,
         guild_id: u64,

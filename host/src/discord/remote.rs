@@ -5,7 +5,12 @@
 //!
 //! Every channel-scoped call first checks that the channel belongs to the guild the
 //! feature runs for: the bot is in many guilds, and Discord would happily let a
-//! feature in one guild post to (or delete) a channel of another.
+//! feature in one guild post to (or delete) a channel of another. A channel Discord
+//! refused to show (403) or does not know (404) is remembered for a while, so a
+//! feature repeating the call costs Discord nothing.
+//!
+//! [`Discord::for_caller`] gives a feature its own view of the port: the same state,
+//! with its writes and reads held to its quotas and invalid-request budgets.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -18,7 +23,7 @@ use serenity::model::id::{ChannelId, GuildId, UserId};
 
 use super::executor::{Action, Executor};
 use super::rest::{message_json, snowflake};
-use super::{Discord, DiscordError, Role};
+use super::{Caller, Discord, DiscordError, Role};
 use crate::runtime::bindings::townes::feature::channels::{
     ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,
 };
@@ -37,6 +42,13 @@ const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
 
 /// The [`Discord`] port over the executor and, optionally, serenity's cache.
 pub struct RemoteDiscord {
+    shared: Arc<Shared>,
+    /// Whom the calls are made for; `None` for the host.
+    caller: Option<Caller>,
+}
+
+/// What every view of the port shares.
+struct Shared {
     executor: Executor,
     /// The gateway's cache, once there is one.
     cache: Arc<OnceLock<Arc<Cache>>>,
@@ -52,12 +64,21 @@ impl RemoteDiscord {
     /// Reads go to REST; see [`RemoteDiscord::with_cache`].
     pub fn new(executor: Executor) -> Self {
         RemoteDiscord {
-            executor,
-            cache: Arc::new(OnceLock::new()),
-            application_id: None,
-            bot_user_id: tokio::sync::OnceCell::new(),
-            known_channels: Mutex::new(HashMap::new()),
+            shared: Arc::new(Shared {
+                executor,
+                cache: Arc::new(OnceLock::new()),
+                application_id: None,
+                bot_user_id: tokio::sync::OnceCell::new(),
+                known_channels: Mutex::new(HashMap::new()),
+            }),
+            caller: None,
         }
+    }
+
+    /// The shared state, to configure while building the port.
+    fn configure(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.shared)
+            .expect("RemoteDiscord is configured before any view of it is handed out")
     }
 
     /// Reads members, roles and guild info from the gateway's cache when the guild is
@@ -71,18 +92,18 @@ impl RemoteDiscord {
     /// Like [`RemoteDiscord::with_cache`], for a cache that arrives later (the
     /// gateway client is built after the port): reads use REST until the slot is set.
     pub fn with_cache_slot(mut self, slot: Arc<OnceLock<Arc<Cache>>>) -> Self {
-        self.cache = slot;
+        self.configure().cache = slot;
         self
     }
 
     /// The application whose commands [`Discord::overwrite_guild_commands`] sets.
     pub fn with_application_id(mut self, application_id: u64) -> Self {
-        self.application_id = Some(application_id);
+        self.configure().application_id = Some(application_id);
         self
     }
 
     fn cache(&self) -> Option<&Arc<Cache>> {
-        self.cache.get()
+        self.shared.cache.get()
     }
 
     fn cached_guild(&self, guild_id: u64) -> Option<serenity::cache::GuildRef<'_>> {
@@ -93,17 +114,21 @@ impl RemoteDiscord {
     }
 
     pub fn executor(&self) -> &Executor {
-        &self.executor
+        &self.shared.executor
     }
 
-    /// Runs a write through the executor; its output is not needed.
+    /// Runs a write through the executor for this view's caller; its output is not
+    /// needed.
     async fn write(&self, action: Action) -> Result<(), DiscordError> {
-        self.executor.run(action).await.map(drop)
+        self.executor()
+            .run_as(self.caller.as_ref(), action)
+            .await
+            .map(drop)
     }
 
     /// Runs a write that creates a `what` (message, channel) and returns its id.
     async fn create(&self, action: Action, what: &str) -> Result<u64, DiscordError> {
-        let output = self.executor.run(action).await?;
+        let output = self.executor().run_as(self.caller.as_ref(), action).await?;
         output.id().ok_or_else(|| {
             DiscordError::Unavailable(format!("Discord did not return the {what} id"))
         })
@@ -118,10 +143,11 @@ impl RemoteDiscord {
                 return Ok(id);
             }
         }
-        self.bot_user_id
+        self.shared
+            .bot_user_id
             .get_or_try_init(|| async {
                 let me = self
-                    .executor
+                    .executor()
                     .direct(|rest| async move { rest.current_user().await })
                     .await?;
                 snowflake(&me["id"]).ok_or_else(|| {
@@ -147,6 +173,7 @@ impl RemoteDiscord {
             // Not cached (yet): ask Discord.
         }
         let known = self
+            .shared
             .known_channels
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -159,12 +186,24 @@ impl RemoteDiscord {
                 Err(not_found())
             };
         }
+        let refusal_key = format!("channel {channel_id}");
         let channel = self
-            .executor
-            .direct(|rest| async move { rest.channel(channel_id).await })
-            .await?;
+            .executor()
+            .direct_as(
+                self.caller.as_ref(),
+                Some(&refusal_key),
+                |rest| async move { rest.channel(channel_id).await },
+            )
+            .await
+            .inspect_err(|error| {
+                // A 403 is remembered by the executor; an unknown channel is as final.
+                if self.caller.is_some() && matches!(error, DiscordError::NotFound(_)) {
+                    self.executor().remember_refusal(&refusal_key, error);
+                }
+            })?;
         let owner = snowflake(&channel["guild_id"]).ok_or_else(not_found)?;
         let mut known = self
+            .shared
             .known_channels
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -289,6 +328,13 @@ fn created_at(message: &Value, id: u64) -> DateTime<Utc> {
 
 #[async_trait]
 impl Discord for RemoteDiscord {
+    fn for_caller(&self, caller: &Caller) -> Option<Arc<dyn Discord>> {
+        Some(Arc::new(RemoteDiscord {
+            shared: Arc::clone(&self.shared),
+            caller: Some(caller.clone()),
+        }))
+    }
+
     async fn send_message(
         &self,
         guild_id: u64,
@@ -362,8 +408,10 @@ impl Discord for RemoteDiscord {
             return Ok(member);
         }
         let json = self
-            .executor
-            .direct(|rest| async move { rest.member(guild_id, user_id).await })
+            .executor()
+            .direct_as(self.caller.as_ref(), None, |rest| async move {
+                rest.member(guild_id, user_id).await
+            })
             .await?;
         member_from_json(&json).ok_or_else(|| unreadable("member"))
     }
@@ -378,8 +426,10 @@ impl Discord for RemoteDiscord {
             });
         }
         let json = self
-            .executor
-            .direct(|rest| async move { rest.guild(guild_id).await })
+            .executor()
+            .direct_as(self.caller.as_ref(), None, |rest| async move {
+                rest.guild(guild_id).await
+            })
             .await?;
         Ok(GuildInfo {
             id: guild_id,
@@ -421,8 +471,10 @@ impl Discord for RemoteDiscord {
                 .collect());
         }
         let json = self
-            .executor
-            .direct(|rest| async move { rest.roles(guild_id).await })
+            .executor()
+            .direct_as(self.caller.as_ref(), None, |rest| async move {
+                rest.roles(guild_id).await
+            })
             .await?;
         let roles = json.as_array().ok_or_else(|| unreadable("roles"))?;
         Ok(roles.iter().filter_map(role_from_json).collect())
@@ -567,7 +619,7 @@ impl Discord for RemoteDiscord {
         guild_id: u64,
         commands: &Value,
     ) -> Result<(), DiscordError> {
-        let application_id = match self.application_id {
+        let application_id = match self.shared.application_id {
             Some(id) => id,
             None => self.bot_user_id().await?,
         };
@@ -586,8 +638,10 @@ impl Discord for RemoteDiscord {
         self.check_channel(guild_id, channel_id).await?;
         let count = count.clamp(1, 100);
         let messages = self
-            .executor
-            .direct(|rest| async move { rest.messages(channel_id, count).await })
+            .executor()
+            .direct_as(self.caller.as_ref(), None, |rest| async move {
+                rest.messages(channel_id, count).await
+            })
             .await?;
         let cutoff = Utc::now() - BULK_DELETE_MAX_AGE + BULK_DELETE_MARGIN;
         let ids: Vec<u64> = messages

@@ -8,18 +8,16 @@
 //! the header is marked sensitive, and transport errors are stripped of their URL
 //! (interaction routes carry a token in the path).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::DiscordError;
+use super::ratelimit::{self, RateLimiter, Route, Scope};
 use crate::runtime::wit::{ActionRow, ButtonStyle, Embed, MessageBody, UiComponent};
 
 /// Where REST calls go unless configured otherwise.
@@ -35,18 +33,20 @@ const USER_AGENT: &str = concat!(
 /// Discord caps audit-log reasons at 512 characters.
 const MAX_REASON_CHARS: usize = 512;
 
-/// Used-up buckets remembered at most (expired ones are dropped past it).
-const MAX_TRACKED_BUCKETS: usize = 10_000;
-
 /// Used when a 429 says nothing about how long to wait.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// What a REST call came to, when it did not succeed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RestError {
-    /// 429: wait `retry_after`, then try again. `global` limits pause every route.
-    #[error("rate limited for {:.3} s{}", retry_after.as_secs_f64(), if *global { " (global)" } else { "" })]
-    RateLimited { retry_after: Duration, global: bool },
+    /// 429: try again after `retry_after` (the client's rate limiter holds the next
+    /// request that long: the route's bucket, or every route for a global one).
+    #[error("rate limited for {:.3} s{}", retry_after.as_secs_f64(), if *scope == Scope::Global { " (global)" } else { "" })]
+    RateLimited { retry_after: Duration, scope: Scope },
+    /// 401: the bot token was refused. Final, and it counts toward Discord's
+    /// invalid-request limit.
+    #[error("Discord rejected the credentials ({0})")]
+    Unauthorized(String),
     /// 5xx, a timeout or a connection error: trying again later may work.
     #[error("{0}")]
     Transient(String),
@@ -82,10 +82,9 @@ pub struct RestClient {
     http: reqwest::Client,
     base: Arc<str>,
     authorization: HeaderValue,
-    /// Buckets Discord said are used up (`X-RateLimit-Remaining: 0`), with when they
-    /// reset: a request to one waits instead of earning a 429 (429s count against
-    /// Discord's invalid-request limit).
-    exhausted: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Discord's rate limits as its answers describe them; every request waits here
+    /// for its turn (429s count against Discord's invalid-request limit).
+    limiter: Arc<RateLimiter>,
 }
 
 impl fmt::Debug for RestClient {
@@ -189,46 +188,13 @@ impl RestClient {
             http,
             base: base.into(),
             authorization,
-            exhausted: Arc::new(Mutex::new(HashMap::new())),
+            limiter: Arc::default(),
         })
     }
 
-    async fn wait_for_bucket(&self, bucket: &str) {
-        let until = self
-            .exhausted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(bucket)
-            .copied();
-        if let Some(until) = until.filter(|u| *u > Instant::now()) {
-            tracing::debug!(bucket, "Discord bucket used up; waiting for its reset");
-            tokio::time::sleep_until(until).await;
-        }
-    }
-
-    /// Remembers a bucket that has no requests left until it resets.
-    fn note_bucket(&self, bucket: String, headers: &HeaderMap) {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let used_up = header("x-ratelimit-remaining").is_some_and(|r| r.trim() == "0");
-        let reset_after = header("x-ratelimit-reset-after")
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .and_then(|s| Duration::try_from_secs_f64(s).ok());
-        let mut exhausted = self
-            .exhausted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match (used_up, reset_after) {
-            (true, Some(reset_after)) => {
-                if exhausted.len() >= MAX_TRACKED_BUCKETS {
-                    let now = Instant::now();
-                    exhausted.retain(|_, until| *until > now);
-                }
-                exhausted.insert(bucket, Instant::now() + reset_after);
-            }
-            _ => {
-                exhausted.remove(&bucket);
-            }
-        }
+    /// The rate limiter every request of this client (and its clones) waits on.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
     }
 
     /// The base URL, without a trailing slash.
@@ -239,8 +205,8 @@ impl RestClient {
     /// Sends a request and classifies the answer. `Ok(None)` is a success without a
     /// body (204).
     async fn send(&self, request: Request<'_>) -> Result<Option<Value>, RestError> {
-        let bucket = bucket_key(&request);
-        self.wait_for_bucket(&bucket).await;
+        let route = route_of(&request);
+        let permit = self.limiter.acquire(&route).await;
         let url = format!("{}/api/v10{}", self.base, request.path);
         let mut builder = self
             .http
@@ -252,6 +218,7 @@ impl RestClient {
         if let Some(body) = &request.body {
             builder = builder.json(body);
         }
+        // On an error the permit is dropped, which frees its place in the bucket.
         let response = builder.send().await.map_err(|e| {
             RestError::Transient(format!(
                 "{} {}: {}",
@@ -262,7 +229,6 @@ impl RestClient {
         })?;
         let status = response.status();
         let headers = response.headers().clone();
-        self.note_bucket(bucket, &headers);
         let bytes = response.bytes().await.map_err(|e| {
             RestError::Transient(format!(
                 "{} {}: reading the answer: {}",
@@ -272,6 +238,9 @@ impl RestClient {
             ))
         })?;
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let limited =
+            (status == StatusCode::TOO_MANY_REQUESTS).then(|| rate_limit(&headers, body.as_ref()));
+        permit.complete(&route, &headers, limited);
         if status.is_success() {
             if !bytes.is_empty() && body.is_none() {
                 tracing::warn!(route = request.route, %status, "Discord answered with a body that is not JSON");
@@ -774,13 +743,22 @@ impl RestClient {
     }
 }
 
-/// Discord's rate-limit bucket of a request, as far as the client can tell: the
-/// method, the route and its major parameter (the channel, guild or webhook, the first
-/// id of the path).
-fn bucket_key(request: &Request<'_>) -> String {
-    let major = request.path.split('/').nth(2).unwrap_or("");
-    let major = major.split('?').next().unwrap_or(major);
-    format!("{} {} {major}", request.method, request.route)
+/// What the rate limiter needs of a request: its route, its major parameter (the
+/// channel, guild or webhook: the first id of the path; a webhook's token too, since
+/// each interaction has its own limits) and whether the global limit applies
+/// (Discord exempts interaction answers).
+fn route_of(request: &Request<'_>) -> Route {
+    let mut segments = request.path.split('?').next().unwrap_or("").split('/');
+    let top = segments.nth(1).unwrap_or("");
+    let major = match top {
+        "webhooks" | "interactions" => segments.take(2).collect::<Vec<_>>().join("/"),
+        _ => segments.next().unwrap_or("").to_string(),
+    };
+    Route {
+        route: format!("{} {}", request.method, request.route),
+        major,
+        global: !matches!(top, "webhooks" | "interactions"),
+    }
 }
 
 /// The `id` of a created object, which Discord returns as a string.
@@ -818,19 +796,14 @@ fn classify(
         .to_string();
     match status.as_u16() {
         429 => {
-            let (retry_after, global) = rate_limit(headers, body);
-            RestError::RateLimited {
-                retry_after,
-                global,
-            }
+            let (retry_after, scope) = rate_limit(headers, body);
+            RestError::RateLimited { retry_after, scope }
         }
         500..=599 => RestError::Transient(format!(
             "{} {}: Discord answered {status}",
             request.method, request.route
         )),
-        401 => RestError::Final(DiscordError::Unavailable(format!(
-            "Discord rejected the credentials ({status}: {message})"
-        ))),
+        401 => RestError::Unauthorized(format!("{status}: {message}")),
         403 => RestError::Final(DiscordError::Forbidden(forbidden(request, code, &message))),
         404 => RestError::Final(DiscordError::NotFound(not_found(request, code, &message))),
         400..=499 => {
@@ -848,10 +821,10 @@ fn classify(
     }
 }
 
-/// How long a 429 asks to wait, and whether it is global. The body's `retry_after` is
-/// fractional seconds; the `Retry-After` header is whole seconds (rounded up), so the
-/// body wins when both are there.
-fn rate_limit(headers: &HeaderMap, body: Option<&Value>) -> (Duration, bool) {
+/// How long a 429 asks to wait, and its scope. The body's `retry_after` is fractional
+/// seconds; the `Retry-After` header is whole seconds (rounded up), so the body wins
+/// when both are there.
+fn rate_limit(headers: &HeaderMap, body: Option<&Value>) -> (Duration, Scope) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let from_body = body
         .and_then(|b| b["retry_after"].as_f64())
@@ -859,10 +832,9 @@ fn rate_limit(headers: &HeaderMap, body: Option<&Value>) -> (Duration, bool) {
     let from_header = header("retry-after")
         .and_then(|s| s.trim().parse::<f64>().ok())
         .and_then(|s| Duration::try_from_secs_f64(s).ok());
-    let global = header("x-ratelimit-global").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        || body.is_some_and(|b| b["global"].as_bool() == Some(true));
+    let global_in_body = body.is_some_and(|b| b["global"].as_bool() == Some(true));
     let retry_after = from_body.or(from_header).unwrap_or(DEFAULT_RETRY_AFTER);
-    (retry_after, global)
+    (retry_after, ratelimit::scope(headers, global_in_body))
 }
 
 /// A 403's text: names the permission when Discord says 50013 Missing Permissions and
@@ -1226,13 +1198,16 @@ mod tests {
         let body = json!({ "retry_after": 1.25, "global": false });
         assert_eq!(
             rate_limit(&headers, Some(&body)),
-            (Duration::from_millis(1250), false)
+            (Duration::from_millis(1250), Scope::User)
         );
         headers.insert("x-ratelimit-global", HeaderValue::from_static("true"));
-        assert_eq!(rate_limit(&headers, None), (Duration::from_secs(2), true));
+        assert_eq!(
+            rate_limit(&headers, None),
+            (Duration::from_secs(2), Scope::Global)
+        );
         assert_eq!(
             rate_limit(&HeaderMap::new(), None),
-            (DEFAULT_RETRY_AFTER, false)
+            (DEFAULT_RETRY_AFTER, Scope::User)
         );
     }
 
@@ -1286,33 +1261,29 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn a_used_up_bucket_holds_the_next_request_until_it_resets() {
-        let client = RestClient::new("http://127.0.0.1:9", "t").unwrap();
-        let request = Request::new(
+    #[test]
+    fn routes_name_their_major_parameter_and_interactions_skip_the_global_limit() {
+        let send = Request::new(
             Method::POST,
             "/channels/{channel}/messages",
             "/channels/5/messages".into(),
         );
-        let bucket = bucket_key(&request);
-        assert_eq!(bucket, "POST /channels/{channel}/messages 5");
-        let mut headers = HeaderMap::new();
-        headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-        headers.insert("x-ratelimit-reset-after", HeaderValue::from_static("0.05"));
-        client.note_bucket(bucket.clone(), &headers);
-        let started = Instant::now();
-        client.wait_for_bucket(&bucket).await;
-        assert!(started.elapsed() >= Duration::from_millis(45));
-        // Another channel is another bucket.
-        let started = Instant::now();
-        client
-            .wait_for_bucket("POST /channels/{channel}/messages 6")
-            .await;
-        assert!(started.elapsed() < Duration::from_millis(10));
-        // Requests left: nothing to wait for.
-        headers.insert("x-ratelimit-remaining", HeaderValue::from_static("4"));
-        client.note_bucket(bucket.clone(), &headers);
-        assert!(client.exhausted.lock().unwrap().is_empty());
+        let route = route_of(&send);
+        assert_eq!(route.route, "POST /channels/{channel}/messages");
+        assert_eq!((route.major.as_str(), route.global), ("5", true));
+        let members = Request::new(
+            Method::GET,
+            "/guilds/{guild}/members",
+            "/guilds/9/members?limit=5".into(),
+        );
+        assert_eq!(route_of(&members).major, "9");
+        let followup = Request::new(
+            Method::POST,
+            "/webhooks/{application}/{token}",
+            "/webhooks/1/tok".into(),
+        );
+        let route = route_of(&followup);
+        assert_eq!((route.major.as_str(), route.global), ("1/tok", false));
     }
 
     #[test]

@@ -230,6 +230,11 @@ impl<'r> Marketplace<'r> {
                 guild: guild_id,
                 feature: feature_id.into(),
             })?;
+        // Its queued Discord calls go too: a disabled feature acts no more.
+        self.runtime
+            .store()
+            .outbox_cancel(guild_id, feature_id)
+            .await?;
         self.audit(
             Some(guild_id),
             "feature.disabled",

@@ -5,10 +5,19 @@
 //! guild's feature row so a restart does not forgive them. At `threshold` strikes
 //! the feature pauses for `base`; each further fault after a pause doubles it, up
 //! to `max`. One successful invocation clears the strikes.
+//!
+//! Besides traps and timeouts, an invocation whose Discord calls were refused
+//! [`INVALID_REQUESTS_STRIKE`] times or more (by Discord with 401/403/429, or
+//! locally by the invalid-request governor) is a fault: a feature that keeps
+//! knocking on doors it may not open is paused before it costs the platform
+//! its standing with Discord.
 
 use super::{InvokeError, Runtime};
 use crate::store::{GuildFeature, NewAuditEntry};
 use std::time::Duration;
+
+/// Refused Discord calls in one invocation that count as a fault.
+pub const INVALID_REQUESTS_STRIKE: u32 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreakerPolicy {
@@ -41,10 +50,18 @@ impl Runtime {
         &self,
         gf: &GuildFeature,
         result: &Result<T, InvokeError>,
+        invalid_requests: u32,
     ) -> anyhow::Result<()> {
         let store = &self.store;
-        match result {
-            Err(error) if error.is_fault() => {
+        let fault = match result {
+            Err(error) if error.is_fault() => Some(error.to_string()),
+            _ if invalid_requests >= INVALID_REQUESTS_STRIKE => Some(format!(
+                "{invalid_requests} of its Discord requests were refused in one invocation"
+            )),
+            _ => None,
+        };
+        match (result, fault) {
+            (_, Some(reason)) => {
                 // Counted in the database: concurrent faults each add one.
                 let strikes = store
                     .add_breaker_strike(gf.guild_id, &gf.feature_id)
@@ -65,7 +82,7 @@ impl Runtime {
                         action: "feature.paused".into(),
                         feature_id: Some(gf.feature_id.clone()),
                         details: serde_json::json!({
-                            "reason": error.to_string(),
+                            "reason": reason,
                             "consecutive_failures": strikes,
                             "paused_seconds": pause.as_secs(),
                             "until": until.to_rfc3339(),
@@ -74,7 +91,7 @@ impl Runtime {
                     store.audit(&entry).await?;
                 }
             }
-            Ok(_) if gf.breaker_strikes > 0 => {
+            (Ok(_), None) if gf.breaker_strikes > 0 => {
                 store
                     .set_breaker(gf.guild_id, &gf.feature_id, 0, None)
                     .await?

@@ -1,24 +1,65 @@
-//! The Discord one invocation sees: the platform's Discord with the invocation's
-//! wall clock stopped while a call waits (see `wall`), and component custom ids
-//! namespaced for the calling feature (see `discord::custom_id`).
+//! The Discord one invocation sees: the platform's Discord as the invoking feature's
+//! own view of it (its quotas, its invalid-request budget; see `discord::governor`),
+//! with the invocation's wall clock stopped while a call waits (see `wall`), and
+//! component custom ids namespaced for the calling feature (see `discord::custom_id`).
 
 use super::wall::WallClock;
 use crate::discord::custom_id::namespace_body;
-use crate::discord::{Discord, DiscordError, Role};
+use crate::discord::{Caller, Discord, DiscordError, Role};
 use crate::runtime::bindings::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
 use crate::runtime::wit::{GuildInfo, Member, MessageBody};
 use async_trait::async_trait;
 use std::sync::Arc;
 
 pub(crate) struct InvocationDiscord {
-    pub(crate) inner: Arc<dyn Discord>,
-    pub(crate) clock: WallClock,
-    pub(crate) feature_id: String,
+    inner: Arc<dyn Discord>,
+    clock: WallClock,
+    caller: Caller,
 }
 
 impl InvocationDiscord {
+    /// `platform` as feature `feature_id` running in `guild_id` uses it.
+    pub(crate) fn new(
+        platform: &Arc<dyn Discord>,
+        clock: WallClock,
+        guild_id: u64,
+        feature_id: &str,
+    ) -> Self {
+        let caller = Caller::new(guild_id, feature_id);
+        let inner = platform
+            .for_caller(&caller)
+            .unwrap_or_else(|| Arc::clone(platform));
+        InvocationDiscord {
+            inner,
+            clock,
+            caller,
+        }
+    }
+
+    /// This invocation's calls that Discord answered 401, 403 or 429, or that were
+    /// refused locally (remembered refusals, quotas, budgets) — including calls
+    /// finished after the invocation ended. A feature that keeps provoking them is
+    /// misbehaving as surely as one that keeps trapping.
+    pub(crate) fn invalid_requests(&self) -> u32 {
+        self.caller.invalid_requests()
+    }
+
     fn namespaced(&self, body: &MessageBody) -> Result<MessageBody, DiscordError> {
-        namespace_body(&self.feature_id, body).map_err(DiscordError::Invalid)
+        namespace_body(&self.caller.feature_id, body).map_err(DiscordError::Invalid)
+    }
+}
+
+impl Drop for InvocationDiscord {
+    fn drop(&mut self) {
+        let invalid = self.invalid_requests();
+        if invalid > 0 {
+            tracing::info!(
+                guild = self.caller.guild_id,
+                feature = %self.caller.feature_id,
+                invalid,
+                "an invocation's Discord calls were refused (by Discord or locally)"
+            );
+        }
     }
 }
 

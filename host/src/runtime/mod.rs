@@ -129,6 +129,8 @@ pub struct HostState {
     pub(crate) rates: Arc<rates::Rates>,
     pub(crate) store: Store,
     pub(crate) discord: Arc<dyn Discord>,
+    /// The same Discord, for what it counted (refused requests).
+    invocation_discord: Arc<invocation_discord::InvocationDiscord>,
     wall: wall::WallClock,
     cpu: Arc<cpu::CpuMeter>,
 }
@@ -603,7 +605,8 @@ impl Runtime {
             let shown = rates::escape_controls(truncated(stdio.trim_end(), STDIO_REPORT_BYTES));
             tracing::warn!(guild = gf.guild_id, feature = %feature_id, error = %e, stdio = %shown, cpu_us = meter.spent().as_micros() as u64, memory_peak = state.memory.peak(), "feature invocation failed");
         }
-        if let Err(e) = self.update_breaker(&gf, &result).await {
+        let invalid_requests = state.invocation_discord.invalid_requests();
+        if let Err(e) = self.update_breaker(&gf, &result, invalid_requests).await {
             tracing::error!(error = %e, "could not record the circuit breaker state");
         }
         Outcome {
@@ -660,11 +663,12 @@ impl Runtime {
     ) -> (wasmtime::Store<HostState>, MemoryOutputPipe) {
         let stdio = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
         let wall = wall::WallClock::start(limits.wall(), limits.discord_wait());
-        let discord = Arc::new(invocation_discord::InvocationDiscord {
-            inner: self.discord.clone(),
-            clock: wall.clone(),
-            feature_id: scope.feature_id.clone(),
-        });
+        let discord = Arc::new(invocation_discord::InvocationDiscord::new(
+            &self.discord,
+            wall.clone(),
+            scope.guild_id,
+            &scope.feature_id,
+        ));
         let wasi = WasiCtx::builder()
             .stdout(stdio.clone())
             .stderr(stdio.clone())
@@ -689,7 +693,8 @@ impl Runtime {
             limits: limits.clone(),
             rates: self.rates.clone(),
             store: self.store.clone(),
-            discord,
+            discord: discord.clone(),
+            invocation_discord: discord,
             wall,
             cpu: cpu.clone(),
         };

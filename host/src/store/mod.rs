@@ -62,7 +62,7 @@ mod storage;
 mod tenants;
 mod usage;
 
-pub use outbox::{DeadLetter, OutboxRow, outbox_lane};
+pub use outbox::{DeadLetter, OutboxRow};
 pub use tenants::{GUILD_TRANSFERRED, OwnerChange};
 
 /// Where a database URL points when none is given: `townes.db` in the current directory.

@@ -5,9 +5,9 @@
 //! pending rows, oldest first. A row whose retries ran out is dead-lettered (kept with
 //! its error and `failed_at`) and never replayed automatically.
 //!
-//! Rows are ordered into lanes by a key (a channel or guild id);
-//! [`outbox_lane`] is the one definition of which lane a key belongs to, shared by
-//! the SQL below and the executor.
+//! Each row names who asked for it: the guild and feature of a feature's call, or
+//! neither for the host's own calls. That is what per-guild and per-feature quotas
+//! count, and what [`Store::outbox_cancel`] drops when a feature is disabled.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -18,7 +18,12 @@ use super::{Store, StoreError, api_id, count, db_id, db_limit, now};
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutboxRow {
     pub id: i64,
+    /// What the call is ordered by (a channel, user or guild id).
     pub lane_key: u64,
+    /// The guild a feature's call was made in; `None` for the host's own calls.
+    pub guild_id: Option<u64>,
+    /// The feature that made the call; `None` for the host's own calls.
+    pub feature_id: Option<String>,
     pub action: serde_json::Value,
     /// Attempts that failed transiently so far.
     pub attempts: u32,
@@ -37,17 +42,12 @@ pub struct DeadLetter {
     pub failed_at: DateTime<Utc>,
 }
 
-/// Which of `lanes` lanes a key belongs to. The same arithmetic runs in SQL
-/// (`((lane_key % n) + n) % n`, truncating `%` on both backends), so it is defined on
-/// the key as the database holds it (`i64`), not on the `u64`.
-pub fn outbox_lane(lane_key: u64, lanes: u32) -> u32 {
-    db_id(lane_key).rem_euclid(i64::from(lanes.max(1))) as u32
-}
-
 #[derive(sqlx::FromRow)]
 struct PendingRow {
     id: i64,
     lane_key: i64,
+    guild_id: Option<i64>,
+    feature_id: Option<String>,
     action: Json<serde_json::Value>,
     attempts: i32,
     created_at: DateTime<Utc>,
@@ -80,17 +80,21 @@ impl Store {
     pub async fn outbox_insert(
         &self,
         lane_key: u64,
+        origin: Option<(u64, &str)>,
         action: &serde_json::Value,
         before_commit: impl FnOnce(i64),
     ) -> Result<i64, StoreError> {
         let id = on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO discord_outbox (lane_key, action, attempts, created_at)
-                 VALUES ($1, $2, 0, $3)
+                "INSERT INTO discord_outbox
+                     (lane_key, guild_id, feature_id, action, attempts, created_at)
+                 VALUES ($1, $2, $3, $4, 0, $5)
                  RETURNING id",
             )
             .bind(db_id(lane_key))
+            .bind(origin.map(|(guild_id, _)| db_id(guild_id)))
+            .bind(origin.map(|(_, feature_id)| feature_id))
             .bind(Json(action))
             .bind(now())
             .fetch_one(&mut *tx)
@@ -102,24 +106,16 @@ impl Store {
         Ok(id)
     }
 
-    /// Up to `limit` pending rows of lane `lane` (of `lanes`, see [`outbox_lane`]),
-    /// oldest first.
-    pub async fn outbox_pending(
-        &self,
-        lanes: u32,
-        lane: u32,
-        limit: u32,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
+    /// Up to `limit` pending rows, oldest first.
+    pub async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let rows: Vec<PendingRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT id, lane_key, action, attempts, created_at
+                "SELECT id, lane_key, guild_id, feature_id, action, attempts, created_at
                  FROM discord_outbox
-                 WHERE failed_at IS NULL AND ((lane_key % $1) + $1) % $1 = $2
+                 WHERE failed_at IS NULL
                  ORDER BY id
-                 LIMIT $3",
+                 LIMIT $1",
             )
-            .bind(i64::from(lanes.max(1)))
-            .bind(i64::from(lane))
             .bind(db_limit(limit))
             .fetch_all(pool)
             .await?
@@ -129,11 +125,65 @@ impl Store {
             .map(|r| OutboxRow {
                 id: r.id,
                 lane_key: api_id(r.lane_key),
+                guild_id: r.guild_id.map(api_id),
+                feature_id: r.feature_id,
                 action: r.action.0,
                 attempts: attempts(r.attempts),
                 created_at: r.created_at,
             })
             .collect())
+    }
+
+    /// How many rows `feature_id` has pending in `guild_id`, and how many all the
+    /// features of the guild have: what the executor's quotas compare.
+    pub async fn outbox_pending_for(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+    ) -> Result<(u64, u64), StoreError> {
+        let (feature, guild): (i64, i64) = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN feature_id = $2 THEN 1 ELSE 0 END), 0),
+                        COUNT(*)
+                 FROM discord_outbox
+                 WHERE guild_id = $1 AND failed_at IS NULL",
+            )
+            .bind(db_id(guild_id))
+            .bind(feature_id)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok((count(feature), count(guild)))
+    }
+
+    /// Whether a row is still pending: false once it was finished, dead-lettered or
+    /// cancelled (possibly by another process, e.g. `townes feature disable`).
+    pub async fn outbox_is_pending(&self, id: i64) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = on_db!(&self.db, pool => {
+            sqlx::query_as("SELECT id FROM discord_outbox WHERE id = $1 AND failed_at IS NULL")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.is_some())
+    }
+
+    /// Drops the pending calls a feature made in a guild (it was disabled there);
+    /// returns how many. A call already on its way to Discord still completes; the
+    /// executor skips the others when it reaches them.
+    pub async fn outbox_cancel(&self, guild_id: u64, feature_id: &str) -> Result<u64, StoreError> {
+        let done = on_db!(&self.db, pool => {
+            sqlx::query(
+                "DELETE FROM discord_outbox
+                 WHERE guild_id = $1 AND feature_id = $2 AND failed_at IS NULL",
+            )
+            .bind(db_id(guild_id))
+            .bind(feature_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done)
     }
 
     /// How many rows are pending (not dead-lettered).

@@ -19,6 +19,9 @@
 //! `audit-flood` writes audit entries until refused and replies
 //! `audit-flood: <n> then <error>`.
 //!
+//! `kick-ten` kicks its `user` ten times and replies with the last outcome
+//! (`kick-ten: ok` or the error), for the breaker's count of refused requests.
+//!
 //! Scope probes: `purge` purges 5 messages in its `channel` and `overwrite`
 //! allows the permission bits `allow` to the invoker in its `channel`; both
 //! reply `<name>: ok` or the error.
@@ -192,6 +195,10 @@ impl Feature for Hostile {
                 .option(CommandOption::role("role", "Which").required()),
         )
         .command(
+            Command::slash("kick-ten", "Kick someone ten times")
+                .option(CommandOption::user("user", "Who").required()),
+        )
+        .command(
             Command::slash("purge", "Purge 5 messages")
                 .option(CommandOption::channel("channel", "Where").required()),
         )
@@ -257,6 +264,11 @@ impl Feature for Hostile {
                 }
             }
             "oversized" => Reply::text("x".repeat(5000)),
+            "kick-ten" => {
+                let target = first_user(&inv).unwrap_or(invoker);
+                let last = (0..10).map(|_| moderation::kick(target, None)).last();
+                outcome("kick-ten", last.unwrap_or(Ok(())))
+            }
             "purge" => {
                 let channel = inv.channel_arg("channel").unwrap_or_default();
                 outcome("purge", moderation::purge(channel, 5).map(|_| ()))
