@@ -716,15 +716,7 @@ async fn scheduled_jobs_run_once_when_due_and_survive_a_restart() {
     );
 
     // A new runtime over the same store (a restart) runs the job, once.
-    let runtime = Runtime::new(
-        RuntimeConfig {
-            pool_instances: 8,
-            ..RuntimeConfig::new(h.data.path())
-        },
-        h.store.clone(),
-        h.discord.clone(),
-    )
-    .unwrap();
+    let runtime = h.restarted();
     let outcomes = runtime
         .run_due_jobs(chrono::Utc::now() + chrono::Duration::seconds(1), 10)
         .await
@@ -922,15 +914,7 @@ async fn a_feature_that_fails_to_load_never_stops_the_others() {
     }
     // A restarted runtime: its manifest is still the stored one, and an event
     // reaches xp while hostile reports the host's failure to load it.
-    let runtime = Runtime::new(
-        RuntimeConfig {
-            pool_instances: 8,
-            ..RuntimeConfig::new(h.data.path())
-        },
-        h.store.clone(),
-        h.discord.clone(),
-    )
-    .unwrap();
+    let runtime = h.restarted();
     assert_eq!(
         runtime.manifest(&hostile, "0.1.0").await.unwrap().id,
         hostile

@@ -63,7 +63,7 @@ async fn the_structure_caps_admit_every_feature_we_build_and_componentize_py() {
     let _one = MEASURING.lock().await;
     let caps = StructureCaps::default();
     let mut names: Vec<String> = ["hello", "welcome", "xp", "hostile", "panel"]
-        .map(|name| common::component_path(name))
+        .map(common::component_path)
         .into();
     let python = format!("{}/python/python_counter.wasm", common::target_dir());
     if std::path::Path::new(&python).exists() || common::in_ci() {

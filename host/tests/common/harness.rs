@@ -57,6 +57,16 @@ impl Harness {
         }
     }
 
+    /// A new runtime over the same store, data directory and Discord: the
+    /// platform after a restart (default limits).
+    pub fn restarted(&self) -> Runtime {
+        let config = RuntimeConfig {
+            pool_instances: 8,
+            ..RuntimeConfig::new(self.data.path())
+        };
+        Runtime::new(config, self.store.clone(), self.discord.clone()).unwrap()
+    }
+
     pub async fn sqlite(limits: Limits) -> (Self, super::Guard) {
         let (_, store, guard) = super::sqlite().await;
         (Harness::new(store, limits).await, guard)

@@ -266,8 +266,11 @@ impl Feature for Hostile {
             "oversized" => Reply::text("x".repeat(5000)),
             "kick-ten" => {
                 let target = first_user(&inv).unwrap_or(invoker);
-                let last = (0..10).map(|_| moderation::kick(target, None)).last();
-                outcome("kick-ten", last.unwrap_or(Ok(())))
+                let mut last = Ok(());
+                for _ in 0..10 {
+                    last = moderation::kick(target, None);
+                }
+                outcome("kick-ten", last)
             }
             "purge" => {
                 let channel = inv.channel_arg("channel").unwrap_or_default();
