@@ -342,9 +342,24 @@ fn marketplace_commands_from_the_command_line() {
         dir.path(),
         &["demo", &common::component_path("hello")],
     ));
-    stdout(&townes(
+    // hello is the platform's: a local publisher cannot add a version of it.
+    let squat = townes(
         dir.path(),
         &["feature", "install", &common::component_path("hello_next")],
+    );
+    let why = String::from_utf8_lossy(&squat.stderr);
+    assert!(
+        !squat.status.success() && why.contains("belongs to publisher `townes`"),
+        "{why}"
+    );
+    stdout(&townes(
+        dir.path(),
+        &[
+            "feature",
+            "install",
+            "--builtin",
+            &common::component_path("hello_next"),
+        ],
     ));
     let catalogue = json(&["feature", "list", "--json"]);
     assert_eq!(

@@ -83,7 +83,13 @@ async fn an_endless_loop_is_interrupted_at_its_cpu_budget_while_other_guilds_kee
 
 #[tokio::test]
 async fn unbounded_allocation_traps_at_the_memory_limit() {
-    let (h, _guard) = Harness::sqlite(limits()).await;
+    // Touching 16 MiB is real CPU (page faults, zeroing); on a loaded machine it
+    // can pass 50 ms, and this test is about memory.
+    let (h, _guard) = Harness::sqlite(Limits {
+        cpu_ms: 1_000,
+        ..limits()
+    })
+    .await;
     let hostile = h.install("hostile", HOSTILE_CAPS).await;
     let outcome = h.command(GUILD_A, &hostile, "alloc", vec![]).await;
     assert_eq!(trap_kind(&outcome), TrapKind::MemoryLimit, "{outcome:?}");

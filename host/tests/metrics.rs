@@ -98,7 +98,9 @@ impl Harness {
         }
         let data = tempfile::tempdir().unwrap();
         let plans = Plans::from_json(
-            r#"{"free": {"memory_mib": 16, "cpu_ms": 50, "wall_ms": 5000},
+            // 300 ms of CPU: touching 16 MiB (page faults, zeroing) must reach the
+            // memory limit first even on a loaded machine.
+            r#"{"free": {"memory_mib": 16, "cpu_ms": 300, "wall_ms": 5000},
                 "slow": {"memory_mib": 16, "cpu_ms": 60000, "wall_ms": 300}}"#,
         )
         .unwrap();

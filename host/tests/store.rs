@@ -60,6 +60,7 @@ async fn migrations_are_idempotent() {
             (3, "discord outbox".to_string()),
             (4, "guild command sets".to_string()),
             (5, "api".to_string()),
+            (6, "outbox origin".to_string()),
             (7, "sandbox limits".to_string()),
             (8, "guild feature revision".to_string()),
         ];
@@ -2095,6 +2096,7 @@ async fn migrating_a_0001_database_to_0002() {
             (3, "discord outbox".to_string()),
             (4, "guild command sets".to_string()),
             (5, "api".to_string()),
+            (6, "outbox origin".to_string()),
             (7, "sandbox limits".to_string()),
             (8, "guild feature revision".to_string()),
         ];
