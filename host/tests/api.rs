@@ -1648,12 +1648,12 @@ async fn a_guild_whose_ownership_moves_follows_its_new_owner_at_once() {
         world.sim.transfer_ownership(g, world.member).await;
 
         // Both sockets drop the guild well before the 30 s re-check.
-        for socket in [&mut key_socket, &mut session_socket] {
+        for (which, socket) in [("key", &mut key_socket), ("session", &mut session_socket)] {
             let dropped = loop {
                 let frame = next(socket, WAIT).await.expect("the guild was not dropped");
                 assert_ne!(
                     frame["type"], "audit_log",
-                    "{label}: the old owner heard the news: {frame}"
+                    "{label}: the old owner's {which} heard the news: {frame}"
                 );
                 if frame["type"] == "unsubscribed" {
                     break frame;

@@ -121,7 +121,7 @@ async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
                     return;
                 }
                 let all: Vec<u64> = guilds.iter().copied().collect();
-                for reply in recheck_guilds(&state, &caller, &mut guilds, all).await {
+                for reply in recheck_guilds(&state, &caller, &mut guilds, all, false).await {
                     if !send(&mut socket, reply).await {
                         return;
                     }
@@ -169,7 +169,9 @@ async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
                 // not read the news either.
                 if is_transfer(&event) {
                     let moved = vec![event.guild_id];
-                    for reply in recheck_guilds(&state, &caller, &mut guilds, moved).await {
+                    // Fail closed: rights that cannot be checked right after a
+                    // transfer (Discord busy) do not get the news either.
+                    for reply in recheck_guilds(&state, &caller, &mut guilds, moved, true).await {
                         if !send(&mut socket, reply).await {
                             return;
                         }
@@ -221,17 +223,21 @@ async fn still_signed_in(state: &ApiState, caller: &Caller) -> bool {
 }
 
 /// Drops those of `which` the caller may no longer manage from `guilds`, with an
-/// `unsubscribed` frame saying why for each.
+/// `unsubscribed` frame saying why for each. When the rights cannot be checked
+/// (Discord or the database unavailable) the guild is kept, unless
+/// `fail_closed`.
 async fn recheck_guilds(
     state: &ApiState,
     caller: &Caller,
     guilds: &mut HashSet<u64>,
     which: Vec<u64>,
+    fail_closed: bool,
 ) -> Vec<Value> {
     let mut replies = Vec::new();
     for guild_id in which {
         match authorize(state, caller, guild_id).await {
-            Ok(_) | Err(ApiError::Unavailable { .. } | ApiError::Internal(_)) => {}
+            Ok(_) => {}
+            Err(ApiError::Unavailable { .. } | ApiError::Internal(_)) if !fail_closed => {}
             Err(e) => {
                 guilds.remove(&guild_id);
                 replies.push(json!({ "type": "unsubscribed", "guild_id": Snowflake(guild_id), "reason": e.to_string() }));

@@ -9,7 +9,6 @@ use crate::discord::custom_id::namespace_body;
 use crate::interactions::{self, Responder};
 use crate::platform::Platform;
 use crate::runtime::wit::{Event, MessageBody, MessageDeleted};
-use crate::store::Guild;
 use serenity::all::{
     ChannelId, Context, EventHandler, GuildId, GuildMemberUpdateEvent, Interaction, Member,
     Message, MessageId, MessageUpdateEvent, PartialGuild, RawEventHandler, Reaction, Ready,
@@ -48,19 +47,7 @@ impl Handler {
         let store = self.platform.runtime.store();
         // Ownership may have moved while the bot was away.
         self.owner_seen(guild_id, owner_id).await?;
-        let guild = match store.guild(guild_id).await? {
-            Some(known) => Guild {
-                name: name.to_string(),
-                owner_id,
-                ..known
-            },
-            None => Guild::new(guild_id, name, owner_id),
-        };
-        let rejoined = guild.left_at.is_some();
-        store.upsert_guild(&guild).await?;
-        if rejoined {
-            store.mark_guild_left(guild_id, None).await?;
-        }
+        store.record_guild_seen(guild_id, name, owner_id).await?;
         store.ensure_guild_settings(guild_id).await?;
         registry::sync(
             &self.platform.runtime,
@@ -74,17 +61,11 @@ impl Handler {
     /// GUILD_UPDATE: the name and, when it moved, the ownership.
     async fn guild_changed(&self, guild_id: u64, name: &str, owner_id: u64) -> anyhow::Result<()> {
         self.owner_seen(guild_id, owner_id).await?;
-        let store = self.platform.runtime.store();
-        if let Some(known) = store.guild(guild_id).await?
-            && known.name != name
-        {
-            store
-                .upsert_guild(&Guild {
-                    name: name.to_string(),
-                    ..known
-                })
-                .await?;
-        }
+        self.platform
+            .runtime
+            .store()
+            .record_guild_seen(guild_id, name, owner_id)
+            .await?;
         Ok(())
     }
 

@@ -121,6 +121,34 @@ impl Store {
     /// `left_at`); `tenant_id` changes only when `Some`, so re-announcing a guild with
     /// [`Guild::new`] never unlinks it (use [`Store::set_guild_tenant`]). An unknown
     /// tenant is refused with [`StoreError::InvalidArgument`].
+    /// Records that the bot is in a guild: a new row on first sight, otherwise
+    /// only its name and that it is back (`left_at` cleared). Owner and tenant
+    /// are left to [`Store::change_guild_owner`], so a gateway event handled
+    /// concurrently with a transfer can never write back the old ones.
+    pub async fn record_guild_seen(
+        &self,
+        guild_id: u64,
+        name: &str,
+        owner_id: u64,
+    ) -> Result<(), StoreError> {
+        let new = Guild::new(guild_id, name, owner_id);
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO guilds (id, name, owner_id, plan, created_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, left_at = NULL",
+            )
+            .bind(db_id(guild_id))
+            .bind(name)
+            .bind(db_id(owner_id))
+            .bind(&new.plan)
+            .bind(ts(new.created_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
     pub async fn upsert_guild(&self, g: &Guild) -> Result<(), StoreError> {
         let result = on_db!(&self.db, pool => {
             sqlx::query(
