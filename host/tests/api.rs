@@ -837,6 +837,21 @@ async fn marketplace_installs_with_approvals_validates_config_and_upgrades() {
             .await;
         assert_eq!(installed.status, 200, "{label}: {:?}", installed.body);
         assert_eq!(installed.body["version"], "0.1.0");
+        assert_eq!(installed.body["elevated_permissions"], "0", "{label}");
+        // The admin may let it hand out Manage Server (0x20); Administrator
+        // (0x8) is never kept.
+        let elevated = world
+            .call(
+                Method::POST,
+                &install,
+                &owner,
+                Some(
+                    json!({"capabilities": ["messages", "storage"], "elevated_permissions": "40"}),
+                ),
+            )
+            .await;
+        assert_eq!(elevated.status, 200, "{label}: {:?}", elevated.body);
+        assert_eq!(elevated.body["elevated_permissions"], "32", "{label}");
 
         let config = format!("/api/guild/{g}/features/hello/config");
         assert_eq!(

@@ -166,6 +166,11 @@ export const GuildFeatureView = z.object({
   channels: z.array(Snowflake).nullable().optional(),
   /** Its configuration; `null` until one is saved (the default applies). */
   config: z.record(z.string(), z.unknown()).nullable().optional(),
+  /**
+   * Dangerous permission bits it may hand out through roles and overwrites
+   * (Discord's decimal string; `"0"`: none).
+   */
+  elevated_permissions: Snowflake,
   enabled: z.boolean(),
   feature_id: z.string(),
   /** The version before the last upgrade. */
@@ -377,6 +382,12 @@ export const InstallRequest = z.object({
   capabilities: z.array(Capability).nullable().optional(),
   /** Channels it may post in; absent or `null`: every channel. */
   channels: z.array(Snowflake).nullable().optional(),
+  /**
+   * Dangerous permission bits (Manage Server, Ban, Manage Roles, …; Discord's
+   * decimal string) it may hand out through roles and overwrites anyway.
+   * Administrator is never allowed. Absent: none.
+   */
+  elevated_permissions: Snowflake.nullable().optional(),
   /** It may only manage roles strictly below this role. */
   role_ceiling: Snowflake.nullable().optional(),
   /** A version from the catalogue; the newest published one when absent. */
@@ -501,6 +512,7 @@ export const UpgradeRequest = z.object({
   /** New approvals, for a version that asks for more; absent keeps the current ones. */
   capabilities: z.array(Capability).nullable().optional(),
   channels: z.array(Snowflake).nullable().optional(),
+  elevated_permissions: Snowflake.nullable().optional(),
   role_ceiling: Snowflake.nullable().optional(),
   /** The version to move to. */
   version: z.string(),

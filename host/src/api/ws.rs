@@ -46,6 +46,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
+/// How long a closing socket waits for the client's Close.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 /// The longest one frame may wait for a client to take it.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Guilds one connection may follow at once.
@@ -201,7 +203,24 @@ async fn close(socket: &mut WebSocket, reason: &'static str) {
         code: CLOSE_POLICY,
         reason: reason.into(),
     }));
-    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await;
+    if !matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    // Finish the closing handshake: take (and drop) what the client still sends
+    // until its own Close, for at most CLOSE_DRAIN. Dropping the connection with
+    // its frames unread makes the kernel reset it, and the client may then never
+    // read the Close frame and its reason.
+    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Whether the session or key the socket was opened with still works.

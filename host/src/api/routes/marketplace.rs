@@ -161,6 +161,9 @@ pub struct GuildFeatureView {
     pub channels: Option<Vec<Snowflake>>,
     /// It may only manage roles below this one.
     pub role_ceiling: Option<Snowflake>,
+    /// Dangerous permission bits it may hand out through roles and overwrites
+    /// (Discord's decimal string; `"0"`: none).
+    pub elevated_permissions: Snowflake,
     /// Its configuration; `null` until one is saved (the default applies).
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
@@ -183,6 +186,7 @@ impl From<GuildFeature> for GuildFeatureView {
                 .channels
                 .map(|c| c.into_iter().map(Snowflake).collect()),
             role_ceiling: approval.role_ceiling.map(Snowflake),
+            elevated_permissions: Snowflake(approval.elevated_permissions),
             config: gf.config,
             previous_version: gf.previous_version,
             breaker_open_until: gf.breaker_open_until,
@@ -205,6 +209,10 @@ pub struct InstallRequest {
     pub channels: Option<Vec<Snowflake>>,
     /// It may only manage roles strictly below this role.
     pub role_ceiling: Option<Snowflake>,
+    /// Dangerous permission bits (Manage Server, Ban, Manage Roles, …; Discord's
+    /// decimal string) it may hand out through roles and overwrites anyway.
+    /// Administrator is never allowed. Absent: none.
+    pub elevated_permissions: Option<Snowflake>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -217,6 +225,7 @@ pub struct UpgradeRequest {
     pub capabilities: Option<Vec<String>>,
     pub channels: Option<Vec<Snowflake>>,
     pub role_ceiling: Option<Snowflake>,
+    pub elevated_permissions: Option<Snowflake>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -230,6 +239,7 @@ fn approval(
     capabilities: Vec<String>,
     channels: Option<Vec<Snowflake>>,
     role_ceiling: Option<Snowflake>,
+    elevated_permissions: Option<Snowflake>,
 ) -> ApiResult<Approval> {
     let mut problems = Vec::new();
     let mut parsed = Vec::new();
@@ -252,7 +262,9 @@ fn approval(
         capabilities: parsed.into_iter().collect(),
         channels: channels.map(|c| c.into_iter().map(|s| s.0).collect()),
         role_ceiling: role_ceiling.map(|s| s.0),
-        elevated_permissions: 0,
+        // Administrator is never allowed; the grant drops it too.
+        elevated_permissions: elevated_permissions.map_or(0, |s| s.0)
+            & !crate::discord::permissions::ADMINISTRATOR,
     })
 }
 
@@ -348,7 +360,12 @@ pub async fn enable_feature(
     let market = market(state, &access.caller);
     let existing = state.store().guild_feature(guild_id, feature_id).await?;
     let approval = match (request.capabilities, &existing) {
-        (Some(capabilities), _) => approval(capabilities, request.channels, request.role_ceiling)?,
+        (Some(capabilities), _) => approval(
+            capabilities,
+            request.channels,
+            request.role_ceiling,
+            request.elevated_permissions,
+        )?,
         (None, Some(existing)) => {
             serde_json::from_value(existing.grants.clone()).map_err(ApiError::internal)?
         }
@@ -362,7 +379,12 @@ pub async fn enable_feature(
                     .filter(|r| r.required)
                     .map(|r| r.capability)
                     .collect(),
-                ..approval(Vec::new(), request.channels, request.role_ceiling)?
+                ..approval(
+                    Vec::new(),
+                    request.channels,
+                    request.role_ceiling,
+                    request.elevated_permissions,
+                )?
             }
         }
     };
@@ -478,6 +500,7 @@ pub async fn upgrade(
             capabilities,
             request.channels,
             request.role_ceiling,
+            request.elevated_permissions,
         )?),
         None => None,
     };
