@@ -6,8 +6,8 @@
 //! call checks it first.
 
 use crate::discord::permissions;
-use crate::runtime::wit::{Capability, CapabilityRequest, Error};
 use crate::store::Quota;
+use crate::wit::{Capability, CapabilityRequest, Error};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -1,8 +1,10 @@
 //! The TownesDev Bot Platform host.
 //!
+//! - [`wit`]: the types generated from the feature contract (`wit/feature.wit`).
 //! - [`api`]: the dashboard's REST and WebSocket API.
 //! - [`runtime`]: the wasmtime sandbox that runs features.
-//! - [`capabilities`]: one module per WIT interface, each checking the grant.
+//! - [`capabilities`]: one module per WIT interface, each with its own context,
+//!   checking the grant.
 //! - [`grants`]: what a feature may do in a guild.
 //! - [`marketplace`]: catalogue and per-guild feature operations.
 //! - [`store`]: the database (SQLite or Postgres).
@@ -23,3 +25,4 @@ pub mod metrics;
 pub mod platform;
 pub mod runtime;
 pub mod store;
+pub mod wit;

@@ -28,8 +28,7 @@
 //! statuses 401/403/429, the governor's refusal reasons), never from
 //! user input, so the number of series stays bounded.
 
-use crate::runtime::InvokeError;
-use crate::runtime::wit::EventKind;
+use crate::wit::EventKind;
 use prometheus::{
     GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -373,31 +372,6 @@ pub fn event_kind_label(kind: EventKind) -> &'static str {
     }
 }
 
-/// The `outcome` label of an invocation's result; `None` for a feature that is
-/// not enabled (it was never invoked, so nothing is counted).
-pub fn outcome_label<T>(result: &Result<T, InvokeError>) -> Option<&'static str> {
-    use crate::runtime::TrapKind;
-    Some(match result {
-        Ok(_) => outcome::OK,
-        Err(InvokeError::NotEnabled(_)) => return None,
-        Err(InvokeError::Trap {
-            kind: TrapKind::CpuLimit,
-            ..
-        }) => outcome::CPU_EXHAUSTED,
-        Err(InvokeError::Trap {
-            kind: TrapKind::MemoryLimit,
-            ..
-        }) => outcome::MEMORY,
-        Err(InvokeError::Trap { .. }) => outcome::TRAP,
-        Err(InvokeError::Timeout(_)) => outcome::TIMEOUT,
-        Err(InvokeError::BreakerOpen { .. }) => outcome::BREAKER_OPEN,
-        Err(InvokeError::Busy(_)) => outcome::BUSY,
-        Err(InvokeError::Feature(_) | InvokeError::InvalidReply(_) | InvokeError::Host(_)) => {
-            outcome::ERROR
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,42 +587,5 @@ mod tests {
 
         m.set_shard_latency(2, None);
         assert!(!m.render().contains("shard=\""));
-    }
-
-    #[test]
-    fn outcomes_map_from_invoke_errors() {
-        use crate::runtime::TrapKind;
-        let trap = |kind| -> Result<(), InvokeError> {
-            Err(InvokeError::Trap {
-                kind,
-                message: String::new(),
-            })
-        };
-        assert_eq!(outcome_label(&Ok::<(), InvokeError>(())), Some("ok"));
-        assert_eq!(
-            outcome_label(&trap(TrapKind::CpuLimit)),
-            Some("cpu_exhausted")
-        );
-        assert_eq!(outcome_label(&trap(TrapKind::MemoryLimit)), Some("memory"));
-        assert_eq!(outcome_label(&trap(TrapKind::Panic)), Some("trap"));
-        assert_eq!(outcome_label(&trap(TrapKind::StackOverflow)), Some("trap"));
-        assert_eq!(
-            outcome_label::<()>(&Err(InvokeError::Timeout(Duration::from_secs(1)))),
-            Some("timeout")
-        );
-        assert_eq!(
-            outcome_label::<()>(&Err(InvokeError::BreakerOpen {
-                until: chrono::Utc::now()
-            })),
-            Some("breaker_open")
-        );
-        assert_eq!(
-            outcome_label::<()>(&Err(InvokeError::InvalidReply(String::new()))),
-            Some("error")
-        );
-        assert_eq!(
-            outcome_label::<()>(&Err(InvokeError::NotEnabled("x".into()))),
-            None
-        );
     }
 }

@@ -10,9 +10,9 @@ use townes::capabilities::Effect;
 use townes::discord::{LocalDiscord, LocalGuild, Role};
 use townes::grants::Approval;
 use townes::marketplace::{Marketplace, Publisher, config::validate};
-use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Message, Reply};
 use townes::runtime::{Outcome, Runtime, RuntimeConfig};
 use townes::store::Guild;
+use townes::wit::{CommandInvocation, CommandSource, Event, Message, Reply};
 
 const GUILD: u64 = 1000;
 const GENERAL: u64 = GUILD + 1;
@@ -198,7 +198,7 @@ async fn welcome_and_xp_behave_on_both_backends() {
             invoker,
             channel_id: GENERAL,
         };
-        let board = runtime.command(GUILD, "xp", invocation).await;
+        let board = runtime.command(GUILD, "xp", invocation, 0).await;
         let Ok(Some(Reply { body, .. })) = &board.result else {
             panic!("{label}: {:?}", board.result)
         };

@@ -419,6 +419,62 @@ fn marketplace_commands_from_the_command_line() {
         (enabled["enabled"].as_bool(), enabled["version"].as_str()),
         (Some(true), Some("0.1.0"))
     );
+
+    // Dangerous permissions are elevated by name, never Administrator.
+    let grants = json(&[
+        "feature",
+        "grants",
+        "hello",
+        "--guild",
+        "1000",
+        "--elevate",
+        "manage-server,Ban Members",
+        "--json",
+    ]);
+    assert_eq!(
+        grants["approved"]["elevated_permissions"],
+        (1u64 << 5) | (1 << 2),
+        "{grants}"
+    );
+    for (elevate, why) in [
+        (
+            "administrator",
+            "Administrator is never handed to a feature",
+        ),
+        ("send-messages", "is not a dangerous permission"),
+        ("manage-everything", "is not a permission name"),
+    ] {
+        let refused = townes(
+            dir.path(),
+            &[
+                "feature",
+                "grants",
+                "hello",
+                "--guild",
+                "1000",
+                "--elevate",
+                elevate,
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && stderr.contains(why),
+            "{stderr}"
+        );
+    }
+    let text = stdout(&townes(
+        dir.path(),
+        &[
+            "feature",
+            "grants",
+            "hello",
+            "--guild",
+            "1000",
+            "--elevate",
+            "none",
+        ],
+    ));
+    assert!(text.contains("elevated permissions: none"), "{text}");
 }
 
 #[test]

@@ -814,6 +814,20 @@ async fn buttons_menus_and_forms_reach_the_feature_that_made_them() {
         .click(guild, general, bob, panel.id, "panel:yes")
         .await;
     assert_eq!(world.answer(click).await, "clicked yes");
+    // The feature sees the clicker's permissions in the channel.
+    let sweep = world
+        .sim
+        .click(guild, general, bob, panel.id, "panel:sweep")
+        .await;
+    assert_eq!(world.answer(sweep).await, "only moderators may sweep");
+    world
+        .sim
+        .set_role_permissions(guild, world.mod_role, permissions::MANAGE_MESSAGES);
+    let sweep = world
+        .sim
+        .click(guild, general, world.dan, panel.id, "panel:sweep")
+        .await;
+    assert_eq!(world.answer(sweep).await, "swept");
     let choice = world
         .sim
         .choose(

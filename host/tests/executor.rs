@@ -16,11 +16,11 @@ use townes::discord::{
     Action, ActionOutput, Caller, Discord, DiscordError, Executor, ExecutorConfig, RemoteDiscord,
     RestClient,
 };
-use townes::runtime::bindings::townes::feature::channels::{
+use townes::store::Store;
+use townes::wit::MessageBody;
+use townes::wit::townes::feature::channels::{
     ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,
 };
-use townes::runtime::wit::MessageBody;
-use townes::store::Store;
 use townes_discord_sim::{GuildSetup, SimConfig, Simulator, permissions as perms};
 
 struct World {

@@ -15,13 +15,11 @@ use townes::capabilities::Effect;
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::{Approval, CapabilitySet};
 use townes::marketplace::Marketplace;
-use townes::runtime::wit::{
-    Capability, CommandArgument, CommandInvocation, CommandSource, OptionValue,
-};
 use townes::runtime::{
     InstallError, InvokeError, Limits, Outcome, Runtime, RuntimeConfig, TrapKind,
 };
 use townes::store::Guild;
+use townes::wit::{Capability, CommandArgument, CommandInvocation, CommandSource, OptionValue};
 
 /// hello works in a guild: the reply counts greetings per guild.
 async fn assert_hello_works(h: &Harness, guild: u64) {
@@ -51,7 +49,7 @@ async fn an_endless_loop_is_interrupted_at_its_cpu_budget_while_other_guilds_kee
             invoker,
             channel_id: GUILD_A + 1,
         };
-        let outcome = runtime.command(GUILD_A, &hostile, invocation).await;
+        let outcome = runtime.command(GUILD_A, &hostile, invocation, 0).await;
         (outcome, Instant::now())
     });
     // During the loop: the same feature set in another guild and another feature
@@ -342,7 +340,7 @@ async fn an_oversized_reply_is_rejected_with_the_reason() {
         .result
     {
         Err(InvokeError::InvalidReply(why)) => assert!(
-            why.contains("5000 characters; Discord allows 2000"),
+            why.contains("message content is 5000 characters; at most 2000 allowed"),
             "{why}"
         ),
         other => panic!("expected InvalidReply, got {other:?}"),
@@ -404,7 +402,7 @@ async fn the_channel_allow_list_scopes_messages() {
     assert!(
         matches!(
             outcome.result,
-            Err(InvokeError::Feature(townes::runtime::wit::Error::Denied(
+            Err(InvokeError::Feature(townes::wit::Error::Denied(
                 Capability::Messages
             )))
         ),
@@ -631,6 +629,7 @@ async fn installed_components_are_cached_precompiled_and_survive_a_restart() {
                 invoker,
                 channel_id: GUILD_A + 1,
             },
+            0,
         )
         .await;
     assert!(reply_text(&outcome).contains("ada"));

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::Approval;
 use townes::marketplace::{MarketError, Marketplace, Publisher};
-use townes::runtime::wit::{Capability, CommandInvocation, CommandSource, Reply};
 use townes::runtime::{InstallError, InvokeError, Outcome, Runtime, RuntimeConfig};
 use townes::store::{Guild, Scope, Store};
+use townes::wit::{Capability, CommandInvocation, CommandSource, Reply};
 
 const GUILD: u64 = 1000;
 const OTHER: u64 = 2000;
@@ -44,7 +44,7 @@ async fn hello(runtime: &Runtime, discord: &LocalDiscord, guild: u64) -> Outcome
         invoker,
         channel_id: guild + 1,
     };
-    runtime.command(guild, "hello", invocation).await
+    runtime.command(guild, "hello", invocation, 0).await
 }
 
 fn text(outcome: &Outcome) -> String {
@@ -565,5 +565,21 @@ async fn a_feature_id_belongs_to_its_first_publisher() {
             .install(&common::component("hostile"), &mallory)
             .await
             .unwrap();
+
+        // Two publishers racing for a new id: the claim is one statement, so
+        // exactly one of them gets it and the catalogue names that one.
+        let (alice, bob) = (
+            Publisher::Named("alice".into()),
+            Publisher::Named("bob".into()),
+        );
+        let panel = common::component("panel");
+        let (a, b) = tokio::join!(market.install(&panel, &alice), market.install(&panel, &bob));
+        let winner = match (&a, &b) {
+            (Ok(_), Err(MarketError::IdTaken { owner, .. })) if owner == "alice" => "alice",
+            (Err(MarketError::IdTaken { owner, .. }), Ok(_)) if owner == "bob" => "bob",
+            other => panic!("{label}: {other:?}"),
+        };
+        let feature = runtime.store().feature("panel").await.unwrap().unwrap();
+        assert_eq!(feature.owner(), Some(winner), "{label}");
     }
 }

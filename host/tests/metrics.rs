@@ -15,9 +15,9 @@ use townes::grants::Approval;
 use townes::marketplace::{Marketplace, Publisher};
 use townes::metrics::metrics;
 use townes::platform::{Connection, connect};
-use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Message};
 use townes::runtime::{InvokeError, Outcome, Plans, Runtime, RuntimeConfig, TrapKind};
 use townes::store::Guild;
+use townes::wit::{CommandInvocation, CommandSource, Event, Message};
 use townes_discord_sim::{SimConfig, Simulator};
 
 const GUILD_A: u64 = 1000;
@@ -149,7 +149,7 @@ impl Harness {
             invoker: self.discord.member_of(guild, 42).unwrap(),
             channel_id: guild + 1,
         };
-        self.runtime.command(guild, feature, invocation).await
+        self.runtime.command(guild, feature, invocation, 0).await
     }
 }
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::Approval;
 use townes::marketplace::Marketplace;
-use townes::runtime::wit::{CommandInvocation, CommandSource, Reply};
 use townes::runtime::{Runtime, RuntimeConfig};
 use townes::store::Guild;
+use townes::wit::{CommandInvocation, CommandSource, Reply};
 
 fn python_counter() -> Option<Vec<u8>> {
     let path = format!("{}/python/python_counter.wasm", common::target_dir());
@@ -80,9 +80,12 @@ async fn a_python_feature_installs_and_runs_under_the_default_limits() {
             invoker,
             channel_id: 1001,
         };
-        let outcome = runtime.command(1000, "py-counter", invocation).await;
+        let outcome = runtime.command(1000, "py-counter", invocation, 0).await;
         match &outcome.result {
-            Ok(Some(Reply { body, .. })) => assert_eq!(body.content.as_deref(), Some(expected)),
+            Ok(Some(Reply { body, .. })) => {
+                eprintln!("{expected}: {:?} of CPU", outcome.cpu);
+                assert_eq!(body.content.as_deref(), Some(expected))
+            }
             other => panic!("{other:?}; stdio: {}", outcome.stdio),
         }
     }

@@ -13,39 +13,9 @@ use crate::{
     SelectOption, Snowflake, Subcommand, TextInput, UiComponent, User,
 };
 
-/// Discord's limits that the host enforces on outgoing messages.
-pub mod limits {
-    /// Characters of message content.
-    pub const CONTENT: usize = 2000;
-    /// Embeds per message.
-    pub const EMBEDS: usize = 10;
-    /// Characters of an embed title.
-    pub const EMBED_TITLE: usize = 256;
-    /// Characters of an embed description.
-    pub const EMBED_DESCRIPTION: usize = 4096;
-    /// Fields per embed.
-    pub const EMBED_FIELDS: usize = 25;
-    /// Characters of an embed field name.
-    pub const EMBED_FIELD_NAME: usize = 256;
-    /// Characters of an embed field value.
-    pub const EMBED_FIELD_VALUE: usize = 1024;
-    /// Characters of an embed footer.
-    pub const EMBED_FOOTER: usize = 2048;
-    /// Characters of all embeds of one message together.
-    pub const EMBED_TOTAL: usize = 6000;
-    /// Action rows per message.
-    pub const ACTION_ROWS: usize = 5;
-    /// Buttons per action row.
-    pub const BUTTONS_PER_ROW: usize = 5;
-}
-
-fn chars(s: &str) -> usize {
-    s.chars().count()
-}
-
-fn opt_chars(s: &Option<String>) -> usize {
-    s.as_deref().map_or(0, chars)
-}
+/// Discord's limits that the host enforces on outgoing messages: the same
+/// constants and checks the host uses (`townes-limits`).
+pub use townes_limits::message as limits;
 
 // ---------------------------------------------------------------- capability
 
@@ -111,6 +81,12 @@ impl CapabilityRequest {
 }
 
 // --------------------------------------------------------------------- error
+
+impl From<townes_limits::Invalid> for Error {
+    fn from(e: townes_limits::Invalid) -> Self {
+        Error::InvalidArgument(e.0)
+    }
+}
 
 impl Error {
     /// The denied capability, when this is `Error::Denied`.
@@ -461,60 +437,34 @@ impl MessageBody {
         self
     }
 
-    /// Checks Discord's limits (see [`limits`]) the way the host does before
-    /// sending: content length, embed count and sizes, row counts, and that the
+    /// Checks Discord's limits (see [`limits`]) with the host's own checks:
+    /// content length, embed count and sizes, row counts, and that the
     /// message is not empty.
     pub fn validate(&self) -> Result<(), Error> {
-        let content = opt_chars(&self.content);
-        if content > limits::CONTENT {
-            return Err(Error::invalid(format!(
-                "content is {content} characters, the limit is {}",
-                limits::CONTENT
-            )));
-        }
-        if self.embeds.len() > limits::EMBEDS {
-            return Err(Error::invalid(format!(
-                "{} embeds, the limit is {}",
-                self.embeds.len(),
-                limits::EMBEDS
-            )));
-        }
-        let mut total = 0;
-        for embed in &self.embeds {
-            total += embed.validate()?;
-        }
-        if total > limits::EMBED_TOTAL {
-            return Err(Error::invalid(format!(
-                "embeds hold {total} characters, the limit is {}",
-                limits::EMBED_TOTAL
-            )));
-        }
-        if self.components.len() > limits::ACTION_ROWS {
-            return Err(Error::invalid(format!(
-                "{} action rows, the limit is {}",
-                self.components.len(),
-                limits::ACTION_ROWS
-            )));
-        }
-        for row in &self.components {
-            let selects = row
+        Ok(limits::check(&self.shape())?)
+    }
+
+    /// What the shared limits know of this body.
+    pub(crate) fn shape(&self) -> limits::Shape<'_> {
+        limits::Shape {
+            content: self.content.as_deref(),
+            embeds: self.embeds.iter().map(Embed::shape).collect(),
+            rows: self
                 .components
                 .iter()
-                .filter(|c| matches!(c, UiComponent::SelectMenu(_)))
-                .count();
-            if row.components.is_empty()
-                || row.components.len() > limits::BUTTONS_PER_ROW
-                || (selects > 0 && row.components.len() > 1)
-            {
-                return Err(Error::invalid(
-                    "an action row holds 1-5 buttons or exactly one select menu",
-                ));
-            }
+                .map(|row| {
+                    let selects = row
+                        .components
+                        .iter()
+                        .filter(|c| matches!(c, UiComponent::SelectMenu(_)))
+                        .count();
+                    limits::RowShape {
+                        buttons: row.components.len() - selects,
+                        selects,
+                    }
+                })
+                .collect(),
         }
-        if content == 0 && self.embeds.is_empty() && self.components.is_empty() {
-            return Err(Error::invalid("the message is empty"));
-        }
-        Ok(())
     }
 }
 
@@ -622,36 +572,17 @@ impl Embed {
         self
     }
 
-    /// Checks the per-embed limits; returns the embed's character count.
-    fn validate(&self) -> Result<usize, Error> {
-        let check = |what: &str, n: usize, max: usize| {
-            if n > max {
-                Err(Error::invalid(format!(
-                    "embed {what} is {n} characters, the limit is {max}"
-                )))
-            } else {
-                Ok(n)
-            }
-        };
-        let mut total = check("title", opt_chars(&self.title), limits::EMBED_TITLE)?;
-        total += check(
-            "description",
-            opt_chars(&self.description),
-            limits::EMBED_DESCRIPTION,
-        )?;
-        total += check("footer", opt_chars(&self.footer), limits::EMBED_FOOTER)?;
-        if self.fields.len() > limits::EMBED_FIELDS {
-            return Err(Error::invalid(format!(
-                "embed has {} fields, the limit is {}",
-                self.fields.len(),
-                limits::EMBED_FIELDS
-            )));
+    fn shape(&self) -> limits::EmbedShape<'_> {
+        limits::EmbedShape {
+            title: self.title.as_deref(),
+            description: self.description.as_deref(),
+            footer: self.footer.as_deref(),
+            fields: self
+                .fields
+                .iter()
+                .map(|f| (f.name.as_str(), f.value.as_str()))
+                .collect(),
         }
-        for f in &self.fields {
-            total += check("field name", chars(&f.name), limits::EMBED_FIELD_NAME)?;
-            total += check("field value", chars(&f.value), limits::EMBED_FIELD_VALUE)?;
-        }
-        Ok(total)
     }
 }
 

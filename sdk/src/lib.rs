@@ -104,6 +104,7 @@ pub mod testing;
 pub mod audit;
 pub mod channels;
 pub mod config;
+pub mod invocation;
 pub mod log;
 pub mod members;
 pub mod messages;

@@ -6,7 +6,7 @@
 use crate::{Error, Snowflake, route};
 
 /// Longest timeout Discord allows: 28 days.
-pub const MAX_TIMEOUT_SECONDS: u32 = 2_419_200;
+pub use townes_limits::moderation::MAX_TIMEOUT_SECONDS;
 
 /// Kicks `user_id`; `reason` goes to Discord's audit log.
 pub fn kick(user_id: Snowflake, reason: Option<&str>) -> Result<(), Error> {

@@ -17,7 +17,7 @@ pub use crate::{Entry, ScoreEntry};
 pub fn get(key: &str) -> Result<Option<String>, Error> {
     route!(
         wasm: crate::bindings::townes::feature::storage::get(key),
-        mock: crate::testing::call(crate::Capability::Storage, |h| Ok(h.kv_get(key))),
+        mock: crate::testing::call(crate::Capability::Storage, |h| h.kv_get(key)),
     )
 }
 
@@ -33,7 +33,7 @@ pub fn set(key: &str, value: &str) -> Result<(), Error> {
 pub fn delete(key: &str) -> Result<bool, Error> {
     route!(
         wasm: crate::bindings::townes::feature::storage::delete(key),
-        mock: crate::testing::call(crate::Capability::Storage, |h| Ok(h.kv_delete(key))),
+        mock: crate::testing::call(crate::Capability::Storage, |h| h.kv_delete(key)),
     )
 }
 
@@ -77,7 +77,7 @@ pub fn board_set(board: &str, subject: Snowflake, score: i64) -> Result<(), Erro
 pub fn board_remove(board: &str, subject: Snowflake) -> Result<bool, Error> {
     route!(
         wasm: crate::bindings::townes::feature::storage::board_remove(board, subject),
-        mock: crate::testing::call(crate::Capability::Storage, |h| Ok(h.board_remove(board, subject))),
+        mock: crate::testing::call(crate::Capability::Storage, |h| h.board_remove(board, subject)),
     )
 }
 
@@ -93,7 +93,7 @@ pub fn board_top(board: &str, limit: u32) -> Result<Vec<ScoreEntry>, Error> {
 pub fn board_rank(board: &str, subject: Snowflake) -> Result<Option<ScoreEntry>, Error> {
     route!(
         wasm: crate::bindings::townes::feature::storage::board_rank(board, subject),
-        mock: crate::testing::call(crate::Capability::Storage, |h| Ok(h.board_rank(board, subject))),
+        mock: crate::testing::call(crate::Capability::Storage, |h| h.board_rank(board, subject)),
     )
 }
 

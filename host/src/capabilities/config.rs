@@ -1,12 +1,15 @@
 //! `config`: the feature's own validated configuration. Always granted.
 
-use crate::runtime::HostState;
-use crate::runtime::bindings::townes::feature::config::Host;
-use crate::runtime::wit::{Capability, Error};
+use super::Cap;
+use crate::wit::townes::feature::config::Host;
+use crate::wit::{Capability, Error};
 
-impl Host for HostState {
+/// The feature's configuration in this guild, as JSON.
+pub struct ConfigCtx(pub String);
+
+impl Host for Cap<'_, ConfigCtx> {
     async fn get(&mut self) -> Result<String, Error> {
-        self.begin(Capability::Config, "config.get")?;
-        Ok(self.config.clone())
+        self.calls.begin(Capability::Config, "config.get")?;
+        Ok(self.ctx.0.clone())
     }
 }

@@ -1,33 +1,34 @@
 //! `messages`: send, edit and delete messages and react, within the grant's
 //! channel allow-list.
 
-use super::{Effect, validate_body};
-use crate::runtime::HostState;
-use crate::runtime::bindings::townes::feature::messages::Host;
-use crate::runtime::wit::{Capability, Error, MessageBody};
+use super::{Cap, DiscordCtx, Effect, validate_body};
+use crate::wit::townes::feature::messages::Host;
+use crate::wit::{Capability, Error, MessageBody};
 
-impl HostState {
+impl Cap<'_, DiscordCtx> {
     fn begin_in_channel(&mut self, call: &'static str, channel_id: u64) -> Result<(), Error> {
-        self.begin(Capability::Messages, call)?;
-        self.grant
+        self.calls.begin(Capability::Messages, call)?;
+        self.calls
+            .grant
             .check_channel(Capability::Messages, channel_id)
-            .inspect_err(|e| self.refused(call, e))
+            .inspect_err(|e| self.calls.refused(call, e))
     }
 }
 
-impl Host for HostState {
+impl Host for Cap<'_, DiscordCtx> {
     async fn send(&mut self, channel_id: u64, body: MessageBody) -> Result<u64, Error> {
         const CALL: &str = "messages.send";
         self.begin_in_channel(CALL, channel_id)?;
         let result = match validate_body(&body) {
             Ok(()) => self
+                .ctx
                 .discord
-                .send_message(self.guild_id, channel_id, &body)
+                .send_message(self.ctx.guild_id, channel_id, &body)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        self.finish(CALL, result, |&message_id| {
+        self.calls.finish(CALL, result, |&message_id| {
             Some(Effect::MessageSent {
                 channel_id,
                 message_id,
@@ -48,13 +49,14 @@ impl Host for HostState {
         self.begin_in_channel(CALL, channel_id)?;
         let result = match validate_body(&body) {
             Ok(()) => self
+                .ctx
                 .discord
-                .edit_message(self.guild_id, channel_id, message_id, &body)
+                .edit_message(self.ctx.guild_id, channel_id, message_id, &body)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        self.finish(CALL, result, |_| {
+        self.calls.finish(CALL, result, |_| {
             Some(Effect::MessageEdited {
                 channel_id,
                 message_id,
@@ -67,11 +69,12 @@ impl Host for HostState {
         const CALL: &str = "messages.delete";
         self.begin_in_channel(CALL, channel_id)?;
         let result = self
+            .ctx
             .discord
-            .delete_message(self.guild_id, channel_id, message_id)
+            .delete_message(self.ctx.guild_id, channel_id, message_id)
             .await
             .map_err(Error::from);
-        self.finish(CALL, result, |_| {
+        self.calls.finish(CALL, result, |_| {
             Some(Effect::MessageDeleted {
                 channel_id,
                 message_id,
@@ -87,12 +90,16 @@ impl Host for HostState {
     ) -> Result<(), Error> {
         const CALL: &str = "messages.react";
         self.begin_in_channel(CALL, channel_id)?;
-        let result = self
-            .discord
-            .add_reaction(self.guild_id, channel_id, message_id, &emoji)
-            .await
-            .map_err(Error::from);
-        self.finish(CALL, result, |_| {
+        let result = match townes_limits::message::check_emoji(&emoji) {
+            Err(e) => Err(e.into()),
+            Ok(()) => self
+                .ctx
+                .discord
+                .add_reaction(self.ctx.guild_id, channel_id, message_id, &emoji)
+                .await
+                .map_err(Error::from),
+        };
+        self.calls.finish(CALL, result, |_| {
             Some(Effect::ReactionAdded {
                 channel_id,
                 message_id,

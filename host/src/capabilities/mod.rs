@@ -1,25 +1,36 @@
 //! Capabilities: one module per WIT interface, each owning its host trait impl,
-//! its grant check and its scope rules. Every call goes through
-//! [`HostState::begin`], which spends one unit of host-call fuel and checks the
-//! grant, and every effect a call has on the world is recorded as an [`Effect`].
+//! its context (what it needs and nothing else), its grant check, its scope
+//! rules and its limits. A host trait is implemented on [`Cap`]: the shared
+//! [`Calls`] record plus the capability's context, so a capability can be
+//! called and tested without wasm. Every call goes through [`Calls::begin`],
+//! which spends one unit of host-call fuel and checks the grant, and every
+//! effect a call has on the world is recorded as an [`Effect`].
 
-mod audit;
+pub mod audit;
 mod channels;
-mod config;
-mod log;
+pub mod config;
+pub mod invocation;
+pub mod log;
 mod members;
 mod messages;
 mod moderation;
+pub mod rates;
 mod roles;
-mod scheduler;
-mod storage;
+pub mod scheduler;
+pub mod storage;
+#[cfg(test)]
+mod tests;
 
-use crate::discord::DiscordError;
-use crate::runtime::HostState;
-use crate::runtime::wit::{self, Capability, Error, MessageBody};
+use crate::discord::{Discord, DiscordError};
+use crate::grants::Grant;
 use crate::store::StoreError;
+use crate::wit::{self, Capability, Error, MessageBody};
 use serde::Serialize;
 use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use townes_limits::{Invalid, message};
+use wasmtime::component::{HasData, HasSelf, Linker};
 
 /// Something a feature did (or tried to do and was refused), in the order the
 /// host executed it. `townes feature run` prints these; tests assert on them.
@@ -207,27 +218,68 @@ impl fmt::Display for Effect {
     }
 }
 
-impl HostState {
+/// The record of one invocation's capability calls: the grant every call is
+/// checked against, the host-call fuel, and what the calls did. Every
+/// capability shares it; the rest of what a capability needs is its own
+/// context.
+pub struct Calls {
+    pub grant: Grant,
+    left: u32,
+    limit: u32,
+    effects: Vec<Effect>,
+    /// Calls refused after the effects record was full.
+    unrecorded_refusals: u32,
+}
+
+impl Calls {
+    pub fn new(grant: Grant, host_calls: u32) -> Self {
+        Calls {
+            grant,
+            left: host_calls,
+            limit: host_calls,
+            effects: Vec::new(),
+            unrecorded_refusals: 0,
+        }
+    }
+
+    /// What the calls did, in order.
+    pub fn effects(&self) -> &[Effect] {
+        &self.effects
+    }
+
+    pub fn into_effects(self) -> Vec<Effect> {
+        self.effects
+    }
+
     /// Starts a capability call: spends one unit of host-call fuel, then checks
     /// that the grant holds `capability`. A refusal is recorded as an effect.
     fn begin(&mut self, capability: Capability, call: &'static str) -> Result<(), Error> {
-        let outcome = if self.calls_left == 0 {
-            Err(Error::QuotaExceeded(format!(
+        self.spend(call)?;
+        self.grant
+            .check(capability)
+            .inspect_err(|e| self.refused(call, e))
+    }
+
+    /// Spends one unit of host-call fuel (calls of interfaces every feature
+    /// holds spend it too). Running out is recorded as a refusal.
+    fn spend(&mut self, call: &'static str) -> Result<(), Error> {
+        if self.left == 0 {
+            let error = Error::QuotaExceeded(format!(
                 "host calls: the limit of {} calls per invocation is used up",
-                self.call_limit
-            )))
-        } else {
-            self.calls_left -= 1;
-            self.grant.check(capability)
-        };
-        outcome.inspect_err(|e| self.refused(call, e))
+                self.limit
+            ));
+            self.refused(call, &error);
+            return Err(error);
+        }
+        self.left -= 1;
+        Ok(())
     }
 
     /// Records a failed call. The record holds at most the host-call fuel plus
     /// a few entries: a guest that keeps calling after its fuel ran out only
     /// moves a counter.
     fn refused(&mut self, call: &'static str, error: &Error) {
-        if self.effects.len() >= self.call_limit as usize + crate::runtime::MAX_EXTRA_EFFECTS {
+        if self.effects.len() >= self.limit as usize + MAX_EXTRA_EFFECTS {
             self.unrecorded_refusals = self.unrecorded_refusals.saturating_add(1);
             return;
         }
@@ -250,6 +302,97 @@ impl HostState {
         }
         result
     }
+}
+
+/// Effects recorded per invocation beyond its host-call fuel: the refusals
+/// after the fuel ran out are counted, not recorded one by one.
+pub const MAX_EXTRA_EFFECTS: usize = 16;
+
+/// What a capability's host trait is implemented on: the shared call record
+/// and the capability's own context.
+pub struct Cap<'a, C> {
+    pub calls: &'a mut Calls,
+    pub ctx: &'a mut C,
+}
+
+impl<'a, C> Cap<'a, C> {
+    pub fn new(calls: &'a mut Calls, ctx: &'a mut C) -> Self {
+        Cap { calls, ctx }
+    }
+}
+
+/// Tells the generated `add_to_linker` functions that a capability's host
+/// trait lives on [`Cap`] with context `C`.
+pub struct With<C>(PhantomData<C>);
+
+impl<C: 'static> HasData for With<C> {
+    type Data<'a> = Cap<'a, C>;
+}
+
+/// Every capability context of one invocation.
+pub struct Capabilities {
+    pub calls: Calls,
+    pub config: config::ConfigCtx,
+    pub log: log::LogCtx,
+    pub storage: storage::StorageCtx,
+    pub discord: DiscordCtx,
+    pub scheduler: scheduler::SchedulerCtx,
+    pub audit: audit::AuditCtx,
+    pub invocation: invocation::InvocationCtx,
+}
+
+/// A store whose data holds the capabilities of an invocation.
+pub trait HasCapabilities: Send + 'static {
+    fn capabilities(&mut self) -> &mut Capabilities;
+}
+
+/// Adds every capability interface to `linker`, each reaching its own context.
+pub fn add_to_linker<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    use crate::wit::townes::feature as wit_if;
+    wit_if::types::add_to_linker::<T, HasSelf<Calls>>(linker, |t| &mut t.capabilities().calls)?;
+    wit_if::config::add_to_linker::<T, With<config::ConfigCtx>>(linker, |t| {
+        let c = t.capabilities();
+        Cap::new(&mut c.calls, &mut c.config)
+    })?;
+    wit_if::log::add_to_linker::<T, With<log::LogCtx>>(linker, |t| {
+        let c = t.capabilities();
+        Cap::new(&mut c.calls, &mut c.log)
+    })?;
+    wit_if::storage::add_to_linker::<T, With<storage::StorageCtx>>(linker, |t| {
+        let c = t.capabilities();
+        Cap::new(&mut c.calls, &mut c.storage)
+    })?;
+    wit_if::scheduler::add_to_linker::<T, With<scheduler::SchedulerCtx>>(linker, |t| {
+        let c = t.capabilities();
+        Cap::new(&mut c.calls, &mut c.scheduler)
+    })?;
+    wit_if::audit::add_to_linker::<T, With<audit::AuditCtx>>(linker, |t| {
+        let c = t.capabilities();
+        Cap::new(&mut c.calls, &mut c.audit)
+    })?;
+    wit_if::invocation::add_to_linker::<T, With<invocation::InvocationCtx>>(linker, |t| {
+        let c = t.capabilities();
+        Cap::new(&mut c.calls, &mut c.invocation)
+    })?;
+    wit_if::messages::add_to_linker::<T, With<DiscordCtx>>(linker, discord_cap)?;
+    wit_if::members::add_to_linker::<T, With<DiscordCtx>>(linker, discord_cap)?;
+    wit_if::roles::add_to_linker::<T, With<DiscordCtx>>(linker, discord_cap)?;
+    wit_if::channels::add_to_linker::<T, With<DiscordCtx>>(linker, discord_cap)?;
+    wit_if::moderation::add_to_linker::<T, With<DiscordCtx>>(linker, discord_cap)?;
+    Ok(())
+}
+
+fn discord_cap<T: HasCapabilities>(t: &mut T) -> Cap<'_, DiscordCtx> {
+    let c = t.capabilities();
+    Cap::new(&mut c.calls, &mut c.discord)
+}
+
+/// What the Discord capabilities (`messages`, `members`, `roles`, `channels`,
+/// `moderation`) act through: the invocation's guild and its Discord port,
+/// which the runtime has already bound to the caller's budgets.
+pub struct DiscordCtx {
+    pub guild_id: u64,
+    pub discord: Arc<dyn Discord>,
 }
 
 pub fn describe_error(error: &Error) -> String {
@@ -288,79 +431,51 @@ impl From<StoreError> for Error {
     }
 }
 
-/// Discord's message limits, checked before anything is sent and on replies.
-pub fn validate_body(body: &MessageBody) -> Result<(), Error> {
-    let too_long = |what: &str, len: usize, max: usize| {
-        Error::InvalidArgument(format!("{what} is {len} characters; Discord allows {max}"))
-    };
-    if let Some(content) = &body.content {
-        let len = content.chars().count();
-        if len > 2000 {
-            return Err(too_long("message content", len, 2000));
-        }
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Self {
+        Error::InvalidArgument(e.0)
     }
-    if body.embeds.len() > 10 {
-        return Err(Error::InvalidArgument(format!(
-            "{} embeds; Discord allows 10",
-            body.embeds.len()
-        )));
-    }
-    let mut total = 0;
-    for embed in &body.embeds {
-        total += validate_embed(embed)?;
-    }
-    if total > 6000 {
-        return Err(too_long("embeds in all", total, 6000));
-    }
-    if body.components.len() > 5 {
-        return Err(Error::InvalidArgument(format!(
-            "{} action rows; Discord allows 5",
-            body.components.len()
-        )));
-    }
-    for row in &body.components {
-        let selects = row
+}
+
+/// What the shared limits know of a message body.
+pub fn shape(body: &MessageBody) -> message::Shape<'_> {
+    message::Shape {
+        content: body.content.as_deref(),
+        embeds: body
+            .embeds
+            .iter()
+            .map(|e| message::EmbedShape {
+                title: e.title.as_deref(),
+                description: e.description.as_deref(),
+                footer: e.footer.as_deref(),
+                fields: e
+                    .fields
+                    .iter()
+                    .map(|f| (f.name.as_str(), f.value.as_str()))
+                    .collect(),
+            })
+            .collect(),
+        rows: body
             .components
             .iter()
-            .filter(|c| matches!(c, wit::UiComponent::SelectMenu(_)))
-            .count();
-        if row.components.is_empty()
-            || row.components.len() > 5
-            || (selects > 0 && row.components.len() > 1)
-        {
-            return Err(Error::InvalidArgument(
-                "an action row holds 1 to 5 buttons or exactly one select menu".into(),
-            ));
-        }
+            .map(|row| {
+                let selects = row
+                    .components
+                    .iter()
+                    .filter(|c| matches!(c, wit::UiComponent::SelectMenu(_)))
+                    .count();
+                message::RowShape {
+                    buttons: row.components.len() - selects,
+                    selects,
+                }
+            })
+            .collect(),
     }
-    Ok(())
 }
 
-fn validate_embed(embed: &wit::Embed) -> Result<usize, Error> {
-    let len = |s: &Option<String>| s.as_deref().map_or(0, |s| s.chars().count());
-    let check = |what: &str, n: usize, max: usize| {
-        if n > max {
-            Err(Error::InvalidArgument(format!(
-                "embed {what} is {n} characters; Discord allows {max}"
-            )))
-        } else {
-            Ok(n)
-        }
-    };
-    let mut total = check("title", len(&embed.title), 256)?
-        + check("description", len(&embed.description), 4096)?
-        + check("footer", len(&embed.footer), 2048)?;
-    if embed.fields.len() > 25 {
-        return Err(Error::InvalidArgument(format!(
-            "{} embed fields; Discord allows 25",
-            embed.fields.len()
-        )));
-    }
-    for field in &embed.fields {
-        total += check("field name", field.name.chars().count(), 256)?
-            + check("field value", field.value.chars().count(), 1024)?;
-    }
-    Ok(total)
+/// A message to send or edit: within Discord's limits and not empty.
+pub fn validate_body(body: &MessageBody) -> Result<(), Error> {
+    Ok(message::check(&shape(body))?)
 }
 
-impl wit::Host for HostState {}
+impl wit::Host for Calls {}

@@ -3,13 +3,12 @@
 //! admin did not allow (Manage Server would make its holder a dashboard
 //! manager), and never one at or above the ceiling the admin set.
 
-use super::Effect;
+use super::{Cap, DiscordCtx, Effect};
 use crate::discord::Discord;
 use crate::discord::permissions::ADMINISTRATOR;
 use crate::grants::Grant;
-use crate::runtime::HostState;
-use crate::runtime::bindings::townes::feature::roles::Host;
-use crate::runtime::wit::{Capability, Error};
+use crate::wit::townes::feature::roles::Host;
+use crate::wit::{Capability, Error};
 
 /// The grant's role ceiling, checked against the guild's live role positions.
 async fn check_role(
@@ -36,7 +35,7 @@ async fn check_role(
     grant.check_permissions(Capability::Roles, role.permissions)
 }
 
-impl HostState {
+impl Cap<'_, DiscordCtx> {
     async fn change_role(
         &mut self,
         call: &'static str,
@@ -45,22 +44,30 @@ impl HostState {
         reason: Option<String>,
         add: bool,
     ) -> Result<(), Error> {
-        self.begin(Capability::Roles, call)?;
-        let result =
-            match check_role(self.discord.as_ref(), self.guild_id, &self.grant, role_id).await {
-                Err(e) => Err(e),
-                Ok(()) if add => self
-                    .discord
-                    .add_role(self.guild_id, user_id, role_id, reason.as_deref())
-                    .await
-                    .map_err(Error::from),
-                Ok(()) => self
-                    .discord
-                    .remove_role(self.guild_id, user_id, role_id, reason.as_deref())
-                    .await
-                    .map_err(Error::from),
-            };
-        self.finish(call, result, |_| {
+        self.calls.begin(Capability::Roles, call)?;
+        let result = match check_role(
+            self.ctx.discord.as_ref(),
+            self.ctx.guild_id,
+            &self.calls.grant,
+            role_id,
+        )
+        .await
+        {
+            Err(e) => Err(e),
+            Ok(()) if add => self
+                .ctx
+                .discord
+                .add_role(self.ctx.guild_id, user_id, role_id, reason.as_deref())
+                .await
+                .map_err(Error::from),
+            Ok(()) => self
+                .ctx
+                .discord
+                .remove_role(self.ctx.guild_id, user_id, role_id, reason.as_deref())
+                .await
+                .map_err(Error::from),
+        };
+        self.calls.finish(call, result, |_| {
             Some(if add {
                 Effect::RoleAdded { user_id, role_id }
             } else {
@@ -70,7 +77,7 @@ impl HostState {
     }
 }
 
-impl Host for HostState {
+impl Host for Cap<'_, DiscordCtx> {
     async fn add(
         &mut self,
         user_id: u64,

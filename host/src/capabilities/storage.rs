@@ -1,42 +1,30 @@
 //! `storage`: key-value and score boards private to (guild, feature), bounded by
 //! the plan's quota of bytes and rows.
 
-use super::Effect;
-use crate::runtime::HostState;
-use crate::runtime::bindings::townes::feature::storage::{Entry, Host, ScoreEntry};
-use crate::runtime::wit::{Capability, Error};
+use super::{Cap, Effect};
+use crate::store::{Scope, Store};
+use crate::wit::townes::feature::storage::{Entry, Host, ScoreEntry};
+use crate::wit::{Capability, Error};
+use townes_limits::storage as limits;
 
-const MAX_KEY_BYTES: usize = 256;
-const MAX_VALUE_BYTES: usize = 64 * 1024;
-const MAX_BOARD_BYTES: usize = 64;
+/// What `storage` needs: the database and the (guild, feature) it is private
+/// to. The quota is the grant's.
+pub struct StorageCtx {
+    pub store: Store,
+    pub scope: Scope,
+}
 
+/// The shared argument checks, as the errors a feature receives.
 fn check_key(key: &str) -> Result<(), Error> {
-    if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(Error::InvalidArgument(format!(
-            "a key is 1 to {MAX_KEY_BYTES} bytes; this one is {}",
-            key.len()
-        )));
-    }
-    Ok(())
+    Ok(limits::check_key(key)?)
 }
 
 fn check_board(board: &str) -> Result<(), Error> {
-    if board.is_empty() || board.len() > MAX_BOARD_BYTES {
-        return Err(Error::InvalidArgument(format!(
-            "a board name is 1 to {MAX_BOARD_BYTES} bytes; this one is {}",
-            board.len()
-        )));
-    }
-    Ok(())
+    Ok(limits::check_board(board)?)
 }
 
 fn check_limit(limit: u32, max: u32) -> Result<(), Error> {
-    if !(1..=max).contains(&limit) {
-        return Err(Error::InvalidArgument(format!(
-            "limit is {limit}; it must be 1 to {max}"
-        )));
-    }
-    Ok(())
+    Ok(limits::check_limit(limit, max)?)
 }
 
 fn score(e: crate::store::ScoreEntry) -> ScoreEntry {
@@ -47,37 +35,36 @@ fn score(e: crate::store::ScoreEntry) -> ScoreEntry {
     }
 }
 
-impl Host for HostState {
+impl Host for Cap<'_, StorageCtx> {
     async fn get(&mut self, key: String) -> Result<Option<String>, Error> {
         const CALL: &str = "storage.get";
-        self.begin(Capability::Storage, CALL)?;
+        self.calls.begin(Capability::Storage, CALL)?;
         let result = match check_key(&key) {
             Ok(()) => self
+                .ctx
                 .store
-                .kv_get(&self.scope, &key)
+                .kv_get(&self.ctx.scope, &key)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        self.finish(CALL, result, |_| None)
+        self.calls.finish(CALL, result, |_| None)
     }
 
     async fn set(&mut self, key: String, value: String) -> Result<(), Error> {
         const CALL: &str = "storage.set";
-        self.begin(Capability::Storage, CALL)?;
-        let result = match check_key(&key) {
-            Ok(()) if value.len() > MAX_VALUE_BYTES => Err(Error::InvalidArgument(format!(
-                "a value is at most {MAX_VALUE_BYTES} bytes; this one is {}",
-                value.len()
-            ))),
+        self.calls.begin(Capability::Storage, CALL)?;
+        let checked = check_key(&key).and_then(|()| Ok(limits::check_value(&value)?));
+        let result = match checked {
             Ok(()) => self
+                .ctx
                 .store
-                .kv_set(&self.scope, &key, &value, self.grant.storage)
+                .kv_set(&self.ctx.scope, &key, &value, self.calls.grant.storage)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        self.finish(CALL, result, |_| {
+        self.calls.finish(CALL, result, |_| {
             Some(Effect::StorageSet {
                 key: key.clone(),
                 bytes: value.len(),
@@ -87,32 +74,34 @@ impl Host for HostState {
 
     async fn delete(&mut self, key: String) -> Result<bool, Error> {
         const CALL: &str = "storage.delete";
-        self.begin(Capability::Storage, CALL)?;
+        self.calls.begin(Capability::Storage, CALL)?;
         let result = match check_key(&key) {
             Ok(()) => self
+                .ctx
                 .store
-                .kv_delete(&self.scope, &key)
+                .kv_delete(&self.ctx.scope, &key)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        self.finish(CALL, result, |&existed| {
+        self.calls.finish(CALL, result, |&existed| {
             existed.then(|| Effect::StorageDeleted { key: key.clone() })
         })
     }
 
     async fn increment(&mut self, key: String, delta: i64) -> Result<i64, Error> {
         const CALL: &str = "storage.increment";
-        self.begin(Capability::Storage, CALL)?;
+        self.calls.begin(Capability::Storage, CALL)?;
         let result = match check_key(&key) {
             Ok(()) => self
+                .ctx
                 .store
-                .kv_increment(&self.scope, &key, delta, self.grant.storage)
+                .kv_increment(&self.ctx.scope, &key, delta, self.calls.grant.storage)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        self.finish(CALL, result, |&value| {
+        self.calls.finish(CALL, result, |&value| {
             Some(Effect::StorageIncremented {
                 key: key.clone(),
                 value,
@@ -122,11 +111,12 @@ impl Host for HostState {
 
     async fn list_prefix(&mut self, prefix: String, limit: u32) -> Result<Vec<Entry>, Error> {
         const CALL: &str = "storage.list-prefix";
-        self.begin(Capability::Storage, CALL)?;
-        let result = match check_limit(limit, 1000) {
+        self.calls.begin(Capability::Storage, CALL)?;
+        let result = match check_limit(limit, limits::MAX_LIST) {
             Ok(()) => self
+                .ctx
                 .store
-                .kv_list(&self.scope, &prefix, limit)
+                .kv_list(&self.ctx.scope, &prefix, limit)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
@@ -136,7 +126,7 @@ impl Host for HostState {
                 .map(|(key, value)| Entry { key, value })
                 .collect()
         });
-        self.finish(CALL, result, |_| None)
+        self.calls.finish(CALL, result, |_| None)
     }
 
     async fn board_increment(
@@ -146,16 +136,23 @@ impl Host for HostState {
         delta: i64,
     ) -> Result<i64, Error> {
         const CALL: &str = "storage.board-increment";
-        self.begin(Capability::Storage, CALL)?;
+        self.calls.begin(Capability::Storage, CALL)?;
         let result = match check_board(&board) {
             Ok(()) => self
+                .ctx
                 .store
-                .board_increment(&self.scope, &board, subject, delta, self.grant.storage)
+                .board_increment(
+                    &self.ctx.scope,
+                    &board,
+                    subject,
+                    delta,
+                    self.calls.grant.storage,
+                )
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        self.finish(CALL, result, |&score| {
+        self.calls.finish(CALL, result, |&score| {
             Some(Effect::ScoreChanged {
                 board: board.clone(),
                 subject,
@@ -166,16 +163,23 @@ impl Host for HostState {
 
     async fn board_set(&mut self, board: String, subject: u64, score: i64) -> Result<(), Error> {
         const CALL: &str = "storage.board-set";
-        self.begin(Capability::Storage, CALL)?;
+        self.calls.begin(Capability::Storage, CALL)?;
         let result = match check_board(&board) {
             Ok(()) => self
+                .ctx
                 .store
-                .board_set(&self.scope, &board, subject, score, self.grant.storage)
+                .board_set(
+                    &self.ctx.scope,
+                    &board,
+                    subject,
+                    score,
+                    self.calls.grant.storage,
+                )
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        self.finish(CALL, result, |_| {
+        self.calls.finish(CALL, result, |_| {
             Some(Effect::ScoreChanged {
                 board: board.clone(),
                 subject,
@@ -186,16 +190,17 @@ impl Host for HostState {
 
     async fn board_remove(&mut self, board: String, subject: u64) -> Result<bool, Error> {
         const CALL: &str = "storage.board-remove";
-        self.begin(Capability::Storage, CALL)?;
+        self.calls.begin(Capability::Storage, CALL)?;
         let result = match check_board(&board) {
             Ok(()) => self
+                .ctx
                 .store
-                .board_remove(&self.scope, &board, subject)
+                .board_remove(&self.ctx.scope, &board, subject)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        self.finish(CALL, result, |&existed| {
+        self.calls.finish(CALL, result, |&existed| {
             existed.then(|| Effect::ScoreRemoved {
                 board: board.clone(),
                 subject,
@@ -205,17 +210,18 @@ impl Host for HostState {
 
     async fn board_top(&mut self, board: String, limit: u32) -> Result<Vec<ScoreEntry>, Error> {
         const CALL: &str = "storage.board-top";
-        self.begin(Capability::Storage, CALL)?;
-        let result = match check_board(&board).and_then(|()| check_limit(limit, 100)) {
+        self.calls.begin(Capability::Storage, CALL)?;
+        let result = match check_board(&board).and_then(|()| check_limit(limit, limits::MAX_TOP)) {
             Ok(()) => self
+                .ctx
                 .store
-                .board_top(&self.scope, &board, limit)
+                .board_top(&self.ctx.scope, &board, limit)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
         let result = result.map(|entries| entries.into_iter().map(score).collect());
-        self.finish(CALL, result, |_| None)
+        self.calls.finish(CALL, result, |_| None)
     }
 
     async fn board_rank(
@@ -224,15 +230,17 @@ impl Host for HostState {
         subject: u64,
     ) -> Result<Option<ScoreEntry>, Error> {
         const CALL: &str = "storage.board-rank";
-        self.begin(Capability::Storage, CALL)?;
+        self.calls.begin(Capability::Storage, CALL)?;
         let result = match check_board(&board) {
             Ok(()) => self
+                .ctx
                 .store
-                .board_rank(&self.scope, &board, subject)
+                .board_rank(&self.ctx.scope, &board, subject)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        self.finish(CALL, result.map(|e| e.map(score)), |_| None)
+        self.calls
+            .finish(CALL, result.map(|e| e.map(score)), |_| None)
     }
 }

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::Approval;
 use townes::marketplace::{Marketplace, Publisher};
-use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Member, Message, User};
 use townes::runtime::{Limits, Plans, Runtime, RuntimeConfig};
 use townes::store::{Guild, GuildFeature, Quota, Scope, Store};
+use townes::wit::{CommandInvocation, CommandSource, Event, Member, Message, User};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -503,7 +503,9 @@ async fn backend(
     let ((p50, p99), (l50, l99)) = latency(
         args.iterations,
         || async {
-            let outcome = runtime.command(NOOP_GUILD, "hostile", ok_command()).await;
+            let outcome = runtime
+                .command(NOOP_GUILD, "hostile", ok_command(), 0)
+                .await;
             match outcome.result {
                 Ok(Some(reply)) if reply.body.content.as_deref() == Some("ok") => Ok(()),
                 other => bail!("hostile `ok` did not reply ok: {other:?}"),

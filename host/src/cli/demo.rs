@@ -10,7 +10,7 @@ use townes::discord::LocalDiscord;
 use townes::grants::Approval;
 use townes::marketplace::{Marketplace, Publisher};
 use townes::runtime::Runtime;
-use townes::runtime::wit::{CommandInvocation, CommandSource, Event, Member, Message};
+use townes::wit::{CommandInvocation, CommandSource, Event, Member, Message};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -135,6 +135,7 @@ pub async fn play(
             };
             for &user in users {
                 let invoker = member(discord, user)?;
+                let invoker_permissions = discord.permissions_of(LOCAL_GUILD, user);
                 let label = format!("{} runs /{}", invoker.user.username, command.name);
                 let invocation = CommandInvocation {
                     source: CommandSource::Slash,
@@ -146,7 +147,9 @@ pub async fn play(
                 };
                 print_outcome(
                     &label,
-                    &runtime.command(LOCAL_GUILD, &manifest.id, invocation).await,
+                    &runtime
+                        .command(LOCAL_GUILD, &manifest.id, invocation, invoker_permissions)
+                        .await,
                     json,
                 );
             }

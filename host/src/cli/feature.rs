@@ -5,10 +5,11 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::time::Duration;
+use townes::discord::permissions;
 use townes::grants::{Approval, CapabilitySet, capability_name, parse_capability};
 use townes::marketplace::{LOCAL_PUBLISHER, Marketplace, Publisher};
-use townes::runtime::wit::CapabilityRequest;
 use townes::store::GuildFeature;
+use townes::wit::CapabilityRequest;
 
 #[derive(Subcommand)]
 pub enum FeatureCommand {
@@ -71,6 +72,11 @@ pub enum FeatureCommand {
         /// The feature may only manage roles below this role (`none` to lift).
         #[arg(long)]
         role_ceiling: Option<String>,
+        /// Dangerous permissions the feature may hand out through roles and
+        /// overwrites anyway, comma-separated as Discord names them
+        /// (`manage-server,ban-members`); `none` to withdraw. Never Administrator.
+        #[arg(long)]
+        elevate: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -224,6 +230,7 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
             approve,
             channels,
             role_ceiling,
+            elevate,
             json,
         } => {
             let current = runtime
@@ -232,7 +239,10 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
                 .await?
                 .with_context(|| format!("{feature} is not enabled in guild {guild}"))?;
             let mut approval: Approval = serde_json::from_value(current.grants.clone())?;
-            let changing = approve.is_some() || channels.is_some() || role_ceiling.is_some();
+            let changing = approve.is_some()
+                || channels.is_some()
+                || role_ceiling.is_some()
+                || elevate.is_some();
             if let Some(names) = approve {
                 approval.capabilities = parse_capabilities(&names)?;
             }
@@ -259,6 +269,9 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
                     ),
                 };
             }
+            if let Some(names) = elevate {
+                approval.elevated_permissions = parse_elevated(&names)?;
+            }
             if changing {
                 market.approve(guild, &feature, approval.clone()).await?;
             }
@@ -281,6 +294,13 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
                     approval
                         .role_ceiling
                         .map_or("the bot's top role".into(), |r| r.to_string())
+                );
+                println!(
+                    "elevated permissions: {}",
+                    match approval.elevated_permissions {
+                        0 => "none".to_string(),
+                        bits => permissions::names(bits).join(", "),
+                    }
                 );
             }
         }
@@ -416,4 +436,25 @@ fn spinner(hidden: bool, message: String) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner().with_message(message);
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
+}
+
+/// `--elevate`: dangerous permission names, or `none`.
+fn parse_elevated(names: &str) -> anyhow::Result<u64> {
+    if names.trim() == "none" {
+        return Ok(0);
+    }
+    names.split(',').try_fold(0, |bits, name| {
+        let bit = permissions::parse(name).with_context(|| {
+            format!("`{name}` is not a permission name; use Discord's, e.g. manage-server")
+        })?;
+        if bit == permissions::ADMINISTRATOR {
+            anyhow::bail!("Administrator is never handed to a feature");
+        }
+        if bit & permissions::DANGEROUS == 0 {
+            anyhow::bail!(
+                "`{name}` is not a dangerous permission: features may hand it out already"
+            );
+        }
+        Ok(bits | bit)
+    })
 }

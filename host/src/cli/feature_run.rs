@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use std::path::PathBuf;
 use townes::grants::Approval;
 use townes::marketplace::{LOCAL_PUBLISHER, Marketplace, Publisher};
-use townes::runtime::wit::{
+use townes::wit::{
     CommandArgument, CommandInvocation, CommandOption, CommandSource, Event, Manifest, OptionKind,
     OptionValue,
 };
@@ -97,7 +97,10 @@ pub async fn run(settings: &Settings, args: RunArgs) -> anyhow::Result<()> {
             invoker,
             channel_id: LOCAL_GUILD + 1,
         };
-        let outcome = runtime.command(LOCAL_GUILD, &manifest.id, invocation).await;
+        let permissions = discord.permissions_of(LOCAL_GUILD, args.user);
+        let outcome = runtime
+            .command(LOCAL_GUILD, &manifest.id, invocation, permissions)
+            .await;
         print_outcome(&format!("/{name}"), &outcome, args.json);
     } else if let Some(event) = &args.event {
         let text = match event.strip_prefix('@') {

@@ -13,8 +13,8 @@ use townes::discord::LocalDiscord;
 use townes::grants::Approval;
 use townes::marketplace::{Marketplace, Publisher};
 use townes::platform::Connection;
-use townes::runtime::wit::Manifest;
 use townes::store::{Guild, Store};
+use townes::wit::Manifest;
 use townes_discord_sim::{GuildSetup, SimConfig, SimMessage, Simulator, permissions};
 
 /// The simulated world and who is in it.

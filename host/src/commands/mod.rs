@@ -13,11 +13,11 @@ use crate::discord::Discord;
 use crate::discord::custom_id;
 use crate::discord::permissions::{SEND_MESSAGES, VIEW_CHANNEL};
 use crate::live::{Live, LiveEvent, LiveKind};
-use crate::runtime::wit::{
+use crate::runtime::{InvokeError, Outcome, Runtime};
+use crate::wit::{
     CommandArgument, CommandInvocation, CommandSource, ComponentInteraction, InteractionKind,
     Member, Reply,
 };
-use crate::runtime::{InvokeError, Outcome, Runtime};
 use policy::{Cooldowns, Refusal};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -245,7 +245,12 @@ impl Commands {
         };
         let outcome = self
             .runtime
-            .command(guild_id, &owned.feature_id, invocation)
+            .command(
+                guild_id,
+                &owned.feature_id,
+                invocation,
+                call.invoker_permissions,
+            )
             .await;
         Ok(answer(&format!("`{}`", call.name), outcome))
     }
@@ -334,7 +339,12 @@ impl Commands {
         };
         let outcome = self
             .runtime
-            .component(call.guild_id, feature_id, interaction)
+            .component(
+                call.guild_id,
+                feature_id,
+                interaction,
+                call.invoker_permissions,
+            )
             .await;
         Ok(answer("This", outcome))
     }

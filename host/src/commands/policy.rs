@@ -6,7 +6,7 @@
 
 use crate::discord::Role;
 use crate::discord::permissions::{self, ADMINISTRATOR};
-use crate::runtime::wit::{Capability, CapabilityRequest};
+use crate::wit::{Capability, CapabilityRequest};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;

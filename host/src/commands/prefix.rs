@@ -2,7 +2,7 @@
 //! arguments by the command's declared options, as Discord would for a slash
 //! command.
 
-use crate::runtime::wit::{Command, CommandArgument, CommandOption, OptionKind, OptionValue};
+use crate::wit::{Command, CommandArgument, CommandOption, OptionKind, OptionValue};
 
 /// The command name and the rest of the text, when `content` starts with `prefix`.
 pub fn split<'a>(prefix: &str, content: &'a str) -> Option<(String, &'a str)> {
@@ -166,7 +166,7 @@ fn usage(prefix: &str, name: &str, sub: Option<&str>, options: &[CommandOption])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::wit::Subcommand;
+    use crate::wit::Subcommand;
 
     fn option(name: &str, kind: OptionKind, required: bool) -> CommandOption {
         CommandOption {

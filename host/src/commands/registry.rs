@@ -4,7 +4,7 @@
 
 use crate::discord::Discord;
 use crate::runtime::Runtime;
-use crate::runtime::wit::{Command, CommandOption, OptionKind, Subcommand};
+use crate::wit::{Command, CommandOption, OptionKind, Subcommand};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

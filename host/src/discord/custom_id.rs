@@ -6,7 +6,7 @@
 //! are lower-case letters, digits and `-` (checked at install), so the first `:`
 //! always ends the namespace.
 
-use crate::runtime::wit::{ActionRow, MessageBody, Modal, UiComponent};
+use crate::wit::{ActionRow, MessageBody, Modal, UiComponent};
 
 /// Discord's limit on a custom id.
 pub const MAX_LEN: usize = 100;

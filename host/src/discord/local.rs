@@ -3,8 +3,8 @@
 //! nobody may manage a role at or above the bot's own top role.
 
 use super::{Discord, DiscordError, Role, permissions};
-use crate::runtime::bindings::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
-use crate::runtime::wit::{GuildInfo, Member, MessageBody, User};
+use crate::wit::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
+use crate::wit::{GuildInfo, Member, MessageBody, User};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -97,6 +97,24 @@ impl LocalGuild {
         };
         self.members.insert(user_id, member.clone());
         member
+    }
+
+    /// A member's guild-wide permissions: @everyone's and their roles'; the
+    /// owner and Administrators hold every bit. 0 for a non-member.
+    pub fn permissions_of(&self, user_id: u64) -> u64 {
+        let Some(member) = self.members.get(&user_id) else {
+            return 0;
+        };
+        let held = self
+            .roles
+            .iter()
+            .filter(|r| r.id == self.id || member.roles.contains(&r.id))
+            .fold(0, |held, r| held | r.permissions);
+        if user_id == self.owner_id || held & permissions::ADMINISTRATOR != 0 {
+            permissions::ALL
+        } else {
+            held
+        }
     }
 
     fn bot_permissions(&self) -> u64 {
@@ -199,6 +217,12 @@ impl LocalDiscord {
     /// Changes a guild in place (add members, channels, roles).
     pub fn with_guild<R>(&self, guild_id: u64, f: impl FnOnce(&mut LocalGuild) -> R) -> Option<R> {
         self.guilds.lock().unwrap().get_mut(&guild_id).map(f)
+    }
+
+    /// See [`LocalGuild::permissions_of`].
+    pub fn permissions_of(&self, guild_id: u64, user_id: u64) -> u64 {
+        self.with_guild(guild_id, |g| g.permissions_of(user_id))
+            .unwrap_or(0)
     }
 
     pub fn member_of(&self, guild_id: u64, user_id: u64) -> Option<Member> {

@@ -22,8 +22,8 @@ pub(crate) use remote::{member_from_json, role_from_json};
 pub use rest::{DEFAULT_BASE_URL, RestClient, RestConfigError, RestError};
 pub(crate) use rest::{message_json, snowflake};
 
-use crate::runtime::bindings::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
-use crate::runtime::wit::{GuildInfo, Member, MessageBody};
+use crate::wit::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
+use crate::wit::{GuildInfo, Member, MessageBody};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Discord permission bits the host reasons about, and their names as Discord's
 /// client shows them (for remediation hints).
 pub mod permissions {
+    /// What the guild's owner and an Administrator hold: every bit.
+    pub const ALL: u64 = u64::MAX;
     pub const KICK_MEMBERS: u64 = 1 << 1;
     pub const BAN_MEMBERS: u64 = 1 << 2;
     pub const ADMINISTRATOR: u64 = 1 << 3;
@@ -92,6 +94,16 @@ pub mod permissions {
         (MANAGE_THREADS, "Manage Threads"),
         (VIEW_AUDIT_LOG, "View Audit Log"),
     ];
+
+    /// The bit of a permission named as Discord's client shows it, case and
+    /// `-`/`_` for spaces aside (`manage-server`, `Ban Members`).
+    pub fn parse(name: &str) -> Option<u64> {
+        let wanted = name.trim().to_lowercase().replace(['-', '_'], " ");
+        NAMES
+            .iter()
+            .find(|(_, known)| known.to_lowercase() == wanted)
+            .map(|(bit, _)| *bit)
+    }
 
     /// The names of the known permissions in `bits`, most powerful first; unknown
     /// bits are shown as hex.

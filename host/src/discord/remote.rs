@@ -24,10 +24,10 @@ use serenity::model::id::{ChannelId, GuildId, UserId};
 use super::executor::{Action, Executor};
 use super::rest::{message_json, snowflake};
 use super::{Caller, Discord, DiscordError, Role};
-use crate::runtime::bindings::townes::feature::channels::{
+use crate::wit::townes::feature::channels::{
     ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,
 };
-use crate::runtime::wit::{GuildInfo, Member, MessageBody, User};
+use crate::wit::{GuildInfo, Member, MessageBody, User};
 
 /// Discord refuses to bulk-delete messages older than 14 days; a minute of margin
 /// covers the time the call may wait in the queue.

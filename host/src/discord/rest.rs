@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::DiscordError;
 use super::ratelimit::{self, RateLimiter, Route, Scope};
-use crate::runtime::wit::{ActionRow, ButtonStyle, Embed, MessageBody, UiComponent};
+use crate::wit::{ActionRow, ButtonStyle, Embed, MessageBody, UiComponent};
 
 /// Where REST calls go unless configured otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://discord.com";
@@ -1084,7 +1084,7 @@ fn emoji_json(emoji: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::wit::{Button, EmbedField, SelectMenu, SelectOption};
+    use crate::wit::{Button, EmbedField, SelectMenu, SelectOption};
 
     #[test]
     fn message_json_never_sends_null_components_and_limits_mentions() {

@@ -1,6 +1,6 @@
 //! Discord's model (as serenity parses it) to the WIT types features see.
 
-use crate::runtime::wit::{self, CommandArgument, OptionValue, Reaction as WitReaction};
+use crate::wit::{self, CommandArgument, OptionValue, Reaction as WitReaction};
 use serenity::all::{
     CommandDataOption, CommandDataOptionValue, GuildMemberUpdateEvent, Member, Message,
     MessageUpdateEvent, Reaction, ReactionType, Timestamp, User,

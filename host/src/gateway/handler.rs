@@ -8,7 +8,7 @@ use crate::commands::{Answer, CommandCall, Input, prefix, registry};
 use crate::discord::custom_id::namespace_body;
 use crate::interactions::{self, Responder};
 use crate::platform::Platform;
-use crate::runtime::wit::{Event, MessageBody, MessageDeleted};
+use crate::wit::{Event, MessageBody, MessageDeleted};
 use serenity::all::{
     ChannelId, Context, EventHandler, GuildId, GuildMemberUpdateEvent, Interaction, Member,
     Message, MessageId, MessageUpdateEvent, PartialGuild, RawEventHandler, Reaction, Ready,
@@ -107,7 +107,7 @@ impl Handler {
         let answer = self.platform.commands.command(call).await;
         let body = match &answer {
             Answer::Silent => return Ok(()),
-            Answer::Reply { reply, .. } if reply.modal.is_some() => text_body(format!(
+            Answer::Reply { reply, .. } if reply.modal.is_some() => MessageBody::text(format!(
                 "<@{}> this command opens a form, which only works as a slash command: use `/{}`.",
                 message.author.id,
                 message
@@ -124,7 +124,7 @@ impl Handler {
                     return Ok(());
                 }
             },
-            other => text_body(format!(
+            other => MessageBody::text(format!(
                 "<@{}> {}",
                 message.author.id,
                 other.notice().unwrap_or_default()
@@ -167,14 +167,6 @@ impl Handler {
             .get(&serenity::all::UserId::new(self.platform.bot_user_id))
             .map(|m| guild.user_permissions_in(channel, m).bits());
         (author, bot)
-    }
-}
-
-fn text_body(content: String) -> MessageBody {
-    MessageBody {
-        content: Some(content),
-        embeds: vec![],
-        components: vec![],
     }
 }
 
@@ -335,11 +327,7 @@ impl EventHandler for Handler {
 }
 
 impl Handler {
-    async fn reaction(
-        &self,
-        reaction: Reaction,
-        event: fn(crate::runtime::wit::Reaction) -> Event,
-    ) {
+    async fn reaction(&self, reaction: Reaction, event: fn(crate::wit::Reaction) -> Event) {
         let (Some(guild_id), Some(converted)) = (reaction.guild_id, convert::reaction(&reaction))
         else {
             return;

@@ -8,7 +8,7 @@ mod handler;
 use crate::grants::CapabilitySet;
 use crate::platform::Platform;
 use crate::runtime::Runtime;
-use crate::runtime::wit::{Capability, EventKind};
+use crate::wit::{Capability, EventKind};
 use serenity::all::{GatewayIntents, Http, HttpBuilder};
 use std::fmt;
 use std::str::FromStr;

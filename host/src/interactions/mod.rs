@@ -11,7 +11,7 @@ use crate::discord::custom_id::{namespace_body, namespace_modal};
 use crate::discord::message_json;
 use crate::gateway::convert;
 use crate::platform::Platform;
-use crate::runtime::wit::{InteractionKind, Modal};
+use crate::wit::{InteractionKind, Modal};
 use serde_json::{Value, json};
 use serenity::all::{ActionRowComponent, ComponentInteractionDataKind, Interaction, Member};
 use std::sync::Arc;

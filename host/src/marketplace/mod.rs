@@ -14,9 +14,9 @@
 pub mod config;
 
 use crate::grants::{Approval, always_granted, capability_name};
-use crate::runtime::wit::{CapabilityRequest, Manifest};
 use crate::runtime::{InstallError, Runtime};
 use crate::store::{Feature, FeatureVersion, GuildFeature, NewAuditEntry, StoreError};
+use crate::wit::{CapabilityRequest, Manifest};
 use config::ConfigProblem;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -144,34 +144,36 @@ impl<'r> Marketplace<'r> {
         publisher: &Publisher,
     ) -> Result<(FeatureVersion, Manifest), MarketError> {
         let validated = self.runtime.validate(wasm).await?;
-        let id = validated.manifest().id.clone();
-        let existing = self.runtime.store().feature(&id).await?;
-        if let Some(owner) = existing.as_ref().and_then(Feature::owner)
-            && owner != publisher.name()
-        {
+        let manifest = validated.manifest();
+        let id = manifest.id.clone();
+        let claim = Feature {
+            id: id.clone(),
+            name: manifest.name.clone(),
+            description: manifest.description.clone(),
+            builtin: matches!(publisher, Publisher::Platform),
+            publisher: Some(publisher.name().to_string()),
+            created_at: chrono::Utc::now(),
+        };
+        if !self.runtime.store().claim_feature(&claim).await? {
+            let owner = self
+                .runtime
+                .store()
+                .feature(&id)
+                .await?
+                .as_ref()
+                .and_then(Feature::owner)
+                .unwrap_or_default()
+                .to_string();
             self.audit(
                 None,
                 "feature.install_refused",
                 &id,
-                json!({ "publisher": publisher.name(), "owner": owner }),
+                json!({ "publisher": publisher.name(), "owner": &owner }),
             )
             .await?;
-            return Err(MarketError::IdTaken {
-                id,
-                owner: owner.to_string(),
-            });
+            return Err(MarketError::IdTaken { id, owner });
         }
         let (version, manifest) = self.runtime.record(validated).await?;
-        let feature = Feature {
-            id: manifest.id.clone(),
-            name: manifest.name.clone(),
-            description: manifest.description.clone(),
-            builtin: matches!(publisher, Publisher::Platform)
-                || existing.as_ref().is_some_and(|f| f.builtin),
-            publisher: Some(publisher.name().to_string()),
-            created_at: chrono::Utc::now(),
-        };
-        self.runtime.store().upsert_feature(&feature).await?;
         self.audit(None, "feature.installed", &manifest.id, json!({ "version": version.version, "sha256": version.sha256, "size_bytes": version.size_bytes })).await?;
         Ok((version, manifest))
     }
@@ -521,7 +523,7 @@ fn validate_config(manifest: &Manifest, config: &Value) -> Result<(), MarketErro
 /// Every required capability approved, and nothing approved that is not requested.
 fn check_approval(manifest: &Manifest, approval: &Approval) -> Result<(), MarketError> {
     let requested: Vec<_> = manifest.capabilities.iter().map(|r| r.capability).collect();
-    let names = |caps: &mut dyn Iterator<Item = crate::runtime::wit::Capability>| {
+    let names = |caps: &mut dyn Iterator<Item = crate::wit::Capability>| {
         caps.map(|c| capability_name(c).to_string())
             .collect::<Vec<_>>()
     };

@@ -7,10 +7,10 @@
 //! well-formed; and every capability interface it imports is requested in its
 //! manifest (WASI is always linked, with an empty context).
 
-use super::bindings::{FeaturePre, Manifest};
 use super::{HostState, Loaded, Runtime};
 use crate::grants::{Approval, Grant, always_granted, capability_name, parse_capability};
 use crate::store::{FeatureVersion, Scope, StoreError};
+use crate::wit::{FeaturePre, Manifest};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -22,6 +22,9 @@ use wasmtime::{Engine, Precompiled};
 /// The version of the `townes:feature` package this host implements.
 pub const WORLD_VERSION: &str = "0.1.0";
 const PACKAGE: &str = "townes:feature";
+/// Interfaces of the package every feature may import without requesting a
+/// capability in its manifest.
+const FREE_INTERFACES: [&str; 1] = ["invocation"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -228,7 +231,7 @@ impl Runtime {
                     .any(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_))),
                 _ => true,
             };
-            if interface == "types" && !has_functions {
+            if (interface == "types" && !has_functions) || FREE_INTERFACES.contains(&interface) {
                 continue;
             }
             if parse_capability(interface).is_err() || interface == "message-content" {
@@ -254,7 +257,17 @@ impl Runtime {
             guild_id: 0,
             feature_id: String::new(),
         };
-        let (mut store, stdio) = self.new_store_with(scope, grant, "{}".into(), &limits);
+        let super::Fresh {
+            mut store, stdio, ..
+        } = self.new_store_with(
+            scope,
+            grant,
+            "{}".into(),
+            &limits,
+            crate::capabilities::invocation::InvocationCtx {
+                invoker_permissions: 0,
+            },
+        );
         let meter = store.data().cpu.clone();
         let call = async {
             let feature = pre.instantiate_async(&mut store).await?;

@@ -6,8 +6,8 @@
 use super::wall::WallClock;
 use crate::discord::custom_id::namespace_body;
 use crate::discord::{Caller, Discord, DiscordError, Role};
-use crate::runtime::bindings::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
-use crate::runtime::wit::{GuildInfo, Member, MessageBody};
+use crate::wit::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
+use crate::wit::{GuildInfo, Member, MessageBody};
 use async_trait::async_trait;
 use std::sync::Arc;
 

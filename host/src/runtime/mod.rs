@@ -11,7 +11,6 @@
 //! afterwards; a trap or timeout counts against the (guild, feature) circuit
 //! breaker, the host's own conditions (a full pool, a busy guild) never do.
 
-pub mod bindings;
 mod breaker;
 mod budget;
 mod cpu;
@@ -19,38 +18,40 @@ mod engine;
 mod install;
 mod invocation_discord;
 pub mod limits;
-mod rates;
 mod slots;
 pub mod structure;
 mod usage;
 mod wall;
 
-pub use self::bindings as wit;
 pub use breaker::BreakerPolicy;
 pub use budget::MemoryLimitExceeded;
 pub use engine::Allocation;
 pub use install::{InstallError, Validated, WORLD_VERSION};
 pub use limits::{Limits, Plans};
-pub(crate) use rates::escape_controls;
 pub use structure::{Structure, StructureCaps};
 
-use crate::capabilities::{Effect, validate_body};
+use crate::capabilities::log::{escape_controls, truncated};
+use crate::capabilities::rates::Rates;
+use crate::capabilities::{
+    Calls, Capabilities, DiscordCtx, Effect, HasCapabilities, audit::AuditCtx, config::ConfigCtx,
+    invocation::InvocationCtx, log::LogCtx, scheduler::SchedulerCtx, storage::StorageCtx,
+};
 use crate::discord::Discord;
 use crate::grants::{Approval, Grant};
 use crate::metrics::metrics;
 use crate::store::{GuildFeature, Scope, Store};
-use bindings::{FeaturePre, Manifest};
+use crate::wit::{
+    self, CommandInvocation, ComponentInteraction, Context, Event, EventKind, FeaturePre, Manifest,
+    Reply, ScheduledJob,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wit::{
-    CommandInvocation, ComponentInteraction, Context, Event, EventKind, Reply, ScheduledJob,
-};
 
 /// How much a feature may print to stdout/stderr per invocation; the rest is dropped.
 const STDIO_CAPTURE_BYTES: usize = 64 * 1024;
@@ -60,9 +61,6 @@ const STDIO_REPORT_BYTES: usize = 2 * 1024;
 const MAX_RANDOM_BYTES: u64 = 64 * 1024;
 /// WASI resources (streams, pollables) one invocation may hold at once.
 const MAX_WASI_RESOURCES: usize = 256;
-/// Effects recorded per invocation beyond its host-call fuel: the refusals
-/// after the fuel ran out are counted, not recorded one by one.
-pub(crate) const MAX_EXTRA_EFFECTS: usize = 16;
 /// Failure reports per (guild, feature) per minute in the host log.
 const FAILURE_REPORTS_PER_MINUTE: u32 = 10;
 /// Scheduled jobs of one guild taken per round, and jobs run at once.
@@ -109,30 +107,21 @@ impl RuntimeConfig {
     }
 }
 
-/// The state of one invocation: what capabilities see.
+/// The state of one invocation: WASI, the memory budget and the clocks the
+/// runtime keeps, and the capabilities' own contexts.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: budget::MemoryBudget,
-    pub(crate) guild_id: u64,
-    pub(crate) scope: Scope,
-    pub(crate) grant: Grant,
-    /// The feature's configuration as JSON.
-    pub(crate) config: String,
-    pub(crate) calls_left: u32,
-    pub(crate) call_limit: u32,
-    pub(crate) effects: Vec<Effect>,
-    /// Calls refused after the effects record was full.
-    pub(crate) unrecorded_refusals: u32,
-    pub(crate) log_lines: Vec<String>,
-    pub(crate) limits: Limits,
-    pub(crate) rates: Arc<rates::Rates>,
-    pub(crate) store: Store,
-    pub(crate) discord: Arc<dyn Discord>,
-    /// The same Discord, for what it counted (refused requests).
-    invocation_discord: Arc<invocation_discord::InvocationDiscord>,
+    capabilities: Capabilities,
     wall: wall::WallClock,
     cpu: Arc<cpu::CpuMeter>,
+}
+
+impl HasCapabilities for HostState {
+    fn capabilities(&mut self) -> &mut Capabilities {
+        &mut self.capabilities
+    }
 }
 
 impl WasiView for HostState {
@@ -142,6 +131,14 @@ impl WasiView for HostState {
             table: &mut self.table,
         }
     }
+}
+
+/// A store made for one invocation, with its stdio pipe and the Discord port
+/// its capabilities act through (which counts the refused requests).
+struct Fresh {
+    store: wasmtime::Store<HostState>,
+    stdio: MemoryOutputPipe,
+    discord: Arc<invocation_discord::InvocationDiscord>,
 }
 
 /// A component ready to instantiate, with the manifest it described at load.
@@ -224,14 +221,31 @@ pub struct Outcome {
     /// What the guest wrote to stdout/stderr (a panic message lands here).
     pub stdio: String,
     pub elapsed: Duration,
+    /// CPU time the invocation spent: instantiation, guest code and host calls.
+    pub cpu: Duration,
 }
 
 enum Handler {
     Event(Event),
-    Command(CommandInvocation),
-    Component(ComponentInteraction),
+    /// A command, and its invoker's permissions in the channel.
+    Command(CommandInvocation, u64),
+    /// A click, menu choice or modal submit, and the invoker's permissions.
+    Component(ComponentInteraction, u64),
     Schedule(ScheduledJob),
     Migrate(String),
+}
+
+impl Handler {
+    /// What the `invocation` interface tells the feature.
+    fn invocation(&self) -> InvocationCtx {
+        let invoker_permissions = match self {
+            Handler::Command(_, permissions) | Handler::Component(_, permissions) => *permissions,
+            Handler::Event(_) | Handler::Schedule(_) | Handler::Migrate(_) => 0,
+        };
+        InvocationCtx {
+            invoker_permissions,
+        }
+    }
 }
 
 pub struct Runtime {
@@ -246,7 +260,7 @@ pub struct Runtime {
     loaded: RwLock<HashMap<(String, String), Arc<Loaded>>>,
     usage: usage::UsageMeter,
     slots: slots::Slots,
-    rates: Arc<rates::Rates>,
+    rates: Arc<Rates>,
     last_job_purge: std::sync::Mutex<Option<Instant>>,
 }
 
@@ -263,7 +277,7 @@ impl Runtime {
         )?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::Feature::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        crate::capabilities::add_to_linker(&mut linker)?;
         std::fs::create_dir_all(config.data_dir.join("components"))?;
         Ok(Runtime {
             _ticker: engine::EpochTicker::start(engine.clone()),
@@ -344,11 +358,16 @@ impl Runtime {
         guild_id: u64,
         feature_id: &str,
         invocation: CommandInvocation,
+        invoker_permissions: u64,
     ) -> Outcome {
         self.usage.command(guild_id);
         let name = invocation.name.clone();
         let outcome = self
-            .invoke_enabled(guild_id, feature_id, Handler::Command(invocation))
+            .invoke_enabled(
+                guild_id,
+                feature_id,
+                Handler::Command(invocation, invoker_permissions),
+            )
             .await;
         if !matches!(outcome.result, Err(InvokeError::NotEnabled(_))) {
             metrics().record_command(feature_id, &name);
@@ -361,9 +380,14 @@ impl Runtime {
         guild_id: u64,
         feature_id: &str,
         interaction: ComponentInteraction,
+        invoker_permissions: u64,
     ) -> Outcome {
-        self.invoke_enabled(guild_id, feature_id, Handler::Component(interaction))
-            .await
+        self.invoke_enabled(
+            guild_id,
+            feature_id,
+            Handler::Component(interaction, invoker_permissions),
+        )
+        .await
     }
 
     /// Moves a guild's feature to the version its row now names by calling
@@ -519,8 +543,12 @@ impl Runtime {
                 return Outcome::failed(&feature_id, InvokeError::Busy(busy.0), started).counted();
             }
         };
-        let (mut store, stdio) = match self.new_store(&gf, &loaded.manifest, &limits) {
-            Ok(s) => s,
+        let Fresh {
+            mut store,
+            stdio,
+            discord,
+        } = match self.new_store(&gf, &loaded.manifest, &limits, handler.invocation()) {
+            Ok(fresh) => fresh,
             Err(e) => {
                 return Outcome::failed(&feature_id, InvokeError::Host(e), started).counted();
             }
@@ -534,6 +562,8 @@ impl Runtime {
             Handler::Event(event)
                 if !store
                     .data()
+                    .capabilities
+                    .calls
                     .grant
                     .capabilities
                     .contains(wit::Capability::MessageContent) =>
@@ -554,11 +584,11 @@ impl Runtime {
                     .call_on_event(&mut store, ctx, event)
                     .await
                     .map(|r| r.map(|()| None)),
-                Handler::Command(invocation) => feature
+                Handler::Command(invocation, _) => feature
                     .call_on_command(&mut store, ctx, invocation)
                     .await
                     .map(|r| r.map(Some)),
-                Handler::Component(interaction) => feature
+                Handler::Component(interaction, _) => feature
                     .call_on_component(&mut store, ctx, interaction)
                     .await
                     .map(|r| r.map(Some)),
@@ -602,20 +632,21 @@ impl Runtime {
                 .failure_reports
                 .take(gf.guild_id, &feature_id, FAILURE_REPORTS_PER_MINUTE)
         {
-            let shown = rates::escape_controls(truncated(stdio.trim_end(), STDIO_REPORT_BYTES));
+            let shown = escape_controls(truncated(stdio.trim_end(), STDIO_REPORT_BYTES));
             tracing::warn!(guild = gf.guild_id, feature = %feature_id, error = %e, stdio = %shown, cpu_us = meter.spent().as_micros() as u64, memory_peak = state.memory.peak(), "feature invocation failed");
         }
-        let invalid_requests = state.invocation_discord.invalid_requests();
+        let invalid_requests = discord.invalid_requests();
         if let Err(e) = self.update_breaker(&gf, &result, invalid_requests).await {
             tracing::error!(error = %e, "could not record the circuit breaker state");
         }
         Outcome {
             feature_id,
             result,
-            effects: state.effects,
-            logs: state.log_lines,
+            effects: state.capabilities.calls.into_effects(),
+            logs: state.capabilities.log.lines,
             stdio,
             elapsed: started.elapsed(),
+            cpu: meter.spent(),
         }
         .counted()
     }
@@ -633,7 +664,8 @@ impl Runtime {
         gf: &GuildFeature,
         manifest: &Manifest,
         limits: &Limits,
-    ) -> anyhow::Result<(wasmtime::Store<HostState>, MemoryOutputPipe)> {
+        invocation: InvocationCtx,
+    ) -> anyhow::Result<Fresh> {
         let approval: Approval = serde_json::from_value(gf.grants.clone())?;
         let grant = Grant::effective(
             &manifest.capabilities,
@@ -649,7 +681,7 @@ impl Runtime {
             guild_id: gf.guild_id,
             feature_id: gf.feature_id.clone(),
         };
-        Ok(self.new_store_with(scope, grant, config, limits))
+        Ok(self.new_store_with(scope, grant, config, limits, invocation))
     }
 
     /// A fresh store for one invocation, with its limits and an empty WASI
@@ -660,7 +692,8 @@ impl Runtime {
         grant: Grant,
         config: String,
         limits: &Limits,
-    ) -> (wasmtime::Store<HostState>, MemoryOutputPipe) {
+        invocation: InvocationCtx,
+    ) -> Fresh {
         let stdio = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
         let wall = wall::WallClock::start(limits.wall(), limits.discord_wait());
         let discord = Arc::new(invocation_discord::InvocationDiscord::new(
@@ -677,24 +710,41 @@ impl Runtime {
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_WASI_RESOURCES);
         let cpu = cpu::CpuMeter::new(limits.cpu());
+        let capabilities = Capabilities {
+            calls: Calls::new(grant, limits.host_calls),
+            config: ConfigCtx(config),
+            log: LogCtx {
+                scope: scope.clone(),
+                rates: self.rates.clone(),
+                lines_per_minute: limits.log_lines_per_minute,
+                lines: Vec::new(),
+            },
+            storage: StorageCtx {
+                store: self.store.clone(),
+                scope: scope.clone(),
+            },
+            discord: DiscordCtx {
+                guild_id: scope.guild_id,
+                discord: discord.clone(),
+            },
+            scheduler: SchedulerCtx {
+                store: self.store.clone(),
+                scope: scope.clone(),
+                pending_jobs: limits.pending_jobs,
+            },
+            audit: AuditCtx {
+                store: self.store.clone(),
+                scope,
+                rates: self.rates.clone(),
+                audit_per_hour: limits.audit_per_hour,
+            },
+            invocation,
+        };
         let state = HostState {
             wasi,
             table,
             memory: budget::MemoryBudget::new(limits.memory_bytes(), self.config.structure),
-            guild_id: scope.guild_id,
-            scope,
-            grant,
-            config,
-            calls_left: limits.host_calls,
-            call_limit: limits.host_calls,
-            effects: Vec::new(),
-            unrecorded_refusals: 0,
-            log_lines: Vec::new(),
-            limits: limits.clone(),
-            rates: self.rates.clone(),
-            store: self.store.clone(),
-            discord: discord.clone(),
-            invocation_discord: discord,
+            capabilities,
             wall,
             cpu: cpu.clone(),
         };
@@ -712,7 +762,11 @@ impl Runtime {
                 ))
             }
         });
-        (store, stdio)
+        Fresh {
+            store,
+            stdio,
+            discord,
+        }
     }
 
     /// The catalogue row of an installed version.
@@ -762,15 +816,6 @@ fn stored_manifest(row: &crate::store::FeatureVersion) -> anyhow::Result<Manifes
     })
 }
 
-/// At most `max` bytes of `text`, cut at a character boundary.
-pub(crate) fn truncated(text: &str, max: usize) -> &str {
-    let cut = (0..=max.min(text.len()))
-        .rev()
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(0);
-    &text[..cut]
-}
-
 impl Outcome {
     fn failed(feature_id: &str, error: InvokeError, started: Instant) -> Self {
         Outcome {
@@ -780,16 +825,41 @@ impl Outcome {
             logs: Vec::new(),
             stdio: String::new(),
             elapsed: started.elapsed(),
+            cpu: Duration::ZERO,
         }
     }
 
     /// Counts the invocation in the metrics by its outcome.
     fn counted(self) -> Self {
-        if let Some(outcome) = crate::metrics::outcome_label(&self.result) {
+        if let Some(outcome) = outcome_label(&self.result) {
             metrics().record_invocation(&self.feature_id, outcome);
         }
         self
     }
+}
+
+/// The `outcome` label of an invocation's result; `None` for a feature that is
+/// not enabled (it was never invoked, so nothing is counted).
+fn outcome_label<T>(result: &Result<T, InvokeError>) -> Option<&'static str> {
+    Some(match result {
+        Ok(_) => crate::metrics::outcome::OK,
+        Err(InvokeError::NotEnabled(_)) => return None,
+        Err(InvokeError::Trap {
+            kind: TrapKind::CpuLimit,
+            ..
+        }) => crate::metrics::outcome::CPU_EXHAUSTED,
+        Err(InvokeError::Trap {
+            kind: TrapKind::MemoryLimit,
+            ..
+        }) => crate::metrics::outcome::MEMORY,
+        Err(InvokeError::Trap { .. }) => crate::metrics::outcome::TRAP,
+        Err(InvokeError::Timeout(_)) => crate::metrics::outcome::TIMEOUT,
+        Err(InvokeError::BreakerOpen { .. }) => crate::metrics::outcome::BREAKER_OPEN,
+        Err(InvokeError::Busy(_)) => crate::metrics::outcome::BUSY,
+        Err(InvokeError::Feature(_) | InvokeError::InvalidReply(_) | InvokeError::Host(_)) => {
+            crate::metrics::outcome::ERROR
+        }
+    })
 }
 
 pub fn event_kind(event: &Event) -> EventKind {
@@ -821,11 +891,10 @@ fn without_content(event: Event) -> Event {
 }
 
 fn validate_reply(reply: &Reply) -> Result<(), String> {
-    validate_body(&reply.body).map_err(|e| crate::capabilities::describe_error(&e))?;
-    if let Some(modal) = &reply.modal
-        && (modal.inputs.is_empty() || modal.inputs.len() > 5 || modal.title.chars().count() > 45)
-    {
-        return Err("a modal has a title of at most 45 characters and 1 to 5 inputs".into());
+    use townes_limits::message;
+    message::check_reply(&crate::capabilities::shape(&reply.body)).map_err(|e| e.0)?;
+    if let Some(modal) = &reply.modal {
+        message::check_modal(&modal.title, modal.inputs.len()).map_err(|e| e.0)?;
     }
     Ok(())
 }
@@ -859,5 +928,46 @@ fn classify_instantiation(error: &wasmtime::Error) -> InvokeError {
             message,
         },
         classified => classified,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_map_from_invoke_errors() {
+        let trap = |kind| -> Result<(), InvokeError> {
+            Err(InvokeError::Trap {
+                kind,
+                message: String::new(),
+            })
+        };
+        assert_eq!(outcome_label(&Ok::<(), InvokeError>(())), Some("ok"));
+        assert_eq!(
+            outcome_label(&trap(TrapKind::CpuLimit)),
+            Some("cpu_exhausted")
+        );
+        assert_eq!(outcome_label(&trap(TrapKind::MemoryLimit)), Some("memory"));
+        assert_eq!(outcome_label(&trap(TrapKind::Panic)), Some("trap"));
+        assert_eq!(outcome_label(&trap(TrapKind::StackOverflow)), Some("trap"));
+        assert_eq!(
+            outcome_label::<()>(&Err(InvokeError::Timeout(Duration::from_secs(1)))),
+            Some("timeout")
+        );
+        assert_eq!(
+            outcome_label::<()>(&Err(InvokeError::BreakerOpen {
+                until: chrono::Utc::now()
+            })),
+            Some("breaker_open")
+        );
+        assert_eq!(
+            outcome_label::<()>(&Err(InvokeError::InvalidReply(String::new()))),
+            Some("error")
+        );
+        assert_eq!(
+            outcome_label::<()>(&Err(InvokeError::NotEnabled("x".into()))),
+            None
+        );
     }
 }

@@ -368,6 +368,39 @@ impl Store {
         Ok(())
     }
 
+    /// Claims a feature id for `f.publisher` in one statement: inserts the
+    /// catalogue entry, or updates its name and description when the id is
+    /// unclaimed or already the publisher's. Returns false, changing nothing,
+    /// when another publisher owns it (see [`Feature::owner`]), so two
+    /// publishers racing for a new id cannot both get it.
+    pub async fn claim_feature(&self, f: &Feature) -> Result<bool, StoreError> {
+        check_name("feature id", &f.id)?;
+        let claimed = on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO features (id, name, description, builtin, publisher, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (id) DO UPDATE
+                 SET name = excluded.name, description = excluded.description,
+                     builtin = (features.builtin OR excluded.builtin),
+                     publisher = excluded.publisher
+                 WHERE COALESCE(features.publisher,
+                                CASE WHEN features.builtin THEN $7 END,
+                                excluded.publisher) = excluded.publisher",
+            )
+            .bind(&f.id)
+            .bind(&f.name)
+            .bind(&f.description)
+            .bind(f.builtin)
+            .bind(f.publisher.as_deref())
+            .bind(ts(f.created_at))
+            .bind(super::PLATFORM_PUBLISHER)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(claimed == 1)
+    }
+
     pub async fn feature(&self, id: &str) -> Result<Option<Feature>, StoreError> {
         let row: Option<FeatureRow> = on_db!(&self.db, pool => {
             sqlx::query_as(

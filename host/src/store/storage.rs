@@ -49,15 +49,7 @@ macro_rules! save_usage {
     };
 }
 
-/// Bytes a key-value row counts against the quota.
-fn kv_bytes(key: &str, value: &str) -> u64 {
-    (key.len() + value.len()) as u64
-}
-
-/// Bytes a board row counts against the quota.
-fn board_bytes(board: &str) -> u64 {
-    board.len() as u64 + 8
-}
+use townes_limits::storage::{board_row_bytes as board_bytes, kv_row_bytes as kv_bytes};
 
 fn stored_count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)

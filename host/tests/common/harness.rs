@@ -6,11 +6,11 @@ use std::sync::Arc;
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::Approval;
 use townes::marketplace::Marketplace;
-use townes::runtime::wit::{
-    Capability, CommandArgument, CommandInvocation, CommandSource, Event, Member, Message, Reply,
-};
 use townes::runtime::{InvokeError, Limits, Outcome, Plans, Runtime, RuntimeConfig, TrapKind};
 use townes::store::{Guild, Store};
+use townes::wit::{
+    Capability, CommandArgument, CommandInvocation, CommandSource, Event, Member, Message, Reply,
+};
 
 pub const GUILD_A: u64 = 1000;
 pub const GUILD_B: u64 = 2000;
@@ -117,7 +117,7 @@ impl Harness {
             invoker,
             channel_id: guild + 1,
         };
-        self.runtime.command(guild, feature, invocation).await
+        self.runtime.command(guild, feature, invocation, 0).await
     }
 }
 

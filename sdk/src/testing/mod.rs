@@ -35,6 +35,8 @@ mod tests;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+use townes_limits as limits;
+use townes_limits::storage;
 
 use crate::{
     Capability, ChannelSpec, Context, Entry, Error, Feature, GuildInfo, LogLevel, Member,
@@ -213,6 +215,7 @@ pub(crate) struct State {
     quota: Option<(u64, u64)>,
     call_budget: Option<u64>,
     calls: u64,
+    invoker_permissions: u64,
     next_id: Snowflake,
     next_job: u64,
     jobs: BTreeMap<String, ScheduledJob>,
@@ -346,7 +349,7 @@ impl MockHost {
     }
 
     /// Limits storage to `max_bytes` (keys + values; a board entry counts its
-    /// board name + 16 bytes) and `max_rows` (keys + board entries). A write past
+    /// board name + 8 bytes, as on the host) and `max_rows` (keys + board entries). A write past
     /// it returns `Error::QuotaExceeded`.
     pub fn set_storage_quota(&self, max_bytes: u64, max_rows: u64) {
         self.with(|s| s.quota = Some((max_bytes, max_rows)));
@@ -357,6 +360,12 @@ impl MockHost {
     /// per-invocation budget.
     pub fn set_call_budget(&self, calls: u64) {
         self.with(|s| s.call_budget = Some(s.calls + calls));
+    }
+
+    /// Sets what `invocation::invoker_permissions` answers (0 until set): the
+    /// permissions of the member whose command or click is being handled.
+    pub fn set_invoker_permissions(&self, permissions: u64) {
+        self.with(|s| s.invoker_permissions = permissions);
     }
 
     /// Removes the call budget.
@@ -601,11 +610,11 @@ impl State {
         let mut bytes = 0u64;
         let mut rows = 0u64;
         for (k, v) in &self.kv {
-            bytes += (k.len() + v.len()) as u64;
+            bytes += storage::kv_row_bytes(k, v);
             rows += 1;
         }
         for (name, board) in &self.boards {
-            bytes += (name.len() as u64 + 16) * board.len() as u64;
+            bytes += storage::board_row_bytes(name) * board.len() as u64;
             rows += board.len() as u64;
         }
         (bytes, rows)
@@ -680,9 +689,7 @@ impl State {
         message_id: Snowflake,
         emoji: &str,
     ) -> Result<(), Error> {
-        if emoji.is_empty() {
-            return Err(Error::invalid("emoji is empty"));
-        }
+        limits::message::check_emoji(emoji)?;
         self.effects.push(Effect::Reacted {
             channel_id,
             message_id,
@@ -757,10 +764,7 @@ impl State {
     // channels
 
     pub(crate) fn create_channel(&mut self, spec: &ChannelSpec) -> Result<Snowflake, Error> {
-        let len = spec.name.chars().count();
-        if !(1..=100).contains(&len) {
-            return Err(Error::invalid("channel name must be 1-100 characters"));
-        }
+        limits::channels::check_spec(&spec.name, spec.topic.as_deref(), spec.overwrites.len())?;
         let id = self.new_id();
         self.effects.push(Effect::ChannelCreated {
             id,
@@ -789,6 +793,7 @@ impl State {
     // moderation
 
     pub(crate) fn kick(&mut self, user_id: Snowflake, reason: Option<&str>) -> Result<(), Error> {
+        limits::moderation::check_reason(reason)?;
         self.members.remove(&user_id);
         self.effects.push(Effect::Kicked {
             user_id,
@@ -803,11 +808,8 @@ impl State {
         delete_message_seconds: u32,
         reason: Option<&str>,
     ) -> Result<(), Error> {
-        if delete_message_seconds > 604_800 {
-            return Err(Error::invalid(
-                "delete-message-seconds must be at most 604800 (7 days)",
-            ));
-        }
+        limits::moderation::check_ban_delete(delete_message_seconds)?;
+        limits::moderation::check_reason(reason)?;
         self.members.remove(&user_id);
         self.effects.push(Effect::Banned {
             user_id,
@@ -823,12 +825,8 @@ impl State {
         seconds: u32,
         reason: Option<&str>,
     ) -> Result<(), Error> {
-        if seconds > crate::moderation::MAX_TIMEOUT_SECONDS {
-            return Err(Error::invalid(format!(
-                "timeout must be at most {} seconds",
-                crate::moderation::MAX_TIMEOUT_SECONDS
-            )));
-        }
+        limits::moderation::check_timeout(seconds)?;
+        limits::moderation::check_reason(reason)?;
         self.effects.push(Effect::TimedOut {
             user_id,
             seconds,
@@ -838,34 +836,38 @@ impl State {
     }
 
     pub(crate) fn purge(&mut self, channel_id: Snowflake, count: u32) -> Result<u32, Error> {
-        if !(1..=100).contains(&count) {
-            return Err(Error::invalid("purge count must be 1-100"));
-        }
+        limits::moderation::check_purge(count)?;
         self.effects.push(Effect::Purged { channel_id, count });
         Ok(count)
     }
 
     // storage
 
-    pub(crate) fn kv_get(&mut self, key: &str) -> Option<String> {
-        self.kv.get(key).cloned()
+    pub(crate) fn kv_get(&mut self, key: &str) -> Result<Option<String>, Error> {
+        storage::check_key(key)?;
+        Ok(self.kv.get(key).cloned())
     }
 
     pub(crate) fn kv_set(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        storage::check_key(key)?;
+        storage::check_value(value)?;
+        let new = storage::kv_row_bytes(key, value) as i64;
         let (bytes, rows) = match self.kv.get(key) {
-            Some(old) => (value.len() as i64 - old.len() as i64, 0),
-            None => ((key.len() + value.len()) as i64, 1),
+            Some(old) => (new - storage::kv_row_bytes(key, old) as i64, 0),
+            None => (new, 1),
         };
         self.check_quota(bytes, rows)?;
         self.kv.insert(key.to_string(), value.to_string());
         Ok(())
     }
 
-    pub(crate) fn kv_delete(&mut self, key: &str) -> bool {
-        self.kv.remove(key).is_some()
+    pub(crate) fn kv_delete(&mut self, key: &str) -> Result<bool, Error> {
+        storage::check_key(key)?;
+        Ok(self.kv.remove(key).is_some())
     }
 
     pub(crate) fn kv_increment(&mut self, key: &str, delta: i64) -> Result<i64, Error> {
+        storage::check_key(key)?;
         let current = match self.kv.get(key) {
             None => 0,
             Some(v) => v.trim().parse::<i64>().map_err(|_| {
@@ -880,9 +882,7 @@ impl State {
     }
 
     pub(crate) fn kv_list_prefix(&mut self, prefix: &str, limit: u32) -> Result<Vec<Entry>, Error> {
-        if !(1..=1000).contains(&limit) {
-            return Err(Error::invalid("limit must be 1-1000"));
-        }
+        storage::check_limit(limit, storage::MAX_LIST)?;
         Ok(self
             .kv
             .range(prefix.to_string()..)
@@ -896,12 +896,13 @@ impl State {
     }
 
     fn board_write(&mut self, board: &str, subject: Snowflake, score: i64) -> Result<(), Error> {
+        storage::check_board(board)?;
         let exists = self
             .boards
             .get(board)
             .is_some_and(|b| b.contains_key(&subject));
         if !exists {
-            self.check_quota(board.len() as i64 + 16, 1)?;
+            self.check_quota(storage::board_row_bytes(board) as i64, 1)?;
         }
         self.boards
             .entry(board.to_string())
@@ -938,30 +939,36 @@ impl State {
         self.board_write(board, subject, score)
     }
 
-    pub(crate) fn board_remove(&mut self, board: &str, subject: Snowflake) -> bool {
+    pub(crate) fn board_remove(&mut self, board: &str, subject: Snowflake) -> Result<bool, Error> {
+        storage::check_board(board)?;
         let Some(b) = self.boards.get_mut(board) else {
-            return false;
+            return Ok(false);
         };
         let existed = b.remove(&subject).is_some();
         if b.is_empty() {
             self.boards.remove(board);
         }
-        existed
+        Ok(existed)
     }
 
     pub(crate) fn board_top(&mut self, board: &str, limit: u32) -> Result<Vec<ScoreEntry>, Error> {
-        if !(1..=100).contains(&limit) {
-            return Err(Error::invalid("limit must be 1-100"));
-        }
+        storage::check_board(board)?;
+        storage::check_limit(limit, storage::MAX_TOP)?;
         let mut ranked = self.ranked(board);
         ranked.truncate(limit as usize);
         Ok(ranked)
     }
 
-    pub(crate) fn board_rank(&mut self, board: &str, subject: Snowflake) -> Option<ScoreEntry> {
-        self.ranked(board)
+    pub(crate) fn board_rank(
+        &mut self,
+        board: &str,
+        subject: Snowflake,
+    ) -> Result<Option<ScoreEntry>, Error> {
+        storage::check_board(board)?;
+        Ok(self
+            .ranked(board)
             .into_iter()
-            .find(|e| e.subject == subject)
+            .find(|e| e.subject == subject))
     }
 
     // config, scheduler, audit
@@ -976,9 +983,8 @@ impl State {
         payload: &str,
         delay_seconds: u32,
     ) -> Result<String, Error> {
-        if name.is_empty() {
-            return Err(Error::invalid("job name is empty"));
-        }
+        limits::scheduler::check_job(name, payload, delay_seconds)?;
+        let delay_seconds = limits::scheduler::effective_delay(delay_seconds);
         self.next_job += 1;
         let id = format!("job-{}", self.next_job);
         self.jobs
@@ -1003,9 +1009,7 @@ impl State {
     }
 
     pub(crate) fn audit(&mut self, action: &str, details: &str) -> Result<(), Error> {
-        if action.is_empty() {
-            return Err(Error::invalid("audit action is empty"));
-        }
+        limits::audit::check_entry(action, details)?;
         self.effects.push(Effect::Audit {
             action: action.to_string(),
             details: details.to_string(),
@@ -1038,6 +1042,24 @@ pub(crate) fn call<R>(
         return Err(Error::QuotaExceeded("host calls".into()));
     }
     f(&mut s)
+}
+
+/// What `invocation::invoker_permissions` answers on the thread's mock. Like
+/// the host, it spends a host call and answers 0 once they are used up.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn invoker_permissions() -> u64 {
+    let Some(state) = CURRENT.with(|c| c.borrow().clone()) else {
+        panic!(
+            "townes_sdk: `invocation::invoker_permissions` was called outside wasm with no \
+             MockHost installed on this thread"
+        );
+    };
+    let mut s = state.borrow_mut();
+    s.calls += 1;
+    if s.call_budget.is_some_and(|budget| s.calls > budget) {
+        return 0;
+    }
+    s.invoker_permissions
 }
 
 /// Records a log line on the thread's mock, or prints it to stderr without one.

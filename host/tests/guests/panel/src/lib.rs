@@ -1,14 +1,18 @@
 //! A feature with components, for the host's end-to-end tests. Not shipped.
 //!
 //! Contract the tests rely on: `/panel` replies "Pick one" with a button
-//! (`yes`) and a select menu (`flavour`: vanilla, chocolate); a click answers
-//! "clicked yes", a choice answers "chose <values joined by ,>"; `/form` opens a
+//! (`yes`), a moderators' button (`sweep`) and a select menu (`flavour`:
+//! vanilla, chocolate); a click answers "clicked yes"; `sweep` answers "swept"
+//! when the clicker holds Manage Messages and "only moderators may sweep"
+//! otherwise; a choice answers "chose <values joined by ,>"; `/form` opens a
 //! modal `survey` with a text input `name`; its submit answers "thanks <name>".
 
 use townes_sdk::{
     ActionRow, Button, Command, CommandInvocation, ComponentInteraction, Context, Error, Feature,
-    InteractionKind, Manifest, MessageBody, Modal, Reply, SelectMenu, TextInput, json,
+    InteractionKind, Manifest, MessageBody, Modal, Reply, SelectMenu, TextInput, invocation, json,
 };
+
+const MANAGE_MESSAGES: u64 = 1 << 13;
 
 pub struct Panel;
 
@@ -25,7 +29,11 @@ impl Feature for Panel {
     fn on_command(_ctx: &Context, invocation: CommandInvocation) -> Result<Reply, Error> {
         match invocation.name.as_str() {
             "panel" => Ok(MessageBody::text("Pick one")
-                .with_row(ActionRow::new().button(Button::primary("yes", "Yes")))
+                .with_row(
+                    ActionRow::new()
+                        .button(Button::primary("yes", "Yes"))
+                        .button(Button::danger("sweep", "Sweep")),
+                )
                 .with_row(
                     ActionRow::new().select(
                         SelectMenu::new("flavour")
@@ -42,6 +50,13 @@ impl Feature for Panel {
 
     fn on_component(_ctx: &Context, interaction: ComponentInteraction) -> Result<Reply, Error> {
         let answer = match interaction.kind {
+            InteractionKind::Button if interaction.custom_id == "sweep" => {
+                if invocation::invoker_permissions() & MANAGE_MESSAGES != 0 {
+                    "swept".to_string()
+                } else {
+                    "only moderators may sweep".to_string()
+                }
+            }
             InteractionKind::Button => format!("clicked {}", interaction.custom_id),
             InteractionKind::SelectMenu => format!("chose {}", interaction.values.join(",")),
             InteractionKind::ModalSubmit => {

@@ -14,13 +14,13 @@ use tokio::time::Instant;
 
 const PRUNE_AT: usize = 8_192;
 
-pub(crate) struct Allowance {
+pub struct Allowance {
     window: Duration,
     used: Mutex<HashMap<(u64, String), (Instant, u32)>>,
 }
 
 impl Allowance {
-    pub(crate) fn per(window: Duration) -> Self {
+    pub fn per(window: Duration) -> Self {
         Allowance {
             window,
             used: Mutex::new(HashMap::new()),
@@ -29,7 +29,7 @@ impl Allowance {
 
     /// Takes one from the scope's `limit` for the current window; false when
     /// the window's allowance is spent.
-    pub(crate) fn take(&self, guild_id: u64, feature_id: &str, limit: u32) -> bool {
+    pub fn take(&self, guild_id: u64, feature_id: &str, limit: u32) -> bool {
         let now = Instant::now();
         let mut used = self.used.lock().unwrap();
         if used.len() >= PRUNE_AT {
@@ -49,11 +49,11 @@ impl Allowance {
     }
 }
 
-/// The allowances the runtime keeps.
-pub(crate) struct Rates {
-    pub(crate) audit: Allowance,
-    pub(crate) log: Allowance,
-    pub(crate) failure_reports: Allowance,
+/// The allowances kept per process, shared by every invocation.
+pub struct Rates {
+    pub audit: Allowance,
+    pub log: Allowance,
+    pub failure_reports: Allowance,
 }
 
 impl Default for Rates {
@@ -64,20 +64,6 @@ impl Default for Rates {
             failure_reports: Allowance::per(Duration::from_secs(60)),
         }
     }
-}
-
-/// Text a feature controls, made safe for a log line: control characters
-/// (newlines included) are escaped so a feature cannot forge log records.
-pub(crate) fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -96,13 +82,5 @@ mod tests {
         assert!(allowance.take(2, "a", 3), "another guild shares the limit");
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(allowance.take(1, "a", 3), "the window did not reset");
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(
-            escape_controls("ok\nINFO forged\u{1b}[31m"),
-            "ok\\nINFO forged\\u{1b}[31m"
-        );
     }
 }

@@ -14,3 +14,14 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::townes::feature::types::*;
+
+impl MessageBody {
+    /// A message with only text.
+    pub fn text(content: impl Into<String>) -> Self {
+        MessageBody {
+            content: Some(content.into()),
+            embeds: Vec::new(),
+            components: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Capabilities called directly, without wasm: each host trait on its own
+//! context, against a real SQLite file and the local Discord.
+
+use super::rates::Rates;
+use super::*;
+use crate::discord::{LocalDiscord, LocalGuild, Role, permissions};
+use crate::grants::CapabilitySet;
+use crate::store::{Guild, Quota, Scope, Store};
+use crate::wit::townes::feature as wit_if;
+use crate::wit::{EmbedField, MessageBody};
+
+const GUILD: u64 = 1000;
+const GENERAL: u64 = GUILD + 1;
+const MEMBER: u64 = 42;
+
+struct Fixture {
+    store: Store,
+    discord: Arc<LocalDiscord>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("caps.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store
+        .upsert_guild(&Guild::new(GUILD, "Caps", 1))
+        .await
+        .unwrap();
+    let discord = Arc::new(LocalDiscord::new());
+    let mut guild = LocalGuild::new(GUILD, "Caps");
+    guild.add_member(MEMBER, "ada", vec![]);
+    discord.add_guild(guild);
+    Fixture {
+        store,
+        discord,
+        _dir: dir,
+    }
+}
+
+fn grant(capabilities: &[Capability]) -> Grant {
+    Grant {
+        capabilities: capabilities.iter().copied().collect::<CapabilitySet>(),
+        channels: None,
+        role_ceiling: None,
+        elevated_permissions: 0,
+        storage: Quota {
+            max_bytes: 1 << 20,
+            max_rows: 1000,
+        },
+    }
+}
+
+fn scope() -> Scope {
+    Scope::new(GUILD, "caps")
+}
+
+impl Fixture {
+    fn storage(&self) -> storage::StorageCtx {
+        storage::StorageCtx {
+            store: self.store.clone(),
+            scope: scope(),
+        }
+    }
+
+    fn discord(&self) -> DiscordCtx {
+        DiscordCtx {
+            guild_id: GUILD,
+            discord: self.discord.clone(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn host_call_fuel_runs_out_and_the_record_stays_bounded() {
+    let f = fixture().await;
+    let mut calls = Calls::new(grant(&[Capability::Storage]), 3);
+    let mut ctx = f.storage();
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    for i in 0..3 {
+        wit_if::storage::Host::set(&mut cap, format!("k{i}"), "v".into())
+            .await
+            .unwrap();
+    }
+    for _ in 0..1000 {
+        let err = wit_if::storage::Host::get(&mut cap, "k0".into())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::QuotaExceeded(_)), "{err:?}");
+    }
+    assert_eq!(
+        calls.effects().len(),
+        3 + MAX_EXTRA_EFFECTS,
+        "refusals past the fuel are counted, not recorded"
+    );
+    assert_eq!(calls.unrecorded_refusals, 1000 - MAX_EXTRA_EFFECTS as u32);
+}
+
+#[tokio::test]
+async fn a_capability_outside_the_grant_is_denied_and_recorded() {
+    let f = fixture().await;
+    let mut calls = Calls::new(grant(&[]), 10);
+    let mut ctx = f.storage();
+    let err =
+        wit_if::storage::Host::set(&mut Cap::new(&mut calls, &mut ctx), "k".into(), "v".into())
+            .await
+            .unwrap_err();
+    assert_eq!(err, Error::Denied(Capability::Storage));
+    assert_eq!(
+        calls.effects(),
+        [Effect::Refused {
+            call: "storage.set",
+            error: "denied(storage)".into()
+        }]
+    );
+    assert_eq!(f.store.kv_get(&scope(), "k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn storage_counts_board_rows_as_the_shared_limits_do() {
+    let f = fixture().await;
+    let mut granted = grant(&[Capability::Storage]);
+    // Room for exactly one row of board "xp".
+    granted.storage = Quota {
+        max_bytes: townes_limits::storage::board_row_bytes("xp"),
+        max_rows: 10,
+    };
+    let mut calls = Calls::new(granted, 10);
+    let mut ctx = f.storage();
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    assert_eq!(
+        wit_if::storage::Host::board_increment(&mut cap, "xp".into(), 1, 5)
+            .await
+            .unwrap(),
+        5
+    );
+    let err = wit_if::storage::Host::board_increment(&mut cap, "xp".into(), 2, 5)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::QuotaExceeded(_)), "{err:?}");
+    // An existing row changes in place.
+    assert_eq!(
+        wit_if::storage::Host::board_increment(&mut cap, "xp".into(), 1, 5)
+            .await
+            .unwrap(),
+        10
+    );
+    let long_key = "k".repeat(townes_limits::storage::MAX_KEY_BYTES + 1);
+    let err = wit_if::storage::Host::set(&mut cap, long_key, "v".into())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::InvalidArgument("a key is 257 bytes; 1 to 256 allowed".into())
+    );
+}
+
+#[tokio::test]
+async fn an_empty_or_oversized_message_never_reaches_discord() {
+    let f = fixture().await;
+    let mut calls = Calls::new(grant(&[Capability::Messages]), 10);
+    let mut ctx = f.discord();
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    let err = wit_if::messages::Host::send(
+        &mut cap,
+        GENERAL,
+        MessageBody {
+            content: None,
+            embeds: Vec::new(),
+            components: Vec::new(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("empty")),
+        "{err:?}"
+    );
+    let mut embed = crate::wit::Embed {
+        title: None,
+        description: None,
+        url: None,
+        color: None,
+        fields: Vec::new(),
+        footer: None,
+        thumbnail_url: None,
+        image_url: None,
+    };
+    embed.fields = vec![
+        EmbedField {
+            name: "n".into(),
+            value: "v".repeat(1025),
+            inline: false,
+        };
+        1
+    ];
+    let body = MessageBody {
+        content: Some("hi".into()),
+        embeds: vec![embed],
+        components: Vec::new(),
+    };
+    let err = wit_if::messages::Host::send(&mut cap, GENERAL, body)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::InvalidArgument(
+            "an embed field value is 1025 characters; at most 1024 allowed".into()
+        )
+    );
+    let sent = wit_if::messages::Host::send(&mut cap, GENERAL, MessageBody::text("hello"))
+        .await
+        .unwrap();
+    assert!(sent > 0);
+    assert_eq!(calls.effects().len(), 3);
+}
+
+#[tokio::test]
+async fn the_channel_allow_list_holds_for_messages_and_purges() {
+    let f = fixture().await;
+    let mut granted = grant(&[Capability::Messages, Capability::Moderation]);
+    granted.channels = Some(vec![GENERAL]);
+    let mut calls = Calls::new(granted, 10);
+    let mut ctx = f.discord();
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    let elsewhere = GENERAL + 100;
+    assert_eq!(
+        wit_if::messages::Host::send(&mut cap, elsewhere, MessageBody::text("x"))
+            .await
+            .unwrap_err(),
+        Error::Denied(Capability::Messages)
+    );
+    assert_eq!(
+        wit_if::moderation::Host::purge(&mut cap, elsewhere, 5)
+            .await
+            .unwrap_err(),
+        Error::Denied(Capability::Moderation)
+    );
+}
+
+#[tokio::test]
+async fn roles_refuse_dangerous_permissions_unless_the_admin_elevated_them() {
+    let f = fixture().await;
+    let manager_role = GUILD + 5;
+    f.discord.with_guild(GUILD, |g| {
+        g.roles.push(Role {
+            id: manager_role,
+            name: "Manager".into(),
+            position: 5,
+            permissions: permissions::MANAGE_GUILD,
+        })
+    });
+    let mut calls = Calls::new(grant(&[Capability::Roles]), 10);
+    let mut ctx = f.discord();
+    let err = wit_if::roles::Host::add(
+        &mut Cap::new(&mut calls, &mut ctx),
+        MEMBER,
+        manager_role,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err, Error::Denied(Capability::Roles));
+
+    let mut elevated = grant(&[Capability::Roles]);
+    elevated.elevated_permissions = permissions::MANAGE_GUILD;
+    let mut calls = Calls::new(elevated, 10);
+    wit_if::roles::Host::add(
+        &mut Cap::new(&mut calls, &mut ctx),
+        MEMBER,
+        manager_role,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        f.discord
+            .member_of(GUILD, MEMBER)
+            .unwrap()
+            .roles
+            .contains(&manager_role)
+    );
+}
+
+#[tokio::test]
+async fn direct_messages_go_only_to_members_of_the_guild() {
+    let f = fixture().await;
+    let mut calls = Calls::new(grant(&[Capability::Members]), 10);
+    let mut ctx = f.discord();
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    let err = wit_if::members::Host::send_dm(&mut cap, 777, MessageBody::text("hi"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    wit_if::members::Host::send_dm(&mut cap, MEMBER, MessageBody::text("hi"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn scheduler_rounds_short_delays_up_and_caps_pending_jobs() {
+    let f = fixture().await;
+    let mut calls = Calls::new(grant(&[Capability::Scheduler]), 10);
+    let mut ctx = scheduler::SchedulerCtx {
+        store: f.store.clone(),
+        scope: scope(),
+        pending_jobs: 2,
+    };
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    for _ in 0..2 {
+        wit_if::scheduler::Host::schedule(&mut cap, "tick".into(), String::new(), 0)
+            .await
+            .unwrap();
+    }
+    let err = wit_if::scheduler::Host::schedule(&mut cap, "tick".into(), String::new(), 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::QuotaExceeded(_)), "{err:?}");
+    assert!(matches!(
+        calls.effects()[0],
+        Effect::JobScheduled {
+            delay_seconds: townes_limits::scheduler::MIN_DELAY_SECONDS,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn audit_entries_are_capped_per_hour_across_invocations() {
+    let f = fixture().await;
+    let rates = Arc::new(Rates::default());
+    for invocation in 0..2 {
+        let mut calls = Calls::new(grant(&[Capability::Audit]), 10);
+        let mut ctx = audit::AuditCtx {
+            store: f.store.clone(),
+            scope: scope(),
+            rates: rates.clone(),
+            audit_per_hour: 3,
+        };
+        let mut cap = Cap::new(&mut calls, &mut ctx);
+        let mut written = 0;
+        for _ in 0..3 {
+            if wit_if::audit::Host::write(&mut cap, "did".into(), String::new())
+                .await
+                .is_ok()
+            {
+                written += 1;
+            }
+        }
+        assert_eq!(
+            written,
+            if invocation == 0 { 3 } else { 0 },
+            "invocation {invocation}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn log_lines_are_escaped_truncated_and_capped() {
+    let mut calls = Calls::new(grant(&[]), 1000);
+    let mut ctx = log::LogCtx {
+        scope: scope(),
+        rates: Arc::default(),
+        lines_per_minute: 1000,
+        lines: Vec::new(),
+    };
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    wit_if::log::Host::write(&mut cap, wit_if::log::Level::Info, "ok\nINFO forged".into()).await;
+    wit_if::log::Host::write(&mut cap, wit_if::log::Level::Info, "é".repeat(4096)).await;
+    for _ in 0..500 {
+        wit_if::log::Host::write(&mut cap, wit_if::log::Level::Info, "x".into()).await;
+    }
+    assert_eq!(ctx.lines[0], "ok\\nINFO forged");
+    assert!(ctx.lines[1].len() <= 1024 && ctx.lines[1].ends_with('é'));
+    assert_eq!(ctx.lines.len(), 100);
+}
+
+#[test]
+fn truncation_and_escaping() {
+    assert_eq!(log::truncated("héllo", 2), "h");
+    assert_eq!(
+        log::escape_controls("ok\nINFO forged\u{1b}[31m"),
+        "ok\\nINFO forged\\u{1b}[31m"
+    );
+}
