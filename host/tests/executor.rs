@@ -1098,6 +1098,15 @@ async fn a_feature_over_its_pending_quota_is_refused_and_others_are_not() {
         }
         // The first write met the 429 (an invalid answer on xp's account) and waits.
         answered(&w, &format!("/channels/{parked}/"), 429, &label).await;
+        // The simulator records the answer before the executor has counted it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while xp.invalid_requests() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{label}: the 429 was not counted"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let before = xp.invalid_requests();
         let over = executor.submit_as(Some(&xp), w.send(parked, "x3")).await;
         assert!(

@@ -254,18 +254,14 @@ async fn wasi_random_is_bounded_and_a_random_loop_spends_only_its_cpu_budget() {
 #[tokio::test]
 async fn huge_log_lines_cost_cpu_and_keep_host_memory_bounded() {
     let _one = MEASURING.lock().await;
-    // Copying 46 arguments of 12 MiB out of the guest is the host's CPU spent
-    // on the feature's behalf (half a GiB of copies, far more than the guest's
-    // own 12 MiB string): a budget the guest alone would not reach stops it.
-    const BUDGET_MS: u32 = 20;
-    let (h, _guard) = Harness::sqlite(Limits {
-        cpu_ms: BUDGET_MS,
-        ..limits()
-    })
-    .await;
+    // Copying 12 MiB arguments out of the guest is the host's CPU spent on the
+    // feature's behalf: a guest that does nothing but log them ends at its CPU
+    // budget, not at the wall clock (as it did when only guest code counted).
+    let (h, _guard) = Harness::sqlite(limits()).await;
     let hostile = h.install("hostile", HOSTILE_CAPS).await;
-    let outcome = h.command(GUILD_A, &hostile, "log-flood", vec![]).await;
+    let outcome = h.command(GUILD_A, &hostile, "log-forever", vec![]).await;
     assert_eq!(trap_kind(&outcome), TrapKind::CpuLimit, "{outcome:?}");
+    assert!(outcome.elapsed < limits().wall(), "{:?}", outcome.elapsed);
 
     // With the CPU to finish, the host still keeps only what it logs.
     let (h, _guard) = Harness::sqlite(Limits {
@@ -277,11 +273,6 @@ async fn huge_log_lines_cost_cpu_and_keep_host_memory_bounded() {
     let hostile = h.install("hostile", HOSTILE_CAPS).await;
     let (outcome, growth) = peak_growth(h.command(GUILD_A, &hostile, "log-flood", vec![])).await;
     assert_eq!(reply_text(&outcome), "log-flood: done");
-    assert!(
-        outcome.cpu > Duration::from_millis(BUDGET_MS.into()),
-        "the copies were charged: {:?}",
-        outcome.cpu
-    );
     assert!(outcome.logs.len() <= 46);
     assert!(outcome.logs.iter().all(|line| line.len() <= 1024));
     // 46 lines of 12 MiB: the guest's 16 MiB plus one argument in flight at a

@@ -357,7 +357,7 @@ async fn audit_entries_are_capped_per_hour_across_invocations() {
 
 #[tokio::test]
 async fn log_lines_are_escaped_truncated_and_capped() {
-    let mut calls = Calls::new(grant(&[]), 1000);
+    let mut calls = Calls::new(grant(&[Capability::Log]), 1000);
     let mut ctx = log::LogCtx {
         scope: scope(),
         rates: Arc::default(),

@@ -231,6 +231,11 @@ pub trait Discord: Send + Sync {
 
     async fn member(&self, guild_id: u64, user_id: u64) -> Result<Member, DiscordError>;
     async fn guild_info(&self, guild_id: u64) -> Result<GuildInfo, DiscordError>;
+    /// Who owns the guild now, asked of Discord itself: a cache, and gateway
+    /// events handled out of order, may both lag behind a transfer.
+    async fn current_owner(&self, guild_id: u64) -> Result<u64, DiscordError> {
+        Ok(self.guild_info(guild_id).await?.owner_id)
+    }
     async fn send_dm(&self, user_id: u64, body: &MessageBody) -> Result<u64, DiscordError>;
 
     /// The guild's roles, for hierarchy checks.

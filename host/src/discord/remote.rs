@@ -106,6 +106,15 @@ impl RemoteDiscord {
         self.shared.cache.get()
     }
 
+    /// The guild as Discord's REST API describes it now.
+    async fn fetch_guild(&self, guild_id: u64) -> Result<Value, DiscordError> {
+        self.executor()
+            .direct_as(self.caller.as_ref(), None, |rest| async move {
+                rest.guild(guild_id).await
+            })
+            .await
+    }
+
     fn cached_guild(&self, guild_id: u64) -> Option<serenity::cache::GuildRef<'_>> {
         if guild_id == 0 {
             return None;
@@ -425,12 +434,7 @@ impl Discord for RemoteDiscord {
                 owner_id: guild.owner_id.get(),
             });
         }
-        let json = self
-            .executor()
-            .direct_as(self.caller.as_ref(), None, |rest| async move {
-                rest.guild(guild_id).await
-            })
-            .await?;
+        let json = self.fetch_guild(guild_id).await?;
         Ok(GuildInfo {
             id: guild_id,
             name: json["name"]
@@ -444,6 +448,11 @@ impl Discord for RemoteDiscord {
                 .unwrap_or(0),
             owner_id: snowflake(&json["owner_id"]).ok_or_else(|| unreadable("guild"))?,
         })
+    }
+
+    async fn current_owner(&self, guild_id: u64) -> Result<u64, DiscordError> {
+        let json = self.fetch_guild(guild_id).await?;
+        snowflake(&json["owner_id"]).ok_or_else(|| unreadable("guild"))
     }
 
     async fn send_dm(&self, user_id: u64, body: &MessageBody) -> Result<u64, DiscordError> {

@@ -70,8 +70,24 @@ impl Handler {
     }
 
     /// Moves a guild whose Discord owner changed to the new owner's tenant.
-    async fn owner_seen(&self, guild_id: u64, owner_id: u64) -> anyhow::Result<()> {
+    async fn owner_seen(&self, guild_id: u64, seen_owner: u64) -> anyhow::Result<()> {
         let store = self.platform.runtime.store();
+        match store.guild(guild_id).await? {
+            Some(guild) if guild.owner_id != seen_owner => {}
+            _ => return Ok(()),
+        }
+        // Handlers run concurrently, so this event may be older than one
+        // already handled (a GUILD_CREATE from the connect handled after a
+        // transfer's GUILD_UPDATE would hand the guild back): ask Discord who
+        // owns it now. Owners rarely change, so this costs one request per
+        // transfer, not one per event.
+        let owner_id = match self.platform.discord.current_owner(guild_id).await {
+            Ok(owner_id) => owner_id,
+            Err(error) => {
+                tracing::warn!(guild = guild_id, %error, "could not confirm a new owner; using the event's");
+                seen_owner
+            }
+        };
         if let Some(change) = store.change_guild_owner(guild_id, owner_id).await? {
             tracing::info!(
                 guild = guild_id,

@@ -180,6 +180,7 @@ impl Feature for Hostile {
             ("random-big", "Ask WASI for 8 MiB of random bytes"),
             ("random-loop", "Ask WASI for random bytes forever"),
             ("log-flood", "Log huge lines"),
+            ("log-forever", "Log huge lines until stopped"),
             ("calls-flood", "Call storage 20,000 times"),
             ("handles", "Open WASI handles forever"),
             ("audit-flood", "Write audit entries until refused"),
@@ -295,6 +296,13 @@ impl Feature for Hostile {
                     log::info(&line);
                 }
                 Reply::text("log-flood: done")
+            }
+            "log-forever" => {
+                // Nearly all the time is the host's: copying each argument out.
+                let line = "x".repeat(12 << 20);
+                loop {
+                    log::info(&line);
+                }
             }
             "calls-flood" => {
                 let ok = (0..20_000).filter(|_| storage::get("x").is_ok()).count();
