@@ -421,22 +421,24 @@ fn marketplace_commands_from_the_command_line() {
     );
 
     // Dangerous permissions are elevated by name, never Administrator.
-    let grants = json(&[
-        "feature",
-        "grants",
-        "hello",
-        "--guild",
-        "1000",
-        "--elevate",
-        "manage-server,Ban Members",
-        "--json",
-    ]);
+    let elevate = |what: &'static str| -> Vec<&str> {
+        vec![
+            "feature",
+            "grants",
+            "hello",
+            "--guild",
+            "1000",
+            "--elevate",
+            what,
+        ]
+    };
+    let grants = json(&[elevate("manage-server,Ban Members"), vec!["--json"]].concat());
     assert_eq!(
         grants["approved"]["elevated_permissions"],
         (1u64 << 5) | (1 << 2),
         "{grants}"
     );
-    for (elevate, why) in [
+    for (what, why) in [
         (
             "administrator",
             "Administrator is never handed to a feature",
@@ -444,36 +446,14 @@ fn marketplace_commands_from_the_command_line() {
         ("send-messages", "is not a dangerous permission"),
         ("manage-everything", "is not a permission name"),
     ] {
-        let refused = townes(
-            dir.path(),
-            &[
-                "feature",
-                "grants",
-                "hello",
-                "--guild",
-                "1000",
-                "--elevate",
-                elevate,
-            ],
-        );
+        let refused = townes(dir.path(), &elevate(what));
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert!(
             !refused.status.success() && stderr.contains(why),
             "{stderr}"
         );
     }
-    let text = stdout(&townes(
-        dir.path(),
-        &[
-            "feature",
-            "grants",
-            "hello",
-            "--guild",
-            "1000",
-            "--elevate",
-            "none",
-        ],
-    ));
+    let text = stdout(&townes(dir.path(), &elevate("none")));
     assert!(text.contains("elevated permissions: none"), "{text}");
 }
 

@@ -1641,7 +1641,7 @@ async fn feature_catalogue_and_versions() {
             "{label}"
         );
 
-        // upsert_feature updates everything but created_at.
+        // Claiming an unclaimed entry updates everything but created_at.
         let curated = Feature {
             id: "xp".into(),
             name: "Levels".into(),
@@ -1650,7 +1650,7 @@ async fn feature_catalogue_and_versions() {
             publisher: Some("TownesDev".into()),
             created_at: Utc::now(),
         };
-        store.upsert_feature(&curated).await.unwrap();
+        assert!(store.claim_feature(&curated).await.unwrap(), "{label}");
         let read = store.feature("xp").await.unwrap().unwrap();
         assert_eq!(
             read,
@@ -1658,6 +1658,18 @@ async fn feature_catalogue_and_versions() {
                 created_at: v1.created_at,
                 ..curated.clone()
             },
+            "{label}"
+        );
+        // Another publisher's claim changes nothing.
+        let squatter = Feature {
+            name: "Mine now".into(),
+            publisher: Some("mallory".into()),
+            ..curated.clone()
+        };
+        assert!(!store.claim_feature(&squatter).await.unwrap(), "{label}");
+        assert_eq!(
+            store.feature("xp").await.unwrap().as_ref(),
+            Some(&read),
             "{label}"
         );
         // Later builds never overwrite a catalogue entry.
@@ -1683,7 +1695,7 @@ async fn feature_catalogue_and_versions() {
             publisher: None,
             created_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
         };
-        store.upsert_feature(&zeta).await.unwrap();
+        assert!(store.claim_feature(&zeta).await.unwrap(), "{label}");
         let ids: Vec<String> = store
             .features()
             .await
@@ -1696,7 +1708,7 @@ async fn feature_catalogue_and_versions() {
         assert!(
             invalid_argument(
                 store
-                    .upsert_feature(&Feature {
+                    .claim_feature(&Feature {
                         id: String::new(),
                         ..curated.clone()
                     })

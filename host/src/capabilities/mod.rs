@@ -346,45 +346,36 @@ pub trait HasCapabilities: Send + 'static {
     fn capabilities(&mut self) -> &mut Capabilities;
 }
 
+/// The getter the generated `add_to_linker` of one interface takes: the
+/// shared call record and the store's `$field` context.
+macro_rules! view {
+    ($field:ident) => {
+        |t| {
+            let c = t.capabilities();
+            Cap::new(&mut c.calls, &mut c.$field)
+        }
+    };
+}
+
 /// Adds every capability interface to `linker`, each reaching its own context.
 pub fn add_to_linker<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     use crate::wit::townes::feature as wit_if;
     wit_if::types::add_to_linker::<T, HasSelf<Calls>>(linker, |t| &mut t.capabilities().calls)?;
-    wit_if::config::add_to_linker::<T, With<config::ConfigCtx>>(linker, |t| {
-        let c = t.capabilities();
-        Cap::new(&mut c.calls, &mut c.config)
-    })?;
-    wit_if::log::add_to_linker::<T, With<log::LogCtx>>(linker, |t| {
-        let c = t.capabilities();
-        Cap::new(&mut c.calls, &mut c.log)
-    })?;
-    wit_if::storage::add_to_linker::<T, With<storage::StorageCtx>>(linker, |t| {
-        let c = t.capabilities();
-        Cap::new(&mut c.calls, &mut c.storage)
-    })?;
-    wit_if::scheduler::add_to_linker::<T, With<scheduler::SchedulerCtx>>(linker, |t| {
-        let c = t.capabilities();
-        Cap::new(&mut c.calls, &mut c.scheduler)
-    })?;
-    wit_if::audit::add_to_linker::<T, With<audit::AuditCtx>>(linker, |t| {
-        let c = t.capabilities();
-        Cap::new(&mut c.calls, &mut c.audit)
-    })?;
-    wit_if::invocation::add_to_linker::<T, With<invocation::InvocationCtx>>(linker, |t| {
-        let c = t.capabilities();
-        Cap::new(&mut c.calls, &mut c.invocation)
-    })?;
-    wit_if::messages::add_to_linker::<T, With<DiscordCtx>>(linker, discord_cap)?;
-    wit_if::members::add_to_linker::<T, With<DiscordCtx>>(linker, discord_cap)?;
-    wit_if::roles::add_to_linker::<T, With<DiscordCtx>>(linker, discord_cap)?;
-    wit_if::channels::add_to_linker::<T, With<DiscordCtx>>(linker, discord_cap)?;
-    wit_if::moderation::add_to_linker::<T, With<DiscordCtx>>(linker, discord_cap)?;
+    wit_if::config::add_to_linker::<T, With<config::ConfigCtx>>(linker, view!(config))?;
+    wit_if::log::add_to_linker::<T, With<log::LogCtx>>(linker, view!(log))?;
+    wit_if::storage::add_to_linker::<T, With<storage::StorageCtx>>(linker, view!(storage))?;
+    wit_if::scheduler::add_to_linker::<T, With<scheduler::SchedulerCtx>>(linker, view!(scheduler))?;
+    wit_if::audit::add_to_linker::<T, With<audit::AuditCtx>>(linker, view!(audit))?;
+    wit_if::invocation::add_to_linker::<T, With<invocation::InvocationCtx>>(
+        linker,
+        view!(invocation),
+    )?;
+    wit_if::messages::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
+    wit_if::members::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
+    wit_if::roles::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
+    wit_if::channels::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
+    wit_if::moderation::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
     Ok(())
-}
-
-fn discord_cap<T: HasCapabilities>(t: &mut T) -> Cap<'_, DiscordCtx> {
-    let c = t.capabilities();
-    Cap::new(&mut c.calls, &mut c.discord)
 }
 
 /// What the Discord capabilities (`messages`, `members`, `roles`, `channels`,

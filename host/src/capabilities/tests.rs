@@ -6,8 +6,8 @@ use super::*;
 use crate::discord::{LocalDiscord, LocalGuild, Role, permissions};
 use crate::grants::CapabilitySet;
 use crate::store::{Guild, Quota, Scope, Store};
+use crate::wit::MessageBody;
 use crate::wit::townes::feature as wit_if;
-use crate::wit::{EmbedField, MessageBody};
 
 const GUILD: u64 = 1000;
 const GENERAL: u64 = GUILD + 1;
@@ -176,24 +176,10 @@ async fn an_empty_or_oversized_message_never_reaches_discord() {
         matches!(&err, Error::InvalidArgument(m) if m.contains("empty")),
         "{err:?}"
     );
-    let mut embed = crate::wit::Embed {
-        title: None,
-        description: None,
-        url: None,
-        color: None,
-        fields: Vec::new(),
-        footer: None,
-        thumbnail_url: None,
-        image_url: None,
-    };
-    embed.fields = vec![
-        EmbedField {
-            name: "n".into(),
-            value: "v".repeat(1025),
-            inline: false,
-        };
-        1
-    ];
+    let embed: crate::wit::Embed = serde_json::from_value(serde_json::json!({
+        "fields": [{ "name": "n", "value": "v".repeat(1025), "inline": false }]
+    }))
+    .unwrap();
     let body = MessageBody {
         content: Some("hi".into()),
         embeds: vec![embed],

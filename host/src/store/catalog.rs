@@ -343,31 +343,6 @@ impl Store {
         Ok(updated == 1)
     }
 
-    /// Inserts a catalogue entry or updates its name, description, `builtin` and
-    /// publisher. `created_at` is kept from the first insert. The id must be 1 to 100
-    /// characters.
-    pub async fn upsert_feature(&self, f: &Feature) -> Result<(), StoreError> {
-        check_name("feature id", &f.id)?;
-        on_db!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO features (id, name, description, builtin, publisher, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (id) DO UPDATE
-                 SET name = excluded.name, description = excluded.description,
-                     builtin = excluded.builtin, publisher = excluded.publisher",
-            )
-            .bind(&f.id)
-            .bind(&f.name)
-            .bind(&f.description)
-            .bind(f.builtin)
-            .bind(f.publisher.as_deref())
-            .bind(ts(f.created_at))
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
     /// Claims a feature id for `f.publisher` in one statement: inserts the
     /// catalogue entry, or updates its name and description when the id is
     /// unclaimed or already the publisher's. Returns false, changing nothing,

@@ -365,3 +365,38 @@ fn builders_make_the_expected_values() {
     assert_eq!(m.display_name(), "Nick");
     assert_eq!(m.mention(), "<@1>");
 }
+
+#[test]
+fn the_mock_refuses_what_the_host_refuses_with_the_same_words() {
+    let host = MockHost::new();
+    // A board row counts its board name + 8 bytes, as on the host.
+    host.set_storage_quota(townes_limits::storage::board_row_bytes("xp"), 10);
+    storage::board_set("xp", 1, 5).unwrap();
+    assert!(matches!(
+        storage::board_set("xp", 2, 5),
+        Err(Error::QuotaExceeded(_))
+    ));
+    assert_eq!(
+        storage::set(&"k".repeat(257), "v"),
+        Err(Error::InvalidArgument(
+            "a key is 257 bytes; 1 to 256 allowed".into()
+        ))
+    );
+    assert!(matches!(
+        messages::send(1, MessageBody::default()),
+        Err(Error::InvalidArgument(m)) if m.contains("empty")
+    ));
+    assert!(matches!(
+        scheduler::schedule("tick", &"p".repeat(16 * 1024 + 1), 1),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(host.effects().is_empty(), "{:?}", host.effects());
+}
+
+#[test]
+fn invoker_permissions_are_what_the_test_sets() {
+    let host = MockHost::new();
+    assert_eq!(crate::invocation::invoker_permissions(), 0);
+    host.set_invoker_permissions(1 << 13);
+    assert_eq!(crate::invocation::invoker_permissions(), 1 << 13);
+}
