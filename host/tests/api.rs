@@ -1292,6 +1292,29 @@ async fn websocket_messages_are_rate_limited_per_caller() {
     .await
     .expect("a flooding socket stayed open");
     assert_eq!(closed, Some(1008));
+
+    // A client that keeps sending and never reads the Close cannot hold the
+    // closing handshake open: the server drains it for a second, then drops it.
+    let mut flooder = open_socket(&world, &owner).await;
+    let started = std::time::Instant::now();
+    let cut_off = loop {
+        if flooder
+            .send(Message::Text(subscribe.to_string()))
+            .await
+            .is_err()
+        {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the server kept reading a client that never stops sending"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(
+        cut_off < Duration::from_secs(5),
+        "cut off after {cut_off:?}"
+    );
     world.stop().await;
 }
 

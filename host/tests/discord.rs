@@ -13,7 +13,7 @@ use townes::discord::{ExecutorConfig, LocalDiscord};
 use townes::grants::Approval;
 use townes::marketplace::{Marketplace, Publisher};
 use townes::platform::{Connection, Running, connect};
-use townes::runtime::{Runtime, RuntimeConfig};
+use townes::runtime::{Plans, Runtime, RuntimeConfig};
 use townes::store::{Guild, Store};
 use townes_discord_sim::{GuildSetup, SimConfig, SimMessage, Simulator, permissions};
 
@@ -201,6 +201,14 @@ impl World {
     }
 
     async fn connect(&mut self, tune: impl FnOnce(Connection) -> Connection) {
+        self.connect_with(tune, |runtime| runtime).await;
+    }
+
+    async fn connect_with(
+        &mut self,
+        tune: impl FnOnce(Connection) -> Connection,
+        tune_runtime: impl FnOnce(RuntimeConfig) -> RuntimeConfig,
+    ) {
         let connection = tune(Connection {
             executor: fast_executor(),
             ..Connection::new(self.sim.token(), Some(self.sim.base_url()))
@@ -208,7 +216,7 @@ impl World {
         let all_shards = connection.shards == townes::gateway::Shards::Auto;
         let running = connect(
             self.store.clone(),
-            RuntimeConfig::new(self.data_dir.path()),
+            tune_runtime(RuntimeConfig::new(self.data_dir.path())),
             connection,
         )
         .await
@@ -1029,6 +1037,79 @@ async fn a_feature_whose_discord_calls_keep_being_refused_is_paused() {
             .contains("Discord requests were refused"),
         "{:?}",
         entry.details
+    );
+    world.stop().await;
+}
+
+/// A feature whose writes pile up behind a rate-limited channel (each
+/// invocation gives up waiting; its write stays queued) reaches its outbox
+/// quota and is told so, while the same feature in another guild is not held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feature_over_its_outbox_quota_is_told_and_other_guilds_are_not_held() {
+    let (_, store, _guard) = common::sqlite().await;
+    let mut world = World::prepared(store).await;
+    let (alpha, beta) = (world.alpha.guild_id, world.beta.guild_id);
+    world.install("hostile").await;
+    world.enable(alpha, "hostile").await;
+    world.enable(beta, "hostile").await;
+    world
+        .connect_with(
+            |c| Connection {
+                executor: ExecutorConfig {
+                    feature_quota: 2,
+                    ..fast_executor()
+                },
+                ..c
+            },
+            |r| RuntimeConfig {
+                plans: Plans::from_json(r#"{"free": {"wall_ms": 300, "discord_wait_ms": 200}}"#)
+                    .unwrap(),
+                ..r
+            },
+        )
+        .await;
+    wait_until(|| async {
+        world
+            .sim
+            .guild_commands(alpha)
+            .iter()
+            .any(|c| c["name"] == "send")
+    })
+    .await;
+    let parked = world.general();
+    world
+        .sim
+        .rate_limit_channel(parked, Duration::from_secs(60));
+
+    for _ in 0..2 {
+        let (_, answer) = world.slash(world.bob, "send", json!([])).await;
+        assert!(!answer.contains("send: ok"), "{answer}");
+    }
+    wait_until(|| async { world.store.outbox_pending_count().await.unwrap() >= 2 }).await;
+    let (_, answer) = world.slash(world.bob, "send", json!([])).await;
+    assert!(answer.contains("send: QuotaExceeded"), "{answer}");
+
+    let started = std::time::Instant::now();
+    let interaction = world
+        .sim
+        .slash(
+            beta,
+            world.beta.general_channel_id,
+            world.ada,
+            "send",
+            json!([]),
+        )
+        .await;
+    let response = world
+        .sim
+        .interaction_response(interaction.id, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(text(&response.data), "send: ok");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
     );
     world.stop().await;
 }

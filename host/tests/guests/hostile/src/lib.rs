@@ -181,6 +181,7 @@ impl Feature for Hostile {
             ("random-loop", "Ask WASI for random bytes forever"),
             ("log-flood", "Log huge lines"),
             ("log-forever", "Log huge lines until stopped"),
+            ("send", "Send a message here"),
             ("calls-flood", "Call storage 20,000 times"),
             ("handles", "Open WASI handles forever"),
             ("audit-flood", "Write audit entries until refused"),
@@ -297,6 +298,10 @@ impl Feature for Hostile {
                 }
                 Reply::text("log-flood: done")
             }
+            "send" => outcome(
+                "send",
+                messages::send(inv.channel_id, MessageBody::text("hi")).map(|_| ()),
+            ),
             "log-forever" => {
                 // Nearly all the time is the host's: copying each argument out.
                 let line = "x".repeat(12 << 20);
