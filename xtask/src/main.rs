@@ -7,6 +7,8 @@
 //! - `test [args]`: `build-guests`, then `cargo test --workspace [args]`;
 //! - `run [args]`: `build-guests`, then `cargo run -p townes --release -- [args]`
 //!   (default: `serve` with the features under `features/`);
+//! - `bench [args]`: `build-guests`, then `cargo run -p townes-bench --release
+//!   -- [args]` (the dispatch benchmark; `--help` for its options);
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, then `test`;
 //! - `openapi [--check]`: writes `docs/API/openapi.yaml` from `townes openapi`
 //!   and generates the TypeScript client `clients/typescript/src/index.ts` from
@@ -47,6 +49,7 @@ commands:
   test [args]      build-guests, then `cargo test --workspace [args]`
                    (e.g. `cargo xtask test -- --nocapture`, `cargo xtask test -p hello`)
   run [args]       build-guests, then `cargo run -p townes --release -- [args]` (default: serve + features)
+  bench [args]     build-guests, then the dispatch benchmark (`cargo xtask bench --help`)
   ci               cargo fmt --check, cargo clippy -D warnings, then test
   openapi          write docs/API/openapi.yaml (from `townes openapi`) and generate
                    the TypeScript client clients/typescript/src/index.ts from it
@@ -118,6 +121,15 @@ fn run(args: &[String]) -> Result {
             } else {
                 args.extend(rest.iter().cloned());
             }
+            cargo(&root, &args)
+        }
+        "bench" => {
+            build_guests(&root)?;
+            let rest = rest.strip_prefix(&["--".to_string()]).unwrap_or(rest);
+            let mut args: Vec<String> = ["run", "-p", "townes-bench", "--release", "--"]
+                .map(String::from)
+                .into();
+            args.extend(rest.iter().cloned());
             cargo(&root, &args)
         }
         "ci" => {

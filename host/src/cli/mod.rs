@@ -2,7 +2,6 @@
 //! human-readable output by default and `--json` for scripts.
 
 mod api;
-mod bench;
 mod demo;
 mod dev;
 mod feature;
@@ -88,8 +87,6 @@ pub enum Command {
     /// Act as a user in the offline playground: chat, run commands, click buttons,
     /// and watch the features answer.
     Dev(dev::DevArgs),
-    /// Measure dispatch: instantiation, no-op and xp throughput, memory (temporary stores).
-    Bench(bench::BenchArgs),
     /// Run the dashboard API alone (`serve` also starts it).
     Api(api::ApiArgs),
     /// Print the API's OpenAPI document (YAML), as committed in docs/API/openapi.yaml.
@@ -124,7 +121,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Guild { command } => guild::run(&cli.settings, command).await,
         Command::Key { command } => key::run(&cli.settings, command).await,
         Command::Demo(args) => demo::run(&cli.settings, args).await,
-        Command::Bench(args) => bench::run(args).await,
         Command::Serve(args) => serve::run(&cli.settings, args).await,
         Command::Dev(args) => dev::run(&cli.settings, args).await,
         Command::Api(args) => api::run(&cli.settings, args).await,

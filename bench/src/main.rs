@@ -1,4 +1,5 @@
-//! `townes bench`: the dispatch benchmark. Measures, in one run and through the
+//! `cargo xtask bench`: the dispatch benchmark (not a command of the shipped
+//! binary). Measures, in one run and through the
 //! runtime's public API only, what one invocation costs, how many xp
 //! MESSAGE_CREATE events per second the sandbox and the store carry, how that
 //! compares with the same store calls made natively, and what live instances and
@@ -23,8 +24,10 @@ use townes::runtime::{Limits, Plans, Runtime, RuntimeConfig};
 use townes::store::{Guild, GuildFeature, Quota, Scope, Store};
 use townes::wit::{CommandInvocation, CommandSource, Event, Member, Message, User};
 
-#[derive(clap::Args)]
-pub struct BenchArgs {
+/// Measure dispatch: instantiation, no-op and xp throughput, memory (temporary stores).
+#[derive(clap::Parser)]
+#[command(name = "townes-bench")]
+struct BenchArgs {
     /// Where the built components are (`xp.wasm`, `hostile.wasm`); build them with
     /// `cargo xtask build-guests`.
     #[arg(long, default_value = "target/wasm32-wasip2/release")]
@@ -68,7 +71,9 @@ const BOT_USER: u64 = 1;
 /// How long a parked `hostile` echo waits in its Discord call.
 const PARK: Duration = Duration::from_secs(2);
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = <BenchArgs as clap::Parser>::parse();
     if args.tasks.is_empty() || args.tasks.contains(&0) || args.iterations == 0 {
         bail!("--tasks must list positive numbers and --iterations must be positive");
     }
