@@ -609,6 +609,84 @@ async fn increments_are_atomic() {
     }
 }
 
+/// Compare-and-set: of many writers expecting the same value exactly one wins,
+/// a stale expectation writes nothing, and the quota still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_if_lets_exactly_one_racing_writer_win() {
+    for (label, store, _guard) in each_backend().await {
+        let s = Scope::new(1, "xp");
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let (store, s) = (store.clone(), s.clone());
+                tokio::spawn(async move {
+                    let won = store
+                        .kv_set_if(&s, "last:42", Some(None), &format!("t{i}"), ROOMY)
+                        .await
+                        .unwrap();
+                    (i, won)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (i, won) = task.await.unwrap();
+            if won {
+                winners.push(i);
+            }
+        }
+        assert_eq!(winners.len(), 1, "{label}: {winners:?}");
+        let value = format!("t{}", winners[0]);
+        assert_eq!(
+            store.kv_get(&s, "last:42").await.unwrap(),
+            Some(value.clone()),
+            "{label}"
+        );
+
+        // A stale expectation writes nothing; the current one does.
+        assert!(
+            !store
+                .kv_set_if(&s, "last:42", Some(Some("stale")), "x", ROOMY)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+        assert!(
+            store
+                .kv_set_if(&s, "last:42", Some(Some(value.as_str())), "next", ROOMY)
+                .await
+                .unwrap(),
+            "{label}"
+        );
+        assert_eq!(
+            store.storage_usage(&s).await.unwrap(),
+            Usage {
+                bytes: ("last:42".len() + "next".len()) as u64,
+                rows: 1
+            },
+            "{label}"
+        );
+        // A write that would pass its condition is still held to the quota.
+        let tight = Quota {
+            max_bytes: 12,
+            max_rows: 10,
+        };
+        assert!(
+            matches!(
+                store
+                    .kv_set_if(&s, "last:42", Some(Some("next")), "far too long", tight)
+                    .await,
+                Err(StoreError::QuotaExceeded(_))
+            ),
+            "{label}"
+        );
+        assert_eq!(
+            store.kv_get(&s, "last:42").await.unwrap().as_deref(),
+            Some("next"),
+            "{label}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn quotas_bound_bytes_and_rows() {
     for (label, store, _guard) in each_backend().await {

@@ -29,6 +29,25 @@ pub fn set(key: &str, value: &str) -> Result<(), Error> {
     )
 }
 
+/// Sets `key` to `value` only if its current value is `expected` (`None`: only
+/// if it is absent), atomically; returns whether it did. Of two invocations
+/// racing on one key, exactly one wins:
+///
+/// ```no_run
+/// # use townes_sdk::storage;
+/// let last = storage::get("last")?;
+/// if storage::set_if("last", last.as_deref(), "now")? {
+///     // this invocation, and no concurrent one, moved `last` on
+/// }
+/// # Ok::<(), townes_sdk::Error>(())
+/// ```
+pub fn set_if(key: &str, expected: Option<&str>, value: &str) -> Result<bool, Error> {
+    route!(
+        wasm: crate::bindings::townes::feature::storage::set_if(key, expected, value),
+        mock: crate::testing::call(crate::Capability::Storage, |h| h.kv_set_if(key, expected, value)),
+    )
+}
+
 /// Deletes `key`; returns whether it existed.
 pub fn delete(key: &str) -> Result<bool, Error> {
     route!(

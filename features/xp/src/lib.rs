@@ -26,9 +26,9 @@
 //! unpredictable to members, and the same for the same message every time
 //! (tests, replays and retries agree).
 //!
-//! Concurrency: the cooldown check and the award are separate storage calls, so
-//! two messages of one member processed at the very same time could both earn
-//! XP; the storage API has no compare-and-set to close that window.
+//! Concurrency: the cooldown is claimed with `storage::set_if` against the value
+//! it was judged by, so of two messages of one member processed at the very
+//! same time only one earns XP.
 
 use serde::Deserialize;
 use townes_sdk::{
@@ -320,7 +320,8 @@ fn message_created(ctx: &Context, message: Message) -> Result<(), Error> {
         return Ok(());
     };
     let key = last_key(author.id);
-    if let Some(last) = storage::get(&key)?.and_then(|v| v.trim().parse::<i64>().ok()) {
+    let stored = storage::get(&key)?;
+    if let Some(last) = stored.as_deref().and_then(|v| v.trim().parse::<i64>().ok()) {
         // Also refuses a message older than the last award (out of order).
         if now - last < i64::from(config.cooldown_seconds) {
             return Ok(());
@@ -331,8 +332,11 @@ fn message_created(ctx: &Context, message: Message) -> Result<(), Error> {
         return Ok(());
     }
     // Cooldown first: if the award below fails the member loses one award
-    // rather than being able to farm XP while the cooldown is not stored.
-    storage::set(&key, &now.to_string())?;
+    // rather than being able to farm XP while the cooldown is not stored. A
+    // concurrent invocation that claimed it first wins; this one awards nothing.
+    if !storage::set_if(&key, stored.as_deref(), &now.to_string())? {
+        return Ok(());
+    }
     let total = storage::board_increment(BOARD, author.id, amount)?;
     let (before, _, _) = level_for(total - amount);
     let (after, _, _) = level_for(total);

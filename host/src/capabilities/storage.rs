@@ -72,6 +72,38 @@ impl Host for Cap<'_, StorageCtx> {
         })
     }
 
+    async fn set_if(
+        &mut self,
+        key: String,
+        expected: Option<String>,
+        value: String,
+    ) -> Result<bool, Error> {
+        const CALL: &str = "storage.set-if";
+        self.calls.begin(Capability::Storage, CALL)?;
+        let checked = check_key(&key).and_then(|()| Ok(limits::check_value(&value)?));
+        let result = match checked {
+            Ok(()) => self
+                .ctx
+                .store
+                .kv_set_if(
+                    &self.ctx.scope,
+                    &key,
+                    Some(expected.as_deref()),
+                    &value,
+                    self.calls.grant.storage,
+                )
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        self.calls.finish(CALL, result, |&written| {
+            written.then(|| Effect::StorageSet {
+                key: key.clone(),
+                bytes: value.len(),
+            })
+        })
+    }
+
     async fn delete(&mut self, key: String) -> Result<bool, Error> {
         const CALL: &str = "storage.delete";
         self.calls.begin(Capability::Storage, CALL)?;

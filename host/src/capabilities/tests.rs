@@ -156,6 +156,40 @@ async fn storage_counts_board_rows_as_the_shared_limits_do() {
 }
 
 #[tokio::test]
+async fn set_if_records_a_write_only_when_it_wrote() {
+    let f = fixture().await;
+    let mut calls = Calls::new(grant(&[Capability::Storage]), 10);
+    let mut ctx = f.storage();
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    let set_if = wit_if::storage::Host::set_if;
+    assert!(
+        set_if(&mut cap, "k".into(), None, "1".into())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !set_if(&mut cap, "k".into(), None, "2".into())
+            .await
+            .unwrap()
+    );
+    assert!(
+        set_if(&mut cap, "k".into(), Some("1".into()), "2".into())
+            .await
+            .unwrap()
+    );
+    let writes = calls
+        .effects()
+        .iter()
+        .filter(|e| matches!(e, Effect::StorageSet { .. }))
+        .count();
+    assert_eq!(writes, 2);
+    assert_eq!(
+        f.store.kv_get(&scope(), "k").await.unwrap().as_deref(),
+        Some("2")
+    );
+}
+
+#[tokio::test]
 async fn an_empty_or_oversized_message_never_reaches_discord() {
     let f = fixture().await;
     let mut calls = Calls::new(grant(&[Capability::Messages]), 10);

@@ -162,6 +162,22 @@ impl Store {
         value: &str,
         q: Quota,
     ) -> Result<(), StoreError> {
+        self.kv_set_if(s, key, None, value, q).await.map(|_| ())
+    }
+
+    /// Sets `key` to `value` when `expected` is `None`, or only when the key's
+    /// current value is `Some(expected)` (`Some(None)`: only when it is
+    /// absent). Returns whether it wrote. The comparison and the write happen
+    /// under the scope's lock, so of two racing writers expecting the same
+    /// value exactly one wins.
+    pub async fn kv_set_if(
+        &self,
+        s: &Scope,
+        key: &str,
+        expected: Option<Option<&str>>,
+        value: &str,
+        q: Quota,
+    ) -> Result<bool, StoreError> {
         check_text("key", key, false)?;
         check_text("value", value, true)?;
         on_db!(&self.db, pool => {
@@ -176,6 +192,10 @@ impl Store {
             .bind(key)
             .fetch_optional(&mut *tx)
             .await?;
+            if expected.is_some_and(|expected| expected != old.as_deref()) {
+                tx.rollback().await?;
+                return Ok(false);
+            }
             let after = before.replace(
                 old.as_deref().map(|v| kv_bytes(key, v)),
                 Some(kv_bytes(key, value)),
@@ -200,7 +220,7 @@ impl Store {
             save_usage!(tx, s, before, after);
             tx.commit().await?;
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes `key`, releasing its bytes and row. Returns whether it existed.

@@ -861,6 +861,20 @@ impl State {
         Ok(())
     }
 
+    pub(crate) fn kv_set_if(
+        &mut self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool, Error> {
+        storage::check_key(key)?;
+        if self.kv.get(key).map(String::as_str) != expected {
+            return Ok(false);
+        }
+        self.kv_set(key, value)?;
+        Ok(true)
+    }
+
     pub(crate) fn kv_delete(&mut self, key: &str) -> Result<bool, Error> {
         storage::check_key(key)?;
         Ok(self.kv.remove(key).is_some())

@@ -400,3 +400,13 @@ fn invoker_permissions_are_what_the_test_sets() {
     host.set_invoker_permissions(1 << 13);
     assert_eq!(crate::invocation::invoker_permissions(), 1 << 13);
 }
+
+#[test]
+fn set_if_writes_only_over_the_expected_value() {
+    let host = MockHost::new();
+    assert_eq!(storage::set_if("k", None, "1"), Ok(true));
+    assert_eq!(storage::set_if("k", None, "2"), Ok(false));
+    assert_eq!(storage::set_if("k", Some("0"), "2"), Ok(false));
+    assert_eq!(storage::set_if("k", Some("1"), "2"), Ok(true));
+    assert_eq!(host.storage_value("k").as_deref(), Some("2"));
+}
