@@ -7,9 +7,7 @@
 use crate::discord::Role;
 use crate::discord::permissions::{self, ADMINISTRATOR};
 use crate::wit::{Capability, CapabilityRequest};
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Why a command did not run, as the member is told.
@@ -182,14 +180,30 @@ pub fn bot_missing(command: &str, needed: u64, held: u64) -> Result<(), Refusal>
 /// When each member last ran each command, per guild. Kept in memory as the seed
 /// design says: a restart forgives running cooldowns, and with several processes
 /// each keeps its own (a shared store is the hosted follow-up).
-#[derive(Default)]
+///
+/// A bounded cache with a lock per key: a command checks and records its own
+/// entry without scanning or locking anyone else's. Entries live for the
+/// longest possible cooldown; past [`TRACKED_RUNS`] the least recently used are
+/// dropped, which can only forgive a cooldown early, never hold one longer.
 pub struct Cooldowns {
-    last_run: Mutex<HashMap<(u64, u64, String), Instant>>,
+    last_run: moka::sync::Cache<(u64, u64, String), Instant>,
 }
 
 /// Entries older than the longest possible cooldown are forgotten.
 const LONGEST_COOLDOWN: Duration = Duration::from_secs(86_400);
-const PRUNE_ABOVE: usize = 10_000;
+/// The most (guild, member, command) runs remembered at once.
+pub const TRACKED_RUNS: u64 = 250_000;
+
+impl Default for Cooldowns {
+    fn default() -> Self {
+        Cooldowns {
+            last_run: moka::sync::Cache::builder()
+                .max_capacity(TRACKED_RUNS)
+                .time_to_live(LONGEST_COOLDOWN)
+                .build(),
+        }
+    }
+}
 
 impl Cooldowns {
     /// Starts `period` for (guild, user, command) unless one is running, in which
@@ -203,22 +217,24 @@ impl Cooldowns {
         period: Duration,
         now: Instant,
     ) -> Result<(), Refusal> {
-        let mut last_run = self.last_run.lock().unwrap();
-        let key = (guild_id, user_id, command.to_string());
-        if let Some(at) = last_run.get(&key) {
-            let since = now.saturating_duration_since(*at);
-            if since < period {
-                let left = period - since;
-                return Err(Refusal::Cooldown {
-                    seconds_left: left.as_secs() + u64::from(left.subsec_nanos() > 0),
-                });
-            }
-        }
-        if last_run.len() > PRUNE_ABOVE {
-            last_run.retain(|_, at| now.saturating_duration_since(*at) < LONGEST_COOLDOWN);
-        }
-        last_run.insert(key, now);
-        Ok(())
+        use moka::ops::compute::Op;
+        let mut refused = None;
+        self.last_run
+            .entry((guild_id, user_id, command.to_string()))
+            .and_compute_with(|last| {
+                let since = last.map(|at| now.saturating_duration_since(at.into_value()));
+                match since {
+                    Some(since) if since < period => {
+                        let left = period - since;
+                        refused = Some(Refusal::Cooldown {
+                            seconds_left: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+                        });
+                        Op::Nop
+                    }
+                    _ => Op::Put(now),
+                }
+            });
+        refused.map_or(Ok(()), Err)
     }
 }
 
@@ -335,5 +351,27 @@ mod tests {
             Refusal::Cooldown { seconds_left: 1 }.to_string(),
             "Please wait 1 second before using this command again."
         );
+    }
+
+    #[test]
+    fn of_simultaneous_runs_only_one_starts_the_cooldown() {
+        let cooldowns = std::sync::Arc::new(Cooldowns::default());
+        let t0 = Instant::now();
+        let started: usize = std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..16)
+                .map(|_| {
+                    let cooldowns = cooldowns.clone();
+                    scope.spawn(move || {
+                        cooldowns
+                            .start(1, 42, "rank", Duration::from_secs(10), t0)
+                            .is_ok()
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .map(|run| usize::from(run.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(started, 1);
     }
 }
