@@ -19,9 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::grants::Approval;
+use townes::grants::Quota;
 use townes::marketplace::{Marketplace, Publisher};
 use townes::runtime::{Limits, Plans, Runtime, RuntimeConfig};
-use townes::store::{Guild, GuildFeature, Quota, Scope, Store};
+use townes::store::{Guild, GuildFeature, Scope, Store};
 use townes::wit::{CommandInvocation, CommandSource, Event, Member, Message, User};
 
 /// Measure dispatch: instantiation, no-op and xp throughput, memory (temporary stores).

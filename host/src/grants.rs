@@ -6,7 +6,6 @@
 //! call checks it first.
 
 use crate::discord::permissions;
-use crate::store::Quota;
 use crate::wit::{Capability, CapabilityRequest, Error};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -122,6 +121,15 @@ impl fmt::Debug for CapabilitySet {
             .entries(self.iter().map(capability_name))
             .finish()
     }
+}
+
+/// Storage limits of one (guild, feature). A key-value row counts
+/// `len(key) + len(value)` bytes (UTF-8), a board row `len(board) + 8` (see
+/// `townes_limits::storage`); each row counts one against `max_rows`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub max_bytes: u64,
+    pub max_rows: u64,
 }
 
 /// What a guild's admin approved for one feature; stored as JSON per

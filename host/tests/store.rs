@@ -11,11 +11,12 @@ use serde_json::json;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use townes::grants::{Approval, Quota};
 use townes::store::{
     Backend, CommandCooldown, Feature, FeatureVersion, Guild, GuildFeature, GuildSettings,
-    NewAuditEntry, Quota, RolePermission, Scope, ScoreEntry, Store, StoreError, Usage,
-    UsageCounter,
+    NewAuditEntry, RolePermission, Scope, ScoreEntry, Store, StoreError, Usage, UsageCounter,
 };
+use townes::wit::Capability;
 
 use common::each_backend;
 
@@ -276,7 +277,10 @@ async fn guild_features_and_the_breaker() {
             feature_id: "xp".into(),
             version: "1.0.0".into(),
             enabled: true,
-            grants: json!({ "messages": { "channels": ["123"] }, "storage": { "max_bytes": 1024 } }),
+            grants: Approval {
+                channels: Some(vec![123]),
+                ..Approval::of([Capability::Messages, Capability::Storage])
+            },
             config: None,
             breaker_strikes: 0,
             breaker_open_until: None,
@@ -311,7 +315,7 @@ async fn guild_features_and_the_breaker() {
         let fun = GuildFeature {
             feature_id: "fun".into(),
             version: "0.1.0".into(),
-            grants: json!({}),
+            grants: Approval::default(),
             ..xp.clone()
         };
         store.upsert_guild_feature(&fun).await.unwrap();
@@ -1882,7 +1886,7 @@ async fn previous_version_round_trips() {
             feature_id: "xp".into(),
             version: "1.0.0".into(),
             enabled: true,
-            grants: json!({}),
+            grants: Approval::default(),
             config: None,
             breaker_strikes: 0,
             breaker_open_until: None,
@@ -2256,5 +2260,45 @@ async fn migrating_a_0001_database_to_0002() {
         );
         assert_eq!(again.role_permissions(5).await.unwrap().len(), 1, "{label}");
         again.close().await;
+    }
+}
+
+/// An approval that cannot be read approves nothing, wherever the row is read.
+#[tokio::test]
+async fn an_unreadable_approval_approves_nothing() {
+    for (label, store, guard) in each_backend().await {
+        store.upsert_guild(&Guild::new(1, "g", 7)).await.unwrap();
+        store
+            .insert_feature_version(&version("xp", "1.0.0", "aa"))
+            .await
+            .unwrap();
+        store
+            .enable_guild_feature(1, "xp", "1.0.0", &Approval::of([Capability::Messages]))
+            .await
+            .unwrap();
+        let garbage = sqlx::types::Json(json!({ "capabilities": "everything" }));
+        let update = "UPDATE guild_features SET grants = $1 WHERE feature_id = 'xp'";
+        if label == "sqlite" {
+            let pool = SqlitePool::connect(guard.url()).await.unwrap();
+            sqlx::query(update)
+                .bind(&garbage)
+                .execute(&pool)
+                .await
+                .unwrap();
+        } else {
+            let pool = PgPool::connect(guard.url()).await.unwrap();
+            sqlx::query(update)
+                .bind(&garbage)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let read = store.guild_feature(1, "xp").await.unwrap().unwrap();
+        assert_eq!(read.grants, Approval::default(), "{label}");
+        assert_eq!(
+            store.guild_features(1).await.unwrap()[0].grants,
+            Approval::default(),
+            "{label}"
+        );
     }
 }

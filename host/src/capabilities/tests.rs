@@ -5,7 +5,8 @@ use super::rates::Rates;
 use super::*;
 use crate::discord::{LocalDiscord, LocalGuild, Role, permissions};
 use crate::grants::CapabilitySet;
-use crate::store::{Guild, Quota, Scope, Store};
+use crate::grants::Quota;
+use crate::store::{Guild, Scope, Store};
 use crate::wit::MessageBody;
 use crate::wit::townes::feature as wit_if;
 

@@ -238,7 +238,7 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
                 .guild_feature(guild, &feature)
                 .await?
                 .with_context(|| format!("{feature} is not enabled in guild {guild}"))?;
-            let mut approval: Approval = serde_json::from_value(current.grants.clone())?;
+            let mut approval = current.grants.clone();
             let changing = approve.is_some()
                 || channels.is_some()
                 || role_ceiling.is_some()

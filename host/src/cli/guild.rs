@@ -3,7 +3,6 @@
 use super::{Settings, open_store};
 use anyhow::Context as _;
 use clap::Subcommand;
-use townes::grants::Approval;
 
 #[derive(Subcommand)]
 pub enum GuildCommand {
@@ -71,8 +70,7 @@ pub async fn run(settings: &Settings, command: GuildCommand) -> anyhow::Result<(
                 println!("no features enabled");
             }
             for f in features {
-                let approval: Approval =
-                    serde_json::from_value(f.grants.clone()).unwrap_or_default();
+                let approval = &f.grants;
                 let state = if f.enabled { "enabled" } else { "disabled" };
                 let paused = f
                     .breaker_open_until

@@ -5,7 +5,6 @@
 pub mod convert;
 mod handler;
 
-use crate::grants::CapabilitySet;
 use crate::platform::Platform;
 use crate::runtime::Runtime;
 use crate::wit::{Capability, EventKind};
@@ -115,11 +114,7 @@ pub async fn intents(runtime: &Runtime) -> anyhow::Result<GatewayIntents> {
             if manifest.events.iter().any(|e| member_events.contains(e)) {
                 intents |= GatewayIntents::GUILD_MEMBERS;
             }
-            let approved: CapabilitySet =
-                serde_json::from_value::<crate::grants::Approval>(gf.grants.clone())
-                    .map(|a| a.capabilities)
-                    .unwrap_or_default();
-            if approved.contains(Capability::MessageContent) {
+            if gf.grants.capabilities.contains(Capability::MessageContent) {
                 intents |= GatewayIntents::MESSAGE_CONTENT;
             }
         }

@@ -205,11 +205,10 @@ impl<'r> Marketplace<'r> {
         let version = self.resolve_version(feature_id, version).await?;
         let manifest = self.runtime.manifest(feature_id, &version).await?;
         check_approval(&manifest, &approval)?;
-        let grants = serde_json::to_value(&approval).map_err(anyhow::Error::from)?;
         let gf = self
             .runtime
             .store()
-            .enable_guild_feature(guild_id, feature_id, &version, &grants)
+            .enable_guild_feature(guild_id, feature_id, &version, &approval)
             .await?;
         self.audit(
             Some(guild_id),
@@ -253,12 +252,11 @@ impl<'r> Marketplace<'r> {
         feature_id: &str,
         approval: Approval,
     ) -> Result<GuildFeature, MarketError> {
-        let grants = serde_json::to_value(&approval).map_err(anyhow::Error::from)?;
         let (before, after) = self
             .revise(guild_id, feature_id, |manifest, gf| {
                 check_approval(manifest, &approval)?;
                 Ok(GuildFeature {
-                    grants: grants.clone(),
+                    grants: approval.clone(),
                     ..gf
                 })
             })
@@ -334,19 +332,14 @@ impl<'r> Marketplace<'r> {
                         version: to.clone(),
                     });
                 }
-                let approval: Approval = match &approval {
-                    Some(approval) => approval.clone(),
-                    None => {
-                        serde_json::from_value(gf.grants.clone()).map_err(anyhow::Error::from)?
-                    }
-                };
+                let approval = approval.clone().unwrap_or_else(|| gf.grants.clone());
                 check_approval(&manifest, &approval)?;
                 if let Some(config) = &gf.config {
                     validate_config(&manifest, config)?;
                 }
                 Ok(GuildFeature {
                     version: to.clone(),
-                    grants: serde_json::to_value(&approval).map_err(anyhow::Error::from)?,
+                    grants: approval,
                     previous_version: Some(gf.version.clone()),
                     ..gf
                 })

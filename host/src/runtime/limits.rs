@@ -5,7 +5,7 @@
 //! (`TOWNES_PLANS`, JSON: `{"free": {...}, "pro": {...}}`).
 
 use crate::grants::CapabilitySet;
-use crate::store::Quota;
+use crate::grants::Quota;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;

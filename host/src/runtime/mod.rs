@@ -37,7 +37,7 @@ use crate::capabilities::{
     invocation::InvocationCtx, log::LogCtx, scheduler::SchedulerCtx, storage::StorageCtx,
 };
 use crate::discord::Discord;
-use crate::grants::{Approval, Grant};
+use crate::grants::Grant;
 use crate::metrics::metrics;
 use crate::store::{GuildFeature, Scope, Store};
 use crate::wit::{
@@ -547,12 +547,7 @@ impl Runtime {
             mut store,
             stdio,
             discord,
-        } = match self.new_store(&gf, &loaded.manifest, &limits, handler.invocation()) {
-            Ok(fresh) => fresh,
-            Err(e) => {
-                return Outcome::failed(&feature_id, InvokeError::Host(e), started).counted();
-            }
-        };
+        } = self.new_store(&gf, &loaded.manifest, &limits, handler.invocation());
         let wall = limits.wall();
         let ctx = Context {
             guild_id: gf.guild_id,
@@ -665,11 +660,10 @@ impl Runtime {
         manifest: &Manifest,
         limits: &Limits,
         invocation: InvocationCtx,
-    ) -> anyhow::Result<Fresh> {
-        let approval: Approval = serde_json::from_value(gf.grants.clone())?;
+    ) -> Fresh {
         let grant = Grant::effective(
             &manifest.capabilities,
-            &approval,
+            &gf.grants,
             limits.capabilities,
             limits.quota(),
         );
@@ -681,7 +675,7 @@ impl Runtime {
             guild_id: gf.guild_id,
             feature_id: gf.feature_id.clone(),
         };
-        Ok(self.new_store_with(scope, grant, config, limits, invocation))
+        self.new_store_with(scope, grant, config, limits, invocation)
     }
 
     /// A fresh store for one invocation, with its limits and an empty WASI

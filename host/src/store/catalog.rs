@@ -1,6 +1,7 @@
 //! Guilds, the feature catalogue and its installed versions, and the per-(guild, feature)
 //! state.
 
+use crate::grants::Approval;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
@@ -97,14 +98,24 @@ impl From<FeatureRow> for Feature {
     }
 }
 
+/// The stored approval, with one policy for all readers: one that cannot be
+/// read approves nothing (the always-granted capabilities stay), and says so.
+fn approval(feature_id: &str, stored: serde_json::Value) -> Approval {
+    serde_json::from_value(stored).unwrap_or_else(|error| {
+        tracing::error!(feature = feature_id, %error, "an unreadable approval approves nothing");
+        Approval::default()
+    })
+}
+
 impl From<GuildFeatureRow> for GuildFeature {
     fn from(r: GuildFeatureRow) -> GuildFeature {
+        let grants = approval(&r.feature_id, r.grants.0);
         GuildFeature {
             guild_id: api_id(r.guild_id),
             feature_id: r.feature_id,
             version: r.version,
             enabled: r.enabled,
-            grants: r.grants.0,
+            grants,
             config: r.config.map(|c| c.0),
             breaker_strikes: u32::try_from(r.breaker_strikes.max(0)).unwrap_or(u32::MAX),
             breaker_open_until: r.breaker_open_until,
@@ -449,7 +460,7 @@ impl Store {
         guild_id: u64,
         feature_id: &str,
         version: &str,
-        grants: &serde_json::Value,
+        grants: &Approval,
     ) -> Result<GuildFeature, StoreError> {
         let row: GuildFeatureRow = on_db!(&self.db, pool => {
             sqlx::query_as(

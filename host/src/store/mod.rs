@@ -12,7 +12,7 @@
 //! - Times are `DateTime<Utc>`, kept to the microsecond on both backends (Postgres'
 //!   resolution): anything finer is truncated when written.
 //! - Feature storage (key-value pairs and score boards) is scoped to a (guild, feature)
-//!   [`Scope`] and bounded by a [`Quota`]; the usage row of the scope is updated in the
+//!   [`Scope`] and bounded by a [`Quota`](crate::grants::Quota); the usage row of the scope is updated in the
 //!   same transaction as every write, so checks are exact.
 //!
 //! - Calendar days (usage counters) are UTC [`NaiveDate`]s: `DATE` on Postgres,
@@ -28,6 +28,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::grants::Approval;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -261,8 +262,9 @@ pub struct GuildFeature {
     pub feature_id: String,
     pub version: String,
     pub enabled: bool,
-    /// The approved grants; interpreted by the runtime.
-    pub grants: serde_json::Value,
+    /// What the guild's admin approved, decoded once where the row is read:
+    /// an approval that cannot be read approves nothing (and is logged).
+    pub grants: Approval,
     pub config: Option<serde_json::Value>,
     pub breaker_strikes: u32,
     pub breaker_open_until: Option<DateTime<Utc>>,
@@ -290,15 +292,7 @@ impl Scope {
     }
 }
 
-/// Storage limits of one scope. A key-value row counts `len(key) + len(value)` bytes
-/// (UTF-8), a board row `len(board) + 8`; each row counts one against `max_rows`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Quota {
-    pub max_bytes: u64,
-    pub max_rows: u64,
-}
-
-/// What a scope stores now, counted as [`Quota`] describes.
+/// What a scope stores now, counted as [`Quota`](crate::grants::Quota) describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Usage {
     pub bytes: u64,

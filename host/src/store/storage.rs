@@ -7,7 +7,8 @@
 //! serialised: the usage they read is exact, increments are atomic, and a write refused
 //! for quota rolls back with nothing changed.
 
-use super::{Quota, Scope, ScoreEntry, Store, StoreError, Usage, api_id, count, db_id, db_limit};
+use super::{Scope, ScoreEntry, Store, StoreError, Usage, api_id, count, db_id, db_limit};
+use crate::grants::Quota;
 
 /// Inside transaction `$tx`: creates the scope's usage row if missing, locks it, and
 /// evaluates to its [`Usage`].

@@ -176,7 +176,7 @@ pub struct GuildFeatureView {
 
 impl From<GuildFeature> for GuildFeatureView {
     fn from(gf: GuildFeature) -> GuildFeatureView {
-        let approval: Approval = serde_json::from_value(gf.grants).unwrap_or_default();
+        let approval = gf.grants;
         GuildFeatureView {
             feature_id: gf.feature_id,
             version: gf.version,
@@ -366,9 +366,7 @@ pub async fn enable_feature(
             request.role_ceiling,
             request.elevated_permissions,
         )?,
-        (None, Some(existing)) => {
-            serde_json::from_value(existing.grants.clone()).map_err(ApiError::internal)?
-        }
+        (None, Some(existing)) => existing.grants.clone(),
         (None, None) => {
             let (_, requests) = market
                 .requests(feature_id, request.version.as_deref())
