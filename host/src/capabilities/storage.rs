@@ -35,6 +35,42 @@ fn score(e: crate::store::ScoreEntry) -> ScoreEntry {
     }
 }
 
+impl Cap<'_, StorageCtx> {
+    /// `set` (no `expected`) and `set-if`: checks the arguments, writes under
+    /// the quota, and records the write when there was one.
+    async fn write(
+        &mut self,
+        call: &'static str,
+        key: String,
+        expected: Option<Option<String>>,
+        value: String,
+    ) -> Result<bool, Error> {
+        self.calls.begin(Capability::Storage, call)?;
+        let checked = check_key(&key).and_then(|()| Ok(limits::check_value(&value)?));
+        let result = match checked {
+            Ok(()) => self
+                .ctx
+                .store
+                .kv_set_if(
+                    &self.ctx.scope,
+                    &key,
+                    expected.as_ref().map(Option::as_deref),
+                    &value,
+                    self.calls.grant.storage,
+                )
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        self.calls.finish(call, result, |&written| {
+            written.then(|| Effect::StorageSet {
+                key: key.clone(),
+                bytes: value.len(),
+            })
+        })
+    }
+}
+
 impl Host for Cap<'_, StorageCtx> {
     async fn get(&mut self, key: String) -> Result<Option<String>, Error> {
         const CALL: &str = "storage.get";
@@ -52,24 +88,9 @@ impl Host for Cap<'_, StorageCtx> {
     }
 
     async fn set(&mut self, key: String, value: String) -> Result<(), Error> {
-        const CALL: &str = "storage.set";
-        self.calls.begin(Capability::Storage, CALL)?;
-        let checked = check_key(&key).and_then(|()| Ok(limits::check_value(&value)?));
-        let result = match checked {
-            Ok(()) => self
-                .ctx
-                .store
-                .kv_set(&self.ctx.scope, &key, &value, self.calls.grant.storage)
-                .await
-                .map_err(Error::from),
-            Err(e) => Err(e),
-        };
-        self.calls.finish(CALL, result, |_| {
-            Some(Effect::StorageSet {
-                key: key.clone(),
-                bytes: value.len(),
-            })
-        })
+        self.write("storage.set", key, None, value)
+            .await
+            .map(|_| ())
     }
 
     async fn set_if(
@@ -78,30 +99,8 @@ impl Host for Cap<'_, StorageCtx> {
         expected: Option<String>,
         value: String,
     ) -> Result<bool, Error> {
-        const CALL: &str = "storage.set-if";
-        self.calls.begin(Capability::Storage, CALL)?;
-        let checked = check_key(&key).and_then(|()| Ok(limits::check_value(&value)?));
-        let result = match checked {
-            Ok(()) => self
-                .ctx
-                .store
-                .kv_set_if(
-                    &self.ctx.scope,
-                    &key,
-                    Some(expected.as_deref()),
-                    &value,
-                    self.calls.grant.storage,
-                )
-                .await
-                .map_err(Error::from),
-            Err(e) => Err(e),
-        };
-        self.calls.finish(CALL, result, |&written| {
-            written.then(|| Effect::StorageSet {
-                key: key.clone(),
-                bytes: value.len(),
-            })
-        })
+        self.write("storage.set-if", key, Some(expected), value)
+            .await
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, Error> {
