@@ -19,13 +19,14 @@
 //! | `townes_discord_queue_depth` | gauge | |
 //! | `townes_discord_invalid_requests_total` | counter | `feature`, `status` |
 //! | `townes_discord_refused_total` | counter | `feature`, `reason` |
+//! | `townes_cache_lookups_total` | counter | `cache`, `result` |
 //! | `townes_shard_heartbeat_latency_seconds` | gauge | `shard` |
 //! | `townes_api_requests_total` | counter | `method`, `route`, `status` |
 //! | `townes_api_request_duration_seconds` | histogram | `method`, `route` |
 //!
 //! Every label value comes from a bounded set (event kinds, installed feature
 //! ids or `host`, their declared commands, API route templates, shard ids, the
-//! statuses 401/403/429, the governor's refusal reasons), never from
+//! statuses 401/403/429, the governor's refusal reasons, cache names), never from
 //! user input, so the number of series stays bounded.
 
 use crate::wit::EventKind;
@@ -87,6 +88,7 @@ pub struct Metrics {
     queue_depth: IntGauge,
     discord_invalid: IntCounterVec,
     discord_refused: IntCounterVec,
+    cache_lookups: IntCounterVec,
     shard_latency: GaugeVec,
     /// The shards that currently have a latency series, so a shard that went
     /// away can have its series removed.
@@ -216,6 +218,13 @@ impl Metrics {
                  platform_budget, queue_quota).",
                 &["feature", "reason"],
             ),
+            cache_lookups: counter_vec(
+                &registry,
+                "townes_cache_lookups_total",
+                "Lookups in the host's in-memory caches, by cache (rights) and result \
+                 (hit, or miss: loaded from Discord or the database).",
+                &["cache", "result"],
+            ),
             shard_latency,
             shards: Mutex::new(BTreeSet::new()),
             api_requests: counter_vec(
@@ -288,6 +297,12 @@ impl Metrics {
         self.discord_refused
             .with_label_values(&[feature, reason])
             .inc();
+    }
+
+    /// A lookup in cache `cache`: `hit` when it answered from memory.
+    pub fn record_cache_lookup(&self, cache: &str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache_lookups.with_label_values(&[cache, result]).inc();
     }
 
     /// A shard's heartbeat latency; `None` (no heartbeat acknowledged yet)
@@ -442,6 +457,9 @@ mod tests {
         m.set_queue_depth(7);
         m.record_discord_invalid("xp", 403);
         m.record_discord_refused("host", "remembered_refusal");
+        m.record_cache_lookup("rights", true);
+        m.record_cache_lookup("rights", true);
+        m.record_cache_lookup("rights", false);
         m.set_shard_latency(0, Some(Duration::from_millis(42)));
         m.record_api_request(
             "GET",
@@ -523,6 +541,20 @@ mod tests {
             value(
                 "townes_discord_refused_total",
                 &[("feature", "host"), ("reason", "remembered_refusal")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                "townes_cache_lookups_total",
+                &[("cache", "rights"), ("result", "hit")]
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                "townes_cache_lookups_total",
+                &[("cache", "rights"), ("result", "miss")]
             ),
             1.0
         );

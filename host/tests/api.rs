@@ -1342,6 +1342,16 @@ async fn concurrent_rights_checks_for_one_member_read_discord_once() {
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
     assert_eq!(lookups() - before, 1, "one Discord read for eight requests");
+    // The metrics say so too (other tests in this process only add to them).
+    let counted = |result: &str| {
+        let line = format!("townes_cache_lookups_total{{cache=\"rights\",result=\"{result}\"}} ");
+        townes::metrics::metrics()
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&line).map(|n| n.parse::<f64>().unwrap()))
+            .unwrap_or(0.0)
+    };
+    assert!(counted("miss") >= 1.0 && counted("hit") >= 7.0);
     world.stop().await;
 }
 

@@ -45,10 +45,14 @@ impl RightsCache {
         key: (u64, u64),
         look_up: impl Future<Output = Result<Rights, ApiError>>,
     ) -> Result<Rights, ApiError> {
-        self.entries
-            .try_get_with(key, look_up)
+        let entry = self
+            .entries
+            .entry(key)
+            .or_try_insert_with(look_up)
             .await
-            .map_err(ApiError::from_shared)
+            .map_err(ApiError::from_shared)?;
+        crate::metrics::metrics().record_cache_lookup("rights", !entry.is_fresh());
+        Ok(entry.into_value())
     }
 
     /// Forgets everyone's rights in a guild (its ownership moved).
