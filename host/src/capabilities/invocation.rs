@@ -7,7 +7,8 @@
 use super::Cap;
 use crate::wit::townes::feature::invocation::Host;
 
-/// What `invocation` tells.
+/// What `invocation` tells; the default is nobody's invocation.
+#[derive(Default)]
 pub struct InvocationCtx {
     /// The invoker's effective permissions in the channel; 0 when nobody
     /// invoked (events, jobs, migrations).

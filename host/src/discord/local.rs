@@ -105,11 +105,7 @@ impl LocalGuild {
         let Some(member) = self.members.get(&user_id) else {
             return 0;
         };
-        let held = self
-            .roles
-            .iter()
-            .filter(|r| r.id == self.id || member.roles.contains(&r.id))
-            .fold(0, |held, r| held | r.permissions);
+        let held = self.role_permissions(&member.roles);
         if user_id == self.owner_id || held & permissions::ADMINISTRATOR != 0 {
             permissions::ALL
         } else {
@@ -118,9 +114,14 @@ impl LocalGuild {
     }
 
     fn bot_permissions(&self) -> u64 {
+        self.role_permissions(&self.bot_roles)
+    }
+
+    /// What @everyone and the roles `held` grant together.
+    fn role_permissions(&self, held: &[u64]) -> u64 {
         self.roles
             .iter()
-            .filter(|r| self.bot_roles.contains(&r.id) || r.id == self.id)
+            .filter(|r| r.id == self.id || held.contains(&r.id))
             .fold(0, |acc, r| acc | r.permissions)
     }
 

@@ -264,9 +264,7 @@ impl Runtime {
             grant,
             "{}".into(),
             &limits,
-            crate::capabilities::invocation::InvocationCtx {
-                invoker_permissions: 0,
-            },
+            crate::capabilities::invocation::InvocationCtx::default(),
         );
         let meter = store.data().cpu.clone();
         let call = async {

@@ -238,12 +238,15 @@ enum Handler {
 impl Handler {
     /// What the `invocation` interface tells the feature.
     fn invocation(&self) -> InvocationCtx {
-        let invoker_permissions = match self {
-            Handler::Command(_, permissions) | Handler::Component(_, permissions) => *permissions,
-            Handler::Event(_) | Handler::Schedule(_) | Handler::Migrate(_) => 0,
-        };
-        InvocationCtx {
-            invoker_permissions,
+        match self {
+            Handler::Command(_, permissions) | Handler::Component(_, permissions) => {
+                InvocationCtx {
+                    invoker_permissions: *permissions,
+                }
+            }
+            Handler::Event(_) | Handler::Schedule(_) | Handler::Migrate(_) => {
+                InvocationCtx::default()
+            }
         }
     }
 }
