@@ -64,6 +64,7 @@ async fn migrations_are_idempotent() {
             (6, "outbox origin".to_string()),
             (7, "sandbox limits".to_string()),
             (8, "guild feature revision".to_string()),
+            (9, "control changes".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -2193,6 +2194,7 @@ async fn migrating_a_0001_database_to_0002() {
             (6, "outbox origin".to_string()),
             (7, "sandbox limits".to_string()),
             (8, "guild feature revision".to_string()),
+            (9, "control changes".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),

@@ -301,47 +301,117 @@ fn load_config() -> Result<Config, Error> {
     config::get_json()
 }
 
-fn message_created(ctx: &Context, message: Message) -> Result<(), Error> {
-    let author = &message.author;
-    // Only human members earn XP: no bots (webhooks arrive as bots), not the bot
-    // itself, no author-less system messages.
-    if author.bot || author.id == ctx.bot_user_id || author.id == 0 {
-        return Ok(());
+/// What awarding needs from storage. In the sandbox it is the feature's own
+/// storage ([`FeatureStorage`]); the platform's benchmark runs this same logic
+/// natively against the host's store, to measure what the sandbox costs.
+pub trait Ledger {
+    fn get(&mut self, key: &str) -> Result<Option<String>, Error>;
+    fn set_if(&mut self, key: &str, expected: Option<&str>, value: &str) -> Result<bool, Error>;
+    fn board_increment(
+        &mut self,
+        board: &str,
+        subject: Snowflake,
+        delta: i64,
+    ) -> Result<i64, Error>;
+}
+
+/// The feature's storage capability as a [`Ledger`].
+pub struct FeatureStorage;
+
+impl Ledger for FeatureStorage {
+    fn get(&mut self, key: &str) -> Result<Option<String>, Error> {
+        storage::get(key)
     }
-    let config = load_config()?;
+    fn set_if(&mut self, key: &str, expected: Option<&str>, value: &str) -> Result<bool, Error> {
+        storage::set_if(key, expected, value)
+    }
+    fn board_increment(
+        &mut self,
+        board: &str,
+        subject: Snowflake,
+        delta: i64,
+    ) -> Result<i64, Error> {
+        storage::board_increment(board, subject, delta)
+    }
+}
+
+/// What [`award`] did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Awarded {
+    /// `amount` XP given; the member now has `total`.
+    Xp { amount: i64, total: i64 },
+    /// Nothing: a bot, an ignored channel, the cooldown, an award of 0, or a
+    /// concurrent invocation claimed the cooldown first.
+    Nothing,
+    /// Nothing: the message's timestamp could not be read.
+    UnreadableTimestamp,
+}
+
+/// Only human members earn XP: no bots (webhooks arrive as bots), not the bot
+/// itself, no author-less system messages.
+fn earns_xp(author: &User, bot_user_id: Snowflake) -> bool {
+    !author.bot && author.id != bot_user_id && author.id != 0
+}
+
+/// Awards XP for a message in the guild whose bot is `bot_user_id`.
+pub fn award(
+    ledger: &mut impl Ledger,
+    config: &Config,
+    bot_user_id: Snowflake,
+    message: &Message,
+) -> Result<Awarded, Error> {
+    let author = &message.author;
+    if !earns_xp(author, bot_user_id) {
+        return Ok(Awarded::Nothing);
+    }
     if config.ignored_channels.contains(&message.channel_id) {
-        return Ok(());
+        return Ok(Awarded::Nothing);
     }
     let Some(now) = parse_timestamp(&message.timestamp) else {
-        log::warn(format!(
-            "xp: message {} has an unreadable timestamp {:?}; no XP",
-            message.id, message.timestamp
-        ));
-        return Ok(());
+        return Ok(Awarded::UnreadableTimestamp);
     };
     let key = last_key(author.id);
-    let stored = storage::get(&key)?;
+    let stored = ledger.get(&key)?;
     if let Some(last) = stored.as_deref().and_then(|v| v.trim().parse::<i64>().ok()) {
         // Also refuses a message older than the last award (out of order).
         if now - last < i64::from(config.cooldown_seconds) {
-            return Ok(());
+            return Ok(Awarded::Nothing);
         }
     }
-    let amount = i64::from(award_amount(message.id, &config));
+    let amount = i64::from(award_amount(message.id, config));
     if amount == 0 {
-        return Ok(());
+        return Ok(Awarded::Nothing);
     }
     // Cooldown first: if the award below fails the member loses one award
     // rather than being able to farm XP while the cooldown is not stored. A
     // concurrent invocation that claimed it first wins; this one awards nothing.
-    if !storage::set_if(&key, stored.as_deref(), &now.to_string())? {
+    if !ledger.set_if(&key, stored.as_deref(), &now.to_string())? {
+        return Ok(Awarded::Nothing);
+    }
+    let total = ledger.board_increment(BOARD, author.id, amount)?;
+    Ok(Awarded::Xp { amount, total })
+}
+
+fn message_created(ctx: &Context, message: Message) -> Result<(), Error> {
+    // Checked before the configuration is read, too: most messages a bot sees
+    // are its own and other bots'.
+    if !earns_xp(&message.author, ctx.bot_user_id) {
         return Ok(());
     }
-    let total = storage::board_increment(BOARD, author.id, amount)?;
-    let (before, _, _) = level_for(total - amount);
-    let (after, _, _) = level_for(total);
-    if after > before {
-        level_up(&config, &message, after)?;
+    let config = load_config()?;
+    match award(&mut FeatureStorage, &config, ctx.bot_user_id, &message)? {
+        Awarded::Xp { amount, total } => {
+            let (before, _, _) = level_for(total - amount);
+            let (after, _, _) = level_for(total);
+            if after > before {
+                level_up(&config, &message, after)?;
+            }
+        }
+        Awarded::UnreadableTimestamp => log::warn(format!(
+            "xp: message {} has an unreadable timestamp {:?}; no XP",
+            message.id, message.timestamp
+        )),
+        Awarded::Nothing => {}
     }
     Ok(())
 }

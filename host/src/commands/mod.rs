@@ -14,6 +14,7 @@ use crate::discord::custom_id;
 use crate::discord::permissions::{SEND_MESSAGES, VIEW_CHANNEL};
 use crate::live::{Live, LiveEvent, LiveKind};
 use crate::runtime::{InvokeError, Outcome, Runtime};
+use crate::store::GuildPolicy;
 use crate::wit::{
     CommandArgument, CommandInvocation, CommandSource, ComponentInteraction, InteractionKind,
     Member, Reply,
@@ -153,9 +154,9 @@ impl Commands {
         call: CommandCall,
         owner: &mut Option<String>,
     ) -> anyhow::Result<Answer> {
-        let store = self.runtime.store();
         let guild_id = call.guild_id;
-        let settings = store.guild_settings(guild_id).await?;
+        let policy = self.runtime.store().guild_policy(guild_id).await?;
+        let settings = &policy.settings;
         let source = match call.input {
             Input::Slash { .. } => CommandSource::Slash,
             Input::Prefix { .. } => CommandSource::Prefix,
@@ -166,7 +167,7 @@ impl Commands {
         {
             return Ok(Answer::Silent);
         }
-        let commands = registry::guild_commands(&self.runtime, guild_id).await?;
+        let commands = registry::guild_commands(&self.runtime, &policy.features).await;
         let owned = commands.into_iter().find(|c| {
             c.command.name == call.name
                 && match source {
@@ -199,7 +200,7 @@ impl Commands {
 
         if let Err(refusal) = self
             .member_may_run(
-                guild_id,
+                &policy,
                 &call.invoker,
                 call.invoker_permissions,
                 (&owned.feature_id, &call.name),
@@ -221,10 +222,9 @@ impl Commands {
             }
         }
 
-        let cooldown = match store.command_cooldown(guild_id, &call.name).await? {
-            Some(seconds) => seconds,
-            None => settings.global_cooldown_seconds,
-        };
+        let cooldown = policy
+            .cooldown(&call.name)
+            .unwrap_or(settings.global_cooldown_seconds);
         if let Err(refusal) = self.cooldowns.start(
             guild_id,
             call.invoker.user.id,
@@ -291,19 +291,15 @@ impl Commands {
         feature_id: &str,
         own_id: String,
     ) -> anyhow::Result<Answer> {
-        let enabled = self
-            .runtime
-            .store()
-            .guild_feature(call.guild_id, feature_id)
-            .await?;
-        if !enabled.is_some_and(|gf| gf.enabled) {
+        let policy = self.runtime.store().guild_policy(call.guild_id).await?;
+        if !policy.feature(feature_id).is_some_and(|gf| gf.enabled) {
             return Ok(Answer::Refused(Refusal::Disabled));
         }
         // A click is held to the roles the guild requires for the feature, and
         // to the guild's cooldown, like the feature's commands.
         if let Err(refusal) = self
             .member_may_run(
-                call.guild_id,
+                &policy,
                 &call.invoker,
                 call.invoker_permissions,
                 (feature_id, &own_id),
@@ -313,12 +309,7 @@ impl Commands {
         {
             return Ok(Answer::Refused(refusal));
         }
-        let cooldown = self
-            .runtime
-            .store()
-            .guild_settings(call.guild_id)
-            .await?
-            .global_cooldown_seconds;
+        let cooldown = policy.settings.global_cooldown_seconds;
         if let Err(refusal) = self.cooldowns.start(
             call.guild_id,
             call.invoker.user.id,
@@ -355,25 +346,20 @@ impl Commands {
     /// components (`names`: the feature id and the command or custom id).
     async fn member_may_run(
         &self,
-        guild_id: u64,
+        guild: &GuildPolicy,
         invoker: &Member,
         invoker_permissions: u64,
         (feature_id, name): (&str, &str),
         default_permissions: Option<u64>,
     ) -> anyhow::Result<Result<(), Refusal>> {
-        let store = self.runtime.store();
-        let allowed_roles: Vec<u64> = store
-            .role_permissions(guild_id)
-            .await?
-            .into_iter()
+        let allowed_roles: Vec<u64> = guild
+            .role_permissions
+            .iter()
             .filter(|p| p.command_group == feature_id || p.command_group == name)
             .map(|p| p.role_id)
             .collect();
-        let guild_roles = self.discord.roles(guild_id).await.unwrap_or_default();
-        let is_owner = store
-            .guild(guild_id)
-            .await?
-            .is_some_and(|g| g.owner_id == invoker.user.id);
+        let guild_roles = self.discord.roles(guild.guild_id).await.unwrap_or_default();
+        let is_owner = guild.owner_id() == Some(invoker.user.id);
         Ok(policy::member_may_run(
             name,
             &invoker.roles,

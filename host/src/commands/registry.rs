@@ -4,6 +4,7 @@
 
 use crate::discord::Discord;
 use crate::runtime::Runtime;
+use crate::store::GuildFeature;
 use crate::wit::{Command, CommandOption, OptionKind, Subcommand};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -17,12 +18,12 @@ pub struct OwnedCommand {
     pub command: Command,
 }
 
-/// Every command of every feature installed in the guild, enabled or not (a
-/// disabled module's command must still be recognised, to say it is disabled).
-/// When two features offer the same name, the enabled one wins, then the first
-/// feature id: the guild sees one command per name.
-pub async fn guild_commands(runtime: &Runtime, guild_id: u64) -> anyhow::Result<Vec<OwnedCommand>> {
-    let mut features = runtime.store().guild_features(guild_id).await?;
+/// Every command of every feature installed in the guild (`features`), enabled
+/// or not (a disabled module's command must still be recognised, to say it is
+/// disabled). When two features offer the same name, the enabled one wins, then
+/// the first feature id: the guild sees one command per name.
+pub async fn guild_commands(runtime: &Runtime, features: &[GuildFeature]) -> Vec<OwnedCommand> {
+    let mut features: Vec<&GuildFeature> = features.iter().collect();
     features.sort_by(|a, b| {
         b.enabled
             .cmp(&a.enabled)
@@ -35,13 +36,13 @@ pub async fn guild_commands(runtime: &Runtime, guild_id: u64) -> anyhow::Result<
         let manifest = match runtime.manifest(&gf.feature_id, &gf.version).await {
             Ok(manifest) => manifest,
             Err(error) => {
-                tracing::error!(guild = guild_id, feature = %gf.feature_id, %error, "skipping a feature's commands");
+                tracing::error!(guild = gf.guild_id, feature = %gf.feature_id, %error, "skipping a feature's commands");
                 continue;
             }
         };
         for command in manifest.commands {
             if let Some(taken) = commands.iter().find(|c| c.command.name == command.name) {
-                tracing::warn!(guild = guild_id, command = %command.name, kept = %taken.feature_id, ignored = %gf.feature_id, "two features offer the same command; keeping one");
+                tracing::warn!(guild = gf.guild_id, command = %command.name, kept = %taken.feature_id, ignored = %gf.feature_id, "two features offer the same command; keeping one");
                 continue;
             }
             commands.push(OwnedCommand {
@@ -52,7 +53,7 @@ pub async fn guild_commands(runtime: &Runtime, guild_id: u64) -> anyhow::Result<
             });
         }
     }
-    Ok(commands)
+    commands
 }
 
 /// The JSON body of Discord's bulk overwrite of a guild's commands: the slash
@@ -129,9 +130,11 @@ fn option_json(o: &CommandOption) -> Value {
 /// Registers the guild's slash commands with Discord when they differ from what
 /// was last registered there. Returns whether it registered.
 pub async fn sync(runtime: &Runtime, discord: &dyn Discord, guild_id: u64) -> anyhow::Result<bool> {
+    // Read from the database, not the control plane: this runs because the
+    // database changed, maybe before this process heard of it.
     let store = runtime.store();
     let settings = store.guild_settings(guild_id).await?;
-    let commands = guild_commands(runtime, guild_id).await?;
+    let commands = guild_commands(runtime, &store.guild_features(guild_id).await?).await;
     let body = registration(&commands, settings.use_slash_commands);
     let hash = hex::encode(Sha256::digest(body.to_string()));
     if store.command_set_hash(guild_id).await?.as_deref() == Some(hash.as_str()) {

@@ -102,8 +102,8 @@ impl Handler {
 
     /// Runs a prefix command if the message is one, and posts the answer.
     async fn prefix_command(&self, message: &Message, guild_id: u64) -> anyhow::Result<()> {
-        let store = self.platform.runtime.store();
-        let settings = store.guild_settings(guild_id).await?;
+        let policy = self.platform.runtime.store().guild_policy(guild_id).await?;
+        let settings = &policy.settings;
         let Some((name, text)) = prefix::split(&settings.prefix, &message.content) else {
             return Ok(());
         };

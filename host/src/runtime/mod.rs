@@ -39,7 +39,7 @@ use crate::capabilities::{
 use crate::discord::Discord;
 use crate::grants::Grant;
 use crate::metrics::metrics;
-use crate::store::{GuildFeature, Scope, Store};
+use crate::store::{GuildFeature, GuildPolicy, Scope, Store};
 use crate::wit::{
     self, CommandInvocation, ComponentInteraction, Context, Event, EventKind, FeaturePre, Manifest,
     Reply, ScheduledJob,
@@ -330,7 +330,8 @@ impl Runtime {
         let kind = event_kind(event);
         let dispatched = async {
             let mut outcomes = Vec::new();
-            for gf in self.store.guild_features(guild_id).await? {
+            let policy = self.store.guild_policy(guild_id).await?;
+            for gf in &policy.features {
                 if !gf.enabled {
                     continue;
                 }
@@ -346,7 +347,8 @@ impl Runtime {
                     }
                 };
                 if loaded.manifest.events.contains(&kind) {
-                    outcomes.push(self.invoke(gf, loaded, Handler::Event(event.clone())).await);
+                    let handler = Handler::Event(event.clone());
+                    outcomes.push(self.invoke(&policy, gf, loaded, handler).await);
                 }
             }
             Ok(outcomes)
@@ -501,17 +503,18 @@ impl Runtime {
     ) -> Outcome {
         let started = Instant::now();
         let prepared = async {
-            let gf = self
-                .store
-                .guild_feature(guild_id, feature_id)
-                .await?
-                .filter(|gf| gf.enabled || !enabled_only);
-            let Some(gf) = gf else { return Ok(None) };
+            let policy = self.store.guild_policy(guild_id).await?;
+            let Some(gf) = policy
+                .feature(feature_id)
+                .filter(|gf| gf.enabled || !enabled_only)
+            else {
+                return Ok(None);
+            };
             let loaded = self.load(&gf.feature_id, &gf.version).await?;
-            anyhow::Ok(Some((gf, loaded)))
+            anyhow::Ok(Some((gf.clone(), loaded, policy.clone())))
         };
         match prepared.await {
-            Ok(Some((gf, loaded))) => self.invoke(gf, loaded, handler).await,
+            Ok(Some((gf, loaded, policy))) => self.invoke(&policy, &gf, loaded, handler).await,
             Ok(None) => Outcome::failed(
                 feature_id,
                 InvokeError::NotEnabled(feature_id.to_string()),
@@ -521,7 +524,13 @@ impl Runtime {
         }
     }
 
-    async fn invoke(&self, gf: GuildFeature, loaded: Arc<Loaded>, handler: Handler) -> Outcome {
+    async fn invoke(
+        &self,
+        policy: &GuildPolicy,
+        gf: &GuildFeature,
+        loaded: Arc<Loaded>,
+        handler: Handler,
+    ) -> Outcome {
         let started = Instant::now();
         let feature_id = gf.feature_id.clone();
         if let Some(until) = gf
@@ -531,7 +540,7 @@ impl Runtime {
             return Outcome::failed(&feature_id, InvokeError::BreakerOpen { until }, started)
                 .counted();
         }
-        let limits = self.limits_for(gf.guild_id).await;
+        let limits = self.config.plans.get(policy.plan()).clone();
         let _permit = match self
             .slots
             .acquire(
@@ -550,7 +559,7 @@ impl Runtime {
             mut store,
             stdio,
             discord,
-        } = self.new_store(&gf, &loaded.manifest, &limits, handler.invocation());
+        } = self.new_store(gf, &loaded.manifest, &limits, handler.invocation());
         let wall = limits.wall();
         let ctx = Context {
             guild_id: gf.guild_id,
@@ -634,7 +643,7 @@ impl Runtime {
             tracing::warn!(guild = gf.guild_id, feature = %feature_id, error = %e, stdio = %shown, cpu_us = meter.spent().as_micros() as u64, memory_peak = state.memory.peak(), "feature invocation failed");
         }
         let invalid_requests = discord.invalid_requests();
-        if let Err(e) = self.update_breaker(&gf, &result, invalid_requests).await {
+        if let Err(e) = self.update_breaker(gf, &result, invalid_requests).await {
             tracing::error!(error = %e, "could not record the circuit breaker state");
         }
         Outcome {
@@ -647,14 +656,6 @@ impl Runtime {
             cpu: meter.spent(),
         }
         .counted()
-    }
-
-    async fn limits_for(&self, guild_id: u64) -> Limits {
-        let plan = match self.store.guild(guild_id).await {
-            Ok(Some(guild)) => guild.plan,
-            _ => "free".to_string(),
-        };
-        self.config.plans.get(&plan).clone()
     }
 
     fn new_store(

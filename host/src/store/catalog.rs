@@ -157,6 +157,7 @@ impl Store {
             .execute(pool)
             .await?;
         });
+        self.control.changed(guild_id);
         Ok(())
     }
 
@@ -180,6 +181,7 @@ impl Store {
             .await
             .map(|done| done.rows_affected())
         });
+        self.control.changed(g.id);
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_foreign_key_violation(&e) => Err(StoreError::InvalidArgument(format!(
@@ -449,6 +451,7 @@ impl Store {
             .execute(pool)
             .await?;
         });
+        self.control.changed(gf.guild_id);
         Ok(())
     }
 
@@ -488,6 +491,7 @@ impl Store {
             .fetch_one(pool)
             .await?
         });
+        self.control.changed(guild_id);
         Ok(GuildFeature::from(row))
     }
 
@@ -515,6 +519,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
+        self.control.changed(guild_id);
         Ok(row.map(GuildFeature::from))
     }
 
@@ -550,6 +555,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
+        self.control.changed(gf.guild_id);
         Ok(row.map(GuildFeature::from))
     }
 
@@ -615,6 +621,7 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.control.changed(guild_id);
         if updated == 0 {
             return Err(StoreError::InvalidArgument(format!(
                 "feature {feature_id} is not set up in guild {guild_id}"
@@ -641,6 +648,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
+        self.control.changed(guild_id);
         let strikes = strikes.ok_or_else(|| {
             StoreError::InvalidArgument(format!(
                 "feature {feature_id} is not set up in guild {guild_id}"

@@ -54,6 +54,8 @@ mod audit;
 mod auth;
 mod catalog;
 mod commands;
+mod control;
+pub use control::{CONTROL_CACHE_GUILDS, GuildPolicy};
 mod incidents;
 mod jobs;
 pub use jobs::JobEnd;
@@ -93,6 +95,14 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+async fn migrate(db: &Db) -> Result<(), StoreError> {
+    match db {
+        Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+        Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+    }
+    Ok(())
+}
+
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -107,10 +117,20 @@ enum Db {
     Postgres(PgPool),
 }
 
-/// A handle on the database. Cheap to clone; all clones share one pool.
-#[derive(Clone, Debug)]
+/// A handle on the database. Cheap to clone; all clones share one pool and one
+/// in-memory control plane.
+#[derive(Clone)]
 pub struct Store {
     db: Db,
+    control: std::sync::Arc<control::ControlCache>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A Discord server the bot is in.
@@ -497,18 +517,14 @@ impl Store {
                 Db::Postgres(PgPoolOptions::new().connect_with(options).await?)
             }
         };
-        let store = Store { db };
-        store.migrate().await?;
-        Ok(store)
+        migrate(&db).await?;
+        let control = control::ControlCache::start(&db).await?;
+        Ok(Store { db, control })
     }
 
     /// Applies the migrations not yet applied; running it again is a no-op.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match &self.db {
-            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
-            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
-        }
-        Ok(())
+        migrate(&self.db).await
     }
 
     /// The migrations applied to this database, as (version, description), oldest first.

@@ -111,6 +111,7 @@ impl Store {
             .await
             .map(|done| done.rows_affected())
         });
+        self.control.changed(s.guild_id);
         result.map_err(|e| unknown_guild(e, s.guild_id))?;
         Ok(())
     }
@@ -139,6 +140,7 @@ impl Store {
             .await
             .map(|done| done.rows_affected())
         });
+        self.control.changed(guild_id);
         result.map_err(|e| unknown_guild(e, guild_id))?;
         Ok(())
     }
@@ -166,6 +168,7 @@ impl Store {
             .await
             .map(|done| done.rows_affected())
         });
+        self.control.changed(guild_id);
         result.map_err(|e| unknown_guild(e, guild_id))?;
         Ok(())
     }
@@ -189,6 +192,7 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.control.changed(guild_id);
         Ok(deleted == 1)
     }
 
@@ -247,6 +251,7 @@ impl Store {
                 .map(|done| done.rows_affected())
             }
         });
+        self.control.changed(guild_id);
         result.map_err(|e| unknown_guild(e, guild_id))?;
         Ok(())
     }

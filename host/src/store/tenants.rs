@@ -130,6 +130,7 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         });
+        self.control.changed(guild_id);
         match result {
             Ok(0) => Err(StoreError::InvalidArgument(format!("no guild {guild_id}"))),
             Ok(_) => Ok(()),
@@ -157,6 +158,7 @@ impl Store {
                 .await?
                 .rows_affected()
         });
+        self.control.changed(guild_id);
         if updated == 0 {
             return Err(StoreError::InvalidArgument(format!("no guild {guild_id}")));
         }
@@ -244,6 +246,7 @@ impl Store {
             tx.commit().await?;
             change
         });
+        self.control.changed(guild_id);
         Ok(Some(change))
     }
 
@@ -266,6 +269,9 @@ impl Store {
             .await?
         });
         let mut ids: Vec<u64> = ids.into_iter().map(api_id).collect();
+        for id in &ids {
+            self.control.changed(*id);
+        }
         ids.sort_unstable();
         Ok(ids)
     }

@@ -60,11 +60,17 @@ impl Harness {
     /// A new runtime over the same store, data directory and Discord: the
     /// platform after a restart (default limits).
     pub fn restarted(&self) -> Runtime {
+        self.runtime_on(self.store.clone())
+    }
+
+    /// A runtime over `store` with the same data directory and Discord (default
+    /// limits): given a store of its own on the same database, another process.
+    pub fn runtime_on(&self, store: Store) -> Runtime {
         let config = RuntimeConfig {
             pool_instances: 8,
             ..RuntimeConfig::new(self.data.path())
         };
-        Runtime::new(config, self.store.clone(), self.discord.clone()).unwrap()
+        Runtime::new(config, store, self.discord.clone()).unwrap()
     }
 
     pub async fn sqlite(limits: Limits) -> (Self, super::Guard) {
