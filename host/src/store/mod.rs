@@ -12,8 +12,10 @@
 //! - Times are `DateTime<Utc>`, kept to the microsecond on both backends (Postgres'
 //!   resolution): anything finer is truncated when written.
 //! - Feature storage (key-value pairs and score boards) is scoped to a (guild, feature)
-//!   [`Scope`] and bounded by a [`Quota`](crate::grants::Quota); the usage row of the scope is updated in the
-//!   same transaction as every write, so checks are exact.
+//!   [`Scope`] and bounded by a [`Quota`](crate::grants::Quota). Its writes are group
+//!   committed (`batch.rs`): the writes of concurrent callers share one transaction,
+//!   and each call returns after the commit that holds its write. The usage row of the
+//!   scope is locked and updated in that transaction, so checks are exact.
 //!
 //! - Calendar days (usage counters) are UTC [`NaiveDate`]s: `DATE` on Postgres,
 //!   `'YYYY-MM-DD'` text on SQLite.
@@ -52,6 +54,8 @@ macro_rules! on_db {
 
 mod audit;
 mod auth;
+mod batch;
+pub use batch::StorageCommits;
 mod catalog;
 mod commands;
 mod incidents;
@@ -89,6 +93,13 @@ pub enum StoreError {
     InvalidArgument(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The transaction of a batch of storage writes (concurrent writes are committed
+    /// together, see [`Store::storage_commits`]) could not begin or commit: every
+    /// write of the batch reports this one error, and none was applied (unless the
+    /// connection broke during the commit itself, which leaves any transaction's
+    /// outcome unknown).
+    #[error("database error: {0}")]
+    Batch(std::sync::Arc<sqlx::Error>),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -111,6 +122,7 @@ enum Db {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    writes: batch::Writer,
 }
 
 /// A Discord server the bot is in.
@@ -497,7 +509,10 @@ impl Store {
                 Db::Postgres(PgPoolOptions::new().connect_with(options).await?)
             }
         };
-        let store = Store { db };
+        let store = Store {
+            writes: batch::Writer::spawn(&db),
+            db,
+        };
         store.migrate().await?;
         Ok(store)
     }
