@@ -20,6 +20,7 @@
 //! | `townes_discord_invalid_requests_total` | counter | `feature`, `status` |
 //! | `townes_discord_refused_total` | counter | `feature`, `reason` |
 //! | `townes_cache_lookups_total` | counter | `cache`, `result` |
+//! | `townes_storage_batch_writes` | histogram | |
 //! | `townes_shard_heartbeat_latency_seconds` | gauge | `shard` |
 //! | `townes_api_requests_total` | counter | `method`, `route`, `status` |
 //! | `townes_api_request_duration_seconds` | histogram | `method`, `route` |
@@ -31,8 +32,8 @@
 
 use crate::wit::EventKind;
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 use std::collections::BTreeSet;
 use std::sync::{LazyLock, Mutex};
@@ -52,6 +53,9 @@ const DISPATCH_BUCKETS: &[f64] = &[
 const API_BUCKETS: &[f64] = &[
     0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Buckets for writes per storage commit: 1 (no concurrency) to 256 (a full batch).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 /// How an invocation ended, as the `outcome` label of
 /// `townes_feature_invocations_total`.
@@ -89,6 +93,7 @@ pub struct Metrics {
     discord_invalid: IntCounterVec,
     discord_refused: IntCounterVec,
     cache_lookups: IntCounterVec,
+    storage_batch_writes: Histogram,
     shard_latency: GaugeVec,
     /// The shards that currently have a latency series, so a shard that went
     /// away can have its series removed.
@@ -163,6 +168,18 @@ impl Metrics {
         registry
             .register(Box::new(shard_latency.clone()))
             .expect("metric registered once");
+        let storage_batch_writes = Histogram::with_opts(
+            HistogramOpts::new(
+                "townes_storage_batch_writes",
+                "Feature-storage writes per committed transaction (writes of concurrent \
+                 callers are committed together).",
+            )
+            .buckets(BATCH_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(storage_batch_writes.clone()))
+            .expect("metric registered once");
         Metrics {
             events: counter_vec(
                 &registry,
@@ -225,6 +242,7 @@ impl Metrics {
                  (hit, or miss: loaded from Discord or the database).",
                 &["cache", "result"],
             ),
+            storage_batch_writes,
             shard_latency,
             shards: Mutex::new(BTreeSet::new()),
             api_requests: counter_vec(
@@ -303,6 +321,11 @@ impl Metrics {
     pub fn record_cache_lookup(&self, cache: &str, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.cache_lookups.with_label_values(&[cache, result]).inc();
+    }
+
+    /// One committed transaction of feature-storage writes, holding `writes`.
+    pub fn record_storage_commit(&self, writes: usize) {
+        self.storage_batch_writes.observe(writes as f64);
     }
 
     /// A shard's heartbeat latency; `None` (no heartbeat acknowledged yet)
@@ -460,6 +483,8 @@ mod tests {
         m.record_cache_lookup("rights", true);
         m.record_cache_lookup("rights", true);
         m.record_cache_lookup("rights", false);
+        m.record_storage_commit(1);
+        m.record_storage_commit(40);
         m.set_shard_latency(0, Some(Duration::from_millis(42)));
         m.record_api_request(
             "GET",
@@ -556,6 +581,12 @@ mod tests {
                 "townes_cache_lookups_total",
                 &[("cache", "rights"), ("result", "miss")]
             ),
+            1.0
+        );
+        assert_eq!(value("townes_storage_batch_writes_count", &[]), 2.0);
+        assert_eq!(value("townes_storage_batch_writes_sum", &[]), 41.0);
+        assert_eq!(
+            value("townes_storage_batch_writes_bucket", &[("le", "32")]),
             1.0
         );
         assert_eq!(

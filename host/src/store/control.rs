@@ -39,6 +39,8 @@ pub const SQLITE_POLL: Duration = Duration::from_millis(250);
 const CHANNEL: &str = "townes_control";
 /// `control_changes` rows kept for slow pollers; older ones are pruned.
 const CHANGES_KEPT: i64 = 10_000;
+/// Polls between two prunes of `control_changes` (a minute).
+const PRUNE_EVERY_POLLS: u64 = 240;
 /// Loads and drops are ordered per shard of guilds, not globally, so a change
 /// in one guild does not make another's concurrent load uncacheable.
 const SHARDS: usize = 64;
@@ -328,7 +330,7 @@ async fn watch_sqlite(
             }
         }
         polls += 1;
-        if polls % 240 == 0
+        if polls.is_multiple_of(PRUNE_EVERY_POLLS)
             && let Err(error) = prune_changes(&pool).await
         {
             tracing::warn!(%error, "could not prune the control-plane changes");

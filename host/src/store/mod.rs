@@ -12,8 +12,10 @@
 //! - Times are `DateTime<Utc>`, kept to the microsecond on both backends (Postgres'
 //!   resolution): anything finer is truncated when written.
 //! - Feature storage (key-value pairs and score boards) is scoped to a (guild, feature)
-//!   [`Scope`] and bounded by a [`Quota`](crate::grants::Quota); the usage row of the scope is updated in the
-//!   same transaction as every write, so checks are exact.
+//!   [`Scope`] and bounded by a [`Quota`](crate::grants::Quota). Its writes are group
+//!   committed (`batch.rs`): the writes of concurrent callers share one transaction,
+//!   and each call returns after the commit that holds its write. The usage row of the
+//!   scope is locked and updated in that transaction, so checks are exact.
 //!
 //! - Calendar days (usage counters) are UTC [`NaiveDate`]s: `DATE` on Postgres,
 //!   `'YYYY-MM-DD'` text on SQLite.
@@ -52,6 +54,8 @@ macro_rules! on_db {
 
 mod audit;
 mod auth;
+mod batch;
+pub use batch::StorageCommits;
 mod catalog;
 mod commands;
 mod control;
@@ -91,6 +95,13 @@ pub enum StoreError {
     InvalidArgument(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The transaction of a batch of storage writes (concurrent writes are committed
+    /// together, see [`Store::storage_commits`]) could not begin or commit: every
+    /// write of the batch reports this one error, and none was applied (unless the
+    /// connection broke during the commit itself, which leaves any transaction's
+    /// outcome unknown).
+    #[error("database error: {0}")]
+    Batch(std::sync::Arc<sqlx::Error>),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -123,6 +134,7 @@ enum Db {
 pub struct Store {
     db: Db,
     control: std::sync::Arc<control::ControlCache>,
+    writes: batch::Writer,
 }
 
 impl std::fmt::Debug for Store {
@@ -519,7 +531,12 @@ impl Store {
         };
         migrate(&db).await?;
         let control = control::ControlCache::start(&db).await?;
-        Ok(Store { db, control })
+        let writes = batch::Writer::spawn(&db);
+        Ok(Store {
+            db,
+            control,
+            writes,
+        })
     }
 
     /// Applies the migrations not yet applied; running it again is a no-op.

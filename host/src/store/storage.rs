@@ -1,13 +1,21 @@
 //! Feature storage: key-value pairs and score boards per (guild, feature), under a quota.
 //!
-//! Every write runs in one transaction that starts by locking the scope's row in
-//! `feature_storage_usage` (an upsert that changes nothing, so its first statement is a
-//! write: on Postgres it takes the row lock, on SQLite the database write lock, waiting
-//! under the busy timeout instead of failing). Writers to one scope are therefore
-//! serialised: the usage they read is exact, increments are atomic, and a write refused
-//! for quota rolls back with nothing changed.
+//! Reads query the pool. Writes go to the store's writer (`batch.rs`), which commits
+//! the writes of many callers in one transaction and answers each caller after that
+//! commit; [`apply`] is what such a transaction does. For each scope among its writes it
+//! first locks the scope's row in `feature_storage_usage` (an upsert that changes
+//! nothing, so its first statement is a write: on Postgres it takes the row lock, on
+//! SQLite the database write lock, waiting under the busy timeout instead of failing),
+//! then applies that scope's writes in arrival order against the usage it keeps in
+//! memory, and stores the usage once. Writers to one scope are therefore serialised: the
+//! usage each write is checked against is exact (it includes the writes before it in the
+//! same transaction), increments are atomic, and a refused write (over quota, not an
+//! integer, overflow, a set-if whose condition fails) is refused before it runs any data
+//! statement, so it changes nothing and its neighbours in the transaction go on.
 
-use super::{Scope, ScoreEntry, Store, StoreError, Usage, api_id, count, db_id, db_limit};
+use std::borrow::Cow;
+
+use super::{Db, Scope, ScoreEntry, Store, StoreError, Usage, api_id, count, db_id, db_limit};
 use crate::grants::Quota;
 
 /// Inside transaction `$tx`: creates the scope's usage row if missing, locks it, and
@@ -139,7 +147,354 @@ fn shown(value: &str) -> String {
     }
 }
 
+/// One caller's write, as the writer queues it (owned: it outlives the call's borrows).
+#[derive(Debug)]
+pub(super) struct Write {
+    pub scope: Scope,
+    pub op: Op,
+}
+
+#[derive(Debug)]
+pub(super) enum Op {
+    Kv {
+        key: String,
+        change: KvChange,
+    },
+    Score {
+        board: String,
+        subject: u64,
+        change: ScoreChange,
+    },
+}
+
+#[derive(Debug)]
+pub(super) enum KvChange {
+    /// `expected` as in [`Store::kv_set_if`].
+    Set {
+        expected: Option<Option<String>>,
+        value: String,
+        quota: Quota,
+    },
+    Increment {
+        delta: i64,
+        quota: Quota,
+    },
+    Delete,
+}
+
+#[derive(Debug)]
+pub(super) enum ScoreChange {
+    Set { score: i64, quota: Quota },
+    Increment { delta: i64, quota: Quota },
+    Remove,
+}
+
+/// What a write tells its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// Whether it changed anything: a set-if's condition held, a delete or remove
+    /// found its row (plain sets always answer `true`).
+    Changed(bool),
+    /// The value an increment reached.
+    Reached(i64),
+}
+
+impl Answer {
+    fn changed(self) -> bool {
+        matches!(self, Answer::Changed(true))
+    }
+
+    fn reached(self) -> i64 {
+        match self {
+            Answer::Reached(n) => n,
+            Answer::Changed(_) => unreachable!("only increments are asked what they reached"),
+        }
+    }
+}
+
+/// A write decided against its row's current content and the scope's usage: what to
+/// store in the row (`None`: nothing, or the row is already deleted), the usage
+/// afterwards, and the caller's answer.
+struct Decided<T> {
+    store: Option<T>,
+    after: Usage,
+    answer: Answer,
+}
+
+impl Write {
+    /// The bytes of text it carries, to bound the size of a batch.
+    pub(super) fn bytes(&self) -> usize {
+        self.scope.feature_id.len()
+            + match &self.op {
+                Op::Kv {
+                    key,
+                    change:
+                        KvChange::Set {
+                            expected, value, ..
+                        },
+                } => {
+                    key.len()
+                        + value.len()
+                        + expected.iter().flatten().map(String::len).sum::<usize>()
+                }
+                Op::Kv { key, .. } => key.len(),
+                Op::Score { board, .. } => board.len(),
+            }
+    }
+}
+
+impl KvChange {
+    /// The change to `key`, which holds `old`, in a scope using `before`; refusals
+    /// come out here, before any data statement.
+    fn decide(
+        &self,
+        key: &str,
+        old: Option<&str>,
+        before: Usage,
+    ) -> Result<Decided<Cow<'_, str>>, StoreError> {
+        let old_bytes = old.map(|v| kv_bytes(key, v));
+        let (new, quota, answer) = match self {
+            KvChange::Delete => {
+                return Ok(Decided {
+                    store: None,
+                    after: before.replace(old_bytes, None),
+                    answer: Answer::Changed(old.is_some()),
+                });
+            }
+            KvChange::Set {
+                expected: Some(expected),
+                ..
+            } if expected.as_deref() != old => {
+                return Ok(Decided {
+                    store: None,
+                    after: before,
+                    answer: Answer::Changed(false),
+                });
+            }
+            KvChange::Set { value, quota, .. } => {
+                (Cow::Borrowed(value.as_str()), *quota, Answer::Changed(true))
+            }
+            KvChange::Increment { delta, quota } => {
+                let current = match old {
+                    None => 0,
+                    Some(v) => v.parse::<i64>().map_err(|_| {
+                        StoreError::NotInteger(format!(
+                            "key {key:?} holds {}, not a 64-bit integer",
+                            shown(v)
+                        ))
+                    })?,
+                };
+                let next = current.checked_add(*delta).ok_or_else(|| {
+                    StoreError::InvalidArgument(format!(
+                        "adding {delta} to {current} at key {key:?} overflows a 64-bit integer"
+                    ))
+                })?;
+                (Cow::Owned(next.to_string()), *quota, Answer::Reached(next))
+            }
+        };
+        let after = before.replace(old_bytes, Some(kv_bytes(key, &new)));
+        check_quota(quota, before, after)?;
+        Ok(Decided {
+            store: Some(new),
+            after,
+            answer,
+        })
+    }
+}
+
+impl ScoreChange {
+    /// The change to a subject's entry on `board`, which holds `old`, in a scope using
+    /// `before`; refusals come out here, before any data statement.
+    fn decide(
+        &self,
+        board: &str,
+        old: Option<i64>,
+        before: Usage,
+    ) -> Result<Decided<i64>, StoreError> {
+        let old_bytes = old.map(|_| board_bytes(board));
+        let (score, quota, answer) = match self {
+            ScoreChange::Remove => {
+                return Ok(Decided {
+                    store: None,
+                    after: before.replace(old_bytes, None),
+                    answer: Answer::Changed(old.is_some()),
+                });
+            }
+            ScoreChange::Set { score, quota } => (*score, *quota, Answer::Changed(true)),
+            ScoreChange::Increment { delta, quota } => {
+                let current = old.unwrap_or(0);
+                let next = current.checked_add(*delta).ok_or_else(|| {
+                    StoreError::InvalidArgument(format!(
+                        "score {current} + {delta} on board {board:?} overflows a 64-bit integer"
+                    ))
+                })?;
+                (next, *quota, Answer::Reached(next))
+            }
+        };
+        let after = before.replace(old_bytes, Some(board_bytes(board)));
+        check_quota(quota, before, after)?;
+        Ok(Decided {
+            store: Some(score),
+            after,
+            answer,
+        })
+    }
+}
+
+/// Why [`apply`] committed nothing.
+pub(super) enum Failed {
+    /// A statement failed and the transaction was rolled back: a database error (a
+    /// lost connection, a deadlock, a row Postgres cannot index), not a refusal. Each
+    /// write may still succeed on its own.
+    Statement(sqlx::Error),
+    /// The transaction could not begin or commit: the error is every write's.
+    Transaction(sqlx::Error),
+}
+
+/// A write applied alone owns its failure, whichever it is.
+impl From<Failed> for StoreError {
+    fn from(failed: Failed) -> StoreError {
+        match failed {
+            Failed::Statement(error) | Failed::Transaction(error) => StoreError::Database(error),
+        }
+    }
+}
+
+/// Applies `writes` in one transaction and commits it; evaluates to each write's
+/// answer or refusal, in order. Writes to one scope must be adjacent (the writer sorts
+/// them), so each scope is locked, and its usage stored, once per transaction.
+pub(super) async fn apply(
+    db: &Db,
+    writes: &[Write],
+) -> Result<Vec<Result<Answer, StoreError>>, Failed> {
+    on_db!(db, pool => {
+        let mut tx = pool.begin().await.map_err(Failed::Transaction)?;
+        let applied: Result<_, sqlx::Error> = async {
+            let mut answers = Vec::with_capacity(writes.len());
+            for group in writes.chunk_by(|a, b| a.scope == b.scope) {
+                let s = &group[0].scope;
+                let before = lock_usage!(tx, s);
+                let mut usage = before;
+                for write in group {
+                    let answer = match &write.op {
+                        Op::Kv { key, change } => {
+                            let old: Option<String> = if let KvChange::Delete = change {
+                                sqlx::query_scalar(
+                                    "DELETE FROM feature_kv
+                                     WHERE guild_id = $1 AND feature_id = $2 AND key = $3
+                                     RETURNING value",
+                                )
+                            } else {
+                                sqlx::query_scalar(
+                                    "SELECT value FROM feature_kv
+                                     WHERE guild_id = $1 AND feature_id = $2 AND key = $3",
+                                )
+                            }
+                            .bind(db_id(s.guild_id))
+                            .bind(&s.feature_id)
+                            .bind(key)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            let decided = change.decide(key, old.as_deref(), usage);
+                            if let Ok(Decided { store: Some(value), .. }) = &decided {
+                                sqlx::query(
+                                    "INSERT INTO feature_kv (guild_id, feature_id, key, value)
+                                     VALUES ($1, $2, $3, $4)
+                                     ON CONFLICT (guild_id, feature_id, key) DO UPDATE
+                                     SET value = excluded.value",
+                                )
+                                .bind(db_id(s.guild_id))
+                                .bind(&s.feature_id)
+                                .bind(key)
+                                .bind(value.as_ref())
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                            decided.map(|d| {
+                                usage = d.after;
+                                d.answer
+                            })
+                        }
+                        Op::Score { board, subject, change } => {
+                            let old: Option<i64> = if let ScoreChange::Remove = change {
+                                sqlx::query_scalar(
+                                    "DELETE FROM feature_scores
+                                     WHERE guild_id = $1 AND feature_id = $2 AND board = $3
+                                       AND subject = $4
+                                     RETURNING score",
+                                )
+                            } else {
+                                sqlx::query_scalar(
+                                    "SELECT score FROM feature_scores
+                                     WHERE guild_id = $1 AND feature_id = $2 AND board = $3
+                                       AND subject = $4",
+                                )
+                            }
+                            .bind(db_id(s.guild_id))
+                            .bind(&s.feature_id)
+                            .bind(board)
+                            .bind(db_id(*subject))
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            let decided = change.decide(board, old, usage);
+                            if let Ok(Decided { store: Some(score), .. }) = &decided {
+                                sqlx::query(
+                                    "INSERT INTO feature_scores
+                                         (guild_id, feature_id, board, subject, score)
+                                     VALUES ($1, $2, $3, $4, $5)
+                                     ON CONFLICT (guild_id, feature_id, board, subject) DO UPDATE
+                                     SET score = excluded.score",
+                                )
+                                .bind(db_id(s.guild_id))
+                                .bind(&s.feature_id)
+                                .bind(board)
+                                .bind(db_id(*subject))
+                                .bind(*score)
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                            decided.map(|d| {
+                                usage = d.after;
+                                d.answer
+                            })
+                        }
+                    };
+                    answers.push(answer);
+                }
+                save_usage!(tx, s, before, usage);
+            }
+            Ok(answers)
+        }
+        .await;
+        match applied {
+            Ok(answers) => {
+                tx.commit().await.map_err(Failed::Transaction)?;
+                Ok(answers)
+            }
+            Err(error) => {
+                // Roll back now: a dropped transaction is only rolled back when its
+                // connection is next used, and until then it holds the scopes' locks,
+                // which the writes about to be retried one by one need. A failed
+                // rollback adds nothing to the statement's error.
+                let _ = tx.rollback().await;
+                Err(Failed::Statement(error))
+            }
+        }
+    })
+}
+
 impl Store {
+    /// Hands a write to the store's writer; answers once the commit that holds it
+    /// is done.
+    async fn write(&self, s: &Scope, op: Op) -> Result<Answer, StoreError> {
+        self.writes
+            .submit(Write {
+                scope: s.clone(),
+                op,
+            })
+            .await
+    }
+
     pub async fn kv_get(&self, s: &Scope, key: &str) -> Result<Option<String>, StoreError> {
         let value = on_db!(&self.db, pool => {
             sqlx::query_scalar(
@@ -181,70 +536,19 @@ impl Store {
     ) -> Result<bool, StoreError> {
         check_text("key", key, false)?;
         check_text("value", value, true)?;
-        on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let before = lock_usage!(tx, s);
-            let old: Option<String> = sqlx::query_scalar(
-                "SELECT value FROM feature_kv
-                 WHERE guild_id = $1 AND feature_id = $2 AND key = $3",
-            )
-            .bind(db_id(s.guild_id))
-            .bind(&s.feature_id)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if expected.is_some_and(|expected| expected != old.as_deref()) {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            let after = before.replace(
-                old.as_deref().map(|v| kv_bytes(key, v)),
-                Some(kv_bytes(key, value)),
-            );
-            if let Err(refused) = check_quota(q, before, after) {
-                // Roll back now: a dropped transaction is only rolled back when its
-                // connection is next used, and until then it holds the usage row lock.
-                tx.rollback().await?;
-                return Err(refused);
-            }
-            sqlx::query(
-                "INSERT INTO feature_kv (guild_id, feature_id, key, value)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (guild_id, feature_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(db_id(s.guild_id))
-            .bind(&s.feature_id)
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
-            save_usage!(tx, s, before, after);
-            tx.commit().await?;
-        });
-        Ok(true)
+        let change = KvChange::Set {
+            expected: expected.map(|e| e.map(str::to_owned)),
+            value: value.to_owned(),
+            quota: q,
+        };
+        let key = key.to_owned();
+        Ok(self.write(s, Op::Kv { key, change }).await?.changed())
     }
 
     /// Deletes `key`, releasing its bytes and row. Returns whether it existed.
     pub async fn kv_delete(&self, s: &Scope, key: &str) -> Result<bool, StoreError> {
-        let deleted = on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let before = lock_usage!(tx, s);
-            let old: Option<String> = sqlx::query_scalar(
-                "DELETE FROM feature_kv
-                 WHERE guild_id = $1 AND feature_id = $2 AND key = $3
-                 RETURNING value",
-            )
-            .bind(db_id(s.guild_id))
-            .bind(&s.feature_id)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let after = before.replace(old.as_deref().map(|v| kv_bytes(key, v)), None);
-            save_usage!(tx, s, before, after);
-            tx.commit().await?;
-            old.is_some()
-        });
-        Ok(deleted)
+        let (key, change) = (key.to_owned(), KvChange::Delete);
+        Ok(self.write(s, Op::Kv { key, change }).await?.changed())
     }
 
     /// Adds `delta` to the integer stored at `key` (a missing key counts as 0) and
@@ -260,59 +564,9 @@ impl Store {
         q: Quota,
     ) -> Result<i64, StoreError> {
         check_text("key", key, false)?;
-        let next = on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let before = lock_usage!(tx, s);
-            let old: Option<String> = sqlx::query_scalar(
-                "SELECT value FROM feature_kv
-                 WHERE guild_id = $1 AND feature_id = $2 AND key = $3",
-            )
-            .bind(db_id(s.guild_id))
-            .bind(&s.feature_id)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let current = match old.as_deref() {
-                None => 0,
-                Some(v) => v.parse::<i64>().map_err(|_| {
-                    StoreError::NotInteger(format!(
-                        "key {key:?} holds {}, not a 64-bit integer",
-                        shown(v)
-                    ))
-                })?,
-            };
-            let next = current.checked_add(delta).ok_or_else(|| {
-                StoreError::InvalidArgument(format!(
-                    "adding {delta} to {current} at key {key:?} overflows a 64-bit integer"
-                ))
-            })?;
-            let text = next.to_string();
-            let after = before.replace(
-                old.as_deref().map(|v| kv_bytes(key, v)),
-                Some(kv_bytes(key, &text)),
-            );
-            if let Err(refused) = check_quota(q, before, after) {
-                // Roll back now: a dropped transaction is only rolled back when its
-                // connection is next used, and until then it holds the usage row lock.
-                tx.rollback().await?;
-                return Err(refused);
-            }
-            sqlx::query(
-                "INSERT INTO feature_kv (guild_id, feature_id, key, value)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (guild_id, feature_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(db_id(s.guild_id))
-            .bind(&s.feature_id)
-            .bind(key)
-            .bind(&text)
-            .execute(&mut *tx)
-            .await?;
-            save_usage!(tx, s, before, after);
-            tx.commit().await?;
-            next
-        });
-        Ok(next)
+        let change = KvChange::Increment { delta, quota: q };
+        let key = key.to_owned();
+        Ok(self.write(s, Op::Kv { key, change }).await?.reached())
     }
 
     /// Up to `limit` pairs whose key starts with `prefix` (taken literally: `%` and `_`
@@ -354,50 +608,14 @@ impl Store {
         q: Quota,
     ) -> Result<i64, StoreError> {
         check_text("board", board, false)?;
-        let next = on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let before = lock_usage!(tx, s);
-            let old: Option<i64> = sqlx::query_scalar(
-                "SELECT score FROM feature_scores
-                 WHERE guild_id = $1 AND feature_id = $2 AND board = $3 AND subject = $4",
-            )
-            .bind(db_id(s.guild_id))
-            .bind(&s.feature_id)
-            .bind(board)
-            .bind(db_id(subject))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let current = old.unwrap_or(0);
-            let next = current.checked_add(delta).ok_or_else(|| {
-                StoreError::InvalidArgument(format!(
-                    "score {current} + {delta} on board {board:?} overflows a 64-bit integer"
-                ))
-            })?;
-            let after = before.replace(old.map(|_| board_bytes(board)), Some(board_bytes(board)));
-            if let Err(refused) = check_quota(q, before, after) {
-                // Roll back now: a dropped transaction is only rolled back when its
-                // connection is next used, and until then it holds the usage row lock.
-                tx.rollback().await?;
-                return Err(refused);
-            }
-            sqlx::query(
-                "INSERT INTO feature_scores (guild_id, feature_id, board, subject, score)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (guild_id, feature_id, board, subject) DO UPDATE
-                 SET score = excluded.score",
-            )
-            .bind(db_id(s.guild_id))
-            .bind(&s.feature_id)
-            .bind(board)
-            .bind(db_id(subject))
-            .bind(next)
-            .execute(&mut *tx)
-            .await?;
-            save_usage!(tx, s, before, after);
-            tx.commit().await?;
-            next
-        });
-        Ok(next)
+        let change = ScoreChange::Increment { delta, quota: q };
+        let board = board.to_owned();
+        let op = Op::Score {
+            board,
+            subject,
+            change,
+        };
+        Ok(self.write(s, op).await?.reached())
     }
 
     /// Sets a subject's score on a board.
@@ -410,43 +628,14 @@ impl Store {
         q: Quota,
     ) -> Result<(), StoreError> {
         check_text("board", board, false)?;
-        on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let before = lock_usage!(tx, s);
-            let old: Option<i64> = sqlx::query_scalar(
-                "SELECT score FROM feature_scores
-                 WHERE guild_id = $1 AND feature_id = $2 AND board = $3 AND subject = $4",
-            )
-            .bind(db_id(s.guild_id))
-            .bind(&s.feature_id)
-            .bind(board)
-            .bind(db_id(subject))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let after = before.replace(old.map(|_| board_bytes(board)), Some(board_bytes(board)));
-            if let Err(refused) = check_quota(q, before, after) {
-                // Roll back now: a dropped transaction is only rolled back when its
-                // connection is next used, and until then it holds the usage row lock.
-                tx.rollback().await?;
-                return Err(refused);
-            }
-            sqlx::query(
-                "INSERT INTO feature_scores (guild_id, feature_id, board, subject, score)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (guild_id, feature_id, board, subject) DO UPDATE
-                 SET score = excluded.score",
-            )
-            .bind(db_id(s.guild_id))
-            .bind(&s.feature_id)
-            .bind(board)
-            .bind(db_id(subject))
-            .bind(score)
-            .execute(&mut *tx)
-            .await?;
-            save_usage!(tx, s, before, after);
-            tx.commit().await?;
-        });
-        Ok(())
+        let change = ScoreChange::Set { score, quota: q };
+        let board = board.to_owned();
+        let op = Op::Score {
+            board,
+            subject,
+            change,
+        };
+        self.write(s, op).await.map(|_| ())
     }
 
     /// Removes a subject from a board. Returns whether it was there.
@@ -456,26 +645,13 @@ impl Store {
         board: &str,
         subject: u64,
     ) -> Result<bool, StoreError> {
-        let removed = on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let before = lock_usage!(tx, s);
-            let old: Option<i64> = sqlx::query_scalar(
-                "DELETE FROM feature_scores
-                 WHERE guild_id = $1 AND feature_id = $2 AND board = $3 AND subject = $4
-                 RETURNING score",
-            )
-            .bind(db_id(s.guild_id))
-            .bind(&s.feature_id)
-            .bind(board)
-            .bind(db_id(subject))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let after = before.replace(old.map(|_| board_bytes(board)), None);
-            save_usage!(tx, s, before, after);
-            tx.commit().await?;
-            old.is_some()
-        });
-        Ok(removed)
+        let (board, change) = (board.to_owned(), ScoreChange::Remove);
+        let op = Op::Score {
+            board,
+            subject,
+            change,
+        };
+        Ok(self.write(s, op).await?.changed())
     }
 
     /// The best `limit` entries of a board: highest score first, ties by subject
