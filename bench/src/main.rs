@@ -244,8 +244,8 @@ async fn platform(
     components: &Components,
     noop_guilds: u64,
     xp_guilds: u64,
+    limits: Limits,
 ) -> anyhow::Result<Platform> {
-    let limits = bench_limits();
     let mut config = RuntimeConfig::new(data_dir.join("data"));
     config.plans = Plans::single(limits.clone());
     config.bot_user_id = BOT_USER;
@@ -417,6 +417,18 @@ struct Throughput {
 }
 
 impl Throughput {
+    /// `samples` latencies measured over `elapsed`.
+    fn of(mut samples: Vec<Duration>, elapsed: Duration) -> Throughput {
+        let events = samples.len() as u64;
+        let (p50_us, p99_us) = percentiles(&mut samples);
+        Throughput {
+            events,
+            per_second: events as f64 / elapsed.as_secs_f64(),
+            p50_us,
+            p99_us,
+        }
+    }
+
     fn json(&self) -> Value {
         json!({"events": self.events, "per_second": self.per_second, "p50_us": self.p50_us, "p99_us": self.p99_us})
     }
@@ -458,15 +470,7 @@ where
     for handle in handles {
         samples.extend(handle.await??);
     }
-    let elapsed = started.elapsed();
-    let events = samples.len() as u64;
-    let (p50_us, p99_us) = percentiles(&mut samples);
-    Ok(Throughput {
-        events,
-        per_second: events as f64 / elapsed.as_secs_f64(),
-        p50_us,
-        p99_us,
-    })
+    Ok(Throughput::of(samples, started.elapsed()))
 }
 
 /// Offers `rate` calls per second for `duration`, each as its own task at its
@@ -505,14 +509,7 @@ where
     for handle in handles {
         samples.push(handle.await??);
     }
-    let elapsed = started.elapsed();
-    let (p50_us, p99_us) = percentiles(&mut samples);
-    Ok(Throughput {
-        events: total,
-        per_second: total as f64 / elapsed.as_secs_f64(),
-        p50_us,
-        p99_us,
-    })
+    Ok(Throughput::of(samples, started.elapsed()))
 }
 
 /// The host's store as xp's [`xp::Ledger`]: the native baseline runs xp's own
@@ -598,7 +595,15 @@ async fn backend(
     out.line(&format!("\n== {label} =="));
     let most_guilds = args.guild_counts.iter().copied().max().unwrap_or(1);
     let started = Instant::now();
-    let p = platform(store, data_dir, components, args.callers, most_guilds).await?;
+    let p = platform(
+        store,
+        data_dir,
+        components,
+        args.callers,
+        most_guilds,
+        bench_limits(),
+    )
+    .await?;
     out.line(&format!(
         "set-up: hostile in {} guilds, xp in {most_guilds} guilds, in {:.1} s",
         args.callers,
@@ -754,8 +759,13 @@ async fn live_instances(
     instances: usize,
 ) -> anyhow::Result<()> {
     let dir = TempDir::new("live")?;
+    // All in one guild, which may run them all at once.
+    let live = Limits {
+        concurrent_per_guild: instances as u32,
+        ..bench_limits()
+    };
     let store = Store::connect(&dir.url()).await?;
-    let p = platform(store, &dir.0, components, 1, 0).await?;
+    let p = platform(store, &dir.0, components, 1, 0, live).await?;
     let echo = |n: u64| message(n, NOOP_GUILD + 1, "2025-01-01T00:00:00Z");
     let check = |outcomes: Vec<townes::runtime::Outcome>| match outcomes.as_slice() {
         [o] if o.result.is_ok() && !o.effects.is_empty() => Ok(()),
@@ -822,7 +832,7 @@ async fn idle_guilds(
 ) -> anyhow::Result<(Platform, TempDir)> {
     let dir = TempDir::new("idle")?;
     let store = Store::connect(&dir.url()).await?;
-    let p = platform(store, &dir.0, components, 1, 1).await?;
+    let p = platform(store, &dir.0, components, 1, 1, bench_limits()).await?;
     let store = p.runtime.store().clone();
     let timestamp = chrono::Utc::now().to_rfc3339();
     for n in 0..20 {
