@@ -193,7 +193,7 @@ impl Runtime {
             Err(e) => return Err(InstallError::Host(e.into())),
         }
         let key = (manifest.id.clone(), manifest.version.clone());
-        self.loaded.write().unwrap().insert(
+        self.loaded.insert(
             key,
             Arc::new(Loaded {
                 pre,

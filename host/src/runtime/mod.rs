@@ -44,9 +44,8 @@ use crate::wit::{
     self, CommandInvocation, ComponentInteraction, Context, Event, EventKind, FeaturePre, Manifest,
     Reply, ScheduledJob,
 };
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Trap, UpdateDeadline};
@@ -55,6 +54,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// How much a feature may print to stdout/stderr per invocation; the rest is dropped.
 const STDIO_CAPTURE_BYTES: usize = 64 * 1024;
+/// Feature versions kept loaded (pre-instantiated) at once. Each holds its
+/// compiled code mapped; the pool, not this bound, caps live instances.
+const LOADED_VERSIONS: u64 = 1_000;
 /// How much of that a failure report in the host log shows.
 const STDIO_REPORT_BYTES: usize = 2 * 1024;
 /// The most `wasi:random` hands out per call (wasmtime's default is 64 MiB).
@@ -259,8 +261,9 @@ pub struct Runtime {
     store: Store,
     discord: Arc<dyn Discord>,
     config: RuntimeConfig,
-    /// Loaded components by (feature id, version).
-    loaded: RwLock<HashMap<(String, String), Arc<Loaded>>>,
+    /// Loaded components by (feature id, version), at most [`LOADED_VERSIONS`]:
+    /// one evicted is loaded again from its compiled artefact on next use.
+    loaded: moka::sync::Cache<(String, String), Arc<Loaded>>,
     usage: usage::UsageMeter,
     slots: slots::Slots,
     rates: Arc<Rates>,
@@ -289,7 +292,7 @@ impl Runtime {
             allocation,
             store,
             discord,
-            loaded: RwLock::new(HashMap::new()),
+            loaded: moka::sync::Cache::new(LOADED_VERSIONS),
             usage: usage::UsageMeter::default(),
             slots: slots::Slots::new(config.pool_instances, config.slot_wait),
             rates: Arc::default(),
@@ -310,7 +313,7 @@ impl Runtime {
     /// stored at install, never asked of the component again.
     pub async fn manifest(&self, feature_id: &str, version: &str) -> anyhow::Result<Manifest> {
         let key = (feature_id.to_string(), version.to_string());
-        if let Some(loaded) = self.loaded.read().unwrap().get(&key) {
+        if let Some(loaded) = self.loaded.get(&key) {
             return Ok(loaded.manifest.clone());
         }
         let row = self.installed(feature_id, version).await?;
@@ -783,15 +786,15 @@ impl Runtime {
 
     async fn load(&self, feature_id: &str, version: &str) -> anyhow::Result<Arc<Loaded>> {
         let key = (feature_id.to_string(), version.to_string());
-        if let Some(loaded) = self.loaded.read().unwrap().get(&key) {
-            return Ok(loaded.clone());
+        if let Some(loaded) = self.loaded.get(&key) {
+            return Ok(loaded);
         }
         let row = self.installed(feature_id, version).await?;
         let manifest = stored_manifest(&row)?;
         let component = self.component_from_cache(&row.sha256)?;
         let pre = FeaturePre::new(self.linker.instantiate_pre(&component)?)?;
         let loaded = Arc::new(Loaded { pre, manifest });
-        self.loaded.write().unwrap().insert(key, loaded.clone());
+        self.loaded.insert(key, loaded.clone());
         Ok(loaded)
     }
 }
