@@ -18,6 +18,10 @@ use std::borrow::Cow;
 use super::{Db, Scope, ScoreEntry, Store, StoreError, Usage, api_id, count, db_id, db_limit};
 use crate::grants::Quota;
 
+/// The stored value of a key: `$1` guild, `$2` feature, `$3` key.
+const KV_VALUE: &str = "SELECT value FROM feature_kv
+                        WHERE guild_id = $1 AND feature_id = $2 AND key = $3";
+
 /// Inside transaction `$tx`: creates the scope's usage row if missing, locks it, and
 /// evaluates to its [`Usage`].
 macro_rules! lock_usage {
@@ -385,10 +389,7 @@ pub(super) async fn apply(
                                      RETURNING value",
                                 )
                             } else {
-                                sqlx::query_scalar(
-                                    "SELECT value FROM feature_kv
-                                     WHERE guild_id = $1 AND feature_id = $2 AND key = $3",
-                                )
+                                sqlx::query_scalar(KV_VALUE)
                             }
                             .bind(db_id(s.guild_id))
                             .bind(&s.feature_id)
@@ -497,10 +498,7 @@ impl Store {
 
     pub async fn kv_get(&self, s: &Scope, key: &str) -> Result<Option<String>, StoreError> {
         let value = on_db!(&self.db, pool => {
-            sqlx::query_scalar(
-                "SELECT value FROM feature_kv
-                 WHERE guild_id = $1 AND feature_id = $2 AND key = $3",
-            )
+            sqlx::query_scalar(KV_VALUE)
             .bind(db_id(s.guild_id))
             .bind(&s.feature_id)
             .bind(key)
