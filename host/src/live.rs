@@ -50,7 +50,7 @@ impl LiveEvent {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LiveKind {
     AuditLog,
@@ -59,18 +59,31 @@ pub enum LiveKind {
     /// A slash or prefix command, or a component, ran (or was refused): `data`
     /// is `{command, feature, user_id, channel_id, outcome, source}`.
     CommandExecuted,
-    TicketUpdate,
+    /// Published by a feature through its `live` capability (`ticket_update`
+    /// from tickets, …): the kind as the feature named it, and which feature.
+    Feature {
+        kind: String,
+        feature: String,
+    },
 }
 
 impl LiveKind {
     /// The name in JSON: `audit_log`, `settings_update`, …
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             LiveKind::AuditLog => "audit_log",
             LiveKind::SettingsUpdate => "settings_update",
             LiveKind::FeatureToggled => "feature_toggled",
             LiveKind::CommandExecuted => "command_executed",
-            LiveKind::TicketUpdate => "ticket_update",
+            LiveKind::Feature { kind, .. } => kind,
+        }
+    }
+
+    /// The feature that published the event, for feature kinds.
+    pub fn feature(&self) -> Option<&str> {
+        match self {
+            LiveKind::Feature { feature, .. } => Some(feature),
+            _ => None,
         }
     }
 }
@@ -461,9 +474,12 @@ mod tests {
             LiveKind::SettingsUpdate,
             LiveKind::FeatureToggled,
             LiveKind::CommandExecuted,
-            LiveKind::TicketUpdate,
         ] {
-            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert_eq!(serde_json::to_value(&kind).unwrap(), kind.as_str());
+            assert!(
+                townes_limits::live::RESERVED_KINDS.contains(&kind.as_str()),
+                "features must not publish as {kind:?}"
+            );
         }
     }
 }

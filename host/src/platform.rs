@@ -171,7 +171,8 @@ pub async fn connect(
             .with_cache_slot(cache.clone())
             .with_application_id(application_id),
     );
-    let runtime = Arc::new(Runtime::new(config, store, discord.clone())?);
+    let runtime =
+        Arc::new(Runtime::new(config, store, discord.clone())?.with_live(connection.live.clone()));
     let mut platform = Platform::new(
         runtime.clone(),
         discord,

@@ -25,3 +25,22 @@ impl MessageBody {
         }
     }
 }
+
+/// Bindings of the optional exports (world `extensions`: `api` and
+/// `lifecycle`), sharing the types above. A component may lack them; the
+/// runtime looks each one up beside the required `feature` exports.
+pub mod extensions {
+    wasmtime::component::bindgen!({
+        world: "extensions",
+        path: "../wit",
+        exports: { default: async },
+        with: { "townes:feature/types": super::townes::feature::types },
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    });
+
+    pub use self::exports::townes::feature::api::{
+        Caller as ApiCaller, Guest as ApiGuest, GuestIndices as ApiIndices, Method,
+        Request as ApiRequest, Response as ApiResponse, Route,
+    };
+    pub use self::exports::townes::feature::lifecycle::GuestIndices as LifecycleIndices;
+}

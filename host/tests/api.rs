@@ -20,7 +20,6 @@ use townes::platform::{Connection, Running, connect};
 use townes::runtime::{Runtime, RuntimeConfig};
 use townes::store::{Guild, Store};
 use townes_discord_sim::{GuildSetup, SimConfig, Simulator, permissions};
-use utoipa::OpenApi;
 
 const WAIT: Duration = Duration::from_secs(10);
 const REDIRECT: &str = "http://dashboard.test/auth/callback";
@@ -94,7 +93,7 @@ impl World {
             Arc::new(LocalDiscord::new()),
         )
         .unwrap();
-        for component in ["hello", "hello_next", "welcome"] {
+        for component in ["hello", "hello_next", "welcome", "notes"] {
             Marketplace::new(&installer, "test")
                 .install(&common::component(component), &Publisher::Platform)
                 .await
@@ -400,10 +399,13 @@ async fn api_keys_are_shown_once_reach_their_tenant_only_and_stop_when_revoked()
     }
 }
 
-/// Every guild-scoped route in the OpenAPI document, as (method, path) with the
-/// guild id filled in.
-fn guild_routes(guild_id: u64) -> Vec<(Method, String)> {
-    let doc = serde_json::to_value(townes::api::openapi::ApiDoc::openapi()).unwrap();
+/// Every guild-scoped route in the OpenAPI document the API serves (its own
+/// and those of the installed features), as (method, path) with the guild id
+/// filled in.
+async fn guild_routes(world: &World, auth: &Auth, guild_id: u64) -> Vec<(Method, String)> {
+    let served = world.get("/api/openapi.json", auth).await;
+    assert_eq!(served.status, 200, "{:?}", served.body);
+    let doc = served.body;
     let mut routes = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         if !path.contains("{guild_id}") {
@@ -413,7 +415,8 @@ fn guild_routes(guild_id: u64) -> Vec<(Method, String)> {
             .replace("{guild_id}", &guild_id.to_string())
             .replace("{feature_id}", "hello")
             .replace("{permission_id}", "1:hello")
-            .replace("{entry_id}", "1");
+            .replace("{entry_id}", "1")
+            .replace("{id}", "1");
         assert!(!filled.contains('{'), "fill in the new parameter of {path}");
         for method in item.as_object().unwrap().keys() {
             routes.push((method.to_uppercase().parse().unwrap(), filled.clone()));
@@ -426,13 +429,19 @@ fn guild_routes(guild_id: u64) -> Vec<(Method, String)> {
 async fn every_guild_route_hides_the_guild_from_strangers_and_refuses_members_without_rights() {
     for (label, store, _guard) in common::each_backend().await {
         let world = World::new(store).await;
-        let routes = guild_routes(world.gid());
+        let stranger = world.login(world.stranger).await;
+        let routes = guild_routes(&world, &stranger, world.gid()).await;
         assert!(
             routes.len() >= 20,
             "{label}: only {} guild routes found",
             routes.len()
         );
-        let stranger = world.login(world.stranger).await;
+        assert!(
+            routes
+                .iter()
+                .any(|(_, path)| path.ends_with("/features/notes/api/notes/1")),
+            "{label}: the features' routes are walked too: {routes:?}"
+        );
         let member = world.login(world.member).await;
         let stranger_key = world.new_key(&stranger).await;
         for (method, path) in &routes {
@@ -460,7 +469,7 @@ async fn every_guild_route_hides_the_guild_from_strangers_and_refuses_members_wi
         }
         // The same routes for a guild that does not exist: 404, as for a stranger.
         let manager = world.login(world.manager).await;
-        for (method, path) in guild_routes(4242) {
+        for (method, path) in guild_routes(&world, &manager, 4242).await {
             let reply = world
                 .call(method.clone(), &path, &manager, Some(json!({})))
                 .await;
@@ -1778,6 +1787,193 @@ async fn a_guild_whose_ownership_moves_follows_its_new_owner_at_once() {
                 .load(std::sync::atomic::Ordering::Relaxed),
             0,
             "{label}: GUILD_UPDATE was readable"
+        );
+        world.stop().await;
+    }
+}
+
+/// Contract 0.1.1's `api` export through the dashboard API: a feature's routes
+/// run behind the guild check, with bodies validated both ways, errors mapped,
+/// a spinning route stopped, changes audited with the caller as actor, and
+/// the feature's `live` events on the guild's WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn features_serve_their_own_routes_behind_the_hosts_guards() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let g = world.gid();
+        let owner = world.login(world.owner).await;
+        let manager = world.login(world.manager).await;
+        let member = world.login(world.member).await;
+        let key = world.new_key(&owner).await;
+        let notes = format!("/api/guild/{g}/features/notes/api/notes");
+
+        let not_enabled = world.get(&notes, &owner).await;
+        assert_error(&not_enabled, 404, "not_found");
+        assert!(
+            not_enabled.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not enabled"),
+            "{label}: {:?}",
+            not_enabled.body
+        );
+        let mut socket = open_socket(&world, &owner).await;
+        send(
+            &mut socket,
+            json!({"type": "subscribe_guild", "guild_id": g.to_string()}),
+        )
+        .await;
+        assert_eq!(next(&mut socket, WAIT).await.unwrap()["type"], "subscribed");
+        let installed = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/features/notes/install"),
+                &owner,
+                Some(json!({"capabilities": ["storage"]})),
+            )
+            .await;
+        assert_eq!(installed.status, 200, "{label}: {:?}", installed.body);
+        let started = next_of(&mut socket, "notes_update").await;
+        assert_eq!(started["feature"], "notes", "{label}: {started}");
+        assert_eq!(started["data"]["event"], "enabled");
+
+        let hostile = "<script>alert(1)</script>";
+        let created = world
+            .call(
+                Method::POST,
+                &notes,
+                &manager,
+                Some(json!({ "text": hostile })),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{label}: {:?}", created.body);
+        assert_eq!(created.body, json!({ "id": "1", "text": hostile }));
+        assert_eq!(
+            created.headers[header::CONTENT_TYPE],
+            "application/json",
+            "{label}"
+        );
+        let heard = next_of(&mut socket, "note_created").await;
+        assert_eq!(heard["data"]["id"], "1", "{label}");
+        let listed = world.get(&notes, &key).await;
+        assert_eq!(listed.status, 200, "{label}");
+        assert_eq!(listed.body["notes"][0]["text"], hostile);
+        assert_eq!(
+            world.get(&format!("{notes}/1"), &owner).await.body["text"],
+            hostile
+        );
+        let missing = world.get(&format!("{notes}/99"), &owner).await;
+        assert_error(&missing, 404, "not_found");
+
+        // The body is checked against the route's schema before the feature runs.
+        for bad in [
+            json!({ "text": "" }),
+            json!({ "text": "hi", "extra": 1 }),
+            json!([]),
+        ] {
+            let refused = world
+                .call(Method::POST, &notes, &owner, Some(bad.clone()))
+                .await;
+            assert_error(&refused, 422, "invalid");
+            assert!(
+                !refused.body["error"]["problems"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty(),
+                "{label}: {bad} {:?}",
+                refused.body
+            );
+        }
+        let put = world.call(Method::PUT, &notes, &owner, None).await;
+        assert_error(&put, 405, "method_not_allowed");
+        let nowhere = world
+            .get(
+                &format!("/api/guild/{g}/features/notes/api/nowhere"),
+                &owner,
+            )
+            .await;
+        assert_error(&nowhere, 404, "not_found");
+
+        // Who is calling, as the feature is told.
+        let whoami = format!("/api/guild/{g}/features/notes/api/whoami?tab=open&tab=x");
+        let as_manager = world.get(&whoami, &manager).await.body;
+        assert_eq!(as_manager["user_id"], world.manager.to_string(), "{label}");
+        assert_eq!(as_manager["owner"], false);
+        let bits: u64 = as_manager["permissions"].as_str().unwrap().parse().unwrap();
+        assert_ne!(
+            bits & townes_discord_sim::permissions::MANAGE_GUILD,
+            0,
+            "{label}"
+        );
+        assert_ne!(bits, u64::MAX, "{label}: a manager is not an owner");
+        assert_eq!(as_manager["query"], json!([["tab", "open"], ["tab", "x"]]));
+        let as_key = world.get(&whoami, &key).await.body;
+        assert_eq!(as_key["user_id"], Value::Null, "{label}");
+        assert_eq!(as_key["owner"], true);
+        assert_eq!(as_key["permissions"], u64::MAX.to_string());
+        assert_error(&world.get(&whoami, &member).await, 403, "forbidden");
+
+        // Answers outside the contract, and a route that never returns.
+        for (path, why) in [
+            ("bad-status", "status 500"),
+            ("off-contract", "ok"),
+            ("spin", "CPU"),
+        ] {
+            let started = std::time::Instant::now();
+            let failed = world
+                .get(&format!("/api/guild/{g}/features/notes/api/{path}"), &owner)
+                .await;
+            assert_error(&failed, 502, "feature_failed");
+            let message = failed.body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(why), "{label}: {path}: {message}");
+            assert!(!message.contains("<script>"), "{label}: {message}");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{label}: {path}"
+            );
+        }
+
+        let deleted = world
+            .call(Method::DELETE, &format!("{notes}/1"), &owner, None)
+            .await;
+        assert_eq!(deleted.body, json!({ "deleted": true }), "{label}");
+        let audit = world
+            .get(&format!("/api/guild/{g}/audit-logs"), &owner)
+            .await
+            .body;
+        let calls: Vec<&Value> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "feature.api_call")
+            .collect();
+        assert_eq!(calls.len(), 2, "{label}: a POST and a DELETE: {audit}");
+        assert!(
+            calls
+                .iter()
+                .any(|e| e["actor"] == format!("user:{}", world.manager)
+                    && e["details"]["operation"] == "createNote"),
+            "{label}: {calls:?}"
+        );
+
+        // The served OpenAPI document lists the feature's routes.
+        let doc = world.get("/api/openapi.json", &owner).await.body;
+        let create = &doc["paths"]["/api/guild/{guild_id}/features/notes/api/notes"]["post"];
+        assert_eq!(create["operationId"], "notesCreateNote", "{label}");
+        assert_eq!(
+            create["requestBody"]["content"]["application/json"]["schema"]["required"],
+            json!(["text"])
+        );
+        // Seed 002's ticket paths belong to the tickets feature.
+        let tickets = world.get(&format!("/api/guild/{g}/tickets"), &owner).await;
+        assert_error(&tickets, 404, "not_found");
+        assert!(
+            tickets.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`tickets` is not enabled"),
+            "{label}: {:?}",
+            tickets.body
         );
         world.stop().await;
     }

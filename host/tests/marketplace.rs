@@ -1,5 +1,6 @@
 //! Marketplace operations on both backends: every operation, its rejections,
-//! config validation, upgrade with `migrate`, a failed upgrade, and rollback.
+//! config validation, upgrade with `migrate`, a failed upgrade, rollback, the
+//! lifecycle hooks of contract 0.1.1, and a component frozen at 0.1.0.
 
 mod common;
 
@@ -581,5 +582,181 @@ async fn a_feature_id_belongs_to_its_first_publisher() {
         };
         let feature = runtime.store().feature("panel").await.unwrap().unwrap();
         assert_eq!(feature.owner(), Some(winner), "{label}");
+    }
+}
+
+/// A component built against `townes:feature@0.1.0`, exactly as released,
+/// installs and runs on this host unchanged: commands, events, capabilities
+/// and `migrate` on its first enable.
+#[tokio::test]
+async fn a_component_built_against_the_frozen_0_1_0_contract_still_runs() {
+    for (label, store, _guard) in common::each_backend().await {
+        let data = tempfile::tempdir().unwrap();
+        let (runtime, discord) = runtime(store.clone(), data.path()).await;
+        let market = Marketplace::new(&runtime, "test");
+        let (version, manifest) = market
+            .install(&common::component("frozen_v0_1"), &Publisher::Platform)
+            .await
+            .unwrap();
+        assert_eq!(manifest.id, "frozen", "{label}");
+        assert!(
+            runtime
+                .routes("frozen", &version.version)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{label}: a 0.1.0 component serves no routes"
+        );
+        let approval = Approval::of([
+            Capability::Storage,
+            Capability::Messages,
+            Capability::MessageContent,
+        ]);
+        market
+            .enable(GUILD, "frozen", None, approval)
+            .await
+            .unwrap();
+        let scope = Scope::new(GUILD, "frozen");
+        assert_eq!(
+            store
+                .kv_get(&scope, "migrated-from")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(""),
+            "{label}: the first enable ran migrate from nothing"
+        );
+
+        let invoker = discord.member_of(GUILD, 42).unwrap();
+        let invocation = CommandInvocation {
+            name: "frozen".into(),
+            source: CommandSource::Slash,
+            subcommand: None,
+            arguments: vec![],
+            invoker: invoker.clone(),
+            channel_id: GUILD + 1,
+        };
+        for run in 1..=2 {
+            let outcome = runtime
+                .command(GUILD, "frozen", invocation.clone(), 0x20)
+                .await;
+            assert_eq!(
+                text(&outcome),
+                format!("frozen #{run} for ada with permissions 32"),
+                "{label}"
+            );
+        }
+        let event = townes::wit::Event::MessageCreated(townes::wit::Message {
+            id: 9,
+            channel_id: GUILD + 1,
+            author: invoker.user,
+            content: "!echo still here".into(),
+            mentions: vec![],
+            timestamp: "2026-12-07T00:00:00Z".into(),
+        });
+        let outcomes = runtime.dispatch_event(GUILD, &event).await.unwrap();
+        assert!(
+            outcomes[0].result.is_ok(),
+            "{label}: {:?}",
+            outcomes[0].result
+        );
+        assert_eq!(
+            common::sent_texts(&outcomes[0].effects),
+            ["frozen echo: still here"],
+            "{label}"
+        );
+        assert_eq!(
+            store.kv_get(&scope, "echoes").await.unwrap().as_deref(),
+            Some("1"),
+            "{label}"
+        );
+    }
+}
+
+/// `lifecycle` (contract 0.1.1): `migrate` then `enabled` on a first enable,
+/// `enabled` alone on a re-enable, `disabled` after a disable. A feature that
+/// refuses to start is left as it was, with the reason, in its guild only.
+#[tokio::test]
+async fn enabling_runs_migrate_once_then_the_lifecycle_hooks_and_a_refusal_undoes_the_enable() {
+    for (label, store, _guard) in common::each_backend().await {
+        let data = tempfile::tempdir().unwrap();
+        let (runtime, _discord) = runtime(store.clone(), data.path()).await;
+        let market = Marketplace::new(&runtime, "test");
+        let (version, _) = market
+            .install(&common::component("notes"), &Publisher::Platform)
+            .await
+            .unwrap();
+        let routes = runtime.routes("notes", &version.version).await.unwrap();
+        assert!(
+            routes.iter().any(|r| r.operation_id == "createNote"),
+            "{label}: the routes were read at install: {routes:?}"
+        );
+        let storage = || Approval::of([Capability::Storage]);
+        let scope = Scope::new(GUILD, "notes");
+        let value = |key: &'static str| {
+            let (store, scope) = (store.clone(), scope.clone());
+            async move { store.kv_get(&scope, key).await.unwrap() }
+        };
+
+        market
+            .enable(GUILD, "notes", None, storage())
+            .await
+            .unwrap();
+        assert_eq!(value("migrated-from").await.as_deref(), Some(""), "{label}");
+        assert_eq!(value("enabled").await.as_deref(), Some("1"), "{label}");
+        market.disable(GUILD, "notes").await.unwrap();
+        assert_eq!(value("disabled").await.as_deref(), Some("1"), "{label}");
+        store.kv_delete(&scope, "migrated-from").await.unwrap();
+        market
+            .enable(GUILD, "notes", None, storage())
+            .await
+            .unwrap();
+        assert_eq!(value("enabled").await.as_deref(), Some("2"), "{label}");
+        assert_eq!(
+            value("migrated-from").await,
+            None,
+            "{label}: a re-enable on the same version does not migrate again"
+        );
+
+        // In the other guild, the feature refuses to start.
+        let refusing = Scope::new(OTHER, "notes");
+        store
+            .kv_set(
+                &refusing,
+                "refuse-enable",
+                "yes",
+                townes::grants::Quota {
+                    max_bytes: 1 << 20,
+                    max_rows: 100,
+                },
+            )
+            .await
+            .unwrap();
+        let refused = market.enable(OTHER, "notes", None, storage()).await;
+        match refused {
+            Err(MarketError::EnableFailed { step, reason, .. }) => {
+                assert_eq!(step, "lifecycle.enabled", "{label}");
+                assert!(reason.contains("refuses to start"), "{label}: {reason}");
+            }
+            other => panic!("{label}: expected EnableFailed, got {other:?}"),
+        }
+        assert!(
+            store.guild_feature(OTHER, "notes").await.unwrap().is_none(),
+            "{label}: a failed first enable leaves no row, so the next one migrates again"
+        );
+        let audit = store.audit_entries(OTHER, 10).await.unwrap();
+        assert!(
+            audit.iter().any(|e| e.action == "feature.enable_failed"),
+            "{label}: {audit:?}"
+        );
+        assert!(
+            store
+                .guild_feature(GUILD, "notes")
+                .await
+                .unwrap()
+                .unwrap()
+                .enabled,
+            "{label}: the first guild is untouched"
+        );
     }
 }

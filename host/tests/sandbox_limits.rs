@@ -203,15 +203,17 @@ async fn extra_core_instances_are_refused_at_install_and_never_exceed_the_memory
                 .unwrap();
     })
     .await;
-    let mut guild = h.store.guild(GUILD_A).await.unwrap().unwrap();
-    guild.plan = "small".into();
-    h.store.upsert_guild(&guild).await.unwrap();
     let (version, _) = h.runtime.install(&attack).await.unwrap();
     h.enable(
         &version.feature_id,
         &[Capability::Messages, Capability::Storage],
     )
     .await;
+    // Moved to the small plan after enabling: enabling runs `migrate`, which
+    // the small plan would refuse to start.
+    let mut guild = h.store.guild(GUILD_A).await.unwrap().unwrap();
+    guild.plan = "small".into();
+    h.store.upsert_guild(&guild).await.unwrap();
     let (outcome, growth) = peak_growth(h.command(GUILD_A, "hello", "hello", vec![])).await;
     assert_eq!(trap_kind(&outcome), TrapKind::MemoryLimit, "{outcome:?}");
     assert!(

@@ -368,6 +368,44 @@ pub mod audit {
     }
 }
 
+pub mod live {
+    use super::{Invalid, invalid};
+
+    /// The largest `data` accepted, in bytes of JSON.
+    pub const MAX_DATA_BYTES: usize = 16 * 1024;
+    /// What the host and its WebSocket send themselves; no feature may.
+    pub const RESERVED_KINDS: [&str; 7] = [
+        "audit_log",
+        "settings_update",
+        "feature_toggled",
+        "command_executed",
+        "subscribed",
+        "unsubscribed",
+        "error",
+    ];
+
+    /// A kind is 1-32 characters of `a-z _` and not one of [`RESERVED_KINDS`];
+    /// `data` is at most [`MAX_DATA_BYTES`] (that it is JSON is checked where
+    /// it is parsed).
+    pub fn check_event(kind: &str, data: &str) -> Result<(), Invalid> {
+        if kind.is_empty()
+            || kind.len() > 32
+            || !kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        {
+            return Err(invalid(format!(
+                "live kind `{}`: use 1-32 characters of a-z and _, e.g. `ticket_update`",
+                kind.escape_debug()
+            )));
+        }
+        if RESERVED_KINDS.contains(&kind) {
+            return Err(invalid(format!(
+                "live kind `{kind}` is the host's own; name yours after your feature, e.g. `ticket_update`"
+            )));
+        }
+        super::within("live data", data.len(), 0..=MAX_DATA_BYTES, "bytes")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::message::{EmbedShape, RowShape, Shape};

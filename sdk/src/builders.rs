@@ -1232,3 +1232,103 @@ impl ScheduledJob {
         }
     }
 }
+
+// ----------------------------------------------------------------- api routes
+
+impl crate::Route {
+    /// A route: `path` under the feature's root (`/tickets/{id}`), a camelCase
+    /// `operation_id` (`getTicket`) and a one-line `summary`. Its response
+    /// schema starts as "any JSON object"; set it with
+    /// [`response`](Self::response), and a body with [`request`](Self::request).
+    pub fn new(
+        method: crate::Method,
+        path: impl Into<String>,
+        operation_id: impl Into<String>,
+        summary: impl Into<String>,
+    ) -> Self {
+        crate::Route {
+            method,
+            path: path.into(),
+            operation_id: operation_id.into(),
+            summary: summary.into(),
+            request_schema: None,
+            response_schema: r#"{"type":"object"}"#.into(),
+        }
+    }
+
+    /// A `GET` route.
+    pub fn get(path: &str, operation_id: &str, summary: &str) -> Self {
+        Self::new(crate::Method::Get, path, operation_id, summary)
+    }
+
+    /// A `POST` route.
+    pub fn post(path: &str, operation_id: &str, summary: &str) -> Self {
+        Self::new(crate::Method::Post, path, operation_id, summary)
+    }
+
+    /// A `PUT` route.
+    pub fn put(path: &str, operation_id: &str, summary: &str) -> Self {
+        Self::new(crate::Method::Put, path, operation_id, summary)
+    }
+
+    /// A `PATCH` route.
+    pub fn patch(path: &str, operation_id: &str, summary: &str) -> Self {
+        Self::new(crate::Method::Patch, path, operation_id, summary)
+    }
+
+    /// A `DELETE` route.
+    pub fn delete(path: &str, operation_id: &str, summary: &str) -> Self {
+        Self::new(crate::Method::Delete, path, operation_id, summary)
+    }
+
+    /// The JSON Schema of the request body (`POST`, `PUT` and `PATCH` only).
+    pub fn request(mut self, schema: serde_json::Value) -> Self {
+        self.request_schema = Some(schema.to_string());
+        self
+    }
+
+    /// The JSON Schema of a successful answer's body.
+    pub fn response(mut self, schema: serde_json::Value) -> Self {
+        self.response_schema = schema.to_string();
+        self
+    }
+}
+
+impl crate::ApiRequest {
+    /// A path parameter by name (`"id"` of `/tickets/{id}`).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter by name (the first, if repeated).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body, decoded (the host has checked it against the route's schema).
+    pub fn body<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        let body = self.body.as_deref().unwrap_or("null");
+        serde_json::from_str(body).map_err(|e| Error::InvalidArgument(format!("body: {e}")))
+    }
+}
+
+impl crate::ApiResponse {
+    /// A `200 OK` answer with `body` as JSON.
+    pub fn json(body: &impl serde::Serialize) -> Self {
+        Self::with_status(200, body)
+    }
+
+    /// An answer with a 2xx `status` and `body` as JSON.
+    pub fn with_status(status: u16, body: &impl serde::Serialize) -> Self {
+        crate::ApiResponse {
+            status,
+            body: serde_json::to_string(body).unwrap_or_else(|_| "null".into()),
+        }
+    }
+}

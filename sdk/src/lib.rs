@@ -1,7 +1,8 @@
 //! Write TownesDev features in Rust.
 //!
 //! A feature is a WebAssembly component (`wasm32-wasip2`) that implements the
-//! `townes:feature@0.1.0` contract (`wit/feature.wit`). This crate gives you:
+//! `townes:feature@0.1.1` contract (`wit/feature.wit`, world `full`). This
+//! crate gives you:
 //!
 //! - the contract's types under short paths ([`Context`], [`Event`], [`Reply`],
 //!   [`Manifest`], [`Error`], [`Capability`], …) with small builders
@@ -10,7 +11,7 @@
 //!   component;
 //! - one module of free functions per capability ([`messages`], [`members`],
 //!   [`roles`], [`channels`], [`moderation`], [`storage`], [`config`], [`scheduler`],
-//!   [`audit`], [`log`]). Your component imports exactly the capabilities whose
+//!   [`audit`], [`log`], [`live`]). Your component imports exactly the capabilities whose
 //!   functions it calls, so it never asks the host for more than its manifest
 //!   declares;
 //! - [`snowflake`]: the JSON Schema and serde helpers for Discord ids in your
@@ -88,7 +89,7 @@
 #[allow(missing_docs, clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "feature",
+        world: "full",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "export_raw",
@@ -105,6 +106,7 @@ pub mod audit;
 pub mod channels;
 pub mod config;
 pub mod invocation;
+pub mod live;
 pub mod log;
 pub mod members;
 pub mod messages;
@@ -115,6 +117,9 @@ pub mod snowflake;
 pub mod storage;
 pub mod template;
 
+pub use bindings::exports::townes::feature::api::{
+    Caller as ApiCaller, Method, Request as ApiRequest, Response as ApiResponse, Route,
+};
 pub use bindings::townes::feature::channels::{
     ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,
 };
@@ -174,9 +179,38 @@ pub trait Feature {
     }
 
     /// Called once per guild when the guild moves to this version from
-    /// `from_version`.
+    /// `from_version`, and on the feature's first enable there (from `""`).
     fn migrate(ctx: &Context, from_version: &str) -> Result<(), Error> {
         let _ = (ctx, from_version);
+        Ok(())
+    }
+
+    /// The dashboard routes this feature serves (none by default). Read once
+    /// at install; must not call capabilities. The host mounts them under
+    /// `/api/guild/{guild_id}/features/{feature_id}` behind its own
+    /// authorization and lists them in the OpenAPI document.
+    fn routes() -> Vec<Route> {
+        Vec::new()
+    }
+
+    /// One call to a route from [`routes`](Feature::routes). The body, if
+    /// any, already matches the route's request schema; answer JSON that
+    /// matches its response schema ([`ApiResponse::json`]).
+    fn on_api(ctx: &Context, request: ApiRequest) -> Result<ApiResponse, Error> {
+        let _ = (ctx, request);
+        Err(Error::NotFound("no such route".into()))
+    }
+
+    /// The guild's admins enabled the feature (after [`migrate`](Feature::migrate)
+    /// on a first enable). An error turns it off again and is shown to them.
+    fn on_enabled(ctx: &Context) -> Result<(), Error> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// The guild's admins disabled the feature; its storage stays.
+    fn on_disabled(ctx: &Context) -> Result<(), Error> {
+        let _ = ctx;
         Ok(())
     }
 }
@@ -194,7 +228,8 @@ pub trait Feature {
 /// townes_sdk::export_feature!(MyFeature);
 /// ```
 ///
-/// It implements the generated `Guest` trait by delegating to `Feature`, and on
+/// It implements the generated `Guest` traits (the handlers, `api` and
+/// `lifecycle`) by delegating to `Feature`, and on
 /// `wasm32` emits the component's exports. On native targets only the trait
 /// implementation is emitted, so several features can be linked into one test
 /// binary.
@@ -239,6 +274,29 @@ macro_rules! export_feature {
                 from_version: ::std::string::String,
             ) -> ::core::result::Result<(), $crate::Error> {
                 <$ty as $crate::Feature>::migrate(&ctx, &from_version)
+            }
+        }
+
+        impl $crate::bindings::exports::townes::feature::api::Guest for $ty {
+            fn routes() -> ::std::vec::Vec<$crate::Route> {
+                <$ty as $crate::Feature>::routes()
+            }
+
+            fn handle(
+                ctx: $crate::Context,
+                request: $crate::ApiRequest,
+            ) -> ::core::result::Result<$crate::ApiResponse, $crate::Error> {
+                <$ty as $crate::Feature>::on_api(&ctx, request)
+            }
+        }
+
+        impl $crate::bindings::exports::townes::feature::lifecycle::Guest for $ty {
+            fn enabled(ctx: $crate::Context) -> ::core::result::Result<(), $crate::Error> {
+                <$ty as $crate::Feature>::on_enabled(&ctx)
+            }
+
+            fn disabled(ctx: $crate::Context) -> ::core::result::Result<(), $crate::Error> {
+                <$ty as $crate::Feature>::on_disabled(&ctx)
             }
         }
 

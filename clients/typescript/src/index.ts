@@ -318,7 +318,7 @@ export const ErrorDetail = z.object({
    * Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`,
    * `conflict`, `invalid`, `bad_request`, `payload_too_large`,
    * `unsupported_media_type`, `method_not_allowed`, `rate_limited`,
-   * `unavailable`, `internal`.
+   * `unavailable`, `feature_failed`, `internal`.
    */
   code: z.string(),
   /** What to do about it, when there is something to do. */
@@ -842,6 +842,16 @@ export const operations = {
       "400": ErrorBody,
       "401": ErrorBody,
       "404": ErrorBody,
+      "429": ErrorBody,
+    },
+  },
+  getOpenApiDocument: {
+    method: "GET",
+    path: "/api/openapi.json",
+    responses: {
+      "200": z.record(z.string(), z.unknown()),
+      "400": ErrorBody,
+      "401": ErrorBody,
       "429": ErrorBody,
     },
   },
@@ -1503,6 +1513,17 @@ export class TownesClient {
       options,
     );
     return operations.feature.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The API's OpenAPI document with the routes of every published feature
+   * version in the catalogue (each feature's newest), as JSON.
+   *
+   * `GET /api/openapi.json`
+   */
+  async getOpenApiDocument(options?: RequestOptions): Promise<Record<string, unknown>> {
+    const response = await this.#request("GET", "/api/openapi.json", undefined, undefined, options);
+    return operations.getOpenApiDocument.responses["200"].parse(await response.json());
   }
 
   /**

@@ -68,6 +68,27 @@ impl RightsCache {
 pub struct GuildAccess {
     pub guild: Guild,
     pub caller: Caller,
+    /// How the caller came to manage it, with their permission bits there.
+    pub rights: Manages,
+}
+
+/// Why a caller may manage a guild.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Manages {
+    /// Its tenant's key or member, or its Discord owner: every permission.
+    AsOwner,
+    /// A member holding Manage Server (or Administrator) there.
+    AsManager { permissions: u64 },
+}
+
+impl Manages {
+    /// The caller's Discord permission bits in the guild.
+    pub fn permissions(self) -> u64 {
+        match self {
+            Manages::AsOwner => crate::discord::permissions::ALL,
+            Manages::AsManager { permissions } => permissions,
+        }
+    }
 }
 
 impl FromRequestParts<ApiState> for GuildAccess {
@@ -87,8 +108,12 @@ impl FromRequestParts<ApiState> for GuildAccess {
             .map(|(_, value)| value)
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("route has no {{guild_id}}")))?;
         let guild_id = parse_guild_id(raw)?;
-        let guild = authorize(state, &caller, guild_id).await?;
-        Ok(GuildAccess { guild, caller })
+        let (guild, rights) = authorize(state, &caller, guild_id).await?;
+        Ok(GuildAccess {
+            guild,
+            caller,
+            rights,
+        })
     }
 }
 
@@ -96,16 +121,16 @@ fn parse_guild_id(raw: &str) -> Result<u64, ApiError> {
     super::snowflake::parse(raw).map_err(|why| ApiError::BadRequest(format!("guild id: {why}")))
 }
 
-/// The guild, if `caller` may manage it.
+/// The guild, if `caller` may manage it, and why they may.
 pub async fn authorize(
     state: &ApiState,
     caller: &Caller,
     guild_id: u64,
-) -> Result<Guild, ApiError> {
+) -> Result<(Guild, Manages), ApiError> {
     let hidden = || ApiError::not_found(format!("guild {guild_id}"));
     let guild = state.store().guild(guild_id).await?.ok_or_else(hidden)?;
     if guild.tenant_id.as_deref() == Some(caller.tenant_id()) {
-        return Ok(guild);
+        return Ok((guild, Manages::AsOwner));
     }
     let Caller::User {
         user_id, tenant_id, ..
@@ -121,7 +146,7 @@ pub async fn authorize(
                 .set_guild_tenant(guild_id, Some(tenant_id))
                 .await?;
         }
-        return Ok(guild);
+        return Ok((guild, Manages::AsOwner));
     }
     let rights = state
         .rights()
@@ -131,7 +156,7 @@ pub async fn authorize(
         )
         .await?;
     match rights {
-        Rights::Manager => Ok(guild),
+        Rights::Manager { permissions } => Ok((guild, Manages::AsManager { permissions })),
         Rights::Member => Err(ApiError::Forbidden(format!(
             "you need Manage Server in guild {guild_id} to manage it"
         ))),

@@ -62,8 +62,9 @@ pub enum Rights {
     Stranger,
     /// In the guild, without Manage Server or Administrator.
     Member,
-    /// Holds Manage Server or Administrator.
-    Manager,
+    /// Holds Manage Server or Administrator: with their permission bits in
+    /// the guild (every bit for an Administrator).
+    Manager { permissions: u64 },
 }
 
 pub struct Directory {
@@ -192,13 +193,15 @@ impl Directory {
             .filter_map(role_from_json)
             .filter(|r| r.id == guild_id || member.roles.contains(&r.id))
             .fold(0, |bits, r| bits | r.permissions);
-        Ok(
-            if bits & (permissions::ADMINISTRATOR | permissions::MANAGE_GUILD) != 0 {
-                Rights::Manager
-            } else {
-                Rights::Member
-            },
-        )
+        Ok(if bits & permissions::ADMINISTRATOR != 0 {
+            Rights::Manager {
+                permissions: permissions::ALL,
+            }
+        } else if bits & permissions::MANAGE_GUILD != 0 {
+            Rights::Manager { permissions: bits }
+        } else {
+            Rights::Member
+        })
     }
 }
 

@@ -27,7 +27,7 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`,
     /// `conflict`, `invalid`, `bad_request`, `payload_too_large`,
     /// `unsupported_media_type`, `method_not_allowed`, `rate_limited`,
-    /// `unavailable`, `internal`.
+    /// `unavailable`, `feature_failed`, `internal`.
     #[schema(example = "not_found")]
     pub code: &'static str,
     /// For people; may change between versions.
@@ -81,6 +81,10 @@ pub enum ApiError {
         message: String,
         hint: Option<String>,
     },
+    /// A feature's route failed or answered outside its contract (a trap, a
+    /// timeout, a body that does not match its response schema).
+    #[error("{0}")]
+    FeatureFailed(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -135,6 +139,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::FeatureFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -152,6 +157,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::FeatureFailed(_) => "feature_failed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -165,6 +171,9 @@ impl ApiError {
                     .into(),
             ),
             ApiError::PayloadTooLarge => Some("send at most 64 KiB".into()),
+            ApiError::FeatureFailed(_) => Some(
+                "the feature's author can see why in its logs; the guild's admins can disable or roll it back".into(),
+            ),
             ApiError::Internal(_) => {
                 Some("try again; if it keeps failing, report the X-Request-ID".into())
             }
@@ -239,6 +248,12 @@ impl From<MarketError> for ApiError {
             | MarketError::MigrateFailed { .. } => ApiError::Conflict {
                 message,
                 hint: None,
+            },
+            MarketError::EnableFailed { .. } => ApiError::Conflict {
+                message,
+                hint: Some(
+                    "the feature refused to start; its author's error is quoted, and the feature stays off".into(),
+                ),
             },
             MarketError::Contended { .. } => ApiError::Conflict {
                 message,

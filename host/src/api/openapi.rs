@@ -2,7 +2,7 @@
 //! annotations. `townes openapi` prints it; `docs/API/openapi.yaml` is that
 //! output, committed, and a test fails when the two differ.
 
-use super::routes::{assets, auth, guild, health, marketplace};
+use super::routes::{assets, auth, feature_api, guild, health, marketplace};
 use super::ws;
 use utoipa::Modify;
 use utoipa::OpenApi;
@@ -29,6 +29,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         marketplace::catalogue, marketplace::feature, marketplace::guild_features,
         marketplace::install, marketplace::enable, marketplace::disable,
         marketplace::upgrade, marketplace::config, marketplace::set_config,
+        feature_api::document,
         ws::upgrade,
     ),
     components(schemas(super::snowflake::Snowflake, super::routes::marketplace::CapabilityName)),
@@ -74,4 +75,144 @@ pub fn yaml() -> String {
     ApiDoc::openapi()
         .to_yaml()
         .expect("the OpenAPI document serializes")
+}
+
+/// One feature version's routes, as the document lists them.
+pub struct FeatureRoutes {
+    pub feature_id: String,
+    pub version: String,
+    pub routes: Vec<crate::wit::extensions::Route>,
+}
+
+/// Errors a feature route can answer, beyond its 2xx.
+const FEATURE_ROUTE_ERRORS: [(&str, &str); 9] = [
+    (
+        "400",
+        "A malformed parameter or body, or the feature's `invalid-argument`",
+    ),
+    ("401", "No session or API key"),
+    (
+        "403",
+        "The caller lacks Manage Server, or the feature's `denied`",
+    ),
+    (
+        "404",
+        "No such guild, the feature is not enabled there, or the feature's `not-found`",
+    ),
+    ("409", "The feature's `quota-exceeded`"),
+    ("422", "The body does not match the route's request schema"),
+    ("429", "Too many requests; see `Retry-After`"),
+    ("502", "The feature failed or answered outside its contract"),
+    (
+        "503",
+        "The guild is busy, the feature is paused, or its `unavailable`",
+    ),
+];
+
+/// The committed document plus the routes `features` serve (ADR 0008). A
+/// route is listed under the feature's mount,
+/// `/api/guild/{guild_id}/features/{feature_id}/api/…`, with an operation id
+/// prefixed by the feature's (`notesListNotes`), or under its seed 002 alias
+/// (`/api/guild/{guild_id}/tickets/…`) with its own operation id when the
+/// feature owns one.
+pub fn with_features(features: &[FeatureRoutes]) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    let error = json!({ "$ref": "#/components/schemas/ErrorBody" });
+    for feature in features {
+        let alias = super::routes::feature_api::SEED_ALIASES
+            .iter()
+            .find(|(_, owner)| *owner == feature.feature_id)
+            .map(|(segment, _)| *segment);
+        for route in &feature.routes {
+            let aliased = alias.filter(|segment| {
+                route.path.trim_start_matches('/').split('/').next() == Some(segment)
+            });
+            let (path, operation_id) = match aliased {
+                Some(_) => (
+                    format!("/api/guild/{{guild_id}}{}", route.path),
+                    route.operation_id.clone(),
+                ),
+                None => (
+                    format!(
+                        "/api/guild/{{guild_id}}/features/{}/api{}",
+                        feature.feature_id, route.path
+                    ),
+                    format!(
+                        "{}{}",
+                        camel_case(&feature.feature_id),
+                        upper_first(&route.operation_id)
+                    ),
+                ),
+            };
+            let mut parameters = vec![json!({
+                "name": "guild_id", "in": "path", "required": true,
+                "schema": { "$ref": "#/components/schemas/Snowflake" }
+            })];
+            parameters.extend(route.path.split('/').filter_map(|s| {
+                let name = s.strip_prefix('{')?.strip_suffix('}')?;
+                Some(json!({
+                    "name": name, "in": "path", "required": true,
+                    "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,100}$" }
+                }))
+            }));
+            let schema = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(json!({}));
+            let mut responses = serde_json::Map::new();
+            responses.insert(
+                "2XX".into(),
+                json!({
+                    "description": "The feature's answer",
+                    "content": { "application/json": { "schema": schema(&route.response_schema) } }
+                }),
+            );
+            for (status, description) in FEATURE_ROUTE_ERRORS {
+                responses.insert(
+                    status.into(),
+                    json!({
+                        "description": description,
+                        "content": { "application/json": { "schema": error } }
+                    }),
+                );
+            }
+            let mut operation = json!({
+                "tags": [format!("feature: {}", feature.feature_id)],
+                "summary": route.summary,
+                "description": format!("Served by feature `{}` {}.", feature.feature_id, feature.version),
+                "operationId": operation_id,
+                "parameters": parameters,
+                "responses": responses,
+                "security": [{ "session": [] }, { "api_key": [] }],
+            });
+            if let Some(request) = &route.request_schema {
+                operation["requestBody"] = json!({
+                    "required": true,
+                    "content": { "application/json": { "schema": schema(request) } }
+                });
+            }
+            let method = crate::runtime::extensions::method_name(route.method).to_lowercase();
+            doc["paths"][&path][&method] = operation;
+        }
+    }
+    doc
+}
+
+/// `custom-commands` → `customCommands`.
+fn camel_case(id: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in id.split('-').enumerate() {
+        if i == 0 {
+            out.push_str(part);
+        } else {
+            out.push_str(&upper_first(part));
+        }
+    }
+    out
+}
+
+fn upper_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }

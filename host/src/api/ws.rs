@@ -4,8 +4,9 @@
 //! `Authorization`), then sends `{"type": "subscribe_guild", "guild_id": "…"}`
 //! (checked like a guild route) and `unsubscribe_guild`. The server sends
 //! `{"type": "<event>", "guild_id", "data", "at"}` for `audit_log`,
-//! `settings_update`, `feature_toggled`, `command_executed` and
-//! `ticket_update`, plus `subscribed` / `unsubscribed` / `error` replies.
+//! `settings_update`, `feature_toggled` and `command_executed`, the kinds
+//! features publish (`ticket_update`, …, with a `feature` field naming the
+//! publisher), plus `subscribed` / `unsubscribed` / `error` replies.
 //!
 //! Memory per connection is bounded: events come from a bounded broadcast
 //! channel, and a client that falls behind it (or takes longer than
@@ -83,7 +84,9 @@ enum ClientMessage {
 #[derive(Serialize)]
 struct Outgoing<'e> {
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: &'e str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feature: Option<&'e str>,
     guild_id: Snowflake,
     data: &'e Value,
     at: chrono::DateTime<chrono::Utc>,
@@ -184,6 +187,7 @@ async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
                 }
                 let frame = json!(Outgoing {
                     kind: event.kind.as_str(),
+                    feature: event.kind.feature(),
                     guild_id: Snowflake(event.guild_id),
                     data: &event.data,
                     at: event.at,

@@ -10,6 +10,7 @@ pub mod audit;
 mod channels;
 pub mod config;
 pub mod invocation;
+pub mod live;
 pub mod log;
 mod members;
 mod messages;
@@ -128,6 +129,9 @@ pub enum Effect {
     AuditWritten {
         action: String,
     },
+    LivePublished {
+        kind: String,
+    },
     /// A call that failed, with the typed error the feature received.
     Refused {
         call: &'static str,
@@ -213,6 +217,7 @@ impl fmt::Display for Effect {
             } => write!(f, "job {name} ({job_id}) in {delay_seconds}s"),
             Effect::JobCancelled { job_id } => write!(f, "job {job_id} cancelled"),
             Effect::AuditWritten { action } => write!(f, "audit: {action}"),
+            Effect::LivePublished { kind } => write!(f, "live: {kind}"),
             Effect::Refused { call, error } => write!(f, "REFUSED {call}: {error}"),
         }
     }
@@ -339,6 +344,7 @@ pub struct Capabilities {
     pub scheduler: scheduler::SchedulerCtx,
     pub audit: audit::AuditCtx,
     pub invocation: invocation::InvocationCtx,
+    pub live: live::LiveCtx,
 }
 
 /// A store whose data holds the capabilities of an invocation.
@@ -370,6 +376,7 @@ pub fn add_to_linker<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Re
         linker,
         view!(invocation),
     )?;
+    wit_if::live::add_to_linker::<T, With<live::LiveCtx>>(linker, view!(live))?;
     wit_if::messages::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
     wit_if::members::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
     wit_if::roles::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;

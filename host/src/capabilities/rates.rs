@@ -1,5 +1,5 @@
 //! Allowances per (guild, feature) that outlive one invocation: audit entries
-//! per hour, host log lines and failure reports per minute. Per-invocation caps
+//! per hour, host log lines, failure reports and live events per minute. Per-invocation caps
 //! alone would let a feature invoked a thousand times a second flood the audit
 //! log or the operator's logs.
 //!
@@ -54,6 +54,7 @@ pub struct Rates {
     pub audit: Allowance,
     pub log: Allowance,
     pub failure_reports: Allowance,
+    pub live: Allowance,
 }
 
 impl Default for Rates {
@@ -62,6 +63,7 @@ impl Default for Rates {
             audit: Allowance::per(Duration::from_secs(3600)),
             log: Allowance::per(Duration::from_secs(60)),
             failure_reports: Allowance::per(Duration::from_secs(60)),
+            live: Allowance::per(Duration::from_secs(60)),
         }
     }
 }

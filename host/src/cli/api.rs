@@ -23,7 +23,8 @@ pub struct ApiArgs {
 }
 
 pub async fn run(settings: &Settings, args: ApiArgs) -> anyhow::Result<()> {
-    let runtime = Arc::new(platform(settings).await?);
+    let live = live(settings).await?;
+    let runtime = Arc::new(platform(settings).await?.with_live(live.clone()));
     let discord = match &args.discord_token {
         Some(token) => Some(RestClient::new(
             args.discord_api_base.as_deref().unwrap_or(DEFAULT_BASE_URL),
@@ -33,7 +34,7 @@ pub async fn run(settings: &Settings, args: ApiArgs) -> anyhow::Result<()> {
     };
     let parts = ApiParts {
         runtime,
-        live: live(settings).await?,
+        live,
         discord,
         platform: None,
     };

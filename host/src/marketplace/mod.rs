@@ -71,6 +71,14 @@ pub enum MarketError {
         from: String,
         reason: String,
     },
+    #[error("`{feature}` could not be enabled in guild {guild}: its {step} failed: {reason}")]
+    EnableFailed {
+        guild: u64,
+        feature: String,
+        /// `migrate` or `lifecycle.enabled`.
+        step: &'static str,
+        reason: String,
+    },
     #[error("guild {guild} has no earlier version of `{feature}` to roll back to")]
     NothingToRollBack { guild: u64, feature: String },
     #[error("`{feature}` in guild {guild} kept changing while this change was made")]
@@ -192,6 +200,10 @@ impl<'r> Marketplace<'r> {
 
     /// Enables a feature in a guild with the approved capabilities. Every
     /// required capability must be approved; nothing it does not request can be.
+    ///
+    /// On a first enable (or a return on another version) the feature's
+    /// `migrate` runs first; then its `lifecycle.enabled`. If either fails the
+    /// guild's row is put back as it was and the error names the step.
     pub async fn enable(
         &self,
         guild_id: u64,
@@ -205,11 +217,37 @@ impl<'r> Marketplace<'r> {
         let version = self.resolve_version(feature_id, version).await?;
         let manifest = self.runtime.manifest(feature_id, &version).await?;
         check_approval(&manifest, &approval)?;
-        let gf = self
-            .runtime
-            .store()
+        let store = self.runtime.store();
+        let before = store.guild_feature(guild_id, feature_id).await?;
+        let gf = store
             .enable_guild_feature(guild_id, feature_id, &version, &approval)
             .await?;
+        let migrate_from = match &before {
+            None => Some(String::new()),
+            Some(b) if b.version != version => Some(b.version.clone()),
+            Some(_) => None,
+        };
+        if let Err((step, reason)) = self.start(guild_id, feature_id, migrate_from).await {
+            match &before {
+                Some(before) => store.upsert_guild_feature(before).await?,
+                None => {
+                    store.delete_guild_feature(guild_id, feature_id).await?;
+                }
+            }
+            self.audit(
+                Some(guild_id),
+                "feature.enable_failed",
+                feature_id,
+                json!({ "version": version, "step": step, "reason": reason }),
+            )
+            .await?;
+            return Err(MarketError::EnableFailed {
+                guild: guild_id,
+                feature: feature_id.into(),
+                step,
+                reason,
+            });
+        }
         self.audit(
             Some(guild_id),
             "feature.enabled",
@@ -220,7 +258,29 @@ impl<'r> Marketplace<'r> {
         Ok(gf)
     }
 
-    /// Turns a feature off in a guild; its approvals and configuration are kept.
+    /// Runs what a just-enabled feature needs: `migrate` from `migrate_from`
+    /// (when given), then `lifecycle.enabled`. Fails with the step and why.
+    async fn start(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+        migrate_from: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        if let Some(from) = migrate_from {
+            let outcome = self.runtime.migrate(guild_id, feature_id, &from).await;
+            outcome.result.map_err(|e| ("migrate", e.to_string()))?;
+        }
+        let outcome = self.runtime.lifecycle(guild_id, feature_id, true).await;
+        outcome
+            .result
+            .map(drop)
+            .map_err(|e| ("lifecycle.enabled", e.to_string()))
+    }
+
+    /// Turns a feature off in a guild; its approvals and configuration are
+    /// kept. The feature's `lifecycle.disabled` runs after it is off (so no
+    /// new events reach it), still holding its grants; if it fails, the
+    /// feature is off all the same and the audit entry says why.
     pub async fn disable(&self, guild_id: u64, feature_id: &str) -> Result<(), MarketError> {
         let gf = self
             .runtime
@@ -231,18 +291,18 @@ impl<'r> Marketplace<'r> {
                 guild: guild_id,
                 feature: feature_id.into(),
             })?;
+        let hook = self.runtime.lifecycle(guild_id, feature_id, false).await;
         // Its queued Discord calls go too: a disabled feature acts no more.
         self.runtime
             .store()
             .outbox_cancel(guild_id, feature_id)
             .await?;
-        self.audit(
-            Some(guild_id),
-            "feature.disabled",
-            feature_id,
-            json!({ "version": gf.version }),
-        )
-        .await
+        let mut details = json!({ "version": gf.version });
+        if let Err(e) = hook.result {
+            details["disabled_hook_error"] = json!(e.to_string());
+        }
+        self.audit(Some(guild_id), "feature.disabled", feature_id, details)
+            .await
     }
 
     /// Replaces what the guild's admin approved for a feature.

@@ -7,10 +7,12 @@
 //! well-formed; and every capability interface it imports is requested in its
 //! manifest (WASI is always linked, with an empty context).
 
+use super::extensions::{Extensions, stored_manifest, validate_routes};
 use super::{HostState, Loaded, Runtime};
 use crate::grants::{Approval, Grant, always_granted, capability_name, parse_capability};
 use crate::store::{FeatureVersion, Scope, StoreError};
-use crate::wit::{FeaturePre, Manifest};
+use crate::wit::extensions::{ApiIndices, Route};
+use crate::wit::{Feature, FeatureIndices, FeaturePre, Manifest};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -20,11 +22,11 @@ use wasmtime::component::{Component, types::ComponentItem};
 use wasmtime::{Engine, Precompiled};
 
 /// The version of the `townes:feature` package this host implements.
-pub const WORLD_VERSION: &str = "0.1.0";
+pub const WORLD_VERSION: &str = "0.1.1";
 const PACKAGE: &str = "townes:feature";
 /// Interfaces of the package every feature may import without requesting a
 /// capability in its manifest.
-const FREE_INTERFACES: [&str; 1] = ["invocation"];
+const FREE_INTERFACES: [&str; 2] = ["invocation", "live"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -50,6 +52,8 @@ pub enum InstallError {
     Describe(String),
     #[error("invalid manifest: {0}")]
     InvalidManifest(String),
+    #[error("invalid api routes: {0}")]
+    InvalidRoutes(String),
     #[error(
         "the component imports the `{0}` capability but its manifest does not request it; request it in describe() with a reason for the admin, or stop calling it"
     )]
@@ -65,7 +69,9 @@ pub struct Validated {
     wasm: Vec<u8>,
     component: Component,
     pre: FeaturePre<HostState>,
+    extensions: Extensions,
     manifest: Manifest,
+    routes: Vec<Route>,
 }
 
 impl Validated {
@@ -135,11 +141,13 @@ impl Runtime {
             .instantiate_pre(&component)
             .and_then(FeaturePre::new)
             .map_err(|e| InstallError::MissingExports(format!("{e:#}")))?;
-        let manifest = self
-            .describe(&pre)
+        let extensions = Extensions::find(pre.instance_pre());
+        let (manifest, routes) = self
+            .describe(&pre, extensions.api.as_ref())
             .await
             .map_err(|e| InstallError::Describe(format!("{e:#}")))?;
         validate_manifest(&manifest).map_err(InstallError::InvalidManifest)?;
+        validate_routes(&routes).map_err(InstallError::InvalidRoutes)?;
         let requested: HashSet<_> = manifest
             .capabilities
             .iter()
@@ -155,7 +163,9 @@ impl Runtime {
             wasm: wasm.to_vec(),
             component,
             pre,
+            extensions,
             manifest,
+            routes,
         })
     }
 
@@ -168,7 +178,9 @@ impl Runtime {
             wasm,
             component,
             pre,
+            extensions,
             manifest,
+            routes,
         } = validated;
         let wasm = wasm.as_slice();
         let sha256 = sha256_hex(wasm);
@@ -177,7 +189,7 @@ impl Runtime {
             feature_id: manifest.id.clone(),
             version: manifest.version.clone(),
             sha256,
-            manifest: serde_json::to_value(&manifest).map_err(anyhow::Error::from)?,
+            manifest: stored_manifest(&manifest, &routes).map_err(anyhow::Error::from)?,
             size_bytes: wasm.len() as u64,
             created_at: chrono::Utc::now(),
             published: true,
@@ -196,8 +208,12 @@ impl Runtime {
         self.loaded.insert(
             key,
             Arc::new(Loaded {
+                exports: FeatureIndices::new(pre.instance_pre())
+                    .map_err(|e| InstallError::MissingExports(format!("{e:#}")))?,
                 pre,
+                extensions,
                 manifest: manifest.clone(),
+                routes: Arc::new(routes),
             }),
         );
         Ok((version, manifest))
@@ -244,8 +260,13 @@ impl Runtime {
         Ok(capabilities)
     }
 
-    /// Calls `describe` in a sandbox that grants nothing but `config` and `log`.
-    pub(super) async fn describe(&self, pre: &FeaturePre<HostState>) -> anyhow::Result<Manifest> {
+    /// Calls `describe`, and `api.routes` when the component serves routes,
+    /// in a sandbox that grants nothing but `config` and `log`.
+    pub(super) async fn describe(
+        &self,
+        pre: &FeaturePre<HostState>,
+        api: Option<&ApiIndices>,
+    ) -> anyhow::Result<(Manifest, Vec<Route>)> {
         let limits = self.config.plans.get("free").clone();
         let grant = Grant::effective(
             &[],
@@ -268,12 +289,23 @@ impl Runtime {
         );
         let meter = store.data().cpu.clone();
         let call = async {
-            let feature = pre.instantiate_async(&mut store).await?;
-            feature.call_describe(&mut store).await
+            let instance = pre.instance_pre().instantiate_async(&mut store).await?;
+            let manifest = Feature::new(&mut store, &instance)?
+                .call_describe(&mut store)
+                .await?;
+            let routes = match api {
+                Some(api) => {
+                    api.load(&mut store, &instance)?
+                        .call_routes(&mut store)
+                        .await?
+                }
+                None => Vec::new(),
+            };
+            wasmtime::Result::Ok((manifest, routes))
         };
         let metered = super::cpu::Metered::new(call, meter);
         match tokio::time::timeout(limits.wall(), metered).await {
-            Ok(Some(Ok(manifest))) => Ok(manifest),
+            Ok(Some(Ok(described))) => Ok(described),
             Ok(None) => Err(anyhow::anyhow!(
                 "describe() spent the CPU budget of {:?}",
                 limits.cpu()

@@ -15,6 +15,7 @@ mod breaker;
 mod budget;
 mod cpu;
 mod engine;
+pub mod extensions;
 mod install;
 mod invocation_discord;
 pub mod limits;
@@ -34,16 +35,20 @@ use crate::capabilities::log::{escape_controls, truncated};
 use crate::capabilities::rates::Rates;
 use crate::capabilities::{
     Calls, Capabilities, DiscordCtx, Effect, HasCapabilities, audit::AuditCtx, config::ConfigCtx,
-    invocation::InvocationCtx, log::LogCtx, scheduler::SchedulerCtx, storage::StorageCtx,
+    invocation::InvocationCtx, live::LiveCtx, log::LogCtx, scheduler::SchedulerCtx,
+    storage::StorageCtx,
 };
 use crate::discord::Discord;
 use crate::grants::Grant;
+use crate::live::Live;
 use crate::metrics::metrics;
 use crate::store::{GuildFeature, GuildPolicy, Scope, Store};
+use crate::wit::extensions::{ApiRequest, ApiResponse, Route};
 use crate::wit::{
-    self, CommandInvocation, ComponentInteraction, Context, Event, EventKind, FeaturePre, Manifest,
-    Reply, ScheduledJob,
+    self, CommandInvocation, ComponentInteraction, Context, Event, EventKind, FeatureIndices,
+    FeaturePre, Manifest, Reply, ScheduledJob,
 };
+use extensions::Extensions;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,10 +148,16 @@ struct Fresh {
     discord: Arc<invocation_discord::InvocationDiscord>,
 }
 
-/// A component ready to instantiate, with the manifest it described at load.
+/// A component ready to instantiate, with the manifest it described at
+/// install and the optional exports it has.
 struct Loaded {
     pre: FeaturePre<HostState>,
+    /// The required exports' indices (looked up once, not per call).
+    exports: FeatureIndices,
+    extensions: Extensions,
     manifest: Manifest,
+    /// The routes `api.routes` declared at install (none without `api`).
+    routes: Arc<Vec<Route>>,
 }
 
 /// Why an invocation did not complete.
@@ -218,6 +229,9 @@ pub struct Outcome {
     pub feature_id: String,
     /// `Some(reply)` for commands and components, `None` for the other handlers.
     pub result: Result<Option<Reply>, InvokeError>,
+    /// The answer of a dashboard route (`Runtime::api`); `None` for the
+    /// other handlers.
+    pub response: Option<ApiResponse>,
     pub effects: Vec<Effect>,
     pub logs: Vec<String>,
     /// What the guest wrote to stdout/stderr (a panic message lands here).
@@ -235,6 +249,11 @@ enum Handler {
     Component(ComponentInteraction, u64),
     Schedule(ScheduledJob),
     Migrate(String),
+    /// A dashboard route, and the caller's permissions in the guild.
+    Api(ApiRequest),
+    /// `lifecycle.enabled` / `lifecycle.disabled`.
+    Enabled,
+    Disabled,
 }
 
 impl Handler {
@@ -246,9 +265,14 @@ impl Handler {
                     invoker_permissions: *permissions,
                 }
             }
-            Handler::Event(_) | Handler::Schedule(_) | Handler::Migrate(_) => {
-                InvocationCtx::default()
-            }
+            Handler::Api(request) => InvocationCtx {
+                invoker_permissions: request.caller.permissions,
+            },
+            Handler::Event(_)
+            | Handler::Schedule(_)
+            | Handler::Migrate(_)
+            | Handler::Enabled
+            | Handler::Disabled => InvocationCtx::default(),
         }
     }
 }
@@ -267,6 +291,8 @@ pub struct Runtime {
     usage: usage::UsageMeter,
     slots: slots::Slots,
     rates: Arc<Rates>,
+    /// Where features' `live` events go: the dashboard's bus.
+    live: Live,
     last_job_purge: std::sync::Mutex<Option<Instant>>,
 }
 
@@ -296,9 +322,17 @@ impl Runtime {
             usage: usage::UsageMeter::default(),
             slots: slots::Slots::new(config.pool_instances, config.slot_wait),
             rates: Arc::default(),
+            live: Live::local(),
             last_job_purge: std::sync::Mutex::new(None),
             config,
         })
+    }
+
+    /// Sends features' `live` events to `live` (by default, a bus of this
+    /// runtime's own that no dashboard hears).
+    pub fn with_live(mut self, live: Live) -> Self {
+        self.live = live;
+        self
     }
 
     pub fn allocation(&self) -> Allocation {
@@ -396,6 +430,34 @@ impl Runtime {
             Handler::Component(interaction, invoker_permissions),
         )
         .await
+    }
+
+    /// Calls one of a feature's dashboard routes in a guild where it is
+    /// enabled. The caller's rights were checked and the body validated
+    /// against the route's schema by the API; the answer is in
+    /// [`Outcome::response`].
+    pub async fn api(&self, guild_id: u64, feature_id: &str, request: ApiRequest) -> Outcome {
+        self.invoke_enabled(guild_id, feature_id, Handler::Api(request))
+            .await
+    }
+
+    /// The routes an installed version serves (empty without `api`).
+    pub async fn routes(&self, feature_id: &str, version: &str) -> anyhow::Result<Arc<Vec<Route>>> {
+        Ok(self.load(feature_id, version).await?.routes.clone())
+    }
+
+    /// Tells a feature it was enabled (`true`) or disabled in a guild, if it
+    /// exports `lifecycle`; a component without it succeeds at once. Runs
+    /// whether or not the guild's row is enabled, so a feature being
+    /// disabled still holds its grants for the call.
+    pub async fn lifecycle(&self, guild_id: u64, feature_id: &str, enabled: bool) -> Outcome {
+        let handler = if enabled {
+            Handler::Enabled
+        } else {
+            Handler::Disabled
+        };
+        self.invoke_installed(guild_id, feature_id, handler, false)
+            .await
     }
 
     /// Moves a guild's feature to the version its row now names by calling
@@ -585,33 +647,18 @@ impl Runtime {
         let clock = store.data().wall.clone();
         let meter = store.data().cpu.clone();
         let call = async {
-            let feature = match loaded.pre.instantiate_async(&mut store).await {
-                Ok(feature) => feature,
+            let instance = match loaded
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await
+            {
+                Ok(instance) => instance,
                 Err(e) => return Err(Stopped::Instantiate(e)),
             };
-            let result = match &handler {
-                Handler::Event(event) => feature
-                    .call_on_event(&mut store, ctx, event)
-                    .await
-                    .map(|r| r.map(|()| None)),
-                Handler::Command(invocation, _) => feature
-                    .call_on_command(&mut store, ctx, invocation)
-                    .await
-                    .map(|r| r.map(Some)),
-                Handler::Component(interaction, _) => feature
-                    .call_on_component(&mut store, ctx, interaction)
-                    .await
-                    .map(|r| r.map(Some)),
-                Handler::Schedule(job) => feature
-                    .call_on_schedule(&mut store, ctx, job)
-                    .await
-                    .map(|r| r.map(|()| None)),
-                Handler::Migrate(from) => feature
-                    .call_migrate(&mut store, ctx, from)
-                    .await
-                    .map(|r| r.map(|()| None)),
-            };
-            result.map_err(Stopped::Trap)
+            call_handler(&mut store, &instance, &loaded, ctx, &handler)
+                .await
+                .map_err(Stopped::Trap)
         };
         let finished = tokio::select! {
             finished = cpu::Metered::new(call, meter.clone()) => finished,
@@ -629,10 +676,16 @@ impl Runtime {
             Some(Err(Stopped::Instantiate(e))) => Err(classify_instantiation(&e)),
             Some(Err(Stopped::Trap(trap))) => Err(classify_trap(&trap)),
             Some(Ok(Err(feature_error))) => Err(InvokeError::Feature(feature_error)),
-            Some(Ok(Ok(Some(reply)))) => validate_reply(&reply)
-                .map(|()| Some(reply))
+            Some(Ok(Ok(Returned::Reply(reply)))) => validate_reply(&reply)
+                .map(|()| Returned::Reply(reply))
                 .map_err(InvokeError::InvalidReply),
-            Some(Ok(Ok(None))) => Ok(None),
+            Some(Ok(Ok(returned))) => Ok(returned),
+        };
+        let (result, response) = match result {
+            Ok(Returned::Reply(reply)) => (Ok(Some(reply)), None),
+            Ok(Returned::Api(response)) => (Ok(None), Some(response)),
+            Ok(Returned::Nothing) => (Ok(None), None),
+            Err(e) => (Err(e), None),
         };
         let state = store.into_data();
         let stdio = String::from_utf8_lossy(&stdio.contents()).into_owned();
@@ -652,6 +705,7 @@ impl Runtime {
         Outcome {
             feature_id,
             result,
+            response,
             effects: state.capabilities.calls.into_effects(),
             logs: state.capabilities.log.lines,
             stdio,
@@ -735,11 +789,16 @@ impl Runtime {
             },
             audit: AuditCtx {
                 store: self.store.clone(),
-                scope,
+                scope: scope.clone(),
                 rates: self.rates.clone(),
                 audit_per_hour: limits.audit_per_hour,
             },
             invocation,
+            live: LiveCtx {
+                live: self.live.clone(),
+                scope,
+                rates: self.rates.clone(),
+            },
         };
         let state = HostState {
             wasi,
@@ -791,12 +850,87 @@ impl Runtime {
         }
         let row = self.installed(feature_id, version).await?;
         let manifest = stored_manifest(&row)?;
+        let routes = extensions::stored_routes(&row.manifest).map_err(|e| {
+            anyhow::anyhow!("the stored routes of {feature_id} {version} are unreadable ({e}); install the feature again")
+        })?;
         let component = self.component_from_cache(&row.sha256)?;
         let pre = FeaturePre::new(self.linker.instantiate_pre(&component)?)?;
-        let loaded = Arc::new(Loaded { pre, manifest });
+        let loaded = Arc::new(Loaded {
+            exports: FeatureIndices::new(pre.instance_pre())?,
+            extensions: Extensions::find(pre.instance_pre()),
+            pre,
+            manifest,
+            routes: Arc::new(routes),
+        });
         self.loaded.insert(key, loaded.clone());
         Ok(loaded)
     }
+}
+
+/// What a handler returned, when it did not return an error.
+enum Returned {
+    Nothing,
+    Reply(Reply),
+    Api(ApiResponse),
+}
+
+/// Calls `handler`'s export on a fresh instance. The optional exports are
+/// looked up in `loaded`: a route or lifecycle call to a component without
+/// them is answered by the host (no route; nothing to do).
+async fn call_handler(
+    store: &mut wasmtime::Store<HostState>,
+    instance: &wasmtime::component::Instance,
+    loaded: &Loaded,
+    ctx: Context,
+    handler: &Handler,
+) -> wasmtime::Result<Result<Returned, wit::Error>> {
+    let nothing = |r: Result<(), wit::Error>| r.map(|()| Returned::Nothing);
+    let feature = |store: &mut wasmtime::Store<HostState>| loaded.exports.load(store, instance);
+    Ok(match handler {
+        Handler::Enabled | Handler::Disabled => {
+            let Some(indices) = &loaded.extensions.lifecycle else {
+                return Ok(Ok(Returned::Nothing));
+            };
+            let lifecycle = indices.load(&mut *store, instance)?;
+            nothing(if matches!(handler, Handler::Enabled) {
+                lifecycle.call_enabled(&mut *store, ctx).await?
+            } else {
+                lifecycle.call_disabled(&mut *store, ctx).await?
+            })
+        }
+        Handler::Api(request) => {
+            let Some(indices) = &loaded.extensions.api else {
+                return Ok(Err(wit::Error::NotFound(
+                    "this feature serves no routes".into(),
+                )));
+            };
+            let api = indices.load(&mut *store, instance)?;
+            api.call_handle(&mut *store, ctx, request)
+                .await?
+                .map(Returned::Api)
+        }
+        Handler::Event(event) => nothing(
+            feature(store)?
+                .call_on_event(&mut *store, ctx, event)
+                .await?,
+        ),
+        Handler::Command(invocation, _) => feature(store)?
+            .call_on_command(&mut *store, ctx, invocation)
+            .await?
+            .map(Returned::Reply),
+        Handler::Component(interaction, _) => feature(store)?
+            .call_on_component(&mut *store, ctx, interaction)
+            .await?
+            .map(Returned::Reply),
+        Handler::Schedule(job) => nothing(
+            feature(store)?
+                .call_on_schedule(&mut *store, ctx, job)
+                .await?,
+        ),
+        Handler::Migrate(from) => {
+            nothing(feature(store)?.call_migrate(&mut *store, ctx, from).await?)
+        }
+    })
 }
 
 /// Why an invocation stopped before its handler returned.
@@ -822,6 +956,7 @@ impl Outcome {
         Outcome {
             feature_id: feature_id.to_string(),
             result: Err(error),
+            response: None,
             effects: Vec::new(),
             logs: Vec::new(),
             stdio: String::new(),

@@ -495,6 +495,26 @@ impl Store {
         Ok(GuildFeature::from(row))
     }
 
+    /// Removes a feature's row from a guild (what undoes a first enable whose
+    /// `migrate` failed, so the next enable migrates again). Returns whether
+    /// there was one. The feature's storage is not touched.
+    pub async fn delete_guild_feature(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = on_db!(&self.db, pool => {
+            sqlx::query("DELETE FROM guild_features WHERE guild_id = $1 AND feature_id = $2")
+                .bind(db_id(guild_id))
+                .bind(feature_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        self.control.changed(guild_id);
+        Ok(deleted > 0)
+    }
+
     /// Turns a feature on or off in a guild, touching nothing else. Returns the
     /// row as stored, or `None` if the feature is not set up there.
     pub async fn set_guild_feature_enabled(

@@ -177,6 +177,13 @@ pub enum Effect {
         /// The details.
         details: String,
     },
+    /// `live::publish`.
+    Live {
+        /// The event's kind.
+        kind: String,
+        /// Its data, as JSON.
+        data: String,
+    },
     /// `log::write` and friends.
     Log {
         /// The level.
@@ -519,6 +526,16 @@ impl MockHost {
     pub fn audit_entries(&self) -> Vec<(String, String)> {
         self.collect(|e| match e {
             Effect::Audit { action, details } => Some((action.clone(), details.clone())),
+            _ => None,
+        })
+    }
+
+    /// `(kind, data)` of every live event published.
+    pub fn live_events(&self) -> Vec<(String, serde_json::Value)> {
+        self.collect(|e| match e {
+            Effect::Live { kind, data } => {
+                Some((kind.clone(), serde_json::from_str(data).unwrap_or_default()))
+            }
             _ => None,
         })
     }
@@ -1078,6 +1095,28 @@ pub(crate) fn invoker_permissions() -> u64 {
 
 /// Records a log line on the thread's mock, or prints it to stderr without one.
 #[cfg(not(target_arch = "wasm32"))]
+/// `live::publish` in the mock: free like `invocation` (no capability to
+/// deny), but it spends the call budget as on the host.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn live(kind: &str, data: &str) -> Result<(), Error> {
+    let Some(state) = CURRENT.with(|c| c.borrow().clone()) else {
+        panic!(
+            "townes_sdk: `live::publish` was called outside wasm with no MockHost installed \
+             on this thread"
+        );
+    };
+    let mut s = state.borrow_mut();
+    s.calls += 1;
+    if s.call_budget.is_some_and(|budget| s.calls > budget) {
+        return Err(Error::QuotaExceeded("host calls".into()));
+    }
+    s.effects.push(Effect::Live {
+        kind: kind.to_string(),
+        data: data.to_string(),
+    });
+    Ok(())
+}
+
 pub(crate) fn log_line(level: LogLevel, message: &str) {
     match CURRENT.with(|c| c.borrow().clone()) {
         Some(state) => state.borrow_mut().effects.push(Effect::Log {

@@ -121,7 +121,7 @@ pub async fn update_settings(
     Ok(axum::Json(saved))
 }
 
-async fn audit(
+pub(super) async fn audit(
     state: &ApiState,
     access: &GuildAccess,
     action: &str,

@@ -1,13 +1,15 @@
 //! The REST routes, one file per area: `health` (probes and metrics), `auth`
 //! (login, sessions, API keys), `assets` (seed 001: tenants' guilds, feature
 //! toggles, usage, incidents), `guild` (seed 002: settings, permissions, audit
-//! log, guild data) and `marketplace` (catalogue and per-guild features).
+//! log, guild data), `marketplace` (catalogue and per-guild features) and
+//! `feature_api` (routes the features themselves serve).
 //!
 //! Seed 001's paths are served as written (`/auth/…`, `/tenants/…`, `/assets/…`,
 //! `/usage/…`, `/incidents`); everything else lives under `/api`.
 
 pub mod assets;
 pub mod auth;
+pub mod feature_api;
 pub mod guild;
 pub mod health;
 pub mod marketplace;
@@ -15,10 +17,10 @@ pub mod marketplace;
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 
 pub fn router() -> Router<ApiState> {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -64,6 +66,7 @@ pub fn router() -> Router<ApiState> {
         .route("/api/guild/{guild_id}/roles", get(guild::roles))
         .route("/api/guild/{guild_id}/channels", get(guild::channels))
         .route("/api/guild/{guild_id}/members", get(guild::members))
+        .route("/api/openapi.json", get(feature_api::document))
         .route("/api/marketplace/features", get(marketplace::catalogue))
         .route(
             "/api/marketplace/features/{feature_id}",
@@ -93,6 +96,23 @@ pub fn router() -> Router<ApiState> {
             "/api/guild/{guild_id}/features/{feature_id}/config",
             get(marketplace::config).put(marketplace::set_config),
         )
+        .route(
+            "/api/guild/{guild_id}/features/{feature_id}/api/{*path}",
+            any(feature_api::call),
+        );
+    feature_api::SEED_ALIASES
+        .iter()
+        .fold(router, |router, (segment, _)| {
+            router
+                .route(
+                    &format!("/api/guild/{{guild_id}}/{segment}"),
+                    any(feature_api::alias),
+                )
+                .route(
+                    &format!("/api/guild/{{guild_id}}/{segment}/{{*rest}}"),
+                    any(feature_api::alias),
+                )
+        })
 }
 
 pub async fn not_found() -> ApiError {
