@@ -123,12 +123,28 @@ async fn welcome_and_xp_behave_on_both_backends() {
             "{label}"
         );
         assert!(
-            welcome.contains(&Effect::RoleAdded {
-                user_id: 44,
-                role_id: MEMBER_ROLE
-            }),
+            welcome.iter().any(|e| matches!(
+                e,
+                Effect::RoleAdded {
+                    user_id: 44,
+                    role_id: MEMBER_ROLE,
+                    ..
+                }
+            )),
             "{label}: {welcome:?}"
         );
+        // The host audits the feature's role change, with its version and no
+        // invoker (an event: the feature acted on its own).
+        let audit = runtime.store().audit_entries(GUILD, 50).await.unwrap();
+        let added = audit
+            .iter()
+            .find(|e| e.action == "role.added")
+            .unwrap_or_else(|| panic!("{label}: no role.added in {audit:?}"));
+        assert_eq!(added.actor, "feature:welcome", "{label}");
+        assert_eq!(added.details["target"], "44", "{label}");
+        assert_eq!(added.details["role_id"], MEMBER_ROLE.to_string());
+        assert_eq!(added.details["version"], "0.1.0");
+        assert_eq!(added.details["invoker"], serde_json::Value::Null);
 
         // xp: an award, the cooldown, then a level-up with its announcement and reward.
         let first = runtime
@@ -159,10 +175,14 @@ async fn welcome_and_xp_behave_on_both_backends() {
             "{label}"
         );
         assert!(
-            level_up.contains(&Effect::RoleAdded {
-                user_id: 44,
-                role_id: REGULAR_ROLE
-            }),
+            level_up.iter().any(|e| matches!(
+                e,
+                Effect::RoleAdded {
+                    user_id: 44,
+                    role_id: REGULAR_ROLE,
+                    ..
+                }
+            )),
             "{label}: {level_up:?}"
         );
         assert!(
@@ -347,10 +367,10 @@ async fn ids_in_configs_may_be_strings() {
     );
     for role_id in [BIG_ROLE, MEMBER_ROLE] {
         assert!(
-            welcome.contains(&Effect::RoleAdded {
-                user_id: 44,
-                role_id
-            }),
+            welcome.iter().any(|e| matches!(
+                e,
+                Effect::RoleAdded { user_id: 44, role_id: r, .. } if *r == role_id
+            )),
             "{welcome:?}"
         );
     }
@@ -380,10 +400,14 @@ async fn ids_in_configs_may_be_strings() {
         "{level_up:?}"
     );
     assert!(
-        level_up.contains(&Effect::RoleAdded {
-            user_id: 42,
-            role_id: BIG_ROLE
-        }),
+        level_up.iter().any(|e| matches!(
+            e,
+            Effect::RoleAdded {
+                user_id: 42,
+                role_id: BIG_ROLE,
+                ..
+            }
+        )),
         "{level_up:?}"
     );
 }

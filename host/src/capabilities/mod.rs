@@ -66,10 +66,12 @@ pub enum Effect {
     RoleAdded {
         user_id: u64,
         role_id: u64,
+        reason: Option<String>,
     },
     RoleRemoved {
         user_id: u64,
         role_id: u64,
+        reason: Option<String>,
     },
     ChannelCreated {
         channel_id: u64,
@@ -86,13 +88,17 @@ pub enum Effect {
     },
     Kicked {
         user_id: u64,
+        reason: Option<String>,
     },
     Banned {
         user_id: u64,
+        delete_message_seconds: u32,
+        reason: Option<String>,
     },
     TimedOut {
         user_id: u64,
         seconds: u32,
+        reason: Option<String>,
     },
     Purged {
         channel_id: u64,
@@ -177,8 +183,12 @@ impl fmt::Display for Effect {
             Effect::DirectMessageSent { user_id, content } => {
                 write!(f, "DM → {user_id}: {}", content.as_deref().unwrap_or(""))
             }
-            Effect::RoleAdded { user_id, role_id } => write!(f, "role {role_id} + {user_id}"),
-            Effect::RoleRemoved { user_id, role_id } => write!(f, "role {role_id} − {user_id}"),
+            Effect::RoleAdded {
+                user_id, role_id, ..
+            } => write!(f, "role {role_id} + {user_id}"),
+            Effect::RoleRemoved {
+                user_id, role_id, ..
+            } => write!(f, "role {role_id} − {user_id}"),
             Effect::ChannelCreated { channel_id, name } => {
                 write!(f, "channel #{name} created ({channel_id})")
             }
@@ -192,9 +202,11 @@ impl fmt::Display for Effect {
                 f,
                 "overwrite on #{channel_id} for {target_id}: allow {allow:#x} deny {deny:#x}"
             ),
-            Effect::Kicked { user_id } => write!(f, "kick {user_id}"),
-            Effect::Banned { user_id } => write!(f, "ban {user_id}"),
-            Effect::TimedOut { user_id, seconds } => write!(f, "timeout {user_id} for {seconds}s"),
+            Effect::Kicked { user_id, .. } => write!(f, "kick {user_id}"),
+            Effect::Banned { user_id, .. } => write!(f, "ban {user_id}"),
+            Effect::TimedOut {
+                user_id, seconds, ..
+            } => write!(f, "timeout {user_id} for {seconds}s"),
             Effect::Purged {
                 channel_id,
                 deleted,
@@ -220,6 +232,92 @@ impl fmt::Display for Effect {
             Effect::LivePublished { kind } => write!(f, "live: {kind}"),
             Effect::Refused { call, error } => write!(f, "REFUSED {call}: {error}"),
         }
+    }
+}
+
+impl Effect {
+    /// The audit-log action and details of an effect that changed the guild:
+    /// every moderation, role and channel action (the host writes these for
+    /// every feature, whatever it writes itself). Ids are strings, as
+    /// everywhere in JSON the dashboard reads.
+    pub fn audited(&self) -> Option<(&'static str, serde_json::Value)> {
+        use serde_json::json;
+        let id = |id: &u64| id.to_string();
+        Some(match self {
+            Effect::RoleAdded {
+                user_id,
+                role_id,
+                reason,
+            } => (
+                "role.added",
+                json!({ "target": id(user_id), "role_id": id(role_id), "reason": reason }),
+            ),
+            Effect::RoleRemoved {
+                user_id,
+                role_id,
+                reason,
+            } => (
+                "role.removed",
+                json!({ "target": id(user_id), "role_id": id(role_id), "reason": reason }),
+            ),
+            Effect::ChannelCreated { channel_id, name } => (
+                "channel.created",
+                json!({ "target": id(channel_id), "name": name }),
+            ),
+            Effect::ChannelDeleted { channel_id } => {
+                ("channel.deleted", json!({ "target": id(channel_id) }))
+            }
+            Effect::OverwriteSet {
+                channel_id,
+                target_id,
+                allow,
+                deny,
+            } => (
+                "channel.overwrite_set",
+                json!({
+                    "target": id(channel_id),
+                    "overwrite_for": id(target_id),
+                    "allow": allow.to_string(),
+                    "deny": deny.to_string(),
+                }),
+            ),
+            Effect::Kicked { user_id, reason } => (
+                "moderation.kick",
+                json!({ "target": id(user_id), "reason": reason }),
+            ),
+            Effect::Banned {
+                user_id,
+                delete_message_seconds,
+                reason,
+            } => (
+                "moderation.ban",
+                json!({
+                    "target": id(user_id),
+                    "reason": reason,
+                    "delete_message_seconds": delete_message_seconds,
+                }),
+            ),
+            Effect::TimedOut {
+                user_id,
+                seconds,
+                reason,
+            } => (
+                if *seconds == 0 {
+                    "moderation.timeout_lifted"
+                } else {
+                    "moderation.timeout"
+                },
+                json!({ "target": id(user_id), "seconds": seconds, "reason": reason }),
+            ),
+            Effect::Purged {
+                channel_id,
+                deleted,
+            } => (
+                "moderation.purge",
+                json!({ "target": id(channel_id), "deleted": deleted }),
+            ),
+            _ => return None,
+        })
     }
 }
 

@@ -21,7 +21,7 @@ impl Host for Cap<'_, DiscordCtx> {
                 .map_err(Error::from),
         };
         self.calls
-            .finish(CALL, result, |_| Some(Effect::Kicked { user_id }))
+            .finish(CALL, result, |_| Some(Effect::Kicked { user_id, reason }))
     }
 
     async fn ban(
@@ -48,8 +48,13 @@ impl Host for Cap<'_, DiscordCtx> {
                 .await
                 .map_err(Error::from),
         };
-        self.calls
-            .finish(CALL, result, |_| Some(Effect::Banned { user_id }))
+        self.calls.finish(CALL, result, |_| {
+            Some(Effect::Banned {
+                user_id,
+                delete_message_seconds,
+                reason,
+            })
+        })
     }
 
     async fn timeout(
@@ -72,7 +77,11 @@ impl Host for Cap<'_, DiscordCtx> {
                 .map_err(Error::from),
         };
         self.calls.finish(CALL, result, |_| {
-            Some(Effect::TimedOut { user_id, seconds })
+            Some(Effect::TimedOut {
+                user_id,
+                seconds,
+                reason,
+            })
         })
     }
 

@@ -69,9 +69,17 @@ impl Cap<'_, DiscordCtx> {
         };
         self.calls.finish(call, result, |_| {
             Some(if add {
-                Effect::RoleAdded { user_id, role_id }
+                Effect::RoleAdded {
+                    user_id,
+                    role_id,
+                    reason,
+                }
             } else {
-                Effect::RoleRemoved { user_id, role_id }
+                Effect::RoleRemoved {
+                    user_id,
+                    role_id,
+                    reason,
+                }
             })
         })
     }

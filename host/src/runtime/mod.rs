@@ -42,7 +42,7 @@ use crate::discord::Discord;
 use crate::grants::Grant;
 use crate::live::Live;
 use crate::metrics::metrics;
-use crate::store::{GuildFeature, GuildPolicy, Scope, Store};
+use crate::store::{GuildFeature, GuildPolicy, NewAuditEntry, Scope, Store};
 use crate::wit::extensions::{ApiRequest, ApiResponse, Route};
 use crate::wit::{
     self, CommandInvocation, ComponentInteraction, Context, Event, EventKind, FeatureIndices,
@@ -257,6 +257,20 @@ enum Handler {
 }
 
 impl Handler {
+    /// The member (or dashboard user) whose action this invocation answers.
+    fn invoker_id(&self) -> Option<u64> {
+        match self {
+            Handler::Command(invocation, _) => Some(invocation.invoker.user.id),
+            Handler::Component(interaction, _) => Some(interaction.invoker.user.id),
+            Handler::Api(request) => request.caller.user_id,
+            Handler::Event(_)
+            | Handler::Schedule(_)
+            | Handler::Migrate(_)
+            | Handler::Enabled
+            | Handler::Disabled => None,
+        }
+    }
+
     /// What the `invocation` interface tells the feature.
     fn invocation(&self) -> InvocationCtx {
         match self {
@@ -644,6 +658,7 @@ impl Runtime {
             }
             other => other,
         };
+        let invoker = handler.invoker_id();
         let clock = store.data().wall.clone();
         let meter = store.data().cpu.clone();
         let call = async {
@@ -702,17 +717,41 @@ impl Runtime {
         if let Err(e) = self.update_breaker(gf, &result, invalid_requests).await {
             tracing::error!(error = %e, "could not record the circuit breaker state");
         }
+        let effects = state.capabilities.calls.into_effects();
+        self.audit_actions(gf, invoker, &effects).await;
         Outcome {
             feature_id,
             result,
             response,
-            effects: state.capabilities.calls.into_effects(),
+            effects,
             logs: state.capabilities.log.lines,
             stdio,
             elapsed: started.elapsed(),
             cpu: meter.spent(),
         }
         .counted()
+    }
+
+    /// Writes an audit entry for every moderation, role and channel action
+    /// the invocation took ([`Effect::audited`]), attributed to the feature
+    /// and its version, with the member who invoked it (none for events and
+    /// jobs: the feature acted on its own). The dashboard hears each as an
+    /// `audit_log` event.
+    async fn audit_actions(&self, gf: &GuildFeature, invoker: Option<u64>, effects: &[Effect]) {
+        for (action, mut details) in effects.iter().filter_map(Effect::audited) {
+            details["version"] = serde_json::json!(gf.version);
+            details["invoker"] = serde_json::json!(invoker.map(|id| id.to_string()));
+            let entry = NewAuditEntry {
+                guild_id: Some(gf.guild_id),
+                actor: format!("feature:{}", gf.feature_id),
+                action: action.into(),
+                feature_id: Some(gf.feature_id.clone()),
+                details,
+            };
+            if let Err(e) = self.store.audit(&entry).await {
+                tracing::error!(guild = gf.guild_id, feature = %gf.feature_id, %action, error = %e, "could not audit a feature's action");
+            }
+        }
     }
 
     fn new_store(
