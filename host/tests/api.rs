@@ -1913,6 +1913,44 @@ async fn features_serve_their_own_routes_behind_the_hosts_guards() {
         assert_eq!(as_key["permissions"], u64::MAX.to_string());
         assert_error(&world.get(&whoami, &member).await, 403, "forbidden");
 
+        // Channel history, read from Discord: refused until `messages` is
+        // granted, then newest first, paged with `before`.
+        let general = world.guild.general_channel_id;
+        let recent = format!("/api/guild/{g}/features/notes/api/recent/{general}");
+        let denied = world.get(&recent, &owner).await;
+        assert_error(&denied, 403, "forbidden");
+        let mut said = Vec::new();
+        for text in ["first", "<b>second</b>", "third"] {
+            said.push(world.sim.say(g, general, world.member, text).await);
+        }
+        let regranted = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/features/notes/install"),
+                &owner,
+                Some(json!({"capabilities": ["storage", "messages", "message-content"]})),
+            )
+            .await;
+        assert_eq!(regranted.status, 200, "{label}: {:?}", regranted.body);
+        let page = world.get(&recent, &owner).await.body;
+        let texts: Vec<&str> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .collect();
+        assert_eq!(
+            texts[..3],
+            ["third", "<b>second</b>", "first"],
+            "{label}: {page}"
+        );
+        assert_eq!(page["messages"][0]["author"], "bob");
+        let older = world
+            .get(&format!("{recent}?before={}", said[2]), &owner)
+            .await
+            .body;
+        assert_eq!(older["messages"][0]["content"], "<b>second</b>", "{label}");
+
         // Answers outside the contract, and a route that never returns.
         for (path, why) in [
             ("bad-status", "status 500"),

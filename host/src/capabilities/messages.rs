@@ -6,7 +6,11 @@ use crate::wit::townes::feature::messages::Host;
 use crate::wit::{Capability, Error, MessageBody};
 
 impl Cap<'_, DiscordCtx> {
-    fn begin_in_channel(&mut self, call: &'static str, channel_id: u64) -> Result<(), Error> {
+    pub(super) fn begin_in_channel(
+        &mut self,
+        call: &'static str,
+        channel_id: u64,
+    ) -> Result<(), Error> {
         self.calls.begin(Capability::Messages, call)?;
         self.calls
             .grant

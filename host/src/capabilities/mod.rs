@@ -9,6 +9,7 @@
 pub mod audit;
 mod channels;
 pub mod config;
+mod history;
 pub mod invocation;
 pub mod live;
 pub mod log;
@@ -476,6 +477,7 @@ pub fn add_to_linker<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Re
     )?;
     wit_if::live::add_to_linker::<T, With<live::LiveCtx>>(linker, view!(live))?;
     wit_if::messages::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
+    wit_if::history::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
     wit_if::members::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
     wit_if::roles::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
     wit_if::channels::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;

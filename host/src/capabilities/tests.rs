@@ -404,3 +404,80 @@ fn truncation_and_escaping() {
         "ok\\nINFO forged\\u{1b}[31m"
     );
 }
+
+#[tokio::test]
+async fn history_pages_backwards_within_the_allow_list_and_hides_content_without_the_grant() {
+    use wit_if::history::{Attachment, Host as _, PastMessage};
+    let f = fixture().await;
+    let ada = f.discord.member_of(GUILD, MEMBER).unwrap().user;
+    let secret = GUILD + 5;
+    f.discord
+        .with_guild(GUILD, |g| {
+            g.channels.insert(secret, "secret".into());
+            for id in 1..=5u64 {
+                g.post(
+                    GENERAL,
+                    PastMessage {
+                        id,
+                        author: ada.clone(),
+                        avatar: None,
+                        content: format!("message {id}"),
+                        timestamp: "2026-12-07T00:00:00Z".into(),
+                        edited_timestamp: None,
+                        embeds: vec![],
+                        attachments: vec![Attachment {
+                            id: 100 + id,
+                            filename: "a.txt".into(),
+                            content_type: None,
+                            size: 1,
+                            url: "https://cdn.example/a.txt".into(),
+                        }],
+                    },
+                );
+            }
+        })
+        .unwrap();
+    let ids = |page: &[PastMessage]| page.iter().map(|m| m.id).collect::<Vec<_>>();
+
+    let mut calls = Calls::new(
+        Grant {
+            channels: Some(vec![GENERAL]),
+            ..grant(&[Capability::Messages, Capability::MessageContent])
+        },
+        100,
+    );
+    let mut ctx = f.discord();
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    let newest = cap.read(GENERAL, None, 2).await.unwrap();
+    assert_eq!(ids(&newest), [5, 4]);
+    assert_eq!(newest[0].content, "message 5");
+    assert_eq!(
+        ids(&cap.read(GENERAL, Some(4), 100).await.unwrap()),
+        [3, 2, 1]
+    );
+    assert_eq!(
+        cap.read(secret, None, 10).await.unwrap_err(),
+        Error::Denied(Capability::Messages),
+        "outside the allow-list"
+    );
+    for limit in [0, 101] {
+        assert!(matches!(
+            cap.read(GENERAL, None, limit).await,
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    let mut calls = Calls::new(grant(&[Capability::Messages]), 100);
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    let blind = cap.read(GENERAL, None, 1).await.unwrap();
+    assert_eq!(blind[0].id, 5);
+    assert_eq!(blind[0].author.username, "ada");
+    assert!(blind[0].content.is_empty() && blind[0].attachments.is_empty());
+
+    let mut calls = Calls::new(grant(&[Capability::Storage]), 100);
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    assert_eq!(
+        cap.read(GENERAL, None, 1).await.unwrap_err(),
+        Error::Denied(Capability::Messages)
+    );
+}

@@ -4,6 +4,7 @@
 
 use super::{Discord, DiscordError, Role, permissions};
 use crate::wit::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
+use crate::wit::townes::feature::history::PastMessage;
 use crate::wit::{GuildInfo, Member, MessageBody, User};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +26,9 @@ pub struct LocalGuild {
     pub dm_closed: Vec<u64>,
     /// The slash commands last registered for the guild (Discord's JSON).
     pub registered_commands: Option<serde_json::Value>,
+    /// Past messages by channel, oldest first (what `history.read` reads);
+    /// add them with [`LocalGuild::post`].
+    pub history: BTreeMap<u64, Vec<PastMessage>>,
 }
 
 impl LocalGuild {
@@ -76,6 +80,7 @@ impl LocalGuild {
             bot_roles: vec![bot_role],
             dm_closed: Vec::new(),
             registered_commands: None,
+            history: BTreeMap::new(),
         }
     }
 
@@ -142,6 +147,11 @@ impl LocalGuild {
             )));
         }
         Ok(())
+    }
+
+    /// Adds `message` to a channel's history.
+    pub fn post(&mut self, channel_id: u64, message: PastMessage) {
+        self.history.entry(channel_id).or_default().push(message);
     }
 
     fn channel(&self, channel_id: u64) -> Result<(), DiscordError> {
@@ -495,6 +505,28 @@ impl Discord for LocalDiscord {
             g.channel(channel_id)?;
             g.require(permissions::MANAGE_MESSAGES, "Manage Messages")?;
             Ok(count)
+        })
+    }
+
+    async fn channel_messages(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<PastMessage>, DiscordError> {
+        self.lag().await;
+        self.guild(guild_id, |g| {
+            g.channel(channel_id)?;
+            Ok(g.history
+                .get(&channel_id)
+                .into_iter()
+                .flatten()
+                .rev()
+                .filter(|m| before.is_none_or(|b| m.id < b))
+                .take(limit.clamp(1, 100) as usize)
+                .cloned()
+                .collect())
         })
     }
 }

@@ -23,6 +23,7 @@ pub use rest::{DEFAULT_BASE_URL, RestClient, RestConfigError, RestError};
 pub(crate) use rest::{message_json, snowflake};
 
 use crate::wit::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
+use crate::wit::townes::feature::history::PastMessage;
 use crate::wit::{GuildInfo, Member, MessageBody};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -287,6 +288,15 @@ pub trait Discord: Send + Sync {
         reason: Option<&str>,
     ) -> Result<(), DiscordError>;
     async fn purge(&self, guild_id: u64, channel_id: u64, count: u32) -> Result<u32, DiscordError>;
+    /// Up to `limit` (1-100) messages of a channel of the guild older than
+    /// `before` (none: the newest), newest first.
+    async fn channel_messages(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<PastMessage>, DiscordError>;
 
     /// Replaces the guild's slash commands with `commands` (Discord's bulk
     /// overwrite body). Called by the host, never by a feature.

@@ -27,7 +27,8 @@ use super::{Caller, Discord, DiscordError, Role};
 use crate::wit::townes::feature::channels::{
     ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,
 };
-use crate::wit::{GuildInfo, Member, MessageBody, User};
+use crate::wit::townes::feature::history::{Attachment, PastMessage};
+use crate::wit::{Embed, EmbedField, GuildInfo, Member, MessageBody, User};
 
 /// Discord refuses to bulk-delete messages older than 14 days; a minute of margin
 /// covers the time the call may wait in the queue.
@@ -247,22 +248,80 @@ impl RemoteDiscord {
     }
 }
 
+/// A user from Discord's JSON.
+fn user_from_json(user: &Value) -> Option<User> {
+    Some(User {
+        id: snowflake(&user["id"])?,
+        username: user["username"].as_str()?.to_string(),
+        global_name: user["global_name"].as_str().map(str::to_string),
+        bot: user["bot"].as_bool().unwrap_or(false),
+    })
+}
+
 /// A member from Discord's JSON.
 pub(crate) fn member_from_json(json: &Value) -> Option<Member> {
-    let user = &json["user"];
     Some(Member {
-        user: User {
-            id: snowflake(&user["id"])?,
-            username: user["username"].as_str()?.to_string(),
-            global_name: user["global_name"].as_str().map(str::to_string),
-            bot: user["bot"].as_bool().unwrap_or(false),
-        },
+        user: user_from_json(&json["user"])?,
         nick: json["nick"].as_str().map(str::to_string),
         roles: json["roles"]
             .as_array()
             .map(|roles| roles.iter().filter_map(snowflake).collect())
             .unwrap_or_default(),
         joined_at: json["joined_at"].as_str().map(str::to_string),
+    })
+}
+
+/// A channel's past message from Discord's JSON.
+fn past_message_from_json(json: &Value) -> Option<PastMessage> {
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let embeds = json["embeds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| Embed {
+            title: text(&e["title"]),
+            description: text(&e["description"]),
+            url: text(&e["url"]),
+            color: e["color"].as_u64().and_then(|c| u32::try_from(c).ok()),
+            fields: e["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| EmbedField {
+                    name: text(&f["name"]).unwrap_or_default(),
+                    value: text(&f["value"]).unwrap_or_default(),
+                    inline: f["inline"].as_bool().unwrap_or(false),
+                })
+                .collect(),
+            footer: text(&e["footer"]["text"]),
+            thumbnail_url: text(&e["thumbnail"]["url"]),
+            image_url: text(&e["image"]["url"]),
+        });
+    let attachments = json["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            Some(Attachment {
+                id: snowflake(&a["id"])?,
+                filename: text(&a["filename"]).unwrap_or_default(),
+                content_type: text(&a["content_type"]),
+                size: a["size"]
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(0),
+                url: text(&a["url"]).unwrap_or_default(),
+            })
+        });
+    Some(PastMessage {
+        id: snowflake(&json["id"])?,
+        author: user_from_json(&json["author"])?,
+        avatar: text(&json["author"]["avatar"]),
+        content: text(&json["content"]).unwrap_or_default(),
+        timestamp: text(&json["timestamp"]).unwrap_or_default(),
+        edited_timestamp: text(&json["edited_timestamp"]),
+        embeds: embeds.collect(),
+        attachments: attachments.collect(),
     })
 }
 
@@ -649,7 +708,7 @@ impl Discord for RemoteDiscord {
         let messages = self
             .executor()
             .direct_as(self.caller.as_ref(), None, |rest| async move {
-                rest.messages(channel_id, count).await
+                rest.messages(channel_id, None, count).await
             })
             .await?;
         let cutoff = Utc::now() - BULK_DELETE_MAX_AGE + BULK_DELETE_MARGIN;
@@ -680,6 +739,28 @@ impl Discord for RemoteDiscord {
         };
         self.write(action).await?;
         Ok(ids.len() as u32)
+    }
+
+    async fn channel_messages(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<PastMessage>, DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        let messages = self
+            .executor()
+            .direct_as(self.caller.as_ref(), None, |rest| async move {
+                rest.messages(channel_id, before, limit).await
+            })
+            .await?;
+        Ok(messages
+            .as_array()
+            .ok_or_else(|| unreadable("messages"))?
+            .iter()
+            .filter_map(past_message_from_json)
+            .collect())
     }
 }
 

@@ -718,13 +718,20 @@ impl RestClient {
         self.get(request).await
     }
 
-    /// `GET /channels/{channel}/messages?limit=N` (1 to 100), newest first.
-    pub async fn messages(&self, channel_id: u64, limit: u32) -> Result<Value, RestError> {
+    /// `GET /channels/{channel}/messages?limit=N[&before=M]` (1 to 100 older
+    /// than `before`, or the newest), newest first.
+    pub async fn messages(
+        &self,
+        channel_id: u64,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Value, RestError> {
+        let before = before.map(|id| format!("&before={id}")).unwrap_or_default();
         let request = Request::new(
             Method::GET,
             "/channels/{channel}/messages",
             format!(
-                "/channels/{channel_id}/messages?limit={}",
+                "/channels/{channel_id}/messages?limit={}{before}",
                 limit.clamp(1, 100)
             ),
         )

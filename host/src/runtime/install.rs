@@ -28,6 +28,15 @@ const PACKAGE: &str = "townes:feature";
 /// capability in its manifest.
 const FREE_INTERFACES: [&str; 2] = ["invocation", "live"];
 
+/// Interfaces of the package that come with another capability's grant:
+/// `history` is reading what `messages` may post to.
+fn granted_with(interface: &str) -> Option<&'static str> {
+    match interface {
+        "history" => Some("messages"),
+        _ => None,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     #[error("the component is {size} bytes; the largest accepted is {max} bytes")]
@@ -250,11 +259,12 @@ impl Runtime {
             if (interface == "types" && !has_functions) || FREE_INTERFACES.contains(&interface) {
                 continue;
             }
-            if parse_capability(interface).is_err() || interface == "message-content" {
+            let capability = granted_with(interface).unwrap_or(interface);
+            if parse_capability(capability).is_err() || capability == "message-content" {
                 return Err(InstallError::UnknownImport(name.to_string()));
             }
             if has_functions {
-                capabilities.push(interface.to_string());
+                capabilities.push(capability.to_string());
             }
         }
         Ok(capabilities)

@@ -7,6 +7,7 @@ use super::wall::WallClock;
 use crate::discord::custom_id::namespace_body;
 use crate::discord::{Caller, Discord, DiscordError, Role};
 use crate::wit::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
+use crate::wit::townes::feature::history::PastMessage;
 use crate::wit::{GuildInfo, Member, MessageBody};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -223,6 +224,19 @@ impl Discord for InvocationDiscord {
         self.clock
             .excluding(self.inner.purge(guild_id, channel_id, count))
             .await
+    }
+
+    async fn channel_messages(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<PastMessage>, DiscordError> {
+        let call = self
+            .inner
+            .channel_messages(guild_id, channel_id, before, limit);
+        self.clock.excluding(call).await
     }
 
     async fn overwrite_guild_commands(

@@ -40,7 +40,7 @@ use townes_limits::storage;
 
 use crate::{
     Capability, ChannelSpec, Context, Entry, Error, Feature, GuildInfo, LogLevel, Member,
-    MessageBody, PermissionOverwrite, ScheduledJob, ScoreEntry, Snowflake,
+    MessageBody, PastMessage, PermissionOverwrite, ScheduledJob, ScoreEntry, Snowflake,
 };
 
 /// The guild id of a fresh [`MockHost`] (see [`MockHost::context`]).
@@ -216,6 +216,7 @@ pub(crate) struct State {
     members: BTreeMap<Snowflake, Member>,
     guild: Option<GuildInfo>,
     kv: BTreeMap<String, String>,
+    history: BTreeMap<Snowflake, Vec<PastMessage>>,
     boards: BTreeMap<String, BTreeMap<Snowflake, i64>>,
     failures: BTreeMap<Capability, Error>,
     blocked_dms: BTreeSet<Snowflake>,
@@ -378,6 +379,12 @@ impl MockHost {
     /// Removes the call budget.
     pub fn clear_call_budget(&self) {
         self.with(|s| s.call_budget = None);
+    }
+
+    /// Adds a message to a channel's history (what `history::read` returns,
+    /// newest first).
+    pub fn post_history(&self, channel_id: Snowflake, message: PastMessage) {
+        self.with(|s| s.history.entry(channel_id).or_default().push(message));
     }
 
     /// Seeds storage: sets `key` to `value` as if the feature had.
@@ -1037,6 +1044,38 @@ impl State {
             });
         }
         Ok(existed)
+    }
+
+    pub(crate) fn history(
+        &mut self,
+        channel_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> Result<Vec<PastMessage>, Error> {
+        if !(1..=100).contains(&limit) {
+            return Err(Error::InvalidArgument(format!(
+                "history.read: limit {limit}; read 1 to 100 at a time and page with `before`"
+            )));
+        }
+        let content = !self.failures.contains_key(&Capability::MessageContent);
+        Ok(self
+            .history
+            .get(&channel_id)
+            .into_iter()
+            .flatten()
+            .rev()
+            .filter(|m| before.is_none_or(|b| m.id < b))
+            .take(limit as usize)
+            .map(|m| {
+                let mut m = m.clone();
+                if !content {
+                    m.content.clear();
+                    m.embeds.clear();
+                    m.attachments.clear();
+                }
+                m
+            })
+            .collect())
     }
 
     pub(crate) fn audit(&mut self, action: &str, details: &str) -> Result<(), Error> {

@@ -410,3 +410,35 @@ fn set_if_writes_only_over_the_expected_value() {
     assert_eq!(storage::set_if("k", Some("1"), "2"), Ok(true));
     assert_eq!(host.storage_value("k").as_deref(), Some("2"));
 }
+
+#[test]
+fn history_pages_newest_first_and_hides_content_without_the_grant() {
+    use crate::{PastMessage, history};
+    let host = MockHost::new();
+    for id in 1..=3 {
+        host.post_history(
+            9,
+            PastMessage {
+                id,
+                author: User::new(7, "ann"),
+                avatar: None,
+                content: format!("m{id}"),
+                timestamp: "2026-12-07T00:00:00Z".into(),
+                edited_timestamp: None,
+                embeds: vec![],
+                attachments: vec![],
+            },
+        );
+    }
+    let page = history::read(9, None, 2).unwrap();
+    assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), [3, 2]);
+    assert_eq!(history::read(9, Some(2), 100).unwrap()[0].content, "m1");
+    assert!(history::read(9, None, 0).is_err());
+    host.deny(Capability::MessageContent);
+    assert!(history::read(9, None, 1).unwrap()[0].content.is_empty());
+    host.deny(Capability::Messages);
+    assert_eq!(
+        history::read(9, None, 1).unwrap_err(),
+        Error::Denied(Capability::Messages)
+    );
+}

@@ -5,7 +5,7 @@
 
 use townes_sdk::{
     ApiRequest, ApiResponse, Capability, CapabilityRequest, Context, Error, Feature, Manifest,
-    Route, json, live, storage,
+    Route, history, json, live, storage,
 };
 
 pub struct Notes;
@@ -26,6 +26,14 @@ impl Feature for Notes {
             .capability(CapabilityRequest::required(
                 Capability::Storage,
                 "keeps the notes",
+            ))
+            .capability(CapabilityRequest::optional(
+                Capability::Messages,
+                "shows a channel's recent messages",
+            ))
+            .capability(CapabilityRequest::optional(
+                Capability::MessageContent,
+                "shows what they say",
             ))
     }
 
@@ -48,6 +56,7 @@ impl Feature for Notes {
             Route::delete("/notes/{id}", "deleteNote", "Deletes a note")
                 .response(json!({ "type": "object", "required": ["deleted"] })),
             Route::get("/whoami", "whoAmI", "The caller as the feature sees them"),
+            Route::get("/recent/{channel}", "recentMessages", "A channel's messages, newest first"),
             Route::get("/lifecycle", "lifecycleCounts", "How often it was enabled and disabled"),
             Route::get("/bad-status", "badStatus", "Answers a status outside 2xx"),
             Route::get("/off-contract", "offContract", "Answers a body its schema refuses")
@@ -86,6 +95,18 @@ impl Feature for Notes {
                 let text =
                     storage::get(&key)?.ok_or_else(|| Error::NotFound(format!("note {id}")))?;
                 Ok(ApiResponse::json(&json!({ "id": id, "text": text })))
+            }
+            "/recent/{channel}" => {
+                let channel = request
+                    .param("channel")
+                    .and_then(|c| c.parse().ok())
+                    .ok_or_else(|| Error::InvalidArgument("channel: a snowflake".into()))?;
+                let before = request.query("before").and_then(|b| b.parse().ok());
+                let messages: Vec<_> = history::read(channel, before, 100)?
+                    .into_iter()
+                    .map(|m| json!({ "id": m.id.to_string(), "author": m.author.username, "content": m.content }))
+                    .collect();
+                Ok(ApiResponse::json(&json!({ "messages": messages })))
             }
             "/whoami" => Ok(ApiResponse::json(&json!({
                 "user_id": request.caller.user_id.map(|id| id.to_string()),
