@@ -415,7 +415,8 @@ async fn guild_routes(world: &World, auth: &Auth, guild_id: u64) -> Vec<(Method,
             .replace("{guild_id}", &guild_id.to_string())
             .replace("{feature_id}", "hello")
             .replace("{permission_id}", "1:hello")
-            .replace("{entry_id}", "1");
+            .replace("{entry_id}", "1")
+            .replace("{name}", "notes/1.html");
         // A feature's own route parameters are plain ids: any will do.
         if filled.contains("/features/") && filled.contains("/api/") {
             let segments: Vec<&str> = filled
@@ -2000,6 +2001,73 @@ async fn features_serve_their_own_routes_behind_the_hosts_guards() {
                     && e["details"]["operation"] == "createNote"),
             "{label}: {calls:?}"
         );
+
+        // Files: what a feature exports, through its signed link (no sign-in)
+        // until the link expires, and to the guild's managers.
+        let exported = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/features/notes/api/export"),
+                &owner,
+                Some(json!({ "seconds": 60 })),
+            )
+            .await;
+        assert_eq!(exported.status, 200, "{label}: {:?}", exported.body);
+        let url = exported.body["url"].as_str().unwrap();
+        let token = url.split_once("/files/").unwrap().1.to_string();
+        let served = world.get(&format!("/files/{token}"), &Auth::None).await;
+        assert_eq!(served.status, 200, "{label}: {:?}", served.body);
+        assert_eq!(
+            served.headers[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let csp = served.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(
+            csp.starts_with("sandbox;") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
+        assert_eq!(served.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(
+            served.body.as_str().unwrap().starts_with("<!doctype html>"),
+            "{label}"
+        );
+        let (payload, tag) = token.split_once('.').unwrap();
+        for forged in [format!("{payload}.x{tag}"), format!("{payload}A.{tag}")] {
+            let refused = world.get(&format!("/files/{forged}"), &Auth::None).await;
+            assert_error(&refused, 404, "not_found");
+        }
+        let links = world
+            .running
+            .as_ref()
+            .unwrap()
+            .platform
+            .runtime
+            .file_links();
+        let scope = townes::store::Scope::new(g, "notes");
+        let soon = chrono::Utc::now() + chrono::Duration::seconds(1);
+        let short = links.sign(&scope, "notes/export.html", soon).await.unwrap();
+        let short = format!("/files/{}", short.split_once("/files/").unwrap().1);
+        assert_eq!(world.get(&short, &Auth::None).await.status, 200, "{label}");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_error(&world.get(&short, &Auth::None).await, 404, "not_found");
+        let files = world
+            .get(&format!("/api/guild/{g}/features/notes/files"), &manager)
+            .await;
+        assert_eq!(
+            files.body[0]["name"], "notes/export.html",
+            "{label}: {:?}",
+            files.body
+        );
+        let download = world
+            .get(
+                &format!("/api/guild/{g}/features/notes/files/notes/export.html"),
+                &manager,
+            )
+            .await;
+        assert_eq!(download.status, 200, "{label}");
+        assert_eq!(download.body, served.body);
 
         // The served OpenAPI document lists the feature's routes.
         let doc = world.get("/api/openapi.json", &owner).await.body;

@@ -65,6 +65,7 @@ async fn migrations_are_idempotent() {
             (7, "sandbox limits".to_string()),
             (8, "guild feature revision".to_string()),
             (9, "control changes".to_string()),
+            (10, "feature files".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -2195,6 +2196,7 @@ async fn migrating_a_0001_database_to_0002() {
             (7, "sandbox limits".to_string()),
             (8, "guild feature revision".to_string()),
             (9, "control changes".to_string()),
+            (10, "feature files".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),
@@ -2301,6 +2303,86 @@ async fn an_unreadable_approval_approves_nothing() {
             store.guild_features(1).await.unwrap()[0].grants,
             Approval::default(),
             "{label}"
+        );
+    }
+}
+
+/// Files are kept exact under their quota on both backends, also when many
+/// writers race for the last bytes, and one guild's files are not another's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_keep_exact_usage_under_racing_writers() {
+    use townes::store::{FileQuota, FileUsage};
+    for (label, store, _guard) in each_backend().await {
+        let scope = Scope::new(7, "tickets");
+        let quota = FileQuota {
+            max_bytes: 10_000,
+            max_files: 1_000,
+            max_file_bytes: 1_000,
+        };
+        let writers: Vec<_> = (0..40)
+            .map(|i| {
+                let (store, scope) = (store.clone(), scope.clone());
+                tokio::spawn(async move {
+                    store
+                        .put_file(
+                            &scope,
+                            &format!("f{i}"),
+                            "text/plain",
+                            &[b'x'; 1_000],
+                            quota,
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut stored = 0;
+        for writer in writers {
+            match writer.await.unwrap() {
+                Ok(_) => stored += 1,
+                Err(StoreError::QuotaExceeded(_)) => {}
+                Err(e) => panic!("{label}: {e}"),
+            }
+        }
+        assert_eq!(stored, 10, "{label}: exactly what fits");
+        let usage = store.file_usage(&scope).await.unwrap();
+        assert_eq!(
+            usage,
+            FileUsage {
+                bytes: 10_000,
+                files: 10
+            },
+            "{label}"
+        );
+        let listed = store.files(&scope, "f", 1000).await.unwrap();
+        assert_eq!(listed.len(), 10, "{label}");
+        let (info, data) = store.file(&scope, &listed[0].name).await.unwrap().unwrap();
+        assert_eq!((info.size, data.len()), (1_000, 1_000), "{label}");
+        assert!(store.delete_file(&scope, &listed[0].name).await.unwrap());
+        assert!(!store.delete_file(&scope, &listed[0].name).await.unwrap());
+        assert_eq!(
+            store.file_usage(&scope).await.unwrap(),
+            FileUsage {
+                bytes: 9_000,
+                files: 9
+            },
+            "{label}"
+        );
+        let elsewhere = Scope::new(8, "tickets");
+        assert!(
+            store
+                .file(&elsewhere, &listed[1].name)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store.file_usage(&elsewhere).await.unwrap(),
+            FileUsage::default()
+        );
+        assert_eq!(
+            store.host_secret("k").await.unwrap(),
+            store.host_secret("k").await.unwrap(),
+            "{label}: made once"
         );
     }
 }

@@ -368,6 +368,71 @@ pub mod audit {
     }
 }
 
+pub mod files {
+    use super::{Invalid, invalid};
+
+    pub const MAX_NAME: usize = 128;
+    /// Links live 60 seconds to 7 days.
+    pub const MIN_LINK_SECONDS: u32 = 60;
+    pub const MAX_LINK_SECONDS: u32 = 7 * 24 * 3600;
+    pub const MAX_LIST: u32 = 1000;
+
+    /// 1-128 characters of `A-Z a-z 0-9 . _ - /`, not starting or ending with
+    /// `/`, without `..` or `//`: a name never reads as a path anywhere.
+    pub fn check_name(name: &str) -> Result<(), Invalid> {
+        let ok = (1..=MAX_NAME).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+            && !name.starts_with('/')
+            && !name.ends_with('/')
+            && !name.contains("..")
+            && !name.contains("//");
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "file name `{}`: use 1-{MAX_NAME} characters of A-Z a-z 0-9 . _ - and /, e.g. `transcripts/42.html`",
+                name.escape_debug()
+            )))
+        }
+    }
+
+    /// `type/subtype`, lower-case, optionally `; charset=utf-8`.
+    pub fn check_content_type(content_type: &str) -> Result<(), Invalid> {
+        let mime = content_type
+            .strip_suffix("; charset=utf-8")
+            .unwrap_or(content_type);
+        let ok = mime.len() <= 100
+            && mime.split_once('/').is_some_and(|(kind, sub)| {
+                !kind.is_empty()
+                    && !sub.is_empty()
+                    && kind.bytes().all(|b| b.is_ascii_lowercase())
+                    && sub.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b".+-".contains(&b)
+                    })
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "content type `{}`: give a MIME type such as `text/html; charset=utf-8` or `image/png`",
+                content_type.escape_debug()
+            )))
+        }
+    }
+
+    pub fn check_link_seconds(seconds: u32) -> Result<(), Invalid> {
+        if (MIN_LINK_SECONDS..=MAX_LINK_SECONDS).contains(&seconds) {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "a link lives {MIN_LINK_SECONDS} to {MAX_LINK_SECONDS} seconds, not {seconds}"
+            )))
+        }
+    }
+}
+
 pub mod live {
     use super::{Invalid, invalid};
 

@@ -11,7 +11,7 @@
 //!   component;
 //! - one module of free functions per capability ([`messages`], [`members`],
 //!   [`roles`], [`channels`], [`moderation`], [`storage`], [`config`], [`scheduler`],
-//!   [`audit`], [`log`], [`live`], [`history`]). Your component imports exactly the capabilities whose
+//!   [`audit`], [`log`], [`live`], [`history`], [`files`]). Your component imports exactly the capabilities whose
 //!   functions it calls, so it never asks the host for more than its manifest
 //!   declares;
 //! - [`snowflake`]: the JSON Schema and serde helpers for Discord ids in your
@@ -105,6 +105,7 @@ pub mod testing;
 pub mod audit;
 pub mod channels;
 pub mod config;
+pub mod files;
 pub mod history;
 pub mod invocation;
 pub mod live;
@@ -124,6 +125,7 @@ pub use bindings::exports::townes::feature::api::{
 pub use bindings::townes::feature::channels::{
     ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,
 };
+pub use bindings::townes::feature::files::FileInfo;
 pub use bindings::townes::feature::history::{Attachment, PastMessage};
 pub use bindings::townes::feature::log::Level as LogLevel;
 pub use bindings::townes::feature::storage::{Entry, ScoreEntry};

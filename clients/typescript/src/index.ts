@@ -355,6 +355,16 @@ export const FeatureDetail = z.object({
 /** One version of a feature as its manifest describes it. */
 export type FeatureDetail = z.infer<typeof FeatureDetail>;
 
+/** A file a feature keeps. */
+export const FileView = z.object({
+  content_type: z.string(),
+  created_at: z.string(),
+  name: z.string(),
+  size: z.number().int().min(0),
+});
+/** A file a feature keeps. */
+export type FileView = z.infer<typeof FileView>;
+
 export const Health = z.object({
   status: z.string(),
 });
@@ -651,6 +661,32 @@ export const operations = {
       "503": ErrorBody,
     },
   },
+  listFeatureFiles: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/{feature_id}/files",
+    responses: {
+      "200": z.array(FileView),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  getFeatureFile: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/{feature_id}/files/{name}",
+    responses: {
+      "200": null,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
   install: {
     method: "POST",
     path: "/api/guild/{guild_id}/features/{feature_id}/install",
@@ -940,6 +976,14 @@ export const operations = {
       "401": ErrorBody,
       "403": ErrorBody,
       "429": ErrorBody,
+    },
+  },
+  getLinkedFile: {
+    method: "GET",
+    path: "/files/{token}",
+    responses: {
+      "200": null,
+      "404": ErrorBody,
     },
   },
   healthz: {
@@ -1265,6 +1309,49 @@ export class TownesClient {
       options,
     );
     return operations.enable.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The files a feature keeps in the guild, in name order.
+   *
+   * `GET /api/guild/{guild_id}/features/{feature_id}/files`
+   */
+  async listFeatureFiles(
+    guildId: Snowflake,
+    featureId: string,
+    query?: { prefix?: string | undefined; limit?: number | undefined },
+    options?: RequestOptions,
+  ): Promise<Array<FileView>> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/${encodeURIComponent(String(featureId))}/files`,
+      query,
+      undefined,
+      options,
+    );
+    return operations.listFeatureFiles.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * One file's bytes, as its feature stored them.
+   *
+   * `GET /api/guild/{guild_id}/features/{feature_id}/files/{name}`
+   *
+   * @param name The file's name; may contain `/`
+   */
+  async getFeatureFile(
+    guildId: Snowflake,
+    featureId: string,
+    name: string,
+    options?: RequestOptions,
+  ): Promise<void> {
+    await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/${encodeURIComponent(String(featureId))}/files/${encodeURIComponent(String(name))}`,
+      undefined,
+      undefined,
+      options,
+    );
   }
 
   /**
@@ -1610,6 +1697,24 @@ export class TownesClient {
    */
   async logout(options?: RequestOptions): Promise<void> {
     await this.#request("POST", "/auth/logout", undefined, undefined, options);
+  }
+
+  /**
+   * A file through a signed link, until the link expires. No sign-in: the link
+   * is the permission.
+   *
+   * `GET /files/{token}`
+   *
+   * @param token What `files.link` made, after `/files/`
+   */
+  async getLinkedFile(token: string, options?: RequestOptions): Promise<void> {
+    await this.#request(
+      "GET",
+      `/files/${encodeURIComponent(String(token))}`,
+      undefined,
+      undefined,
+      options,
+    );
   }
 
   /**

@@ -2,7 +2,7 @@
 //! annotations. `townes openapi` prints it; `docs/API/openapi.yaml` is that
 //! output, committed, and a test fails when the two differ.
 
-use super::routes::{assets, auth, feature_api, guild, health, marketplace};
+use super::routes::{assets, auth, feature_api, files, guild, health, marketplace};
 use super::ws;
 use utoipa::Modify;
 use utoipa::OpenApi;
@@ -30,6 +30,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         marketplace::install, marketplace::enable, marketplace::disable,
         marketplace::upgrade, marketplace::config, marketplace::set_config,
         feature_api::document,
+        files::list, files::download, files::linked,
         ws::upgrade,
     ),
     components(schemas(super::snowflake::Snowflake, super::routes::marketplace::CapabilityName)),
@@ -41,6 +42,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "guild", description = "Seed 002: settings, permissions, audit log"),
         (name = "guild data", description = "Seed 002: the guild as the bot sees it"),
         (name = "marketplace", description = "The catalogue and per-guild features"),
+        (name = "files", description = "Files features keep, and signed links to them"),
         (name = "live", description = "WebSocket events"),
     )
 )]

@@ -9,6 +9,7 @@
 pub mod audit;
 mod channels;
 pub mod config;
+pub mod files;
 mod history;
 pub mod invocation;
 pub mod live;
@@ -112,6 +113,13 @@ pub enum Effect {
     StorageDeleted {
         key: String,
     },
+    FileStored {
+        name: String,
+        bytes: u64,
+    },
+    FileDeleted {
+        name: String,
+    },
     StorageIncremented {
         key: String,
         value: i64,
@@ -214,6 +222,8 @@ impl fmt::Display for Effect {
             } => write!(f, "purge {deleted} in #{channel_id}"),
             Effect::StorageSet { key, bytes } => write!(f, "storage {key} = ({bytes} bytes)"),
             Effect::StorageDeleted { key } => write!(f, "storage {key} deleted"),
+            Effect::FileStored { name, bytes } => write!(f, "file {name} ({bytes} bytes)"),
+            Effect::FileDeleted { name } => write!(f, "file {name} deleted"),
             Effect::StorageIncremented { key, value } => write!(f, "storage {key} → {value}"),
             Effect::ScoreChanged {
                 board,
@@ -444,6 +454,7 @@ pub struct Capabilities {
     pub audit: audit::AuditCtx,
     pub invocation: invocation::InvocationCtx,
     pub live: live::LiveCtx,
+    pub files: files::FilesCtx,
 }
 
 /// A store whose data holds the capabilities of an invocation.
@@ -476,6 +487,7 @@ pub fn add_to_linker<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Re
         view!(invocation),
     )?;
     wit_if::live::add_to_linker::<T, With<live::LiveCtx>>(linker, view!(live))?;
+    wit_if::files::add_to_linker::<T, With<files::FilesCtx>>(linker, view!(files))?;
     wit_if::messages::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
     wit_if::history::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
     wit_if::members::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;

@@ -9,6 +9,8 @@ use crate::grants::Quota;
 use crate::store::{Guild, Scope, Store};
 use crate::wit::MessageBody;
 use crate::wit::townes::feature as wit_if;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 const GUILD: u64 = 1000;
 const GENERAL: u64 = GUILD + 1;
@@ -480,4 +482,122 @@ async fn history_pages_backwards_within_the_allow_list_and_hides_content_without
         cap.read(GENERAL, None, 1).await.unwrap_err(),
         Error::Denied(Capability::Messages)
     );
+}
+
+#[tokio::test]
+async fn files_are_held_to_their_quota_and_links_grant_one_file_until_they_expire() {
+    use wit_if::files::Host as _;
+    let f = fixture().await;
+    let links = Arc::new(files::FileLinks::new(
+        f.store.clone(),
+        "https://api.example",
+    ));
+    let mut ctx = files::FilesCtx {
+        store: f.store.clone(),
+        scope: scope(),
+        quota: crate::store::FileQuota {
+            max_bytes: 100,
+            max_files: 2,
+            max_file_bytes: 60,
+        },
+        links: links.clone(),
+    };
+    let mut calls = Calls::new(grant(&[Capability::Storage]), 100);
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    let html = "text/html; charset=utf-8";
+    cap.put("a.html".into(), html.into(), vec![b'a'; 50])
+        .await
+        .unwrap();
+    assert!(matches!(
+        cap.put("big".into(), html.into(), vec![0; 61]).await,
+        Err(Error::QuotaExceeded(_))
+    ));
+    assert!(matches!(
+        cap.put("b".into(), html.into(), vec![0; 51]).await,
+        Err(Error::QuotaExceeded(_)),
+    ));
+    cap.put("a.html".into(), html.into(), vec![b'b'; 60])
+        .await
+        .unwrap();
+    cap.put("b".into(), "image/png".into(), vec![0; 40])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            cap.put("c".into(), html.into(), vec![]).await,
+            Err(Error::QuotaExceeded(_))
+        ),
+        "a third file"
+    );
+    for (name, content_type) in [
+        ("../etc", html),
+        ("/abs", html),
+        ("a b", html),
+        ("x", "TEXT/HTML"),
+    ] {
+        assert!(
+            matches!(
+                cap.put(name.into(), content_type.into(), vec![]).await,
+                Err(Error::InvalidArgument(_))
+            ),
+            "{name} {content_type}"
+        );
+    }
+    assert_eq!(
+        cap.get("a.html".into()).await.unwrap(),
+        Some(vec![b'b'; 60])
+    );
+    let names: Vec<String> = cap
+        .list_prefix(String::new(), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["a.html", "b"]);
+    assert!(cap.delete("b".into()).await.unwrap());
+    assert_eq!(
+        f.store.file_usage(&scope()).await.unwrap(),
+        crate::store::FileUsage {
+            bytes: 60,
+            files: 1
+        }
+    );
+
+    // A link names one file of one scope; any change to it, or time, voids it.
+    assert!(matches!(
+        cap.link("nope".into(), 60).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        cap.link("a.html".into(), 59).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    let url = cap.link("a.html".into(), 3600).await.unwrap();
+    let token = url.strip_prefix("https://api.example/files/").unwrap();
+    let linked = links.check(token).await.unwrap().unwrap();
+    assert_eq!((linked.scope, linked.name.as_str()), (scope(), "a.html"));
+    let (payload, tag) = token.split_once('.').unwrap();
+    let forged_payload = URL_SAFE_NO_PAD.encode(
+        String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap())
+            .unwrap()
+            .replacen(&GUILD.to_string(), "2000", 1),
+    );
+    for forged in [
+        format!("{forged_payload}.{tag}"),
+        format!("{payload}.{}", &tag[1..]),
+        format!("{payload}x.{tag}"),
+        "garbage".to_string(),
+    ] {
+        assert_eq!(links.check(&forged).await.unwrap(), None, "{forged}");
+    }
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let short = links.sign(&scope(), "a.html", soon).await.unwrap();
+    let short = short.strip_prefix("https://api.example/files/").unwrap();
+    assert!(links.check(short).await.unwrap().is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(links.check(short).await.unwrap(), None, "expired");
+    // The key is the database's: another process's signer accepts the link.
+    let other = files::FileLinks::new(f.store.clone(), "https://elsewhere.example");
+    assert!(other.check(token).await.unwrap().is_some());
 }

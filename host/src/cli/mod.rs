@@ -58,6 +58,15 @@ pub struct Settings {
     /// without it they stay in this process.
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<String>,
+    /// Where the dashboard API is reached from outside (behind a proxy, its
+    /// public https address): links to features' files start with it.
+    #[arg(
+        long,
+        env = "TOWNES_PUBLIC_URL",
+        default_value = townes::runtime::DEFAULT_PUBLIC_URL,
+        global = true
+    )]
+    pub public_url: String,
 }
 
 #[derive(Subcommand)]
@@ -166,6 +175,7 @@ async fn live(settings: &Settings) -> anyhow::Result<Live> {
 /// The runtime's configuration from the settings (the bot's id comes from Discord).
 fn runtime_config(settings: &Settings) -> anyhow::Result<RuntimeConfig> {
     let mut config = RuntimeConfig::new(&settings.data_dir);
+    config.public_url = settings.public_url.clone();
     if let Some(json) = &settings.plans {
         config.plans = Plans::from_json(json).map_err(anyhow::Error::msg)?;
     }

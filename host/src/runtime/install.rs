@@ -29,10 +29,11 @@ const PACKAGE: &str = "townes:feature";
 const FREE_INTERFACES: [&str; 2] = ["invocation", "live"];
 
 /// Interfaces of the package that come with another capability's grant:
-/// `history` is reading what `messages` may post to.
+/// `history` is reading what `messages` may post to, `files` is storage.
 fn granted_with(interface: &str) -> Option<&'static str> {
     match interface {
         "history" => Some("messages"),
+        "files" => Some("storage"),
         _ => None,
     }
 }

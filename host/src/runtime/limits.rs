@@ -6,6 +6,7 @@
 
 use crate::grants::CapabilitySet;
 use crate::grants::Quota;
+use crate::store::FileQuota;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,6 +41,11 @@ pub struct Limits {
     /// Storage per (guild, feature).
     pub storage_bytes: u64,
     pub storage_rows: u64,
+    /// Files (`files` capability) per (guild, feature): total bytes, count,
+    /// and the largest one.
+    pub file_bytes: u64,
+    pub files: u64,
+    pub file_max_bytes: u64,
     /// Capabilities the plan allows at all.
     pub capabilities: CapabilitySet,
 }
@@ -59,6 +65,9 @@ impl Default for Limits {
             log_lines_per_minute: 300,
             storage_bytes: 1 << 20,
             storage_rows: 10_000,
+            file_bytes: 16 << 20,
+            files: 500,
+            file_max_bytes: 4 << 20,
             capabilities: CapabilitySet::all(),
         }
     }
@@ -79,6 +88,14 @@ impl Limits {
 
     pub fn discord_wait(&self) -> Duration {
         Duration::from_millis(self.discord_wait_ms.into())
+    }
+
+    pub fn file_quota(&self) -> FileQuota {
+        FileQuota {
+            max_bytes: self.file_bytes,
+            max_files: self.files,
+            max_file_bytes: self.file_max_bytes,
+        }
     }
 
     pub fn quota(&self) -> Quota {
@@ -108,6 +125,9 @@ impl Default for Plans {
             log_lines_per_minute: 1_200,
             storage_bytes: 64 << 20,
             storage_rows: 500_000,
+            file_bytes: 1 << 30,
+            files: 50_000,
+            file_max_bytes: 16 << 20,
             ..Limits::default()
         };
         Plans(BTreeMap::from([

@@ -34,8 +34,14 @@ pub use structure::{Structure, StructureCaps};
 use crate::capabilities::log::{escape_controls, truncated};
 use crate::capabilities::rates::Rates;
 use crate::capabilities::{
-    Calls, Capabilities, DiscordCtx, Effect, HasCapabilities, audit::AuditCtx, config::ConfigCtx,
-    invocation::InvocationCtx, live::LiveCtx, log::LogCtx, scheduler::SchedulerCtx,
+    Calls, Capabilities, DiscordCtx, Effect, HasCapabilities,
+    audit::AuditCtx,
+    config::ConfigCtx,
+    files::{FileLinks, FilesCtx},
+    invocation::InvocationCtx,
+    live::LiveCtx,
+    log::LogCtx,
+    scheduler::SchedulerCtx,
     storage::StorageCtx,
 };
 use crate::discord::Discord;
@@ -56,6 +62,9 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Where file links point when no public URL is configured: the API's default address.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// How much a feature may print to stdout/stderr per invocation; the rest is dropped.
 const STDIO_CAPTURE_BYTES: usize = 64 * 1024;
@@ -97,6 +106,8 @@ pub struct RuntimeConfig {
     pub breaker: BreakerPolicy,
     /// The bot's user id, passed to features in their context.
     pub bot_user_id: u64,
+    /// Where the dashboard API is reached from outside: file links start with it.
+    pub public_url: String,
 }
 
 impl RuntimeConfig {
@@ -110,6 +121,7 @@ impl RuntimeConfig {
             slot_wait: Duration::from_secs(10),
             breaker: BreakerPolicy::default(),
             bot_user_id: 0,
+            public_url: DEFAULT_PUBLIC_URL.to_string(),
         }
     }
 }
@@ -307,6 +319,7 @@ pub struct Runtime {
     rates: Arc<Rates>,
     /// Where features' `live` events go: the dashboard's bus.
     live: Live,
+    file_links: Arc<FileLinks>,
     last_job_purge: std::sync::Mutex<Option<Instant>>,
 }
 
@@ -325,7 +338,9 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         crate::capabilities::add_to_linker(&mut linker)?;
         std::fs::create_dir_all(config.data_dir.join("components"))?;
+        let file_links = Arc::new(FileLinks::new(store.clone(), &config.public_url));
         Ok(Runtime {
+            file_links,
             _ticker: engine::EpochTicker::start(engine.clone()),
             engine,
             linker,
@@ -355,6 +370,11 @@ impl Runtime {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Signs and checks the links `files.link` hands out.
+    pub fn file_links(&self) -> &FileLinks {
+        &self.file_links
     }
 
     /// The manifest of an installed feature version: the one validated and
@@ -835,8 +855,14 @@ impl Runtime {
             invocation,
             live: LiveCtx {
                 live: self.live.clone(),
-                scope,
+                scope: scope.clone(),
                 rates: self.rates.clone(),
+            },
+            files: FilesCtx {
+                store: self.store.clone(),
+                scope,
+                quota: limits.file_quota(),
+                links: self.file_links.clone(),
             },
         };
         let state = HostState {

@@ -60,6 +60,8 @@ mod catalog;
 mod commands;
 mod control;
 pub use control::{CONTROL_CACHE_GUILDS, GuildPolicy};
+mod files;
+pub use files::{FileInfo, FileQuota, FileUsage};
 mod incidents;
 mod jobs;
 pub use jobs::JobEnd;

@@ -128,7 +128,7 @@ fn check_text(what: &str, text: &str, may_be_empty: bool) -> Result<(), StoreErr
 /// code-point (= UTF-8 byte) order, or `None` when there is none (empty prefix, or one
 /// made only of U+10FFFF). `key >= prefix AND key < bound` is then exactly "starts with
 /// prefix", with no wildcard characters to escape and no collation surprises.
-fn prefix_upper_bound(prefix: &str) -> Option<String> {
+pub(super) fn prefix_upper_bound(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         let next = match last as u32 + 1 {

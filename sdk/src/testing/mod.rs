@@ -39,7 +39,7 @@ use townes_limits as limits;
 use townes_limits::storage;
 
 use crate::{
-    Capability, ChannelSpec, Context, Entry, Error, Feature, GuildInfo, LogLevel, Member,
+    Capability, ChannelSpec, Context, Entry, Error, Feature, FileInfo, GuildInfo, LogLevel, Member,
     MessageBody, PastMessage, PermissionOverwrite, ScheduledJob, ScoreEntry, Snowflake,
 };
 
@@ -177,6 +177,13 @@ pub enum Effect {
         /// The details.
         details: String,
     },
+    /// `files::put`.
+    FileStored {
+        /// The file's name.
+        name: String,
+        /// Its size.
+        bytes: u64,
+    },
     /// `live::publish`.
     Live {
         /// The event's kind.
@@ -217,6 +224,7 @@ pub(crate) struct State {
     guild: Option<GuildInfo>,
     kv: BTreeMap<String, String>,
     history: BTreeMap<Snowflake, Vec<PastMessage>>,
+    files: BTreeMap<String, (String, Vec<u8>)>,
     boards: BTreeMap<String, BTreeMap<Snowflake, i64>>,
     failures: BTreeMap<Capability, Error>,
     blocked_dms: BTreeSet<Snowflake>,
@@ -535,6 +543,11 @@ impl MockHost {
             Effect::Audit { action, details } => Some((action.clone(), details.clone())),
             _ => None,
         })
+    }
+
+    /// A file the feature stored: `(content type, bytes)`.
+    pub fn file(&self, name: &str) -> Option<(String, Vec<u8>)> {
+        self.with(|s| s.files.get(name).cloned())
     }
 
     /// `(kind, data)` of every live event published.
@@ -1046,6 +1059,64 @@ impl State {
         Ok(existed)
     }
 
+    pub(crate) fn put_file(
+        &mut self,
+        name: &str,
+        content_type: &str,
+        data: &[u8],
+    ) -> Result<FileInfo, Error> {
+        limits::files::check_name(name)?;
+        limits::files::check_content_type(content_type)?;
+        self.files
+            .insert(name.to_string(), (content_type.to_string(), data.to_vec()));
+        self.effects.push(Effect::FileStored {
+            name: name.to_string(),
+            bytes: data.len() as u64,
+        });
+        Ok(mock_file_info(name, content_type, data.len()))
+    }
+
+    pub(crate) fn get_file(&mut self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        limits::files::check_name(name)?;
+        Ok(self.files.get(name).map(|(_, data)| data.clone()))
+    }
+
+    pub(crate) fn delete_file(&mut self, name: &str) -> Result<bool, Error> {
+        limits::files::check_name(name)?;
+        Ok(self.files.remove(name).is_some())
+    }
+
+    pub(crate) fn list_files(&mut self, prefix: &str, limit: u32) -> Result<Vec<FileInfo>, Error> {
+        if !(1..=limits::files::MAX_LIST).contains(&limit) {
+            return Err(Error::InvalidArgument(format!(
+                "files.list-prefix: limit {limit}; list 1 to {} at a time",
+                limits::files::MAX_LIST
+            )));
+        }
+        Ok(self
+            .files
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .take(limit as usize)
+            .map(|(name, (content_type, data))| mock_file_info(name, content_type, data.len()))
+            .collect())
+    }
+
+    pub(crate) fn link_file(
+        &mut self,
+        name: &str,
+        expires_in_seconds: u32,
+    ) -> Result<String, Error> {
+        limits::files::check_name(name)?;
+        limits::files::check_link_seconds(expires_in_seconds)?;
+        if !self.files.contains_key(name) {
+            return Err(Error::NotFound(format!("file `{name}`")));
+        }
+        Ok(format!(
+            "https://files.mock.invalid/{name}?expires_in={expires_in_seconds}"
+        ))
+    }
+
     pub(crate) fn history(
         &mut self,
         channel_id: Snowflake,
@@ -1134,6 +1205,15 @@ pub(crate) fn invoker_permissions() -> u64 {
 
 /// Records a log line on the thread's mock, or prints it to stderr without one.
 #[cfg(not(target_arch = "wasm32"))]
+fn mock_file_info(name: &str, content_type: &str, size: usize) -> FileInfo {
+    FileInfo {
+        name: name.to_string(),
+        content_type: content_type.to_string(),
+        size: size as u64,
+        created_at: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
 /// `live::publish` in the mock: free like `invocation` (no capability to
 /// deny), but it spends the call budget as on the host.
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,8 +1,9 @@
 //! The REST routes, one file per area: `health` (probes and metrics), `auth`
 //! (login, sessions, API keys), `assets` (seed 001: tenants' guilds, feature
 //! toggles, usage, incidents), `guild` (seed 002: settings, permissions, audit
-//! log, guild data), `marketplace` (catalogue and per-guild features) and
-//! `feature_api` (routes the features themselves serve).
+//! log, guild data), `marketplace` (catalogue and per-guild features),
+//! `feature_api` (routes the features themselves serve) and `files` (what
+//! features keep, and signed links to it).
 //!
 //! Seed 001's paths are served as written (`/auth/…`, `/tenants/…`, `/assets/…`,
 //! `/usage/…`, `/incidents`); everything else lives under `/api`.
@@ -10,6 +11,7 @@
 pub mod assets;
 pub mod auth;
 pub mod feature_api;
+pub mod files;
 pub mod guild;
 pub mod health;
 pub mod marketplace;
@@ -99,7 +101,16 @@ pub fn router() -> Router<ApiState> {
         .route(
             "/api/guild/{guild_id}/features/{feature_id}/api/{*path}",
             any(feature_api::call),
-        );
+        )
+        .route(
+            "/api/guild/{guild_id}/features/{feature_id}/files",
+            get(files::list),
+        )
+        .route(
+            "/api/guild/{guild_id}/features/{feature_id}/files/{*name}",
+            get(files::download),
+        )
+        .route("/files/{token}", get(files::linked));
     feature_api::SEED_ALIASES
         .iter()
         .fold(router, |router, (segment, _)| {

@@ -5,7 +5,7 @@
 
 use townes_sdk::{
     ApiRequest, ApiResponse, Capability, CapabilityRequest, Context, Error, Feature, Manifest,
-    Route, history, json, live, storage,
+    Route, files, history, json, live, storage,
 };
 
 pub struct Notes;
@@ -58,6 +58,9 @@ impl Feature for Notes {
             Route::get("/whoami", "whoAmI", "The caller as the feature sees them"),
             Route::get("/recent/{channel}", "recentMessages", "A channel's messages, newest first"),
             Route::get("/lifecycle", "lifecycleCounts", "How often it was enabled and disabled"),
+            Route::post("/export", "exportNotes", "Writes the notes to a file and links to it")
+                .request(json!({ "type": "object", "properties": { "seconds": { "type": "integer" } } }))
+                .response(json!({ "type": "object", "required": ["url", "name"] })),
             Route::get("/bad-status", "badStatus", "Answers a status outside 2xx"),
             Route::get("/off-contract", "offContract", "Answers a body its schema refuses")
                 .response(json!({ "type": "object", "required": ["ok"] })),
@@ -119,6 +122,20 @@ impl Feature for Notes {
                 "disabled": storage::get("disabled")?.unwrap_or_default(),
                 "migrated_from": storage::get("migrated-from")?,
             }))),
+            "/export" => {
+                let body: townes_sdk::serde_json::Value = request.body()?;
+                let seconds = body["seconds"].as_u64().unwrap_or(3600) as u32;
+                let mut html = String::from("<!doctype html><ul>");
+                for entry in storage::list_prefix("note/", 100)? {
+                    // Deliberately unescaped: the host's serving must hold anyway.
+                    html.push_str(&format!("<li>{}</li>", entry.value));
+                }
+                html.push_str("</ul>");
+                let name = "notes/export.html";
+                files::put(name, "text/html; charset=utf-8", html.as_bytes())?;
+                let url = files::link(name, seconds)?;
+                Ok(ApiResponse::json(&json!({ "url": url, "name": name })))
+            }
             "/bad-status" => Ok(ApiResponse::with_status(500, &json!({ "oops": true }))),
             "/off-contract" => Ok(ApiResponse::json(&json!({ "not_ok": "<script>" }))),
             "/spin" =>
