@@ -532,7 +532,7 @@ export type UpgradeRequest = z.infer<typeof UpgradeRequest>;
 // Operations (paths), by operationId.
 
 export const operations = {
-  audit_logs: {
+  listAuditLogs: {
     method: "GET",
     path: "/api/guild/{guild_id}/audit-logs",
     responses: {
@@ -543,10 +543,11 @@ export const operations = {
       "404": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  audit_log: {
+  getAuditLogEntry: {
     method: "GET",
     path: "/api/guild/{guild_id}/audit-logs/{entry_id}",
     responses: {
@@ -556,10 +557,11 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  channels: {
+  listGuildChannels: {
     method: "GET",
     path: "/api/guild/{guild_id}/channels",
     responses: {
@@ -569,10 +571,11 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  emojis: {
+  listGuildEmojis: {
     method: "GET",
     path: "/api/guild/{guild_id}/emojis",
     responses: {
@@ -582,10 +585,11 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  guild_features: {
+  listGuildFeatures: {
     method: "GET",
     path: "/api/guild/{guild_id}/features",
     responses: {
@@ -595,10 +599,11 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  config: {
+  getFeatureConfig: {
     method: "GET",
     path: "/api/guild/{guild_id}/features/{feature_id}/config",
     responses: {
@@ -609,10 +614,11 @@ export const operations = {
       "404": ErrorBody,
       "409": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  set_config: {
+  setFeatureConfig: {
     method: "PUT",
     path: "/api/guild/{guild_id}/features/{feature_id}/config",
     requestBody: z.record(z.string(), z.unknown()),
@@ -627,10 +633,11 @@ export const operations = {
       "415": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  disable: {
+  disableFeature: {
     method: "POST",
     path: "/api/guild/{guild_id}/features/{feature_id}/disable",
     responses: {
@@ -641,10 +648,11 @@ export const operations = {
       "404": ErrorBody,
       "409": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  enable: {
+  enableFeature: {
     method: "POST",
     path: "/api/guild/{guild_id}/features/{feature_id}/enable",
     requestBody: InstallRequest.nullable(),
@@ -658,6 +666,7 @@ export const operations = {
       "415": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
@@ -671,6 +680,7 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
@@ -684,10 +694,11 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  install: {
+  installFeature: {
     method: "POST",
     path: "/api/guild/{guild_id}/features/{feature_id}/install",
     requestBody: InstallRequest,
@@ -701,10 +712,11 @@ export const operations = {
       "415": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  upgrade: {
+  upgradeFeature: {
     method: "POST",
     path: "/api/guild/{guild_id}/features/{feature_id}/upgrade",
     requestBody: UpgradeRequest,
@@ -719,10 +731,11 @@ export const operations = {
       "415": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  members: {
+  listGuildMembers: {
     method: "GET",
     path: "/api/guild/{guild_id}/members",
     responses: {
@@ -733,10 +746,11 @@ export const operations = {
       "404": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  permissions: {
+  listPermissions: {
     method: "GET",
     path: "/api/guild/{guild_id}/permissions",
     responses: {
@@ -746,10 +760,11 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  grant_permission: {
+  grantPermission: {
     method: "POST",
     path: "/api/guild/{guild_id}/permissions",
     requestBody: NewPermission,
@@ -763,10 +778,11 @@ export const operations = {
       "415": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  revoke_permission: {
+  revokePermission: {
     method: "DELETE",
     path: "/api/guild/{guild_id}/permissions/{permission_id}",
     responses: {
@@ -776,10 +792,11 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  roles: {
+  listGuildRoles: {
     method: "GET",
     path: "/api/guild/{guild_id}/roles",
     responses: {
@@ -789,10 +806,11 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  settings: {
+  getGuildSettings: {
     method: "GET",
     path: "/api/guild/{guild_id}/settings",
     responses: {
@@ -802,10 +820,11 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  update_settings: {
+  updateGuildSettings: {
     method: "PUT",
     path: "/api/guild/{guild_id}/settings",
     requestBody: SettingsUpdate,
@@ -819,10 +838,11 @@ export const operations = {
       "415": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  list_keys: {
+  listApiKeys: {
     method: "GET",
     path: "/api/keys",
     responses: {
@@ -831,9 +851,10 @@ export const operations = {
       "401": ErrorBody,
       "403": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
-  create_key: {
+  createApiKey: {
     method: "POST",
     path: "/api/keys",
     requestBody: NewKey,
@@ -846,9 +867,10 @@ export const operations = {
       "415": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
-  revoke_key: {
+  revokeApiKey: {
     method: "DELETE",
     path: "/api/keys/{key_id}",
     responses: {
@@ -858,9 +880,10 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
-  catalogue: {
+  listCatalogue: {
     method: "GET",
     path: "/api/marketplace/features",
     responses: {
@@ -868,9 +891,10 @@ export const operations = {
       "400": ErrorBody,
       "401": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
-  feature: {
+  getCatalogueFeature: {
     method: "GET",
     path: "/api/marketplace/features/{feature_id}",
     responses: {
@@ -879,6 +903,7 @@ export const operations = {
       "401": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
   getOpenApiDocument: {
@@ -889,9 +914,10 @@ export const operations = {
       "400": ErrorBody,
       "401": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
-  live_events: {
+  openLiveEvents: {
     method: "GET",
     path: "/api/ws",
     responses: {
@@ -899,9 +925,10 @@ export const operations = {
       "400": ErrorBody,
       "401": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
-  asset: {
+  getAsset: {
     method: "GET",
     path: "/assets/{guild_id}",
     responses: {
@@ -911,10 +938,11 @@ export const operations = {
       "403": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  disable_feature_route: {
+  disableAssetFeature: {
     method: "POST",
     path: "/assets/{guild_id}/features/{feature_id}/disable",
     responses: {
@@ -925,10 +953,11 @@ export const operations = {
       "404": ErrorBody,
       "409": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  enable_feature_route: {
+  enableAssetFeature: {
     method: "POST",
     path: "/assets/{guild_id}/features/{feature_id}/enable",
     requestBody: InstallRequest.nullable(),
@@ -942,10 +971,11 @@ export const operations = {
       "415": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  callback: {
+  finishDiscordLogin: {
     method: "POST",
     path: "/auth/discord/callback",
     requestBody: Callback,
@@ -956,14 +986,16 @@ export const operations = {
       "413": ErrorBody,
       "415": ErrorBody,
       "422": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  login: {
+  startDiscordLogin: {
     method: "GET",
     path: "/auth/discord/login",
     responses: {
       "303": null,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
@@ -976,6 +1008,7 @@ export const operations = {
       "401": ErrorBody,
       "403": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
   getLinkedFile: {
@@ -984,16 +1017,18 @@ export const operations = {
     responses: {
       "200": null,
       "404": ErrorBody,
+      "500": ErrorBody,
     },
   },
-  healthz: {
+  getHealth: {
     method: "GET",
     path: "/healthz",
     responses: {
       "200": Health,
+      "500": ErrorBody,
     },
   },
-  list_incidents: {
+  listIncidents: {
     method: "GET",
     path: "/incidents",
     responses: {
@@ -1001,9 +1036,10 @@ export const operations = {
       "400": ErrorBody,
       "401": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
-  create_incident: {
+  createIncident: {
     method: "POST",
     path: "/incidents",
     requestBody: NewIncidentRequest,
@@ -1017,10 +1053,11 @@ export const operations = {
       "415": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
-  me: {
+  getMe: {
     method: "GET",
     path: "/me",
     responses: {
@@ -1028,24 +1065,27 @@ export const operations = {
       "400": ErrorBody,
       "401": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
-  metrics: {
+  getMetrics: {
     method: "GET",
     path: "/metrics",
     responses: {
       "200": z.string(),
+      "500": ErrorBody,
     },
   },
-  readyz: {
+  getReadiness: {
     method: "GET",
     path: "/readyz",
     responses: {
       "200": Readiness,
+      "500": ErrorBody,
       "503": Readiness,
     },
   },
-  tenant_assets: {
+  listTenantAssets: {
     method: "GET",
     path: "/tenants/{tenant_id}/assets",
     responses: {
@@ -1054,9 +1094,10 @@ export const operations = {
       "401": ErrorBody,
       "404": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
     },
   },
-  daily_usage: {
+  getDailyUsage: {
     method: "GET",
     path: "/usage/{guild_id}/daily",
     responses: {
@@ -1067,6 +1108,7 @@ export const operations = {
       "404": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
       "503": ErrorBody,
     },
   },
@@ -1138,7 +1180,7 @@ export class TownesClient {
    *
    * `GET /api/guild/{guild_id}/audit-logs`
    */
-  async auditLogs(
+  async listAuditLogs(
     guildId: Snowflake,
     query?: { before?: number | undefined; limit?: number | undefined },
     options?: RequestOptions,
@@ -1150,7 +1192,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.audit_logs.responses["200"].parse(await response.json());
+    return operations.listAuditLogs.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1158,7 +1200,7 @@ export class TownesClient {
    *
    * `GET /api/guild/{guild_id}/audit-logs/{entry_id}`
    */
-  async auditLog(
+  async getAuditLogEntry(
     guildId: Snowflake,
     entryId: number,
     options?: RequestOptions,
@@ -1170,7 +1212,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.audit_log.responses["200"].parse(await response.json());
+    return operations.getAuditLogEntry.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1178,7 +1220,10 @@ export class TownesClient {
    *
    * `GET /api/guild/{guild_id}/channels`
    */
-  async channels(guildId: Snowflake, options?: RequestOptions): Promise<Array<ChannelView>> {
+  async listGuildChannels(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<Array<ChannelView>> {
     const response = await this.#request(
       "GET",
       `/api/guild/${encodeURIComponent(String(guildId))}/channels`,
@@ -1186,7 +1231,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.channels.responses["200"].parse(await response.json());
+    return operations.listGuildChannels.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1194,7 +1239,7 @@ export class TownesClient {
    *
    * `GET /api/guild/{guild_id}/emojis`
    */
-  async emojis(guildId: Snowflake, options?: RequestOptions): Promise<Array<EmojiView>> {
+  async listGuildEmojis(guildId: Snowflake, options?: RequestOptions): Promise<Array<EmojiView>> {
     const response = await this.#request(
       "GET",
       `/api/guild/${encodeURIComponent(String(guildId))}/emojis`,
@@ -1202,7 +1247,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.emojis.responses["200"].parse(await response.json());
+    return operations.listGuildEmojis.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1210,7 +1255,7 @@ export class TownesClient {
    *
    * `GET /api/guild/{guild_id}/features`
    */
-  async guildFeatures(
+  async listGuildFeatures(
     guildId: Snowflake,
     options?: RequestOptions,
   ): Promise<Array<GuildFeatureView>> {
@@ -1221,7 +1266,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.guild_features.responses["200"].parse(await response.json());
+    return operations.listGuildFeatures.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1229,7 +1274,7 @@ export class TownesClient {
    *
    * `GET /api/guild/{guild_id}/features/{feature_id}/config`
    */
-  async config(
+  async getFeatureConfig(
     guildId: Snowflake,
     featureId: string,
     options?: RequestOptions,
@@ -1241,7 +1286,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.config.responses["200"].parse(await response.json());
+    return operations.getFeatureConfig.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1252,7 +1297,7 @@ export class TownesClient {
    *
    * @param body The whole configuration
    */
-  async setConfig(
+  async setFeatureConfig(
     guildId: Snowflake,
     featureId: string,
     body: Record<string, unknown>,
@@ -1265,7 +1310,7 @@ export class TownesClient {
       body,
       options,
     );
-    return operations.set_config.responses["200"].parse(await response.json());
+    return operations.setFeatureConfig.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1273,7 +1318,7 @@ export class TownesClient {
    *
    * `POST /api/guild/{guild_id}/features/{feature_id}/disable`
    */
-  async disable(
+  async disableFeature(
     guildId: Snowflake,
     featureId: string,
     options?: RequestOptions,
@@ -1285,7 +1330,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.disable.responses["200"].parse(await response.json());
+    return operations.disableFeature.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1295,7 +1340,7 @@ export class TownesClient {
    *
    * @param body Optional approvals
    */
-  async enable(
+  async enableFeature(
     guildId: Snowflake,
     featureId: string,
     body?: InstallRequest | null,
@@ -1308,7 +1353,7 @@ export class TownesClient {
       body,
       options,
     );
-    return operations.enable.responses["200"].parse(await response.json());
+    return operations.enableFeature.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1359,7 +1404,7 @@ export class TownesClient {
    *
    * `POST /api/guild/{guild_id}/features/{feature_id}/install`
    */
-  async install(
+  async installFeature(
     guildId: Snowflake,
     featureId: string,
     body: InstallRequest,
@@ -1372,7 +1417,7 @@ export class TownesClient {
       body,
       options,
     );
-    return operations.install.responses["200"].parse(await response.json());
+    return operations.installFeature.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1381,7 +1426,7 @@ export class TownesClient {
    *
    * `POST /api/guild/{guild_id}/features/{feature_id}/upgrade`
    */
-  async upgrade(
+  async upgradeFeature(
     guildId: Snowflake,
     featureId: string,
     body: UpgradeRequest,
@@ -1394,7 +1439,7 @@ export class TownesClient {
       body,
       options,
     );
-    return operations.upgrade.responses["200"].parse(await response.json());
+    return operations.upgradeFeature.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1402,7 +1447,7 @@ export class TownesClient {
    *
    * `GET /api/guild/{guild_id}/members`
    */
-  async members(
+  async listGuildMembers(
     guildId: Snowflake,
     query?: { limit?: number | undefined; after?: string | undefined },
     options?: RequestOptions,
@@ -1414,7 +1459,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.members.responses["200"].parse(await response.json());
+    return operations.listGuildMembers.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1422,7 +1467,10 @@ export class TownesClient {
    *
    * `GET /api/guild/{guild_id}/permissions`
    */
-  async permissions(guildId: Snowflake, options?: RequestOptions): Promise<Array<PermissionView>> {
+  async listPermissions(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<Array<PermissionView>> {
     const response = await this.#request(
       "GET",
       `/api/guild/${encodeURIComponent(String(guildId))}/permissions`,
@@ -1430,7 +1478,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.permissions.responses["200"].parse(await response.json());
+    return operations.listPermissions.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1450,7 +1498,7 @@ export class TownesClient {
       body,
       options,
     );
-    return operations.grant_permission.responses["201"].parse(await response.json());
+    return operations.grantPermission.responses["201"].parse(await response.json());
   }
 
   /**
@@ -1479,7 +1527,7 @@ export class TownesClient {
    *
    * `GET /api/guild/{guild_id}/roles`
    */
-  async roles(guildId: Snowflake, options?: RequestOptions): Promise<Array<RoleView>> {
+  async listGuildRoles(guildId: Snowflake, options?: RequestOptions): Promise<Array<RoleView>> {
     const response = await this.#request(
       "GET",
       `/api/guild/${encodeURIComponent(String(guildId))}/roles`,
@@ -1487,7 +1535,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.roles.responses["200"].parse(await response.json());
+    return operations.listGuildRoles.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1495,7 +1543,7 @@ export class TownesClient {
    *
    * `GET /api/guild/{guild_id}/settings`
    */
-  async settings(guildId: Snowflake, options?: RequestOptions): Promise<SettingsView> {
+  async getGuildSettings(guildId: Snowflake, options?: RequestOptions): Promise<SettingsView> {
     const response = await this.#request(
       "GET",
       `/api/guild/${encodeURIComponent(String(guildId))}/settings`,
@@ -1503,7 +1551,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.settings.responses["200"].parse(await response.json());
+    return operations.getGuildSettings.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1511,7 +1559,7 @@ export class TownesClient {
    *
    * `PUT /api/guild/{guild_id}/settings`
    */
-  async updateSettings(
+  async updateGuildSettings(
     guildId: Snowflake,
     body: SettingsUpdate,
     options?: RequestOptions,
@@ -1523,7 +1571,7 @@ export class TownesClient {
       body,
       options,
     );
-    return operations.update_settings.responses["200"].parse(await response.json());
+    return operations.updateGuildSettings.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1531,9 +1579,9 @@ export class TownesClient {
    *
    * `GET /api/keys`
    */
-  async listKeys(options?: RequestOptions): Promise<Array<ApiKeyView>> {
+  async listApiKeys(options?: RequestOptions): Promise<Array<ApiKeyView>> {
     const response = await this.#request("GET", "/api/keys", undefined, undefined, options);
-    return operations.list_keys.responses["200"].parse(await response.json());
+    return operations.listApiKeys.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1541,9 +1589,9 @@ export class TownesClient {
    *
    * `POST /api/keys`
    */
-  async createKey(body: NewKey, options?: RequestOptions): Promise<CreatedKey> {
+  async createApiKey(body: NewKey, options?: RequestOptions): Promise<CreatedKey> {
     const response = await this.#request("POST", "/api/keys", undefined, body, options);
-    return operations.create_key.responses["201"].parse(await response.json());
+    return operations.createApiKey.responses["201"].parse(await response.json());
   }
 
   /**
@@ -1553,7 +1601,7 @@ export class TownesClient {
    *
    * @param keyId The key's id
    */
-  async revokeKey(keyId: string, options?: RequestOptions): Promise<void> {
+  async revokeApiKey(keyId: string, options?: RequestOptions): Promise<void> {
     await this.#request(
       "DELETE",
       `/api/keys/${encodeURIComponent(String(keyId))}`,
@@ -1568,7 +1616,7 @@ export class TownesClient {
    *
    * `GET /api/marketplace/features`
    */
-  async catalogue(options?: RequestOptions): Promise<Array<CatalogueEntry>> {
+  async listCatalogue(options?: RequestOptions): Promise<Array<CatalogueEntry>> {
     const response = await this.#request(
       "GET",
       "/api/marketplace/features",
@@ -1576,7 +1624,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.catalogue.responses["200"].parse(await response.json());
+    return operations.listCatalogue.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1587,7 +1635,7 @@ export class TownesClient {
    *
    * @param featureId The feature's id
    */
-  async feature(
+  async getCatalogueFeature(
     featureId: string,
     query?: { version?: string | undefined },
     options?: RequestOptions,
@@ -1599,7 +1647,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.feature.responses["200"].parse(await response.json());
+    return operations.getCatalogueFeature.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1618,7 +1666,7 @@ export class TownesClient {
    *
    * `GET /assets/{guild_id}`
    */
-  async asset(guildId: Snowflake, options?: RequestOptions): Promise<AssetDetail> {
+  async getAsset(guildId: Snowflake, options?: RequestOptions): Promise<AssetDetail> {
     const response = await this.#request(
       "GET",
       `/assets/${encodeURIComponent(String(guildId))}`,
@@ -1626,7 +1674,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.asset.responses["200"].parse(await response.json());
+    return operations.getAsset.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1634,7 +1682,7 @@ export class TownesClient {
    *
    * `POST /assets/{guild_id}/features/{feature_id}/disable`
    */
-  async disableFeatureRoute(
+  async disableAssetFeature(
     guildId: Snowflake,
     featureId: string,
     options?: RequestOptions,
@@ -1646,7 +1694,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.disable_feature_route.responses["200"].parse(await response.json());
+    return operations.disableAssetFeature.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1658,7 +1706,7 @@ export class TownesClient {
    *
    * @param body Optional approvals
    */
-  async enableFeatureRoute(
+  async enableAssetFeature(
     guildId: Snowflake,
     featureId: string,
     body?: InstallRequest | null,
@@ -1671,7 +1719,7 @@ export class TownesClient {
       body,
       options,
     );
-    return operations.enable_feature_route.responses["200"].parse(await response.json());
+    return operations.enableAssetFeature.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1679,7 +1727,7 @@ export class TownesClient {
    *
    * `POST /auth/discord/callback`
    */
-  async callback(body: Callback, options?: RequestOptions): Promise<Me> {
+  async finishDiscordLogin(body: Callback, options?: RequestOptions): Promise<Me> {
     const response = await this.#request(
       "POST",
       "/auth/discord/callback",
@@ -1687,7 +1735,7 @@ export class TownesClient {
       body,
       options,
     );
-    return operations.callback.responses["200"].parse(await response.json());
+    return operations.finishDiscordLogin.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1722,9 +1770,9 @@ export class TownesClient {
    *
    * `GET /healthz`
    */
-  async healthz(options?: RequestOptions): Promise<Health> {
+  async getHealth(options?: RequestOptions): Promise<Health> {
     const response = await this.#request("GET", "/healthz", undefined, undefined, options);
-    return operations.healthz.responses["200"].parse(await response.json());
+    return operations.getHealth.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1734,7 +1782,7 @@ export class TownesClient {
    */
   async listIncidents(options?: RequestOptions): Promise<Array<IncidentView>> {
     const response = await this.#request("GET", "/incidents", undefined, undefined, options);
-    return operations.list_incidents.responses["200"].parse(await response.json());
+    return operations.listIncidents.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1744,7 +1792,7 @@ export class TownesClient {
    */
   async createIncident(body: NewIncidentRequest, options?: RequestOptions): Promise<IncidentView> {
     const response = await this.#request("POST", "/incidents", undefined, body, options);
-    return operations.create_incident.responses["201"].parse(await response.json());
+    return operations.createIncident.responses["201"].parse(await response.json());
   }
 
   /**
@@ -1752,9 +1800,9 @@ export class TownesClient {
    *
    * `GET /me`
    */
-  async me(options?: RequestOptions): Promise<Me> {
+  async getMe(options?: RequestOptions): Promise<Me> {
     const response = await this.#request("GET", "/me", undefined, undefined, options);
-    return operations.me.responses["200"].parse(await response.json());
+    return operations.getMe.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1762,7 +1810,7 @@ export class TownesClient {
    *
    * `GET /metrics`
    */
-  async metrics(options?: RequestOptions): Promise<string> {
+  async getMetrics(options?: RequestOptions): Promise<string> {
     const response = await this.#request("GET", "/metrics", undefined, undefined, options);
     return await response.text();
   }
@@ -1772,9 +1820,9 @@ export class TownesClient {
    *
    * `GET /readyz`
    */
-  async readyz(options?: RequestOptions): Promise<Readiness> {
+  async getReadiness(options?: RequestOptions): Promise<Readiness> {
     const response = await this.#request("GET", "/readyz", undefined, undefined, options);
-    return operations.readyz.responses["200"].parse(await response.json());
+    return operations.getReadiness.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1784,7 +1832,7 @@ export class TownesClient {
    *
    * @param tenantId The tenant's id
    */
-  async tenantAssets(tenantId: string, options?: RequestOptions): Promise<Array<Asset>> {
+  async listTenantAssets(tenantId: string, options?: RequestOptions): Promise<Array<Asset>> {
     const response = await this.#request(
       "GET",
       `/tenants/${encodeURIComponent(String(tenantId))}/assets`,
@@ -1792,7 +1840,7 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.tenant_assets.responses["200"].parse(await response.json());
+    return operations.listTenantAssets.responses["200"].parse(await response.json());
   }
 
   /**
@@ -1800,7 +1848,7 @@ export class TownesClient {
    *
    * `GET /usage/{guild_id}/daily`
    */
-  async dailyUsage(
+  async getDailyUsage(
     guildId: Snowflake,
     query?: { from?: string | undefined; to?: string | undefined },
     options?: RequestOptions,
@@ -1812,6 +1860,6 @@ export class TownesClient {
       undefined,
       options,
     );
-    return operations.daily_usage.responses["200"].parse(await response.json());
+    return operations.getDailyUsage.responses["200"].parse(await response.json());
   }
 }

@@ -34,13 +34,13 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         ws::upgrade,
     ),
     components(schemas(super::snowflake::Snowflake, super::routes::marketplace::CapabilityName)),
-    modifiers(&Security),
+    modifiers(&Security, &Conventions),
     tags(
         (name = "health", description = "Probes and metrics"),
         (name = "auth", description = "Discord login, sessions and API keys"),
-        (name = "assets", description = "Seed 001: a tenant's guilds, toggles, usage, incidents"),
-        (name = "guild", description = "Seed 002: settings, permissions, audit log"),
-        (name = "guild data", description = "Seed 002: the guild as the bot sees it"),
+        (name = "tenants", description = "A tenant's guilds, feature toggles, usage and incidents"),
+        (name = "guild settings", description = "A guild's settings, command permissions and audit log"),
+        (name = "guild data", description = "The guild as the bot sees it: roles, channels, emojis, members"),
         (name = "marketplace", description = "The catalogue and per-guild features"),
         (name = "files", description = "Files features keep, and signed links to them"),
         (name = "live", description = "WebSocket events"),
@@ -72,6 +72,55 @@ impl Modify for Security {
     }
 }
 
+/// What holds for every operation, written into each so a client generator
+/// sees it: the `X-Request-ID` header on every answer, and the 500 answer
+/// (`internal`, the cause only in the server's log).
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, schema};
+        let request_id = HeaderBuilder::new()
+            .schema(schema::Object::with_type(schema::Type::String))
+            .description(Some(
+                "The request's id (the caller's own when it sent a sane one): quote it when reporting a problem",
+            ))
+            .build();
+        let internal = ResponseBuilder::new()
+            .description("Internal error; the cause is in the server's log under the request id")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("500".into())
+                    .or_insert_with(|| internal.clone().into());
+                for response in responses.values_mut() {
+                    if let utoipa::openapi::RefOr::T(response) = response {
+                        response
+                            .headers
+                            .insert("X-Request-ID".into(), request_id.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The document as YAML, as committed in `docs/API/openapi.yaml`.
 pub fn yaml() -> String {
     ApiDoc::openapi()
@@ -87,7 +136,7 @@ pub struct FeatureRoutes {
 }
 
 /// Errors a feature route can answer, beyond its 2xx.
-const FEATURE_ROUTE_ERRORS: [(&str, &str); 9] = [
+const FEATURE_ROUTE_ERRORS: [(&str, &str); 10] = [
     (
         "400",
         "A malformed parameter or body, or the feature's `invalid-argument`",
@@ -108,6 +157,10 @@ const FEATURE_ROUTE_ERRORS: [(&str, &str); 9] = [
     (
         "503",
         "The guild is busy, the feature is paused, or its `unavailable`",
+    ),
+    (
+        "500",
+        "Internal error; the cause is in the server's log under the request id",
     ),
 ];
 
@@ -159,11 +212,16 @@ pub fn with_features(features: &[FeatureRoutes]) -> serde_json::Value {
                 }))
             }));
             let schema = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(json!({}));
+            let headers = json!({ "X-Request-ID": {
+                "description": "The request's id: quote it when reporting a problem",
+                "schema": { "type": "string" }
+            }});
             let mut responses = serde_json::Map::new();
             responses.insert(
                 "2XX".into(),
                 json!({
                     "description": "The feature's answer",
+                    "headers": headers,
                     "content": { "application/json": { "schema": schema(&route.response_schema) } }
                 }),
             );
@@ -172,6 +230,7 @@ pub fn with_features(features: &[FeatureRoutes]) -> serde_json::Value {
                     status.into(),
                     json!({
                         "description": description,
+                        "headers": headers,
                         "content": { "application/json": { "schema": error } }
                     }),
                 );

@@ -93,7 +93,7 @@ struct Outgoing<'e> {
 }
 
 /// Live guild events (WebSocket). Send `subscribe_guild` / `unsubscribe_guild`.
-#[utoipa::path(get, path = "/api/ws", tag = "live", operation_id = "live_events",
+#[utoipa::path(get, path = "/api/ws", tag = "live", operation_id = "openLiveEvents",
     security(("session" = []), ("api_key" = [])),
     responses((status = 101, description = "Switching to the WebSocket protocol"),
         super::routes::CallerErrors))]

@@ -88,7 +88,7 @@ pub struct AssetDetail {
 }
 
 /// A tenant's guilds with plan and feature flags.
-#[utoipa::path(get, path = "/tenants/{tenant_id}/assets", tag = "assets",
+#[utoipa::path(get, path = "/tenants/{tenant_id}/assets", tag = "tenants", operation_id = "listTenantAssets",
     security(("session" = []), ("api_key" = [])),
     params(("tenant_id" = String, Path, description = "The tenant's id")),
     responses((status = 200, description = "The tenant's guilds", body = [Asset]), CallerErrors,
@@ -109,7 +109,7 @@ pub async fn tenant_assets(
 }
 
 /// One guild: configuration, features and usage.
-#[utoipa::path(get, path = "/assets/{guild_id}", tag = "assets",
+#[utoipa::path(get, path = "/assets/{guild_id}", tag = "tenants", operation_id = "getAsset",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
     responses((status = 200, description = "The guild", body = AssetDetail), CallerErrors, GuildErrors))]
@@ -144,7 +144,7 @@ pub async fn asset(
 /// Enables a feature in the guild (seed 001's toggle). Approves what the body
 /// lists, or keeps earlier approvals, or on a first install only the required
 /// capabilities.
-#[utoipa::path(post, path = "/assets/{guild_id}/features/{feature_id}/enable", tag = "assets",
+#[utoipa::path(post, path = "/assets/{guild_id}/features/{feature_id}/enable", tag = "tenants", operation_id = "enableAssetFeature",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
     request_body(content = Option<InstallRequest>, description = "Optional approvals"),
@@ -163,7 +163,7 @@ pub async fn enable_feature_route(
 }
 
 /// Disables a feature in the guild (seed 001's toggle).
-#[utoipa::path(post, path = "/assets/{guild_id}/features/{feature_id}/disable", tag = "assets",
+#[utoipa::path(post, path = "/assets/{guild_id}/features/{feature_id}/disable", tag = "tenants", operation_id = "disableAssetFeature",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
     responses((status = 200, description = "Disabled", body = GuildFeatureView),
@@ -194,7 +194,7 @@ pub struct DayRange {
 const MAX_DAYS: u64 = 366;
 
 /// Daily counters (events, commands, AI tokens); days without usage are absent.
-#[utoipa::path(get, path = "/usage/{guild_id}/daily", tag = "assets",
+#[utoipa::path(get, path = "/usage/{guild_id}/daily", tag = "tenants", operation_id = "getDailyUsage",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), DayRange),
     responses((status = 200, description = "One entry per day with usage, oldest first", body = [UsageDay]),
@@ -291,7 +291,7 @@ impl From<Incident> for IncidentView {
 }
 
 /// Reports an incident for the caller's tenant (and optionally one of its guilds).
-#[utoipa::path(post, path = "/incidents", tag = "assets",
+#[utoipa::path(post, path = "/incidents", tag = "tenants", operation_id = "createIncident",
     security(("session" = []), ("api_key" = [])),
     request_body = NewIncidentRequest,
     responses((status = 201, description = "Recorded", body = IncidentView),
@@ -324,7 +324,7 @@ pub async fn create_incident(
 }
 
 /// The caller's tenant's incidents, newest first (at most 100).
-#[utoipa::path(get, path = "/incidents", tag = "assets",
+#[utoipa::path(get, path = "/incidents", tag = "tenants", operation_id = "listIncidents",
     security(("session" = []), ("api_key" = [])),
     responses((status = 200, description = "Incidents", body = [IncidentView]), CallerErrors))]
 pub async fn list_incidents(

@@ -73,7 +73,7 @@ pub struct Callback {
 }
 
 /// Starts a login: redirects to Discord's consent page.
-#[utoipa::path(get, path = "/auth/discord/login", tag = "auth", responses(
+#[utoipa::path(get, path = "/auth/discord/login", tag = "auth", operation_id = "startDiscordLogin", responses(
     (status = 303, description = "To Discord's consent page; sets the state cookie",
         headers(("Location" = String), ("Set-Cookie" = String))),
     (status = 503, description = "Discord login is not configured", body = ErrorBody)))]
@@ -110,7 +110,7 @@ fn login_not_configured() -> ApiError {
 }
 
 /// Finishes a login: creates (or finds) the user's tenant and a session.
-#[utoipa::path(post, path = "/auth/discord/callback", tag = "auth", request_body = Callback,
+#[utoipa::path(post, path = "/auth/discord/callback", tag = "auth", operation_id = "finishDiscordLogin", request_body = Callback,
     responses(
         (status = 200, description = "Signed in; sets the session cookie", body = Me,
             headers(("Set-Cookie" = String))),
@@ -184,7 +184,7 @@ pub async fn callback(
 }
 
 /// Ends the caller's session (the cookie stops working everywhere at once).
-#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logout",
     security(("session" = [])),
     responses((status = 204, description = "Signed out; clears the cookie"), CallerErrors,
         (status = 403, description = "An API key cannot log out; revoke it instead", body = ErrorBody)))]
@@ -200,7 +200,7 @@ pub async fn logout(State(state): State<ApiState>, caller: Caller) -> ApiResult<
 }
 
 /// The caller: the signed-in user and their tenant, or the API key's tenant.
-#[utoipa::path(get, path = "/me", tag = "auth",
+#[utoipa::path(get, path = "/me", tag = "auth", operation_id = "getMe",
     security(("session" = []), ("api_key" = [])),
     responses((status = 200, description = "The caller", body = Me), CallerErrors))]
 pub async fn me(State(state): State<ApiState>, caller: Caller) -> ApiResult<axum::Json<Me>> {
@@ -278,7 +278,7 @@ fn session_only(caller: &Caller) -> ApiResult<()> {
 }
 
 /// The tenant's API keys, revoked ones included, newest first.
-#[utoipa::path(get, path = "/api/keys", tag = "auth", security(("session" = [])),
+#[utoipa::path(get, path = "/api/keys", tag = "auth", operation_id = "listApiKeys", security(("session" = [])),
     responses((status = 200, description = "Keys", body = [ApiKeyView]), CallerErrors,
         (status = 403, description = "Called with an API key", body = ErrorBody)))]
 pub async fn list_keys(
@@ -291,7 +291,7 @@ pub async fn list_keys(
 }
 
 /// Creates an API key for the caller's tenant.
-#[utoipa::path(post, path = "/api/keys", tag = "auth", security(("session" = [])),
+#[utoipa::path(post, path = "/api/keys", tag = "auth", operation_id = "createApiKey", security(("session" = [])),
     request_body = NewKey,
     responses((status = 201, description = "Created; the secret is shown once", body = CreatedKey),
         CallerErrors, BodyErrors,
@@ -321,7 +321,7 @@ pub async fn create_key(
 }
 
 /// Revokes a key: it stops working on the next request.
-#[utoipa::path(delete, path = "/api/keys/{key_id}", tag = "auth", security(("session" = [])),
+#[utoipa::path(delete, path = "/api/keys/{key_id}", tag = "auth", operation_id = "revokeApiKey", security(("session" = [])),
     params(("key_id" = String, Path, description = "The key's id")),
     responses((status = 204, description = "Revoked"), CallerErrors,
         (status = 403, description = "Called with an API key", body = ErrorBody),

@@ -58,7 +58,7 @@ pub struct SettingsUpdate {
 }
 
 /// The guild's command settings.
-#[utoipa::path(get, path = "/api/guild/{guild_id}/settings", tag = "guild",
+#[utoipa::path(get, path = "/api/guild/{guild_id}/settings", tag = "guild settings", operation_id = "getGuildSettings",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
     responses((status = 200, description = "Settings", body = SettingsView), CallerErrors, GuildErrors))]
@@ -71,7 +71,7 @@ pub async fn settings(
 }
 
 /// Changes the guild's command settings (audited, and announced live).
-#[utoipa::path(put, path = "/api/guild/{guild_id}/settings", tag = "guild",
+#[utoipa::path(put, path = "/api/guild/{guild_id}/settings", tag = "guild settings", operation_id = "updateGuildSettings",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
     request_body = SettingsUpdate,
@@ -171,7 +171,7 @@ pub struct NewPermission {
 }
 
 /// Which roles may use which command groups.
-#[utoipa::path(get, path = "/api/guild/{guild_id}/permissions", tag = "guild",
+#[utoipa::path(get, path = "/api/guild/{guild_id}/permissions", tag = "guild settings", operation_id = "listPermissions",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
     responses((status = 200, description = "Role permissions", body = [PermissionView]), CallerErrors, GuildErrors))]
@@ -186,7 +186,7 @@ pub async fn permissions(
 }
 
 /// Lets a role use a command group (granting it again changes nothing).
-#[utoipa::path(post, path = "/api/guild/{guild_id}/permissions", tag = "guild",
+#[utoipa::path(post, path = "/api/guild/{guild_id}/permissions", tag = "guild settings", operation_id = "grantPermission",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
     request_body = NewPermission,
@@ -222,7 +222,7 @@ pub async fn grant_permission(
 }
 
 /// Takes a command group away from a role.
-#[utoipa::path(delete, path = "/api/guild/{guild_id}/permissions/{permission_id}", tag = "guild",
+#[utoipa::path(delete, path = "/api/guild/{guild_id}/permissions/{permission_id}", tag = "guild settings", operation_id = "revokePermission",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path),
         ("permission_id" = String, Path, description = "`<role id>:<command group>`")),
@@ -293,7 +293,7 @@ pub struct AuditPage {
 }
 
 /// The guild's audit log, newest first, a page at a time.
-#[utoipa::path(get, path = "/api/guild/{guild_id}/audit-logs", tag = "guild",
+#[utoipa::path(get, path = "/api/guild/{guild_id}/audit-logs", tag = "guild settings", operation_id = "listAuditLogs",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), AuditPage),
     responses((status = 200, description = "Entries", body = [AuditEntryView]), CallerErrors, GuildErrors,
@@ -315,7 +315,7 @@ pub async fn audit_logs(
 }
 
 /// One audit-log entry of the guild.
-#[utoipa::path(get, path = "/api/guild/{guild_id}/audit-logs/{entry_id}", tag = "guild",
+#[utoipa::path(get, path = "/api/guild/{guild_id}/audit-logs/{entry_id}", tag = "guild settings", operation_id = "getAuditLogEntry",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("entry_id" = i64, Path)),
     responses((status = 200, description = "The entry", body = AuditEntryView), CallerErrors, GuildErrors))]
@@ -333,7 +333,7 @@ pub async fn audit_log(
 }
 
 /// The guild's custom emojis.
-#[utoipa::path(get, path = "/api/guild/{guild_id}/emojis", tag = "guild data",
+#[utoipa::path(get, path = "/api/guild/{guild_id}/emojis", tag = "guild data", operation_id = "listGuildEmojis",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
     responses((status = 200, description = "Emojis", body = [EmojiView]), CallerErrors, GuildErrors))]
@@ -345,7 +345,7 @@ pub async fn emojis(
 }
 
 /// The guild's roles, most powerful first.
-#[utoipa::path(get, path = "/api/guild/{guild_id}/roles", tag = "guild data",
+#[utoipa::path(get, path = "/api/guild/{guild_id}/roles", tag = "guild data", operation_id = "listGuildRoles",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
     responses((status = 200, description = "Roles", body = [RoleView]), CallerErrors, GuildErrors))]
@@ -357,7 +357,7 @@ pub async fn roles(
 }
 
 /// The guild's channels, in Discord's order.
-#[utoipa::path(get, path = "/api/guild/{guild_id}/channels", tag = "guild data",
+#[utoipa::path(get, path = "/api/guild/{guild_id}/channels", tag = "guild data", operation_id = "listGuildChannels",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
     responses((status = 200, description = "Channels", body = [ChannelView]), CallerErrors, GuildErrors))]
@@ -382,7 +382,7 @@ pub struct MemberPage {
 }
 
 /// The guild's members by user id, a page at a time.
-#[utoipa::path(get, path = "/api/guild/{guild_id}/members", tag = "guild data",
+#[utoipa::path(get, path = "/api/guild/{guild_id}/members", tag = "guild data", operation_id = "listGuildMembers",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), MemberPage),
     responses((status = 200, description = "Members", body = [MemberView]), CallerErrors, GuildErrors,

@@ -27,14 +27,14 @@ pub struct Readiness {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", tag = "health", operation_id = "getHealth",
     responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
 /// Readiness: the database (and Redis, when configured) answer.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+#[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "getReadiness", responses(
     (status = 200, description = "Ready", body = Readiness),
     (status = 503, description = "A dependency does not answer", body = Readiness)))]
 pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
@@ -71,7 +71,7 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
 }
 
 /// Prometheus metrics (text exposition format).
-#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+#[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "getMetrics", responses(
     (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     if let Some(platform) = state.platform() {

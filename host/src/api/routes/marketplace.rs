@@ -273,7 +273,7 @@ fn market<'s>(state: &'s ApiState, caller: &Caller) -> Marketplace<'s> {
 }
 
 /// The catalogue: every feature and its versions.
-#[utoipa::path(get, path = "/api/marketplace/features", tag = "marketplace",
+#[utoipa::path(get, path = "/api/marketplace/features", tag = "marketplace", operation_id = "listCatalogue",
     security(("session" = []), ("api_key" = [])),
     responses((status = 200, description = "The catalogue", body = [CatalogueEntry]), CallerErrors))]
 pub async fn catalogue(
@@ -313,7 +313,7 @@ pub async fn catalogue(
 
 /// A feature's manifest: commands, events, the capabilities it requests and why,
 /// and its configuration schema.
-#[utoipa::path(get, path = "/api/marketplace/features/{feature_id}", tag = "marketplace",
+#[utoipa::path(get, path = "/api/marketplace/features/{feature_id}", tag = "marketplace", operation_id = "getCatalogueFeature",
     security(("session" = []), ("api_key" = [])),
     params(("feature_id" = String, Path, description = "The feature's id"), VersionQuery),
     responses((status = 200, description = "The manifest", body = FeatureDetail), CallerErrors,
@@ -336,7 +336,7 @@ pub async fn feature(
 }
 
 /// The features installed in a guild.
-#[utoipa::path(get, path = "/api/guild/{guild_id}/features", tag = "marketplace",
+#[utoipa::path(get, path = "/api/guild/{guild_id}/features", tag = "marketplace", operation_id = "listGuildFeatures",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
     responses((status = 200, description = "Installed features", body = [GuildFeatureView]),
@@ -425,7 +425,7 @@ pub async fn disable_feature(
 }
 
 /// Installs a feature in the guild, approving its capabilities in the same call.
-#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/install", tag = "marketplace",
+#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/install", tag = "marketplace", operation_id = "installFeature",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
     request_body = InstallRequest,
@@ -443,7 +443,7 @@ pub async fn install(
 }
 
 /// Enables a feature; with a body, replaces its approvals in the same step.
-#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/enable", tag = "marketplace",
+#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/enable", tag = "marketplace", operation_id = "enableFeature",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
     request_body(content = Option<InstallRequest>, description = "Optional approvals"),
@@ -462,7 +462,7 @@ pub async fn enable(
 }
 
 /// Disables a feature; its approvals and configuration are kept.
-#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/disable", tag = "marketplace",
+#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/disable", tag = "marketplace", operation_id = "disableFeature",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
     responses((status = 200, description = "Disabled", body = GuildFeatureView),
@@ -480,7 +480,7 @@ pub async fn disable(
 
 /// Moves the guild to another version (running its `migrate`), optionally
 /// approving what the new version asks for in the same step.
-#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/upgrade", tag = "marketplace",
+#[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/upgrade", tag = "marketplace", operation_id = "upgradeFeature",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
     request_body = UpgradeRequest,
@@ -516,7 +516,7 @@ pub async fn upgrade(
 }
 
 /// The feature's configuration in this guild (its default until one is saved).
-#[utoipa::path(get, path = "/api/guild/{guild_id}/features/{feature_id}/config", tag = "marketplace",
+#[utoipa::path(get, path = "/api/guild/{guild_id}/features/{feature_id}/config", tag = "marketplace", operation_id = "getFeatureConfig",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
     responses((status = 200, description = "The configuration", body = Object),
@@ -550,7 +550,7 @@ pub async fn config(
 
 /// Replaces the feature's configuration after checking it against the
 /// feature's schema; each refused value is named by its JSON pointer.
-#[utoipa::path(put, path = "/api/guild/{guild_id}/features/{feature_id}/config", tag = "marketplace",
+#[utoipa::path(put, path = "/api/guild/{guild_id}/features/{feature_id}/config", tag = "marketplace", operation_id = "setFeatureConfig",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
     request_body(content = Object, description = "The whole configuration"),
