@@ -681,6 +681,27 @@ async fn remote_discord_carries_out_every_capability_call() {
         for i in 0..3 {
             w.sim.say(guild, ticket, ada, &format!("spam {i}")).await;
         }
+        // History reads them back, newest first, paged.
+        let page = discord
+            .channel_messages(guild, ticket, None, 2)
+            .await
+            .unwrap();
+        let texts: Vec<&str> = page.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(texts, ["spam 2", "spam 1"], "{label}");
+        assert_eq!(page[0].author.id, ada, "{label}");
+        let older = discord
+            .channel_messages(guild, ticket, Some(page[1].id), 100)
+            .await
+            .unwrap();
+        assert_eq!(older.len(), 1, "{label}");
+        assert_eq!(older[0].content, "spam 0", "{label}");
+        assert!(
+            discord
+                .channel_messages(guild + 1, ticket, None, 1)
+                .await
+                .is_err(),
+            "{label}: a channel of another guild"
+        );
         assert_eq!(
             discord.purge(guild, ticket, 10).await.unwrap(),
             3,
@@ -706,6 +727,14 @@ async fn remote_discord_carries_out_every_capability_call() {
         discord.kick(guild, ada, Some("bye")).await.unwrap();
         assert!(!w.sim.is_member(guild, ada), "{label}");
         discord.ban(guild, ada, 0, Some("for good")).await.unwrap();
+        discord.unban(guild, ada, Some("served")).await.unwrap();
+        assert!(
+            matches!(
+                discord.unban(guild, ada, None).await,
+                Err(DiscordError::NotFound(_))
+            ),
+            "{label}: not banned any more"
+        );
 
         // Commands.
         let commands = json!([{ "name": "rank", "description": "Your rank", "type": 1 }]);
@@ -715,7 +744,8 @@ async fn remote_discord_carries_out_every_capability_call() {
             .unwrap();
         assert_eq!(w.sim.guild_commands(guild).len(), 1, "{label}");
 
-        assert_eq!(executor.stats().failed, 0, "{label}");
+        // One call failed, on purpose: the second unban.
+        assert_eq!(executor.stats().failed, 1, "{label}");
         executor.shutdown(Duration::from_secs(1)).await;
     }
 }

@@ -1,4 +1,4 @@
-//! Kick, ban, time out and purge — capability
+//! Kick, ban, unban, time out and purge — capability
 //! [`Moderation`](crate::Capability::Moderation).
 //!
 //! Targets above the bot in the role hierarchy are refused by Discord.
@@ -31,6 +31,14 @@ pub fn ban(
         mock: crate::testing::call(crate::Capability::Moderation, |h| {
             h.ban(user_id, delete_message_seconds, reason)
         }),
+    )
+}
+
+/// Lifts the ban on `user_id`; `Error::NotFound` when they are not banned.
+pub fn unban(user_id: Snowflake, reason: Option<&str>) -> Result<(), Error> {
+    route!(
+        wasm: crate::bindings::townes::feature::moderation::unban(user_id, reason),
+        mock: crate::testing::call(crate::Capability::Moderation, |h| h.unban(user_id, reason)),
     )
 }
 

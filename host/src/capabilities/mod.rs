@@ -97,6 +97,10 @@ pub enum Effect {
         delete_message_seconds: u32,
         reason: Option<String>,
     },
+    Unbanned {
+        user_id: u64,
+        reason: Option<String>,
+    },
     TimedOut {
         user_id: u64,
         seconds: u32,
@@ -213,6 +217,7 @@ impl fmt::Display for Effect {
             ),
             Effect::Kicked { user_id, .. } => write!(f, "kick {user_id}"),
             Effect::Banned { user_id, .. } => write!(f, "ban {user_id}"),
+            Effect::Unbanned { user_id, .. } => write!(f, "unban {user_id}"),
             Effect::TimedOut {
                 user_id, seconds, ..
             } => write!(f, "timeout {user_id} for {seconds}s"),
@@ -307,6 +312,10 @@ impl Effect {
                     "reason": reason,
                     "delete_message_seconds": delete_message_seconds,
                 }),
+            ),
+            Effect::Unbanned { user_id, reason } => (
+                "moderation.unban",
+                json!({ "target": id(user_id), "reason": reason }),
             ),
             Effect::TimedOut {
                 user_id,

@@ -57,6 +57,22 @@ impl Host for Cap<'_, DiscordCtx> {
         })
     }
 
+    async fn unban(&mut self, user_id: u64, reason: Option<String>) -> Result<(), Error> {
+        const CALL: &str = "moderation.unban";
+        self.calls.begin(Capability::Moderation, CALL)?;
+        let result = match limits::check_reason(reason.as_deref()) {
+            Err(e) => Err(e.into()),
+            Ok(()) => self
+                .ctx
+                .discord
+                .unban(self.ctx.guild_id, user_id, reason.as_deref())
+                .await
+                .map_err(Error::from),
+        };
+        self.calls
+            .finish(CALL, result, |_| Some(Effect::Unbanned { user_id, reason }))
+    }
+
     async fn timeout(
         &mut self,
         user_id: u64,

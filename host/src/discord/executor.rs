@@ -294,6 +294,11 @@ pub enum Action {
         delete_message_seconds: u32,
         reason: Option<String>,
     },
+    Unban {
+        guild_id: u64,
+        user_id: u64,
+        reason: Option<String>,
+    },
     /// `seconds` from when the call is carried out (0 lifts a timeout), so a call
     /// delayed by a rate limit still times out for the full length.
     Timeout {
@@ -339,6 +344,7 @@ impl Action {
             Action::SetOverwrite { .. } => "set_overwrite",
             Action::Kick { .. } => "kick",
             Action::Ban { .. } => "ban",
+            Action::Unban { .. } => "unban",
             Action::Timeout { .. } => "timeout",
             Action::OverwriteGuildCommands { .. } => "overwrite_guild_commands",
             Action::EditOriginal { .. } => "edit_original",
@@ -363,6 +369,7 @@ impl Action {
             | Action::SetOverwrite { guild_id, .. }
             | Action::Kick { guild_id, .. }
             | Action::Ban { guild_id, .. }
+            | Action::Unban { guild_id, .. }
             | Action::Timeout { guild_id, .. }
             | Action::OverwriteGuildCommands { guild_id, .. } => *guild_id,
             Action::EditOriginal { token, .. } | Action::Followup { token, .. } => {
@@ -400,6 +407,9 @@ impl Action {
                 guild_id, user_id, ..
             }
             | Action::Ban {
+                guild_id, user_id, ..
+            }
+            | Action::Unban {
                 guild_id, user_id, ..
             }
             | Action::Timeout {
@@ -537,6 +547,14 @@ impl Action {
                     *delete_message_seconds,
                     reason.as_deref(),
                 )
+                .await
+                .map(|()| Done),
+            Action::Unban {
+                guild_id,
+                user_id,
+                reason,
+            } => rest
+                .unban(*guild_id, *user_id, reason.as_deref())
                 .await
                 .map(|()| Done),
             Action::Timeout {

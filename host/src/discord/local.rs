@@ -26,6 +26,8 @@ pub struct LocalGuild {
     pub dm_closed: Vec<u64>,
     /// The slash commands last registered for the guild (Discord's JSON).
     pub registered_commands: Option<serde_json::Value>,
+    /// Users banned from the guild.
+    pub bans: std::collections::BTreeSet<u64>,
     /// Past messages by channel, oldest first (what `history.read` reads);
     /// add them with [`LocalGuild::post`].
     pub history: BTreeMap<u64, Vec<PastMessage>>,
@@ -81,6 +83,7 @@ impl LocalGuild {
             dm_closed: Vec::new(),
             registered_commands: None,
             history: BTreeMap::new(),
+            bans: Default::default(),
         }
     }
 
@@ -469,7 +472,25 @@ impl Discord for LocalDiscord {
                 g.check_outranks(user_id)?;
             }
             g.members.remove(&user_id);
+            g.bans.insert(user_id);
             Ok(())
+        })
+    }
+
+    async fn unban(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        _reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        self.lag().await;
+        self.guild(guild_id, |g| {
+            g.require(permissions::BAN_MEMBERS, "Ban Members")?;
+            if g.bans.remove(&user_id) {
+                Ok(())
+            } else {
+                Err(DiscordError::NotFound(format!("ban of user {user_id}")))
+            }
         })
     }
 

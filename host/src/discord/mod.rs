@@ -287,6 +287,12 @@ pub trait Discord: Send + Sync {
         seconds: u32,
         reason: Option<&str>,
     ) -> Result<(), DiscordError>;
+    async fn unban(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError>;
     async fn purge(&self, guild_id: u64, channel_id: u64, count: u32) -> Result<u32, DiscordError>;
     /// Up to `limit` (1-100) messages of a channel of the guild older than
     /// `before` (none: the newest), newest first.

@@ -666,6 +666,20 @@ impl Discord for RemoteDiscord {
         .await
     }
 
+    async fn unban(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        self.write(Action::Unban {
+            guild_id,
+            user_id,
+            reason: reason.map(str::to_string),
+        })
+        .await
+    }
+
     async fn timeout(
         &self,
         guild_id: u64,

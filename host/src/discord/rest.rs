@@ -459,6 +459,25 @@ impl RestClient {
         self.send(request).await.map(drop)
     }
 
+    /// `DELETE /guilds/{guild}/bans/{user}`.
+    pub async fn unban(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), RestError> {
+        let request = Request::new(
+            Method::DELETE,
+            "/guilds/{guild}/bans/{user}",
+            format!("/guilds/{guild_id}/bans/{user_id}"),
+        )
+        .needs("Ban Members")
+        .target("ban of user", user_id)
+        .target("guild", guild_id)
+        .reason(reason);
+        self.send(request).await.map(drop)
+    }
+
     /// `PATCH /guilds/{guild}/members/{user}` with `communication_disabled_until`
     /// (`None` lifts a timeout).
     pub async fn timeout(

@@ -220,6 +220,16 @@ impl Discord for InvocationDiscord {
         self.clock.excluding(call).await
     }
 
+    async fn unban(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        reason: Option<&str>,
+    ) -> Result<(), DiscordError> {
+        let call = self.inner.unban(guild_id, user_id, reason);
+        self.clock.excluding(call).await
+    }
+
     async fn purge(&self, guild_id: u64, channel_id: u64, count: u32) -> Result<u32, DiscordError> {
         self.clock
             .excluding(self.inner.purge(guild_id, channel_id, count))

@@ -154,6 +154,13 @@ pub enum Effect {
         /// The audit-log reason.
         reason: Option<String>,
     },
+    /// `moderation::unban`.
+    Unbanned {
+        /// The user.
+        user_id: Snowflake,
+        /// The audit-log reason.
+        reason: Option<String>,
+    },
     /// `moderation::timeout`.
     TimedOut {
         /// The member.
@@ -228,6 +235,7 @@ pub(crate) struct State {
     boards: BTreeMap<String, BTreeMap<Snowflake, i64>>,
     failures: BTreeMap<Capability, Error>,
     blocked_dms: BTreeSet<Snowflake>,
+    bans: BTreeSet<Snowflake>,
     quota: Option<(u64, u64)>,
     call_budget: Option<u64>,
     calls: u64,
@@ -531,6 +539,7 @@ impl MockHost {
         self.collect(|e| match e {
             Effect::Kicked { .. }
             | Effect::Banned { .. }
+            | Effect::Unbanned { .. }
             | Effect::TimedOut { .. }
             | Effect::Purged { .. } => Some(e.clone()),
             _ => None,
@@ -848,9 +857,22 @@ impl State {
         limits::moderation::check_ban_delete(delete_message_seconds)?;
         limits::moderation::check_reason(reason)?;
         self.members.remove(&user_id);
+        self.bans.insert(user_id);
         self.effects.push(Effect::Banned {
             user_id,
             delete_message_seconds,
+            reason: reason.map(str::to_string),
+        });
+        Ok(())
+    }
+
+    pub(crate) fn unban(&mut self, user_id: Snowflake, reason: Option<&str>) -> Result<(), Error> {
+        limits::moderation::check_reason(reason)?;
+        if !self.bans.remove(&user_id) {
+            return Err(Error::NotFound(format!("ban of user {user_id}")));
+        }
+        self.effects.push(Effect::Unbanned {
+            user_id,
             reason: reason.map(str::to_string),
         });
         Ok(())

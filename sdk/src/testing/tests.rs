@@ -442,3 +442,21 @@ fn history_pages_newest_first_and_hides_content_without_the_grant() {
         Error::Denied(Capability::Messages)
     );
 }
+
+#[test]
+fn an_unban_lifts_a_ban_once() {
+    let host = MockHost::new();
+    moderation::ban(8, 0, Some("spam")).unwrap();
+    moderation::unban(8, Some("served")).unwrap();
+    assert!(matches!(
+        moderation::unban(8, None),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        host.moderation_actions().last(),
+        Some(&Effect::Unbanned {
+            user_id: 8,
+            reason: Some("served".into())
+        })
+    );
+}
