@@ -1964,6 +1964,7 @@ async fn features_serve_their_own_routes_behind_the_hosts_guards() {
             ("bad-status", "status 500"),
             ("off-contract", "ok"),
             ("spin", "CPU"),
+            ("huge", "1048576"),
         ] {
             let started = std::time::Instant::now();
             let failed = world

@@ -33,6 +33,10 @@ pub const SEED_ALIASES: [(&str, &str); 3] = [
     ("commands", "custom-commands"),
 ];
 
+/// The largest answer a feature may give, in bytes of JSON: what the API
+/// parses and checks against the schema, on its own CPU.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
 /// Query parameters one call may carry, and the longest one.
 const MAX_QUERY_PAIRS: usize = 32;
 const MAX_QUERY_BYTES: usize = 512;
@@ -171,6 +175,12 @@ async fn serve(
         return Err(out_of_contract(format!(
             "status {} (errors are returned as error values, not statuses)",
             answer.status
+        )));
+    }
+    if answer.body.len() > MAX_RESPONSE_BYTES {
+        return Err(out_of_contract(format!(
+            "the body is {} bytes; at most {MAX_RESPONSE_BYTES}",
+            answer.body.len()
         )));
     }
     let value: Value = serde_json::from_str(&answer.body)

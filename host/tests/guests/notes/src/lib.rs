@@ -1,7 +1,7 @@
 //! `notes`: a feature that serves dashboard routes (contract 0.1.1's `api`
 //! export), hears its `lifecycle`, and tells the dashboard through `live`.
 //! Some of its routes misbehave on purpose, so the host's guards can be seen
-//! holding: `/bad-status`, `/off-contract` and `/spin`. Not shipped.
+//! holding: `/bad-status`, `/off-contract`, `/huge` and `/spin`. Not shipped.
 
 use townes_sdk::{
     ApiRequest, ApiResponse, Capability, CapabilityRequest, Context, Error, Feature, Manifest,
@@ -65,6 +65,7 @@ impl Feature for Notes {
             Route::get("/off-contract", "offContract", "Answers a body its schema refuses")
                 .response(json!({ "type": "object", "required": ["ok"] })),
             Route::get("/spin", "spin", "Never returns"),
+            Route::get("/huge", "huge", "Answers more than the host reads"),
         ]
     }
 
@@ -138,6 +139,7 @@ impl Feature for Notes {
             }
             "/bad-status" => Ok(ApiResponse::with_status(500, &json!({ "oops": true }))),
             "/off-contract" => Ok(ApiResponse::json(&json!({ "not_ok": "<script>" }))),
+            "/huge" => Ok(ApiResponse::json(&json!({ "x": "a".repeat(1_100_000) }))),
             "/spin" =>
             {
                 #[allow(clippy::empty_loop)]
