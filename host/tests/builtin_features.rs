@@ -1,7 +1,7 @@
-//! The built-in welcome and xp features through the real host, on both backends:
-//! welcome message and auto-role, XP cooldown, level-up, role reward and
-//! leaderboard order; and ids in their configs given as strings (what dashboards
-//! send).
+//! The built-in features through the real host, on both backends: welcome
+//! message and auto-role, XP cooldown, level-up, role reward and leaderboard
+//! order; ids in their configs given as strings (what dashboards send); and
+//! moderation's escalation and temporary bans, audited.
 
 mod common;
 
@@ -410,4 +410,136 @@ async fn ids_in_configs_may_be_strings() {
         )),
         "{level_up:?}"
     );
+}
+
+/// The built-in moderation feature through the real host: a warning that
+/// escalates to a timeout, a temporary ban lifted by its job after a restart,
+/// and every action in the audit log with the feature, its version and the
+/// moderator who ran the command.
+#[tokio::test]
+async fn moderation_escalates_warnings_and_lifts_a_temporary_ban_after_a_restart() {
+    const MOD: u64 = 7;
+    const ANN: u64 = 44;
+    for (label, store, _guard) in common::each_backend().await {
+        let discord = Arc::new(LocalDiscord::new());
+        let mut guild = LocalGuild::new(GUILD, "Playground");
+        guild.add_member(MOD, "mod", vec![GUILD + 20]);
+        guild.add_member(ANN, "ann", vec![]);
+        discord.add_guild(guild);
+        store
+            .upsert_guild(&Guild::new(GUILD, "Playground", 1))
+            .await
+            .unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let config = || RuntimeConfig {
+            pool_instances: 8,
+            bot_user_id: 1,
+            ..RuntimeConfig::new(data.path())
+        };
+        let runtime = Runtime::new(config(), store.clone(), discord.clone()).unwrap();
+        let market = Marketplace::new(&runtime, "test");
+        let (_, manifest) = market
+            .install(&common::component("moderation"), &Publisher::Platform)
+            .await
+            .unwrap();
+        market
+            .enable(
+                GUILD,
+                "moderation",
+                None,
+                Approval::everything_requested(&manifest.capabilities),
+            )
+            .await
+            .unwrap();
+        let command = |name: &str, args: Vec<(&str, townes::wit::OptionValue)>| CommandInvocation {
+            name: name.into(),
+            source: CommandSource::Slash,
+            subcommand: None,
+            arguments: args
+                .into_iter()
+                .map(|(name, value)| townes::wit::CommandArgument {
+                    name: name.into(),
+                    value,
+                })
+                .collect(),
+            invoker: discord.member_of(GUILD, MOD).unwrap(),
+            channel_id: GENERAL,
+        };
+        let ann = || ("user", townes::wit::OptionValue::User(ANN));
+
+        for _ in 0..3 {
+            let outcome = runtime
+                .command(GUILD, "moderation", command("warn", vec![ann()]), u64::MAX)
+                .await;
+            assert!(
+                outcome.result.is_ok(),
+                "{label}: {:?} {}",
+                outcome.result,
+                outcome.stdio
+            );
+        }
+        let audit = store.audit_entries(GUILD, 50).await.unwrap();
+        let timeout = audit
+            .iter()
+            .find(|e| e.action == "moderation.timeout")
+            .unwrap_or_else(|| panic!("{label}: the third warning escalates: {audit:?}"));
+        assert_eq!(timeout.actor, "feature:moderation", "{label}");
+        assert_eq!(timeout.details["target"], ANN.to_string());
+        assert_eq!(timeout.details["seconds"], 3600);
+        assert_eq!(timeout.details["invoker"], MOD.to_string());
+        assert_eq!(timeout.details["version"], "0.1.0");
+
+        let banned = runtime
+            .command(
+                GUILD,
+                "moderation",
+                command(
+                    "ban",
+                    vec![
+                        ann(),
+                        ("duration", townes::wit::OptionValue::Text("7d".into())),
+                        ("reason", townes::wit::OptionValue::Text("raid".into())),
+                    ],
+                ),
+                u64::MAX,
+            )
+            .await;
+        assert!(banned.result.is_ok(), "{label}: {:?}", banned.result);
+        assert!(
+            discord
+                .with_guild(GUILD, |g| g.bans.contains(&ANN))
+                .unwrap()
+        );
+
+        // A restart: a new runtime over the same database runs the job when due.
+        drop(runtime);
+        let restarted = Runtime::new(config(), store.clone(), discord.clone()).unwrap();
+        let early = restarted
+            .run_due_jobs(chrono::Utc::now(), 10)
+            .await
+            .unwrap();
+        assert!(early.is_empty(), "{label}: not due yet");
+        let later = chrono::Utc::now() + chrono::Duration::days(7) + chrono::Duration::minutes(1);
+        let ran = restarted.run_due_jobs(later, 10).await.unwrap();
+        assert_eq!(ran.len(), 1, "{label}");
+        assert!(ran[0].result.is_ok(), "{label}: {:?}", ran[0].result);
+        assert!(
+            !discord
+                .with_guild(GUILD, |g| g.bans.contains(&ANN))
+                .unwrap(),
+            "{label}"
+        );
+        let audit = store.audit_entries(GUILD, 50).await.unwrap();
+        let ban = audit.iter().find(|e| e.action == "moderation.ban").unwrap();
+        assert_eq!(ban.details["reason"], "raid", "{label}");
+        let unban = audit
+            .iter()
+            .find(|e| e.action == "moderation.unban")
+            .unwrap();
+        assert_eq!(
+            unban.details["invoker"],
+            serde_json::Value::Null,
+            "{label}: the job acted"
+        );
+    }
 }
