@@ -423,7 +423,7 @@ async fn body_bytes<S: Send + Sync>(
 }
 
 /// Refuses a JSON body with U+0000 in a string or key, naming each one.
-fn refuse_nul(json: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn refuse_nul(json: &[u8]) -> Result<(), ApiError> {
     // JSON carries NUL only as the escape `\u0000`; most bodies never have it.
     if !json.windows(6).any(|w| w == b"\\u0000") {
         return Ok(());

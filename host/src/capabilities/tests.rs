@@ -601,3 +601,66 @@ async fn files_are_held_to_their_quota_and_links_grant_one_file_until_they_expir
     let other = files::FileLinks::new(f.store.clone(), "https://elsewhere.example");
     assert!(other.check(token).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_feature_flooding_live_events_stops_at_its_allowance_and_cannot_pose_as_the_host() {
+    use wit_if::live::Host as _;
+    let live = crate::live::Live::local();
+    let mut heard = live.subscribe();
+    let rates = Arc::new(Rates::default());
+    let ctx = |feature: &str| live::LiveCtx {
+        live: live.clone(),
+        scope: Scope::new(GUILD, feature),
+        rates: rates.clone(),
+    };
+    let mut calls = Calls::new(grant(&[]), 10_000);
+    let mut flooder = ctx("flooder");
+    let mut cap = Cap::new(&mut calls, &mut flooder);
+    for _ in 0..live::PER_MINUTE {
+        cap.publish("ticket_update".into(), "{}".into())
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        cap.publish("ticket_update".into(), "{}".into()).await,
+        Err(Error::QuotaExceeded(_))
+    ));
+    for (kind, data) in [
+        ("audit_log", "{}".to_string()),
+        ("subscribed", "{}".to_string()),
+        ("Ticket", "{}".to_string()),
+        ("ticket_update", "not json".to_string()),
+        ("ticket_update", format!("\"{}\"", "x".repeat(16 * 1024))),
+    ] {
+        assert!(
+            matches!(
+                cap.publish(kind.into(), data).await,
+                Err(Error::InvalidArgument(_))
+            ),
+            "{kind}"
+        );
+    }
+    // Another feature of the same guild keeps its own allowance.
+    let mut calls = Calls::new(grant(&[]), 10);
+    let mut other = ctx("other");
+    Cap::new(&mut calls, &mut other)
+        .publish("notes_update".into(), r#"{"n":1}"#.into())
+        .await
+        .unwrap();
+    let mut kinds = Vec::new();
+    while let Ok(event) = heard.try_recv() {
+        kinds.push((
+            event.kind.feature().unwrap().to_string(),
+            event.kind.as_str().to_string(),
+        ));
+    }
+    assert_eq!(
+        kinds.len(),
+        live::PER_MINUTE as usize + 1,
+        "only what was allowed went out"
+    );
+    assert_eq!(
+        kinds.last().unwrap(),
+        &("other".to_string(), "notes_update".to_string())
+    );
+}

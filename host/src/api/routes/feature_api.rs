@@ -13,7 +13,7 @@
 use super::guild::audit;
 use crate::api::ApiState;
 use crate::api::authz::GuildAccess;
-use crate::api::error::{ApiError, ApiResult, Problem};
+use crate::api::error::{ApiError, ApiResult, Problem, refuse_nul};
 use crate::marketplace::config::validate;
 use crate::runtime::InvokeError;
 use crate::runtime::extensions::{match_route, method_name};
@@ -260,9 +260,7 @@ fn checked_body(schema: &str, body: &[u8]) -> ApiResult<Value> {
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
-    if value.to_string().contains("\\u0000") {
-        return Err(ApiError::invalid("", "text in the body holds NUL (U+0000)"));
-    }
+    refuse_nul(body)?;
     validate(schema, &value).map_err(|problems| ApiError::Invalid {
         message: "the body does not match the route's schema".into(),
         problems: problems
