@@ -12,12 +12,13 @@ use super::{HostState, Loaded, Runtime};
 use crate::grants::{Approval, Grant, always_granted, capability_name, parse_capability};
 use crate::store::{FeatureVersion, Scope, StoreError};
 use crate::wit::extensions::{ApiIndices, Route};
-use crate::wit::{Feature, FeatureIndices, FeaturePre, Manifest};
+use crate::wit::{FeatureIndices, Manifest};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
+use wasmtime::component::InstancePre;
 use wasmtime::component::{Component, types::ComponentItem};
 use wasmtime::{Engine, Precompiled};
 
@@ -78,7 +79,8 @@ pub enum InstallError {
 pub struct Validated {
     wasm: Vec<u8>,
     component: Component,
-    pre: FeaturePre<HostState>,
+    pre: InstancePre<HostState>,
+    exports: FeatureIndices,
     extensions: Extensions,
     manifest: Manifest,
     routes: Vec<Route>,
@@ -146,14 +148,12 @@ impl Runtime {
             .map_err(anyhow::Error::from)?
             .map_err(|e| InstallError::NotAComponent(format!("{e:#}")))?;
         let imports = self.check_imports(&component)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(FeaturePre::new)
-            .map_err(|e| InstallError::MissingExports(format!("{e:#}")))?;
-        let extensions = Extensions::find(pre.instance_pre());
+        let missing = |e: wasmtime::Error| InstallError::MissingExports(format!("{e:#}"));
+        let pre = self.linker.instantiate_pre(&component).map_err(missing)?;
+        let exports = FeatureIndices::new(&pre).map_err(missing)?;
+        let extensions = Extensions::find(&pre);
         let (manifest, routes) = self
-            .describe(&pre, extensions.api.as_ref())
+            .describe(&pre, &exports, extensions.api.as_ref())
             .await
             .map_err(|e| InstallError::Describe(format!("{e:#}")))?;
         validate_manifest(&manifest).map_err(InstallError::InvalidManifest)?;
@@ -173,6 +173,7 @@ impl Runtime {
             wasm: wasm.to_vec(),
             component,
             pre,
+            exports,
             extensions,
             manifest,
             routes,
@@ -188,6 +189,7 @@ impl Runtime {
             wasm,
             component,
             pre,
+            exports,
             extensions,
             manifest,
             routes,
@@ -218,9 +220,8 @@ impl Runtime {
         self.loaded.insert(
             key,
             Arc::new(Loaded {
-                exports: FeatureIndices::new(pre.instance_pre())
-                    .map_err(|e| InstallError::MissingExports(format!("{e:#}")))?,
                 pre,
+                exports,
                 extensions,
                 manifest: manifest.clone(),
                 routes: Arc::new(routes),
@@ -275,7 +276,8 @@ impl Runtime {
     /// in a sandbox that grants nothing but `config` and `log`.
     pub(super) async fn describe(
         &self,
-        pre: &FeaturePre<HostState>,
+        pre: &InstancePre<HostState>,
+        exports: &FeatureIndices,
         api: Option<&ApiIndices>,
     ) -> anyhow::Result<(Manifest, Vec<Route>)> {
         let limits = self.config.plans.get("free").clone();
@@ -300,8 +302,9 @@ impl Runtime {
         );
         let meter = store.data().cpu.clone();
         let call = async {
-            let instance = pre.instance_pre().instantiate_async(&mut store).await?;
-            let manifest = Feature::new(&mut store, &instance)?
+            let instance = pre.instantiate_async(&mut store).await?;
+            let manifest = exports
+                .load(&mut store, &instance)?
                 .call_describe(&mut store)
                 .await?;
             let routes = match api {

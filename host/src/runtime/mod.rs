@@ -52,13 +52,13 @@ use crate::store::{GuildFeature, GuildPolicy, NewAuditEntry, Scope, Store};
 use crate::wit::extensions::{ApiRequest, ApiResponse, Route};
 use crate::wit::{
     self, CommandInvocation, ComponentInteraction, Context, Event, EventKind, FeatureIndices,
-    FeaturePre, Manifest, Reply, ScheduledJob,
+    Manifest, Reply, ScheduledJob,
 };
 use extensions::Extensions;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::{InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -163,8 +163,8 @@ struct Fresh {
 /// A component ready to instantiate, with the manifest it described at
 /// install and the optional exports it has.
 struct Loaded {
-    pre: FeaturePre<HostState>,
-    /// The required exports' indices (looked up once, not per call).
+    pre: InstancePre<HostState>,
+    /// The required exports' indices (looked up, and checked, once at load).
     exports: FeatureIndices,
     extensions: Extensions,
     manifest: Manifest,
@@ -682,12 +682,7 @@ impl Runtime {
         let clock = store.data().wall.clone();
         let meter = store.data().cpu.clone();
         let call = async {
-            let instance = match loaded
-                .pre
-                .instance_pre()
-                .instantiate_async(&mut store)
-                .await
-            {
+            let instance = match loaded.pre.instantiate_async(&mut store).await {
                 Ok(instance) => instance,
                 Err(e) => return Err(Stopped::Instantiate(e)),
             };
@@ -919,10 +914,10 @@ impl Runtime {
             anyhow::anyhow!("the stored routes of {feature_id} {version} are unreadable ({e}); install the feature again")
         })?;
         let component = self.component_from_cache(&row.sha256)?;
-        let pre = FeaturePre::new(self.linker.instantiate_pre(&component)?)?;
+        let pre = self.linker.instantiate_pre(&component)?;
         let loaded = Arc::new(Loaded {
-            exports: FeatureIndices::new(pre.instance_pre())?,
-            extensions: Extensions::find(pre.instance_pre()),
+            exports: FeatureIndices::new(&pre)?,
+            extensions: Extensions::find(&pre),
             pre,
             manifest,
             routes: Arc::new(routes),
