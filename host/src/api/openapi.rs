@@ -72,6 +72,10 @@ impl Modify for Security {
     }
 }
 
+const REQUEST_ID_DESCRIPTION: &str = "The request's id (the caller's own when it sent a sane one): quote it when reporting a problem";
+const INTERNAL_DESCRIPTION: &str =
+    "Internal error; the cause is in the server's log under the request id";
+
 /// What holds for every operation, written into each so a client generator
 /// sees it: the `X-Request-ID` header on every answer, and the 500 answer
 /// (`internal`, the cause only in the server's log).
@@ -83,12 +87,10 @@ impl Modify for Conventions {
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, schema};
         let request_id = HeaderBuilder::new()
             .schema(schema::Object::with_type(schema::Type::String))
-            .description(Some(
-                "The request's id (the caller's own when it sent a sane one): quote it when reporting a problem",
-            ))
+            .description(Some(REQUEST_ID_DESCRIPTION))
             .build();
         let internal = ResponseBuilder::new()
-            .description("Internal error; the cause is in the server's log under the request id")
+            .description(INTERNAL_DESCRIPTION)
             .content(
                 "application/json",
                 ContentBuilder::new()
@@ -158,10 +160,7 @@ const FEATURE_ROUTE_ERRORS: [(&str, &str); 10] = [
         "503",
         "The guild is busy, the feature is paused, or its `unavailable`",
     ),
-    (
-        "500",
-        "Internal error; the cause is in the server's log under the request id",
-    ),
+    ("500", INTERNAL_DESCRIPTION),
 ];
 
 /// The committed document plus the routes `features` serve (ADR 0008). A
@@ -213,7 +212,7 @@ pub fn with_features(features: &[FeatureRoutes]) -> serde_json::Value {
             }));
             let schema = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(json!({}));
             let headers = json!({ "X-Request-ID": {
-                "description": "The request's id: quote it when reporting a problem",
+                "description": REQUEST_ID_DESCRIPTION,
                 "schema": { "type": "string" }
             }});
             let mut responses = serde_json::Map::new();
