@@ -11,6 +11,14 @@ use crate::{GuildSetup, Simulator, ids, messages};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Audit-log action types (Discord's numbers) the simulator records.
+pub(crate) mod audit_action {
+    pub const KICK: u8 = 20;
+    pub const BAN_ADD: u8 = 22;
+    pub const BAN_REMOVE: u8 = 23;
+    pub const MEMBER_UPDATE: u8 = 24;
+}
+
 impl Simulator {
     /// Queues a dispatch. Call with the world lock held when the event must be
     /// ordered against READY (see `gateway`'s lock order).
@@ -416,6 +424,147 @@ impl Simulator {
         self.notify_changed();
         delivery.written().await;
         id
+    }
+
+    /// The user posts `content` with one attached file, which the simulator's
+    /// CDN (`{base_url}/attachments/…`, no token needed) then serves;
+    /// dispatches MESSAGE_CREATE. Returns the message and attachment ids.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn say_with_attachment(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        user_id: u64,
+        content: &str,
+        filename: &str,
+        content_type: &str,
+        data: &[u8],
+    ) -> (u64, u64) {
+        let (id, attachment_id) = (self.next_id(), self.next_id());
+        // The CDN path keeps only characters no URL needs to escape.
+        let path_name: String = filename
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let url = format!(
+            "{}/attachments/{channel_id}/{attachment_id}/{path_name}",
+            self.base_url()
+        );
+        let delivery = {
+            let mut w = self.world();
+            let body = messages::Body {
+                content: Some(content.to_string()),
+                ..messages::Body::default()
+            };
+            let mut m = messages::build(&w, id, channel_id, user_id, &body, ids::now_ms());
+            m.guild_id = Some(guild_id);
+            m.attachments = vec![json!({
+                "id": sf(attachment_id),
+                "filename": filename,
+                "content_type": content_type,
+                "size": data.len(),
+                "url": url,
+                "proxy_url": url,
+            })];
+            w.attachment_bytes
+                .insert(attachment_id, (content_type.to_string(), data.to_vec()));
+            w.push_message(m.clone());
+            self.emit_message(&w, &m, "MESSAGE_CREATE")
+        };
+        self.notify_changed();
+        delivery.written().await;
+        (id, attachment_id)
+    }
+
+    /// `moderator` bans `user_id` in Discord's own interface (not through the
+    /// API): as a REST ban does, plus the audit-log entry naming them.
+    pub async fn ban_as(&self, guild_id: u64, moderator: u64, user_id: u64, reason: Option<&str>) {
+        let delivery = {
+            let mut w = self.world();
+            self.banned(&mut w, guild_id, moderator, user_id, reason)
+        };
+        self.notify_changed();
+        delivery.written().await;
+    }
+
+    /// Records a ban by `actor`: the ban, the member gone, GUILD_BAN_ADD,
+    /// GUILD_MEMBER_REMOVE and the audit-log entry. Returns the last
+    /// dispatch's delivery.
+    pub(crate) fn banned(
+        &self,
+        w: &mut World,
+        guild_id: u64,
+        actor: u64,
+        user_id: u64,
+        reason: Option<&str>,
+    ) -> Delivery {
+        let Some(g) = w.guilds.get_mut(&guild_id) else {
+            return Delivery::none();
+        };
+        g.bans.insert(user_id);
+        let was_member = g.members.remove(&user_id).is_some();
+        let d = json!({ "guild_id": sf(guild_id), "user": payloads::user_by_id(w, user_id) });
+        let _ = self.emit(
+            Some(guild_id),
+            "GUILD_BAN_ADD",
+            d,
+            intents::GUILD_MODERATION,
+        );
+        if was_member {
+            let _ = self.member_removed(w, guild_id, user_id);
+        }
+        self.audit_entry(
+            w,
+            guild_id,
+            actor,
+            user_id,
+            audit_action::BAN_ADD,
+            reason,
+            json!([]),
+        )
+    }
+
+    /// GUILD_AUDIT_LOG_ENTRY_CREATE, which Discord sends only to bots that
+    /// may View Audit Log in the guild (and asked for GUILD_MODERATION).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn audit_entry(
+        &self,
+        w: &World,
+        guild_id: u64,
+        actor: u64,
+        target: u64,
+        action_type: u8,
+        reason: Option<&str>,
+        changes: Value,
+    ) -> Delivery {
+        let Some(g) = w.guilds.get(&guild_id) else {
+            return Delivery::none();
+        };
+        let may_view = perms::VIEW_AUDIT_LOG | perms::ADMINISTRATOR;
+        if g.base_permissions(w.bot_id) & may_view == 0 {
+            return Delivery::none();
+        }
+        let d = json!({
+            "id": sf(self.next_id()),
+            "guild_id": sf(guild_id),
+            "action_type": action_type,
+            "user_id": sf(actor),
+            "target_id": sf(target),
+            "reason": reason,
+            "changes": changes,
+        });
+        self.emit(
+            Some(guild_id),
+            "GUILD_AUDIT_LOG_ENTRY_CREATE",
+            d,
+            intents::GUILD_MODERATION,
+        )
     }
 
     /// The user reacts with a unicode emoji; dispatches MESSAGE_REACTION_ADD.

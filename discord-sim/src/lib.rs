@@ -316,6 +316,24 @@ impl Simulator {
             .is_some_and(|g| g.members.contains_key(&user_id))
     }
 
+    /// Whether the user is banned from the guild.
+    pub fn is_banned(&self, guild_id: u64, user_id: u64) -> bool {
+        self.world()
+            .guilds
+            .get(&guild_id)
+            .is_some_and(|g| g.bans.contains(&user_id))
+    }
+
+    /// When the member's timeout ends (Unix ms), if they have one.
+    pub fn timed_out_until_ms(&self, guild_id: u64, user_id: u64) -> Option<u64> {
+        self.world()
+            .guilds
+            .get(&guild_id)?
+            .members
+            .get(&user_id)?
+            .timeout_until_ms
+    }
+
     /// The guild's current command registration, as Discord returns it.
     pub fn guild_commands(&self, guild_id: u64) -> Vec<Value> {
         self.world()

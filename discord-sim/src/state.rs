@@ -19,6 +19,7 @@ pub mod perms {
     pub const MANAGE_CHANNELS: u64 = 1 << 4;
     pub const MANAGE_GUILD: u64 = 1 << 5;
     pub const ADD_REACTIONS: u64 = 1 << 6;
+    pub const VIEW_AUDIT_LOG: u64 = 1 << 7;
     pub const STREAM: u64 = 1 << 9;
     pub const VIEW_CHANNEL: u64 = 1 << 10;
     pub const SEND_MESSAGES: u64 = 1 << 11;
@@ -354,6 +355,8 @@ pub struct World {
     pub interactions: HashMap<u64, InteractionRec>,
     /// interaction token → interaction id.
     pub interaction_tokens: HashMap<String, u64>,
+    /// What the CDN serves for an attachment: id → (content type, bytes).
+    pub attachment_bytes: HashMap<u64, (String, Vec<u8>)>,
 }
 
 impl World {

@@ -26,8 +26,8 @@ impl MessageBody {
     }
 }
 
-/// Bindings of the optional exports (world `extensions`: `api` and
-/// `lifecycle`), sharing the types above. A component may lack them; the
+/// Bindings of the optional exports (world `extensions`: `api`,
+/// `lifecycle` and `moderation-events`), sharing the types above. A component may lack them; the
 /// runtime looks each one up beside the required `feature` exports.
 pub mod extensions {
     wasmtime::component::bindgen!({
@@ -43,4 +43,7 @@ pub mod extensions {
         Request as ApiRequest, Response as ApiResponse, Route,
     };
     pub use self::exports::townes::feature::lifecycle::GuestIndices as LifecycleIndices;
+    pub use self::exports::townes::feature::moderation_events::{
+        GuestIndices as ModerationEventsIndices, ModerationAction, ModerationEvent,
+    };
 }

@@ -239,6 +239,20 @@ impl World {
         self.alpha.general_channel_id
     }
 
+    /// Runs the due scheduled jobs every 250 ms, as `townes serve` does.
+    fn run_jobs(&self) -> tokio::task::AbortHandle {
+        let runtime = self.running.as_ref().unwrap().platform.runtime.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = runtime.run_due_jobs(chrono::Utc::now(), 100).await {
+                    eprintln!("jobs: {error:#}");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+        .abort_handle()
+    }
+
     async fn bot_message(&self, channel: u64, pred: impl Fn(&SimMessage) -> bool) -> SimMessage {
         let bot = self.sim.bot_user_id();
         self.sim
@@ -1114,4 +1128,126 @@ async fn a_feature_over_its_outbox_quota_is_told_and_other_guilds_are_not_held()
         started.elapsed()
     );
     world.stop().await;
+}
+
+/// Moderation end to end: warnings escalate to a timeout on Discord, a
+/// temporary ban is lifted on time by a process that was not running when
+/// it was given, a ban done in Discord's own interface becomes a case, and
+/// the audit log names who did each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_discords_own_bans() {
+    for (label, store, _guard) in common::each_backend().await {
+        let mut world = World::prepared(store).await;
+        let g = world.alpha.guild_id;
+        let (dan, bob, carol) = (world.dan, world.bob, world.carol);
+        let moderate =
+            permissions::BAN_MEMBERS | permissions::KICK_MEMBERS | permissions::MODERATE_MEMBERS;
+        let bot_moderates = world.sim.create_role(
+            g,
+            "Townes moderation",
+            moderate | permissions::VIEW_AUDIT_LOG,
+            4,
+        );
+        world
+            .sim
+            .give_role(g, world.sim.bot_user_id(), bot_moderates);
+        world.sim.set_role_permissions(g, world.mod_role, moderate);
+        world.install("moderation").await;
+        world.enable(g, "moderation").await;
+        world.connect(|c| c).await;
+        let user = |id: u64| json!({"name": "user", "type": 6, "value": id.to_string()});
+
+        for n in 1..=3 {
+            let (_, text) = world.slash(dan, "warn", json!([user(bob)])).await;
+            assert!(
+                text.contains(&format!("Case #")),
+                "{label}: warning {n}: {text}"
+            );
+        }
+        // 3 points: the default escalation's 1 h timeout, on Discord.
+        wait_until(|| async { world.sim.timed_out_until_ms(g, bob).is_some() }).await;
+        let until = world.sim.timed_out_until_ms(g, bob).unwrap();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let in_an_hour = now_ms + 3_600_000;
+        assert!(until.abs_diff(in_an_hour) < 60_000, "{label}: {until}");
+
+        let (_, banned) = world
+            .slash(
+                dan,
+                "ban",
+                json!([user(bob), {"name": "duration", "type": 3, "value": "3s"},
+                       {"name": "reason", "type": 3, "value": "cool off"}]),
+            )
+            .await;
+        assert!(banned.contains("ban"), "{label}: {banned}");
+        assert!(world.sim.is_banned(g, bob), "{label}");
+        // The process stops before the ban ends; the next one lifts it.
+        world
+            .running
+            .take()
+            .unwrap()
+            .shutdown(Duration::from_secs(5))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(world.sim.is_banned(g, bob), "{label}: nobody was running");
+        world.connect(|c| c).await;
+        let jobs = world.run_jobs();
+        wait_until(|| async { !world.sim.is_banned(g, bob) }).await;
+        jobs.abort();
+
+        // Dan bans Carol in Discord's own interface.
+        world.sim.member_join(g, carol).await;
+        world.sim.ban_as(g, dan, carol, Some("raid")).await;
+        let mut carols = String::new();
+        for _ in 0..100 {
+            (_, carols) = world.slash(dan, "cases", json!([user(carol)])).await;
+            if carols.contains("ban") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(carols.contains("ban raid"), "{label}: {carols}");
+
+        let audit = world.store.audit_entries(g, 100).await.unwrap();
+        let find = |action: &str, target: u64| {
+            audit
+                .iter()
+                .find(|e| e.action == action && e.details["target"] == target.to_string())
+                .unwrap_or_else(|| panic!("{label}: no {action} of {target} in {audit:#?}"))
+        };
+        let timeout = find("moderation.timeout", bob);
+        assert_eq!(timeout.actor, "feature:moderation", "{label}");
+        assert_eq!(
+            timeout.details["invoker"],
+            dan.to_string(),
+            "{label}: the warner"
+        );
+        let ban = find("moderation.ban", bob);
+        assert_eq!(ban.details["invoker"], dan.to_string(), "{label}");
+        assert_eq!(ban.details["reason"], "cool off", "{label}");
+        let lifted = find("moderation.unban", bob);
+        assert_eq!(
+            lifted.details["invoker"],
+            Value::Null,
+            "{label}: a job lifted it"
+        );
+        let outside = find("moderation.ban", carol);
+        assert_eq!(outside.actor, format!("user:{dan}"), "{label}");
+        assert_eq!(outside.details["external"], true, "{label}");
+        assert_eq!(outside.details["reason"], "raid", "{label}");
+        // The platform's own bans are not reported back as Discord's.
+        assert_eq!(
+            audit
+                .iter()
+                .filter(|e| e.action == "moderation.ban" && e.details["external"] == true)
+                .count(),
+            1,
+            "{label}"
+        );
+        world.stop().await;
+    }
 }

@@ -10,7 +10,7 @@
 //! # Ok::<(), townes_sdk::Error>(())
 //! ```
 
-use crate::{Error, FileInfo, route};
+use crate::{Error, FileInfo, Snowflake, route};
 
 /// Stores a file, replacing one of the same name. Names are 1-128 characters
 /// of `A-Z a-z 0-9 . _ - /`; the content type a MIME type.
@@ -51,5 +51,26 @@ pub fn link(name: &str, expires_in_seconds: u32) -> Result<String, Error> {
     route!(
         wasm: crate::bindings::townes::feature::files::link(name, expires_in_seconds),
         mock: crate::testing::call(crate::Capability::Storage, |h| h.link_file(name, expires_in_seconds)),
+    )
+}
+
+/// Copies attachment `attachment_id` of message `message_id` in `channel_id`
+/// into a file named `name`, so it outlives Discord's link (which expires
+/// after about a day). Needs [`Messages`](crate::Capability::Messages) and
+/// [`MessageContent`](crate::Capability::MessageContent) besides
+/// [`Storage`](crate::Capability::Storage); the file takes the attachment's
+/// content type. One larger than the plan's bytes per file is refused with
+/// `QuotaExceeded`.
+pub fn copy_attachment(
+    name: &str,
+    channel_id: Snowflake,
+    message_id: Snowflake,
+    attachment_id: Snowflake,
+) -> Result<FileInfo, Error> {
+    route!(
+        wasm: crate::bindings::townes::feature::files::copy_attachment(name, channel_id, message_id, attachment_id),
+        mock: crate::testing::call(crate::Capability::Storage, |h| {
+            h.copy_attachment(name, channel_id, message_id, attachment_id)
+        }),
     )
 }

@@ -1,7 +1,7 @@
 //! Write TownesDev features in Rust.
 //!
 //! A feature is a WebAssembly component (`wasm32-wasip2`) that implements the
-//! `townes:feature@0.1.1` contract (`wit/feature.wit`, world `full`). This
+//! `townes:feature@0.1.2` contract (`wit/feature.wit`, world `full`). This
 //! crate gives you:
 //!
 //! - the contract's types under short paths ([`Context`], [`Event`], [`Reply`],
@@ -122,6 +122,9 @@ pub mod template;
 pub use bindings::exports::townes::feature::api::{
     Caller as ApiCaller, Method, Request as ApiRequest, Response as ApiResponse, Route,
 };
+pub use bindings::exports::townes::feature::moderation_events::{
+    ModerationAction, ModerationEvent,
+};
 pub use bindings::townes::feature::channels::{
     ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,
 };
@@ -217,6 +220,14 @@ pub trait Feature {
         let _ = ctx;
         Ok(())
     }
+
+    /// A member was banned, unbanned, kicked or timed out outside the
+    /// platform (in Discord's own interface, or by another bot). Delivered
+    /// only where the feature holds [`Moderation`](Capability::Moderation).
+    fn on_moderation(ctx: &Context, event: ModerationEvent) -> Result<(), Error> {
+        let _ = (ctx, event);
+        Ok(())
+    }
 }
 
 /// Exports a type implementing [`Feature`] as the component's handlers.
@@ -232,8 +243,8 @@ pub trait Feature {
 /// townes_sdk::export_feature!(MyFeature);
 /// ```
 ///
-/// It implements the generated `Guest` traits (the handlers, `api` and
-/// `lifecycle`) by delegating to `Feature`, and on
+/// It implements the generated `Guest` traits (the handlers, `api`,
+/// `lifecycle` and `moderation-events`) by delegating to `Feature`, and on
 /// `wasm32` emits the component's exports. On native targets only the trait
 /// implementation is emitted, so several features can be linked into one test
 /// binary.
@@ -301,6 +312,15 @@ macro_rules! export_feature {
 
             fn disabled(ctx: $crate::Context) -> ::core::result::Result<(), $crate::Error> {
                 <$ty as $crate::Feature>::on_disabled(&ctx)
+            }
+        }
+
+        impl $crate::bindings::exports::townes::feature::moderation_events::Guest for $ty {
+            fn on_moderation(
+                ctx: $crate::Context,
+                event: $crate::ModerationEvent,
+            ) -> ::core::result::Result<(), $crate::Error> {
+                <$ty as $crate::Feature>::on_moderation(&ctx, event)
             }
         }
 

@@ -3,7 +3,7 @@
 
 use super::{Params, bot_guild, created, id, json_body, no_content, ok, require};
 use crate::Simulator;
-use crate::actions::text_channel;
+use crate::actions::{audit_action, text_channel};
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::intents;
 use crate::ids;
@@ -15,6 +15,31 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
+
+/// The `X-Audit-Log-Reason` header, which clients percent-encode.
+fn reason(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get("x-audit-log-reason")?.to_str().ok()?;
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
 
 /// Longest timeout Discord allows.
 const MAX_TIMEOUT_MS: u64 = 28 * 86_400_000;
@@ -195,16 +220,32 @@ pub async fn edit_member(
     }
     let g = w.guilds.get_mut(&guild_id).expect("checked above");
     let m = g.members.get_mut(&user_id).expect("checked above");
+    let timeout_change = (m.timeout_until_ms != timeout).then(|| {
+        json!([{
+            "key": "communication_disabled_until",
+            "old_value": m.timeout_until_ms.map(ids::iso8601),
+            "new_value": timeout.map(ids::iso8601),
+        }])
+    });
     m.timeout_until_ms = timeout;
     m.nick = nick;
     m.roles = roles;
     let _ = sim.emit_member_update(&w, guild_id, user_id);
+    if let Some(changes) = timeout_change {
+        let why = reason(&headers);
+        let action = audit_action::MEMBER_UPDATE;
+        let _ = sim.audit_entry(&w, guild_id, bot, user_id, action, why.as_deref(), changes);
+    }
     let g = &w.guilds[&guild_id];
     Ok(ok(payloads::member(&w, g, &g.members[&user_id], true)))
 }
 
 /// `DELETE /guilds/{g}/members/{u}`: kick (KICK_MEMBERS + hierarchy; never the owner).
-pub async fn kick(State(sim): State<Simulator>, p: Params) -> ApiResult<Response> {
+pub async fn kick(
+    State(sim): State<Simulator>,
+    p: Params,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let (guild_id, user_id) = (id(&p, "guild_id")?, id(&p, "user_id")?);
     let mut w = sim.world();
     let bot = w.bot_id;
@@ -220,6 +261,16 @@ pub async fn kick(State(sim): State<Simulator>, p: Params) -> ApiResult<Response
         .members
         .remove(&user_id);
     let _ = sim.member_removed(&w, guild_id, user_id);
+    let why = reason(&headers);
+    let _ = sim.audit_entry(
+        &w,
+        guild_id,
+        bot,
+        user_id,
+        audit_action::KICK,
+        why.as_deref(),
+        json!([]),
+    );
     Ok(no_content())
 }
 
@@ -262,19 +313,7 @@ pub async fn ban(
         check_hierarchy(g, bot, user_id)?;
     }
     let channels = g.channels.clone();
-    let g = w.guilds.get_mut(&guild_id).expect("checked above");
-    g.bans.insert(user_id);
-    g.members.remove(&user_id);
-    let d = json!({ "guild_id": sf(guild_id), "user": payloads::user_by_id(&w, user_id) });
-    let _ = sim.emit(
-        Some(guild_id),
-        "GUILD_BAN_ADD",
-        d,
-        intents::GUILD_MODERATION,
-    );
-    if was_member {
-        let _ = sim.member_removed(&w, guild_id, user_id);
-    }
+    let _ = sim.banned(&mut w, guild_id, bot, user_id, reason(&headers).as_deref());
     let since = ids::now_ms().saturating_sub(seconds * 1000);
     for c in channels {
         let Some(list) = w.messages.get_mut(&c) else {
@@ -307,7 +346,11 @@ pub async fn ban(
 }
 
 /// `DELETE /guilds/{g}/bans/{u}`.
-pub async fn unban(State(sim): State<Simulator>, p: Params) -> ApiResult<Response> {
+pub async fn unban(
+    State(sim): State<Simulator>,
+    p: Params,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let (guild_id, user_id) = (id(&p, "guild_id")?, id(&p, "user_id")?);
     let mut w = sim.world();
     let g = bot_guild(&w, guild_id)?;
@@ -327,6 +370,17 @@ pub async fn unban(State(sim): State<Simulator>, p: Params) -> ApiResult<Respons
         "GUILD_BAN_REMOVE",
         d,
         intents::GUILD_MODERATION,
+    );
+    let why = reason(&headers);
+    let bot = w.bot_id;
+    let _ = sim.audit_entry(
+        &w,
+        guild_id,
+        bot,
+        user_id,
+        audit_action::BAN_REMOVE,
+        why.as_deref(),
+        json!([]),
     );
     Ok(no_content())
 }

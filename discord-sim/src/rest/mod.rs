@@ -128,6 +128,10 @@ pub fn router(sim: Simulator) -> Router {
         .nest("/api/v10", api)
         .merge(oauth::web_routes(sim.clone()))
         .route("/gateway", get(gateway_upgrade))
+        .route(
+            "/attachments/{channel_id}/{attachment_id}/{filename}",
+            get(attachment),
+        )
         .with_state(sim)
 }
 
@@ -155,6 +159,19 @@ async fn users_me_guilds(
         None => sim.bot_user_id(),
     };
     oauth::my_guilds(&sim, user_id, &q)
+}
+
+/// The CDN: an attachment's bytes, to anyone holding its link.
+async fn attachment(State(sim): State<Simulator>, p: Params) -> Response {
+    let found = id(&p, "attachment_id")
+        .ok()
+        .and_then(|attachment_id| sim.world().attachment_bytes.get(&attachment_id).cloned());
+    match found {
+        Some((content_type, data)) => {
+            ([(axum::http::header::CONTENT_TYPE, content_type)], data).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -14,8 +14,10 @@
 //! - An optional **mod-log channel** gets an embed per case.
 //! - Dashboard routes: `GET /cases` (`?user=`) and `GET /cases/{number}`.
 //!
-//! Not here yet: bans and kicks done in Discord's own interface becoming cases
-//! (the contract has no ban events yet).
+//! - Bans, unbans, kicks and timeouts done **in Discord's own interface** (or
+//!   by another bot) become cases too, marked `external`, from the guild's
+//!   audit log (contract 0.1.2's `moderation-events`; the bot needs View Audit
+//!   Log).
 //!
 //! # State (all in `storage`)
 //! - `case:next`: the last case number;
@@ -25,9 +27,9 @@
 use serde::{Deserialize, Serialize};
 use townes_sdk::{
     ApiRequest, ApiResponse, Capability, CapabilityRequest, Command, CommandInvocation,
-    CommandOption, Context, Embed, Error, Feature, Manifest, MessageBody, Reply, Route,
-    ScheduledJob, Snowflake, Subcommand, config, json, messages, moderation, scheduler, snowflake,
-    storage,
+    CommandOption, Context, Embed, Error, Feature, Manifest, MessageBody, ModerationAction,
+    ModerationEvent, Reply, Route, ScheduledJob, Snowflake, Subcommand, config, json, messages,
+    moderation, scheduler, snowflake, storage,
 };
 
 /// The feature.
@@ -132,7 +134,8 @@ fn config_schema() -> townes_sdk::serde_json::Value {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Case {
     pub number: u64,
-    /// `ban`, `unban`, `kick`, `timeout`, `warn`, `purge`.
+    /// `ban`, `unban`, `kick`, `timeout`, `untimeout` (a timeout lifted in
+    /// Discord), `warn`, `purge`.
     pub action: String,
     /// The member acted on (the channel for `purge`), as a string.
     pub target: String,
@@ -146,6 +149,10 @@ pub struct Case {
     /// Points, for warnings.
     pub points: Option<u32>,
     pub notes: Vec<Note>,
+    /// Done outside the platform (in Discord's own interface, by another
+    /// bot) and learnt from the audit log.
+    #[serde(default)]
+    pub external: bool,
 }
 
 /// A note added to a case.
@@ -238,6 +245,9 @@ fn cases_of(user_id: Snowflake) -> Result<Vec<Case>, Error> {
 
 fn case_embed(case: &Case) -> Embed {
     let mut text = format!("**{}** <@{}>", case.action, case.target);
+    if case.external {
+        text.push_str(" (in Discord)");
+    }
     if case.action == "purge" {
         text = format!("**purge** in <#{}>", case.target);
     }
@@ -262,6 +272,34 @@ fn case_embed(case: &Case) -> Embed {
     Embed::new()
         .title(format!("Case #{}", case.number))
         .description(text)
+}
+
+/// Unix seconds of an RFC 3339 UTC time (`2026-12-07T10:00:00(.fff)(Z|+00:00)`),
+/// as Discord writes them.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let number = |from: usize, len: usize| -> Option<i64> {
+        let part = text.get(from..from + len)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 2)?, number(8, 2)?);
+    let (hour, minute, second) = (number(11, 2)?, number(14, 2)?, number(17, 2)?);
+    let zone = text
+        .get(19..)?
+        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    if !matches!(zone, "Z" | "+00:00") || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
 }
 
 fn human(seconds: u64) -> String {
@@ -291,6 +329,7 @@ fn new_case(
         duration: None,
         points: None,
         notes: Vec::new(),
+        external: false,
     }
 }
 
@@ -620,6 +659,38 @@ impl Feature for Moderation {
         }
     }
 
+    fn on_moderation(_ctx: &Context, event: ModerationEvent) -> Result<(), Error> {
+        let config: Config = config::get_json()?;
+        let (action, duration) = match event.action {
+            ModerationAction::Ban => ("ban", None),
+            ModerationAction::Unban => ("unban", None),
+            ModerationAction::Kick => ("kick", None),
+            ModerationAction::Timeout => (
+                "timeout",
+                event
+                    .until
+                    .as_deref()
+                    .and_then(parse_rfc3339)
+                    .map(|until| until.saturating_sub(now())),
+            ),
+            ModerationAction::TimeoutLifted => ("untimeout", None),
+        };
+        open_case(
+            Case {
+                duration,
+                external: true,
+                ..new_case(
+                    action,
+                    event.target_id,
+                    event.moderator_id,
+                    event.reason.as_deref(),
+                )
+            },
+            &config,
+        )
+        .map(drop)
+    }
+
     fn routes() -> Vec<Route> {
         let case = json!({
             "type": "object",
@@ -633,7 +704,8 @@ impl Feature for Moderation {
                 "at": { "type": "integer" },
                 "duration": { "type": ["integer", "null"] },
                 "points": { "type": ["integer", "null"] },
-                "notes": { "type": "array" }
+                "notes": { "type": "array" },
+                "external": { "type": "boolean" }
             }
         });
         vec![

@@ -299,3 +299,85 @@ fn the_cases_routes_answer_from_storage() {
         Err(Error::NotFound(_))
     ));
 }
+
+#[test]
+fn discord_times_parse_to_unix_seconds() {
+    assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(
+        parse_rfc3339("2000-03-01T00:00:00+00:00"),
+        Some(951_868_800)
+    );
+    assert_eq!(
+        parse_rfc3339("2026-12-07T10:30:15.123Z"),
+        Some(1_796_639_415)
+    );
+    for bad in [
+        "",
+        "2026-12-07",
+        "2026-13-01T00:00:00Z",
+        "2026-12-07T10:30:15+02:00",
+    ] {
+        assert_eq!(parse_rfc3339(bad), None, "{bad}");
+    }
+}
+
+/// Moderation done in Discord's own interface becomes a case of its own,
+/// marked external, with the moderator and reason the audit log gave.
+#[test]
+fn moderation_done_in_discord_becomes_a_case() {
+    let host = host();
+    host.set_config(json!({ "log_channel": LOG.to_string() }));
+    let event = |action, until: Option<String>| ModerationEvent {
+        action,
+        target_id: ANN,
+        moderator_id: Some(MOD),
+        reason: Some("spam".into()),
+        until,
+    };
+    Moderation::on_moderation(&host.context(), event(ModerationAction::Ban, None)).unwrap();
+    let case = load_case(1).unwrap();
+    assert_eq!(
+        (case.action.as_str(), case.target.as_str(), case.external),
+        ("ban", "42", true)
+    );
+    assert_eq!(case.moderator.as_deref(), Some("7"));
+    assert_eq!(case.reason.as_deref(), Some("spam"));
+    // Recorded, not acted on: no ban call from the feature.
+    assert!(host.moderation_actions().is_empty());
+    let logged = host.sent_messages();
+    assert_eq!(logged[0].0, LOG);
+    let described = logged[0].1.embeds[0]
+        .description
+        .clone()
+        .unwrap_or_default();
+    assert!(described.contains("(in Discord)"), "{described}");
+
+    let in_an_hour = now() + 3600;
+    let days = in_an_hour / 86_400;
+    let (h, m, s) = (
+        in_an_hour % 86_400 / 3600,
+        in_an_hour % 3600 / 60,
+        in_an_hour % 60,
+    );
+    // The civil date of `days` since 1970 (inverse of the parser's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let until = format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z");
+    Moderation::on_moderation(
+        &host.context(),
+        event(ModerationAction::Timeout, Some(until)),
+    )
+    .unwrap();
+    let timeout = load_case(2).unwrap();
+    assert_eq!(timeout.action, "timeout");
+    let duration = timeout.duration.unwrap();
+    assert!((3595..=3600).contains(&duration), "{duration}");
+    assert_eq!(cases_of(ANN).unwrap().len(), 2);
+}

@@ -10,6 +10,7 @@
 //! without the secret.
 
 use super::{Cap, Effect};
+use crate::discord::Discord;
 use crate::store::{FileInfo, FileQuota, Scope, Store, StoreError};
 use crate::wit::townes::feature::files::{FileInfo as WitFileInfo, Host};
 use crate::wit::{Capability, Error};
@@ -24,13 +25,14 @@ use townes_limits::files as limits;
 /// The host secret that signs file links.
 const LINK_SECRET: &str = "file-links";
 
-/// What `files` needs: where files go, whose they are, the plan's quota, and
-/// the link signer.
+/// What `files` needs: where files go, whose they are, the plan's quota, the
+/// link signer, and Discord (whose attachments `copy-attachment` fetches).
 pub struct FilesCtx {
     pub store: Store,
     pub scope: Scope,
     pub quota: FileQuota,
     pub links: Arc<FileLinks>,
+    pub discord: Arc<dyn Discord>,
 }
 
 /// Signs and checks file links. One per process; the key is read from the
@@ -244,5 +246,55 @@ impl Host for Cap<'_, FilesCtx> {
         }
         .await;
         self.calls.finish(CALL, result, |_| None)
+    }
+
+    async fn copy_attachment(
+        &mut self,
+        name: String,
+        channel_id: u64,
+        message_id: u64,
+        attachment_id: u64,
+    ) -> Result<WitFileInfo, Error> {
+        const CALL: &str = "files.copy-attachment";
+        self.calls.begin(Capability::Storage, CALL)?;
+        let result = async {
+            // Reading an attachment is reading the channel: the same grants
+            // as `history.read` with content.
+            for needed in [Capability::Messages, Capability::MessageContent] {
+                self.calls.grant.check(needed)?;
+            }
+            self.calls
+                .grant
+                .check_channel(Capability::Messages, channel_id)?;
+            limits::check_name(&name)?;
+            let (attachment, data) = self
+                .ctx
+                .discord
+                .attachment(
+                    self.ctx.scope.guild_id,
+                    channel_id,
+                    message_id,
+                    attachment_id,
+                    self.ctx.quota.max_file_bytes,
+                )
+                .await?;
+            let content_type = attachment
+                .content_type
+                .filter(|t| limits::check_content_type(t).is_ok())
+                .unwrap_or_else(|| "application/octet-stream".into());
+            let info = self
+                .ctx
+                .store
+                .put_file(&self.ctx.scope, &name, &content_type, &data, self.ctx.quota)
+                .await?;
+            Ok(wit_info(info))
+        }
+        .await;
+        self.calls.finish(CALL, result, |info| {
+            Some(Effect::FileStored {
+                name: info.name.clone(),
+                bytes: info.size,
+            })
+        })
     }
 }

@@ -484,6 +484,124 @@ async fn history_pages_backwards_within_the_allow_list_and_hides_content_without
     );
 }
 
+/// `copy-attachment` reads the channel, so it needs what `history.read`
+/// with content needs besides storage; it keeps the attachment's type and is
+/// held to the plan's bytes per file.
+#[tokio::test]
+async fn attachments_are_copied_only_with_read_grants_and_within_the_file_quota() {
+    use wit_if::files::Host as _;
+    use wit_if::history::{Attachment, PastMessage};
+    let f = fixture().await;
+    let ada = f.discord.member_of(GUILD, MEMBER).unwrap().user;
+    let secret = GUILD + 5;
+    let attachment = |id: u64, content_type: &str, size: u32| Attachment {
+        id,
+        filename: "cat.png".into(),
+        content_type: Some(content_type.into()),
+        size,
+        url: "https://cdn.discordapp.com/attachments/1/2/cat.png".into(),
+    };
+    f.discord
+        .with_guild(GUILD, |g| {
+            g.channels.insert(secret, "secret".into());
+            for channel in [GENERAL, secret] {
+                g.post(
+                    channel,
+                    PastMessage {
+                        id: 7,
+                        author: ada.clone(),
+                        avatar: None,
+                        content: "look".into(),
+                        timestamp: "2026-12-07T00:00:00Z".into(),
+                        edited_timestamp: None,
+                        embeds: vec![],
+                        attachments: vec![
+                            attachment(70, "image/png", 4),
+                            attachment(71, "NOT A TYPE", 3),
+                            attachment(72, "image/png", 80),
+                        ],
+                    },
+                );
+            }
+            g.attachment_bytes.insert(70, b"\x89PNG".to_vec());
+            g.attachment_bytes.insert(71, b"abc".to_vec());
+            g.attachment_bytes.insert(72, vec![0; 80]);
+        })
+        .unwrap();
+    let mut ctx = files::FilesCtx {
+        store: f.store.clone(),
+        scope: scope(),
+        quota: crate::store::FileQuota {
+            max_bytes: 1000,
+            max_files: 10,
+            max_file_bytes: 60,
+        },
+        links: Arc::new(files::FileLinks::new(
+            f.store.clone(),
+            "https://api.example",
+        )),
+        discord: f.discord.clone(),
+    };
+    let needed = [
+        Capability::Storage,
+        Capability::Messages,
+        Capability::MessageContent,
+    ];
+    let readable = |without: Option<Capability>| Grant {
+        channels: Some(vec![GENERAL]),
+        ..grant(
+            &needed
+                .into_iter()
+                .filter(|c| Some(*c) != without)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut calls = Calls::new(readable(None), 100);
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    let copied = cap
+        .copy_attachment("t/cat.png".into(), GENERAL, 7, 70)
+        .await
+        .unwrap();
+    assert_eq!(
+        (copied.content_type.as_str(), copied.size),
+        ("image/png", 4)
+    );
+    assert_eq!(
+        cap.get("t/cat.png".into()).await.unwrap(),
+        Some(b"\x89PNG".to_vec())
+    );
+    let odd = cap
+        .copy_attachment("t/odd".into(), GENERAL, 7, 71)
+        .await
+        .unwrap();
+    assert_eq!(odd.content_type, "application/octet-stream");
+    assert!(matches!(
+        cap.copy_attachment("t/big".into(), GENERAL, 7, 72).await,
+        Err(Error::QuotaExceeded(_))
+    ));
+    assert!(matches!(
+        cap.copy_attachment("t/none".into(), GENERAL, 7, 99).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        cap.copy_attachment("t/secret".into(), secret, 7, 70)
+            .await
+            .unwrap_err(),
+        Error::Denied(Capability::Messages),
+        "outside the allow-list"
+    );
+    for missing in [Capability::Messages, Capability::MessageContent] {
+        let mut calls = Calls::new(readable(Some(missing)), 100);
+        let mut cap = Cap::new(&mut calls, &mut ctx);
+        assert_eq!(
+            cap.copy_attachment("t/x".into(), GENERAL, 7, 70)
+                .await
+                .unwrap_err(),
+            Error::Denied(missing)
+        );
+    }
+}
+
 #[tokio::test]
 async fn files_are_held_to_their_quota_and_links_grant_one_file_until_they_expire() {
     use wit_if::files::Host as _;
@@ -501,6 +619,7 @@ async fn files_are_held_to_their_quota_and_links_grant_one_file_until_they_expir
             max_file_bytes: 60,
         },
         links: links.clone(),
+        discord: f.discord.clone(),
     };
     let mut calls = Calls::new(grant(&[Capability::Storage]), 100);
     let mut cap = Cap::new(&mut calls, &mut ctx);

@@ -4,7 +4,7 @@
 
 use super::{Discord, DiscordError, Role, permissions};
 use crate::wit::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
-use crate::wit::townes::feature::history::PastMessage;
+use crate::wit::townes::feature::history::{Attachment, PastMessage};
 use crate::wit::{GuildInfo, Member, MessageBody, User};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +31,9 @@ pub struct LocalGuild {
     /// Past messages by channel, oldest first (what `history.read` reads);
     /// add them with [`LocalGuild::post`].
     pub history: BTreeMap<u64, Vec<PastMessage>>,
+    /// What the CDN serves for an attachment of a message in `history`, by
+    /// attachment id.
+    pub attachment_bytes: BTreeMap<u64, Vec<u8>>,
 }
 
 impl LocalGuild {
@@ -83,6 +86,7 @@ impl LocalGuild {
             dm_closed: Vec::new(),
             registered_commands: None,
             history: BTreeMap::new(),
+            attachment_bytes: BTreeMap::new(),
             bans: Default::default(),
         }
     }
@@ -548,6 +552,40 @@ impl Discord for LocalDiscord {
                 .take(limit.clamp(1, 100) as usize)
                 .cloned()
                 .collect())
+        })
+    }
+
+    async fn attachment(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        attachment_id: u64,
+        max_bytes: u64,
+    ) -> Result<(Attachment, Vec<u8>), DiscordError> {
+        self.lag().await;
+        self.guild(guild_id, |g| {
+            g.channel(channel_id)?;
+            let attachment = g
+                .history
+                .get(&channel_id)
+                .into_iter()
+                .flatten()
+                .find(|m| m.id == message_id)
+                .ok_or_else(|| DiscordError::NotFound(format!("message {message_id}")))?
+                .attachments
+                .iter()
+                .find(|a| a.id == attachment_id)
+                .ok_or_else(|| DiscordError::NotFound(format!("attachment {attachment_id}")))?
+                .clone();
+            let data = g
+                .attachment_bytes
+                .get(&attachment_id)
+                .ok_or_else(|| DiscordError::NotFound(format!("attachment {attachment_id}")))?;
+            if data.len() as u64 > max_bytes {
+                return Err(super::attachment_too_large(max_bytes));
+            }
+            Ok((attachment, data.clone()))
         })
     }
 }

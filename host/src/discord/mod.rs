@@ -23,7 +23,7 @@ pub use rest::{DEFAULT_BASE_URL, RestClient, RestConfigError, RestError};
 pub(crate) use rest::{message_json, snowflake};
 
 use crate::wit::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
-use crate::wit::townes::feature::history::PastMessage;
+use crate::wit::townes::feature::history::{Attachment, PastMessage};
 use crate::wit::{GuildInfo, Member, MessageBody};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -160,6 +160,13 @@ pub enum DiscordError {
     /// many of its calls lately (see `governor`).
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+}
+
+/// An attachment larger than a feature may copy.
+pub(crate) fn attachment_too_large(max_bytes: u64) -> DiscordError {
+    DiscordError::QuotaExceeded(format!(
+        "attachment: larger than {max_bytes} bytes, the plan's bytes per file"
+    ))
 }
 
 /// Whom a Discord call is made for: a feature running in a guild. Calls made without
@@ -303,6 +310,17 @@ pub trait Discord: Send + Sync {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<PastMessage>, DiscordError>;
+
+    /// Attachment `attachment_id` of a message of the guild and its bytes, at
+    /// most `max_bytes` (a larger one is `QuotaExceeded`).
+    async fn attachment(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        attachment_id: u64,
+        max_bytes: u64,
+    ) -> Result<(Attachment, Vec<u8>), DiscordError>;
 
     /// Replaces the guild's slash commands with `commands` (Discord's bulk
     /// overwrite body). Called by the host, never by a feature.

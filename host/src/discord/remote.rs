@@ -776,6 +776,38 @@ impl Discord for RemoteDiscord {
             .filter_map(past_message_from_json)
             .collect())
     }
+
+    async fn attachment(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        attachment_id: u64,
+        max_bytes: u64,
+    ) -> Result<(Attachment, Vec<u8>), DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        let message = self
+            .executor()
+            .direct_as(self.caller.as_ref(), None, |rest| async move {
+                rest.message(channel_id, message_id).await
+            })
+            .await?;
+        let attachment = past_message_from_json(&message)
+            .ok_or_else(|| unreadable("message"))?
+            .attachments
+            .into_iter()
+            .find(|a| a.id == attachment_id)
+            .ok_or_else(|| DiscordError::NotFound(format!("attachment {attachment_id}")))?;
+        if u64::from(attachment.size) > max_bytes {
+            return Err(super::attachment_too_large(max_bytes));
+        }
+        let data = self
+            .executor()
+            .rest()
+            .download(&attachment.url, max_bytes)
+            .await?;
+        Ok((attachment, data))
+    }
 }
 
 #[cfg(test)]

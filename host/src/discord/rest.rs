@@ -759,6 +759,66 @@ impl RestClient {
         self.get(request).await
     }
 
+    /// `GET /channels/{channel}/messages/{message}`.
+    pub async fn message(&self, channel_id: u64, message_id: u64) -> Result<Value, RestError> {
+        let request = Request::new(
+            Method::GET,
+            "/channels/{channel}/messages/{message}",
+            format!("/channels/{channel_id}/messages/{message_id}"),
+        )
+        .needs("View Channel and Read Message History in this channel")
+        .target("message", message_id);
+        self.get(request).await
+    }
+
+    /// The bytes of an attachment at `url`, a link Discord gave (its CDN, or
+    /// the API's own host when that is a simulator): never the bot's token,
+    /// never another host, at most `max_bytes` (larger is `QuotaExceeded`).
+    pub async fn download(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, DiscordError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|_| DiscordError::Invalid(format!("attachment link `{url}` is not a URL")))?;
+        let ours = reqwest::Url::parse(&self.base).ok();
+        let allowed = match parsed.host_str() {
+            Some("cdn.discordapp.com" | "media.discordapp.net") => parsed.scheme() == "https",
+            Some(host) => ours.as_ref().is_some_and(|base| {
+                base.host_str() == Some(host)
+                    && base.port_or_known_default() == parsed.port_or_known_default()
+                    && base.scheme() == parsed.scheme()
+            }),
+            None => false,
+        };
+        if !allowed {
+            return Err(DiscordError::Invalid(format!(
+                "attachment link `{}` is not on Discord's CDN",
+                parsed.host_str().unwrap_or_default()
+            )));
+        }
+        let unavailable = |e: reqwest::Error| {
+            DiscordError::Unavailable(format!("attachment: {}", e.without_url()))
+        };
+        let mut response = self.http.get(parsed).send().await.map_err(unavailable)?;
+        if !response.status().is_success() {
+            return Err(match response.status() {
+                StatusCode::NOT_FOUND => DiscordError::NotFound("attachment".into()),
+                status => DiscordError::Unavailable(format!("attachment: HTTP {status}")),
+            });
+        }
+        let too_large = || super::attachment_too_large(max_bytes);
+        if response.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(too_large());
+        }
+        // Counted as it arrives: a missing or lying Content-Length cannot make
+        // the host hold more than `max_bytes`.
+        let mut data = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+            if (data.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large());
+            }
+            data.extend_from_slice(&chunk);
+        }
+        Ok(data)
+    }
+
     async fn get(&self, request: Request<'_>) -> Result<Value, RestError> {
         let route = request.route;
         self.send(request).await?.ok_or_else(|| {

@@ -1,10 +1,12 @@
 //! Discord's model (as serenity parses it) to the WIT types features see.
 
+use crate::wit::extensions::{ModerationAction, ModerationEvent};
 use crate::wit::{self, CommandArgument, OptionValue, Reaction as WitReaction};
 use serenity::all::{
-    CommandDataOption, CommandDataOptionValue, GuildMemberUpdateEvent, Member, Message,
-    MessageUpdateEvent, Reaction, ReactionType, Timestamp, User,
+    AuditLogEntry, CommandDataOption, CommandDataOptionValue, GuildMemberUpdateEvent, Member,
+    Message, MessageUpdateEvent, Reaction, ReactionType, Timestamp, User,
 };
+use serenity::model::guild::audit_log::{Action, Change, MemberAction};
 
 pub fn user(u: &User) -> wit::User {
     wit::User {
@@ -26,6 +28,39 @@ pub fn member(m: &Member) -> wit::Member {
         roles: m.roles.iter().map(|r| r.get()).collect(),
         joined_at: m.joined_at.as_ref().map(rfc3339),
     }
+}
+
+/// A ban, unban, kick or timeout from the guild's audit log, or `None` for
+/// every other entry (and for a member update that did not touch a timeout).
+pub fn moderation(entry: &AuditLogEntry) -> Option<ModerationEvent> {
+    let target_id = entry.target_id?.get();
+    let timeout = || {
+        entry
+            .changes
+            .iter()
+            .flatten()
+            .find_map(|change| match change {
+                Change::CommunicationDisabledUntil { new, .. } => Some(new.as_ref().map(rfc3339)),
+                _ => None,
+            })
+    };
+    let (action, until) = match entry.action {
+        Action::Member(MemberAction::BanAdd) => (ModerationAction::Ban, None),
+        Action::Member(MemberAction::BanRemove) => (ModerationAction::Unban, None),
+        Action::Member(MemberAction::Kick) => (ModerationAction::Kick, None),
+        Action::Member(MemberAction::Update) => match timeout()? {
+            Some(until) => (ModerationAction::Timeout, Some(until)),
+            None => (ModerationAction::TimeoutLifted, None),
+        },
+        _ => return None,
+    };
+    Some(ModerationEvent {
+        action,
+        target_id,
+        moderator_id: Some(entry.user_id.get()),
+        reason: entry.reason.clone(),
+        until,
+    })
 }
 
 /// A member as the gateway's member-update carries it.

@@ -10,8 +10,8 @@ use crate::interactions::{self, Responder};
 use crate::platform::Platform;
 use crate::wit::{Event, MessageBody, MessageDeleted};
 use serenity::all::{
-    ChannelId, Context, EventHandler, GuildId, GuildMemberUpdateEvent, Interaction, Member,
-    Message, MessageId, MessageUpdateEvent, PartialGuild, RawEventHandler, Reaction, Ready,
+    AuditLogEntry, ChannelId, Context, EventHandler, GuildId, GuildMemberUpdateEvent, Interaction,
+    Member, Message, MessageId, MessageUpdateEvent, PartialGuild, RawEventHandler, Reaction, Ready,
     UnavailableGuild, User,
 };
 use serenity::async_trait;
@@ -329,6 +329,41 @@ impl EventHandler for Handler {
         .await;
     }
 
+    /// Bans, kicks and timeouts done outside the platform. The bot's own
+    /// entries are the platform's features acting, which the host audited
+    /// already.
+    async fn guild_audit_log_entry_create(
+        &self,
+        _ctx: Context,
+        entry: AuditLogEntry,
+        guild_id: GuildId,
+    ) {
+        if entry.user_id.get() == self.platform.bot_user_id {
+            return;
+        }
+        let Some(event) = convert::moderation(&entry) else {
+            return;
+        };
+        let guild_id = guild_id.get();
+        match self
+            .platform
+            .runtime
+            .dispatch_moderation(guild_id, &event)
+            .await
+        {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    if let Err(error) = &outcome.result {
+                        tracing::debug!(guild = guild_id, feature = %outcome.feature_id, %error, "a feature failed on a moderation event");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(guild = guild_id, %error, "could not dispatch a moderation event")
+            }
+        }
+    }
+
     async fn reaction_add(&self, _ctx: Context, reaction: Reaction) {
         self.reaction(reaction, Event::ReactionAdded).await;
     }
@@ -399,6 +434,7 @@ fn why_unreadable(kind: &str, value: serde_json::Value) -> Option<String> {
         "GUILD_MEMBER_UPDATE" => error::<GuildMemberUpdateEvent>(value),
         "MESSAGE_REACTION_ADD" | "MESSAGE_REACTION_REMOVE" => error::<Reaction>(value),
         "INTERACTION_CREATE" => error::<Interaction>(value),
+        "GUILD_AUDIT_LOG_ENTRY_CREATE" => error::<AuditLogEntry>(value),
         "READY" => error::<Ready>(value),
         _ => None,
     }

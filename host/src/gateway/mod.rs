@@ -76,15 +76,17 @@ pub fn http(token: &str, api_base: Option<&str>) -> Http {
 }
 
 /// The intents the enabled features need, decided at start (Discord fixes them
-/// per connection). Guilds, messages and reactions always — commands and events
-/// arrive through them; members only when some enabled feature subscribes to
+/// per connection). Guilds, messages, reactions and moderation (audit-log
+/// entries, for bans done in Discord's own interface) always — commands and
+/// events arrive through them; members only when some enabled feature subscribes to
 /// member events; message content only when some guild accepts prefix commands
 /// or some enabled feature holds `message-content`. The last two are privileged
 /// and must be switched on in the developer portal (docs/OPERATIONS.md).
 pub async fn intents(runtime: &Runtime) -> anyhow::Result<GatewayIntents> {
     let mut intents = GatewayIntents::GUILDS
         | GatewayIntents::GUILD_MESSAGES
-        | GatewayIntents::GUILD_MESSAGE_REACTIONS;
+        | GatewayIntents::GUILD_MESSAGE_REACTIONS
+        | GatewayIntents::GUILD_MODERATION;
     let store = runtime.store();
     for guild in store.guilds().await? {
         if guild.left_at.is_some() {

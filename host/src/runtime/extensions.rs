@@ -1,6 +1,7 @@
-//! The optional exports of contract 0.1.1 (world `extensions`): `api`, the
-//! dashboard routes a feature serves, and `lifecycle`, its enabled / disabled
-//! hooks. A component built against 0.1.0 has neither and loads as before;
+//! The optional exports (world `extensions`): `api`, the dashboard routes a
+//! feature serves, and `lifecycle`, its enabled / disabled hooks (0.1.1);
+//! `moderation-events`, moderation done outside the platform (0.1.2). A
+//! component built against an older contract lacks some and loads as before;
 //! each is looked up beside the required `feature` exports.
 //!
 //! The routes a component declares are read once at install (with
@@ -10,7 +11,9 @@
 
 use super::HostState;
 use crate::wit::Manifest;
-use crate::wit::extensions::{ApiIndices, LifecycleIndices, Method, Route};
+use crate::wit::extensions::{
+    ApiIndices, LifecycleIndices, Method, ModerationEventsIndices, Route,
+};
 use serde_json::Value;
 use std::collections::HashSet;
 use wasmtime::component::InstancePre;
@@ -19,6 +22,7 @@ use wasmtime::component::InstancePre;
 pub struct Extensions {
     pub api: Option<ApiIndices>,
     pub lifecycle: Option<LifecycleIndices>,
+    pub moderation_events: Option<ModerationEventsIndices>,
 }
 
 impl Extensions {
@@ -27,6 +31,7 @@ impl Extensions {
         Extensions {
             api: ApiIndices::new(pre).ok(),
             lifecycle: LifecycleIndices::new(pre).ok(),
+            moderation_events: ModerationEventsIndices::new(pre).ok(),
         }
     }
 }

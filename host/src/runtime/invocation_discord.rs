@@ -7,7 +7,7 @@ use super::wall::WallClock;
 use crate::discord::custom_id::namespace_body;
 use crate::discord::{Caller, Discord, DiscordError, Role};
 use crate::wit::townes::feature::channels::{ChannelSpec, PermissionOverwrite};
-use crate::wit::townes::feature::history::PastMessage;
+use crate::wit::townes::feature::history::{Attachment, PastMessage};
 use crate::wit::{GuildInfo, Member, MessageBody};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -246,6 +246,20 @@ impl Discord for InvocationDiscord {
         let call = self
             .inner
             .channel_messages(guild_id, channel_id, before, limit);
+        self.clock.excluding(call).await
+    }
+
+    async fn attachment(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        attachment_id: u64,
+        max_bytes: u64,
+    ) -> Result<(Attachment, Vec<u8>), DiscordError> {
+        let call =
+            self.inner
+                .attachment(guild_id, channel_id, message_id, attachment_id, max_bytes);
         self.clock.excluding(call).await
     }
 

@@ -49,10 +49,10 @@ use crate::grants::Grant;
 use crate::live::Live;
 use crate::metrics::metrics;
 use crate::store::{GuildFeature, GuildPolicy, NewAuditEntry, Scope, Store};
-use crate::wit::extensions::{ApiRequest, ApiResponse, Route};
+use crate::wit::extensions::{ApiRequest, ApiResponse, ModerationAction, ModerationEvent, Route};
 use crate::wit::{
-    self, CommandInvocation, ComponentInteraction, Context, Event, EventKind, FeatureIndices,
-    Manifest, Reply, ScheduledJob,
+    self, Capability, CommandInvocation, ComponentInteraction, Context, Event, EventKind,
+    FeatureIndices, Manifest, Reply, ScheduledJob,
 };
 use extensions::Extensions;
 use std::path::PathBuf;
@@ -266,6 +266,8 @@ enum Handler {
     /// `lifecycle.enabled` / `lifecycle.disabled`.
     Enabled,
     Disabled,
+    /// `moderation-events.on-moderation`.
+    Moderation(ModerationEvent),
 }
 
 impl Handler {
@@ -279,7 +281,8 @@ impl Handler {
             | Handler::Schedule(_)
             | Handler::Migrate(_)
             | Handler::Enabled
-            | Handler::Disabled => None,
+            | Handler::Disabled
+            | Handler::Moderation(_) => None,
         }
     }
 
@@ -298,7 +301,8 @@ impl Handler {
             | Handler::Schedule(_)
             | Handler::Migrate(_)
             | Handler::Enabled
-            | Handler::Disabled => InvocationCtx::default(),
+            | Handler::Disabled
+            | Handler::Moderation(_) => InvocationCtx::default(),
         }
     }
 }
@@ -427,6 +431,67 @@ impl Runtime {
         .await;
         metrics().record_event(crate::metrics::event_kind_label(kind), started.elapsed());
         dispatched
+    }
+
+    /// Records moderation done outside the platform (a ban in Discord's own
+    /// interface) in the guild's audit log, as its moderator's act, and
+    /// delivers it to every feature enabled in the guild that exports
+    /// `moderation-events` and holds `moderation` there, one after another.
+    pub async fn dispatch_moderation(
+        &self,
+        guild_id: u64,
+        event: &ModerationEvent,
+    ) -> anyhow::Result<Vec<Outcome>> {
+        let action = match event.action {
+            ModerationAction::Ban => "moderation.ban",
+            ModerationAction::Unban => "moderation.unban",
+            ModerationAction::Kick => "moderation.kick",
+            ModerationAction::Timeout => "moderation.timeout",
+            ModerationAction::TimeoutLifted => "moderation.timeout_lifted",
+        };
+        self.store
+            .audit(&NewAuditEntry {
+                guild_id: Some(guild_id),
+                actor: event
+                    .moderator_id
+                    .map_or_else(|| "discord".into(), |id| format!("user:{id}")),
+                action: action.into(),
+                feature_id: None,
+                details: serde_json::json!({
+                    "target": event.target_id.to_string(),
+                    "reason": event.reason,
+                    "until": event.until,
+                    "external": true,
+                }),
+            })
+            .await?;
+        let policy = self.store.guild_policy(guild_id).await?;
+        let mut outcomes = Vec::new();
+        for gf in &policy.features {
+            if !gf.enabled || !gf.grants.capabilities.contains(Capability::Moderation) {
+                continue;
+            }
+            let loaded = match self.load(&gf.feature_id, &gf.version).await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    let started = Instant::now();
+                    outcomes.push(
+                        Outcome::failed(&gf.feature_id, InvokeError::Host(e), started).counted(),
+                    );
+                    continue;
+                }
+            };
+            let requested = loaded
+                .manifest
+                .capabilities
+                .iter()
+                .any(|r| r.capability == Capability::Moderation);
+            if requested && loaded.extensions.moderation_events.is_some() {
+                let handler = Handler::Moderation(event.clone());
+                outcomes.push(self.invoke(&policy, gf, loaded, handler).await);
+            }
+        }
+        Ok(outcomes)
     }
 
     pub async fn command(
@@ -858,6 +923,7 @@ impl Runtime {
                 scope,
                 quota: limits.file_quota(),
                 links: self.file_links.clone(),
+                discord: discord.clone(),
             },
         };
         let state = HostState {
@@ -957,6 +1023,13 @@ async fn call_handler(
             } else {
                 lifecycle.call_disabled(&mut *store, ctx).await?
             })
+        }
+        Handler::Moderation(event) => {
+            let Some(indices) = &loaded.extensions.moderation_events else {
+                return Ok(Ok(Returned::Nothing));
+            };
+            let events = indices.load(&mut *store, instance)?;
+            nothing(events.call_on_moderation(&mut *store, ctx, event).await?)
         }
         Handler::Api(request) => {
             let Some(indices) = &loaded.extensions.api else {

@@ -232,6 +232,7 @@ pub(crate) struct State {
     kv: BTreeMap<String, String>,
     history: BTreeMap<Snowflake, Vec<PastMessage>>,
     files: BTreeMap<String, (String, Vec<u8>)>,
+    attachment_bytes: BTreeMap<Snowflake, Vec<u8>>,
     boards: BTreeMap<String, BTreeMap<Snowflake, i64>>,
     failures: BTreeMap<Capability, Error>,
     blocked_dms: BTreeSet<Snowflake>,
@@ -401,6 +402,13 @@ impl MockHost {
     /// newest first).
     pub fn post_history(&self, channel_id: Snowflake, message: PastMessage) {
         self.with(|s| s.history.entry(channel_id).or_default().push(message));
+    }
+
+    /// The bytes Discord serves for attachment `attachment_id` (of a message
+    /// added with [`post_history`](Self::post_history)), which
+    /// `files::copy_attachment` copies.
+    pub fn attachment_bytes(&self, attachment_id: Snowflake, data: &[u8]) {
+        self.with(|s| s.attachment_bytes.insert(attachment_id, data.to_vec()));
     }
 
     /// Seeds storage: sets `key` to `value` as if the feature had.
@@ -1137,6 +1145,41 @@ impl State {
         Ok(format!(
             "https://files.mock.invalid/{name}?expires_in={expires_in_seconds}"
         ))
+    }
+
+    pub(crate) fn copy_attachment(
+        &mut self,
+        name: &str,
+        channel_id: Snowflake,
+        message_id: Snowflake,
+        attachment_id: Snowflake,
+    ) -> Result<FileInfo, Error> {
+        for needed in [Capability::Messages, Capability::MessageContent] {
+            if let Some(error) = self.failures.get(&needed) {
+                return Err(error.clone());
+            }
+        }
+        let attachment = self
+            .history
+            .get(&channel_id)
+            .into_iter()
+            .flatten()
+            .find(|m| m.id == message_id)
+            .ok_or_else(|| Error::NotFound(format!("message {message_id}")))?
+            .attachments
+            .iter()
+            .find(|a| a.id == attachment_id)
+            .ok_or_else(|| Error::NotFound(format!("attachment {attachment_id}")))?
+            .clone();
+        let data = self
+            .attachment_bytes
+            .get(&attachment_id)
+            .cloned()
+            .ok_or_else(|| Error::Unavailable(format!("attachment {attachment_id}: no bytes")))?;
+        let content_type = attachment
+            .content_type
+            .unwrap_or_else(|| "application/octet-stream".into());
+        self.put_file(name, &content_type, &data)
     }
 
     pub(crate) fn history(
