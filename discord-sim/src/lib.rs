@@ -292,6 +292,19 @@ impl Simulator {
         .await
     }
 
+    /// Waits for a direct message from the bot to `user_id` matching `pred`.
+    pub async fn wait_for_dm(
+        &self,
+        user_id: u64,
+        timeout: Duration,
+        pred: impl Fn(&SimMessage) -> bool,
+    ) -> Option<SimMessage> {
+        self.wait_until(timeout, || {
+            self.dm_messages(user_id).into_iter().find(|m| pred(m))
+        })
+        .await
+    }
+
     /// Messages in the DM channel between the bot and `user_id`, oldest first.
     pub fn dm_messages(&self, user_id: u64) -> Vec<SimMessage> {
         let channel = self.world().dm_channels.get(&user_id).copied();
@@ -314,6 +327,27 @@ impl Simulator {
             .guilds
             .get(&guild_id)
             .is_some_and(|g| g.members.contains_key(&user_id))
+    }
+
+    /// A channel's name, while it exists.
+    pub fn channel_name(&self, channel_id: u64) -> Option<String> {
+        self.world()
+            .channels
+            .get(&channel_id)
+            .map(|c| c.name.clone())
+    }
+
+    /// The user's permissions in a guild channel, Discord's way (0 when they
+    /// cannot see it, or it does not exist).
+    pub fn channel_permissions(&self, channel_id: u64, user_id: u64) -> u64 {
+        let w = self.world();
+        let Some(channel) = w.channels.get(&channel_id) else {
+            return 0;
+        };
+        channel
+            .guild_id
+            .and_then(|g| w.guilds.get(&g))
+            .map_or(0, |g| g.channel_permissions(channel, user_id))
     }
 
     /// Whether the user is banned from the guild.

@@ -93,7 +93,7 @@ impl World {
             Arc::new(LocalDiscord::new()),
         )
         .unwrap();
-        for component in ["hello", "hello_next", "welcome", "notes"] {
+        for component in ["hello", "hello_next", "welcome", "notes", "tickets"] {
             Marketplace::new(&installer, "test")
                 .install(&common::component(component), &Publisher::Platform)
                 .await
@@ -156,6 +156,34 @@ impl World {
 
     fn gid(&self) -> u64 {
         self.guild.guild_id
+    }
+
+    /// Runs the due scheduled jobs every 250 ms, as `townes serve` does.
+    fn run_jobs(&self) -> tokio::task::AbortHandle {
+        let runtime = self.running.as_ref().unwrap().platform.runtime.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = runtime.run_due_jobs(chrono::Utc::now(), 100).await {
+                    eprintln!("jobs: {error:#}");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+        .abort_handle()
+    }
+
+    /// The final answer to an interaction (a deferred one once edited).
+    async fn answer(&self, interaction: townes_discord_sim::Interaction) -> (u8, Value) {
+        let response = self
+            .sim
+            .interaction_response(interaction.id, WAIT)
+            .await
+            .expect("no interaction response");
+        if response.kind == 5 {
+            let edited = self.sim.wait_for_edit(interaction.id, WAIT).await;
+            return (4, edited.expect("a deferred answer was never edited"));
+        }
+        (response.kind, response.data)
     }
 
     async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Reply {
@@ -417,8 +445,12 @@ async fn guild_routes(world: &World, auth: &Auth, guild_id: u64) -> Vec<(Method,
             .replace("{permission_id}", "1:hello")
             .replace("{entry_id}", "1")
             .replace("{name}", "notes/1.html");
-        // A feature's own route parameters are plain ids: any will do.
-        if filled.contains("/features/") && filled.contains("/api/") {
+        // A feature's own route parameters are plain ids: any will do. Its
+        // routes sit under `/features/{id}/api/`, or under seed 002's paths.
+        let seed_path = ["tickets", "templates", "commands"]
+            .iter()
+            .any(|first| filled.starts_with(&format!("/api/guild/{guild_id}/{first}/")));
+        if seed_path || (filled.contains("/features/") && filled.contains("/api/")) {
             let segments: Vec<&str> = filled
                 .split('/')
                 .map(|s| if s.starts_with('{') { "1" } else { s })
@@ -444,12 +476,12 @@ async fn every_guild_route_hides_the_guild_from_strangers_and_refuses_members_wi
             "{label}: only {} guild routes found",
             routes.len()
         );
-        assert!(
-            routes
-                .iter()
-                .any(|(_, path)| path.ends_with("/features/notes/api/notes/1")),
-            "{label}: the features' routes are walked too: {routes:?}"
-        );
+        for served in ["/features/notes/api/notes/1", "/tickets/1/claim"] {
+            assert!(
+                routes.iter().any(|(_, path)| path.ends_with(served)),
+                "{label}: the features' routes are walked too: {served} in {routes:?}"
+            );
+        }
         let member = world.login(world.member).await;
         let stranger_key = world.new_key(&stranger).await;
         for (method, path) in &routes {
@@ -2089,6 +2121,356 @@ async fn features_serve_their_own_routes_behind_the_hosts_guards() {
             "{label}: {:?}",
             tickets.body
         );
+        world.stop().await;
+    }
+}
+
+/// The next `ticket_update` about ticket `number` with `action`, skipping
+/// every other frame.
+async fn ticket_update(socket: &mut Socket, number: u64, action: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT * 3;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(frame) = next(socket, WAIT).await
+            && frame["type"] == "ticket_update"
+            && frame["data"]["ticket"]["number"] == number
+            && frame["data"]["action"] == action
+        {
+            return frame["data"]["ticket"].clone();
+        }
+    }
+    panic!("no ticket_update {action} for ticket {number}");
+}
+
+/// The custom id of the first button on a message whose custom id contains
+/// `part` (the host namespaces them; clicks send them back whole).
+fn button(message: &townes_discord_sim::SimMessage, part: &str) -> String {
+    message
+        .components
+        .iter()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
+        .find(|id| id.contains(part))
+        .unwrap_or_else(|| panic!("no button `{part}` on {:?}", message.components))
+}
+
+/// The token of the first file link (`…/files/{token}`) in `text`.
+fn file_token(text: &str, after: usize) -> Option<String> {
+    let start = text[after..].find("/files/")? + after + "/files/".len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    Some(token.trim_end_matches('.').to_string())
+}
+
+/// Tickets end to end through Discord's protocols and the dashboard: a
+/// member opens one from a panel made on the dashboard, talks (hostile HTML,
+/// an attachment), support claims and closes it with a reason; the transcript
+/// is stored, escaped, linked and DM'd with the attachment kept; the
+/// dashboard's routes list, show, reopen, close, delete and fetch the
+/// transcript while `ticket_update` events arrive; a ticket left alone is
+/// warned, then closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_goes_from_panel_to_transcript_and_the_dashboard_follows() {
+    use permissions::*;
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let (g, sim) = (world.gid(), &world.sim);
+        let general = world.guild.general_channel_id;
+        let bot_role = sim.create_role(
+            g,
+            "Townes",
+            VIEW_CHANNEL
+                | SEND_MESSAGES
+                | EMBED_LINKS
+                | ATTACH_FILES
+                | READ_MESSAGE_HISTORY
+                | MANAGE_CHANNELS
+                | MANAGE_ROLES,
+            5,
+        );
+        sim.give_role(g, sim.bot_user_id(), bot_role);
+        let support = sim.create_role(g, "Support", 0, 2);
+        let hostile = "\"><img src=x onerror=alert(1)>";
+        let helper = sim.create_user(hostile);
+        sim.member_join(g, helper).await;
+        sim.give_role(g, helper, support);
+        let (bob, mia) = (world.member, world.manager);
+        let owner = world.login(world.owner).await;
+        let mut socket = open_socket(&world, &owner).await;
+        send(
+            &mut socket,
+            json!({"type": "subscribe_guild", "guild_id": g.to_string()}),
+        )
+        .await;
+        assert_eq!(next(&mut socket, WAIT).await.unwrap()["type"], "subscribed");
+        let capabilities = [
+            "messages",
+            "message-content",
+            "members",
+            "channels",
+            "storage",
+            "scheduler",
+            "audit",
+        ];
+        let installed = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/features/tickets/install"),
+                &owner,
+                Some(json!({ "capabilities": capabilities })),
+            )
+            .await;
+        assert_eq!(installed.status, 200, "{label}: {:?}", installed.body);
+        let configured = world
+            .call(
+                Method::PUT,
+                &format!("/api/guild/{g}/features/tickets/config"),
+                &owner,
+                Some(json!({ "inactive_seconds": 10, "warning_seconds": 5 })),
+            )
+            .await;
+        assert_eq!(configured.status, 200, "{label}: {:?}", configured.body);
+        let jobs = world.run_jobs();
+
+        let panel = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/features/tickets/api/panels"),
+                &owner,
+                Some(json!({
+                    "channel_id": general.to_string(),
+                    "title": "Need help?",
+                    "support_roles": [support.to_string()],
+                })),
+            )
+            .await;
+        assert_eq!(panel.status, 201, "{label}: {:?}", panel.body);
+        let bot = sim.bot_user_id();
+        let panel_message = sim
+            .wait_for_message(general, WAIT, |m| {
+                m.author_id == bot && !m.components.is_empty()
+            })
+            .await
+            .expect("the panel was posted");
+        let open = button(&panel_message, "open:");
+
+        // Mia opens one and leaves it alone; Bob opens his and talks.
+        let (_, mias) = world
+            .answer(sim.click(g, general, mia, panel_message.id, &open).await)
+            .await;
+        assert!(
+            mias["content"].as_str().unwrap_or_default().contains("<#"),
+            "{label}: {mias}"
+        );
+        let idle = ticket_update(&mut socket, 1, "opened").await;
+        let (_, answer) = world
+            .answer(sim.click(g, general, bob, panel_message.id, &open).await)
+            .await;
+        let opened = ticket_update(&mut socket, 2, "opened").await;
+        let channel: u64 = opened["channel_id"].as_str().unwrap().parse().unwrap();
+        assert!(
+            answer["content"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("<#{channel}>")),
+            "{label}: {answer}"
+        );
+        assert_eq!(sim.channel_name(channel).as_deref(), Some("ticket-bob"));
+        for (who, sees) in [
+            (bob, true),
+            (helper, true),
+            (mia, false),
+            (world.stranger, false),
+        ] {
+            assert_eq!(
+                sim.channel_permissions(channel, who) & VIEW_CHANNEL != 0,
+                sees,
+                "{label}: who sees the ticket ({who})"
+            );
+        }
+        let (_, again) = world
+            .answer(sim.click(g, general, bob, panel_message.id, &open).await)
+            .await;
+        assert!(
+            again["content"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("open"),
+            "{label}: a second ticket is refused: {again}"
+        );
+
+        let script = "<script>alert(1)</script> where is my order?";
+        sim.say(g, channel, bob, script).await;
+        sim.say_with_attachment(
+            g,
+            channel,
+            bob,
+            "the receipt",
+            "receipt.txt",
+            "text/plain",
+            b"paid 10 EUR",
+        )
+        .await;
+        sim.say(g, channel, helper, "on it").await;
+        let welcome = sim
+            .wait_for_message(channel, WAIT, |m| {
+                m.author_id == bot && !m.components.is_empty()
+            })
+            .await
+            .expect("the welcome message");
+        let (_, claimed) = world
+            .answer(
+                sim.click(g, channel, helper, welcome.id, &button(&welcome, "claim:"))
+                    .await,
+            )
+            .await;
+        let ticket = ticket_update(&mut socket, 2, "claimed").await;
+        assert_eq!(
+            ticket["claimed_by"],
+            helper.to_string(),
+            "{label}: {claimed}"
+        );
+        let (kind, form) = world
+            .answer(
+                sim.click(g, channel, helper, welcome.id, &button(&welcome, "close:"))
+                    .await,
+            )
+            .await;
+        assert_eq!(
+            kind, 9,
+            "{label}: the close button asks for a reason: {form}"
+        );
+        let form_id = form["custom_id"].as_str().unwrap().to_string();
+        let reason = "solved <b>bold</b>";
+        world
+            .answer(
+                sim.submit_modal(g, channel, helper, &form_id, &[("reason", reason)])
+                    .await,
+            )
+            .await;
+        let closed = ticket_update(&mut socket, 2, "closed").await;
+        assert_eq!(closed["close_reason"], reason, "{label}");
+        assert_eq!(
+            sim.channel_permissions(channel, bob) & SEND_MESSAGES,
+            0,
+            "{label}: the opener can no longer write"
+        );
+
+        // The opener's DM carries the transcript's link.
+        let said = |m: &townes_discord_sim::SimMessage| format!("{} {:?}", m.content, m.embeds);
+        let dm = sim
+            .wait_for_dm(bob, WAIT, |m| said(m).contains("/files/"))
+            .await
+            .unwrap_or_else(|| panic!("{label}: no DM with the transcript"));
+        let token = file_token(&said(&dm), 0).unwrap();
+        let page = world.get(&format!("/files/{token}"), &Auth::None).await;
+        assert_eq!(page.status, 200, "{label}: {:?}", page.body);
+        let html = page.body.as_str().unwrap().to_string();
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{label}"
+        );
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{label}"
+        );
+        assert!(
+            html.contains("on it") && html.contains("receipt.txt"),
+            "{label}"
+        );
+        for raw in ["<script>alert", "<img src=x", "<b>bold"] {
+            assert!(
+                !html.contains(raw),
+                "{label}: `{raw}` came through unescaped"
+            );
+        }
+        let attachment = file_token(&html, html.find("receipt").unwrap_or(0))
+            .unwrap_or_else(|| panic!("{label}: no link to the copied attachment"));
+        let kept = world
+            .get(&format!("/files/{attachment}"), &Auth::None)
+            .await;
+        assert_eq!(kept.body, Value::String("paid 10 EUR".into()), "{label}");
+
+        // The dashboard, through seed 002's paths.
+        let tickets = format!("/api/guild/{g}/tickets");
+        let listed = world.get(&tickets, &owner).await;
+        assert_eq!(listed.status, 200, "{label}: {:?}", listed.body);
+        assert_eq!(
+            listed.body["tickets"].as_array().unwrap().len(),
+            2,
+            "{label}"
+        );
+        let member = world.login(bob).await;
+        assert_error(&world.get(&tickets, &member).await, 403, "forbidden");
+        let shown = world.get(&format!("{tickets}/2"), &owner).await;
+        assert_eq!(shown.body["status"], "closed", "{label}: {:?}", shown.body);
+        let transcript = world.get(&format!("{tickets}/2/transcript"), &owner).await;
+        assert_eq!(transcript.status, 200, "{label}: {:?}", transcript.body);
+        let fresh = file_token(transcript.body["url"].as_str().unwrap(), 0).unwrap();
+        assert_eq!(
+            world
+                .get(&format!("/files/{fresh}"), &Auth::None)
+                .await
+                .status,
+            200,
+            "{label}"
+        );
+        assert_error(
+            &world.get(&format!("{tickets}/99"), &owner).await,
+            404,
+            "not_found",
+        );
+        let reopened = world
+            .call(Method::POST, &format!("{tickets}/2/reopen"), &owner, None)
+            .await;
+        assert_eq!(
+            reopened.body["status"], "open",
+            "{label}: {:?}",
+            reopened.body
+        );
+        ticket_update(&mut socket, 2, "reopened").await;
+        let closed = world
+            .call(
+                Method::POST,
+                &format!("{tickets}/2/close"),
+                &owner,
+                Some(json!({ "reason": "from the dashboard" })),
+            )
+            .await;
+        assert_eq!(
+            closed.body["status"], "closed",
+            "{label}: {:?}",
+            closed.body
+        );
+        assert_eq!(closed.body["closed_by"], world.owner.to_string(), "{label}");
+        let deleted = world
+            .call(Method::POST, &format!("{tickets}/2/delete"), &owner, None)
+            .await;
+        assert_eq!(
+            deleted.body["status"], "deleted",
+            "{label}: {:?}",
+            deleted.body
+        );
+        ticket_update(&mut socket, 2, "deleted").await;
+        assert_eq!(
+            sim.channel_name(channel),
+            None,
+            "{label}: the channel is gone"
+        );
+
+        // Mia's ticket: nobody wrote, so a warning, then the close.
+        let idle_channel: u64 = idle["channel_id"].as_str().unwrap().parse().unwrap();
+        ticket_update(&mut socket, 1, "warned").await;
+        sim.wait_for_message(idle_channel, WAIT, |m| {
+            m.author_id == bot && said(m).contains("close")
+        })
+        .await
+        .expect("the inactivity warning");
+        let idle = ticket_update(&mut socket, 1, "closed").await;
+        assert_eq!(idle["closed_by"], bot.to_string(), "{label}: {idle}");
+        assert_eq!(idle["close_reason"], "No activity", "{label}");
+        jobs.abort();
         world.stop().await;
     }
 }

@@ -22,9 +22,23 @@ impl std::fmt::Display for ConfigProblem {
     }
 }
 
+/// The largest configuration a guild may set for a feature, as compact JSON.
+/// Every invocation carries it into the sandbox and every cached guild policy
+/// holds it, so it is bounded whatever the feature's schema allows.
+pub const MAX_CONFIG_BYTES: usize = 32 * 1024;
+
 /// Validates `config` against `schema` (a JSON Schema as text), returning every
 /// problem found. A schema that does not compile is reported at the path `#schema`.
 pub fn validate(schema: &str, config: &Value) -> Result<(), Vec<ConfigProblem>> {
+    let size = config.to_string().len();
+    if size > MAX_CONFIG_BYTES {
+        return Err(vec![ConfigProblem {
+            path: String::new(),
+            message: format!(
+                "{size} bytes of JSON; a configuration holds at most {MAX_CONFIG_BYTES}: keep long texts and lists in the feature's own data"
+            ),
+        }]);
+    }
     let schema: Value = serde_json::from_str(schema).map_err(|e| {
         vec![ConfigProblem {
             path: "#schema".into(),
@@ -71,6 +85,15 @@ mod tests {
         );
         let extra = validate(SCHEMA, &json!({"colour": 1})).unwrap_err();
         assert!(extra[0].message.contains("colour"), "{extra:?}");
+    }
+
+    #[test]
+    fn a_configuration_is_bounded_whatever_the_schema_allows() {
+        let open = r#"{"type":"object"}"#;
+        let big = json!({ "text": "x".repeat(MAX_CONFIG_BYTES) });
+        let problems = validate(open, &big).unwrap_err();
+        assert!(problems[0].message.contains("at most"), "{problems:?}");
+        assert!(validate(open, &json!({ "text": "x".repeat(1000) })).is_ok());
     }
 
     #[test]
