@@ -2430,6 +2430,16 @@ async fn a_ticket_goes_from_panel_to_transcript_and_the_dashboard_follows() {
             reopened.body
         );
         ticket_update(&mut socket, 2, "reopened").await;
+        for (step, holder) in [
+            ("unclaim", Value::Null),
+            ("claim", json!(world.owner.to_string())),
+        ] {
+            let changed = world
+                .call(Method::POST, &format!("{tickets}/2/{step}"), &owner, None)
+                .await;
+            assert_eq!(changed.status, 200, "{label}: {step}: {:?}", changed.body);
+            assert_eq!(changed.body["claimed_by"], holder, "{label}: {step}");
+        }
         let closed = world
             .call(
                 Method::POST,
