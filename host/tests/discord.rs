@@ -1159,10 +1159,7 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
 
         for n in 1..=3 {
             let (_, text) = world.slash(dan, "warn", json!([user(bob)])).await;
-            assert!(
-                text.contains(&format!("Case #")),
-                "{label}: warning {n}: {text}"
-            );
+            assert!(text.contains("Case #"), "{label}: warning {n}: {text}");
         }
         // 3 points: the default escalation's 1 h timeout, on Discord.
         wait_until(|| async { world.sim.timed_out_until_ms(g, bob).is_some() }).await;
@@ -1214,9 +1211,10 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
 
         let audit = world.store.audit_entries(g, 100).await.unwrap();
         let find = |action: &str, target: u64| {
+            let id = target.to_string();
             audit
                 .iter()
-                .find(|e| e.action == action && e.details["target"] == target.to_string())
+                .find(|e| e.action == action && e.details["target"] == id.as_str())
                 .unwrap_or_else(|| panic!("{label}: no {action} of {target} in {audit:#?}"))
         };
         let timeout = find("moderation.timeout", bob);

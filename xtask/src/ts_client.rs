@@ -48,6 +48,7 @@ const TAKEN_NAMES: &[&str] = &[
     "String",
     "URLSearchParams",
     "AbortSignal",
+    "Blob",
     "encodeURIComponent",
     "fetch",
     "globalThis",
@@ -352,6 +353,8 @@ enum Content {
     Empty,
     Json(Schema),
     Text,
+    /// Bytes of any type (a file): the client hands them over as a `Blob`.
+    Binary,
 }
 
 impl Operation {
@@ -762,14 +765,12 @@ fn parse_response(root: &Mapping, value: &Value, at: &str) -> Result<Content, St
             &format!("{at}.content.application/json.schema"),
         )?));
     }
-    if content.keys().any(|m| key_string(m).starts_with("text/")) {
+    if content.keys().all(|m| key_string(m).starts_with("text/")) {
         return Ok(Content::Text);
     }
-    let media: Vec<String> = content.keys().map(key_string).collect();
-    Err(format!(
-        "{at}: unsupported response content type(s) {}: the client reads JSON and text",
-        media.join(", ")
-    ))
+    // Any other media type (`application/octet-stream`, `image/png`, `*/*`),
+    // even beside a text one: the body may be bytes that are not text.
+    Ok(Content::Binary)
 }
 
 /// `list_guilds` → `listGuilds`; `get-me` → `getMe`; `getMe` stays.
@@ -827,6 +828,7 @@ fn emit_operations(out: &mut String, operations: &[Operation], c: &Components<'_
                 Content::Empty => "null".to_string(),
                 Content::Json(schema) => zod(schema, &refs, 3),
                 Content::Text => "z.string()".to_string(),
+                Content::Binary => "z.instanceof(Blob)".to_string(),
             };
             out.push_str(&format!("      {}: {value},\n", js_string(&r.status)));
         }
@@ -995,6 +997,7 @@ fn emit_method(out: &mut String, op: &Operation, c: &Components<'_>) {
                 Content::Empty => "undefined".to_string(),
                 Content::Json(schema) => ts_type(schema, c, 1),
                 Content::Text => "string".to_string(),
+                Content::Binary => "Blob".to_string(),
             };
             if !types.contains(&ty) {
                 types.push(ty);
@@ -1067,6 +1070,7 @@ fn emit_method(out: &mut String, op: &Operation, c: &Components<'_>) {
                 js_string(&r.status)
             ),
             Content::Text => "await response.text()".to_string(),
+            Content::Binary => "await response.blob()".to_string(),
         };
         if i + 1 == successes.len() {
             out.push_str(&format!("    return {value};\n"));

@@ -688,7 +688,7 @@ export const operations = {
     method: "GET",
     path: "/api/guild/{guild_id}/features/{feature_id}/files/{name}",
     responses: {
-      "200": null,
+      "200": z.instanceof(Blob),
       "400": ErrorBody,
       "401": ErrorBody,
       "403": ErrorBody,
@@ -1015,7 +1015,7 @@ export const operations = {
     method: "GET",
     path: "/files/{token}",
     responses: {
-      "200": null,
+      "200": z.instanceof(Blob),
       "404": ErrorBody,
       "500": ErrorBody,
     },
@@ -1389,14 +1389,15 @@ export class TownesClient {
     featureId: string,
     name: string,
     options?: RequestOptions,
-  ): Promise<void> {
-    await this.#request(
+  ): Promise<Blob> {
+    const response = await this.#request(
       "GET",
       `/api/guild/${encodeURIComponent(String(guildId))}/features/${encodeURIComponent(String(featureId))}/files/${encodeURIComponent(String(name))}`,
       undefined,
       undefined,
       options,
     );
+    return await response.blob();
   }
 
   /**
@@ -1755,14 +1756,15 @@ export class TownesClient {
    *
    * @param token What `files.link` made, after `/files/`
    */
-  async getLinkedFile(token: string, options?: RequestOptions): Promise<void> {
-    await this.#request(
+  async getLinkedFile(token: string, options?: RequestOptions): Promise<Blob> {
+    const response = await this.#request(
       "GET",
       `/files/${encodeURIComponent(String(token))}`,
       undefined,
       undefined,
       options,
     );
+    return await response.blob();
   }
 
   /**

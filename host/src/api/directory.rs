@@ -2,6 +2,7 @@
 //! Discord's REST API with the bot token and trimmed to what a dashboard shows.
 
 use super::error::ApiError;
+use super::examples;
 use super::snowflake::Snowflake;
 use crate::discord::{
     RestClient, RestError, member_from_json, permissions, role_from_json, snowflake,
@@ -11,6 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = examples::role)]
 pub struct RoleView {
     pub id: Snowflake,
     pub name: String,
@@ -25,6 +27,7 @@ pub struct RoleView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = examples::channel)]
 pub struct ChannelView {
     pub id: Snowflake,
     pub name: String,
@@ -37,6 +40,7 @@ pub struct ChannelView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = examples::emoji)]
 pub struct EmojiView {
     pub id: Snowflake,
     pub name: String,
@@ -44,6 +48,7 @@ pub struct EmojiView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = examples::member)]
 pub struct MemberView {
     pub user_id: Snowflake,
     pub username: String,

@@ -10,6 +10,7 @@
 //! - `routes/`: the handlers, one file per area of the seed contracts.
 //! - [`ws`]: live guild events over `/api/ws`.
 //! - [`openapi`]: the OpenAPI document, generated from the handlers' annotations.
+//! - `examples`: the document's example answers and requests.
 //!
 //! `townes serve` starts it next to the gateway; `townes api` runs it alone.
 
@@ -18,6 +19,7 @@ pub mod authz;
 pub mod config;
 pub mod directory;
 pub mod error;
+mod examples;
 pub mod openapi;
 pub mod protect;
 mod routes;

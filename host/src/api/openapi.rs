@@ -276,3 +276,302 @@ fn upper_first(s: &str) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ApiDoc;
+    use serde_json::{Value, json};
+    use utoipa::OpenApi;
+
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+
+    fn document() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes")
+    }
+
+    /// Every operation: `GET /path (operationId)` and the operation object.
+    fn operations(doc: &Value) -> Vec<(String, &Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in METHODS {
+                if let Some(operation) = item.get(method) {
+                    let id = operation["operationId"]
+                        .as_str()
+                        .unwrap_or("no operationId");
+                    out.push((
+                        format!("{} {path} ({id})", method.to_uppercase()),
+                        operation,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// `value`, or what its local `$ref` (`#/components/…`) points at, followed
+    /// until a value without one.
+    fn resolve<'d>(doc: &'d Value, mut value: &'d Value) -> &'d Value {
+        for _ in 0..32 {
+            let Some(reference) = value.get("$ref").and_then(Value::as_str) else {
+                return value;
+            };
+            let pointer = reference
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("`{reference}` is not a local $ref"));
+            value = doc
+                .pointer(pointer)
+                .unwrap_or_else(|| panic!("`{reference}` points at nothing"));
+        }
+        panic!("a $ref cycle")
+    }
+
+    /// An `example`, or a non-empty `examples` (a schema's list, or a media
+    /// type's map of named examples).
+    fn has_own_example(value: &Value) -> bool {
+        value.get("example").is_some()
+            || match value.get("examples") {
+                Some(Value::Array(list)) => !list.is_empty(),
+                Some(Value::Object(named)) => !named.is_empty(),
+                _ => false,
+            }
+    }
+
+    /// Whether a body of this schema has an example: the schema's own
+    /// (through its `$ref`s), or for an array, its items'.
+    fn schema_has_example(doc: &Value, schema: &Value) -> bool {
+        if has_own_example(schema) {
+            return true;
+        }
+        let schema = resolve(doc, schema);
+        has_own_example(schema)
+            || (schema.get("type") == Some(&json!("array"))
+                && schema
+                    .get("items")
+                    .is_some_and(|items| schema_has_example(doc, items)))
+    }
+
+    /// JSON (`application/json`, `…+json`) or text (`text/…`) bodies need an
+    /// example; other media types (a file's bytes, `*/*`) are binary.
+    fn needs_example(media_type: &str) -> bool {
+        let essence = media_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        essence == "application/json" || essence.ends_with("+json") || essence.starts_with("text/")
+    }
+
+    /// The rule: every 2xx answer but 204 declares its body, and every JSON
+    /// or text body of a 2xx answer or of a request has an example, on the
+    /// media type or on its schema (following `$ref`s into the components; an
+    /// array's items' example counts for the array). Binary media types, and
+    /// answers that are not 2xx (101, 303, errors), need none.
+    #[test]
+    fn every_success_answer_and_request_body_has_an_example() {
+        let doc = document();
+        let mut missing = Vec::new();
+        // The JSON and text bodies of an answer or request without an example.
+        let gaps = |operation: &str, part: &str, body: &Value| -> Vec<String> {
+            let content = body.get("content").and_then(Value::as_object);
+            content
+                .into_iter()
+                .flatten()
+                .filter(|(media_type, media)| {
+                    needs_example(media_type)
+                        && !has_own_example(media)
+                        && !media
+                            .get("schema")
+                            .is_some_and(|schema| schema_has_example(&doc, schema))
+                })
+                .map(|(media_type, _)| format!("{operation}: {part} ({media_type}) has no example"))
+                .collect()
+        };
+        for (operation, object) in operations(&doc) {
+            let responses = object["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                if !status.starts_with('2') {
+                    continue;
+                }
+                let response = resolve(&doc, response);
+                let declared = response
+                    .get("content")
+                    .and_then(Value::as_object)
+                    .is_some_and(|content| !content.is_empty());
+                if !declared && status != "204" {
+                    missing.push(format!(
+                        "{operation}: the {status} answer declares no body (only 204 may be empty)"
+                    ));
+                }
+                missing.extend(gaps(&operation, &format!("the {status} answer"), response));
+            }
+            if let Some(body) = object.get("requestBody") {
+                missing.extend(gaps(&operation, "the request body", resolve(&doc, body)));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "{} bodies lack an example (add `#[schema(example = …)]` to the type, or \
+             `example = …` to the operation's response or request_body):\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
+    }
+
+    /// The schemas inside `schema` (itself included), with their JSON
+    /// pointers below `at`: what `properties`, `items`, `oneOf` and the other
+    /// applicators hold.
+    fn schemas_in<'d>(schema: &'d Value, at: String, out: &mut Vec<(String, &'d Value)>) {
+        let Some(object) = schema.as_object() else {
+            return;
+        };
+        out.push((at.clone(), schema));
+        for (keyword, value) in object {
+            let at = format!("{at}/{keyword}");
+            match keyword.as_str() {
+                "properties" | "patternProperties" | "$defs" | "dependentSchemas" => {
+                    for (name, sub) in value.as_object().into_iter().flatten() {
+                        schemas_in(
+                            sub,
+                            format!("{at}/{}", name.replace('~', "~0").replace('/', "~1")),
+                            out,
+                        );
+                    }
+                }
+                "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
+                    for (i, sub) in value.as_array().into_iter().flatten().enumerate() {
+                        schemas_in(sub, format!("{at}/{i}"), out);
+                    }
+                }
+                "items"
+                | "additionalProperties"
+                | "unevaluatedItems"
+                | "unevaluatedProperties"
+                | "contains"
+                | "propertyNames"
+                | "not"
+                | "if"
+                | "then"
+                | "else" => {
+                    schemas_in(value, at, out);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Every example in the document must be valid against its schema: a
+    /// schema's `example`/`examples` against that schema, a media type's or a
+    /// parameter's against theirs. `$ref`s resolve into the document's
+    /// components, and formats (`date-time`, `date`) are checked.
+    #[test]
+    fn every_example_matches_its_schema() {
+        let doc = document();
+        let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
+        // (where, schema, example)
+        let mut cases: Vec<(String, &Value, &Value)> = Vec::new();
+        let mut schemas = Vec::new();
+        for (name, schema) in doc["components"]["schemas"].as_object().expect("schemas") {
+            schemas_in(
+                schema,
+                format!("#/components/schemas/{}", escape(name)),
+                &mut schemas,
+            );
+        }
+        let mut media = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in METHODS {
+                let Some(operation) = item.get(method) else {
+                    continue;
+                };
+                let at = format!("#/paths/{}/{method}", escape(path));
+                for (status, response) in operation["responses"].as_object().expect("responses") {
+                    let content = response.get("content").and_then(Value::as_object);
+                    for (media_type, object) in content.into_iter().flatten() {
+                        media.push((
+                            format!("{at}/responses/{status}/content/{}", escape(media_type)),
+                            object,
+                        ));
+                    }
+                }
+                let content = operation
+                    .get("requestBody")
+                    .and_then(|body| body.get("content"))
+                    .and_then(Value::as_object);
+                for (media_type, object) in content.into_iter().flatten() {
+                    media.push((
+                        format!("{at}/requestBody/content/{}", escape(media_type)),
+                        object,
+                    ));
+                }
+                for (i, parameter) in operation
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    media.push((format!("{at}/parameters/{i}"), parameter));
+                }
+            }
+        }
+        for (at, object) in &media {
+            let Some(schema) = object.get("schema") else {
+                continue;
+            };
+            schemas_in(schema, format!("{at}/schema"), &mut schemas);
+            if let Some(example) = object.get("example") {
+                cases.push((format!("{at}/example"), schema, example));
+            }
+            for (name, named) in object
+                .get("examples")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(value) = named.get("value") {
+                    cases.push((format!("{at}/examples/{name}"), schema, value));
+                }
+            }
+        }
+        for (at, schema) in &schemas {
+            if let Some(example) = schema.get("example") {
+                cases.push((format!("{at}/example"), schema, example));
+            }
+            for (i, example) in schema
+                .get("examples")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                cases.push((format!("{at}/examples/{i}"), schema, example));
+            }
+        }
+        assert!(
+            !cases.is_empty(),
+            "no examples found: has the walk lost its way?"
+        );
+        let mut wrong = Vec::new();
+        for (at, schema, example) in cases {
+            // The schema, with the components its `$ref`s point into.
+            let root = json!({ "components": doc["components"], "allOf": [schema] });
+            let validator = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .should_validate_formats(true)
+                .build(&root)
+                .unwrap_or_else(|e| panic!("{at}: the schema does not compile: {e}"));
+            for error in validator.iter_errors(example) {
+                wrong.push(format!("{at}{}: {error}", error.instance_path()));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} examples do not match their schemas:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
+}

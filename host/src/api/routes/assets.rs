@@ -7,6 +7,7 @@ use crate::api::ApiState;
 use crate::api::auth::Caller;
 use crate::api::authz::GuildAccess;
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, MaybeJson, Path, Query};
+use crate::api::examples;
 use crate::api::routes::guild::SettingsView;
 use crate::api::snowflake::Snowflake;
 use crate::store::{Guild, Incident, NewIncident, UsageCounter};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::feature_flag)]
 pub struct FeatureFlag {
     pub feature_id: String,
     pub version: String,
@@ -25,6 +27,7 @@ pub struct FeatureFlag {
 
 /// A guild with its plan and feature flags.
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::asset)]
 pub struct Asset {
     pub id: Snowflake,
     pub name: String,
@@ -58,6 +61,7 @@ async fn asset_of(state: &ApiState, guild: Guild) -> ApiResult<Asset> {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::usage_day)]
 pub struct UsageDay {
     /// A UTC calendar day.
     #[schema(value_type = String, format = Date, example = "2026-11-24")]
@@ -80,6 +84,7 @@ impl From<UsageCounter> for UsageDay {
 
 /// One guild in full: its flags, settings, features and today's usage.
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::asset_detail)]
 pub struct AssetDetail {
     pub asset: Asset,
     pub settings: SettingsView,
@@ -147,7 +152,8 @@ pub async fn asset(
 #[utoipa::path(post, path = "/assets/{guild_id}/features/{feature_id}/enable", tag = "tenants", operation_id = "enableAssetFeature",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
-    request_body(content = Option<InstallRequest>, description = "Optional approvals"),
+    request_body(content = Option<InstallRequest>, description = "Optional approvals",
+        example = examples::install_request),
     responses((status = 200, description = "Enabled", body = GuildFeatureView),
         CallerErrors, GuildErrors, BodyErrors))]
 pub async fn enable_feature_route(
@@ -244,6 +250,7 @@ impl Severity {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = examples::new_incident)]
 pub struct NewIncidentRequest {
     /// Must be the caller's tenant.
     pub tenant_id: String,
@@ -260,6 +267,7 @@ pub struct NewIncidentRequest {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::incident)]
 pub struct IncidentView {
     pub id: String,
     pub tenant_id: String,

@@ -15,6 +15,7 @@ use crate::api::auth::{
 };
 use crate::api::config::{OAUTH_STATE_TTL, SESSION_TTL};
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path};
+use crate::api::examples;
 use crate::api::snowflake::Snowflake;
 use crate::store::{ApiKey, NewSession, Tenant};
 use axum::extract::State;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::tenant)]
 pub struct TenantView {
     /// 32 hex digits.
     pub id: String,
@@ -48,6 +50,7 @@ impl From<Tenant> for TenantView {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::user)]
 pub struct UserView {
     pub id: Snowflake,
     pub name: String,
@@ -55,6 +58,7 @@ pub struct UserView {
 
 /// Who is calling.
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::me)]
 pub struct Me {
     /// The signed-in Discord user; absent for an API key.
     pub user: Option<UserView>,
@@ -65,6 +69,7 @@ pub struct Me {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = examples::callback)]
 pub struct Callback {
     /// The `code` Discord added to the redirect.
     pub code: String,
@@ -231,6 +236,7 @@ pub async fn me(State(state): State<ApiState>, caller: Caller) -> ApiResult<axum
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::api_key)]
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
@@ -252,6 +258,7 @@ impl From<ApiKey> for ApiKeyView {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = examples::new_key)]
 pub struct NewKey {
     /// What the key is for, e.g. `dashboard server`. 1 to 100 characters.
     #[schema(min_length = 1, max_length = 100)]
@@ -260,6 +267,7 @@ pub struct NewKey {
 
 /// A new key. `secret` is shown this once: only its hash is kept.
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::created_key)]
 pub struct CreatedKey {
     pub key: ApiKeyView,
     /// Send as `Authorization: Bearer <secret>`.

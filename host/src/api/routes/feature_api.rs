@@ -310,7 +310,8 @@ fn invoke_error(feature_id: &str, e: InvokeError) -> ApiError {
 /// version in the catalogue (each feature's newest), as JSON.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "marketplace", operation_id = "getOpenApiDocument",
     security(("session" = []), ("api_key" = [])),
-    responses((status = 200, description = "The OpenAPI 3.1 document, with the features' routes", body = Object),
+    responses((status = 200, description = "The OpenAPI 3.1 document, with the features' routes", body = Object,
+            example = crate::api::examples::openapi_document),
         super::CallerErrors))]
 pub async fn document(
     State(state): State<ApiState>,

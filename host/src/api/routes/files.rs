@@ -11,6 +11,7 @@ use super::{CallerErrors, GuildErrors};
 use crate::api::ApiState;
 use crate::api::authz::GuildAccess;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::examples;
 #[allow(unused_imports)] // Named by the OpenAPI annotations.
 use crate::api::snowflake::Snowflake;
 use crate::store::{FileInfo, Scope};
@@ -21,6 +22,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+/// What both file routes answer: the bytes, of whatever type the feature
+/// stored. The document shows a transcript (`text/html`) as the example.
+const FILE_ANSWER: &str = "The file, with the content type its feature stored it under \
+    (`text/html` for a ticket transcript; any other type is served as it is)";
+
 /// What a served file may do in a browser: show itself, its inline styles and
 /// images, nothing else.
 const FILE_CSP: &str =
@@ -28,6 +34,7 @@ const FILE_CSP: &str =
 
 /// A file a feature keeps.
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::file)]
 pub struct FileView {
     #[schema(example = "transcripts/42.html")]
     pub name: String,
@@ -88,7 +95,9 @@ pub async fn list(
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path),
         ("name" = String, Path, description = "The file's name; may contain `/`")),
-    responses((status = 200, description = "The file, with its content type"), CallerErrors, GuildErrors))]
+    responses((status = 200, description = FILE_ANSWER, content(
+            (String = "text/html", example = examples::transcript), ("*/*"))),
+        CallerErrors, GuildErrors))]
 pub async fn download(
     State(state): State<ApiState>,
     access: GuildAccess,
@@ -101,7 +110,8 @@ pub async fn download(
 /// is the permission.
 #[utoipa::path(get, path = "/files/{token}", tag = "files", operation_id = "getLinkedFile",
     params(("token" = String, Path, description = "What `files.link` made, after `/files/`")),
-    responses((status = 200, description = "The file, with its content type"),
+    responses((status = 200, description = FILE_ANSWER, content(
+            (String = "text/html", example = examples::transcript), ("*/*"))),
         (status = 404, description = "No such link, or it expired, or the file is gone", body = crate::api::error::ErrorBody)))]
 pub async fn linked(
     State(state): State<ApiState>,

@@ -6,6 +6,7 @@ use crate::api::ApiState;
 use crate::api::authz::GuildAccess;
 use crate::api::directory::{ChannelView, EmojiView, MemberView, RoleView};
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::api::examples;
 use crate::api::snowflake::Snowflake;
 use crate::api::ws::announce;
 use crate::live::LiveKind;
@@ -19,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// A guild's command settings.
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::settings)]
 pub struct SettingsView {
     /// 1 to 5 characters without whitespace.
     #[schema(example = "!", pattern = r"^\S{1,5}$")]
@@ -47,6 +49,7 @@ impl From<GuildSettings> for SettingsView {
 /// Fields to change; the others keep their values.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = examples::settings_update)]
 pub struct SettingsUpdate {
     /// 1 to 5 characters without whitespace.
     #[schema(min_length = 1, max_length = 5, pattern = r"^\S{1,5}$")]
@@ -143,6 +146,7 @@ pub(super) async fn audit(
 
 /// A role allowed to use a command group (a feature id or a command name).
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::permission)]
 pub struct PermissionView {
     /// `<role id>:<command group>`; use it to delete the permission.
     #[schema(example = "1100000000000000002:moderation")]
@@ -163,6 +167,7 @@ impl From<RolePermission> for PermissionView {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = examples::new_permission)]
 pub struct NewPermission {
     pub role_id: Snowflake,
     /// A feature id or a command name; 1 to 100 characters.
@@ -255,6 +260,7 @@ pub async fn revoke_permission(
 
 /// One audit-log entry.
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::audit_entry)]
 pub struct AuditEntryView {
     pub id: i64,
     pub guild_id: Option<Snowflake>,
@@ -348,7 +354,8 @@ pub async fn emojis(
 #[utoipa::path(get, path = "/api/guild/{guild_id}/roles", tag = "guild data", operation_id = "listGuildRoles",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
-    responses((status = 200, description = "Roles", body = [RoleView]), CallerErrors, GuildErrors))]
+    responses((status = 200, description = "Roles", body = [RoleView], example = examples::roles),
+        CallerErrors, GuildErrors))]
 pub async fn roles(
     State(state): State<ApiState>,
     access: GuildAccess,
@@ -360,7 +367,8 @@ pub async fn roles(
 #[utoipa::path(get, path = "/api/guild/{guild_id}/channels", tag = "guild data", operation_id = "listGuildChannels",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
-    responses((status = 200, description = "Channels", body = [ChannelView]), CallerErrors, GuildErrors))]
+    responses((status = 200, description = "Channels", body = [ChannelView], example = examples::channels),
+        CallerErrors, GuildErrors))]
 pub async fn channels(
     State(state): State<ApiState>,
     access: GuildAccess,
@@ -385,7 +393,8 @@ pub struct MemberPage {
 #[utoipa::path(get, path = "/api/guild/{guild_id}/members", tag = "guild data", operation_id = "listGuildMembers",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), MemberPage),
-    responses((status = 200, description = "Members", body = [MemberView]), CallerErrors, GuildErrors,
+    responses((status = 200, description = "Members", body = [MemberView], example = examples::members),
+        CallerErrors, GuildErrors,
         (status = 422, description = "`limit` out of range", body = ErrorBody)))]
 pub async fn members(
     State(state): State<ApiState>,

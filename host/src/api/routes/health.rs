@@ -2,6 +2,7 @@
 
 use crate::api::ApiState;
 use crate::api::error::ApiError;
+use crate::api::examples;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -10,12 +11,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::health)]
 pub struct Health {
     #[schema(example = "ok")]
     pub status: &'static str,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::readiness)]
 pub struct Readiness {
     /// `ok` when every dependency answered.
     #[schema(example = "ok")]
@@ -36,7 +39,8 @@ pub async fn healthz() -> Json<Health> {
 /// Readiness: the database (and Redis, when configured) answer.
 #[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "getReadiness", responses(
     (status = 200, description = "Ready", body = Readiness),
-    (status = 503, description = "A dependency does not answer", body = Readiness)))]
+    (status = 503, description = "A dependency does not answer", body = Readiness,
+        example = examples::readiness_unavailable)))]
 pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     let database = match state.store().ping().await {
         Ok(()) => "ok".to_string(),
@@ -72,7 +76,8 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
 
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "getMetrics", responses(
-    (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+    (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain",
+        example = examples::metrics)))]
 pub async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     if let Some(platform) = state.platform() {
         platform.refresh_metrics().await;

@@ -8,6 +8,7 @@ use crate::api::ApiState;
 use crate::api::auth::Caller;
 use crate::api::authz::GuildAccess;
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, MaybeJson, Path, Query};
+use crate::api::examples;
 use crate::api::snowflake::Snowflake;
 use crate::api::ws::announce;
 use crate::grants::{ALL_CAPABILITIES, Approval, capability_name, parse_capability};
@@ -47,6 +48,7 @@ impl ToSchema for CapabilityName {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::version)]
 pub struct VersionView {
     #[schema(example = "1.2.0")]
     pub version: String,
@@ -59,6 +61,7 @@ pub struct VersionView {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::catalogue_entry)]
 pub struct CatalogueEntry {
     #[schema(example = "welcome")]
     pub id: String,
@@ -74,6 +77,7 @@ pub struct CatalogueEntry {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::capability_request)]
 pub struct CapabilityRequestView {
     #[schema(value_type = CapabilityName)]
     pub capability: String,
@@ -84,6 +88,7 @@ pub struct CapabilityRequestView {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::command)]
 pub struct CommandView {
     pub name: String,
     pub description: String,
@@ -91,6 +96,7 @@ pub struct CommandView {
 
 /// One version of a feature as its manifest describes it.
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::feature_detail)]
 pub struct FeatureDetail {
     pub id: String,
     pub version: String,
@@ -150,6 +156,7 @@ impl FeatureDetail {
 
 /// A feature as set up in one guild.
 #[derive(Serialize, ToSchema)]
+#[schema(example = examples::guild_feature)]
 pub struct GuildFeatureView {
     pub feature_id: String,
     pub version: String,
@@ -198,6 +205,7 @@ impl From<GuildFeature> for GuildFeatureView {
 /// What the admin approves, with an optional version.
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = examples::install_request)]
 pub struct InstallRequest {
     /// A version from the catalogue; the newest published one when absent.
     pub version: Option<String>,
@@ -217,6 +225,7 @@ pub struct InstallRequest {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = examples::upgrade_request)]
 pub struct UpgradeRequest {
     /// The version to move to.
     pub version: String,
@@ -446,7 +455,8 @@ pub async fn install(
 #[utoipa::path(post, path = "/api/guild/{guild_id}/features/{feature_id}/enable", tag = "marketplace", operation_id = "enableFeature",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
-    request_body(content = Option<InstallRequest>, description = "Optional approvals"),
+    request_body(content = Option<InstallRequest>, description = "Optional approvals",
+        example = examples::install_request),
     responses((status = 200, description = "Enabled", body = GuildFeatureView),
         CallerErrors, GuildErrors, BodyErrors))]
 pub async fn enable(
@@ -519,7 +529,8 @@ pub async fn upgrade(
 #[utoipa::path(get, path = "/api/guild/{guild_id}/features/{feature_id}/config", tag = "marketplace", operation_id = "getFeatureConfig",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
-    responses((status = 200, description = "The configuration", body = Object),
+    responses((status = 200, description = "The configuration", body = Object,
+            example = examples::welcome_config),
         CallerErrors, GuildErrors,
         (status = 409, description = "Not installed in this guild", body = ErrorBody)))]
 pub async fn config(
@@ -553,8 +564,9 @@ pub async fn config(
 #[utoipa::path(put, path = "/api/guild/{guild_id}/features/{feature_id}/config", tag = "marketplace", operation_id = "setFeatureConfig",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path), ("feature_id" = String, Path)),
-    request_body(content = Object, description = "The whole configuration"),
-    responses((status = 200, description = "Saved", body = Object),
+    request_body(content = Object, description = "The whole configuration",
+        example = examples::welcome_config),
+    responses((status = 200, description = "Saved", body = Object, example = examples::welcome_config),
         CallerErrors, GuildErrors, BodyErrors,
         (status = 409, description = "Not installed in this guild, or changed by others throughout", body = ErrorBody)))]
 pub async fn set_config(

@@ -1,0 +1,532 @@
+//! The examples in the OpenAPI document: one small, made-up guild seen through
+//! every answer and request, so the ids and times agree from one example to
+//! the next. The types name these with `#[schema(example = …)]` and the
+//! operations with `example = …`; `openapi`'s tests check that every success
+//! answer and request body has one and that each matches its schema.
+//!
+//! The guild "Lantern Cafe" belongs to Ada's tenant (plan `free`) and runs the
+//! built-in `welcome` feature. Ids and secrets are invented: no example holds
+//! a real token, key or path.
+
+use serde_json::{Value, json};
+
+/// The guild (and its @everyone role, which shares the guild's id).
+const GUILD: &str = "1141234567890123456";
+/// Ada: the guild's owner, signed in.
+const ADA: &str = "1098765432109876543";
+/// The bot's user.
+const BOT: &str = "1139876543210987654";
+/// Another member.
+const BEN: &str = "1150011223344556677";
+/// Ada's tenant: 32 hex digits.
+const TENANT: &str = "3f9a0c2e7b1d48e6a5c4f0b2d9e8a731";
+/// Ada's API key's id.
+const KEY_ID: &str = "7c1e4b9a2f6d4e0b8a3c5d7e9f1a2b3c";
+const ROLE_TOWNES: &str = "1141240001234567892";
+const ROLE_MODERATORS: &str = "1141240001234567890";
+const ROLE_MEMBERS: &str = "1141240001234567891";
+const CHANNEL_CATEGORY: &str = "1141234567890123457";
+const CHANNEL_GENERAL: &str = "1141234567890123458";
+const CHANNEL_WELCOME: &str = "1141234567890123459";
+
+/// View Channel, Send Messages, Kick, Ban, Manage Messages and Moderate
+/// Members, as Discord's decimal string.
+const MODERATOR_PERMISSIONS: &str = "1099511639046";
+
+const WELCOME_MESSAGE: &str =
+    "Welcome {user.mention} to {server.name}! You are member #{server.memberCount}.";
+const WELCOME_DM: &str = "Welcome to {server.name}, {user}! Have a look around and say hi.";
+const WELCOME_LEAVE: &str = "{user.name} left {server.name}.";
+const WELCOME_DESCRIPTION: &str = "Welcomes new members with a message in a channel, an optional DM and \
+     optional auto-roles, and can say goodbye when members leave. Templates: {user}, \
+     {user.mention}, {user.name}, {server.name}, {server.memberCount}.";
+
+// ------------------------------------------------------------------- health
+
+pub fn health() -> Value {
+    json!({ "status": "ok" })
+}
+
+pub fn readiness() -> Value {
+    json!({ "status": "ok", "database": "ok", "redis": "not configured" })
+}
+
+pub fn readiness_unavailable() -> Value {
+    json!({ "status": "unavailable", "database": "unreachable", "redis": "ok" })
+}
+
+/// A few lines of `GET /metrics` (Prometheus text exposition format).
+pub fn metrics() -> Value {
+    json!(concat!(
+        "# HELP townes_events_total Gateway events dispatched to the features of a guild, by event kind.\n",
+        "# TYPE townes_events_total counter\n",
+        "townes_events_total{kind=\"member_joined\"} 12\n",
+        "townes_events_total{kind=\"message_created\"} 4821\n",
+        "# HELP townes_feature_invocations_total Feature invocations (events, commands, components, jobs, migrations) by outcome.\n",
+        "# TYPE townes_feature_invocations_total counter\n",
+        "townes_feature_invocations_total{feature=\"welcome\",outcome=\"ok\"} 12\n",
+        "# HELP townes_api_requests_total Dashboard API requests by method, route template and status.\n",
+        "# TYPE townes_api_requests_total counter\n",
+        "townes_api_requests_total{method=\"GET\",route=\"/api/guild/{guild_id}/settings\",status=\"200\"} 37\n",
+    ))
+}
+
+// --------------------------------------------------------------------- auth
+
+pub fn user() -> Value {
+    json!({ "id": ADA, "name": "Ada" })
+}
+
+pub fn tenant() -> Value {
+    json!({
+        "id": TENANT,
+        "owner_id": ADA,
+        "name": "Ada",
+        "plan": "free",
+        "created_at": "2026-09-14T18:03:27Z"
+    })
+}
+
+pub fn me() -> Value {
+    json!({ "user": user(), "tenant": tenant(), "via": "session" })
+}
+
+pub fn callback() -> Value {
+    json!({
+        "code": "example-code-from-discord-redirect",
+        "state": "example-state-from-the-login-redirect"
+    })
+}
+
+pub fn api_key() -> Value {
+    json!({
+        "id": KEY_ID,
+        "name": "dashboard server",
+        "created_at": "2026-10-02T11:15:40Z",
+        "last_used_at": "2026-11-24T08:59:31Z",
+        "revoked_at": null
+    })
+}
+
+pub fn new_key() -> Value {
+    json!({ "name": "dashboard server" })
+}
+
+pub fn created_key() -> Value {
+    json!({
+        "key": {
+            "id": KEY_ID,
+            "name": "dashboard server",
+            "created_at": "2026-10-02T11:15:40Z",
+            "last_used_at": null,
+            "revoked_at": null
+        },
+        "secret": format!("tdk_{KEY_ID}_EXAMPLE-not-a-real-secret-EXAMPLE-000000000")
+    })
+}
+
+// ------------------------------------------------------------------ tenants
+
+pub fn feature_flag() -> Value {
+    json!({ "feature_id": "welcome", "version": "0.1.0", "enabled": true })
+}
+
+pub fn asset() -> Value {
+    json!({
+        "id": GUILD,
+        "name": "Lantern Cafe",
+        "plan": "free",
+        "owner_id": ADA,
+        "tenant_id": TENANT,
+        "left_at": null,
+        "features": [feature_flag()]
+    })
+}
+
+pub fn usage_day() -> Value {
+    json!({ "day": "2026-11-24", "events": 1843, "commands": 57, "ai_tokens": 0 })
+}
+
+pub fn asset_detail() -> Value {
+    json!({
+        "asset": asset(),
+        "settings": settings(),
+        "features": [guild_feature()],
+        "usage_today": usage_day()
+    })
+}
+
+pub fn new_incident() -> Value {
+    json!({
+        "tenantId": TENANT,
+        "guildId": GUILD,
+        "severity": "high",
+        "title": "Welcome messages are not posted",
+        "description": "Since 14:00 UTC new members get no message in #welcome."
+    })
+}
+
+pub fn incident() -> Value {
+    json!({
+        "id": "b2d4f6a8c0e24a6c8e0f1a3b5c7d9e1f",
+        "tenant_id": TENANT,
+        "guild_id": GUILD,
+        "severity": "high",
+        "title": "Welcome messages are not posted",
+        "description": "Since 14:00 UTC new members get no message in #welcome.",
+        "status": "open",
+        "created_by": format!("user:{ADA}"),
+        "created_at": "2026-11-24T14:12:09Z"
+    })
+}
+
+// ------------------------------------------------------------ guild settings
+
+pub fn settings() -> Value {
+    json!({
+        "prefix": "!",
+        "use_slash_commands": true,
+        "allow_prefix_fallback": true,
+        "global_cooldown_seconds": 3,
+        "updated_at": "2026-11-20T09:30:12Z"
+    })
+}
+
+pub fn settings_update() -> Value {
+    json!({ "prefix": "!", "global_cooldown_seconds": 3 })
+}
+
+pub fn permission() -> Value {
+    json!({
+        "id": format!("{ROLE_MODERATORS}:moderation"),
+        "role_id": ROLE_MODERATORS,
+        "command_group": "moderation"
+    })
+}
+
+pub fn new_permission() -> Value {
+    json!({ "role_id": ROLE_MODERATORS, "command_group": "moderation" })
+}
+
+pub fn audit_entry() -> Value {
+    json!({
+        "id": 4812,
+        "guild_id": GUILD,
+        "actor": format!("user:{ADA}"),
+        "action": "settings.updated",
+        "feature_id": null,
+        "details": settings(),
+        "created_at": "2026-11-20T09:30:12Z"
+    })
+}
+
+// --------------------------------------------------------------- guild data
+
+pub fn role() -> Value {
+    json!({
+        "id": ROLE_MODERATORS,
+        "name": "Moderators",
+        "position": 2,
+        "permissions": MODERATOR_PERMISSIONS,
+        "color": 0x3498db,
+        "managed": false
+    })
+}
+
+pub fn channel() -> Value {
+    json!({
+        "id": CHANNEL_WELCOME,
+        "name": "welcome",
+        "type": 0,
+        "position": 1,
+        "parent_id": CHANNEL_CATEGORY
+    })
+}
+
+pub fn emoji() -> Value {
+    json!({ "id": "1142867530912345601", "name": "lantern", "animated": false })
+}
+
+pub fn member() -> Value {
+    json!({
+        "user_id": BEN,
+        "username": "ben_lee",
+        "global_name": "Ben",
+        "nick": "Ben (barista)",
+        "bot": false,
+        "roles": [ROLE_MEMBERS],
+        "joined_at": "2026-11-24T14:02:51.417000+00:00"
+    })
+}
+
+pub fn roles() -> Value {
+    json!([
+        {
+            "id": ROLE_TOWNES, "name": "Townes", "position": 3,
+            "permissions": "268454912", "color": 0, "managed": true
+        },
+        role(),
+        {
+            "id": ROLE_MEMBERS, "name": "Members", "position": 1,
+            "permissions": "0", "color": 0x2ecc71, "managed": false
+        },
+        {
+            "id": GUILD, "name": "@everyone", "position": 0,
+            "permissions": "1071698660929", "color": 0, "managed": false
+        }
+    ])
+}
+
+pub fn channels() -> Value {
+    json!([
+        {
+            "id": CHANNEL_CATEGORY, "name": "Text Channels", "type": 4,
+            "position": 0, "parent_id": null
+        },
+        {
+            "id": CHANNEL_GENERAL, "name": "general", "type": 0,
+            "position": 0, "parent_id": CHANNEL_CATEGORY
+        },
+        channel()
+    ])
+}
+
+pub fn members() -> Value {
+    json!([
+        {
+            "user_id": ADA, "username": "ada", "global_name": "Ada", "nick": null,
+            "bot": false, "roles": [ROLE_MODERATORS],
+            "joined_at": "2023-08-12T10:21:07.000000+00:00"
+        },
+        {
+            "user_id": BOT, "username": "Townes", "global_name": null, "nick": null,
+            "bot": true, "roles": [ROLE_TOWNES],
+            "joined_at": "2026-09-14T18:05:44.912000+00:00"
+        },
+        member()
+    ])
+}
+
+// -------------------------------------------------------------- marketplace
+
+/// `welcome`'s configuration in the guild.
+pub fn welcome_config() -> Value {
+    json!({
+        "channel": CHANNEL_WELCOME,
+        "message": WELCOME_MESSAGE,
+        "dm": { "enabled": true, "message": WELCOME_DM },
+        "auto_roles": [ROLE_MEMBERS],
+        "leave": { "enabled": false, "channel": null, "message": WELCOME_LEAVE },
+        "ignore_bots": true
+    })
+}
+
+pub fn version() -> Value {
+    json!({
+        "version": "0.1.0",
+        "published": true,
+        "sha256": "bc76f0667c9d24fba838028c2efe2bd4167f1768ec21d8448bc205b2cba3656e",
+        "size_bytes": 412877,
+        "created_at": "2026-09-01T12:00:00Z"
+    })
+}
+
+pub fn catalogue_entry() -> Value {
+    json!({
+        "id": "welcome",
+        "name": "Welcome",
+        "description": WELCOME_DESCRIPTION,
+        "builtin": true,
+        "publisher": null,
+        "latest_version": "0.1.0",
+        "versions": [version()]
+    })
+}
+
+pub fn command() -> Value {
+    json!({
+        "name": "welcome-test",
+        "description": "Preview the welcome message as a new member would see it"
+    })
+}
+
+pub fn capability_request() -> Value {
+    json!({
+        "capability": "messages",
+        "required": true,
+        "reason": "post welcome and leave messages in the configured channels"
+    })
+}
+
+/// `welcome` 0.1.0's manifest.
+pub fn feature_detail() -> Value {
+    let snowflake_or_null = json!({ "anyOf": [
+        { "type": "integer", "minimum": 1 },
+        { "type": "string", "pattern": "^[1-9][0-9]{0,18}$" },
+        { "type": "null" }
+    ] });
+    let template = json!({ "type": "string", "minLength": 1, "maxLength": 2000 });
+    json!({
+        "id": "welcome",
+        "version": "0.1.0",
+        "name": "Welcome",
+        "description": WELCOME_DESCRIPTION,
+        "commands": [command()],
+        "events": ["MemberJoined", "MemberLeft"],
+        "capabilities": [
+            capability_request(),
+            {
+                "capability": "members",
+                "required": false,
+                "reason": "read the server's name and member count for {server.*} placeholders, and DM new members when enabled"
+            },
+            {
+                "capability": "roles",
+                "required": false,
+                "reason": "give new members the configured auto-roles"
+            }
+        ],
+        "config_schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "channel": snowflake_or_null,
+                "message": template,
+                "dm": {
+                    "type": "object",
+                    "properties": { "enabled": { "type": "boolean" }, "message": template },
+                    "additionalProperties": false
+                },
+                "auto_roles": {
+                    "type": "array",
+                    "items": { "anyOf": [
+                        { "type": "integer", "minimum": 1 },
+                        { "type": "string", "pattern": "^[1-9][0-9]{0,18}$" }
+                    ] },
+                    "maxItems": 10,
+                    "uniqueItems": true
+                },
+                "leave": {
+                    "type": "object",
+                    "properties": {
+                        "enabled": { "type": "boolean" },
+                        "channel": snowflake_or_null,
+                        "message": template
+                    },
+                    "additionalProperties": false
+                },
+                "ignore_bots": { "type": "boolean" }
+            },
+            "additionalProperties": false
+        },
+        "default_config": {
+            "channel": null,
+            "message": WELCOME_MESSAGE,
+            "dm": { "enabled": false, "message": WELCOME_DM },
+            "auto_roles": [],
+            "leave": { "enabled": false, "channel": null, "message": WELCOME_LEAVE },
+            "ignore_bots": true
+        }
+    })
+}
+
+/// `welcome` as enabled in the guild.
+pub fn guild_feature() -> Value {
+    json!({
+        "feature_id": "welcome",
+        "version": "0.1.0",
+        "enabled": true,
+        "capabilities": ["messages", "members", "roles"],
+        "channels": [CHANNEL_WELCOME],
+        "role_ceiling": ROLE_MODERATORS,
+        "elevated_permissions": "0",
+        "config": welcome_config(),
+        "previous_version": null,
+        "breaker_open_until": null,
+        "updated_at": "2026-11-21T16:45:03Z"
+    })
+}
+
+/// Approvals for `welcome`: what [`guild_feature`] holds.
+pub fn install_request() -> Value {
+    json!({
+        "version": "0.1.0",
+        "capabilities": ["messages", "members", "roles"],
+        "channels": [CHANNEL_WELCOME],
+        "role_ceiling": ROLE_MODERATORS,
+        "elevated_permissions": "0"
+    })
+}
+
+pub fn upgrade_request() -> Value {
+    json!({
+        "version": "0.2.0",
+        "capabilities": ["messages", "members", "roles"],
+        "channels": [CHANNEL_WELCOME],
+        "role_ceiling": ROLE_MODERATORS,
+        "elevated_permissions": "0"
+    })
+}
+
+/// The head of `GET /api/openapi.json` and one route a feature serves (the
+/// API's own operations are left out here).
+pub fn openapi_document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "TownesDev Bot Platform API",
+            "license": { "name": "Apache-2.0" },
+            "version": env!("CARGO_PKG_VERSION")
+        },
+        "paths": {
+            "/api/guild/{guild_id}/features/moderation/api/cases/{number}": {
+                "get": {
+                    "tags": ["feature: moderation"],
+                    "summary": "One case",
+                    "description": "Served by feature `moderation` 0.1.0.",
+                    "operationId": "moderationGetCase",
+                    "parameters": [
+                        {
+                            "name": "guild_id", "in": "path", "required": true,
+                            "schema": { "$ref": "#/components/schemas/Snowflake" }
+                        },
+                        {
+                            "name": "number", "in": "path", "required": true,
+                            "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,100}$" }
+                        }
+                    ],
+                    "responses": {
+                        "2XX": {
+                            "description": "The feature's answer",
+                            "content": { "application/json": { "schema": { "type": "object" } } }
+                        }
+                    },
+                    "security": [{ "session": [] }, { "api_key": [] }]
+                }
+            }
+        }
+    })
+}
+
+// -------------------------------------------------------------------- files
+
+pub fn file() -> Value {
+    json!({
+        "name": "transcripts/42.html",
+        "content_type": "text/html; charset=utf-8",
+        "size": 18734,
+        "created_at": "2026-11-23T19:42:55Z"
+    })
+}
+
+/// A ticket transcript, as `tickets` keeps it.
+pub fn transcript() -> Value {
+    json!(concat!(
+        "<!DOCTYPE html>\n",
+        "<html><head><meta charset=\"utf-8\"><title>Ticket #42</title></head>\n",
+        "<body><h1>Ticket #42</h1>\n",
+        "<p><b>Ben</b>: The welcome message did not show up for me.</p>\n",
+        "<p><b>Ada</b>: Fixed, thanks for telling us!</p>\n",
+        "</body></html>\n",
+    ))
+}
