@@ -10,8 +10,8 @@
 //! - `bench [args]`: `build-guests`, then `cargo run -p townes-bench --release
 //!   -- [args]` (the dispatch benchmark; `--help` for its options);
 //! - `ci`: `cargo fmt --check`, `cargo clippy -D warnings`, then `test`;
-//! - `openapi [--check]`: writes `docs/API/openapi.yaml` from `townes openapi`
-//!   and generates the TypeScript client `clients/typescript/src/index.ts` from
+//! - `openapi [--check]`: `build-guests`, then writes `docs/API/openapi.yaml`
+//!   from `townes openapi` with the built-in features' components, and generates the TypeScript client `clients/typescript/src/index.ts` from
 //!   it (see [`openapi`] and [`ts_client`]); `--check` only compares;
 //! - `fuzz-api [options]`: runs schemathesis against `townes serve` (the
 //!   offline playground) and fails on any 5xx or response the OpenAPI document
@@ -51,7 +51,7 @@ commands:
   run [args]       build-guests, then `cargo run -p townes --release -- [args]` (default: serve + features)
   bench [args]     build-guests, then the dispatch benchmark (`cargo xtask bench --help`)
   ci               cargo fmt --check, cargo clippy -D warnings, then test
-  openapi          write docs/API/openapi.yaml (from `townes openapi`) and generate
+  openapi          build-guests, write docs/API/openapi.yaml (`townes openapi` + built-in features) and generate
                    the TypeScript client clients/typescript/src/index.ts from it
   openapi --check  fail, naming the file, when either committed file is stale
   fuzz-api [opts]  fuzz the running API with schemathesis against docs/API/openapi.yaml
@@ -149,7 +149,10 @@ fn run(args: &[String]) -> Result {
             build_guests(&root)?;
             test(&root, &[])
         }
-        "openapi" => openapi::openapi(&root, rest),
+        "openapi" => {
+            build_guests(&root)?;
+            openapi::openapi(&root, rest, &shipped_features(&root)?)
+        }
         "fuzz-api" => fuzz_api::fuzz_api(&root, rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");

@@ -1,8 +1,9 @@
 //! `cargo xtask openapi [--check]`: the OpenAPI document and the TypeScript
 //! client generated from it.
 //!
-//! The document comes from `townes openapi` (utoipa, YAML on stdout) and is
-//! committed as `docs/API/openapi.yaml`; the client is
+//! The document comes from `townes openapi` with the built-in features'
+//! components (utoipa plus their routes, YAML on stdout) and is committed as
+//! `docs/API/openapi.yaml`; the client is
 //! `clients/typescript/src/index.ts`, made from that file by
 //! [`crate::ts_client::generate_ts`]. `--check` regenerates both in memory
 //! and fails, naming the stale file, when a committed one differs.
@@ -21,7 +22,8 @@ pub const CLIENT_TS: &str = "clients/typescript/src/index.ts";
 
 const TOWNES_OPENAPI: &[&str] = &["run", "-q", "-p", "townes", "--", "openapi"];
 
-pub fn openapi(root: &Path, args: &[String]) -> Result {
+/// `components`: the built-in features, whose routes the document lists.
+pub fn openapi(root: &Path, args: &[String], components: &[String]) -> Result {
     let check = match args {
         [] => false,
         [flag] if flag == "--check" => true,
@@ -31,7 +33,7 @@ pub fn openapi(root: &Path, args: &[String]) -> Result {
             )));
         }
     };
-    let yaml = townes_openapi(root)?;
+    let yaml = townes_openapi(root, components)?;
     let ts = generate_ts(&yaml)
         .map_err(|e| Failure::new(format!("cannot generate {CLIENT_TS}: {e}")))?;
     let files = [(OPENAPI_YAML, yaml.as_str()), (CLIENT_TS, ts.as_str())];
@@ -64,11 +66,12 @@ pub fn openapi(root: &Path, args: &[String]) -> Result {
     Ok(())
 }
 
-/// `cargo run -q -p townes -- openapi`'s standard output.
-fn townes_openapi(root: &Path) -> Result<String> {
-    eprintln!("$ cargo {}", TOWNES_OPENAPI.join(" "));
+/// `cargo run -q -p townes -- openapi {components}`'s standard output.
+fn townes_openapi(root: &Path, components: &[String]) -> Result<String> {
+    eprintln!("$ cargo {} …", TOWNES_OPENAPI.join(" "));
     let output = Command::new(cargo_bin())
         .args(TOWNES_OPENAPI)
+        .args(components)
         .current_dir(root)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())

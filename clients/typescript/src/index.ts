@@ -603,6 +603,167 @@ export const operations = {
       "503": ErrorBody,
     },
   },
+  moderationListCases: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/moderation/api/cases",
+    responses: {
+      "2XX": z.object({
+        cases: z.array(z.object({
+          action: z.string(),
+          at: z.number().int(),
+          duration: z.number().int().nullable().optional(),
+          external: z.boolean().optional(),
+          moderator: z.string().nullable().optional(),
+          notes: z.array(z.object({
+            at: z.number().int(),
+            by: z.string(),
+            text: z.string(),
+          })),
+          number: z.number().int(),
+          points: z.number().int().nullable().optional(),
+          reason: z.string().nullable().optional(),
+          target: z.string(),
+        })),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  moderationGetCase: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/moderation/api/cases/{number}",
+    responses: {
+      "2XX": z.object({
+        action: z.string(),
+        at: z.number().int(),
+        duration: z.number().int().nullable().optional(),
+        external: z.boolean().optional(),
+        moderator: z.string().nullable().optional(),
+        notes: z.array(z.object({
+          at: z.number().int(),
+          by: z.string(),
+          text: z.string(),
+        })),
+        number: z.number().int(),
+        points: z.number().int().nullable().optional(),
+        reason: z.string().nullable().optional(),
+        target: z.string(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  ticketsListPanels: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/tickets/api/panels",
+    responses: {
+      "2XX": z.object({
+        panels: z.array(z.object({
+          button_emoji: z.string().nullable(),
+          button_label: z.string(),
+          category_id: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+          channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          description: z.string().nullable(),
+          message_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          number: z.number().int().min(1),
+          support_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+          title: z.string(),
+        })),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  ticketsCreatePanel: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/features/tickets/api/panels",
+    requestBody: z.object({
+      button_emoji: z.string().max(100).nullable().optional(),
+      button_label: z.string().max(80).nullable().optional(),
+      category_id: z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)]).nullable().optional(),
+      channel_id: z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)]),
+      description: z.string().max(4000).nullable().optional(),
+      support_roles: z.array(z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)])).max(20).optional(),
+      title: z.string().min(1).max(256),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        button_emoji: z.string().nullable(),
+        button_label: z.string(),
+        category_id: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        description: z.string().nullable(),
+        message_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        number: z.number().int().min(1),
+        support_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        title: z.string(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  ticketsDeletePanel: {
+    method: "DELETE",
+    path: "/api/guild/{guild_id}/features/tickets/api/panels/{id}",
+    responses: {
+      "2XX": z.object({
+        message_deleted: z.boolean(),
+        panel: z.object({
+          button_emoji: z.string().nullable(),
+          button_label: z.string(),
+          category_id: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+          channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          description: z.string().nullable(),
+          message_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          number: z.number().int().min(1),
+          support_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+          title: z.string(),
+        }),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
   getFeatureConfig: {
     method: "GET",
     path: "/api/guild/{guild_id}/features/{feature_id}/config",
@@ -839,6 +1000,294 @@ export const operations = {
       "422": ErrorBody,
       "429": ErrorBody,
       "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  listTickets: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/tickets",
+    responses: {
+      "2XX": z.object({
+        tickets: z.array(z.object({
+          channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          claimed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+          close_reason: z.string().nullable(),
+          closed_at: z.number().int().nullable(),
+          closed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+          inactivity_job: z.string().nullable(),
+          /** Unix seconds */
+          last_activity: z.number().int(),
+          number: z.number().int().min(1),
+          /** Unix seconds */
+          opened_at: z.number().int(),
+          opener_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          opener_name: z.string(),
+          panel: z.number().int().min(1),
+          status: z.enum(["open", "closed", "deleted"]),
+          support_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+          /** The transcript's file name */
+          transcript: z.string().nullable(),
+          warned_at: z.number().int().nullable(),
+        })),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  getTicket: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/tickets/{id}",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        claimed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        close_reason: z.string().nullable(),
+        closed_at: z.number().int().nullable(),
+        closed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        inactivity_job: z.string().nullable(),
+        /** Unix seconds */
+        last_activity: z.number().int(),
+        number: z.number().int().min(1),
+        /** Unix seconds */
+        opened_at: z.number().int(),
+        opener_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        opener_name: z.string(),
+        panel: z.number().int().min(1),
+        status: z.enum(["open", "closed", "deleted"]),
+        support_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** The transcript's file name */
+        transcript: z.string().nullable(),
+        warned_at: z.number().int().nullable(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  claimTicket: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/tickets/{id}/claim",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        claimed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        close_reason: z.string().nullable(),
+        closed_at: z.number().int().nullable(),
+        closed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        inactivity_job: z.string().nullable(),
+        /** Unix seconds */
+        last_activity: z.number().int(),
+        number: z.number().int().min(1),
+        /** Unix seconds */
+        opened_at: z.number().int(),
+        opener_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        opener_name: z.string(),
+        panel: z.number().int().min(1),
+        status: z.enum(["open", "closed", "deleted"]),
+        support_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** The transcript's file name */
+        transcript: z.string().nullable(),
+        warned_at: z.number().int().nullable(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  closeTicket: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/tickets/{id}/close",
+    requestBody: z.object({
+      reason: z.string().max(1000).nullable().optional(),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        claimed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        close_reason: z.string().nullable(),
+        closed_at: z.number().int().nullable(),
+        closed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        inactivity_job: z.string().nullable(),
+        /** Unix seconds */
+        last_activity: z.number().int(),
+        number: z.number().int().min(1),
+        /** Unix seconds */
+        opened_at: z.number().int(),
+        opener_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        opener_name: z.string(),
+        panel: z.number().int().min(1),
+        status: z.enum(["open", "closed", "deleted"]),
+        support_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** The transcript's file name */
+        transcript: z.string().nullable(),
+        warned_at: z.number().int().nullable(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  deleteTicket: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/tickets/{id}/delete",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        claimed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        close_reason: z.string().nullable(),
+        closed_at: z.number().int().nullable(),
+        closed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        inactivity_job: z.string().nullable(),
+        /** Unix seconds */
+        last_activity: z.number().int(),
+        number: z.number().int().min(1),
+        /** Unix seconds */
+        opened_at: z.number().int(),
+        opener_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        opener_name: z.string(),
+        panel: z.number().int().min(1),
+        status: z.enum(["open", "closed", "deleted"]),
+        support_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** The transcript's file name */
+        transcript: z.string().nullable(),
+        warned_at: z.number().int().nullable(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  reopenTicket: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/tickets/{id}/reopen",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        claimed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        close_reason: z.string().nullable(),
+        closed_at: z.number().int().nullable(),
+        closed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        inactivity_job: z.string().nullable(),
+        /** Unix seconds */
+        last_activity: z.number().int(),
+        number: z.number().int().min(1),
+        /** Unix seconds */
+        opened_at: z.number().int(),
+        opener_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        opener_name: z.string(),
+        panel: z.number().int().min(1),
+        status: z.enum(["open", "closed", "deleted"]),
+        support_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** The transcript's file name */
+        transcript: z.string().nullable(),
+        warned_at: z.number().int().nullable(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  getTicketTranscript: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/tickets/{id}/transcript",
+    responses: {
+      "2XX": z.object({
+        /** RFC 3339, UTC */
+        created_at: z.string(),
+        name: z.string(),
+        size: z.number().int().min(0),
+        /** Works for `transcript_link_days` */
+        url: z.string(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  unclaimTicket: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/tickets/{id}/unclaim",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        claimed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        close_reason: z.string().nullable(),
+        closed_at: z.number().int().nullable(),
+        closed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        inactivity_job: z.string().nullable(),
+        /** Unix seconds */
+        last_activity: z.number().int(),
+        number: z.number().int().min(1),
+        /** Unix seconds */
+        opened_at: z.number().int(),
+        opener_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        opener_name: z.string(),
+        panel: z.number().int().min(1),
+        status: z.enum(["open", "closed", "deleted"]),
+        support_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** The transcript's file name */
+        transcript: z.string().nullable(),
+        warned_at: z.number().int().nullable(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
       "503": ErrorBody,
     },
   },
@@ -1270,6 +1719,189 @@ export class TownesClient {
   }
 
   /**
+   * The guild's cases, newest first (`?user=` for one member's)
+   *
+   * Served by feature `moderation` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/moderation/api/cases`
+   */
+  async moderationListCases(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<{
+    cases: Array<{
+      action: string;
+      at: number;
+      duration?: number | null | undefined;
+      external?: boolean | undefined;
+      moderator?: string | null | undefined;
+      notes: Array<{
+        at: number;
+        by: string;
+        text: string;
+      }>;
+      number: number;
+      points?: number | null | undefined;
+      reason?: string | null | undefined;
+      target: string;
+    }>;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/moderation/api/cases`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.moderationListCases.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * One case
+   *
+   * Served by feature `moderation` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/moderation/api/cases/{number}`
+   */
+  async moderationGetCase(
+    guildId: Snowflake,
+    number: string,
+    options?: RequestOptions,
+  ): Promise<{
+    action: string;
+    at: number;
+    duration?: number | null | undefined;
+    external?: boolean | undefined;
+    moderator?: string | null | undefined;
+    notes: Array<{
+      at: number;
+      by: string;
+      text: string;
+    }>;
+    number: number;
+    points?: number | null | undefined;
+    reason?: string | null | undefined;
+    target: string;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/moderation/api/cases/${encodeURIComponent(String(number))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.moderationGetCase.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * The guild's ticket panels
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/tickets/api/panels`
+   */
+  async ticketsListPanels(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<{
+    panels: Array<{
+      button_emoji: string | null;
+      button_label: string;
+      category_id: string | null;
+      channel_id: string;
+      description: string | null;
+      message_id: string;
+      number: number;
+      support_roles: Array<string>;
+      title: string;
+    }>;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/tickets/api/panels`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.ticketsListPanels.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Posts a ticket panel in a channel
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/features/tickets/api/panels`
+   */
+  async ticketsCreatePanel(
+    guildId: Snowflake,
+    body: {
+      button_emoji?: string | null | undefined;
+      button_label?: string | null | undefined;
+      category_id?: number | string | null | undefined;
+      channel_id: number | string;
+      description?: string | null | undefined;
+      support_roles?: Array<number | string> | undefined;
+      title: string;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    button_emoji: string | null;
+    button_label: string;
+    category_id: string | null;
+    channel_id: string;
+    description: string | null;
+    message_id: string;
+    number: number;
+    support_roles: Array<string>;
+    title: string;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/tickets/api/panels`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.ticketsCreatePanel.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Deletes a panel and its message (its tickets stay)
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `DELETE /api/guild/{guild_id}/features/tickets/api/panels/{id}`
+   */
+  async ticketsDeletePanel(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    message_deleted: boolean;
+    panel: {
+      button_emoji: string | null;
+      button_label: string;
+      category_id: string | null;
+      channel_id: string;
+      description: string | null;
+      message_id: string;
+      number: number;
+      support_roles: Array<string>;
+      title: string;
+    };
+  }> {
+    const response = await this.#request(
+      "DELETE",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/tickets/api/panels/${encodeURIComponent(String(id))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.ticketsDeletePanel.responses["2XX"].parse(await response.json());
+  }
+
+  /**
    * The feature's configuration in this guild (its default until one is saved).
    *
    * `GET /api/guild/{guild_id}/features/{feature_id}/config`
@@ -1573,6 +2205,333 @@ export class TownesClient {
       options,
     );
     return operations.updateGuildSettings.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The guild's tickets, newest first, at most 100 (`?status=open|closed|deleted|all`, `?user=` for one opener's)
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/tickets`
+   */
+  async listTickets(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<{
+    tickets: Array<{
+      channel_id: string;
+      claimed_by: string | null;
+      close_reason: string | null;
+      closed_at: number | null;
+      closed_by: string | null;
+      inactivity_job: string | null;
+      /** Unix seconds */
+      last_activity: number;
+      number: number;
+      /** Unix seconds */
+      opened_at: number;
+      opener_id: string;
+      opener_name: string;
+      panel: number;
+      status: "open" | "closed" | "deleted";
+      support_roles: Array<string>;
+      /** The transcript's file name */
+      transcript: string | null;
+      warned_at: number | null;
+    }>;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/tickets`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.listTickets.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * One ticket
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/tickets/{id}`
+   */
+  async getTicket(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    claimed_by: string | null;
+    close_reason: string | null;
+    closed_at: number | null;
+    closed_by: string | null;
+    inactivity_job: string | null;
+    /** Unix seconds */
+    last_activity: number;
+    number: number;
+    /** Unix seconds */
+    opened_at: number;
+    opener_id: string;
+    opener_name: string;
+    panel: number;
+    status: "open" | "closed" | "deleted";
+    support_roles: Array<string>;
+    /** The transcript's file name */
+    transcript: string | null;
+    warned_at: number | null;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/tickets/${encodeURIComponent(String(id))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.getTicket.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Claims the ticket for the caller
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/tickets/{id}/claim`
+   */
+  async claimTicket(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    claimed_by: string | null;
+    close_reason: string | null;
+    closed_at: number | null;
+    closed_by: string | null;
+    inactivity_job: string | null;
+    /** Unix seconds */
+    last_activity: number;
+    number: number;
+    /** Unix seconds */
+    opened_at: number;
+    opener_id: string;
+    opener_name: string;
+    panel: number;
+    status: "open" | "closed" | "deleted";
+    support_roles: Array<string>;
+    /** The transcript's file name */
+    transcript: string | null;
+    warned_at: number | null;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/tickets/${encodeURIComponent(String(id))}/claim`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.claimTicket.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Closes the ticket with an optional reason (body `{}` for none) and makes its transcript
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/tickets/{id}/close`
+   */
+  async closeTicket(
+    guildId: Snowflake,
+    id: string,
+    body: {
+      reason?: string | null | undefined;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    claimed_by: string | null;
+    close_reason: string | null;
+    closed_at: number | null;
+    closed_by: string | null;
+    inactivity_job: string | null;
+    /** Unix seconds */
+    last_activity: number;
+    number: number;
+    /** Unix seconds */
+    opened_at: number;
+    opener_id: string;
+    opener_name: string;
+    panel: number;
+    status: "open" | "closed" | "deleted";
+    support_roles: Array<string>;
+    /** The transcript's file name */
+    transcript: string | null;
+    warned_at: number | null;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/tickets/${encodeURIComponent(String(id))}/close`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.closeTicket.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Deletes the ticket's channel, after making its transcript if it has none
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/tickets/{id}/delete`
+   */
+  async deleteTicket(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    claimed_by: string | null;
+    close_reason: string | null;
+    closed_at: number | null;
+    closed_by: string | null;
+    inactivity_job: string | null;
+    /** Unix seconds */
+    last_activity: number;
+    number: number;
+    /** Unix seconds */
+    opened_at: number;
+    opener_id: string;
+    opener_name: string;
+    panel: number;
+    status: "open" | "closed" | "deleted";
+    support_roles: Array<string>;
+    /** The transcript's file name */
+    transcript: string | null;
+    warned_at: number | null;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/tickets/${encodeURIComponent(String(id))}/delete`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.deleteTicket.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Reopens a closed ticket
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/tickets/{id}/reopen`
+   */
+  async reopenTicket(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    claimed_by: string | null;
+    close_reason: string | null;
+    closed_at: number | null;
+    closed_by: string | null;
+    inactivity_job: string | null;
+    /** Unix seconds */
+    last_activity: number;
+    number: number;
+    /** Unix seconds */
+    opened_at: number;
+    opener_id: string;
+    opener_name: string;
+    panel: number;
+    status: "open" | "closed" | "deleted";
+    support_roles: Array<string>;
+    /** The transcript's file name */
+    transcript: string | null;
+    warned_at: number | null;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/tickets/${encodeURIComponent(String(id))}/reopen`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.reopenTicket.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * A fresh link to the ticket's transcript
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/tickets/{id}/transcript`
+   */
+  async getTicketTranscript(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    /** RFC 3339, UTC */
+    created_at: string;
+    name: string;
+    size: number;
+    /** Works for `transcript_link_days` */
+    url: string;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/tickets/${encodeURIComponent(String(id))}/transcript`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.getTicketTranscript.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Frees a claimed ticket
+   *
+   * Served by feature `tickets` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/tickets/{id}/unclaim`
+   */
+  async unclaimTicket(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    claimed_by: string | null;
+    close_reason: string | null;
+    closed_at: number | null;
+    closed_by: string | null;
+    inactivity_job: string | null;
+    /** Unix seconds */
+    last_activity: number;
+    number: number;
+    /** Unix seconds */
+    opened_at: number;
+    opener_id: string;
+    opener_name: string;
+    panel: number;
+    status: "open" | "closed" | "deleted";
+    support_roles: Array<string>;
+    /** The transcript's file name */
+    transcript: string | null;
+    warned_at: number | null;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/tickets/${encodeURIComponent(String(id))}/unclaim`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.unclaimTicket.responses["2XX"].parse(await response.json());
   }
 
   /**

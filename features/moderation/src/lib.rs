@@ -704,14 +704,49 @@ impl Feature for Moderation {
                 "at": { "type": "integer" },
                 "duration": { "type": ["integer", "null"] },
                 "points": { "type": ["integer", "null"] },
-                "notes": { "type": "array" },
+                "notes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["by", "at", "text"],
+                        "properties": {
+                            "by": { "type": "string" },
+                            "at": { "type": "integer" },
+                            "text": { "type": "string" }
+                        }
+                    }
+                },
                 "external": { "type": "boolean" }
             }
         });
+        // A made-up case, shown as the routes' example in the API document.
+        let example = json!({
+            "number": 7,
+            "action": "timeout",
+            "target": "1150011223344556677",
+            "moderator": "1098765432109876543",
+            "reason": "spamming invites",
+            "at": 1796600000,
+            "duration": 3600,
+            "points": null,
+            "notes": [{ "by": "1098765432109876543", "at": 1796600300, "text": "apologised in DMs" }],
+            "external": false
+        });
+        let mut one = case.clone();
+        one["examples"] = json!([example.clone()]);
         vec![
-            Route::get("/cases", "listCases", "The guild's cases, newest first (`?user=` for one member's)")
-                .response(json!({ "type": "object", "required": ["cases"], "properties": { "cases": { "type": "array", "items": case } } })),
-            Route::get("/cases/{number}", "getCase", "One case").response(case),
+            Route::get(
+                "/cases",
+                "listCases",
+                "The guild's cases, newest first (`?user=` for one member's)",
+            )
+            .response(json!({
+                "type": "object",
+                "required": ["cases"],
+                "properties": { "cases": { "type": "array", "items": case } },
+                "examples": [{ "cases": [example] }]
+            })),
+            Route::get("/cases/{number}", "getCase", "One case").response(one),
         ]
     }
 

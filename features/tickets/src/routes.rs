@@ -117,19 +117,67 @@ pub fn transcript_schema() -> Value {
     })
 }
 
+/// `schema` with `example` as its JSON Schema `examples`: the host shows the
+/// first in the API document.
+fn with_example(mut schema: Value, example: Value) -> Value {
+    schema["examples"] = json!([example]);
+    schema
+}
+
+/// A made-up closed ticket, for the API document.
+fn ticket_example() -> Value {
+    json!({
+        "number": 42,
+        "panel": 1,
+        "channel_id": "1141234567890123460",
+        "opener_id": "1150011223344556677",
+        "opener_name": "ben",
+        "support_roles": ["1141240001234567890"],
+        "status": "closed",
+        "claimed_by": "1098765432109876543",
+        "opened_at": 1796600000,
+        "last_activity": 1796603600,
+        "closed_at": 1796607200,
+        "closed_by": "1098765432109876543",
+        "close_reason": "Solved: the order shipped",
+        "transcript": "tickets/42/transcript.html",
+        "warned_at": null,
+        "inactivity_job": null
+    })
+}
+
+/// A made-up panel, for the API document.
+fn panel_example() -> Value {
+    json!({
+        "number": 1,
+        "channel_id": "1141234567890123458",
+        "message_id": "1141299990000000001",
+        "title": "Need help?",
+        "description": "Open a ticket and the team will answer here.",
+        "button_label": "Open a ticket",
+        "button_emoji": "🎫",
+        "category_id": "1141234567890123457",
+        "support_roles": ["1141240001234567890"]
+    })
+}
+
 pub fn routes() -> Vec<Route> {
-    let ticket = ticket_schema;
+    let ticket = || with_example(ticket_schema(), ticket_example());
+    let panel = || with_example(panel_schema(), panel_example());
     vec![
         Route::get(
             "/tickets",
             "listTickets",
             "The guild's tickets, newest first, at most 100 (`?status=open|closed|deleted|all`, `?user=` for one opener's)",
         )
-        .response(json!({
-            "type": "object",
-            "required": ["tickets"],
-            "properties": { "tickets": { "type": "array", "items": ticket() } }
-        })),
+        .response(with_example(
+            json!({
+                "type": "object",
+                "required": ["tickets"],
+                "properties": { "tickets": { "type": "array", "items": ticket_schema() } }
+            }),
+            json!({ "tickets": [ticket_example()] }),
+        )),
         Route::get("/tickets/{id}", "getTicket", "One ticket").response(ticket()),
         Route::post("/tickets/{id}/claim", "claimTicket", "Claims the ticket for the caller")
             .response(ticket()),
@@ -140,7 +188,7 @@ pub fn routes() -> Vec<Route> {
             "closeTicket",
             "Closes the ticket with an optional reason (body `{}` for none) and makes its transcript",
         )
-        .request(close_schema())
+        .request(with_example(close_schema(), json!({ "reason": "Solved: the order shipped" })))
         .response(ticket()),
         Route::post("/tickets/{id}/reopen", "reopenTicket", "Reopens a closed ticket")
             .response(ticket()),
@@ -155,28 +203,50 @@ pub fn routes() -> Vec<Route> {
             "getTicketTranscript",
             "A fresh link to the ticket's transcript",
         )
-        .response(transcript_schema()),
-        Route::get("/panels", "listPanels", "The guild's ticket panels").response(json!({
-            "type": "object",
-            "required": ["panels"],
-            "properties": { "panels": { "type": "array", "items": panel_schema() } }
-        })),
+        .response(with_example(
+            transcript_schema(),
+            json!({
+                "name": "tickets/42/transcript.html",
+                "url": "https://api.townes.example/files/MTE0MTIzNDU2Nzg5MDEyMzQ1Ngp0aWNrZXRz.c2lnbmF0dXJl",
+                "size": 18342,
+                "created_at": "2026-12-01T14:00:00+00:00"
+            }),
+        )),
+        Route::get("/panels", "listPanels", "The guild's ticket panels").response(with_example(
+            json!({
+                "type": "object",
+                "required": ["panels"],
+                "properties": { "panels": { "type": "array", "items": panel_schema() } }
+            }),
+            json!({ "panels": [panel_example()] }),
+        )),
         Route::post("/panels", "createPanel", "Posts a ticket panel in a channel")
-            .request(new_panel_schema())
-            .response(panel_schema()),
+            .request(with_example(
+                new_panel_schema(),
+                json!({
+                    "channel_id": "1141234567890123458",
+                    "title": "Need help?",
+                    "description": "Open a ticket and the team will answer here.",
+                    "support_roles": ["1141240001234567890"]
+                }),
+            ))
+            .response(panel()),
         Route::delete(
             "/panels/{id}",
             "deletePanel",
             "Deletes a panel and its message (its tickets stay)",
         )
-        .response(json!({
-            "type": "object",
-            "required": ["panel", "message_deleted"],
-            "properties": {
-                "panel": panel_schema(),
-                "message_deleted": { "type": "boolean" }
-            }
-        })),
+        .response(with_example(
+            json!({
+                "type": "object",
+                "required": ["panel", "message_deleted"],
+                "properties": {
+                    "panel": panel_schema(),
+                    "message_deleted": { "type": "boolean" }
+                }
+            }),
+            json!({ "panel": panel_example(), "message_deleted": true }),
+        )),
     ]
 }
 

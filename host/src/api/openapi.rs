@@ -123,11 +123,35 @@ impl Modify for Conventions {
     }
 }
 
-/// The document as YAML, as committed in `docs/API/openapi.yaml`.
-pub fn yaml() -> String {
-    ApiDoc::openapi()
-        .to_yaml()
-        .expect("the OpenAPI document serializes")
+/// The document with the routes the given components serve: the committed
+/// one (`townes openapi …`, `docs/API/openapi.yaml`) lists the built-in
+/// features'. Each component is validated as an install would validate it,
+/// and nothing is recorded.
+pub async fn yaml_with(components: &[Vec<u8>]) -> anyhow::Result<String> {
+    use crate::discord::LocalDiscord;
+    use crate::runtime::{Runtime, RuntimeConfig};
+    let store = crate::store::Store::connect("sqlite::memory:").await?;
+    let scratch = std::env::temp_dir().join(format!("townes-openapi-{}", std::process::id()));
+    let runtime = Runtime::new(
+        RuntimeConfig::new(&scratch),
+        store.clone(),
+        std::sync::Arc::new(LocalDiscord::new()),
+    )?;
+    let mut features = Vec::new();
+    for wasm in components {
+        let validated = runtime.validate(wasm).await?;
+        if !validated.routes().is_empty() {
+            features.push(FeatureRoutes {
+                feature_id: validated.manifest().id.clone(),
+                version: validated.manifest().version.clone(),
+                routes: validated.routes().to_vec(),
+            });
+        }
+    }
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    features.sort_by(|a, b| a.feature_id.cmp(&b.feature_id));
+    Ok(serde_norway::to_string(&with_features(&features))?)
 }
 
 /// One feature version's routes, as the document lists them.
@@ -211,6 +235,16 @@ pub fn with_features(features: &[FeatureRoutes]) -> serde_json::Value {
                 }))
             }));
             let schema = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(json!({}));
+            // A feature gives examples in its schemas (JSON Schema's
+            // `examples`); the first one is the operation's.
+            let body = |text: &str| {
+                let schema = schema(text);
+                let mut media = json!({ "schema": schema });
+                if let Some(first) = schema["examples"].get(0) {
+                    media["example"] = first.clone();
+                }
+                json!({ "application/json": media })
+            };
             let headers = json!({ "X-Request-ID": {
                 "description": REQUEST_ID_DESCRIPTION,
                 "schema": { "type": "string" }
@@ -221,7 +255,7 @@ pub fn with_features(features: &[FeatureRoutes]) -> serde_json::Value {
                 json!({
                     "description": "The feature's answer",
                     "headers": headers,
-                    "content": { "application/json": { "schema": schema(&route.response_schema) } }
+                    "content": body(&route.response_schema)
                 }),
             );
             for (status, description) in FEATURE_ROUTE_ERRORS {
@@ -246,7 +280,7 @@ pub fn with_features(features: &[FeatureRoutes]) -> serde_json::Value {
             if let Some(request) = &route.request_schema {
                 operation["requestBody"] = json!({
                     "required": true,
-                    "content": { "application/json": { "schema": schema(request) } }
+                    "content": body(request)
                 });
             }
             let method = crate::runtime::extensions::method_name(route.method).to_lowercase();
@@ -277,19 +311,15 @@ fn upper_first(s: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::ApiDoc;
+/// Checks of a document's examples, shared by the unit tests (the API's own
+/// document) and the integration test of the committed document (with the
+/// built-in features' routes).
+pub mod lint {
     use serde_json::{Value, json};
-    use utoipa::OpenApi;
 
     const METHODS: [&str; 8] = [
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
     ];
-
-    fn document() -> Value {
-        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes")
-    }
 
     /// Every operation: `GET /path (operationId)` and the operation object.
     fn operations(doc: &Value) -> Vec<(String, &Value)> {
@@ -364,14 +394,12 @@ mod tests {
         essence == "application/json" || essence.ends_with("+json") || essence.starts_with("text/")
     }
 
-    /// The rule: every 2xx answer but 204 declares its body, and every JSON
-    /// or text body of a 2xx answer or of a request has an example, on the
-    /// media type or on its schema (following `$ref`s into the components; an
-    /// array's items' example counts for the array). Binary media types, and
-    /// answers that are not 2xx (101, 303, errors), need none.
-    #[test]
-    fn every_success_answer_and_request_body_has_an_example() {
-        let doc = document();
+    /// Where the rule is broken: every 2xx answer but 204 declares its body,
+    /// and every JSON or text body of a 2xx answer or of a request has an
+    /// example, on the media type or on its schema (following `$ref`s into the
+    /// components; an array's items' example counts for the array). Binary
+    /// media types, and answers that are not 2xx (101, 303, errors), need none.
+    pub fn example_gaps(doc: &Value) -> Vec<String> {
         let mut missing = Vec::new();
         // The JSON and text bodies of an answer or request without an example.
         let gaps = |operation: &str, part: &str, body: &Value| -> Vec<String> {
@@ -384,18 +412,18 @@ mod tests {
                         && !has_own_example(media)
                         && !media
                             .get("schema")
-                            .is_some_and(|schema| schema_has_example(&doc, schema))
+                            .is_some_and(|schema| schema_has_example(doc, schema))
                 })
                 .map(|(media_type, _)| format!("{operation}: {part} ({media_type}) has no example"))
                 .collect()
         };
-        for (operation, object) in operations(&doc) {
+        for (operation, object) in operations(doc) {
             let responses = object["responses"].as_object().expect("responses");
             for (status, response) in responses {
                 if !status.starts_with('2') {
                     continue;
                 }
-                let response = resolve(&doc, response);
+                let response = resolve(doc, response);
                 let declared = response
                     .get("content")
                     .and_then(Value::as_object)
@@ -408,16 +436,10 @@ mod tests {
                 missing.extend(gaps(&operation, &format!("the {status} answer"), response));
             }
             if let Some(body) = object.get("requestBody") {
-                missing.extend(gaps(&operation, "the request body", resolve(&doc, body)));
+                missing.extend(gaps(&operation, "the request body", resolve(doc, body)));
             }
         }
-        assert!(
-            missing.is_empty(),
-            "{} bodies lack an example (add `#[schema(example = …)]` to the type, or \
-             `example = …` to the operation's response or request_body):\n{}",
-            missing.len(),
-            missing.join("\n")
-        );
+        missing
     }
 
     /// The schemas inside `schema` (itself included), with their JSON
@@ -462,13 +484,11 @@ mod tests {
         }
     }
 
-    /// Every example in the document must be valid against its schema: a
-    /// schema's `example`/`examples` against that schema, a media type's or a
+    /// The examples that are not valid against their schema: a schema's
+    /// `example`/`examples` against that schema, a media type's or a
     /// parameter's against theirs. `$ref`s resolve into the document's
     /// components, and formats (`date-time`, `date`) are checked.
-    #[test]
-    fn every_example_matches_its_schema() {
-        let doc = document();
+    pub fn example_mismatches(doc: &Value) -> Vec<String> {
         let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
         // (where, schema, example)
         let mut cases: Vec<(String, &Value, &Value)> = Vec::new();
@@ -550,10 +570,9 @@ mod tests {
                 cases.push((format!("{at}/examples/{i}"), schema, example));
             }
         }
-        assert!(
-            !cases.is_empty(),
-            "no examples found: has the walk lost its way?"
-        );
+        if cases.is_empty() {
+            return vec!["no examples found: has the walk lost its way?".into()];
+        }
         let mut wrong = Vec::new();
         for (at, schema, example) in cases {
             // The schema, with the components its `$ref`s point into.
@@ -561,12 +580,54 @@ mod tests {
             let validator = jsonschema::options()
                 .with_draft(jsonschema::Draft::Draft202012)
                 .should_validate_formats(true)
-                .build(&root)
-                .unwrap_or_else(|e| panic!("{at}: the schema does not compile: {e}"));
-            for error in validator.iter_errors(example) {
-                wrong.push(format!("{at}{}: {error}", error.instance_path()));
+                .build(&root);
+            match validator {
+                Err(e) => wrong.push(format!("{at}: the schema does not compile: {e}")),
+                Ok(validator) => wrong.extend(
+                    validator
+                        .iter_errors(example)
+                        .map(|error| format!("{at}{}: {error}", error.instance_path())),
+                ),
             }
         }
+        wrong
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ApiDoc, lint};
+    use serde_json::Value;
+    use utoipa::OpenApi;
+
+    fn document() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes")
+    }
+
+    /// The rule: every 2xx answer but 204 declares its body, and every JSON
+    /// or text body of a 2xx answer or of a request has an example, on the
+    /// media type or on its schema (following `$ref`s into the components; an
+    /// array's items' example counts for the array). Binary media types, and
+    /// answers that are not 2xx (101, 303, errors), need none.
+    #[test]
+    fn every_success_answer_and_request_body_has_an_example() {
+        let missing = lint::example_gaps(&document());
+        assert!(
+            missing.is_empty(),
+            "{} bodies lack an example (add `#[schema(example = …)]` to the type, or \
+             `example = …` to the operation's response or request_body):\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
+    }
+
+    /// Every example in the document must be valid against its schema: a
+    /// schema's `example`/`examples` against that schema, a media type's or a
+    /// parameter's against theirs. `$ref`s resolve into the document's
+    /// components, and formats (`date-time`, `date`) are checked.
+    #[test]
+    fn every_example_matches_its_schema() {
+        let wrong = lint::example_mismatches(&document());
         assert!(
             wrong.is_empty(),
             "{} examples do not match their schemas:\n{}",

@@ -98,8 +98,13 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Run the dashboard API alone (`serve` also starts it).
     Api(api::ApiArgs),
-    /// Print the API's OpenAPI document (YAML), as committed in docs/API/openapi.yaml.
-    Openapi,
+    /// Print the API's OpenAPI document (YAML) with the routes the given
+    /// components serve, as committed in docs/API/openapi.yaml (with the
+    /// built-in features: `cargo xtask openapi`).
+    Openapi {
+        /// Feature components (`.wasm`) whose routes to list.
+        components: Vec<std::path::PathBuf>,
+    },
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -133,8 +138,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&cli.settings, args).await,
         Command::Dev(args) => dev::run(&cli.settings, args).await,
         Command::Api(args) => api::run(&cli.settings, args).await,
-        Command::Openapi => {
-            print!("{}", townes::api::openapi::yaml());
+        Command::Openapi { components } => {
+            let mut wasms = Vec::new();
+            for path in &components {
+                let wasm = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                wasms.push(wasm);
+            }
+            print!("{}", townes::api::openapi::yaml_with(&wasms).await?);
             Ok(())
         }
     }

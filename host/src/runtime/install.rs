@@ -90,6 +90,11 @@ impl Validated {
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
+
+    /// The dashboard routes it serves (none without `api`).
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
 }
 
 /// `townes:feature/messages@0.1.0` → (`townes:feature`, `messages`, `0.1.0`).

@@ -297,7 +297,7 @@ fn check(schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
     let schema = schema.as_object().expect("a schema is an object");
     for (keyword, rule) in schema {
         match keyword.as_str() {
-            "$schema" | "description" | "title" | "default" => {}
+            "$schema" | "description" | "title" | "default" | "examples" => {}
             "anyOf" => {
                 let fits = rule
                     .as_array()
