@@ -2511,3 +2511,99 @@ async fn a_ticket_goes_from_panel_to_transcript_and_the_dashboard_follows() {
         world.stop().await;
     }
 }
+
+/// Seed 002's module switches in the guild settings are the features'
+/// enabled states, read and written both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_module_switches_are_the_features_enabled_states() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let g = world.gid();
+        let owner = world.login(world.owner).await;
+        let settings = format!("/api/guild/{g}/settings");
+        let read = world.get(&settings, &owner).await;
+        assert_eq!(read.status, 200, "{label}: {:?}", read.body);
+        assert_eq!(read.body["tickets_enabled"], false, "{label}");
+
+        let on = world
+            .call(
+                Method::PUT,
+                &settings,
+                &owner,
+                Some(json!({ "tickets_enabled": true, "prefix": "?" })),
+            )
+            .await;
+        assert_eq!(on.status, 200, "{label}: {:?}", on.body);
+        assert_eq!(
+            (
+                on.body["tickets_enabled"].clone(),
+                on.body["prefix"].clone()
+            ),
+            (json!(true), json!("?")),
+            "{label}"
+        );
+        let row = world
+            .store
+            .guild_feature(g, "tickets")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(row.enabled, "{label}: the switch enabled the feature");
+        assert!(
+            row.grants
+                .capabilities
+                .contains(townes::wit::Capability::Channels),
+            "{label}: a first enable approves what the feature requires"
+        );
+
+        // The marketplace's own switch shows in the settings.
+        let off = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/features/tickets/disable"),
+                &owner,
+                None,
+            )
+            .await;
+        assert_eq!(off.status, 200, "{label}: {:?}", off.body);
+        assert_eq!(
+            world.get(&settings, &owner).await.body["tickets_enabled"],
+            false,
+            "{label}"
+        );
+
+        // A switch whose feature this platform lacks says so.
+        let missing = world
+            .call(
+                Method::PUT,
+                &settings,
+                &owner,
+                Some(json!({ "fun_enabled": true })),
+            )
+            .await;
+        assert_error(&missing, 409, "conflict");
+        let message = missing.body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("fun_enabled:"), "{label}: {message}");
+        let member = world.login(world.member).await;
+        let refused = world
+            .call(
+                Method::PUT,
+                &settings,
+                &member,
+                Some(json!({ "tickets_enabled": true })),
+            )
+            .await;
+        assert_error(&refused, 403, "forbidden");
+        assert!(
+            !world
+                .store
+                .guild_feature(g, "tickets")
+                .await
+                .unwrap()
+                .unwrap()
+                .enabled,
+            "{label}"
+        );
+        world.stop().await;
+    }
+}

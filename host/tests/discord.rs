@@ -424,6 +424,8 @@ async fn chatting_levels_up_grants_the_reward_and_rank_shows_it() {
 
     let (_, answer) = world.slash(bob, "rank", json!([])).await;
     assert!(answer.contains("XP"), "{answer}");
+    let (_, level) = world.slash(bob, "level", json!([])).await;
+    assert!(level.contains("level 1"), "seed 002's `/level`: {level}");
     world.stop().await;
 }
 
@@ -1246,6 +1248,143 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
             1,
             "{label}"
         );
+        world.stop().await;
+    }
+}
+
+/// The custom id of the first component on a message whose id contains
+/// `part` (the host namespaces them; clicks send them back whole).
+fn custom_id(message: &SimMessage, part: &str) -> String {
+    message
+        .components
+        .iter()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
+        .find(|id| id.contains(part))
+        .unwrap_or_else(|| panic!("no component `{part}` on {:?}", message.components))
+}
+
+/// A poll end to end: members vote with its buttons, one changes their mind,
+/// the message shows the counts, and its scheduled job ends it and posts the
+/// results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_is_voted_on_and_ended_by_its_job() {
+    for (label, store, _guard) in common::each_backend().await {
+        let mut world = World::prepared(store).await;
+        let (g, general, bob, dan) = (world.alpha.guild_id, world.general(), world.bob, world.dan);
+        world.install("fun").await;
+        world.enable(g, "fun").await;
+        world.connect(|c| c).await;
+        let jobs = world.run_jobs();
+        let text = |name: &str, value: &str| json!({"name": name, "type": 3, "value": value});
+        let (_, answer) = world
+            .slash(
+                bob,
+                "poll",
+                json!([
+                    text("question", "Pizza or pasta?"),
+                    text("options", "Pizza | Pasta"),
+                    text("duration", "10s")
+                ]),
+            )
+            .await;
+        assert!(answer.contains("oll"), "{label}: {answer}");
+        let poll = world
+            .bot_message(general, |m| !m.components.is_empty())
+            .await;
+        let vote = |option: usize| custom_id(&poll, &format!("vote:1:{option}"));
+        for (who, option) in [(bob, 0), (dan, 1), (dan, 0)] {
+            let clicked = world
+                .sim
+                .click(g, general, who, poll.id, &vote(option))
+                .await;
+            let said = world.answer(clicked).await;
+            assert!(said.contains("You voted for"), "{label}: {said}");
+        }
+        // The message shows both votes for pizza once the edits land.
+        wait_until(|| async {
+            world
+                .sim
+                .messages(general)
+                .iter()
+                .find(|m| m.id == poll.id)
+                .is_some_and(|m| text_of(m).contains("2 votes"))
+        })
+        .await;
+        let results = world
+            .sim
+            .wait_for_message(general, WAIT * 3, |m| text_of(m).contains("has ended"))
+            .await
+            .unwrap_or_else(|| panic!("{label}: the job never ended the poll"));
+        let results = text_of(&results);
+        assert!(
+            results.contains("Pizza") && results.contains("2 votes"),
+            "{label}: {results}"
+        );
+        let ended = world
+            .sim
+            .messages(general)
+            .into_iter()
+            .find(|m| m.id == poll.id)
+            .unwrap();
+        assert!(
+            ended.components.is_empty(),
+            "{label}: an ended poll takes no votes"
+        );
+        jobs.abort();
+        world.stop().await;
+    }
+}
+
+/// A message's content and embed text.
+fn text_of(message: &SimMessage) -> String {
+    text(&json!({ "content": message.content, "embeds": message.embeds }))
+}
+
+/// An announcement that comes due while the platform is down is posted once,
+/// late, when it is back: not lost, not repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_due_during_downtime_is_posted_once_after_the_restart() {
+    for (label, store, _guard) in common::each_backend().await {
+        let mut world = World::prepared(store).await;
+        let (g, general, ada) = (world.alpha.guild_id, world.general(), world.ada);
+        world.install("announcements").await;
+        world.enable(g, "announcements").await;
+        world.connect(|c| c).await;
+        let create = json!([{
+            "name": "create",
+            "type": 1,
+            "options": [
+                {"name": "channel", "type": 7, "value": general.to_string()},
+                {"name": "message", "type": 3, "value": "Standup time at {server.name}!"},
+                {"name": "at", "type": 3, "value": "in 3s"},
+            ],
+        }]);
+        let (_, created) = world.slash(ada, "announce", create).await;
+        assert!(created.contains('1'), "{label}: {created}");
+        world
+            .running
+            .take()
+            .unwrap()
+            .shutdown(Duration::from_secs(5))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let sim = world.sim.clone();
+        let posted = move || {
+            sim.messages(general)
+                .into_iter()
+                .filter(|m| m.content.contains("Standup time at Alpha!"))
+                .count()
+        };
+        assert_eq!(posted(), 0, "{label}: nobody was running");
+        world.connect(|c| c).await;
+        let jobs = world.run_jobs();
+        wait_until(|| async { posted() == 1 }).await;
+        // Several more job polls: still once.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(posted(), 1, "{label}: posted once, late, not repeated");
+        jobs.abort();
         world.stop().await;
     }
 }

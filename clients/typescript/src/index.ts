@@ -183,19 +183,31 @@ export const GuildFeatureView = z.object({
 /** A feature as set up in one guild. */
 export type GuildFeatureView = z.infer<typeof GuildFeatureView>;
 
-/** A guild's command settings. */
+/** A guild's command settings, and its modules' switches. */
 export const SettingsView = z.object({
   /** Whether prefix commands still work while slash commands are on. */
   allow_prefix_fallback: z.boolean(),
+  /** Whether `auto-responders` is enabled here. */
+  auto_responders_enabled: z.boolean(),
+  /** Whether `custom-commands` is enabled here. */
+  custom_commands_enabled: z.boolean(),
+  /** Whether `fun` is enabled here. */
+  fun_enabled: z.boolean(),
   /** 0 (none) to 86,400. */
   global_cooldown_seconds: z.number().int().min(0),
+  /** Whether `xp` (levels) is enabled here. */
+  levelling_enabled: z.boolean(),
+  /** Whether the `moderation` feature is enabled here. */
+  moderation_enabled: z.boolean(),
   /** 1 to 5 characters without whitespace. */
   prefix: z.string().regex(/^\S{1,5}$/),
+  /** Whether `tickets` is enabled here. */
+  tickets_enabled: z.boolean(),
   /** `null` until saved once (defaults apply). */
   updated_at: z.string().nullable().optional(),
   use_slash_commands: z.boolean(),
 });
-/** A guild's command settings. */
+/** A guild's command settings, and its modules' switches. */
 export type SettingsView = z.infer<typeof SettingsView>;
 
 export const UsageDay = z.object({
@@ -510,9 +522,24 @@ export type RoleView = z.infer<typeof RoleView>;
 /** Fields to change; the others keep their values. */
 export const SettingsUpdate = z.object({
   allow_prefix_fallback: z.boolean().nullable().optional(),
+  /** Enables or disables `auto-responders`. */
+  auto_responders_enabled: z.boolean().nullable().optional(),
+  /** Enables or disables `custom-commands`. */
+  custom_commands_enabled: z.boolean().nullable().optional(),
+  /** Enables or disables `fun`. */
+  fun_enabled: z.boolean().nullable().optional(),
   global_cooldown_seconds: z.number().int().min(0).max(86400).nullable().optional(),
+  /** Enables or disables `xp`. */
+  levelling_enabled: z.boolean().nullable().optional(),
+  /**
+   * Enables or disables `moderation` (a first enable approves what it
+   * requires, as the marketplace's enable does).
+   */
+  moderation_enabled: z.boolean().nullable().optional(),
   /** 1 to 5 characters without whitespace. */
   prefix: z.string().min(1).max(5).regex(/^\S{1,5}$/).nullable().optional(),
+  /** Enables or disables `tickets`. */
+  tickets_enabled: z.boolean().nullable().optional(),
   use_slash_commands: z.boolean().nullable().optional(),
 }).strict();
 /** Fields to change; the others keep their values. */
@@ -600,6 +627,693 @@ export const operations = {
       "404": ErrorBody,
       "429": ErrorBody,
       "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  announcementsListAnnouncements: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/announcements/api/announcements",
+    responses: {
+      "2XX": z.object({
+        announcements: z.array(z.object({
+          channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          /** With template variables such as {server.name} */
+          content: z.string(),
+          /** Unix seconds */
+          created_at: z.number().int(),
+          created_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+          embed: z.object({
+            /** 0xRRGGBB as a number */
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(2000).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+          }).strict().nullable(),
+          /** Due time of the last scheduled run posted (Unix seconds) */
+          last_due: z.number().int().nullable(),
+          last_error: z.string().nullable(),
+          /** Unix seconds */
+          last_run: z.number().int().nullable(),
+          /** Unix seconds */
+          next_run: z.number().int().nullable(),
+          number: z.number().int().min(1),
+          paused: z.boolean(),
+          pending_job: z.string().nullable(),
+          ping_role: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+          /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+          ping_skipped: z.boolean(),
+          runs: z.number().int().min(0),
+          /** When it runs; times are UTC */
+          schedule: z.union([
+            z.object({
+              /** Once, at these Unix seconds */
+              at: z.number().int().min(0),
+            }).strict(),
+            z.object({
+              /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+              every: z.string(),
+            }).strict(),
+            z.object({
+              /** A 24-hour UTC time, HH:MM */
+              daily: z.string(),
+            }).strict(),
+            z.object({
+              weekly: z.object({
+                day: z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+                /** A 24-hour UTC time, HH:MM */
+                time: z.string(),
+              }).strict(),
+            }).strict(),
+          ]),
+        })),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  announcementsCreateAnnouncement: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/features/announcements/api/announcements",
+    requestBody: z.object({
+      channel_id: z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)]),
+      content: z.string().max(2000).optional(),
+      embed: z.object({
+        /** 0xRRGGBB as a number */
+        color: z.number().int().min(0).max(16777215).nullable().optional(),
+        description: z.string().max(2000).nullable().optional(),
+        title: z.string().max(256).nullable().optional(),
+      }).strict().nullable().optional(),
+      /** Create it paused (not scheduled until resumed) */
+      paused: z.boolean().optional(),
+      ping_role: z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)]).nullable().optional(),
+      /** When it runs; times are UTC */
+      schedule: z.union([
+        z.object({
+          /** Once, at this moment (Unix seconds or RFC 3339) */
+          at: z.union([z.number().int().min(0), z.string()]),
+        }).strict(),
+        z.object({
+          /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+          every: z.string(),
+        }).strict(),
+        z.object({
+          /** A 24-hour UTC time, HH:MM */
+          daily: z.string(),
+        }).strict(),
+        z.object({
+          weekly: z.object({
+            /** mon, tue, wed, thu, fri, sat or sun */
+            day: z.string(),
+            /** A 24-hour UTC time, HH:MM */
+            time: z.string(),
+          }).strict(),
+        }).strict(),
+      ]),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** With template variables such as {server.name} */
+        content: z.string(),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        created_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        embed: z.object({
+          /** 0xRRGGBB as a number */
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(2000).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+        }).strict().nullable(),
+        /** Due time of the last scheduled run posted (Unix seconds) */
+        last_due: z.number().int().nullable(),
+        last_error: z.string().nullable(),
+        /** Unix seconds */
+        last_run: z.number().int().nullable(),
+        /** Unix seconds */
+        next_run: z.number().int().nullable(),
+        number: z.number().int().min(1),
+        paused: z.boolean(),
+        pending_job: z.string().nullable(),
+        ping_role: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+        ping_skipped: z.boolean(),
+        runs: z.number().int().min(0),
+        /** When it runs; times are UTC */
+        schedule: z.union([
+          z.object({
+            /** Once, at these Unix seconds */
+            at: z.number().int().min(0),
+          }).strict(),
+          z.object({
+            /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+            every: z.string(),
+          }).strict(),
+          z.object({
+            /** A 24-hour UTC time, HH:MM */
+            daily: z.string(),
+          }).strict(),
+          z.object({
+            weekly: z.object({
+              day: z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+              /** A 24-hour UTC time, HH:MM */
+              time: z.string(),
+            }).strict(),
+          }).strict(),
+        ]),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  announcementsGetAnnouncement: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/announcements/api/announcements/{id}",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** With template variables such as {server.name} */
+        content: z.string(),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        created_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        embed: z.object({
+          /** 0xRRGGBB as a number */
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(2000).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+        }).strict().nullable(),
+        /** Due time of the last scheduled run posted (Unix seconds) */
+        last_due: z.number().int().nullable(),
+        last_error: z.string().nullable(),
+        /** Unix seconds */
+        last_run: z.number().int().nullable(),
+        /** Unix seconds */
+        next_run: z.number().int().nullable(),
+        number: z.number().int().min(1),
+        paused: z.boolean(),
+        pending_job: z.string().nullable(),
+        ping_role: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+        ping_skipped: z.boolean(),
+        runs: z.number().int().min(0),
+        /** When it runs; times are UTC */
+        schedule: z.union([
+          z.object({
+            /** Once, at these Unix seconds */
+            at: z.number().int().min(0),
+          }).strict(),
+          z.object({
+            /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+            every: z.string(),
+          }).strict(),
+          z.object({
+            /** A 24-hour UTC time, HH:MM */
+            daily: z.string(),
+          }).strict(),
+          z.object({
+            weekly: z.object({
+              day: z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+              /** A 24-hour UTC time, HH:MM */
+              time: z.string(),
+            }).strict(),
+          }).strict(),
+        ]),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  announcementsDeleteAnnouncement: {
+    method: "DELETE",
+    path: "/api/guild/{guild_id}/features/announcements/api/announcements/{id}",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** With template variables such as {server.name} */
+        content: z.string(),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        created_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        embed: z.object({
+          /** 0xRRGGBB as a number */
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(2000).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+        }).strict().nullable(),
+        /** Due time of the last scheduled run posted (Unix seconds) */
+        last_due: z.number().int().nullable(),
+        last_error: z.string().nullable(),
+        /** Unix seconds */
+        last_run: z.number().int().nullable(),
+        /** Unix seconds */
+        next_run: z.number().int().nullable(),
+        number: z.number().int().min(1),
+        paused: z.boolean(),
+        pending_job: z.string().nullable(),
+        ping_role: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+        ping_skipped: z.boolean(),
+        runs: z.number().int().min(0),
+        /** When it runs; times are UTC */
+        schedule: z.union([
+          z.object({
+            /** Once, at these Unix seconds */
+            at: z.number().int().min(0),
+          }).strict(),
+          z.object({
+            /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+            every: z.string(),
+          }).strict(),
+          z.object({
+            /** A 24-hour UTC time, HH:MM */
+            daily: z.string(),
+          }).strict(),
+          z.object({
+            weekly: z.object({
+              day: z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+              /** A 24-hour UTC time, HH:MM */
+              time: z.string(),
+            }).strict(),
+          }).strict(),
+        ]),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  announcementsUpdateAnnouncement: {
+    method: "PATCH",
+    path: "/api/guild/{guild_id}/features/announcements/api/announcements/{id}",
+    requestBody: z.object({
+      channel_id: z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)]).optional(),
+      content: z.string().max(2000).optional(),
+      embed: z.object({
+        /** 0xRRGGBB as a number */
+        color: z.number().int().min(0).max(16777215).nullable().optional(),
+        description: z.string().max(2000).nullable().optional(),
+        title: z.string().max(256).nullable().optional(),
+      }).strict().nullable().optional(),
+      ping_role: z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)]).nullable().optional(),
+      /** When it runs; times are UTC */
+      schedule: z.union([
+        z.object({
+          /** Once, at this moment (Unix seconds or RFC 3339) */
+          at: z.union([z.number().int().min(0), z.string()]),
+        }).strict(),
+        z.object({
+          /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+          every: z.string(),
+        }).strict(),
+        z.object({
+          /** A 24-hour UTC time, HH:MM */
+          daily: z.string(),
+        }).strict(),
+        z.object({
+          weekly: z.object({
+            /** mon, tue, wed, thu, fri, sat or sun */
+            day: z.string(),
+            /** A 24-hour UTC time, HH:MM */
+            time: z.string(),
+          }).strict(),
+        }).strict(),
+      ]).optional(),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** With template variables such as {server.name} */
+        content: z.string(),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        created_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        embed: z.object({
+          /** 0xRRGGBB as a number */
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(2000).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+        }).strict().nullable(),
+        /** Due time of the last scheduled run posted (Unix seconds) */
+        last_due: z.number().int().nullable(),
+        last_error: z.string().nullable(),
+        /** Unix seconds */
+        last_run: z.number().int().nullable(),
+        /** Unix seconds */
+        next_run: z.number().int().nullable(),
+        number: z.number().int().min(1),
+        paused: z.boolean(),
+        pending_job: z.string().nullable(),
+        ping_role: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+        ping_skipped: z.boolean(),
+        runs: z.number().int().min(0),
+        /** When it runs; times are UTC */
+        schedule: z.union([
+          z.object({
+            /** Once, at these Unix seconds */
+            at: z.number().int().min(0),
+          }).strict(),
+          z.object({
+            /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+            every: z.string(),
+          }).strict(),
+          z.object({
+            /** A 24-hour UTC time, HH:MM */
+            daily: z.string(),
+          }).strict(),
+          z.object({
+            weekly: z.object({
+              day: z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+              /** A 24-hour UTC time, HH:MM */
+              time: z.string(),
+            }).strict(),
+          }).strict(),
+        ]),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  announcementsPauseAnnouncement: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/features/announcements/api/announcements/{id}/pause",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** With template variables such as {server.name} */
+        content: z.string(),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        created_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        embed: z.object({
+          /** 0xRRGGBB as a number */
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(2000).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+        }).strict().nullable(),
+        /** Due time of the last scheduled run posted (Unix seconds) */
+        last_due: z.number().int().nullable(),
+        last_error: z.string().nullable(),
+        /** Unix seconds */
+        last_run: z.number().int().nullable(),
+        /** Unix seconds */
+        next_run: z.number().int().nullable(),
+        number: z.number().int().min(1),
+        paused: z.boolean(),
+        pending_job: z.string().nullable(),
+        ping_role: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+        ping_skipped: z.boolean(),
+        runs: z.number().int().min(0),
+        /** When it runs; times are UTC */
+        schedule: z.union([
+          z.object({
+            /** Once, at these Unix seconds */
+            at: z.number().int().min(0),
+          }).strict(),
+          z.object({
+            /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+            every: z.string(),
+          }).strict(),
+          z.object({
+            /** A 24-hour UTC time, HH:MM */
+            daily: z.string(),
+          }).strict(),
+          z.object({
+            weekly: z.object({
+              day: z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+              /** A 24-hour UTC time, HH:MM */
+              time: z.string(),
+            }).strict(),
+          }).strict(),
+        ]),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  announcementsResumeAnnouncement: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/features/announcements/api/announcements/{id}/resume",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** With template variables such as {server.name} */
+        content: z.string(),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        created_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        embed: z.object({
+          /** 0xRRGGBB as a number */
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(2000).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+        }).strict().nullable(),
+        /** Due time of the last scheduled run posted (Unix seconds) */
+        last_due: z.number().int().nullable(),
+        last_error: z.string().nullable(),
+        /** Unix seconds */
+        last_run: z.number().int().nullable(),
+        /** Unix seconds */
+        next_run: z.number().int().nullable(),
+        number: z.number().int().min(1),
+        paused: z.boolean(),
+        pending_job: z.string().nullable(),
+        ping_role: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+        ping_skipped: z.boolean(),
+        runs: z.number().int().min(0),
+        /** When it runs; times are UTC */
+        schedule: z.union([
+          z.object({
+            /** Once, at these Unix seconds */
+            at: z.number().int().min(0),
+          }).strict(),
+          z.object({
+            /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+            every: z.string(),
+          }).strict(),
+          z.object({
+            /** A 24-hour UTC time, HH:MM */
+            daily: z.string(),
+          }).strict(),
+          z.object({
+            weekly: z.object({
+              day: z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+              /** A 24-hour UTC time, HH:MM */
+              time: z.string(),
+            }).strict(),
+          }).strict(),
+        ]),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  announcementsSendAnnouncement: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/features/announcements/api/announcements/{id}/send",
+    responses: {
+      "2XX": z.object({
+        announcement: z.object({
+          channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          /** With template variables such as {server.name} */
+          content: z.string(),
+          /** Unix seconds */
+          created_at: z.number().int(),
+          created_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+          embed: z.object({
+            /** 0xRRGGBB as a number */
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(2000).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+          }).strict().nullable(),
+          /** Due time of the last scheduled run posted (Unix seconds) */
+          last_due: z.number().int().nullable(),
+          last_error: z.string().nullable(),
+          /** Unix seconds */
+          last_run: z.number().int().nullable(),
+          /** Unix seconds */
+          next_run: z.number().int().nullable(),
+          number: z.number().int().min(1),
+          paused: z.boolean(),
+          pending_job: z.string().nullable(),
+          ping_role: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+          /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+          ping_skipped: z.boolean(),
+          runs: z.number().int().min(0),
+          /** When it runs; times are UTC */
+          schedule: z.union([
+            z.object({
+              /** Once, at these Unix seconds */
+              at: z.number().int().min(0),
+            }).strict(),
+            z.object({
+              /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+              every: z.string(),
+            }).strict(),
+            z.object({
+              /** A 24-hour UTC time, HH:MM */
+              daily: z.string(),
+            }).strict(),
+            z.object({
+              weekly: z.object({
+                day: z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+                /** A 24-hour UTC time, HH:MM */
+                time: z.string(),
+              }).strict(),
+            }).strict(),
+          ]),
+        }),
+        message_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  funListPolls: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/fun/api/polls",
+    responses: {
+      "2XX": z.object({
+        polls: z.array(z.object({
+          channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          closed: z.boolean(),
+          closed_at: z.number().int().nullable(),
+          /** Who ended it early; null when it ran its time */
+          closed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+          /** Unix seconds */
+          created_at: z.number().int(),
+          creator: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          /** Unix seconds */
+          ends_at: z.number().int(),
+          /** Indexes of the options with the most votes; the winners once closed */
+          leading: z.array(z.number().int().min(0)),
+          /** null only while the poll is being posted */
+          message_id: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+          /** Members may choose several options */
+          multi: z.boolean(),
+          number: z.number().int().min(1),
+          options: z.array(z.object({
+            label: z.string(),
+            votes: z.number().int().min(0),
+          })).max(10),
+          question: z.string(),
+          voters: z.number().int().min(0),
+        })),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  funGetPoll: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/fun/api/polls/{id}",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        closed: z.boolean(),
+        closed_at: z.number().int().nullable(),
+        /** Who ended it early; null when it ran its time */
+        closed_by: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        creator: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** Unix seconds */
+        ends_at: z.number().int(),
+        /** Indexes of the options with the most votes; the winners once closed */
+        leading: z.array(z.number().int().min(0)),
+        /** null only while the poll is being posted */
+        message_id: z.string().regex(/^[1-9][0-9]{0,18}$/).nullable(),
+        /** Members may choose several options */
+        multi: z.boolean(),
+        number: z.number().int().min(1),
+        options: z.array(z.object({
+          label: z.string(),
+          votes: z.number().int().min(0),
+        })).max(10),
+        question: z.string(),
+        voters: z.number().int().min(0),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
       "503": ErrorBody,
     },
   },
@@ -1719,6 +2433,690 @@ export class TownesClient {
   }
 
   /**
+   * The guild's announcements, by number
+   *
+   * Served by feature `announcements` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/announcements/api/announcements`
+   */
+  async announcementsListAnnouncements(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<{
+    announcements: Array<{
+      channel_id: string;
+      /** With template variables such as {server.name} */
+      content: string;
+      /** Unix seconds */
+      created_at: number;
+      created_by: string | null;
+      embed: {
+        /** 0xRRGGBB as a number */
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        title?: string | null | undefined;
+      } | null;
+      /** Due time of the last scheduled run posted (Unix seconds) */
+      last_due: number | null;
+      last_error: string | null;
+      /** Unix seconds */
+      last_run: number | null;
+      /** Unix seconds */
+      next_run: number | null;
+      number: number;
+      paused: boolean;
+      pending_job: string | null;
+      ping_role: string | null;
+      /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+      ping_skipped: boolean;
+      runs: number;
+      /** When it runs; times are UTC */
+      schedule: {
+        /** Once, at these Unix seconds */
+        at: number;
+      } | {
+        /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+        every: string;
+      } | {
+        /** A 24-hour UTC time, HH:MM */
+        daily: string;
+      } | {
+        weekly: {
+          day: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+          /** A 24-hour UTC time, HH:MM */
+          time: string;
+        };
+      };
+    }>;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/announcements/api/announcements`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.announcementsListAnnouncements.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Creates an announcement and schedules its first run (201)
+   *
+   * Served by feature `announcements` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/features/announcements/api/announcements`
+   */
+  async announcementsCreateAnnouncement(
+    guildId: Snowflake,
+    body: {
+      channel_id: number | string;
+      content?: string | undefined;
+      embed?: {
+        /** 0xRRGGBB as a number */
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        title?: string | null | undefined;
+      } | null | undefined;
+      /** Create it paused (not scheduled until resumed) */
+      paused?: boolean | undefined;
+      ping_role?: number | string | null | undefined;
+      /** When it runs; times are UTC */
+      schedule: {
+        /** Once, at this moment (Unix seconds or RFC 3339) */
+        at: number | string;
+      } | {
+        /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+        every: string;
+      } | {
+        /** A 24-hour UTC time, HH:MM */
+        daily: string;
+      } | {
+        weekly: {
+          /** mon, tue, wed, thu, fri, sat or sun */
+          day: string;
+          /** A 24-hour UTC time, HH:MM */
+          time: string;
+        };
+      };
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    /** With template variables such as {server.name} */
+    content: string;
+    /** Unix seconds */
+    created_at: number;
+    created_by: string | null;
+    embed: {
+      /** 0xRRGGBB as a number */
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      title?: string | null | undefined;
+    } | null;
+    /** Due time of the last scheduled run posted (Unix seconds) */
+    last_due: number | null;
+    last_error: string | null;
+    /** Unix seconds */
+    last_run: number | null;
+    /** Unix seconds */
+    next_run: number | null;
+    number: number;
+    paused: boolean;
+    pending_job: string | null;
+    ping_role: string | null;
+    /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+    ping_skipped: boolean;
+    runs: number;
+    /** When it runs; times are UTC */
+    schedule: {
+      /** Once, at these Unix seconds */
+      at: number;
+    } | {
+      /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+      every: string;
+    } | {
+      /** A 24-hour UTC time, HH:MM */
+      daily: string;
+    } | {
+      weekly: {
+        day: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+        /** A 24-hour UTC time, HH:MM */
+        time: string;
+      };
+    };
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/announcements/api/announcements`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.announcementsCreateAnnouncement.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * One announcement
+   *
+   * Served by feature `announcements` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/announcements/api/announcements/{id}`
+   */
+  async announcementsGetAnnouncement(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    /** With template variables such as {server.name} */
+    content: string;
+    /** Unix seconds */
+    created_at: number;
+    created_by: string | null;
+    embed: {
+      /** 0xRRGGBB as a number */
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      title?: string | null | undefined;
+    } | null;
+    /** Due time of the last scheduled run posted (Unix seconds) */
+    last_due: number | null;
+    last_error: string | null;
+    /** Unix seconds */
+    last_run: number | null;
+    /** Unix seconds */
+    next_run: number | null;
+    number: number;
+    paused: boolean;
+    pending_job: string | null;
+    ping_role: string | null;
+    /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+    ping_skipped: boolean;
+    runs: number;
+    /** When it runs; times are UTC */
+    schedule: {
+      /** Once, at these Unix seconds */
+      at: number;
+    } | {
+      /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+      every: string;
+    } | {
+      /** A 24-hour UTC time, HH:MM */
+      daily: string;
+    } | {
+      weekly: {
+        day: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+        /** A 24-hour UTC time, HH:MM */
+        time: string;
+      };
+    };
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/announcements/api/announcements/${encodeURIComponent(String(id))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.announcementsGetAnnouncement.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Deletes an announcement and cancels its pending run
+   *
+   * Served by feature `announcements` 0.1.0.
+   *
+   * `DELETE /api/guild/{guild_id}/features/announcements/api/announcements/{id}`
+   */
+  async announcementsDeleteAnnouncement(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    /** With template variables such as {server.name} */
+    content: string;
+    /** Unix seconds */
+    created_at: number;
+    created_by: string | null;
+    embed: {
+      /** 0xRRGGBB as a number */
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      title?: string | null | undefined;
+    } | null;
+    /** Due time of the last scheduled run posted (Unix seconds) */
+    last_due: number | null;
+    last_error: string | null;
+    /** Unix seconds */
+    last_run: number | null;
+    /** Unix seconds */
+    next_run: number | null;
+    number: number;
+    paused: boolean;
+    pending_job: string | null;
+    ping_role: string | null;
+    /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+    ping_skipped: boolean;
+    runs: number;
+    /** When it runs; times are UTC */
+    schedule: {
+      /** Once, at these Unix seconds */
+      at: number;
+    } | {
+      /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+      every: string;
+    } | {
+      /** A 24-hour UTC time, HH:MM */
+      daily: string;
+    } | {
+      weekly: {
+        day: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+        /** A 24-hour UTC time, HH:MM */
+        time: string;
+      };
+    };
+  }> {
+    const response = await this.#request(
+      "DELETE",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/announcements/api/announcements/${encodeURIComponent(String(id))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.announcementsDeleteAnnouncement.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Changes an announcement; a new schedule starts from now
+   *
+   * Served by feature `announcements` 0.1.0.
+   *
+   * `PATCH /api/guild/{guild_id}/features/announcements/api/announcements/{id}`
+   */
+  async announcementsUpdateAnnouncement(
+    guildId: Snowflake,
+    id: string,
+    body: {
+      channel_id?: number | string | undefined;
+      content?: string | undefined;
+      embed?: {
+        /** 0xRRGGBB as a number */
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        title?: string | null | undefined;
+      } | null | undefined;
+      ping_role?: number | string | null | undefined;
+      /** When it runs; times are UTC */
+      schedule?: {
+        /** Once, at this moment (Unix seconds or RFC 3339) */
+        at: number | string;
+      } | {
+        /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+        every: string;
+      } | {
+        /** A 24-hour UTC time, HH:MM */
+        daily: string;
+      } | {
+        weekly: {
+          /** mon, tue, wed, thu, fri, sat or sun */
+          day: string;
+          /** A 24-hour UTC time, HH:MM */
+          time: string;
+        };
+      } | undefined;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    /** With template variables such as {server.name} */
+    content: string;
+    /** Unix seconds */
+    created_at: number;
+    created_by: string | null;
+    embed: {
+      /** 0xRRGGBB as a number */
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      title?: string | null | undefined;
+    } | null;
+    /** Due time of the last scheduled run posted (Unix seconds) */
+    last_due: number | null;
+    last_error: string | null;
+    /** Unix seconds */
+    last_run: number | null;
+    /** Unix seconds */
+    next_run: number | null;
+    number: number;
+    paused: boolean;
+    pending_job: string | null;
+    ping_role: string | null;
+    /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+    ping_skipped: boolean;
+    runs: number;
+    /** When it runs; times are UTC */
+    schedule: {
+      /** Once, at these Unix seconds */
+      at: number;
+    } | {
+      /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+      every: string;
+    } | {
+      /** A 24-hour UTC time, HH:MM */
+      daily: string;
+    } | {
+      weekly: {
+        day: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+        /** A 24-hour UTC time, HH:MM */
+        time: string;
+      };
+    };
+  }> {
+    const response = await this.#request(
+      "PATCH",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/announcements/api/announcements/${encodeURIComponent(String(id))}`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.announcementsUpdateAnnouncement.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Pauses an announcement: its pending run is cancelled
+   *
+   * Served by feature `announcements` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/features/announcements/api/announcements/{id}/pause`
+   */
+  async announcementsPauseAnnouncement(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    /** With template variables such as {server.name} */
+    content: string;
+    /** Unix seconds */
+    created_at: number;
+    created_by: string | null;
+    embed: {
+      /** 0xRRGGBB as a number */
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      title?: string | null | undefined;
+    } | null;
+    /** Due time of the last scheduled run posted (Unix seconds) */
+    last_due: number | null;
+    last_error: string | null;
+    /** Unix seconds */
+    last_run: number | null;
+    /** Unix seconds */
+    next_run: number | null;
+    number: number;
+    paused: boolean;
+    pending_job: string | null;
+    ping_role: string | null;
+    /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+    ping_skipped: boolean;
+    runs: number;
+    /** When it runs; times are UTC */
+    schedule: {
+      /** Once, at these Unix seconds */
+      at: number;
+    } | {
+      /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+      every: string;
+    } | {
+      /** A 24-hour UTC time, HH:MM */
+      daily: string;
+    } | {
+      weekly: {
+        day: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+        /** A 24-hour UTC time, HH:MM */
+        time: string;
+      };
+    };
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/announcements/api/announcements/${encodeURIComponent(String(id))}/pause`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.announcementsPauseAnnouncement.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Resumes an announcement: its next run is scheduled from now
+   *
+   * Served by feature `announcements` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/features/announcements/api/announcements/{id}/resume`
+   */
+  async announcementsResumeAnnouncement(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    /** With template variables such as {server.name} */
+    content: string;
+    /** Unix seconds */
+    created_at: number;
+    created_by: string | null;
+    embed: {
+      /** 0xRRGGBB as a number */
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      title?: string | null | undefined;
+    } | null;
+    /** Due time of the last scheduled run posted (Unix seconds) */
+    last_due: number | null;
+    last_error: string | null;
+    /** Unix seconds */
+    last_run: number | null;
+    /** Unix seconds */
+    next_run: number | null;
+    number: number;
+    paused: boolean;
+    pending_job: string | null;
+    ping_role: string | null;
+    /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+    ping_skipped: boolean;
+    runs: number;
+    /** When it runs; times are UTC */
+    schedule: {
+      /** Once, at these Unix seconds */
+      at: number;
+    } | {
+      /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+      every: string;
+    } | {
+      /** A 24-hour UTC time, HH:MM */
+      daily: string;
+    } | {
+      weekly: {
+        day: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+        /** A 24-hour UTC time, HH:MM */
+        time: string;
+      };
+    };
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/announcements/api/announcements/${encodeURIComponent(String(id))}/resume`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.announcementsResumeAnnouncement.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Posts an announcement now; its schedule stays as it is
+   *
+   * Served by feature `announcements` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/features/announcements/api/announcements/{id}/send`
+   */
+  async announcementsSendAnnouncement(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    announcement: {
+      channel_id: string;
+      /** With template variables such as {server.name} */
+      content: string;
+      /** Unix seconds */
+      created_at: number;
+      created_by: string | null;
+      embed: {
+        /** 0xRRGGBB as a number */
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        title?: string | null | undefined;
+      } | null;
+      /** Due time of the last scheduled run posted (Unix seconds) */
+      last_due: number | null;
+      last_error: string | null;
+      /** Unix seconds */
+      last_run: number | null;
+      /** Unix seconds */
+      next_run: number | null;
+      number: number;
+      paused: boolean;
+      pending_job: string | null;
+      ping_role: string | null;
+      /** The last post did not ping ping_role: allowed_ping_roles does not list it */
+      ping_skipped: boolean;
+      runs: number;
+      /** When it runs; times are UTC */
+      schedule: {
+        /** Once, at these Unix seconds */
+        at: number;
+      } | {
+        /** An interval such as 30m, 6h, 1h30m, 2d or 1w; 10 minutes at least */
+        every: string;
+      } | {
+        /** A 24-hour UTC time, HH:MM */
+        daily: string;
+      } | {
+        weekly: {
+          day: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+          /** A 24-hour UTC time, HH:MM */
+          time: string;
+        };
+      };
+    };
+    message_id: string;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/announcements/api/announcements/${encodeURIComponent(String(id))}/send`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.announcementsSendAnnouncement.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * The guild's polls with their counts, newest first, at most 50
+   *
+   * Served by feature `fun` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/fun/api/polls`
+   */
+  async funListPolls(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<{
+    polls: Array<{
+      channel_id: string;
+      closed: boolean;
+      closed_at: number | null;
+      /** Who ended it early; null when it ran its time */
+      closed_by: string | null;
+      /** Unix seconds */
+      created_at: number;
+      creator: string;
+      /** Unix seconds */
+      ends_at: number;
+      /** Indexes of the options with the most votes; the winners once closed */
+      leading: Array<number>;
+      /** null only while the poll is being posted */
+      message_id: string | null;
+      /** Members may choose several options */
+      multi: boolean;
+      number: number;
+      options: Array<{
+        label: string;
+        votes: number;
+      }>;
+      question: string;
+      voters: number;
+    }>;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/fun/api/polls`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.funListPolls.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * One poll with its counts
+   *
+   * Served by feature `fun` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/fun/api/polls/{id}`
+   */
+  async funGetPoll(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    closed: boolean;
+    closed_at: number | null;
+    /** Who ended it early; null when it ran its time */
+    closed_by: string | null;
+    /** Unix seconds */
+    created_at: number;
+    creator: string;
+    /** Unix seconds */
+    ends_at: number;
+    /** Indexes of the options with the most votes; the winners once closed */
+    leading: Array<number>;
+    /** null only while the poll is being posted */
+    message_id: string | null;
+    /** Members may choose several options */
+    multi: boolean;
+    number: number;
+    options: Array<{
+      label: string;
+      votes: number;
+    }>;
+    question: string;
+    voters: number;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/fun/api/polls/${encodeURIComponent(String(id))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.funGetPoll.responses["2XX"].parse(await response.json());
+  }
+
+  /**
    * The guild's cases, newest first (`?user=` for one member's)
    *
    * Served by feature `moderation` 0.1.0.
@@ -2188,7 +3586,11 @@ export class TownesClient {
   }
 
   /**
-   * Changes the guild's command settings (audited, and announced live).
+   * Changes the guild's command settings and switches its modules (audited,
+   * and announced live). A module switch enables or disables its feature
+   * exactly as the marketplace routes do; one that cannot (the feature is not
+   * on this platform, or refuses to start) answers 409 naming it, after the
+   * command settings and the switches before it were saved.
    *
    * `PUT /api/guild/{guild_id}/settings`
    */

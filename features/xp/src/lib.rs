@@ -5,7 +5,8 @@
 //!   `ignored_channels`. Bots (and the bot itself) earn nothing.
 //! - **Levels** follow MEE6's curve (see [`xp_to_next_level`]). Crossing into a new
 //!   level posts an announcement and grants the configured role rewards.
-//! - **`/rank [user]`**, **`/leaderboard [page]`**, and the admin-only
+//! - **`/rank [user]`** (also **`/level [user]`**, seed 002's name),
+//!   **`/leaderboard [page]`**, and the admin-only
 //!   **`/xp set user amount`** and **`/xp reset user`**.
 //!
 //! # State
@@ -594,6 +595,11 @@ impl Feature for Xp {
                 ),
             )
             .command(
+                Command::slash("level", "Show your level, or another member's").option(
+                    CommandOption::user("user", "Whose level to show (default: you)"),
+                ),
+            )
+            .command(
                 Command::slash("leaderboard", "Show the members with the most XP").option(
                     CommandOption::integer("page", "Page of the top 100, 10 per page (default 1)"),
                 ),
@@ -639,7 +645,8 @@ impl Feature for Xp {
 
     fn on_command(_ctx: &Context, invocation: CommandInvocation) -> Result<Reply, Error> {
         match invocation.name.as_str() {
-            "rank" => rank(&invocation),
+            // Seed 002's levelling group names it `/level`; both answer alike.
+            "rank" | "level" => rank(&invocation),
             "leaderboard" => leaderboard(&invocation),
             "xp" => admin(&invocation),
             _ => Err(Error::invalid("unknown command")),

@@ -458,6 +458,27 @@ fn rank_shows_level_progress_and_rank() {
 }
 
 #[test]
+fn level_answers_as_rank_does() {
+    let host = host();
+    seed_board(&host);
+    let level = command(
+        &host,
+        CommandInvocation::new("level", ada(), GENERAL).with_arg("user", OptionValue::User(44)),
+    );
+    assert_eq!(
+        level.content(),
+        Some("<@44> is **#1** — level 4, 230/380 XP to level 5, 1000 XP in total.")
+    );
+    assert!(
+        Xp::describe()
+            .commands
+            .iter()
+            .any(|c| c.name == "level" && c.slash),
+        "`/level` is registered"
+    );
+}
+
+#[test]
 fn rank_of_someone_unranked_is_friendly() {
     let host = host();
     let reply = command(&host, CommandInvocation::new("rank", ada(), GENERAL));
@@ -648,12 +669,12 @@ fn the_manifest_is_consistent() {
     assert!(m.request(Capability::MessageContent).is_none());
     assert_eq!(m.events, vec![EventKind::MessageCreated]);
     let names: Vec<&str> = m.commands.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, vec!["rank", "leaderboard", "xp"]);
-    let xp = &m.commands[2];
+    assert_eq!(names, vec!["rank", "level", "leaderboard", "xp"]);
+    let xp = &m.commands[3];
     assert_eq!(xp.default_permissions, Some(1 << 5));
     assert_eq!(xp.subcommands.len(), 2);
     assert!(
-        m.commands[..2]
+        m.commands[..3]
             .iter()
             .all(|c| c.default_permissions.is_none())
     );

@@ -188,12 +188,18 @@ pub fn settings() -> Value {
         "use_slash_commands": true,
         "allow_prefix_fallback": true,
         "global_cooldown_seconds": 3,
-        "updated_at": "2026-11-20T09:30:12Z"
+        "updated_at": "2026-11-20T09:30:12Z",
+        "moderation_enabled": true,
+        "levelling_enabled": true,
+        "fun_enabled": false,
+        "tickets_enabled": true,
+        "custom_commands_enabled": false,
+        "auto_responders_enabled": false
     })
 }
 
 pub fn settings_update() -> Value {
-    json!({ "prefix": "!", "global_cooldown_seconds": 3 })
+    json!({ "prefix": "!", "global_cooldown_seconds": 3, "tickets_enabled": true })
 }
 
 pub fn permission() -> Value {

@@ -124,7 +124,7 @@ pub async fn asset(
 ) -> ApiResult<axum::Json<AssetDetail>> {
     let guild_id = access.guild.id;
     let today = Utc::now().date_naive();
-    let settings = state.store().guild_settings(guild_id).await?;
+    let settings = super::guild::settings_view(&state, guild_id).await?;
     let features = state.store().guild_features(guild_id).await?;
     let usage_today = state
         .store()
@@ -140,7 +140,7 @@ pub async fn asset(
         });
     Ok(axum::Json(AssetDetail {
         asset: asset_of(&state, access.guild).await?,
-        settings: settings.into(),
+        settings,
         features: features.into_iter().map(Into::into).collect(),
         usage_today,
     }))

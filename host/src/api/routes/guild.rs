@@ -10,7 +10,7 @@ use crate::api::examples;
 use crate::api::snowflake::Snowflake;
 use crate::api::ws::announce;
 use crate::live::LiveKind;
-use crate::store::{AuditEntry, GuildSettings, NewAuditEntry, RolePermission};
+use crate::store::{AuditEntry, NewAuditEntry, RolePermission};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -18,7 +18,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-/// A guild's command settings.
+/// Seed 002's module switches and the features they switch: a switch reads
+/// and writes whether its feature is enabled in the guild.
+const MODULES: [(&str, &str); 6] = [
+    ("moderation_enabled", "moderation"),
+    ("levelling_enabled", "xp"),
+    ("fun_enabled", "fun"),
+    ("tickets_enabled", "tickets"),
+    ("custom_commands_enabled", "custom-commands"),
+    ("auto_responders_enabled", "auto-responders"),
+];
+
+/// A guild's command settings, and its modules' switches.
 #[derive(Serialize, ToSchema)]
 #[schema(example = examples::settings)]
 pub struct SettingsView {
@@ -32,18 +43,50 @@ pub struct SettingsView {
     pub global_cooldown_seconds: u32,
     /// `null` until saved once (defaults apply).
     pub updated_at: Option<DateTime<Utc>>,
+    /// Whether the `moderation` feature is enabled here.
+    pub moderation_enabled: bool,
+    /// Whether `xp` (levels) is enabled here.
+    pub levelling_enabled: bool,
+    /// Whether `fun` is enabled here.
+    pub fun_enabled: bool,
+    /// Whether `tickets` is enabled here.
+    pub tickets_enabled: bool,
+    /// Whether `custom-commands` is enabled here.
+    pub custom_commands_enabled: bool,
+    /// Whether `auto-responders` is enabled here.
+    pub auto_responders_enabled: bool,
 }
 
-impl From<GuildSettings> for SettingsView {
-    fn from(s: GuildSettings) -> SettingsView {
-        SettingsView {
-            prefix: s.prefix,
-            use_slash_commands: s.use_slash_commands,
-            allow_prefix_fallback: s.allow_prefix_fallback,
-            global_cooldown_seconds: s.global_cooldown_seconds,
-            updated_at: s.updated_at,
-        }
-    }
+/// The guild's settings with its modules' switches read from its features.
+pub(super) async fn settings_view(state: &ApiState, guild_id: u64) -> ApiResult<SettingsView> {
+    let s = state.store().guild_settings(guild_id).await?;
+    let enabled: Vec<String> = state
+        .store()
+        .guild_features(guild_id)
+        .await?
+        .into_iter()
+        .filter(|gf| gf.enabled)
+        .map(|gf| gf.feature_id)
+        .collect();
+    let on = |field: &str| {
+        MODULES
+            .iter()
+            .find(|(name, _)| *name == field)
+            .is_some_and(|(_, feature)| enabled.iter().any(|e| e == feature))
+    };
+    Ok(SettingsView {
+        prefix: s.prefix,
+        use_slash_commands: s.use_slash_commands,
+        allow_prefix_fallback: s.allow_prefix_fallback,
+        global_cooldown_seconds: s.global_cooldown_seconds,
+        updated_at: s.updated_at,
+        moderation_enabled: on("moderation_enabled"),
+        levelling_enabled: on("levelling_enabled"),
+        fun_enabled: on("fun_enabled"),
+        tickets_enabled: on("tickets_enabled"),
+        custom_commands_enabled: on("custom_commands_enabled"),
+        auto_responders_enabled: on("auto_responders_enabled"),
+    })
 }
 
 /// Fields to change; the others keep their values.
@@ -58,6 +101,38 @@ pub struct SettingsUpdate {
     pub allow_prefix_fallback: Option<bool>,
     #[schema(minimum = 0, maximum = 86400)]
     pub global_cooldown_seconds: Option<u32>,
+    /// Enables or disables `moderation` (a first enable approves what it
+    /// requires, as the marketplace's enable does).
+    pub moderation_enabled: Option<bool>,
+    /// Enables or disables `xp`.
+    pub levelling_enabled: Option<bool>,
+    /// Enables or disables `fun`.
+    pub fun_enabled: Option<bool>,
+    /// Enables or disables `tickets`.
+    pub tickets_enabled: Option<bool>,
+    /// Enables or disables `custom-commands`.
+    pub custom_commands_enabled: Option<bool>,
+    /// Enables or disables `auto-responders`.
+    pub auto_responders_enabled: Option<bool>,
+}
+
+impl SettingsUpdate {
+    /// The module switches this update sets, with their features.
+    fn switches(&self) -> Vec<(&'static str, &'static str, bool)> {
+        let values = [
+            self.moderation_enabled,
+            self.levelling_enabled,
+            self.fun_enabled,
+            self.tickets_enabled,
+            self.custom_commands_enabled,
+            self.auto_responders_enabled,
+        ];
+        MODULES
+            .iter()
+            .zip(values)
+            .filter_map(|((field, feature), value)| Some((*field, *feature, value?)))
+            .collect()
+    }
 }
 
 /// The guild's command settings.
@@ -69,11 +144,14 @@ pub async fn settings(
     State(state): State<ApiState>,
     access: GuildAccess,
 ) -> ApiResult<axum::Json<SettingsView>> {
-    let settings = state.store().guild_settings(access.guild.id).await?;
-    Ok(axum::Json(settings.into()))
+    Ok(axum::Json(settings_view(&state, access.guild.id).await?))
 }
 
-/// Changes the guild's command settings (audited, and announced live).
+/// Changes the guild's command settings and switches its modules (audited,
+/// and announced live). A module switch enables or disables its feature
+/// exactly as the marketplace routes do; one that cannot (the feature is not
+/// on this platform, or refuses to start) answers 409 naming it, after the
+/// command settings and the switches before it were saved.
 #[utoipa::path(put, path = "/api/guild/{guild_id}/settings", tag = "guild settings", operation_id = "updateGuildSettings",
     security(("session" = []), ("api_key" = [])),
     params(("guild_id" = Snowflake, Path)),
@@ -85,6 +163,7 @@ pub async fn update_settings(
     Json(update): Json<SettingsUpdate>,
 ) -> ApiResult<axum::Json<SettingsView>> {
     let guild_id = access.guild.id;
+    let switches = update.switches();
     let mut settings = state.store().guild_settings(guild_id).await?;
     if let Some(prefix) = update.prefix {
         settings.prefix = prefix;
@@ -112,7 +191,34 @@ pub async fn update_settings(
             }
             other => other,
         })?;
-    let saved: SettingsView = state.store().guild_settings(guild_id).await?.into();
+    for (field, feature, on) in switches {
+        let enabled = state
+            .store()
+            .guild_feature(guild_id, feature)
+            .await?
+            .is_some_and(|gf| gf.enabled);
+        let switched = match (on, enabled) {
+            (true, false) => {
+                super::marketplace::enable_feature(&state, &access, feature, Default::default())
+                    .await
+                    .map(drop)
+            }
+            (false, true) => super::marketplace::disable_feature(&state, &access, feature)
+                .await
+                .map(drop),
+            _ => Ok(()),
+        };
+        switched.map_err(|error| match error {
+            ApiError::Internal(e) => ApiError::Internal(e),
+            refused => ApiError::Conflict {
+                message: format!("{field}: {refused}"),
+                hint: Some(format!(
+                    "`{field}` switches the `{feature}` feature; see it in the marketplace"
+                )),
+            },
+        })?;
+    }
+    let saved = settings_view(&state, guild_id).await?;
     let as_json = serde_json::to_value(&saved).map_err(ApiError::internal)?;
     audit(&state, &access, "settings.updated", None, as_json.clone()).await?;
     announce(
