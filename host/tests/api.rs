@@ -93,7 +93,15 @@ impl World {
             Arc::new(LocalDiscord::new()),
         )
         .unwrap();
-        for component in ["hello", "hello_next", "welcome", "notes", "tickets"] {
+        for component in [
+            "hello",
+            "hello_next",
+            "welcome",
+            "notes",
+            "tickets",
+            "templates",
+            "custom_commands",
+        ] {
             Marketplace::new(&installer, "test")
                 .install(&common::component(component), &Publisher::Platform)
                 .await
@@ -2572,6 +2580,28 @@ async fn the_settings_module_switches_are_the_features_enabled_states() {
             "{label}"
         );
 
+        // Custom commands and auto-responders are one feature: one switch
+        // moves both, and they may not disagree.
+        let responders = world
+            .call(
+                Method::PUT,
+                &settings,
+                &owner,
+                Some(json!({ "auto_responders_enabled": true })),
+            )
+            .await;
+        assert_eq!(responders.status, 200, "{label}: {:?}", responders.body);
+        assert_eq!(responders.body["custom_commands_enabled"], true, "{label}");
+        let disagree = world
+            .call(
+                Method::PUT,
+                &settings,
+                &owner,
+                Some(json!({ "custom_commands_enabled": false, "auto_responders_enabled": true })),
+            )
+            .await;
+        assert_error(&disagree, 422, "invalid");
+
         // A switch whose feature this platform lacks says so.
         let missing = world
             .call(
@@ -2605,5 +2635,222 @@ async fn the_settings_module_switches_are_the_features_enabled_states() {
             "{label}"
         );
         world.stop().await;
+    }
+}
+
+/// Installs `feature` in the world's guild, approving `capabilities`, and
+/// gives the bot a role with `permissions` (above the test's roles).
+async fn install_with_bot_role(
+    world: &World,
+    owner: &Auth,
+    feature: &str,
+    capabilities: &[&str],
+    permissions: u64,
+) {
+    let g = world.gid();
+    let bot_role = world.sim.create_role(g, "Townes", permissions, 5);
+    world.sim.give_role(g, world.sim.bot_user_id(), bot_role);
+    let installed = world
+        .call(
+            Method::POST,
+            &format!("/api/guild/{g}/features/{feature}/install"),
+            owner,
+            Some(json!({ "capabilities": capabilities })),
+        )
+        .await;
+    assert_eq!(installed.status, 200, "{:?}", installed.body);
+}
+
+/// Templates end to end: made and sent from the dashboard (seed 002's
+/// `/templates` paths), with variables filled in; its role button toggles the
+/// role on Discord; a click naming another role gets nothing; reaction roles
+/// set on the sent message give their role on a reaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_is_sent_from_the_dashboard_and_its_roles_are_handed_out() {
+    use permissions::*;
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let (g, sim, bob) = (world.gid(), &world.sim, world.member);
+        let general = world.guild.general_channel_id;
+        let owner = world.login(world.owner).await;
+        install_with_bot_role(
+            &world,
+            &owner,
+            "templates",
+            &["messages", "roles", "storage", "members"],
+            VIEW_CHANNEL
+                | SEND_MESSAGES
+                | EMBED_LINKS
+                | ADD_REACTIONS
+                | READ_MESSAGE_HISTORY
+                | MANAGE_ROLES,
+        )
+        .await;
+        let gamer = sim.create_role(g, "Gamer", 0, 1);
+        let reader = sim.create_role(g, "Reader", 0, 1);
+        let created = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/templates"),
+                &owner,
+                Some(json!({
+                    "id": "roles",
+                    "name": "Pick your roles",
+                    "content": "Welcome to {server.name}!",
+                    "buttons": [{ "kind": "role", "label": "Gamer", "role_id": gamer.to_string(), "style": "primary" }]
+                })),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{label}: {:?}", created.body);
+        let sent = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/templates/roles/send"),
+                &owner,
+                Some(json!({ "channel_id": general.to_string() })),
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{label}: {:?}", sent.body);
+        let message_id: u64 = sent.body["message_id"].as_str().unwrap().parse().unwrap();
+        let message = sim
+            .messages(general)
+            .into_iter()
+            .find(|m| m.id == message_id)
+            .unwrap();
+        assert_eq!(message.content, "Welcome to Alpha!", "{label}");
+        let toggle = button(&message, &format!("role:{gamer}"));
+        let here = &world;
+        let click = |id: String| async move {
+            here.answer(sim.click(g, general, bob, message_id, &id).await)
+                .await
+        };
+        click(toggle.clone()).await;
+        assert!(sim.member_roles(g, bob).contains(&gamer), "{label}: added");
+        click(toggle.clone()).await;
+        assert!(
+            !sim.member_roles(g, bob).contains(&gamer),
+            "{label}: removed"
+        );
+        // A click naming a role the message does not offer gets nothing.
+        click(toggle.replace(&gamer.to_string(), &reader.to_string())).await;
+        assert!(
+            !sim.member_roles(g, bob).contains(&reader),
+            "{label}: forged"
+        );
+
+        let reactions = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/features/templates/api/reaction-roles"),
+                &owner,
+                Some(json!({
+                    "channel_id": general.to_string(),
+                    "message_id": message_id.to_string(),
+                    "mode": "normal",
+                    "pairs": [{ "emoji": "📚", "role_id": reader.to_string() }]
+                })),
+            )
+            .await;
+        assert_eq!(reactions.status, 201, "{label}: {:?}", reactions.body);
+        sim.react(g, general, message_id, bob, "📚").await;
+        wait_for(|| sim.member_roles(g, bob).contains(&reader)).await;
+        world.stop().await;
+    }
+}
+
+/// Custom commands and auto-responders end to end: a command defined on the
+/// dashboard answers a member's `!command` with its variables filled in; an
+/// auto-responder answers a matching message once per channel per 10 s and
+/// counts every match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_defined_commands_and_auto_responders_answer_members() {
+    use permissions::*;
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let (g, sim, bob) = (world.gid(), &world.sim, world.member);
+        let general = world.guild.general_channel_id;
+        let owner = world.login(world.owner).await;
+        install_with_bot_role(
+            &world,
+            &owner,
+            "custom-commands",
+            &["messages", "message-content", "storage", "members"],
+            VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS,
+        )
+        .await;
+        let created = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/commands"),
+                &owner,
+                Some(json!({
+                    "name": "greet",
+                    "response": { "type": "text", "content": "Hi {user.mention}, welcome to {server.name}: {args}" }
+                })),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{label}: {:?}", created.body);
+        let bot = sim.bot_user_id();
+        sim.say(g, general, bob, "!greet nice to meet you").await;
+        let answer = sim
+            .wait_for_message(general, WAIT, |m| {
+                m.author_id == bot && m.content.starts_with("Hi ")
+            })
+            .await
+            .unwrap_or_else(|| panic!("{label}: the command never answered"));
+        assert_eq!(
+            answer.content,
+            format!("Hi <@{bob}>, welcome to Alpha: nice to meet you"),
+            "{label}"
+        );
+
+        let responders = format!("/api/guild/{g}/features/custom-commands/api/auto-responders");
+        let responder = world
+            .call(
+                Method::POST,
+                &responders,
+                &owner,
+                Some(json!({
+                    "trigger": "pizza",
+                    "match_type": "contains",
+                    "response": { "type": "text", "content": "Pizza time, {user}!" }
+                })),
+            )
+            .await;
+        assert_eq!(responder.status, 201, "{label}: {:?}", responder.body);
+        let id = responder.body["id"].as_str().unwrap().to_string();
+        let pizza = |m: &townes_discord_sim::SimMessage| {
+            m.author_id == bot && m.content.starts_with("Pizza time")
+        };
+        sim.say(g, general, bob, "who wants PIZZA?").await;
+        sim.wait_for_message(general, WAIT, pizza)
+            .await
+            .unwrap_or_else(|| panic!("{label}: the auto-responder never answered"));
+        sim.say(g, general, bob, "pizza again").await;
+        wait_for_async(|| async {
+            world.get(&format!("{responders}/{id}"), &owner).await.body["trigger_count"] == 2
+        })
+        .await;
+        let answers = sim.messages(general).iter().filter(|m| pizza(m)).count();
+        assert_eq!(answers, 1, "{label}: one answer per channel per 10 s");
+        world.stop().await;
+    }
+}
+
+/// Waits until `condition` holds.
+async fn wait_for(condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until the async `condition` holds.
+async fn wait_for_async<F: Future<Output = bool>>(condition: impl Fn() -> F) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -8,7 +8,10 @@
 //!
 //! - the JSON Schema fragment for the manifest: [`schema`] and [`nullable_schema`];
 //! - serde helpers for the config struct: [`de`] for a [`Snowflake`], [`de_opt`] for
-//!   an `Option<Snowflake>` and [`de_vec`] for a `Vec<Snowflake>`.
+//!   an `Option<Snowflake>` and [`de_vec`] for a `Vec<Snowflake>`;
+//! - for the records a feature stores and its dashboard routes answer, which
+//!   should *write* ids as strings too: the `with` modules [`string`],
+//!   [`opt_string`] and [`vec_string`] (written as strings, read in either form).
 //!
 //! ```
 //! use serde::Deserialize;
@@ -96,6 +99,48 @@ pub fn de_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Snowf
 /// (mixed is fine): `#[serde(deserialize_with = "townes_sdk::snowflake::de_vec")]`.
 pub fn de_vec<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Snowflake>, D::Error> {
     Vec::<Id>::deserialize(deserializer).map(|ids| ids.into_iter().map(|Id(id)| id).collect())
+}
+
+/// A [`Snowflake`] written as a JSON string and read from a string or an
+/// integer: `#[serde(with = "townes_sdk::snowflake::string")]`.
+pub mod string {
+    pub use super::de as deserialize;
+    use crate::Snowflake;
+    use serde::Serializer;
+
+    /// Writes the id as a decimal string.
+    pub fn serialize<S: Serializer>(id: &Snowflake, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(id)
+    }
+}
+
+/// [`string`] for an `Option<Snowflake>` (`null` when none):
+/// `#[serde(with = "townes_sdk::snowflake::opt_string")]`.
+pub mod opt_string {
+    pub use super::de_opt as deserialize;
+    use crate::Snowflake;
+    use serde::Serializer;
+
+    /// Writes the id as a decimal string, or `null`.
+    pub fn serialize<S: Serializer>(id: &Option<Snowflake>, s: S) -> Result<S::Ok, S::Error> {
+        match id {
+            Some(id) => s.collect_str(id),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// [`string`] for a `Vec<Snowflake>`:
+/// `#[serde(with = "townes_sdk::snowflake::vec_string")]`.
+pub mod vec_string {
+    pub use super::de_vec as deserialize;
+    use crate::Snowflake;
+    use serde::Serializer;
+
+    /// Writes the ids as decimal strings.
+    pub fn serialize<S: Serializer>(ids: &[Snowflake], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ids.iter().map(Snowflake::to_string))
+    }
 }
 
 /// One id in either form.

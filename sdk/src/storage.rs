@@ -136,3 +136,62 @@ pub fn set_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<(), Error
     })?;
     set(key, &text)
 }
+
+/// How many times [`compare_and_swap`] reads again after losing a race.
+pub const SWAP_ATTEMPTS: u32 = 8;
+
+/// Reads `key`, asks `change` for its new value given what was read (`None`
+/// from `change`: leave it as it is), and writes it only if nobody wrote
+/// `key` meanwhile ([`set_if`]); else reads again and asks again, up to
+/// [`SWAP_ATTEMPTS`] times, then answers `Unavailable`. `change` may run more
+/// than once, so it must only compute; its error is returned as is, with
+/// nothing written. Returns the value written, if any.
+///
+/// Every invocation is a fresh instance and several run at once, so a
+/// read-modify-write without this can lose another invocation's write.
+pub fn compare_and_swap(
+    key: &str,
+    mut change: impl FnMut(Option<&str>) -> Result<Option<String>, Error>,
+) -> Result<Option<String>, Error> {
+    for _ in 0..SWAP_ATTEMPTS {
+        let old = get(key)?;
+        let Some(new) = change(old.as_deref())? else {
+            return Ok(None);
+        };
+        if old.as_deref() == Some(new.as_str()) || set_if(key, old.as_deref(), &new)? {
+            return Ok(Some(new));
+        }
+    }
+    Err(Error::Unavailable(format!(
+        "{key:?} is changing too fast; try again"
+    )))
+}
+
+/// Changes the JSON record at `key` in place with [`compare_and_swap`]:
+/// `change` edits the parsed value (and may run more than once). Returns the
+/// record as written, or `None` when `key` holds nothing (nothing is written
+/// then). A stored value that does not parse is `Error::InvalidArgument`.
+pub fn update_json<T: Serialize + DeserializeOwned>(
+    key: &str,
+    mut change: impl FnMut(&mut T) -> Result<(), Error>,
+) -> Result<Option<T>, Error> {
+    let mut written = None;
+    compare_and_swap(key, |old| {
+        written = None;
+        let Some(old) = old else {
+            return Ok(None);
+        };
+        let mut value: T = serde_json::from_str(old).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "stored value of {key:?} is not the expected JSON: {e}"
+            ))
+        })?;
+        change(&mut value)?;
+        let new = serde_json::to_string(&value).map_err(|e| {
+            Error::InvalidArgument(format!("value for {key:?} is not serializable: {e}"))
+        })?;
+        written = Some(value);
+        Ok(Some(new))
+    })?;
+    Ok(written)
+}

@@ -187,7 +187,10 @@ export type GuildFeatureView = z.infer<typeof GuildFeatureView>;
 export const SettingsView = z.object({
   /** Whether prefix commands still work while slash commands are on. */
   allow_prefix_fallback: z.boolean(),
-  /** Whether `auto-responders` is enabled here. */
+  /**
+   * Whether `custom-commands` (which holds the auto-responders) is
+   * enabled here: always `custom_commands_enabled`.
+   */
   auto_responders_enabled: z.boolean(),
   /** Whether `custom-commands` is enabled here. */
   custom_commands_enabled: z.boolean(),
@@ -522,7 +525,10 @@ export type RoleView = z.infer<typeof RoleView>;
 /** Fields to change; the others keep their values. */
 export const SettingsUpdate = z.object({
   allow_prefix_fallback: z.boolean().nullable().optional(),
-  /** Enables or disables `auto-responders`. */
+  /**
+   * Enables or disables `custom-commands`, as `custom_commands_enabled`
+   * does (one feature holds both); the two may not disagree.
+   */
   auto_responders_enabled: z.boolean().nullable().optional(),
   /** Enables or disables `custom-commands`. */
   custom_commands_enabled: z.boolean().nullable().optional(),
@@ -599,6 +605,513 @@ export const operations = {
       "404": ErrorBody,
       "429": ErrorBody,
       "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  listCommands: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/commands",
+    responses: {
+      "2XX": z.object({
+        commands: z.array(z.object({
+          category: z.string().nullable(),
+          cooldown_seconds: z.number().int().min(0),
+          /** Unix seconds */
+          created_at: z.number().int(),
+          description: z.string(),
+          enabled: z.boolean(),
+          is_tag: z.boolean(),
+          menu_pages: z.array(z.union([
+            z.object({
+              content: z.string().min(1).max(2000),
+              type: z.literal("text"),
+            }).strict(),
+            z.object({
+              color: z.number().int().min(0).max(16777215).nullable().optional(),
+              description: z.string().max(4096).nullable().optional(),
+              fields: z.array(z.object({
+                inline: z.boolean().optional(),
+                name: z.string().min(1).max(256),
+                value: z.string().min(1).max(1024),
+              }).strict()).max(25).optional(),
+              footer: z.string().max(2048).nullable().optional(),
+              /** https:// only */
+              image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+              /** https:// only */
+              thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+              title: z.string().max(256).nullable().optional(),
+              type: z.literal("embed"),
+              /** https:// only */
+              url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            }).strict(),
+          ])),
+          name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
+          required_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+          response: z.union([
+            z.object({
+              content: z.string().min(1).max(2000),
+              type: z.literal("text"),
+            }).strict(),
+            z.object({
+              color: z.number().int().min(0).max(16777215).nullable().optional(),
+              description: z.string().max(4096).nullable().optional(),
+              fields: z.array(z.object({
+                inline: z.boolean().optional(),
+                name: z.string().min(1).max(256),
+                value: z.string().min(1).max(1024),
+              }).strict()).max(25).optional(),
+              footer: z.string().max(2048).nullable().optional(),
+              /** https:// only */
+              image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+              /** https:// only */
+              thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+              title: z.string().max(256).nullable().optional(),
+              type: z.literal("embed"),
+              /** https:// only */
+              url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            }).strict(),
+          ]).nullable(),
+          /** Unix seconds */
+          updated_at: z.number().int(),
+        })),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  createCommand: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/commands",
+    requestBody: z.object({
+      /** A tag's category (general when none) */
+      category: z.string().regex(/^[a-z0-9_-]{1,32}$/).nullable().optional(),
+      cooldown_seconds: z.number().int().min(0).max(604800).optional(),
+      description: z.string().max(100).optional(),
+      enabled: z.boolean().optional(),
+      is_tag: z.boolean().optional(),
+      /** A menu's pages, shown with Previous / Next buttons; instead of `response` */
+      menu_pages: z.array(z.union([
+        z.object({
+          content: z.string().min(1).max(2000),
+          type: z.literal("text"),
+        }).strict(),
+        z.object({
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(4096).nullable().optional(),
+          fields: z.array(z.object({
+            inline: z.boolean().optional(),
+            name: z.string().min(1).max(256),
+            value: z.string().min(1).max(1024),
+          }).strict()).max(25).optional(),
+          footer: z.string().max(2048).nullable().optional(),
+          /** https:// only */
+          image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          /** https:// only */
+          thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+          type: z.literal("embed"),
+          /** https:// only */
+          url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+        }).strict(),
+      ])).max(10).optional(),
+      /** The trigger: lower-case a-z, 0-9, - and _ */
+      name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
+      /** A member needs any one of them; empty: everyone may */
+      required_roles: z.array(z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)])).max(25).optional(),
+      response: z.union([
+        z.object({
+          content: z.string().min(1).max(2000),
+          type: z.literal("text"),
+        }).strict(),
+        z.object({
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(4096).nullable().optional(),
+          fields: z.array(z.object({
+            inline: z.boolean().optional(),
+            name: z.string().min(1).max(256),
+            value: z.string().min(1).max(1024),
+          }).strict()).max(25).optional(),
+          footer: z.string().max(2048).nullable().optional(),
+          /** https:// only */
+          image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          /** https:// only */
+          thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+          type: z.literal("embed"),
+          /** https:// only */
+          url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+        }).strict(),
+      ]).nullable().optional(),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        category: z.string().nullable(),
+        cooldown_seconds: z.number().int().min(0),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        description: z.string(),
+        enabled: z.boolean(),
+        is_tag: z.boolean(),
+        menu_pages: z.array(z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ])),
+        name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
+        required_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        response: z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ]).nullable(),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  getCommand: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/commands/{name}",
+    responses: {
+      "2XX": z.object({
+        category: z.string().nullable(),
+        cooldown_seconds: z.number().int().min(0),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        description: z.string(),
+        enabled: z.boolean(),
+        is_tag: z.boolean(),
+        menu_pages: z.array(z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ])),
+        name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
+        required_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        response: z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ]).nullable(),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  updateCommand: {
+    method: "PUT",
+    path: "/api/guild/{guild_id}/commands/{name}",
+    requestBody: z.object({
+      /** A tag's category (general when none) */
+      category: z.string().regex(/^[a-z0-9_-]{1,32}$/).nullable().optional(),
+      cooldown_seconds: z.number().int().min(0).max(604800).optional(),
+      description: z.string().max(100).optional(),
+      enabled: z.boolean().optional(),
+      is_tag: z.boolean().optional(),
+      /** A menu's pages, shown with Previous / Next buttons; instead of `response` */
+      menu_pages: z.array(z.union([
+        z.object({
+          content: z.string().min(1).max(2000),
+          type: z.literal("text"),
+        }).strict(),
+        z.object({
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(4096).nullable().optional(),
+          fields: z.array(z.object({
+            inline: z.boolean().optional(),
+            name: z.string().min(1).max(256),
+            value: z.string().min(1).max(1024),
+          }).strict()).max(25).optional(),
+          footer: z.string().max(2048).nullable().optional(),
+          /** https:// only */
+          image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          /** https:// only */
+          thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+          type: z.literal("embed"),
+          /** https:// only */
+          url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+        }).strict(),
+      ])).max(10).optional(),
+      /** A member needs any one of them; empty: everyone may */
+      required_roles: z.array(z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)])).max(25).optional(),
+      response: z.union([
+        z.object({
+          content: z.string().min(1).max(2000),
+          type: z.literal("text"),
+        }).strict(),
+        z.object({
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(4096).nullable().optional(),
+          fields: z.array(z.object({
+            inline: z.boolean().optional(),
+            name: z.string().min(1).max(256),
+            value: z.string().min(1).max(1024),
+          }).strict()).max(25).optional(),
+          footer: z.string().max(2048).nullable().optional(),
+          /** https:// only */
+          image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          /** https:// only */
+          thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+          type: z.literal("embed"),
+          /** https:// only */
+          url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+        }).strict(),
+      ]).nullable().optional(),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        category: z.string().nullable(),
+        cooldown_seconds: z.number().int().min(0),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        description: z.string(),
+        enabled: z.boolean(),
+        is_tag: z.boolean(),
+        menu_pages: z.array(z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ])),
+        name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
+        required_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        response: z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ]).nullable(),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  deleteCommand: {
+    method: "DELETE",
+    path: "/api/guild/{guild_id}/commands/{name}",
+    responses: {
+      "2XX": z.object({
+        category: z.string().nullable(),
+        cooldown_seconds: z.number().int().min(0),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        description: z.string(),
+        enabled: z.boolean(),
+        is_tag: z.boolean(),
+        menu_pages: z.array(z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ])),
+        name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
+        required_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        response: z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ]).nullable(),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
       "503": ErrorBody,
     },
   },
@@ -1233,6 +1746,353 @@ export const operations = {
       "503": ErrorBody,
     },
   },
+  customCommandsListAutoResponders: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/custom-commands/api/auto-responders",
+    responses: {
+      "2XX": z.object({
+        auto_responders: z.array(z.object({
+          case_sensitive: z.boolean(),
+          channels: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+          /** Unix seconds */
+          created_at: z.number().int(),
+          enabled: z.boolean(),
+          id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
+          priority: z.number().int(),
+          response: z.union([
+            z.object({
+              content: z.string().min(1).max(2000),
+              type: z.literal("text"),
+            }).strict(),
+            z.object({
+              color: z.number().int().min(0).max(16777215).nullable().optional(),
+              description: z.string().max(4096).nullable().optional(),
+              fields: z.array(z.object({
+                inline: z.boolean().optional(),
+                name: z.string().min(1).max(256),
+                value: z.string().min(1).max(1024),
+              }).strict()).max(25).optional(),
+              footer: z.string().max(2048).nullable().optional(),
+              /** https:// only */
+              image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+              /** https:// only */
+              thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+              title: z.string().max(256).nullable().optional(),
+              type: z.literal("embed"),
+              /** https:// only */
+              url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            }).strict(),
+          ]),
+          trigger: z.string(),
+          /** Messages it matched */
+          trigger_count: z.number().int().min(0),
+          /** Unix seconds */
+          updated_at: z.number().int(),
+        })),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  customCommandsCreateAutoResponder: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/features/custom-commands/api/auto-responders",
+    requestBody: z.object({
+      case_sensitive: z.boolean().optional(),
+      /** Where it answers; empty: every channel */
+      channels: z.array(z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)])).max(50).optional(),
+      enabled: z.boolean().optional(),
+      match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
+      /** Higher is tried first */
+      priority: z.number().int().min(-1000).max(1000).optional(),
+      response: z.union([
+        z.object({
+          content: z.string().min(1).max(2000),
+          type: z.literal("text"),
+        }).strict(),
+        z.object({
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(4096).nullable().optional(),
+          fields: z.array(z.object({
+            inline: z.boolean().optional(),
+            name: z.string().min(1).max(256),
+            value: z.string().min(1).max(1024),
+          }).strict()).max(25).optional(),
+          footer: z.string().max(2048).nullable().optional(),
+          /** https:// only */
+          image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          /** https:// only */
+          thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+          type: z.literal("embed"),
+          /** https:// only */
+          url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+        }).strict(),
+      ]),
+      /** The text, or for `regex` the pattern (linear-time `regex` syntax) */
+      trigger: z.string().min(1).max(200),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        case_sensitive: z.boolean(),
+        channels: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        enabled: z.boolean(),
+        id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
+        priority: z.number().int(),
+        response: z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ]),
+        trigger: z.string(),
+        /** Messages it matched */
+        trigger_count: z.number().int().min(0),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  customCommandsGetAutoResponder: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/custom-commands/api/auto-responders/{id}",
+    responses: {
+      "2XX": z.object({
+        case_sensitive: z.boolean(),
+        channels: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        enabled: z.boolean(),
+        id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
+        priority: z.number().int(),
+        response: z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ]),
+        trigger: z.string(),
+        /** Messages it matched */
+        trigger_count: z.number().int().min(0),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  customCommandsUpdateAutoResponder: {
+    method: "PUT",
+    path: "/api/guild/{guild_id}/features/custom-commands/api/auto-responders/{id}",
+    requestBody: z.object({
+      case_sensitive: z.boolean().optional(),
+      /** Where it answers; empty: every channel */
+      channels: z.array(z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)])).max(50).optional(),
+      enabled: z.boolean().optional(),
+      match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
+      /** Higher is tried first */
+      priority: z.number().int().min(-1000).max(1000).optional(),
+      response: z.union([
+        z.object({
+          content: z.string().min(1).max(2000),
+          type: z.literal("text"),
+        }).strict(),
+        z.object({
+          color: z.number().int().min(0).max(16777215).nullable().optional(),
+          description: z.string().max(4096).nullable().optional(),
+          fields: z.array(z.object({
+            inline: z.boolean().optional(),
+            name: z.string().min(1).max(256),
+            value: z.string().min(1).max(1024),
+          }).strict()).max(25).optional(),
+          footer: z.string().max(2048).nullable().optional(),
+          /** https:// only */
+          image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          /** https:// only */
+          thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          title: z.string().max(256).nullable().optional(),
+          type: z.literal("embed"),
+          /** https:// only */
+          url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+        }).strict(),
+      ]),
+      /** The text, or for `regex` the pattern (linear-time `regex` syntax) */
+      trigger: z.string().min(1).max(200),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        case_sensitive: z.boolean(),
+        channels: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        enabled: z.boolean(),
+        id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
+        priority: z.number().int(),
+        response: z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ]),
+        trigger: z.string(),
+        /** Messages it matched */
+        trigger_count: z.number().int().min(0),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  customCommandsDeleteAutoResponder: {
+    method: "DELETE",
+    path: "/api/guild/{guild_id}/features/custom-commands/api/auto-responders/{id}",
+    responses: {
+      "2XX": z.object({
+        case_sensitive: z.boolean(),
+        channels: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** Unix seconds */
+        created_at: z.number().int(),
+        enabled: z.boolean(),
+        id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
+        priority: z.number().int(),
+        response: z.union([
+          z.object({
+            content: z.string().min(1).max(2000),
+            type: z.literal("text"),
+          }).strict(),
+          z.object({
+            color: z.number().int().min(0).max(16777215).nullable().optional(),
+            description: z.string().max(4096).nullable().optional(),
+            fields: z.array(z.object({
+              inline: z.boolean().optional(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25).optional(),
+            footer: z.string().max(2048).nullable().optional(),
+            /** https:// only */
+            image_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            /** https:// only */
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+            title: z.string().max(256).nullable().optional(),
+            type: z.literal("embed"),
+            /** https:// only */
+            url: z.string().max(2048).regex(/^https:\/\/[^\s]+$/).nullable().optional(),
+          }).strict(),
+        ]),
+        trigger: z.string(),
+        /** Messages it matched */
+        trigger_count: z.number().int().min(0),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
   funListPolls: {
     method: "GET",
     path: "/api/guild/{guild_id}/features/fun/api/polls",
@@ -1371,6 +2231,111 @@ export const operations = {
         reason: z.string().nullable().optional(),
         target: z.string(),
       }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  templatesListReactionRoles: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/templates/api/reaction-roles",
+    responses: {
+      "2XX": z.object({
+        reaction_roles: z.array(z.object({
+          channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          /** Roles of this message a member may hold; 0: no limit */
+          limit: z.number().int().min(0).max(20),
+          message_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          /** normal: add and remove; unique: one role of the set; verify: add only */
+          mode: z.enum(["normal", "unique", "verify"]),
+          pairs: z.array(z.object({
+            /** A unicode emoji or name:id of a custom one */
+            emoji: z.string().min(1).max(100),
+            role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          }).strict()).min(1).max(20),
+        }).strict()),
+      }).strict(),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  templatesSetReactionRoles: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/features/templates/api/reaction-roles",
+    requestBody: z.object({
+      channel_id: z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)]),
+      /** Roles of this message a member may hold; 0: no limit */
+      limit: z.number().int().min(0).max(20).optional(),
+      message_id: z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)]),
+      /** normal: add and remove; unique: one role of the set; verify: add only */
+      mode: z.enum(["normal", "unique", "verify"]).optional(),
+      pairs: z.array(z.object({
+        /** A unicode emoji or name:id of a custom one */
+        emoji: z.string().min(1).max(100),
+        role_id: z.union([
+          z.number().int().min(1),
+          z.string().regex(/^[1-9][0-9]{0,18}$/),
+        ]),
+      }).strict()).min(1).max(20),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** Roles of this message a member may hold; 0: no limit */
+        limit: z.number().int().min(0).max(20),
+        message_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** normal: add and remove; unique: one role of the set; verify: add only */
+        mode: z.enum(["normal", "unique", "verify"]),
+        pairs: z.array(z.object({
+          /** A unicode emoji or name:id of a custom one */
+          emoji: z.string().min(1).max(100),
+          role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        }).strict()).min(1).max(20),
+      }).strict(),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  templatesDeleteReactionRoles: {
+    method: "DELETE",
+    path: "/api/guild/{guild_id}/features/templates/api/reaction-roles/{message_id}",
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** Roles of this message a member may hold; 0: no limit */
+        limit: z.number().int().min(0).max(20),
+        message_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        /** normal: add and remove; unique: one role of the set; verify: add only */
+        mode: z.enum(["normal", "unique", "verify"]),
+        pairs: z.array(z.object({
+          /** A unicode emoji or name:id of a custom one */
+          emoji: z.string().min(1).max(100),
+          role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        }).strict()).min(1).max(20),
+      }).strict(),
       "400": ErrorBody,
       "401": ErrorBody,
       "403": ErrorBody,
@@ -1714,6 +2679,437 @@ export const operations = {
       "422": ErrorBody,
       "429": ErrorBody,
       "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  listTemplates: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/templates",
+    responses: {
+      "2XX": z.object({
+        templates: z.array(z.object({
+          buttons: z.array(z.union([
+            z.object({
+              emoji: z.string().min(1).max(100).nullable(),
+              kind: z.literal("link"),
+              label: z.string().min(1).max(80),
+              url: z.string().max(2048).regex(/^https:\/\//),
+            }).strict(),
+            z.object({
+              emoji: z.string().min(1).max(100).nullable(),
+              kind: z.literal("role"),
+              label: z.string().min(1).max(80),
+              role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+              style: z.enum(["primary", "secondary", "success", "danger"]),
+            }).strict(),
+          ])).max(25),
+          /** With template variables such as {server.name} */
+          content: z.string().max(2000),
+          embed: z.object({
+            color: z.number().int().min(0).max(16777215).nullable(),
+            description: z.string().max(2000).nullable(),
+            fields: z.array(z.object({
+              inline: z.boolean(),
+              name: z.string().min(1).max(256),
+              value: z.string().min(1).max(1024),
+            }).strict()).max(25),
+            footer: z.string().max(2048).nullable(),
+            image_url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+            thumbnail_url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+            title: z.string().max(256).nullable(),
+            url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+          }).strict().nullable(),
+          id: z.string().regex(/^[a-z0-9-]{1,32}$/),
+          name: z.string().min(1).max(100),
+          select: z.object({
+            max_values: z.number().int().min(1).max(25),
+            min_values: z.number().int().min(0).max(25),
+            options: z.array(z.object({
+              description: z.string().max(100).nullable(),
+              label: z.string().min(1).max(100),
+              role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+            }).strict()).min(1).max(25),
+            placeholder: z.string().max(150).nullable(),
+          }).strict().nullable(),
+        }).strict()),
+      }).strict(),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  createTemplate: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/templates",
+    requestBody: z.object({
+      buttons: z.array(z.union([
+        z.object({
+          emoji: z.string().min(1).max(100).nullable().optional(),
+          kind: z.literal("link"),
+          label: z.string().min(1).max(80),
+          url: z.string().max(2048).regex(/^https:\/\//),
+        }).strict(),
+        z.object({
+          emoji: z.string().min(1).max(100).nullable().optional(),
+          kind: z.literal("role"),
+          label: z.string().min(1).max(80),
+          role_id: z.union([
+            z.number().int().min(1),
+            z.string().regex(/^[1-9][0-9]{0,18}$/),
+          ]),
+          style: z.enum(["primary", "secondary", "success", "danger"]).optional(),
+        }).strict(),
+      ])).max(25).optional(),
+      /** With template variables such as {server.name} */
+      content: z.string().max(2000).optional(),
+      embed: z.object({
+        color: z.number().int().min(0).max(16777215).nullable().optional(),
+        description: z.string().max(2000).nullable().optional(),
+        fields: z.array(z.object({
+          inline: z.boolean().optional(),
+          name: z.string().min(1).max(256),
+          value: z.string().min(1).max(1024),
+        }).strict()).max(25).optional(),
+        footer: z.string().max(2048).nullable().optional(),
+        image_url: z.string().max(2048).regex(/^https:\/\//).nullable().optional(),
+        thumbnail_url: z.string().max(2048).regex(/^https:\/\//).nullable().optional(),
+        title: z.string().max(256).nullable().optional(),
+        url: z.string().max(2048).regex(/^https:\/\//).nullable().optional(),
+      }).strict().nullable().optional(),
+      id: z.string().regex(/^[a-z0-9-]{1,32}$/),
+      name: z.string().min(1).max(100),
+      select: z.object({
+        max_values: z.number().int().min(1).max(25).nullable().optional(),
+        min_values: z.number().int().min(0).max(25).optional(),
+        options: z.array(z.object({
+          description: z.string().max(100).nullable().optional(),
+          label: z.string().min(1).max(100),
+          role_id: z.union([
+            z.number().int().min(1),
+            z.string().regex(/^[1-9][0-9]{0,18}$/),
+          ]),
+        }).strict()).min(1).max(25),
+        placeholder: z.string().max(150).nullable().optional(),
+      }).strict().nullable().optional(),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        buttons: z.array(z.union([
+          z.object({
+            emoji: z.string().min(1).max(100).nullable(),
+            kind: z.literal("link"),
+            label: z.string().min(1).max(80),
+            url: z.string().max(2048).regex(/^https:\/\//),
+          }).strict(),
+          z.object({
+            emoji: z.string().min(1).max(100).nullable(),
+            kind: z.literal("role"),
+            label: z.string().min(1).max(80),
+            role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+            style: z.enum(["primary", "secondary", "success", "danger"]),
+          }).strict(),
+        ])).max(25),
+        /** With template variables such as {server.name} */
+        content: z.string().max(2000),
+        embed: z.object({
+          color: z.number().int().min(0).max(16777215).nullable(),
+          description: z.string().max(2000).nullable(),
+          fields: z.array(z.object({
+            inline: z.boolean(),
+            name: z.string().min(1).max(256),
+            value: z.string().min(1).max(1024),
+          }).strict()).max(25),
+          footer: z.string().max(2048).nullable(),
+          image_url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+          thumbnail_url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+          title: z.string().max(256).nullable(),
+          url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+        }).strict().nullable(),
+        id: z.string().regex(/^[a-z0-9-]{1,32}$/),
+        name: z.string().min(1).max(100),
+        select: z.object({
+          max_values: z.number().int().min(1).max(25),
+          min_values: z.number().int().min(0).max(25),
+          options: z.array(z.object({
+            description: z.string().max(100).nullable(),
+            label: z.string().min(1).max(100),
+            role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          }).strict()).min(1).max(25),
+          placeholder: z.string().max(150).nullable(),
+        }).strict().nullable(),
+      }).strict(),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  getTemplate: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/templates/{id}",
+    responses: {
+      "2XX": z.object({
+        buttons: z.array(z.union([
+          z.object({
+            emoji: z.string().min(1).max(100).nullable(),
+            kind: z.literal("link"),
+            label: z.string().min(1).max(80),
+            url: z.string().max(2048).regex(/^https:\/\//),
+          }).strict(),
+          z.object({
+            emoji: z.string().min(1).max(100).nullable(),
+            kind: z.literal("role"),
+            label: z.string().min(1).max(80),
+            role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+            style: z.enum(["primary", "secondary", "success", "danger"]),
+          }).strict(),
+        ])).max(25),
+        /** With template variables such as {server.name} */
+        content: z.string().max(2000),
+        embed: z.object({
+          color: z.number().int().min(0).max(16777215).nullable(),
+          description: z.string().max(2000).nullable(),
+          fields: z.array(z.object({
+            inline: z.boolean(),
+            name: z.string().min(1).max(256),
+            value: z.string().min(1).max(1024),
+          }).strict()).max(25),
+          footer: z.string().max(2048).nullable(),
+          image_url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+          thumbnail_url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+          title: z.string().max(256).nullable(),
+          url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+        }).strict().nullable(),
+        id: z.string().regex(/^[a-z0-9-]{1,32}$/),
+        name: z.string().min(1).max(100),
+        select: z.object({
+          max_values: z.number().int().min(1).max(25),
+          min_values: z.number().int().min(0).max(25),
+          options: z.array(z.object({
+            description: z.string().max(100).nullable(),
+            label: z.string().min(1).max(100),
+            role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          }).strict()).min(1).max(25),
+          placeholder: z.string().max(150).nullable(),
+        }).strict().nullable(),
+      }).strict(),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  updateTemplate: {
+    method: "PUT",
+    path: "/api/guild/{guild_id}/templates/{id}",
+    requestBody: z.object({
+      buttons: z.array(z.union([
+        z.object({
+          emoji: z.string().min(1).max(100).nullable().optional(),
+          kind: z.literal("link"),
+          label: z.string().min(1).max(80),
+          url: z.string().max(2048).regex(/^https:\/\//),
+        }).strict(),
+        z.object({
+          emoji: z.string().min(1).max(100).nullable().optional(),
+          kind: z.literal("role"),
+          label: z.string().min(1).max(80),
+          role_id: z.union([
+            z.number().int().min(1),
+            z.string().regex(/^[1-9][0-9]{0,18}$/),
+          ]),
+          style: z.enum(["primary", "secondary", "success", "danger"]).optional(),
+        }).strict(),
+      ])).max(25).optional(),
+      /** With template variables such as {server.name} */
+      content: z.string().max(2000).optional(),
+      embed: z.object({
+        color: z.number().int().min(0).max(16777215).nullable().optional(),
+        description: z.string().max(2000).nullable().optional(),
+        fields: z.array(z.object({
+          inline: z.boolean().optional(),
+          name: z.string().min(1).max(256),
+          value: z.string().min(1).max(1024),
+        }).strict()).max(25).optional(),
+        footer: z.string().max(2048).nullable().optional(),
+        image_url: z.string().max(2048).regex(/^https:\/\//).nullable().optional(),
+        thumbnail_url: z.string().max(2048).regex(/^https:\/\//).nullable().optional(),
+        title: z.string().max(256).nullable().optional(),
+        url: z.string().max(2048).regex(/^https:\/\//).nullable().optional(),
+      }).strict().nullable().optional(),
+      name: z.string().min(1).max(100),
+      select: z.object({
+        max_values: z.number().int().min(1).max(25).nullable().optional(),
+        min_values: z.number().int().min(0).max(25).optional(),
+        options: z.array(z.object({
+          description: z.string().max(100).nullable().optional(),
+          label: z.string().min(1).max(100),
+          role_id: z.union([
+            z.number().int().min(1),
+            z.string().regex(/^[1-9][0-9]{0,18}$/),
+          ]),
+        }).strict()).min(1).max(25),
+        placeholder: z.string().max(150).nullable().optional(),
+      }).strict().nullable().optional(),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        buttons: z.array(z.union([
+          z.object({
+            emoji: z.string().min(1).max(100).nullable(),
+            kind: z.literal("link"),
+            label: z.string().min(1).max(80),
+            url: z.string().max(2048).regex(/^https:\/\//),
+          }).strict(),
+          z.object({
+            emoji: z.string().min(1).max(100).nullable(),
+            kind: z.literal("role"),
+            label: z.string().min(1).max(80),
+            role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+            style: z.enum(["primary", "secondary", "success", "danger"]),
+          }).strict(),
+        ])).max(25),
+        /** With template variables such as {server.name} */
+        content: z.string().max(2000),
+        embed: z.object({
+          color: z.number().int().min(0).max(16777215).nullable(),
+          description: z.string().max(2000).nullable(),
+          fields: z.array(z.object({
+            inline: z.boolean(),
+            name: z.string().min(1).max(256),
+            value: z.string().min(1).max(1024),
+          }).strict()).max(25),
+          footer: z.string().max(2048).nullable(),
+          image_url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+          thumbnail_url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+          title: z.string().max(256).nullable(),
+          url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+        }).strict().nullable(),
+        id: z.string().regex(/^[a-z0-9-]{1,32}$/),
+        name: z.string().min(1).max(100),
+        select: z.object({
+          max_values: z.number().int().min(1).max(25),
+          min_values: z.number().int().min(0).max(25),
+          options: z.array(z.object({
+            description: z.string().max(100).nullable(),
+            label: z.string().min(1).max(100),
+            role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          }).strict()).min(1).max(25),
+          placeholder: z.string().max(150).nullable(),
+        }).strict().nullable(),
+      }).strict(),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  deleteTemplate: {
+    method: "DELETE",
+    path: "/api/guild/{guild_id}/templates/{id}",
+    responses: {
+      "2XX": z.object({
+        buttons: z.array(z.union([
+          z.object({
+            emoji: z.string().min(1).max(100).nullable(),
+            kind: z.literal("link"),
+            label: z.string().min(1).max(80),
+            url: z.string().max(2048).regex(/^https:\/\//),
+          }).strict(),
+          z.object({
+            emoji: z.string().min(1).max(100).nullable(),
+            kind: z.literal("role"),
+            label: z.string().min(1).max(80),
+            role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+            style: z.enum(["primary", "secondary", "success", "danger"]),
+          }).strict(),
+        ])).max(25),
+        /** With template variables such as {server.name} */
+        content: z.string().max(2000),
+        embed: z.object({
+          color: z.number().int().min(0).max(16777215).nullable(),
+          description: z.string().max(2000).nullable(),
+          fields: z.array(z.object({
+            inline: z.boolean(),
+            name: z.string().min(1).max(256),
+            value: z.string().min(1).max(1024),
+          }).strict()).max(25),
+          footer: z.string().max(2048).nullable(),
+          image_url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+          thumbnail_url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+          title: z.string().max(256).nullable(),
+          url: z.string().max(2048).regex(/^https:\/\//).nullable(),
+        }).strict().nullable(),
+        id: z.string().regex(/^[a-z0-9-]{1,32}$/),
+        name: z.string().min(1).max(100),
+        select: z.object({
+          max_values: z.number().int().min(1).max(25),
+          min_values: z.number().int().min(0).max(25),
+          options: z.array(z.object({
+            description: z.string().max(100).nullable(),
+            label: z.string().min(1).max(100),
+            role_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+          }).strict()).min(1).max(25),
+          placeholder: z.string().max(150).nullable(),
+        }).strict().nullable(),
+      }).strict(),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  sendTemplate: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/templates/{id}/send",
+    requestBody: z.object({
+      channel_id: z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)]),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        channel_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+        message_id: z.string().regex(/^[1-9][0-9]{0,18}$/),
+      }).strict(),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
       "503": ErrorBody,
     },
   },
@@ -2398,6 +3794,494 @@ export class TownesClient {
   }
 
   /**
+   * The guild's custom commands and tags, by name
+   *
+   * Served by feature `custom-commands` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/commands`
+   */
+  async listCommands(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<{
+    commands: Array<{
+      category: string | null;
+      cooldown_seconds: number;
+      /** Unix seconds */
+      created_at: number;
+      description: string;
+      enabled: boolean;
+      is_tag: boolean;
+      menu_pages: Array<{
+        content: string;
+        type: "text";
+      } | {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        /** https:// only */
+        image_url?: string | null | undefined;
+        /** https:// only */
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        type: "embed";
+        /** https:// only */
+        url?: string | null | undefined;
+      }>;
+      name: string;
+      required_roles: Array<string>;
+      response: {
+        content: string;
+        type: "text";
+      } | {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        /** https:// only */
+        image_url?: string | null | undefined;
+        /** https:// only */
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        type: "embed";
+        /** https:// only */
+        url?: string | null | undefined;
+      } | null;
+      /** Unix seconds */
+      updated_at: number;
+    }>;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/commands`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.listCommands.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Creates a custom command, tag or menu (201); the name must be free
+   *
+   * Served by feature `custom-commands` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/commands`
+   */
+  async createCommand(
+    guildId: Snowflake,
+    body: {
+      /** A tag's category (general when none) */
+      category?: string | null | undefined;
+      cooldown_seconds?: number | undefined;
+      description?: string | undefined;
+      enabled?: boolean | undefined;
+      is_tag?: boolean | undefined;
+      /** A menu's pages, shown with Previous / Next buttons; instead of `response` */
+      menu_pages?: Array<{
+        content: string;
+        type: "text";
+      } | {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        /** https:// only */
+        image_url?: string | null | undefined;
+        /** https:// only */
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        type: "embed";
+        /** https:// only */
+        url?: string | null | undefined;
+      }> | undefined;
+      /** The trigger: lower-case a-z, 0-9, - and _ */
+      name: string;
+      /** A member needs any one of them; empty: everyone may */
+      required_roles?: Array<number | string> | undefined;
+      response?: {
+        content: string;
+        type: "text";
+      } | {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        /** https:// only */
+        image_url?: string | null | undefined;
+        /** https:// only */
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        type: "embed";
+        /** https:// only */
+        url?: string | null | undefined;
+      } | null | undefined;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    category: string | null;
+    cooldown_seconds: number;
+    /** Unix seconds */
+    created_at: number;
+    description: string;
+    enabled: boolean;
+    is_tag: boolean;
+    menu_pages: Array<{
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    }>;
+    name: string;
+    required_roles: Array<string>;
+    response: {
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    } | null;
+    /** Unix seconds */
+    updated_at: number;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/commands`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.createCommand.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * One custom command
+   *
+   * Served by feature `custom-commands` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/commands/{name}`
+   */
+  async getCommand(
+    guildId: Snowflake,
+    name: string,
+    options?: RequestOptions,
+  ): Promise<{
+    category: string | null;
+    cooldown_seconds: number;
+    /** Unix seconds */
+    created_at: number;
+    description: string;
+    enabled: boolean;
+    is_tag: boolean;
+    menu_pages: Array<{
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    }>;
+    name: string;
+    required_roles: Array<string>;
+    response: {
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    } | null;
+    /** Unix seconds */
+    updated_at: number;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/commands/${encodeURIComponent(String(name))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.getCommand.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Replaces a custom command's settings (fields left out take their defaults)
+   *
+   * Served by feature `custom-commands` 0.1.0.
+   *
+   * `PUT /api/guild/{guild_id}/commands/{name}`
+   */
+  async updateCommand(
+    guildId: Snowflake,
+    name: string,
+    body: {
+      /** A tag's category (general when none) */
+      category?: string | null | undefined;
+      cooldown_seconds?: number | undefined;
+      description?: string | undefined;
+      enabled?: boolean | undefined;
+      is_tag?: boolean | undefined;
+      /** A menu's pages, shown with Previous / Next buttons; instead of `response` */
+      menu_pages?: Array<{
+        content: string;
+        type: "text";
+      } | {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        /** https:// only */
+        image_url?: string | null | undefined;
+        /** https:// only */
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        type: "embed";
+        /** https:// only */
+        url?: string | null | undefined;
+      }> | undefined;
+      /** A member needs any one of them; empty: everyone may */
+      required_roles?: Array<number | string> | undefined;
+      response?: {
+        content: string;
+        type: "text";
+      } | {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        /** https:// only */
+        image_url?: string | null | undefined;
+        /** https:// only */
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        type: "embed";
+        /** https:// only */
+        url?: string | null | undefined;
+      } | null | undefined;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    category: string | null;
+    cooldown_seconds: number;
+    /** Unix seconds */
+    created_at: number;
+    description: string;
+    enabled: boolean;
+    is_tag: boolean;
+    menu_pages: Array<{
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    }>;
+    name: string;
+    required_roles: Array<string>;
+    response: {
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    } | null;
+    /** Unix seconds */
+    updated_at: number;
+  }> {
+    const response = await this.#request(
+      "PUT",
+      `/api/guild/${encodeURIComponent(String(guildId))}/commands/${encodeURIComponent(String(name))}`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.updateCommand.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Deletes a custom command; answers it
+   *
+   * Served by feature `custom-commands` 0.1.0.
+   *
+   * `DELETE /api/guild/{guild_id}/commands/{name}`
+   */
+  async deleteCommand(
+    guildId: Snowflake,
+    name: string,
+    options?: RequestOptions,
+  ): Promise<{
+    category: string | null;
+    cooldown_seconds: number;
+    /** Unix seconds */
+    created_at: number;
+    description: string;
+    enabled: boolean;
+    is_tag: boolean;
+    menu_pages: Array<{
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    }>;
+    name: string;
+    required_roles: Array<string>;
+    response: {
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    } | null;
+    /** Unix seconds */
+    updated_at: number;
+  }> {
+    const response = await this.#request(
+      "DELETE",
+      `/api/guild/${encodeURIComponent(String(guildId))}/commands/${encodeURIComponent(String(name))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.deleteCommand.responses["2XX"].parse(await response.json());
+  }
+
+  /**
    * The guild's custom emojis.
    *
    * `GET /api/guild/{guild_id}/emojis`
@@ -3024,6 +4908,355 @@ export class TownesClient {
   }
 
   /**
+   * The guild's auto-responders in the order they are tried, with their trigger counts
+   *
+   * Served by feature `custom-commands` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/custom-commands/api/auto-responders`
+   */
+  async customCommandsListAutoResponders(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<{
+    auto_responders: Array<{
+      case_sensitive: boolean;
+      channels: Array<string>;
+      /** Unix seconds */
+      created_at: number;
+      enabled: boolean;
+      id: string;
+      match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
+      priority: number;
+      response: {
+        content: string;
+        type: "text";
+      } | {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        /** https:// only */
+        image_url?: string | null | undefined;
+        /** https:// only */
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        type: "embed";
+        /** https:// only */
+        url?: string | null | undefined;
+      };
+      trigger: string;
+      /** Messages it matched */
+      trigger_count: number;
+      /** Unix seconds */
+      updated_at: number;
+    }>;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/custom-commands/api/auto-responders`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.customCommandsListAutoResponders.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Creates an auto-responder (201); an invalid or too large regex is refused
+   *
+   * Served by feature `custom-commands` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/features/custom-commands/api/auto-responders`
+   */
+  async customCommandsCreateAutoResponder(
+    guildId: Snowflake,
+    body: {
+      case_sensitive?: boolean | undefined;
+      /** Where it answers; empty: every channel */
+      channels?: Array<number | string> | undefined;
+      enabled?: boolean | undefined;
+      match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
+      /** Higher is tried first */
+      priority?: number | undefined;
+      response: {
+        content: string;
+        type: "text";
+      } | {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        /** https:// only */
+        image_url?: string | null | undefined;
+        /** https:// only */
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        type: "embed";
+        /** https:// only */
+        url?: string | null | undefined;
+      };
+      /** The text, or for `regex` the pattern (linear-time `regex` syntax) */
+      trigger: string;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    case_sensitive: boolean;
+    channels: Array<string>;
+    /** Unix seconds */
+    created_at: number;
+    enabled: boolean;
+    id: string;
+    match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
+    priority: number;
+    response: {
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    };
+    trigger: string;
+    /** Messages it matched */
+    trigger_count: number;
+    /** Unix seconds */
+    updated_at: number;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/custom-commands/api/auto-responders`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.customCommandsCreateAutoResponder.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * One auto-responder
+   *
+   * Served by feature `custom-commands` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/custom-commands/api/auto-responders/{id}`
+   */
+  async customCommandsGetAutoResponder(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    case_sensitive: boolean;
+    channels: Array<string>;
+    /** Unix seconds */
+    created_at: number;
+    enabled: boolean;
+    id: string;
+    match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
+    priority: number;
+    response: {
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    };
+    trigger: string;
+    /** Messages it matched */
+    trigger_count: number;
+    /** Unix seconds */
+    updated_at: number;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/custom-commands/api/auto-responders/${encodeURIComponent(String(id))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.customCommandsGetAutoResponder.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Replaces an auto-responder's settings; its trigger count stays
+   *
+   * Served by feature `custom-commands` 0.1.0.
+   *
+   * `PUT /api/guild/{guild_id}/features/custom-commands/api/auto-responders/{id}`
+   */
+  async customCommandsUpdateAutoResponder(
+    guildId: Snowflake,
+    id: string,
+    body: {
+      case_sensitive?: boolean | undefined;
+      /** Where it answers; empty: every channel */
+      channels?: Array<number | string> | undefined;
+      enabled?: boolean | undefined;
+      match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
+      /** Higher is tried first */
+      priority?: number | undefined;
+      response: {
+        content: string;
+        type: "text";
+      } | {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        /** https:// only */
+        image_url?: string | null | undefined;
+        /** https:// only */
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        type: "embed";
+        /** https:// only */
+        url?: string | null | undefined;
+      };
+      /** The text, or for `regex` the pattern (linear-time `regex` syntax) */
+      trigger: string;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    case_sensitive: boolean;
+    channels: Array<string>;
+    /** Unix seconds */
+    created_at: number;
+    enabled: boolean;
+    id: string;
+    match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
+    priority: number;
+    response: {
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    };
+    trigger: string;
+    /** Messages it matched */
+    trigger_count: number;
+    /** Unix seconds */
+    updated_at: number;
+  }> {
+    const response = await this.#request(
+      "PUT",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/custom-commands/api/auto-responders/${encodeURIComponent(String(id))}`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.customCommandsUpdateAutoResponder.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Deletes an auto-responder and its count; answers it
+   *
+   * Served by feature `custom-commands` 0.1.0.
+   *
+   * `DELETE /api/guild/{guild_id}/features/custom-commands/api/auto-responders/{id}`
+   */
+  async customCommandsDeleteAutoResponder(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    case_sensitive: boolean;
+    channels: Array<string>;
+    /** Unix seconds */
+    created_at: number;
+    enabled: boolean;
+    id: string;
+    match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
+    priority: number;
+    response: {
+      content: string;
+      type: "text";
+    } | {
+      color?: number | null | undefined;
+      description?: string | null | undefined;
+      fields?: Array<{
+        inline?: boolean | undefined;
+        name: string;
+        value: string;
+      }> | undefined;
+      footer?: string | null | undefined;
+      /** https:// only */
+      image_url?: string | null | undefined;
+      /** https:// only */
+      thumbnail_url?: string | null | undefined;
+      title?: string | null | undefined;
+      type: "embed";
+      /** https:// only */
+      url?: string | null | undefined;
+    };
+    trigger: string;
+    /** Messages it matched */
+    trigger_count: number;
+    /** Unix seconds */
+    updated_at: number;
+  }> {
+    const response = await this.#request(
+      "DELETE",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/custom-commands/api/auto-responders/${encodeURIComponent(String(id))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.customCommandsDeleteAutoResponder.responses["2XX"].parse(await response.json());
+  }
+
+  /**
    * The guild's polls with their counts, newest first, at most 50
    *
    * Served by feature `fun` 0.1.0.
@@ -3189,6 +5422,121 @@ export class TownesClient {
       options,
     );
     return operations.moderationGetCase.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * The messages with reaction roles
+   *
+   * Served by feature `templates` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/templates/api/reaction-roles`
+   */
+  async templatesListReactionRoles(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<{
+    reaction_roles: Array<{
+      channel_id: string;
+      /** Roles of this message a member may hold; 0: no limit */
+      limit: number;
+      message_id: string;
+      /** normal: add and remove; unique: one role of the set; verify: add only */
+      mode: "normal" | "unique" | "verify";
+      pairs: Array<{
+        /** A unicode emoji or name:id of a custom one */
+        emoji: string;
+        role_id: string;
+      }>;
+    }>;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/templates/api/reaction-roles`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.templatesListReactionRoles.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Sets a message's emoji → role pairs (201 new, 200 replaced); the bot reacts with each emoji
+   *
+   * Served by feature `templates` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/features/templates/api/reaction-roles`
+   */
+  async templatesSetReactionRoles(
+    guildId: Snowflake,
+    body: {
+      channel_id: number | string;
+      /** Roles of this message a member may hold; 0: no limit */
+      limit?: number | undefined;
+      message_id: number | string;
+      /** normal: add and remove; unique: one role of the set; verify: add only */
+      mode?: "normal" | "unique" | "verify" | undefined;
+      pairs: Array<{
+        /** A unicode emoji or name:id of a custom one */
+        emoji: string;
+        role_id: number | string;
+      }>;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    /** Roles of this message a member may hold; 0: no limit */
+    limit: number;
+    message_id: string;
+    /** normal: add and remove; unique: one role of the set; verify: add only */
+    mode: "normal" | "unique" | "verify";
+    pairs: Array<{
+      /** A unicode emoji or name:id of a custom one */
+      emoji: string;
+      role_id: string;
+    }>;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/templates/api/reaction-roles`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.templatesSetReactionRoles.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Removes a message's reaction roles (members keep their roles); answers them
+   *
+   * Served by feature `templates` 0.1.0.
+   *
+   * `DELETE /api/guild/{guild_id}/features/templates/api/reaction-roles/{message_id}`
+   */
+  async templatesDeleteReactionRoles(
+    guildId: Snowflake,
+    messageId: string,
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    /** Roles of this message a member may hold; 0: no limit */
+    limit: number;
+    message_id: string;
+    /** normal: add and remove; unique: one role of the set; verify: add only */
+    mode: "normal" | "unique" | "verify";
+    pairs: Array<{
+      /** A unicode emoji or name:id of a custom one */
+      emoji: string;
+      role_id: string;
+    }>;
+  }> {
+    const response = await this.#request(
+      "DELETE",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/templates/api/reaction-roles/${encodeURIComponent(String(messageId))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.templatesDeleteReactionRoles.responses["2XX"].parse(await response.json());
   }
 
   /**
@@ -3607,6 +5955,432 @@ export class TownesClient {
       options,
     );
     return operations.updateGuildSettings.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The guild's message templates, by id
+   *
+   * Served by feature `templates` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/templates`
+   */
+  async listTemplates(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<{
+    templates: Array<{
+      buttons: Array<{
+        emoji: string | null;
+        kind: "link";
+        label: string;
+        url: string;
+      } | {
+        emoji: string | null;
+        kind: "role";
+        label: string;
+        role_id: string;
+        style: "primary" | "secondary" | "success" | "danger";
+      }>;
+      /** With template variables such as {server.name} */
+      content: string;
+      embed: {
+        color: number | null;
+        description: string | null;
+        fields: Array<{
+          inline: boolean;
+          name: string;
+          value: string;
+        }>;
+        footer: string | null;
+        image_url: string | null;
+        thumbnail_url: string | null;
+        title: string | null;
+        url: string | null;
+      } | null;
+      id: string;
+      name: string;
+      select: {
+        max_values: number;
+        min_values: number;
+        options: Array<{
+          description: string | null;
+          label: string;
+          role_id: string;
+        }>;
+        placeholder: string | null;
+      } | null;
+    }>;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/templates`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.listTemplates.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Creates a template (its id is a slug you pick: 1-32 of a-z 0-9 -)
+   *
+   * Served by feature `templates` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/templates`
+   */
+  async createTemplate(
+    guildId: Snowflake,
+    body: {
+      buttons?: Array<{
+        emoji?: string | null | undefined;
+        kind: "link";
+        label: string;
+        url: string;
+      } | {
+        emoji?: string | null | undefined;
+        kind: "role";
+        label: string;
+        role_id: number | string;
+        style?: "primary" | "secondary" | "success" | "danger" | undefined;
+      }> | undefined;
+      /** With template variables such as {server.name} */
+      content?: string | undefined;
+      embed?: {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        image_url?: string | null | undefined;
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        url?: string | null | undefined;
+      } | null | undefined;
+      id: string;
+      name: string;
+      select?: {
+        max_values?: number | null | undefined;
+        min_values?: number | undefined;
+        options: Array<{
+          description?: string | null | undefined;
+          label: string;
+          role_id: number | string;
+        }>;
+        placeholder?: string | null | undefined;
+      } | null | undefined;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    buttons: Array<{
+      emoji: string | null;
+      kind: "link";
+      label: string;
+      url: string;
+    } | {
+      emoji: string | null;
+      kind: "role";
+      label: string;
+      role_id: string;
+      style: "primary" | "secondary" | "success" | "danger";
+    }>;
+    /** With template variables such as {server.name} */
+    content: string;
+    embed: {
+      color: number | null;
+      description: string | null;
+      fields: Array<{
+        inline: boolean;
+        name: string;
+        value: string;
+      }>;
+      footer: string | null;
+      image_url: string | null;
+      thumbnail_url: string | null;
+      title: string | null;
+      url: string | null;
+    } | null;
+    id: string;
+    name: string;
+    select: {
+      max_values: number;
+      min_values: number;
+      options: Array<{
+        description: string | null;
+        label: string;
+        role_id: string;
+      }>;
+      placeholder: string | null;
+    } | null;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/templates`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.createTemplate.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * One template
+   *
+   * Served by feature `templates` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/templates/{id}`
+   */
+  async getTemplate(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    buttons: Array<{
+      emoji: string | null;
+      kind: "link";
+      label: string;
+      url: string;
+    } | {
+      emoji: string | null;
+      kind: "role";
+      label: string;
+      role_id: string;
+      style: "primary" | "secondary" | "success" | "danger";
+    }>;
+    /** With template variables such as {server.name} */
+    content: string;
+    embed: {
+      color: number | null;
+      description: string | null;
+      fields: Array<{
+        inline: boolean;
+        name: string;
+        value: string;
+      }>;
+      footer: string | null;
+      image_url: string | null;
+      thumbnail_url: string | null;
+      title: string | null;
+      url: string | null;
+    } | null;
+    id: string;
+    name: string;
+    select: {
+      max_values: number;
+      min_values: number;
+      options: Array<{
+        description: string | null;
+        label: string;
+        role_id: string;
+      }>;
+      placeholder: string | null;
+    } | null;
+  }> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/templates/${encodeURIComponent(String(id))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.getTemplate.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Replaces a template (messages already sent keep working)
+   *
+   * Served by feature `templates` 0.1.0.
+   *
+   * `PUT /api/guild/{guild_id}/templates/{id}`
+   */
+  async updateTemplate(
+    guildId: Snowflake,
+    id: string,
+    body: {
+      buttons?: Array<{
+        emoji?: string | null | undefined;
+        kind: "link";
+        label: string;
+        url: string;
+      } | {
+        emoji?: string | null | undefined;
+        kind: "role";
+        label: string;
+        role_id: number | string;
+        style?: "primary" | "secondary" | "success" | "danger" | undefined;
+      }> | undefined;
+      /** With template variables such as {server.name} */
+      content?: string | undefined;
+      embed?: {
+        color?: number | null | undefined;
+        description?: string | null | undefined;
+        fields?: Array<{
+          inline?: boolean | undefined;
+          name: string;
+          value: string;
+        }> | undefined;
+        footer?: string | null | undefined;
+        image_url?: string | null | undefined;
+        thumbnail_url?: string | null | undefined;
+        title?: string | null | undefined;
+        url?: string | null | undefined;
+      } | null | undefined;
+      name: string;
+      select?: {
+        max_values?: number | null | undefined;
+        min_values?: number | undefined;
+        options: Array<{
+          description?: string | null | undefined;
+          label: string;
+          role_id: number | string;
+        }>;
+        placeholder?: string | null | undefined;
+      } | null | undefined;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    buttons: Array<{
+      emoji: string | null;
+      kind: "link";
+      label: string;
+      url: string;
+    } | {
+      emoji: string | null;
+      kind: "role";
+      label: string;
+      role_id: string;
+      style: "primary" | "secondary" | "success" | "danger";
+    }>;
+    /** With template variables such as {server.name} */
+    content: string;
+    embed: {
+      color: number | null;
+      description: string | null;
+      fields: Array<{
+        inline: boolean;
+        name: string;
+        value: string;
+      }>;
+      footer: string | null;
+      image_url: string | null;
+      thumbnail_url: string | null;
+      title: string | null;
+      url: string | null;
+    } | null;
+    id: string;
+    name: string;
+    select: {
+      max_values: number;
+      min_values: number;
+      options: Array<{
+        description: string | null;
+        label: string;
+        role_id: string;
+      }>;
+      placeholder: string | null;
+    } | null;
+  }> {
+    const response = await this.#request(
+      "PUT",
+      `/api/guild/${encodeURIComponent(String(guildId))}/templates/${encodeURIComponent(String(id))}`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.updateTemplate.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Deletes a template; answers it (messages already sent keep working)
+   *
+   * Served by feature `templates` 0.1.0.
+   *
+   * `DELETE /api/guild/{guild_id}/templates/{id}`
+   */
+  async deleteTemplate(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    buttons: Array<{
+      emoji: string | null;
+      kind: "link";
+      label: string;
+      url: string;
+    } | {
+      emoji: string | null;
+      kind: "role";
+      label: string;
+      role_id: string;
+      style: "primary" | "secondary" | "success" | "danger";
+    }>;
+    /** With template variables such as {server.name} */
+    content: string;
+    embed: {
+      color: number | null;
+      description: string | null;
+      fields: Array<{
+        inline: boolean;
+        name: string;
+        value: string;
+      }>;
+      footer: string | null;
+      image_url: string | null;
+      thumbnail_url: string | null;
+      title: string | null;
+      url: string | null;
+    } | null;
+    id: string;
+    name: string;
+    select: {
+      max_values: number;
+      min_values: number;
+      options: Array<{
+        description: string | null;
+        label: string;
+        role_id: string;
+      }>;
+      placeholder: string | null;
+    } | null;
+  }> {
+    const response = await this.#request(
+      "DELETE",
+      `/api/guild/${encodeURIComponent(String(guildId))}/templates/${encodeURIComponent(String(id))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.deleteTemplate.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Renders the template's variables and sends it to a channel
+   *
+   * Served by feature `templates` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/templates/{id}/send`
+   */
+  async sendTemplate(
+    guildId: Snowflake,
+    id: string,
+    body: {
+      channel_id: number | string;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    channel_id: string;
+    message_id: string;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/templates/${encodeURIComponent(String(id))}/send`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.sendTemplate.responses["2XX"].parse(await response.json());
   }
 
   /**

@@ -12,8 +12,6 @@ use townes_sdk::{Error, Snowflake, serde_json, storage};
 pub const COUNTER: &str = "announcement:next";
 /// Every announcement's key starts with this.
 const PREFIX: &str = "announcement:";
-/// Times [`update`] starts over when another invocation changed the record.
-const UPDATE_ATTEMPTS: usize = 5;
 
 pub fn key(number: u64) -> String {
     format!("{PREFIX}{number:010}")
@@ -23,7 +21,7 @@ pub fn key(number: u64) -> String {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Announcement {
     pub number: u64,
-    #[serde(with = "id")]
+    #[serde(with = "townes_sdk::snowflake::string")]
     pub channel_id: Snowflake,
     /// The text, with template variables (`{server.name}`, `{date}`, …);
     /// may be empty when there is an embed.
@@ -31,7 +29,7 @@ pub struct Announcement {
     pub embed: Option<EmbedSpec>,
     /// The role mentioned at the start of the message; pinged only while the
     /// config's `allowed_ping_roles` lists it.
-    #[serde(with = "opt_id")]
+    #[serde(with = "townes_sdk::snowflake::opt_string")]
     pub ping_role: Option<Snowflake>,
     pub schedule: Schedule,
     pub paused: bool,
@@ -43,7 +41,7 @@ pub struct Announcement {
     /// Posts so far.
     pub runs: u64,
     /// Who created it; none when the dashboard did with an API key.
-    #[serde(with = "opt_id")]
+    #[serde(with = "townes_sdk::snowflake::opt_string")]
     pub created_by: Option<Snowflake>,
     pub created_at: u64,
     /// The one live `announce` job; a job with another id is stale.
@@ -72,33 +70,6 @@ pub struct EmbedSpec {
     /// `0xRRGGBB`.
     #[serde(default)]
     pub color: Option<u32>,
-}
-
-// --------------------------------------------------------- id (de)serialisers
-
-/// A snowflake written as a JSON string, read from a string or an integer.
-pub mod id {
-    use serde::Serializer;
-    use townes_sdk::Snowflake;
-    pub use townes_sdk::snowflake::de as deserialize;
-
-    pub fn serialize<S: Serializer>(id: &Snowflake, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(id)
-    }
-}
-
-/// [`id`] for an `Option<Snowflake>` (`null` when none).
-pub mod opt_id {
-    use serde::Serializer;
-    use townes_sdk::Snowflake;
-    pub use townes_sdk::snowflake::de_opt as deserialize;
-
-    pub fn serialize<S: Serializer>(id: &Option<Snowflake>, s: S) -> Result<S::Ok, S::Error> {
-        match id {
-            Some(id) => s.collect_str(id),
-            None => s.serialize_none(),
-        }
-    }
 }
 
 // ------------------------------------------------------------ announcements
@@ -140,19 +111,16 @@ pub fn update<T>(
     number: u64,
     mut change: impl FnMut(&mut Announcement) -> Result<T, Error>,
 ) -> Result<(Announcement, T), Error> {
-    let key = key(number);
-    for _ in 0..UPDATE_ATTEMPTS {
-        let old = storage::get(&key)?.ok_or_else(|| not_found(number))?;
-        let mut announcement = parse(number, &old)?;
-        let answer = change(&mut announcement)?;
-        let new = to_json(&announcement)?;
-        if new == old || storage::set_if(&key, Some(&old), &new)? {
-            return Ok((announcement, answer));
-        }
-    }
-    Err(Error::Unavailable(format!(
-        "announcement #{number} is changing too fast; try again"
-    )))
+    let mut answer = None;
+    let stored = storage::update_json(&key(number), |announcement| {
+        answer = Some(change(announcement)?);
+        Ok(())
+    })?
+    .ok_or_else(|| not_found(number))?;
+    Ok((
+        stored,
+        answer.expect("the change ran for the stored announcement"),
+    ))
 }
 
 /// Deletes announcement `number`; returns it.

@@ -15,9 +15,9 @@ pub const LIST_LIMIT: usize = 50;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PollView {
     pub number: u64,
-    #[serde(with = "store::id")]
+    #[serde(with = "townes_sdk::snowflake::string")]
     pub channel_id: Snowflake,
-    #[serde(with = "store::opt_id")]
+    #[serde(with = "townes_sdk::snowflake::opt_string")]
     pub message_id: Option<Snowflake>,
     pub question: String,
     pub options: Vec<OptionView>,
@@ -25,13 +25,13 @@ pub struct PollView {
     pub voters: u64,
     /// Indexes of the options with the most votes (none without votes).
     pub leading: Vec<usize>,
-    #[serde(with = "store::id")]
+    #[serde(with = "townes_sdk::snowflake::string")]
     pub creator: Snowflake,
     pub created_at: u64,
     pub ends_at: u64,
     pub closed: bool,
     pub closed_at: Option<u64>,
-    #[serde(with = "store::opt_id")]
+    #[serde(with = "townes_sdk::snowflake::opt_string")]
     pub closed_by: Option<Snowflake>,
 }
 

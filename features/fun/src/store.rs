@@ -2,7 +2,7 @@
 //!
 //! Every invocation is a fresh instance and invocations run concurrently, so
 //! nothing here reads, changes and writes back blindly: a poll and a member's
-//! vote change only through [`compare_and_swap`] (`storage::set_if`), and the
+//! vote change only through [`storage::compare_and_swap`] (`storage::set_if`), and the
 //! counts only through `storage::increment`, by the difference a vote made.
 //! Two members voting at once touch different vote keys and add to the
 //! counts atomically; one member clicking twice at once has one click win the
@@ -15,8 +15,6 @@ use townes_sdk::{Error, Snowflake, serde_json, storage};
 
 /// The last poll number handed out.
 pub const POLL_COUNTER: &str = "poll:next";
-/// Times [`compare_and_swap`] reads again after losing a race.
-pub const CAS_ATTEMPTS: usize = 8;
 /// Votes [`recount`] lists at most in one call (storage's limit).
 const MAX_LIST: u32 = 1000;
 
@@ -59,16 +57,16 @@ pub enum Closer {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Poll {
     pub number: u64,
-    #[serde(with = "id")]
+    #[serde(with = "townes_sdk::snowflake::string")]
     pub channel_id: Snowflake,
     /// None only in the moment between storing the poll and posting it.
-    #[serde(with = "opt_id")]
+    #[serde(with = "townes_sdk::snowflake::opt_string")]
     pub message_id: Option<Snowflake>,
     pub question: String,
     pub options: Vec<String>,
     /// Members may choose several options.
     pub multi: bool,
-    #[serde(with = "id")]
+    #[serde(with = "townes_sdk::snowflake::string")]
     pub creator: Snowflake,
     /// Unix seconds, as every time here.
     pub created_at: u64,
@@ -76,7 +74,7 @@ pub struct Poll {
     pub closed: bool,
     pub closed_at: Option<u64>,
     /// Who ended it early; none when its time ran out.
-    #[serde(with = "opt_id")]
+    #[serde(with = "townes_sdk::snowflake::opt_string")]
     pub closed_by: Option<Snowflake>,
     /// The pending `end-poll` job.
     pub job: Option<String>,
@@ -119,60 +117,10 @@ impl Tally {
     }
 }
 
-// --------------------------------------------------------- id (de)serialisers
-
-/// A snowflake written as a JSON string (what a dashboard can hold), read
-/// from a string or an integer.
-pub mod id {
-    use serde::Serializer;
-    use townes_sdk::Snowflake;
-    pub use townes_sdk::snowflake::de as deserialize;
-
-    pub fn serialize<S: Serializer>(id: &Snowflake, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(id)
-    }
-}
-
-/// [`id`] for an `Option<Snowflake>` (`null` when none).
-pub mod opt_id {
-    use serde::Serializer;
-    use townes_sdk::Snowflake;
-    pub use townes_sdk::snowflake::de_opt as deserialize;
-
-    pub fn serialize<S: Serializer>(id: &Option<Snowflake>, s: S) -> Result<S::Ok, S::Error> {
-        match id {
-            Some(id) => s.collect_str(id),
-            None => s.serialize_none(),
-        }
-    }
-}
-
 // ------------------------------------------------------ compare and swap
 
 fn to_json(value: &impl Serialize) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|e| Error::Unavailable(format!("encoding: {e}")))
-}
-
-/// Reads `key`, asks `change` for its new value given what was read (`None`:
-/// leave it), and writes it only if nobody wrote `key` meanwhile; else reads
-/// again and asks again. `change` may therefore run more than once and must
-/// only compute; an error from it is returned as is, with nothing written.
-pub fn compare_and_swap(
-    key: &str,
-    mut change: impl FnMut(Option<&str>) -> Result<Option<String>, Error>,
-) -> Result<(), Error> {
-    for _ in 0..CAS_ATTEMPTS {
-        let old = storage::get(key)?;
-        let Some(new) = change(old.as_deref())? else {
-            return Ok(());
-        };
-        if storage::set_if(key, old.as_deref(), &new)? {
-            return Ok(());
-        }
-    }
-    Err(Error::Unavailable(format!(
-        "`{key}` is changing too fast; try again"
-    )))
 }
 
 // ------------------------------------------------------------------ polls
@@ -203,13 +151,13 @@ pub fn delete_poll(number: u64) -> Result<(), Error> {
 
 /// Loads poll `number`, lets `change` edit it and stores it unless another
 /// invocation stored the poll meanwhile, else starts over (see
-/// [`compare_and_swap`]).
+/// [`storage::compare_and_swap`]).
 pub fn update_poll(
     number: u64,
     mut change: impl FnMut(&mut Poll) -> Result<(), Error>,
 ) -> Result<Poll, Error> {
     let mut result = None;
-    compare_and_swap(&poll_key(number), |old| {
+    storage::compare_and_swap(&poll_key(number), |old| {
         let old = old.ok_or_else(|| Error::NotFound(format!("poll #{number}")))?;
         let mut poll = parse_poll(number, old)?;
         change(&mut poll)?;
@@ -290,7 +238,7 @@ pub fn update_vote(
     mut change: impl FnMut(&[usize]) -> Result<Vec<usize>, Error>,
 ) -> Result<(Vec<usize>, Vec<usize>), Error> {
     let mut result = (Vec::new(), Vec::new());
-    compare_and_swap(&vote_key(number, user_id), |old| {
+    storage::compare_and_swap(&vote_key(number, user_id), |old| {
         let before = parse_vote(old)?;
         let after = change(&before)?;
         let write = (after != before).then(|| to_json(&after)).transpose()?;

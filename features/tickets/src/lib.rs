@@ -122,7 +122,7 @@ pub struct Config {
     pub warning_seconds: u32,
     pub transcript_link_days: u32,
     /// Where closings are posted with their transcript; none: nowhere.
-    #[serde(with = "store::opt_id")]
+    #[serde(with = "townes_sdk::snowflake::opt_string")]
     pub log_channel: Option<Snowflake>,
 }
 

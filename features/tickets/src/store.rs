@@ -18,8 +18,6 @@ const OPENS_PREFIX: &str = "opens:";
 pub const OPENS_WINDOW_SECONDS: u64 = 30;
 /// A member's opening lock older than this belongs to an invocation that died.
 const OPENING_LOCK_SECONDS: u64 = 30;
-/// Times `update_ticket` retries when another invocation changed the ticket.
-const UPDATE_ATTEMPTS: usize = 5;
 
 pub fn ticket_key(number: u64) -> String {
     format!("ticket:{number:010}")
@@ -73,19 +71,19 @@ pub struct Ticket {
     pub number: u64,
     /// The panel it was opened from.
     pub panel: u64,
-    #[serde(with = "id")]
+    #[serde(with = "townes_sdk::snowflake::string")]
     pub channel_id: Snowflake,
-    #[serde(with = "id")]
+    #[serde(with = "townes_sdk::snowflake::string")]
     pub opener_id: Snowflake,
     /// The opener's display name when they opened it.
     pub opener_name: String,
     /// The panel's support roles when it was opened: the channel's overwrites
     /// were made from them, so they stay with the ticket even if the panel
     /// changes or goes.
-    #[serde(with = "id_list")]
+    #[serde(with = "townes_sdk::snowflake::vec_string")]
     pub support_roles: Vec<Snowflake>,
     pub status: Status,
-    #[serde(with = "opt_id")]
+    #[serde(with = "townes_sdk::snowflake::opt_string")]
     pub claimed_by: Option<Snowflake>,
     /// Unix seconds, as every time here.
     pub opened_at: u64,
@@ -93,7 +91,7 @@ pub struct Ticket {
     pub last_activity: u64,
     pub closed_at: Option<u64>,
     /// Who closed it; none when the dashboard did with an API key.
-    #[serde(with = "opt_id")]
+    #[serde(with = "townes_sdk::snowflake::opt_string")]
     pub closed_by: Option<Snowflake>,
     pub close_reason: Option<String>,
     /// The transcript's file name, once one was made.
@@ -108,57 +106,19 @@ pub struct Ticket {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Panel {
     pub number: u64,
-    #[serde(with = "id")]
+    #[serde(with = "townes_sdk::snowflake::string")]
     pub channel_id: Snowflake,
-    #[serde(with = "id")]
+    #[serde(with = "townes_sdk::snowflake::string")]
     pub message_id: Snowflake,
     pub title: String,
     pub description: Option<String>,
     pub button_label: String,
     pub button_emoji: Option<String>,
     /// The category new ticket channels go in; none: the top of the list.
-    #[serde(with = "opt_id")]
+    #[serde(with = "townes_sdk::snowflake::opt_string")]
     pub category_id: Option<Snowflake>,
-    #[serde(with = "id_list")]
+    #[serde(with = "townes_sdk::snowflake::vec_string")]
     pub support_roles: Vec<Snowflake>,
-}
-
-// --------------------------------------------------------- id (de)serialisers
-
-/// A snowflake written as a JSON string, read from a string or an integer.
-pub mod id {
-    use serde::Serializer;
-    use townes_sdk::Snowflake;
-    pub use townes_sdk::snowflake::de as deserialize;
-
-    pub fn serialize<S: Serializer>(id: &Snowflake, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(id)
-    }
-}
-
-/// [`id`] for an `Option<Snowflake>` (`null` when none).
-pub mod opt_id {
-    use serde::Serializer;
-    use townes_sdk::Snowflake;
-    pub use townes_sdk::snowflake::de_opt as deserialize;
-
-    pub fn serialize<S: Serializer>(id: &Option<Snowflake>, s: S) -> Result<S::Ok, S::Error> {
-        match id {
-            Some(id) => s.collect_str(id),
-            None => s.serialize_none(),
-        }
-    }
-}
-
-/// [`id`] for a `Vec<Snowflake>`.
-pub mod id_list {
-    use serde::Serializer;
-    use townes_sdk::Snowflake;
-    pub use townes_sdk::snowflake::de_vec as deserialize;
-
-    pub fn serialize<S: Serializer>(ids: &[Snowflake], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(ids.iter().map(Snowflake::to_string))
-    }
 }
 
 // ----------------------------------------------------------------- tickets
@@ -199,22 +159,10 @@ pub fn insert_ticket(ticket: &Ticket) -> Result<(), Error> {
 /// an error from it is returned as is and nothing is stored.
 pub fn update_ticket(
     number: u64,
-    mut change: impl FnMut(&mut Ticket) -> Result<(), Error>,
+    change: impl FnMut(&mut Ticket) -> Result<(), Error>,
 ) -> Result<Ticket, Error> {
-    let key = ticket_key(number);
-    for _ in 0..UPDATE_ATTEMPTS {
-        let old =
-            storage::get(&key)?.ok_or_else(|| Error::NotFound(format!("ticket #{number}")))?;
-        let mut ticket = parse_ticket(number, &old)?;
-        change(&mut ticket)?;
-        let new = to_json(&ticket)?;
-        if new == old || storage::set_if(&key, Some(&old), &new)? {
-            return Ok(ticket);
-        }
-    }
-    Err(Error::Unavailable(format!(
-        "ticket #{number} is changing too fast; try again"
-    )))
+    storage::update_json(&ticket_key(number), change)?
+        .ok_or_else(|| Error::NotFound(format!("ticket #{number}")))
 }
 
 /// Takes a ticket off its opener's count of open tickets.

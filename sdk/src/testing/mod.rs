@@ -29,8 +29,13 @@
 
 #![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
 
+#[cfg(not(target_arch = "wasm32"))]
+mod schema;
 #[cfg(test)]
 mod tests;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use schema::{call_route, route_problems, schema_problems};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};

@@ -460,3 +460,92 @@ fn an_unban_lifts_a_ban_once() {
         })
     );
 }
+
+#[test]
+fn update_json_edits_a_record_in_place_and_leaves_a_missing_one_alone() {
+    use crate::storage;
+    let host = MockHost::new();
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Counter {
+        n: u32,
+    }
+    assert_eq!(
+        storage::update_json::<Counter>("c", |c| {
+            c.n += 1;
+            Ok(())
+        }),
+        Ok(None)
+    );
+    assert_eq!(
+        host.storage_value("c"),
+        None,
+        "nothing written for a missing record"
+    );
+    storage::set_json("c", &Counter { n: 1 }).unwrap();
+    let updated = storage::update_json::<Counter>("c", |c| {
+        c.n += 1;
+        Ok(())
+    });
+    assert_eq!(updated, Ok(Some(Counter { n: 2 })));
+    assert_eq!(host.storage_value("c").as_deref(), Some(r#"{"n":2}"#));
+    // The change's error is returned with nothing written.
+    let refused = storage::update_json::<Counter>("c", |_| Err(Error::invalid("no")));
+    assert_eq!(refused, Err(Error::invalid("no")));
+    assert_eq!(host.storage_value("c").as_deref(), Some(r#"{"n":2}"#));
+    storage::set("c", "not json").unwrap();
+    assert!(matches!(
+        storage::update_json::<Counter>("c", |_| Ok(())),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+/// A write that lands between the read and the write makes the swap read
+/// again and compute on top of it: neither write is lost.
+#[test]
+fn compare_and_swap_computes_again_after_losing_a_race() {
+    use crate::storage;
+    let host = MockHost::new();
+    storage::set("k", "a").unwrap();
+    let mut calls = 0;
+    let written = storage::compare_and_swap("k", |old| {
+        calls += 1;
+        if calls == 1 {
+            // Another invocation writes first.
+            host.set_storage_value("k", "b");
+        }
+        Ok(Some(format!("{}+", old.unwrap_or_default())))
+    });
+    assert_eq!(written, Ok(Some("b+".to_string())));
+    assert_eq!(calls, 2);
+    assert_eq!(host.storage_value("k").as_deref(), Some("b+"));
+    // Always losing gives up with `Unavailable`.
+    let mut n = 0;
+    let endless = storage::compare_and_swap("k", |_| {
+        n += 1;
+        host.set_storage_value("k", &n.to_string());
+        Ok(Some("mine".into()))
+    });
+    assert!(matches!(endless, Err(Error::Unavailable(_))), "{endless:?}");
+}
+
+#[test]
+fn routes_are_checked_against_their_schemas_and_examples() {
+    use super::{route_problems, schema_problems};
+    use crate::{Route, json};
+    let schema =
+        json!({"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}});
+    assert!(schema_problems(&schema, &json!({"id": "1"})).is_empty());
+    assert_eq!(schema_problems(&schema, &json!({"id": 1})).len(), 1);
+    let good = Route::get("/things", "listThings", "Things").response(json!({
+        "type": "object", "examples": [{"n": 1}],
+        "properties": {"n": {"type": "integer"}}
+    }));
+    let bad = Route::get("/other", "listOther", "Other").response(json!({
+        "type": "object", "examples": [{"n": "one"}],
+        "properties": {"n": {"type": "integer"}}
+    }));
+    assert!(route_problems(&[good]).is_empty());
+    let problems = route_problems(&[bad]);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("response example 0"), "{problems:?}");
+}

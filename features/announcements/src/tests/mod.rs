@@ -18,9 +18,7 @@ use crate::store::Announcement;
 use crate::*;
 use townes_sdk::serde_json::Value;
 use townes_sdk::testing::{Effect, GUILD_ID, MockHost, OWNER_ID};
-use townes_sdk::{
-    ApiCaller, CommandArgument, GuildInfo, Member, Method, OptionValue, User, snowflake,
-};
+use townes_sdk::{ApiCaller, CommandArgument, GuildInfo, Member, Method, OptionValue, User};
 
 /// Manages the server.
 pub const ADMIN: Snowflake = 7;
@@ -222,141 +220,8 @@ pub fn api(
 
 // ------------------------------------------------------------ JSON Schema
 
-/// What is wrong with `value` under `schema`, for the keywords this feature
-/// uses. An unknown keyword panics, so nothing is silently let through.
-pub fn schema_problems(schema: &Value, value: &Value) -> Vec<String> {
-    let mut problems = Vec::new();
-    check(schema, value, "$", &mut problems);
-    problems
-}
-
-fn check(schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
-    let schema = schema.as_object().expect("a schema is an object");
-    for (keyword, rule) in schema {
-        match keyword.as_str() {
-            "$schema" | "description" | "title" | "default" | "examples" => {}
-            "anyOf" => {
-                let fits = rule
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|s| schema_problems(s, value).is_empty());
-                if !fits {
-                    problems.push(format!("{at}: {value} matches no `anyOf`"));
-                }
-            }
-            "const" if value != rule => problems.push(format!("{at}: {value} is not {rule}")),
-            "enum" if !rule.as_array().unwrap().contains(value) => {
-                problems.push(format!("{at}: {value} is not one of {rule}"))
-            }
-            "const" | "enum" => {}
-            "type" => {
-                let types: Vec<&str> = match rule {
-                    Value::String(t) => vec![t.as_str()],
-                    Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
-                    _ => panic!("type {rule}"),
-                };
-                let fits = types.iter().any(|t| match *t {
-                    "object" => value.is_object(),
-                    "array" => value.is_array(),
-                    "string" => value.is_string(),
-                    "integer" => value.is_i64() || value.is_u64(),
-                    "number" => value.is_number(),
-                    "boolean" => value.is_boolean(),
-                    "null" => value.is_null(),
-                    other => panic!("type {other}"),
-                });
-                if !fits {
-                    problems.push(format!("{at}: {value} is not {rule}"));
-                }
-            }
-            "minimum" | "maximum" => {
-                if let (Some(n), Some(limit)) = (value.as_f64(), rule.as_f64()) {
-                    let ok = if keyword == "minimum" {
-                        n >= limit
-                    } else {
-                        n <= limit
-                    };
-                    if !ok {
-                        problems.push(format!("{at}: {n} breaks {keyword} {limit}"));
-                    }
-                }
-            }
-            "minLength" | "maxLength" => {
-                if let (Some(s), Some(limit)) = (value.as_str(), rule.as_u64()) {
-                    let n = s.chars().count() as u64;
-                    let ok = if keyword == "minLength" {
-                        n >= limit
-                    } else {
-                        n <= limit
-                    };
-                    if !ok {
-                        problems.push(format!("{at}: {n} characters break {keyword} {limit}"));
-                    }
-                }
-            }
-            "maxItems" => {
-                if let Some(items) = value.as_array()
-                    && items.len() as u64 > rule.as_u64().unwrap()
-                {
-                    problems.push(format!("{at}: too many items"));
-                }
-            }
-            "pattern" => {
-                assert_eq!(
-                    rule,
-                    snowflake::PATTERN,
-                    "only the snowflake pattern is known"
-                );
-                if let Some(s) = value.as_str() {
-                    let ok = (1..=19).contains(&s.len())
-                        && !s.starts_with('0')
-                        && s.bytes().all(|b| b.is_ascii_digit());
-                    if !ok {
-                        problems.push(format!("{at}: `{s}` is not a snowflake"));
-                    }
-                }
-            }
-            "required" => {
-                if let Some(object) = value.as_object() {
-                    for key in rule.as_array().unwrap() {
-                        if !object.contains_key(key.as_str().unwrap()) {
-                            problems.push(format!("{at}: {key} is missing"));
-                        }
-                    }
-                }
-            }
-            "properties" => {
-                if let Some(object) = value.as_object() {
-                    for (key, sub) in rule.as_object().unwrap() {
-                        if let Some(v) = object.get(key) {
-                            check(sub, v, &format!("{at}.{key}"), problems);
-                        }
-                    }
-                }
-            }
-            "additionalProperties" => {
-                assert_eq!(rule, &Value::Bool(false));
-                let known = schema.get("properties").and_then(Value::as_object);
-                if let Some(object) = value.as_object() {
-                    for key in object.keys() {
-                        if !known.is_some_and(|k| k.contains_key(key)) {
-                            problems.push(format!("{at}: unknown property {key}"));
-                        }
-                    }
-                }
-            }
-            "items" => {
-                if let Some(items) = value.as_array() {
-                    for (i, item) in items.iter().enumerate() {
-                        check(rule, item, &format!("{at}[{i}]"), problems);
-                    }
-                }
-            }
-            other => panic!("schema keyword `{other}` is not checked here"),
-        }
-    }
-}
+/// Checks JSON against the feature's schemas as the host does.
+pub use townes_sdk::testing::schema_problems;
 
 // -------------------------------------------------------- manifest, config
 

@@ -2,7 +2,8 @@
 //! the counts on the message, and votes that race.
 
 use super::*;
-use crate::store::{CAS_ATTEMPTS, compare_and_swap, count_key, update_vote, vote_key, voters_key};
+use crate::store::{count_key, update_vote, vote_key, voters_key};
+use townes_sdk::storage::{SWAP_ATTEMPTS, compare_and_swap};
 
 fn message_of(poll_number: u64) -> Snowflake {
     poll(poll_number).message_id.unwrap()
@@ -280,7 +281,7 @@ fn a_vote_racing_another_write_of_the_same_key_is_redone_on_top_of_it() {
         Ok(Some("mine".into()))
     });
     assert!(matches!(result, Err(Error::Unavailable(_))), "{result:?}");
-    assert_eq!(tries, CAS_ATTEMPTS);
+    assert_eq!(tries, SWAP_ATTEMPTS);
     assert_ne!(
         host.storage_value("poll:0000000001").as_deref(),
         Some("mine")

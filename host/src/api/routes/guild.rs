@@ -19,14 +19,15 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 /// Seed 002's module switches and the features they switch: a switch reads
-/// and writes whether its feature is enabled in the guild.
+/// and writes whether its feature is enabled in the guild. Custom commands
+/// and auto-responders are one feature, so their two switches move together.
 const MODULES: [(&str, &str); 6] = [
     ("moderation_enabled", "moderation"),
     ("levelling_enabled", "xp"),
     ("fun_enabled", "fun"),
     ("tickets_enabled", "tickets"),
     ("custom_commands_enabled", "custom-commands"),
-    ("auto_responders_enabled", "auto-responders"),
+    ("auto_responders_enabled", "custom-commands"),
 ];
 
 /// A guild's command settings, and its modules' switches.
@@ -53,7 +54,8 @@ pub struct SettingsView {
     pub tickets_enabled: bool,
     /// Whether `custom-commands` is enabled here.
     pub custom_commands_enabled: bool,
-    /// Whether `auto-responders` is enabled here.
+    /// Whether `custom-commands` (which holds the auto-responders) is
+    /// enabled here: always `custom_commands_enabled`.
     pub auto_responders_enabled: bool,
 }
 
@@ -112,7 +114,8 @@ pub struct SettingsUpdate {
     pub tickets_enabled: Option<bool>,
     /// Enables or disables `custom-commands`.
     pub custom_commands_enabled: Option<bool>,
-    /// Enables or disables `auto-responders`.
+    /// Enables or disables `custom-commands`, as `custom_commands_enabled`
+    /// does (one feature holds both); the two may not disagree.
     pub auto_responders_enabled: Option<bool>,
 }
 
@@ -164,6 +167,17 @@ pub async fn update_settings(
 ) -> ApiResult<axum::Json<SettingsView>> {
     let guild_id = access.guild.id;
     let switches = update.switches();
+    if let (Some(commands), Some(responders)) = (
+        update.custom_commands_enabled,
+        update.auto_responders_enabled,
+    ) && commands != responders
+    {
+        return Err(ApiError::invalid(
+            "/auto_responders_enabled",
+            "custom commands and auto-responders are one feature (`custom-commands`): \
+             switch them together",
+        ));
+    }
     let mut settings = state.store().guild_settings(guild_id).await?;
     if let Some(prefix) = update.prefix {
         settings.prefix = prefix;
