@@ -198,10 +198,6 @@ pub fn menus(body: &MessageBody) -> Vec<townes_sdk::SelectMenu> {
 /// A route call as the host makes it, its answer checked against the
 /// route's declared response schema.
 pub fn api(host: &MockHost, route: &str, id: Option<&str>) -> Result<Value, Error> {
-    let declared = Fun::routes()
-        .into_iter()
-        .find(|r| r.method == Method::Get && r.path == route)
-        .unwrap_or_else(|| panic!("GET {route} is not declared"));
     let request = ApiRequest {
         method: Method::Get,
         route: route.into(),
@@ -216,15 +212,8 @@ pub fn api(host: &MockHost, route: &str, id: Option<&str>) -> Result<Value, Erro
             permissions: 1 << 5, // Manage Server, as the host requires
         },
     };
-    let response = Fun::on_api(&host.context(), request)?;
-    assert_eq!(response.status, 200);
-    let value: Value = serde_json::from_str(&response.body).unwrap();
-    let schema = serde_json::from_str(&declared.response_schema).unwrap();
-    let problems = schema_problems(&schema, &value);
-    assert!(
-        problems.is_empty(),
-        "answer of {route}: {problems:?}\n{value}"
-    );
+    let (status, value) = townes_sdk::testing::call_route::<Fun>(host, request)?;
+    assert_eq!(status, 200);
     Ok(value)
 }
 
