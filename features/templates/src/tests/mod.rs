@@ -94,11 +94,19 @@ pub fn api_unchecked(
     let value: Value = serde_json::from_str(&response.body).unwrap();
     let schema = serde_json::from_str(&declared.response_schema).unwrap();
     let problems = schema_problems(&schema, &value);
-    assert!(problems.is_empty(), "answer of {route}: {problems:?}\n{value}");
+    assert!(
+        problems.is_empty(),
+        "answer of {route}: {problems:?}\n{value}"
+    );
     Ok((response.status, value))
 }
 
-fn request(method: Method, route: &str, params: &[(&str, &str)], body: Option<Value>) -> ApiRequest {
+fn request(
+    method: Method,
+    route: &str,
+    params: &[(&str, &str)],
+    body: Option<Value>,
+) -> ApiRequest {
     ApiRequest {
         method,
         route: route.into(),
