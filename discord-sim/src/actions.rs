@@ -173,6 +173,7 @@ impl Simulator {
             bans: BTreeSet::new(),
             bot_joined_ms: now,
             system_channel_id: Some(general),
+            emojis: Vec::new(),
         };
         let mut w = self.world();
         w.users.entry(owner_id).or_insert_with(|| UserRec {
@@ -565,6 +566,15 @@ impl Simulator {
             d,
             intents::GUILD_MODERATION,
         )
+    }
+
+    /// An admin uploads a custom emoji; returns its id.
+    pub fn create_emoji(&self, guild_id: u64, name: &str, animated: bool) -> u64 {
+        let id = self.next_id();
+        if let Some(g) = self.world().guilds.get_mut(&guild_id) {
+            g.emojis.push((id, name.to_string(), animated));
+        }
+        id
     }
 
     /// The user reacts with a unicode emoji; dispatches MESSAGE_REACTION_ADD.

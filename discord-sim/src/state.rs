@@ -176,6 +176,8 @@ pub struct GuildRec {
     /// When the bot joined (GUILD_CREATE's `joined_at`).
     pub bot_joined_ms: u64,
     pub system_channel_id: Option<u64>,
+    /// Custom emojis: (id, name, animated).
+    pub emojis: Vec<(u64, String, bool)>,
 }
 
 impl GuildRec {
@@ -433,6 +435,7 @@ mod tests {
             bans: BTreeSet::new(),
             bot_joined_ms: 0,
             system_channel_id: None,
+            emojis: vec![],
         }
     }
 

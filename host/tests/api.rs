@@ -798,9 +798,19 @@ async fn seed_002_settings_permissions_audit_log_and_guild_data() {
                 .iter()
                 .any(|c| c["id"].as_str() == Some(&world.guild.general_channel_id.to_string()))
         );
+        let party = world.sim.create_emoji(g, "party", true);
         let emojis = world.get(&format!("/api/guild/{g}/emojis"), &manager).await;
         assert_eq!(emojis.status, 200, "{label}: {:?}", emojis.body);
-        assert!(emojis.body.is_array());
+        assert_eq!(
+            emojis.body,
+            json!([{
+                "id": party.to_string(),
+                "name": "party",
+                "animated": true,
+                "url": format!("https://cdn.discordapp.com/emojis/{party}.gif"),
+            }]),
+            "{label}: seed 002's emoji shape"
+        );
         let members = world
             .get(&format!("/api/guild/{g}/members?limit=2"), &manager)
             .await;

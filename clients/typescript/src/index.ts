@@ -317,6 +317,8 @@ export const EmojiView = z.object({
   animated: z.boolean(),
   id: Snowflake,
   name: z.string(),
+  /** The image on Discord's CDN (`.gif` when animated, else `.png`). */
+  url: z.string(),
 });
 export type EmojiView = z.infer<typeof EmojiView>;
 

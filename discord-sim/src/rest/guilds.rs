@@ -91,8 +91,15 @@ pub async fn channels(State(sim): State<Simulator>, p: Params) -> ApiResult<Resp
 pub async fn emojis(State(sim): State<Simulator>, p: Params) -> ApiResult<Response> {
     let guild_id = id(&p, "guild_id")?;
     let w = sim.world();
-    bot_guild(&w, guild_id)?;
-    Ok(ok(json!([])))
+    let g = bot_guild(&w, guild_id)?;
+    let emojis: Vec<Value> = g
+        .emojis
+        .iter()
+        .map(|(id, name, animated)| {
+            json!({ "id": sf(*id), "name": name, "animated": animated, "available": true })
+        })
+        .collect();
+    Ok(ok(Value::Array(emojis)))
 }
 
 #[derive(serde::Deserialize)]

@@ -45,6 +45,8 @@ pub struct EmojiView {
     pub id: Snowflake,
     pub name: String,
     pub animated: bool,
+    /// The image on Discord's CDN (`.gif` when animated, else `.png`).
+    pub url: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -142,10 +144,16 @@ impl Directory {
         let json = self.rest()?.emojis(guild_id).await.map_err(discord_error)?;
         Ok(list(&json)
             .filter_map(|e| {
+                let id = snowflake(&e["id"])?;
+                let animated = e["animated"].as_bool().unwrap_or(false);
                 Some(EmojiView {
-                    id: Snowflake(snowflake(&e["id"])?),
+                    id: Snowflake(id),
                     name: e["name"].as_str().unwrap_or_default().to_string(),
-                    animated: e["animated"].as_bool().unwrap_or(false),
+                    animated,
+                    url: format!(
+                        "https://cdn.discordapp.com/emojis/{id}.{}",
+                        if animated { "gif" } else { "png" }
+                    ),
                 })
             })
             .collect())

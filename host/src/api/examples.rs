@@ -250,7 +250,12 @@ pub fn channel() -> Value {
 }
 
 pub fn emoji() -> Value {
-    json!({ "id": "1142867530912345601", "name": "lantern", "animated": false })
+    json!({
+        "id": "1142867530912345601",
+        "name": "lantern",
+        "animated": false,
+        "url": "https://cdn.discordapp.com/emojis/1142867530912345601.png"
+    })
 }
 
 pub fn member() -> Value {
