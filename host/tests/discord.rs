@@ -563,7 +563,10 @@ async fn enabling_a_feature_re_registers_only_that_guilds_commands() {
         names.sort();
         names
     };
-    assert_eq!(names(alpha), ["leaderboard", "rank", "welcome-test", "xp"]);
+    assert_eq!(
+        names(alpha),
+        ["leaderboard", "level", "rank", "welcome-test", "xp"]
+    );
     assert!(names(beta).is_empty());
     let (alpha_before, beta_before) = (
         world.sim.command_overwrites(alpha),
@@ -1196,7 +1199,6 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
         world.connect(|c| c).await;
         let jobs = world.run_jobs();
         wait_until(|| async { !world.sim.is_banned(g, bob) }).await;
-        jobs.abort();
 
         // Dan bans Carol in Discord's own interface.
         world.sim.member_join(g, carol).await;
@@ -1211,6 +1213,13 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
         }
         assert!(carols.contains("ban raid"), "{label}: {carols}");
 
+        // The job's audit entry is written when its invocation ends, just
+        // after Discord saw the unban.
+        wait_until(|| async {
+            let audit = world.store.audit_entries(g, 100).await.unwrap();
+            audit.iter().any(|e| e.action == "moderation.unban")
+        })
+        .await;
         let audit = world.store.audit_entries(g, 100).await.unwrap();
         let find = |action: &str, target: u64| {
             let id = target.to_string();
@@ -1248,6 +1257,7 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
             1,
             "{label}"
         );
+        jobs.abort();
         world.stop().await;
     }
 }
