@@ -1398,3 +1398,118 @@ async fn an_announcement_due_during_downtime_is_posted_once_after_the_restart() 
         world.stop().await;
     }
 }
+
+/// Calls a feature's dashboard route in `guild` as the guild's owner would
+/// through the API (which checks rights and schemas first).
+async fn feature_route(
+    world: &World,
+    guild: u64,
+    feature: &str,
+    method: townes::wit::extensions::Method,
+    route: &str,
+    body: Value,
+) -> Value {
+    use townes::wit::extensions::{ApiCaller, ApiRequest};
+    let request = ApiRequest {
+        method,
+        route: route.into(),
+        params: vec![],
+        query: vec![],
+        body: Some(body.to_string()),
+        caller: ApiCaller {
+            user_id: Some(world.ada),
+            owner: true,
+            permissions: u64::MAX,
+        },
+    };
+    let runtime = &world.running.as_ref().unwrap().platform.runtime;
+    let outcome = runtime.api(guild, feature, request).await;
+    assert!(
+        outcome.result.is_ok(),
+        "{:?} {}",
+        outcome.result,
+        outcome.stdio
+    );
+    serde_json::from_str(&outcome.response.unwrap().body).unwrap()
+}
+
+/// Custom commands end to end: a tag listed by its category, and a
+/// three-page menu paged before and after the platform restarts (its
+/// buttons carry their page, so another process answers them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_list_by_category_and_a_menu_pages_across_a_restart() {
+    use townes::wit::extensions::Method;
+    for (label, store, _guard) in common::each_backend().await {
+        let mut world = World::prepared(store).await;
+        let (g, general, bob) = (world.alpha.guild_id, world.general(), world.bob);
+        world.install("custom_commands").await;
+        world.enable(g, "custom-commands").await;
+        world.connect(|c| c).await;
+        let page = |n: &str| json!({ "type": "text", "content": format!("Page {n}") });
+        feature_route(
+            &world,
+            g,
+            "custom-commands",
+            Method::Post,
+            "/commands",
+            json!({ "name": "guide", "menu_pages": [page("one"), page("two"), page("three")] }),
+        )
+        .await;
+        feature_route(
+            &world,
+            g,
+            "custom-commands",
+            Method::Post,
+            "/commands",
+            json!({ "name": "faq", "is_tag": true, "category": "help",
+                    "response": { "type": "text", "content": "Read the pins." } }),
+        )
+        .await;
+
+        world.sim.say(g, general, bob, "!tags help").await;
+        let listed = world
+            .bot_message(general, |m| m.content.contains("faq"))
+            .await;
+        assert!(
+            listed.content.contains("help"),
+            "{label}: {}",
+            listed.content
+        );
+
+        world.sim.say(g, general, bob, "!guide").await;
+        let first = world
+            .bot_message(general, |m| m.content.contains("Page one"))
+            .await;
+        let next = custom_id(&first, ":2");
+        let clicked = world.sim.click(g, general, bob, first.id, &next).await;
+        let response = world
+            .sim
+            .interaction_response(clicked.id, WAIT)
+            .await
+            .expect("an answer to Next");
+        assert!(text(&response.data).contains("Page two"), "{label}");
+        let onwards = response.data["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
+            .find(|id| id.ends_with(":3"))
+            .unwrap_or_else(|| panic!("{label}: no Next on page two: {}", response.data));
+
+        world
+            .running
+            .take()
+            .unwrap()
+            .shutdown(Duration::from_secs(5))
+            .await
+            .unwrap();
+        world.connect(|c| c).await;
+        let clicked = world.sim.click(g, general, bob, first.id, &onwards).await;
+        assert!(
+            world.answer(clicked).await.contains("Page three"),
+            "{label}: the button still works after the restart"
+        );
+        world.stop().await;
+    }
+}
