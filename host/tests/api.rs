@@ -166,18 +166,9 @@ impl World {
         self.guild.guild_id
     }
 
-    /// Runs the due scheduled jobs every 250 ms, as `townes serve` does.
+    /// Runs the due scheduled jobs, as `townes serve` does.
     fn run_jobs(&self) -> tokio::task::AbortHandle {
-        let runtime = self.running.as_ref().unwrap().platform.runtime.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(error) = runtime.run_due_jobs(chrono::Utc::now(), 100).await {
-                    eprintln!("jobs: {error:#}");
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-        .abort_handle()
+        common::run_jobs(self.running.as_ref().unwrap().platform.runtime.clone())
     }
 
     /// The final answer to an interaction (a deferred one once edited).
@@ -2186,18 +2177,6 @@ async fn ticket_update(socket: &mut Socket, number: u64, action: &str) -> Value 
     panic!("no ticket_update {action} for ticket {number}");
 }
 
-/// The custom id of the first button on a message whose custom id contains
-/// `part` (the host namespaces them; clicks send them back whole).
-fn button(message: &townes_discord_sim::SimMessage, part: &str) -> String {
-    message
-        .components
-        .iter()
-        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
-        .find(|id| id.contains(part))
-        .unwrap_or_else(|| panic!("no button `{part}` on {:?}", message.components))
-}
-
 /// The token of the first file link (`…/files/{token}`) in `text`.
 fn file_token(text: &str, after: usize) -> Option<String> {
     let start = text[after..].find("/files/")? + after + "/files/".len();
@@ -2298,7 +2277,7 @@ async fn a_ticket_goes_from_panel_to_transcript_and_the_dashboard_follows() {
             })
             .await
             .expect("the panel was posted");
-        let open = button(&panel_message, "open:");
+        let open = common::custom_id(&panel_message, "open:");
 
         // Mia opens one and leaves it alone; Bob opens his and talks.
         let (_, mias) = world
@@ -2366,8 +2345,14 @@ async fn a_ticket_goes_from_panel_to_transcript_and_the_dashboard_follows() {
             .expect("the welcome message");
         let (_, claimed) = world
             .answer(
-                sim.click(g, channel, helper, welcome.id, &button(&welcome, "claim:"))
-                    .await,
+                sim.click(
+                    g,
+                    channel,
+                    helper,
+                    welcome.id,
+                    &common::custom_id(&welcome, "claim:"),
+                )
+                .await,
             )
             .await;
         let ticket = ticket_update(&mut socket, 2, "claimed").await;
@@ -2378,8 +2363,14 @@ async fn a_ticket_goes_from_panel_to_transcript_and_the_dashboard_follows() {
         );
         let (kind, form) = world
             .answer(
-                sim.click(g, channel, helper, welcome.id, &button(&welcome, "close:"))
-                    .await,
+                sim.click(
+                    g,
+                    channel,
+                    helper,
+                    welcome.id,
+                    &common::custom_id(&welcome, "close:"),
+                )
+                .await,
             )
             .await;
         assert_eq!(
@@ -2728,7 +2719,7 @@ async fn a_template_is_sent_from_the_dashboard_and_its_roles_are_handed_out() {
             .find(|m| m.id == message_id)
             .unwrap();
         assert_eq!(message.content, "Welcome to Alpha!", "{label}");
-        let toggle = button(&message, &format!("role:{gamer}"));
+        let toggle = common::custom_id(&message, &format!("role:{gamer}"));
         let here = &world;
         let click = |id: String| async move {
             here.answer(sim.click(g, general, bob, message_id, &id).await)
@@ -2763,7 +2754,7 @@ async fn a_template_is_sent_from_the_dashboard_and_its_roles_are_handed_out() {
             .await;
         assert_eq!(reactions.status, 201, "{label}: {:?}", reactions.body);
         sim.react(g, general, message_id, bob, "📚").await;
-        wait_for(|| sim.member_roles(g, bob).contains(&reader)).await;
+        common::wait_until(|| async { sim.member_roles(g, bob).contains(&reader) }).await;
         world.stop().await;
     }
 }
@@ -2837,30 +2828,12 @@ async fn dashboard_defined_commands_and_auto_responders_answer_members() {
             .await
             .unwrap_or_else(|| panic!("{label}: the auto-responder never answered"));
         sim.say(g, general, bob, "pizza again").await;
-        wait_for_async(|| async {
+        common::wait_until(|| async {
             world.get(&format!("{responders}/{id}"), &owner).await.body["trigger_count"] == 2
         })
         .await;
         let answers = sim.messages(general).iter().filter(|m| pizza(m)).count();
         assert_eq!(answers, 1, "{label}: one answer per channel per 10 s");
         world.stop().await;
-    }
-}
-
-/// Waits until `condition` holds.
-async fn wait_for(condition: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Waits until the async `condition` holds.
-async fn wait_for_async<F: Future<Output = bool>>(condition: impl Fn() -> F) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

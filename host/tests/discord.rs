@@ -231,7 +231,10 @@ impl World {
         }
         // Both guilds were announced and recorded.
         for g in [self.alpha.guild_id, self.beta.guild_id] {
-            wait_until(|| async { self.store.command_set_hash(g).await.unwrap().is_some() }).await;
+            common::wait_until(|| async {
+                self.store.command_set_hash(g).await.unwrap().is_some()
+            })
+            .await;
         }
     }
 
@@ -239,18 +242,9 @@ impl World {
         self.alpha.general_channel_id
     }
 
-    /// Runs the due scheduled jobs every 250 ms, as `townes serve` does.
+    /// Runs the due scheduled jobs, as `townes serve` does.
     fn run_jobs(&self) -> tokio::task::AbortHandle {
-        let runtime = self.running.as_ref().unwrap().platform.runtime.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(error) = runtime.run_due_jobs(chrono::Utc::now(), 100).await {
-                    eprintln!("jobs: {error:#}");
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-        .abort_handle()
+        common::run_jobs(self.running.as_ref().unwrap().platform.runtime.clone())
     }
 
     async fn bot_message(&self, channel: u64, pred: impl Fn(&SimMessage) -> bool) -> SimMessage {
@@ -352,14 +346,6 @@ fn text(data: &Value) -> String {
     text
 }
 
-async fn wait_until<F: Future<Output = bool>>(mut condition: impl FnMut() -> F) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_who_joins_is_welcomed() {
     for (label, store, _guard) in common::each_backend().await {
@@ -420,7 +406,8 @@ async fn chatting_levels_up_grants_the_reward_and_rank_shows_it() {
         .await;
     assert!(level_up.content.contains('1'), "{}", level_up.content);
     let member_role = world.member_role;
-    wait_until(|| async { world.sim.member_roles(guild, bob).contains(&member_role) }).await;
+    common::wait_until(|| async { world.sim.member_roles(guild, bob).contains(&member_role) })
+        .await;
 
     let (_, answer) = world.slash(bob, "rank", json!([])).await;
     assert!(answer.contains("XP"), "{answer}");
@@ -575,7 +562,7 @@ async fn enabling_a_feature_re_registers_only_that_guilds_commands() {
 
     world.install("hello").await;
     world.enable(beta, "hello").await;
-    wait_until(|| async { world.sim.command_overwrites(beta) > beta_before }).await;
+    common::wait_until(|| async { world.sim.command_overwrites(beta) > beta_before }).await;
     assert_eq!(names(beta), ["hello"]);
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(
@@ -670,7 +657,7 @@ async fn the_gateway_resumes_after_a_reconnect_and_reidentifies_after_an_invalid
     let identifies = world.sim.gateway_stats().identifies;
 
     world.sim.reconnect_shards().await;
-    wait_until(|| async { world.sim.gateway_stats().resumes >= 1 }).await;
+    common::wait_until(|| async { world.sim.gateway_stats().resumes >= 1 }).await;
     world.sim.member_join(guild, world.carol).await;
     let carol = world.carol;
     world
@@ -680,7 +667,7 @@ async fn the_gateway_resumes_after_a_reconnect_and_reidentifies_after_an_invalid
         .await;
 
     world.sim.invalidate_sessions(false).await;
-    wait_until(|| async { world.sim.gateway_stats().identifies > identifies }).await;
+    common::wait_until(|| async { world.sim.gateway_stats().identifies > identifies }).await;
     assert!(world.sim.wait_for_ready(1, WAIT).await);
     let eve = world.sim.create_user("eve");
     world.sim.member_join(guild, eve).await;
@@ -698,7 +685,7 @@ async fn leaving_a_guild_marks_it_left() {
     let world = World::new(store).await;
     let beta = world.beta.guild_id;
     world.sim.remove_bot(beta).await;
-    wait_until(|| async {
+    common::wait_until(|| async {
         world
             .store
             .guild(beta)
@@ -778,7 +765,8 @@ async fn killing_the_process_mid_queue_loses_nothing() {
     let mut first = serve();
     assert!(world.sim.wait_for_ready(1, WAIT).await);
     let guild = world.alpha.guild_id;
-    wait_until(|| async { world.store.command_set_hash(guild).await.unwrap().is_some() }).await;
+    common::wait_until(|| async { world.store.command_set_hash(guild).await.unwrap().is_some() })
+        .await;
 
     // Every welcome is stuck behind 429s (one channel: one queue, in order).
     world.sim.rate_limit(6, Duration::from_millis(800), false);
@@ -788,7 +776,7 @@ async fn killing_the_process_mid_queue_loses_nothing() {
     for &user in &newcomers {
         world.sim.member_join(guild, user).await;
     }
-    wait_until(|| async {
+    common::wait_until(|| async {
         world.store.outbox_pending_count().await.unwrap() >= newcomers.len() as u64
     })
     .await;
@@ -812,7 +800,7 @@ async fn killing_the_process_mid_queue_loses_nothing() {
             .count();
         assert_eq!(welcomes, 1, "newcomer {user} welcomed exactly once");
     }
-    wait_until(|| async { world.store.outbox_pending_count().await.unwrap() == 0 }).await;
+    common::wait_until(|| async { world.store.outbox_pending_count().await.unwrap() == 0 }).await;
     second.kill().await.unwrap();
     world.sim.shutdown().await;
 }
@@ -824,7 +812,7 @@ async fn buttons_menus_and_forms_reach_the_feature_that_made_them() {
     let (guild, general, bob) = (world.alpha.guild_id, world.general(), world.bob);
     world.install("panel").await;
     world.enable(guild, "panel").await;
-    wait_until(|| async {
+    common::wait_until(|| async {
         world
             .sim
             .guild_commands(guild)
@@ -992,7 +980,8 @@ async fn two_processes_split_the_shards_and_each_serves_its_guilds() {
         "both shards connected"
     );
     for g in [world.alpha.guild_id, world.beta.guild_id] {
-        wait_until(|| async { world.store.command_set_hash(g).await.unwrap().is_some() }).await;
+        common::wait_until(|| async { world.store.command_set_hash(g).await.unwrap().is_some() })
+            .await;
     }
     let stats = world.sim.gateway_stats();
     assert_eq!(stats.ready_shards, [0, 1]);
@@ -1030,7 +1019,7 @@ async fn a_feature_whose_discord_calls_keep_being_refused_is_paused() {
     let guild = world.alpha.guild_id;
     world.install("hostile").await;
     world.enable(guild, "hostile").await;
-    wait_until(|| async {
+    common::wait_until(|| async {
         world
             .sim
             .guild_commands(guild)
@@ -1099,7 +1088,7 @@ async fn a_feature_over_its_outbox_quota_is_told_and_other_guilds_are_not_held()
             },
         )
         .await;
-    wait_until(|| async {
+    common::wait_until(|| async {
         world
             .sim
             .guild_commands(alpha)
@@ -1116,7 +1105,7 @@ async fn a_feature_over_its_outbox_quota_is_told_and_other_guilds_are_not_held()
         let (_, answer) = world.slash(world.bob, "send", json!([])).await;
         assert!(!answer.contains("send: ok"), "{answer}");
     }
-    wait_until(|| async { world.store.outbox_pending_count().await.unwrap() >= 2 }).await;
+    common::wait_until(|| async { world.store.outbox_pending_count().await.unwrap() >= 2 }).await;
     let (_, answer) = world.slash(world.bob, "send", json!([])).await;
     assert!(answer.contains("send: QuotaExceeded"), "{answer}");
 
@@ -1167,7 +1156,7 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
             assert!(text.contains("Case #"), "{label}: warning {n}: {text}");
         }
         // 3 points: the default escalation's 1 h timeout, on Discord.
-        wait_until(|| async { world.sim.timed_out_until_ms(g, bob).is_some() }).await;
+        common::wait_until(|| async { world.sim.timed_out_until_ms(g, bob).is_some() }).await;
         let until = world.sim.timed_out_until_ms(g, bob).unwrap();
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1198,7 +1187,7 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
         assert!(world.sim.is_banned(g, bob), "{label}: nobody was running");
         world.connect(|c| c).await;
         let jobs = world.run_jobs();
-        wait_until(|| async { !world.sim.is_banned(g, bob) }).await;
+        common::wait_until(|| async { !world.sim.is_banned(g, bob) }).await;
 
         // Dan bans Carol in Discord's own interface.
         world.sim.member_join(g, carol).await;
@@ -1215,7 +1204,7 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
 
         // The job's audit entry is written when its invocation ends, just
         // after Discord saw the unban.
-        wait_until(|| async {
+        common::wait_until(|| async {
             let audit = world.store.audit_entries(g, 100).await.unwrap();
             audit.iter().any(|e| e.action == "moderation.unban")
         })
@@ -1262,18 +1251,6 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
     }
 }
 
-/// The custom id of the first component on a message whose id contains
-/// `part` (the host namespaces them; clicks send them back whole).
-fn custom_id(message: &SimMessage, part: &str) -> String {
-    message
-        .components
-        .iter()
-        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
-        .find(|id| id.contains(part))
-        .unwrap_or_else(|| panic!("no component `{part}` on {:?}", message.components))
-}
-
 /// A poll end to end: members vote with its buttons, one changes their mind,
 /// the message shows the counts, and its scheduled job ends it and posts the
 /// results.
@@ -1302,7 +1279,7 @@ async fn a_poll_is_voted_on_and_ended_by_its_job() {
         let poll = world
             .bot_message(general, |m| !m.components.is_empty())
             .await;
-        let vote = |option: usize| custom_id(&poll, &format!("vote:1:{option}"));
+        let vote = |option: usize| common::custom_id(&poll, &format!("vote:1:{option}"));
         for (who, option) in [(bob, 0), (dan, 1), (dan, 0)] {
             let clicked = world
                 .sim
@@ -1312,7 +1289,7 @@ async fn a_poll_is_voted_on_and_ended_by_its_job() {
             assert!(said.contains("You voted for"), "{label}: {said}");
         }
         // The message shows both votes for pizza once the edits land.
-        wait_until(|| async {
+        common::wait_until(|| async {
             world
                 .sim
                 .messages(general)
@@ -1390,7 +1367,7 @@ async fn an_announcement_due_during_downtime_is_posted_once_after_the_restart() 
         assert_eq!(posted(), 0, "{label}: nobody was running");
         world.connect(|c| c).await;
         let jobs = world.run_jobs();
-        wait_until(|| async { posted() == 1 }).await;
+        common::wait_until(|| async { posted() == 1 }).await;
         // Several more job polls: still once.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(posted(), 1, "{label}: posted once, late, not repeated");
@@ -1480,7 +1457,7 @@ async fn tags_list_by_category_and_a_menu_pages_across_a_restart() {
         let first = world
             .bot_message(general, |m| m.content.contains("Page one"))
             .await;
-        let next = custom_id(&first, ":2");
+        let next = common::custom_id(&first, ":2");
         let clicked = world.sim.click(g, general, bob, first.id, &next).await;
         let response = world
             .sim

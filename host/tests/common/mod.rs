@@ -252,3 +252,38 @@ pub fn townes_command(dir: &std::path::Path) -> std::process::Command {
         .env("TOWNES_API_ADDR", "127.0.0.1:0");
     command
 }
+
+/// Runs `runtime`'s due scheduled jobs every 250 ms, as `townes serve` does,
+/// until the handle is aborted.
+pub fn run_jobs(runtime: std::sync::Arc<townes::runtime::Runtime>) -> tokio::task::AbortHandle {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = runtime.run_due_jobs(chrono::Utc::now(), 100).await {
+                eprintln!("jobs: {error:#}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    })
+    .abort_handle()
+}
+
+/// Waits up to 10 s until the async `condition` holds.
+pub async fn wait_until<F: Future<Output = bool>>(mut condition: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// The custom id of the first component on a message whose id contains
+/// `part` (the host namespaces them; clicks send them back whole).
+pub fn custom_id(message: &townes_discord_sim::SimMessage, part: &str) -> String {
+    message
+        .components
+        .iter()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["custom_id"].as_str().map(str::to_string))
+        .find(|id| id.contains(part))
+        .unwrap_or_else(|| panic!("no component `{part}` on {:?}", message.components))
+}
