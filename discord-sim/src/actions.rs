@@ -595,6 +595,52 @@ impl Simulator {
         delivery.written().await;
     }
 
+    /// The user takes back their reaction with a unicode emoji; dispatches
+    /// MESSAGE_REACTION_REMOVE (as on Discord, without `member`).
+    pub async fn unreact(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        user_id: u64,
+        emoji: &str,
+    ) {
+        let delivery = {
+            let mut w = self.world();
+            remove_reaction(&mut w, channel_id, message_id, user_id, emoji);
+            self.reaction_remove_event(guild_id, channel_id, message_id, user_id, emoji)
+        };
+        self.notify_changed();
+        delivery.written().await;
+    }
+
+    /// MESSAGE_REACTION_REMOVE: Discord's payload has no `member` and no
+    /// `message_author_id`.
+    pub(crate) fn reaction_remove_event(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        user_id: u64,
+        emoji: &str,
+    ) -> Delivery {
+        let d = json!({
+            "user_id": sf(user_id),
+            "channel_id": sf(channel_id),
+            "message_id": sf(message_id),
+            "guild_id": sf(guild_id),
+            "emoji": payloads::emoji(emoji),
+            "burst": false,
+            "type": 0,
+        });
+        self.emit(
+            Some(guild_id),
+            "MESSAGE_REACTION_REMOVE",
+            d,
+            intents::GUILD_MESSAGE_REACTIONS,
+        )
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn reaction_event(
         &self,
@@ -651,6 +697,23 @@ pub(crate) fn add_reaction(
         }),
     }
     Some(m.author_id)
+}
+
+/// Forgets a user's reaction; an emoji nobody reacts with any more goes.
+pub(crate) fn remove_reaction(
+    w: &mut World,
+    channel_id: u64,
+    message_id: u64,
+    user_id: u64,
+    emoji: &str,
+) {
+    let Some(m) = w.message_mut(channel_id, message_id) else {
+        return;
+    };
+    for r in m.reactions.iter_mut().filter(|r| r.emoji == emoji) {
+        r.users.retain(|u| *u != user_id);
+    }
+    m.reactions.retain(|r| !r.users.is_empty());
 }
 
 pub(crate) fn text_channel(id: u64, guild_id: u64, name: &str, position: u32) -> ChannelRec {

@@ -28,9 +28,12 @@ pub mod intents {
     pub const GUILD_MEMBERS: u64 = 1 << 1;
     pub const GUILD_MODERATION: u64 = 1 << 2;
     pub const GUILD_MESSAGES: u64 = 1 << 9;
+    pub const GUILD_PRESENCES: u64 = 1 << 8;
     pub const GUILD_MESSAGE_REACTIONS: u64 = 1 << 10;
     pub const DIRECT_MESSAGES: u64 = 1 << 12;
     pub const MESSAGE_CONTENT: u64 = 1 << 15;
+    /// The ones an application must switch on in the developer portal.
+    pub const PRIVILEGED: u64 = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT;
 }
 
 /// How many dispatches a session keeps for RESUME.
@@ -173,19 +176,21 @@ impl Hub {
 
     pub fn stats(&self) -> crate::GatewayStats {
         let st = self.lock();
-        let mut ready: Vec<u32> = st
+        let mut sessions: Vec<(u32, u64)> = st
             .sessions
             .values()
             .filter(|s| s.ready && s.conn.is_some())
-            .map(|s| s.shard_id)
+            .map(|s| (s.shard_id, s.intents))
             .collect();
-        ready.sort_unstable();
+        sessions.sort_unstable();
+        let mut ready: Vec<u32> = sessions.iter().map(|(shard, _)| *shard).collect();
         ready.dedup();
         crate::GatewayStats {
             identifies: st.identifies,
             resumes: st.resumes,
             heartbeats: st.heartbeats,
             ready_shards: ready,
+            ready_intents: sessions.into_iter().map(|(_, intents)| intents).collect(),
         }
     }
 
@@ -427,9 +432,13 @@ fn identify(sim: &Simulator, conn_id: u64, d: &Value) {
         hub.send(conn_id, Out::Close(4013, "Invalid intent(s)"));
         return;
     };
+    let cfg = &sim.0.config;
+    if intents & intents::PRIVILEGED & !cfg.privileged_intents != 0 {
+        hub.send(conn_id, Out::Close(4014, "Disallowed intent(s)"));
+        return;
+    }
     let (shard_id, shard_count) = (shard_id as u32, shard_count as u32);
     let session_id = crate::ids::random_hex(16);
-    let cfg = &sim.0.config;
 
     // World lock first, then the hub (see the module docs).
     let world = sim.world();

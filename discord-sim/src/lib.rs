@@ -35,6 +35,7 @@ mod recorder;
 mod rest;
 mod state;
 
+pub use gateway::intents;
 pub use interactions::Forgery;
 pub use recorder::Recorded;
 /// Discord permission bits, for building worlds in tests.
@@ -81,6 +82,10 @@ pub struct SimConfig {
     /// Requests per second over every route before a global 429 (Discord: 50);
     /// `None` for no global limit.
     pub global_limit: Option<u32>,
+    /// The privileged intents (members, presences, message content) switched
+    /// on for the application in the developer portal; an IDENTIFY asking for
+    /// another is closed with 4014 "Disallowed intent(s)", as on Discord.
+    pub privileged_intents: u64,
 }
 
 impl Default for SimConfig {
@@ -98,6 +103,7 @@ impl Default for SimConfig {
             route_limit: 50,
             route_reset: Duration::from_secs(1),
             global_limit: None,
+            privileged_intents: gateway::intents::PRIVILEGED,
         }
     }
 }
@@ -153,6 +159,8 @@ pub struct GatewayStats {
     /// Shard ids that are connected and have received READY (or RESUMED) and their
     /// GUILD_CREATEs, sorted.
     pub ready_shards: Vec<u32>,
+    /// The intents each of those sessions asked for, in shard order.
+    pub ready_intents: Vec<u64>,
 }
 
 /// A running simulator. Cheap to clone; all clones share one world.

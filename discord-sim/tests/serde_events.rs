@@ -89,6 +89,7 @@ async fn every_dispatch_deserializes_into_a_known_serenity_event() {
         .say(g, general, alice, &format!("hi <@{bot}> and <@{bob}>"))
         .await;
     sim.react(g, general, hello, alice, "👍").await;
+    sim.unreact(g, general, hello, alice, "👍").await;
 
     // The bot acts over REST.
     let messages_path = format!("/channels/{general}/messages");

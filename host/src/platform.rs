@@ -2,17 +2,18 @@
 //! command router, the Discord port and the executor behind it.
 
 use crate::commands::{Commands, registry};
+pub use crate::discord::CacheSlot;
 use crate::discord::{
     DEFAULT_BASE_URL, Discord, Executor, ExecutorConfig, RemoteDiscord, RestClient,
 };
-use crate::gateway::{self, Shards};
+use crate::gateway::{self, Intents, Shards};
 use crate::live::Live;
 use crate::metrics::metrics;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::Store;
 use serenity::gateway::ShardManager;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -36,13 +37,12 @@ pub struct Platform {
     /// `command_executed` to); hand `live.clone()` to the API server.
     pub live: Live,
     /// The gateway's shard manager, once connected: heartbeat latencies for the
-    /// metrics.
-    pub shard_manager: OnceLock<Arc<ShardManager>>,
+    /// metrics. Replaced when the gateway reconnects with other intents.
+    shard_manager: RwLock<Option<Arc<ShardManager>>>,
+    /// The intents the enabled features need, those the shards run with and
+    /// those Discord refused.
+    pub intents: Intents,
 }
-
-/// Where the gateway's cache is put once the client exists; readers before that
-/// fall back to REST.
-pub type CacheSlot = Arc<OnceLock<Arc<serenity::cache::Cache>>>;
 
 /// Time left for a feature within Discord's 3-second window, with room for the
 /// callback's own round trip.
@@ -69,8 +69,23 @@ impl Platform {
             unknown_dispatches: AtomicU64::new(0),
             cache,
             live,
-            shard_manager: OnceLock::new(),
+            shard_manager: RwLock::default(),
+            intents: Intents::default(),
         }
+    }
+
+    pub fn shard_manager(&self) -> Option<Arc<ShardManager>> {
+        self.shard_manager
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_shard_manager(&self, manager: Arc<ShardManager>) {
+        *self
+            .shard_manager
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(manager);
     }
 
     /// Sets the metrics that mirror state held elsewhere: the executor's queue
@@ -78,7 +93,7 @@ impl Platform {
     pub async fn refresh_metrics(&self) {
         let metrics = metrics();
         metrics.set_queue_depth(self.executor.queue_depth() as u64);
-        if let Some(manager) = self.shard_manager.get() {
+        if let Some(manager) = self.shard_manager() {
             let latencies: Vec<(u32, Option<Duration>)> = manager
                 .runners
                 .lock()
@@ -143,7 +158,8 @@ pub struct Running {
 }
 
 /// How often guilds whose features or settings changed (from any process: the
-/// CLI, the API) get their slash commands re-registered.
+/// CLI, the API) get their slash commands re-registered and the intents their
+/// features need asked for.
 const COMMAND_SYNC_EVERY: Duration = Duration::from_secs(2);
 
 /// Connects to Discord (or anything speaking its protocols) and starts serving:
@@ -165,7 +181,7 @@ pub async fn connect(
     let base = connection.api_base.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let rest = RestClient::new(base, &connection.token)?;
     let executor = Executor::start(store.clone(), rest, connection.executor.clone()).await?;
-    let cache: CacheSlot = Arc::default();
+    let cache = CacheSlot::default();
     let discord: Arc<dyn Discord> = Arc::new(
         RemoteDiscord::new(executor.clone())
             .with_cache_slot(cache.clone())
@@ -184,15 +200,16 @@ pub async fn connect(
     );
     platform.defer_after = connection.defer_after;
     let platform = Arc::new(platform);
-    let intents = gateway::intents(&runtime).await?;
+    platform.intents.want(gateway::intents(&runtime).await?);
     let stop = Arc::new(Notify::new());
     let gateway = {
         let (platform, stop) = (platform.clone(), stop.clone());
+        let make_http = move || gateway::http(&connection.token, connection.api_base.as_deref());
         tokio::spawn(async move {
-            gateway::run(platform, http, intents, connection.shards, stop.notified()).await
+            gateway::run(platform, make_http, connection.shards, stop.notified()).await
         })
     };
-    let commands = tokio::spawn(keep_commands_registered(platform.clone()));
+    let commands = tokio::spawn(follow_guild_changes(platform.clone()));
     Ok(Running {
         platform,
         stop,
@@ -240,8 +257,9 @@ async fn startup_call<T, F: Future<Output = serenity::Result<T>>>(
 }
 
 /// Re-registers the slash commands of every guild whose features or settings
-/// changed since the last look.
-async fn keep_commands_registered(platform: Arc<Platform>) {
+/// changed since the last look, and widens the gateway's intents when those
+/// features need more (the gateway reconnects with them).
+async fn follow_guild_changes(platform: Arc<Platform>) {
     let mut since = chrono::Utc::now();
     let mut tick = tokio::time::interval(COMMAND_SYNC_EVERY);
     loop {
@@ -258,6 +276,13 @@ async fn keep_commands_registered(platform: Arc<Platform>) {
         // Only move on once every changed guild is in sync, so a failure retries.
         let mut all_synced = true;
         for guild_id in changed {
+            match gateway::guild_intents(&platform.runtime, guild_id).await {
+                Ok(needed) => platform.intents.want(needed),
+                Err(error) => {
+                    tracing::warn!(guild = guild_id, %error, "could not read the intents the guild's features need; retrying");
+                    all_synced = false;
+                }
+            }
             if let Err(error) =
                 registry::sync(&platform.runtime, platform.discord.as_ref(), guild_id).await
             {

@@ -1,7 +1,7 @@
 //! Write TownesDev features in Rust.
 //!
 //! A feature is a WebAssembly component (`wasm32-wasip2`) that implements the
-//! `townes:feature@0.1.2` contract (`wit/feature.wit`, world `full`). This
+//! `townes:feature@0.1.3` contract (`wit/feature.wit`, world `full`). This
 //! crate gives you:
 //!
 //! - the contract's types under short paths ([`Context`], [`Event`], [`Reply`],
@@ -228,6 +228,14 @@ pub trait Feature {
         let _ = (ctx, event);
         Ok(())
     }
+
+    /// The platform is back in the guild after being away (it started, or
+    /// opened a new gateway session): events of the meantime were not
+    /// delivered, so reconcile what the feature manages.
+    fn on_guild_ready(ctx: &Context) -> Result<(), Error> {
+        let _ = ctx;
+        Ok(())
+    }
 }
 
 /// Exports a type implementing [`Feature`] as the component's handlers.
@@ -244,7 +252,7 @@ pub trait Feature {
 /// ```
 ///
 /// It implements the generated `Guest` traits (the handlers, `api`,
-/// `lifecycle` and `moderation-events`) by delegating to `Feature`, and on
+/// `lifecycle`, `moderation-events` and `guild-ready`) by delegating to `Feature`, and on
 /// `wasm32` emits the component's exports. On native targets only the trait
 /// implementation is emitted, so several features can be linked into one test
 /// binary.
@@ -321,6 +329,12 @@ macro_rules! export_feature {
                 event: $crate::ModerationEvent,
             ) -> ::core::result::Result<(), $crate::Error> {
                 <$ty as $crate::Feature>::on_moderation(&ctx, event)
+            }
+        }
+
+        impl $crate::bindings::exports::townes::feature::guild_ready::Guest for $ty {
+            fn on_guild_ready(ctx: $crate::Context) -> ::core::result::Result<(), $crate::Error> {
+                <$ty as $crate::Feature>::on_guild_ready(&ctx)
             }
         }
 

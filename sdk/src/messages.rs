@@ -1,4 +1,4 @@
-//! Send, edit and delete messages and add reactions — capability
+//! Send, edit and delete messages, add reactions and read who reacted — capability
 //! [`Messages`](crate::Capability::Messages).
 //!
 //! The admin may restrict the grant to a channel allow-list; a channel outside it
@@ -53,4 +53,43 @@ pub fn react(channel_id: Snowflake, message_id: Snowflake, emoji: &str) -> Resul
             h.react(channel_id, message_id, emoji)
         }),
     )
+}
+
+/// Up to `limit` (1-100) ids of the users who reacted to a message with
+/// `emoji`, in id order, above `after`; page with the last id until a page
+/// comes back short ([`all_reactions`] does).
+pub fn reactions(
+    channel_id: Snowflake,
+    message_id: Snowflake,
+    emoji: &str,
+    after: Option<Snowflake>,
+    limit: u32,
+) -> Result<Vec<Snowflake>, Error> {
+    route!(
+        wasm: crate::bindings::townes::feature::messages::reactions(channel_id, message_id, emoji, after, limit),
+        mock: crate::testing::call(crate::Capability::Messages, |h| {
+            h.list_reactions(channel_id, message_id, emoji, after, limit)
+        }),
+    )
+}
+
+/// Every user who reacted to a message with `emoji`, at most `max`, read a
+/// page of 100 at a time.
+pub fn all_reactions(
+    channel_id: Snowflake,
+    message_id: Snowflake,
+    emoji: &str,
+    max: usize,
+) -> Result<Vec<Snowflake>, Error> {
+    const PAGE: u32 = 100;
+    let mut users = Vec::new();
+    loop {
+        let page = reactions(channel_id, message_id, emoji, users.last().copied(), PAGE)?;
+        let short = page.len() < PAGE as usize;
+        users.extend(page);
+        if short || users.len() >= max {
+            users.truncate(max);
+            return Ok(users);
+        }
+    }
 }

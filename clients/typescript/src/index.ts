@@ -173,6 +173,12 @@ export const GuildFeatureView = z.object({
   elevated_permissions: Snowflake,
   enabled: z.boolean(),
   feature_id: z.string(),
+  /**
+   * Why the enabled feature will not receive everything it asked for, with
+   * the fix — for example a privileged gateway intent Discord refused for
+   * this bot; `null` when nothing stands in its way.
+   */
+  notice: z.string().nullable().optional(),
   /** The version before the last upgrade. */
   previous_version: z.string().nullable().optional(),
   /** It may only manage roles below this one. */

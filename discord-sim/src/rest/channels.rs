@@ -438,6 +438,45 @@ pub async fn add_reaction(State(sim): State<Simulator>, p: Params) -> ApiResult<
     Ok(no_content())
 }
 
+/// `GET /channels/{c}/messages/{m}/reactions/{emoji}?after&limit` (1-100,
+/// default 25): the users who reacted with `emoji`, in id order.
+pub async fn list_reactions(
+    State(sim): State<Simulator>,
+    p: Params,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let (channel_id, message_id) = (id(&p, "channel_id")?, id(&p, "message_id")?);
+    let emoji = p.get("emoji").cloned().unwrap_or_default();
+    let w = sim.world();
+    let (_, have) = channel_access(&w, channel_id)?;
+    require(have, perms::VIEW_CHANNEL | perms::READ_MESSAGE_HISTORY)?;
+    let limit = q.limit.unwrap_or(25);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::form(
+            &["limit"],
+            "NUMBER_TYPE_MAX",
+            "Int value should be less than or equal to 100.",
+        ));
+    }
+    let m = w
+        .message(channel_id, message_id)
+        .ok_or_else(ApiError::unknown_message)?;
+    let mut users: Vec<u64> = m
+        .reactions
+        .iter()
+        .filter(|r| r.emoji == emoji)
+        .flat_map(|r| r.users.iter().copied())
+        .filter(|u| q.after.is_none_or(|a| *u > a))
+        .collect();
+    users.sort_unstable();
+    users.truncate(limit);
+    let users: Vec<Value> = users
+        .into_iter()
+        .filter_map(|u| w.users.get(&u).map(payloads::user))
+        .collect();
+    Ok(ok(json!(users)))
+}
+
 /// `DELETE …/reactions/{emoji}/@me`; dispatches MESSAGE_REACTION_REMOVE.
 pub async fn remove_reaction(State(sim): State<Simulator>, p: Params) -> ApiResult<Response> {
     let (channel_id, message_id) = (id(&p, "channel_id")?, id(&p, "message_id")?);

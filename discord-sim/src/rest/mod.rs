@@ -70,6 +70,10 @@ pub fn router(sim: Simulator) -> Router {
             put(channels::add_reaction).delete(channels::remove_reaction),
         )
         .route(
+            "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}",
+            get(channels::list_reactions),
+        )
+        .route(
             "/channels/{channel_id}/permissions/{target_id}",
             put(channels::put_overwrite).delete(channels::delete_overwrite),
         )

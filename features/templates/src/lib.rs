@@ -252,6 +252,10 @@ impl Feature for Templates {
         }
     }
 
+    fn on_guild_ready(ctx: &Context) -> Result<(), Error> {
+        reaction_roles::reconcile(ctx)
+    }
+
     fn on_command(ctx: &Context, invocation: CommandInvocation) -> Result<Reply, Error> {
         match invocation.name.as_str() {
             "send-template" => templates::send_command(ctx, &invocation),

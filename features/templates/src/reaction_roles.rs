@@ -6,16 +6,20 @@
 //! hand), else from the feature's own record of what it gave them
 //! (`rrm:{message_id}:{user_id}`), which is kept either way.
 //!
+//! Reactions made or taken back while the platform was away are reconciled
+//! when it is back in the guild ([`reconcile`], from `guild-ready`): who
+//! reacts now is read from Discord, and what the feature gave is read from
+//! its record.
+//!
 //! Limits of the contract, best effort around them: a reaction cannot be
 //! removed by the feature, so in `unique` mode the member's previous reaction
 //! stays visible after the swap, and a reaction past the `limit` stays
-//! without giving its role. Reconciling reactions made while the platform was
-//! down is impossible (no way to list a message's reactions, no start
-//! signal).
+//! without giving its role.
 
 use crate::store::{self, Mode, Pair, ReactionRoles};
 use crate::{Config, audit_entry};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use townes_sdk::{
     Capability, Context, Error, Reaction, Snowflake, log, members, messages, roles, snowflake,
     storage,
@@ -287,4 +291,92 @@ pub fn on_reaction(ctx: &Context, reaction: &Reaction, added: bool) -> Result<()
         Vec::new()
     };
     store::note_held(message, user, &added_roles, &removed)
+}
+
+/// Reactions read per emoji when reconciling (the rest wait for the next
+/// start or their member's next reaction).
+pub const MAX_RECONCILED_REACTIONS: usize = 1_000;
+
+/// Brings every reaction-role message in line with its reactions after the
+/// platform was away: members who reacted meanwhile get their roles, members
+/// who took their reaction back lose the role the feature gave them (not in
+/// `verify` mode). A message that is gone is skipped; when the invocation's
+/// budget of host calls runs out, the rest waits for the next start.
+pub fn reconcile(ctx: &Context) -> Result<(), Error> {
+    let records = store::list::<ReactionRoles>(store::RR_PREFIX)?;
+    for (done, record) in records.iter().enumerate() {
+        match reconcile_message(ctx, record) {
+            Ok(()) => {}
+            Err(Error::NotFound(what)) => log::info(format!(
+                "reaction roles on message {}: {what} is gone; skipped",
+                record.message_id
+            )),
+            Err(Error::QuotaExceeded(what)) => {
+                log::warn(format!(
+                    "reconciled {done} of {} reaction-role messages before {what} ran out; the rest on the next start",
+                    records.len()
+                ));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn reconcile_message(ctx: &Context, record: &ReactionRoles) -> Result<(), Error> {
+    let (channel, message) = (record.channel_id, record.message_id);
+    // Who reacts with which of the message's emoji now, in pair order.
+    let mut reacting: BTreeMap<Snowflake, Vec<&Pair>> = BTreeMap::new();
+    for pair in &record.pairs {
+        for user in
+            messages::all_reactions(channel, message, &pair.emoji, MAX_RECONCILED_REACTIONS)?
+        {
+            if user != ctx.bot_user_id {
+                reacting.entry(user).or_default().push(pair);
+            }
+        }
+    }
+    let reaction = |user: Snowflake, pair: &Pair| Reaction {
+        user_id: user,
+        channel_id: channel,
+        message_id: message,
+        emoji: pair.emoji.clone(),
+    };
+    for (&user, pairs) in &reacting {
+        if record.mode == Mode::Unique {
+            // Several reactions (the earlier one stays after a swap): keep
+            // the role they hold if it is one of them, else the first.
+            let Some(held) = held_roles(record, user)? else {
+                continue;
+            };
+            if !pairs.iter().any(|p| held.contains(&p.role_id)) {
+                on_reaction(ctx, &reaction(user, pairs[0]), true)?;
+            }
+            continue;
+        }
+        for pair in pairs {
+            on_reaction(ctx, &reaction(user, pair), true)?;
+        }
+    }
+    if record.mode == Mode::Verify {
+        return Ok(());
+    }
+    // Members the feature gave a role whose reaction is gone.
+    let prefix = format!("{}{message}:", store::HELD_PREFIX);
+    for entry in storage::list_prefix(&prefix, store::LIST_LIMIT)? {
+        let Some(user) = entry.key[prefix.len()..].parse::<Snowflake>().ok() else {
+            continue;
+        };
+        for role in store::held(message, user)? {
+            let still = reacting
+                .get(&user)
+                .is_some_and(|pairs| pairs.iter().any(|p| p.role_id == role));
+            let pair = record.pairs.iter().find(|p| p.role_id == role);
+            if let (false, Some(pair)) = (still, pair) {
+                on_reaction(ctx, &reaction(user, pair), false)?;
+            }
+        }
+    }
+    Ok(())
 }

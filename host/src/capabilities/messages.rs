@@ -5,6 +5,9 @@ use super::{Cap, DiscordCtx, Effect, validate_body};
 use crate::wit::townes::feature::messages::Host;
 use crate::wit::{Capability, Error, MessageBody};
 
+/// Users `messages.reactions` returns at most per call (Discord's page).
+const MAX_REACTIONS_PAGE: u32 = 100;
+
 impl Cap<'_, DiscordCtx> {
     pub(super) fn begin_in_channel(
         &mut self,
@@ -110,5 +113,39 @@ impl Host for Cap<'_, DiscordCtx> {
                 emoji: emoji.clone(),
             })
         })
+    }
+    async fn reactions(
+        &mut self,
+        channel_id: u64,
+        message_id: u64,
+        emoji: String,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<u64>, Error> {
+        const CALL: &str = "messages.reactions";
+        self.begin_in_channel(CALL, channel_id)?;
+        let result = if !(1..=MAX_REACTIONS_PAGE).contains(&limit) {
+            Err(Error::InvalidArgument(format!(
+                "messages.reactions: limit {limit}; read 1 to {MAX_REACTIONS_PAGE} at a time and page with `after`"
+            )))
+        } else {
+            match townes_limits::message::check_emoji(&emoji) {
+                Err(e) => Err(e.into()),
+                Ok(()) => self
+                    .ctx
+                    .discord
+                    .reactions(
+                        self.ctx.guild_id,
+                        channel_id,
+                        message_id,
+                        &emoji,
+                        after,
+                        limit,
+                    )
+                    .await
+                    .map_err(Error::from),
+            }
+        };
+        self.calls.finish(CALL, result, |_| None)
     }
 }

@@ -262,6 +262,59 @@ async fn the_channel_allow_list_holds_for_messages_and_purges() {
 }
 
 #[tokio::test]
+async fn reactions_page_in_id_order_within_the_allow_list_and_need_messages() {
+    use wit_if::messages::Host as _;
+    let discord = Arc::new(LocalDiscord::new());
+    let mut guild = LocalGuild::new(GUILD, "Caps");
+    guild
+        .reactions
+        .insert((77, "🔴".into()), [5, 3, 9, 1].into_iter().collect());
+    discord.add_guild(guild);
+    let mut ctx = DiscordCtx {
+        guild_id: GUILD,
+        discord,
+    };
+
+    let mut calls = Calls::new(grant(&[Capability::Storage]), 10);
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    assert_eq!(
+        cap.reactions(GENERAL, 77, "🔴".into(), None, 10)
+            .await
+            .unwrap_err(),
+        Error::Denied(Capability::Messages)
+    );
+
+    let mut granted = grant(&[Capability::Messages]);
+    granted.channels = Some(vec![GENERAL]);
+    let mut calls = Calls::new(granted, 10);
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    assert_eq!(
+        cap.reactions(GENERAL, 77, "🔴".into(), None, 2).await,
+        Ok(vec![1, 3])
+    );
+    assert_eq!(
+        cap.reactions(GENERAL, 77, "🔴".into(), Some(3), 100).await,
+        Ok(vec![5, 9])
+    );
+    assert_eq!(
+        cap.reactions(GENERAL + 100, 77, "🔴".into(), None, 10)
+            .await
+            .unwrap_err(),
+        Error::Denied(Capability::Messages)
+    );
+    for limit in [0, 101] {
+        assert!(matches!(
+            cap.reactions(GENERAL, 77, "🔴".into(), None, limit).await,
+            Err(Error::InvalidArgument(why)) if why.contains("page with `after`")
+        ));
+    }
+    assert!(matches!(
+        cap.reactions(GENERAL, 77, "x".repeat(5000), None, 10).await,
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[tokio::test]
 async fn roles_refuse_dangerous_permissions_unless_the_admin_elevated_them() {
     let f = fixture().await;
     let manager_role = GUILD + 5;

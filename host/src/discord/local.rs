@@ -34,6 +34,9 @@ pub struct LocalGuild {
     /// What the CDN serves for an attachment of a message in `history`, by
     /// attachment id.
     pub attachment_bytes: BTreeMap<u64, Vec<u8>>,
+    /// Who reacted to a message with an emoji (what `messages.reactions`
+    /// reads), by (message id, emoji).
+    pub reactions: BTreeMap<(u64, String), std::collections::BTreeSet<u64>>,
 }
 
 impl LocalGuild {
@@ -87,6 +90,7 @@ impl LocalGuild {
             registered_commands: None,
             history: BTreeMap::new(),
             attachment_bytes: BTreeMap::new(),
+            reactions: BTreeMap::new(),
             bans: Default::default(),
         }
     }
@@ -530,6 +534,29 @@ impl Discord for LocalDiscord {
             g.channel(channel_id)?;
             g.require(permissions::MANAGE_MESSAGES, "Manage Messages")?;
             Ok(count)
+        })
+    }
+
+    async fn reactions(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        emoji: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<u64>, DiscordError> {
+        self.lag().await;
+        self.guild(guild_id, |g| {
+            g.channel(channel_id)?;
+            Ok(g.reactions
+                .get(&(message_id, emoji.to_string()))
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|user| after.is_none_or(|a| *user > a))
+                .take(limit.clamp(1, 100) as usize)
+                .collect())
         })
     }
 

@@ -17,7 +17,7 @@ pub use executor::{
 pub use governor::Budgets;
 pub use local::{LocalDiscord, LocalGuild};
 pub use ratelimit::{DEFAULT_GLOBAL_PER_SECOND, RateLimiter, Scope as RateLimitScope};
-pub use remote::RemoteDiscord;
+pub use remote::{CacheSlot, RemoteDiscord};
 pub(crate) use remote::{member_from_json, role_from_json};
 pub use rest::{DEFAULT_BASE_URL, RestClient, RestConfigError, RestError};
 pub(crate) use rest::{message_json, snowflake};
@@ -236,6 +236,18 @@ pub trait Discord: Send + Sync {
         message_id: u64,
         emoji: &str,
     ) -> Result<(), DiscordError>;
+
+    /// Up to `limit` (1-100) users who reacted to a message of the guild with
+    /// `emoji`, ids above `after`, in id order.
+    async fn reactions(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        emoji: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<u64>, DiscordError>;
 
     async fn member(&self, guild_id: u64, user_id: u64) -> Result<Member, DiscordError>;
     async fn guild_info(&self, guild_id: u64) -> Result<GuildInfo, DiscordError>;

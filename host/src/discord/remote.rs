@@ -13,7 +13,7 @@
 //! with its writes and reads held to its quotas and invalid-request budgets.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -41,6 +41,31 @@ const MAX_KNOWN_CHANNELS: usize = 10_000;
 /// Milliseconds since the Unix epoch at Discord's epoch (2015-01-01).
 const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
 
+/// Where the gateway's cache is put once the gateway client exists; readers
+/// before that fall back to REST. The gateway puts a new one in when it
+/// reconnects with other intents (each serenity client has its own cache).
+#[derive(Clone, Default)]
+pub struct CacheSlot(Arc<RwLock<Option<Arc<Cache>>>>);
+
+impl CacheSlot {
+    pub fn holding(cache: Arc<Cache>) -> CacheSlot {
+        let slot = CacheSlot::default();
+        slot.set(cache);
+        slot
+    }
+
+    pub fn get(&self) -> Option<Arc<Cache>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set(&self, cache: Arc<Cache>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(cache);
+    }
+}
+
 /// The [`Discord`] port over the executor and, optionally, serenity's cache.
 pub struct RemoteDiscord {
     shared: Arc<Shared>,
@@ -52,7 +77,7 @@ pub struct RemoteDiscord {
 struct Shared {
     executor: Executor,
     /// The gateway's cache, once there is one.
-    cache: Arc<OnceLock<Arc<Cache>>>,
+    cache: CacheSlot,
     /// Set by [`RemoteDiscord::with_application_id`]; else the bot's user id (the
     /// same for every bot application).
     application_id: Option<u64>,
@@ -67,7 +92,7 @@ impl RemoteDiscord {
         RemoteDiscord {
             shared: Arc::new(Shared {
                 executor,
-                cache: Arc::new(OnceLock::new()),
+                cache: CacheSlot::default(),
                 application_id: None,
                 bot_user_id: tokio::sync::OnceCell::new(),
                 known_channels: Mutex::new(HashMap::new()),
@@ -85,14 +110,12 @@ impl RemoteDiscord {
     /// Reads members, roles and guild info from the gateway's cache when the guild is
     /// in it (falling back to REST for members the cache does not hold).
     pub fn with_cache(self, cache: Arc<Cache>) -> Self {
-        let slot = OnceLock::new();
-        let _ = slot.set(cache);
-        self.with_cache_slot(Arc::new(slot))
+        self.with_cache_slot(CacheSlot::holding(cache))
     }
 
     /// Like [`RemoteDiscord::with_cache`], for a cache that arrives later (the
     /// gateway client is built after the port): reads use REST until the slot is set.
-    pub fn with_cache_slot(mut self, slot: Arc<OnceLock<Arc<Cache>>>) -> Self {
+    pub fn with_cache_slot(mut self, slot: CacheSlot) -> Self {
         self.configure().cache = slot;
         self
     }
@@ -103,7 +126,7 @@ impl RemoteDiscord {
         self
     }
 
-    fn cache(&self) -> Option<&Arc<Cache>> {
+    fn cache(&self) -> Option<Arc<Cache>> {
         self.shared.cache.get()
     }
 
@@ -116,11 +139,18 @@ impl RemoteDiscord {
             .await
     }
 
-    fn cached_guild(&self, guild_id: u64) -> Option<serenity::cache::GuildRef<'_>> {
+    /// `read` applied to the guild as the gateway's cache holds it, if it does.
+    fn with_cached_guild<R>(
+        &self,
+        guild_id: u64,
+        read: impl FnOnce(&serenity::model::guild::Guild) -> R,
+    ) -> Option<R> {
         if guild_id == 0 {
             return None;
         }
-        self.cache()?.guild(GuildId::new(guild_id))
+        let cache = self.cache()?;
+        let guild = cache.guild(GuildId::new(guild_id))?;
+        Some(read(&guild))
     }
 
     pub fn executor(&self) -> &Executor {
@@ -175,13 +205,14 @@ impl RemoteDiscord {
         if guild_id == 0 || channel_id == 0 {
             return Err(not_found());
         }
-        if let Some(guild) = self.cached_guild(guild_id) {
-            let id = ChannelId::new(channel_id);
-            if guild.channels.contains_key(&id) || guild.threads.iter().any(|t| t.id == id) {
-                return Ok(());
-            }
-            // Not cached (yet): ask Discord.
+        let id = ChannelId::new(channel_id);
+        let cached = self.with_cached_guild(guild_id, |guild| {
+            guild.channels.contains_key(&id) || guild.threads.iter().any(|t| t.id == id)
+        });
+        if cached == Some(true) {
+            return Ok(());
         }
+        // Not cached (yet): ask Discord.
         let known = self
             .shared
             .known_channels
@@ -232,19 +263,21 @@ impl RemoteDiscord {
         if user_id == 0 {
             return None;
         }
-        let guild = self.cached_guild(guild_id)?;
-        let member = guild.members.get(&UserId::new(user_id))?;
-        Some(Member {
-            user: User {
-                id: member.user.id.get(),
-                username: member.user.name.clone(),
-                global_name: member.user.global_name.clone(),
-                bot: member.user.bot,
-            },
-            nick: member.nick.clone(),
-            roles: member.roles.iter().map(|r| r.get()).collect(),
-            joined_at: member.joined_at.and_then(|t| t.to_rfc3339()),
+        self.with_cached_guild(guild_id, |guild| {
+            let member = guild.members.get(&UserId::new(user_id))?;
+            Some(Member {
+                user: User {
+                    id: member.user.id.get(),
+                    username: member.user.name.clone(),
+                    global_name: member.user.global_name.clone(),
+                    bot: member.user.bot,
+                },
+                nick: member.nick.clone(),
+                roles: member.roles.iter().map(|r| r.get()).collect(),
+                joined_at: member.joined_at.and_then(|t| t.to_rfc3339()),
+            })
         })
+        .flatten()
     }
 }
 
@@ -485,13 +518,14 @@ impl Discord for RemoteDiscord {
     }
 
     async fn guild_info(&self, guild_id: u64) -> Result<GuildInfo, DiscordError> {
-        if let Some(guild) = self.cached_guild(guild_id) {
-            return Ok(GuildInfo {
-                id: guild_id,
-                name: guild.name.clone(),
-                member_count: u32::try_from(guild.member_count).unwrap_or(u32::MAX),
-                owner_id: guild.owner_id.get(),
-            });
+        let cached = self.with_cached_guild(guild_id, |guild| GuildInfo {
+            id: guild_id,
+            name: guild.name.clone(),
+            member_count: u32::try_from(guild.member_count).unwrap_or(u32::MAX),
+            owner_id: guild.owner_id.get(),
+        });
+        if let Some(info) = cached {
+            return Ok(info);
         }
         let json = self.fetch_guild(guild_id).await?;
         Ok(GuildInfo {
@@ -526,8 +560,8 @@ impl Discord for RemoteDiscord {
     }
 
     async fn roles(&self, guild_id: u64) -> Result<Vec<Role>, DiscordError> {
-        if let Some(guild) = self.cached_guild(guild_id) {
-            return Ok(guild
+        let cached = self.with_cached_guild(guild_id, |guild| {
+            guild
                 .roles
                 .values()
                 .map(|r| Role {
@@ -536,7 +570,10 @@ impl Discord for RemoteDiscord {
                     position: u32::from(r.position),
                     permissions: r.permissions.bits(),
                 })
-                .collect());
+                .collect()
+        });
+        if let Some(roles) = cached {
+            return Ok(roles);
         }
         let json = self
             .executor()
@@ -753,6 +790,31 @@ impl Discord for RemoteDiscord {
         };
         self.write(action).await?;
         Ok(ids.len() as u32)
+    }
+
+    async fn reactions(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        emoji: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<u64>, DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        let users = self
+            .executor()
+            .direct_as(self.caller.as_ref(), None, |rest| async move {
+                rest.reactions(channel_id, message_id, emoji, after, limit)
+                    .await
+            })
+            .await?;
+        Ok(users
+            .as_array()
+            .ok_or_else(|| unreadable("reactions"))?
+            .iter()
+            .filter_map(|user| snowflake(&user["id"]))
+            .collect())
     }
 
     async fn channel_messages(

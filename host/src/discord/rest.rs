@@ -359,6 +359,32 @@ impl RestClient {
         self.send(request).await.map(drop)
     }
 
+    /// `GET /channels/{channel}/messages/{message}/reactions/{emoji}?limit=N[&after=U]`:
+    /// up to `limit` (1-100) users who reacted with `emoji`, ids above `after`.
+    pub async fn reactions(
+        &self,
+        channel_id: u64,
+        message_id: u64,
+        emoji: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Value, RestError> {
+        let after = after.map(|id| format!("&after={id}")).unwrap_or_default();
+        let request = Request::new(
+            Method::GET,
+            "/channels/{channel}/messages/{message}/reactions/{emoji}",
+            format!(
+                "/channels/{channel_id}/messages/{message_id}/reactions/{}?limit={}{after}",
+                encode_emoji(emoji),
+                limit.clamp(1, 100)
+            ),
+        )
+        .needs("View Channel and Read Message History in this channel")
+        .target("message", message_id)
+        .target("channel", channel_id);
+        self.get(request).await
+    }
+
     /// `POST /users/@me/channels`: the DM channel with a user (Discord returns the
     /// existing one if there is one).
     pub async fn create_dm(&self, user_id: u64) -> Result<u64, RestError> {

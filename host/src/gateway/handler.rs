@@ -8,6 +8,7 @@ use crate::commands::{Answer, CommandCall, Input, prefix, registry};
 use crate::discord::custom_id::namespace_body;
 use crate::interactions::{self, Responder};
 use crate::platform::Platform;
+use crate::runtime::Outcome;
 use crate::wit::{Event, MessageBody, MessageDeleted};
 use serenity::all::{
     AuditLogEntry, ChannelId, Context, EventHandler, GuildId, GuildMemberUpdateEvent, Interaction,
@@ -29,16 +30,8 @@ impl Handler {
     }
 
     async fn dispatch(&self, guild_id: u64, event: Event) {
-        match self.platform.runtime.dispatch_event(guild_id, &event).await {
-            Ok(outcomes) => {
-                for outcome in outcomes {
-                    if let Err(error) = &outcome.result {
-                        tracing::debug!(guild = guild_id, feature = %outcome.feature_id, %error, "a feature failed on an event");
-                    }
-                }
-            }
-            Err(error) => tracing::error!(guild = guild_id, %error, "could not dispatch an event"),
-        }
+        let outcomes = self.platform.runtime.dispatch_event(guild_id, &event).await;
+        log_outcomes(guild_id, "an event", outcomes);
     }
 
     /// A guild the bot is in: its row, default settings on first sight, and its
@@ -186,6 +179,20 @@ impl Handler {
     }
 }
 
+/// Logs what features failed on `what`, or that it could not be dispatched.
+fn log_outcomes(guild_id: u64, what: &str, outcomes: anyhow::Result<Vec<Outcome>>) {
+    match outcomes {
+        Ok(outcomes) => {
+            for outcome in outcomes {
+                if let Err(error) = &outcome.result {
+                    tracing::debug!(guild = guild_id, feature = %outcome.feature_id, %error, "a feature failed on {what}");
+                }
+            }
+        }
+        Err(error) => tracing::error!(guild = guild_id, %error, "could not dispatch {what}"),
+    }
+}
+
 #[async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, _ctx: Context, ready: Ready) {
@@ -209,6 +216,14 @@ impl EventHandler for Handler {
         {
             tracing::error!(guild = guild.id.get(), %error, "could not record a guild");
         }
+        // A new session (start, reconnect) or the guild back from an outage:
+        // what happened meanwhile was not delivered, so features catch up.
+        let outcomes = self
+            .platform
+            .runtime
+            .dispatch_guild_ready(guild.id.get())
+            .await;
+        log_outcomes(guild.id.get(), "guild-ready", outcomes);
     }
 
     async fn guild_update(
@@ -345,23 +360,12 @@ impl EventHandler for Handler {
             return;
         };
         let guild_id = guild_id.get();
-        match self
+        let outcomes = self
             .platform
             .runtime
             .dispatch_moderation(guild_id, &event)
-            .await
-        {
-            Ok(outcomes) => {
-                for outcome in outcomes {
-                    if let Err(error) = &outcome.result {
-                        tracing::debug!(guild = guild_id, feature = %outcome.feature_id, %error, "a feature failed on a moderation event");
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::error!(guild = guild_id, %error, "could not dispatch a moderation event")
-            }
-        }
+            .await;
+        log_outcomes(guild_id, "a moderation event", outcomes);
     }
 
     async fn reaction_add(&self, _ctx: Context, reaction: Reaction) {

@@ -5,13 +5,16 @@
 pub mod convert;
 mod handler;
 
+use crate::grants::CapabilitySet;
 use crate::platform::Platform;
 use crate::runtime::Runtime;
 use crate::wit::{Capability, EventKind};
 use serenity::all::{GatewayIntents, Http, HttpBuilder};
+use serenity::gateway::GatewayError;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::watch;
 
 /// Which shards this process runs: all of them with Discord's recommended count,
 /// or a range of a fixed total so several processes can split the shards.
@@ -75,94 +78,284 @@ pub fn http(token: &str, api_base: Option<&str>) -> Http {
     }
 }
 
-/// The intents the enabled features need, decided at start (Discord fixes them
-/// per connection). Guilds, messages, reactions and moderation (audit-log
-/// entries, for bans done in Discord's own interface) always — commands and
-/// events arrive through them; members only when some enabled feature subscribes to
-/// member events; message content only when some guild accepts prefix commands
-/// or some enabled feature holds `message-content`. The last two are privileged
-/// and must be switched on in the developer portal (docs/OPERATIONS.md).
+/// Intents every connection asks for: guilds, messages, reactions and
+/// moderation (audit-log entries, for bans done in Discord's own interface) —
+/// commands and events arrive through them.
+const BASE_INTENTS: GatewayIntents = GatewayIntents::GUILDS
+    .union(GatewayIntents::GUILD_MESSAGES)
+    .union(GatewayIntents::GUILD_MESSAGE_REACTIONS)
+    .union(GatewayIntents::GUILD_MODERATION);
+
+/// Intents Discord only grants to applications that switched them on in the
+/// developer portal (Bot → Privileged Gateway Intents); asking without that
+/// closes the connection with 4014.
+const PRIVILEGED: GatewayIntents = GatewayIntents::GUILD_MEMBERS
+    .union(GatewayIntents::GUILD_PRESENCES)
+    .union(GatewayIntents::MESSAGE_CONTENT);
+
+/// The intents every guild's enabled features need, for the first connection.
 pub async fn intents(runtime: &Runtime) -> anyhow::Result<GatewayIntents> {
-    let mut intents = GatewayIntents::GUILDS
-        | GatewayIntents::GUILD_MESSAGES
-        | GatewayIntents::GUILD_MESSAGE_REACTIONS
-        | GatewayIntents::GUILD_MODERATION;
-    let store = runtime.store();
-    for guild in store.guilds().await? {
-        if guild.left_at.is_some() {
-            continue;
-        }
-        let settings = store.guild_settings(guild.id).await?;
-        if !settings.use_slash_commands || settings.allow_prefix_fallback {
-            intents |= GatewayIntents::MESSAGE_CONTENT;
-        }
-        for gf in store.guild_features(guild.id).await? {
-            if !gf.enabled {
-                continue;
-            }
-            // One unreadable manifest must not keep the platform from starting.
-            let manifest = match runtime.manifest(&gf.feature_id, &gf.version).await {
-                Ok(manifest) => manifest,
-                Err(error) => {
-                    tracing::error!(guild = guild.id, feature = %gf.feature_id, %error, "skipping a feature when choosing intents");
-                    continue;
-                }
-            };
-            let member_events = [
-                EventKind::MemberJoined,
-                EventKind::MemberLeft,
-                EventKind::MemberUpdated,
-            ];
-            if manifest.events.iter().any(|e| member_events.contains(e)) {
-                intents |= GatewayIntents::GUILD_MEMBERS;
-            }
-            if gf.grants.capabilities.contains(Capability::MessageContent) {
-                intents |= GatewayIntents::MESSAGE_CONTENT;
-            }
+    let mut intents = BASE_INTENTS;
+    for guild in runtime.store().guilds().await? {
+        if guild.left_at.is_none() {
+            intents |= guild_intents(runtime, guild.id).await?;
         }
     }
     Ok(intents)
 }
 
+/// The intents one guild needs: the base ones; members when an enabled
+/// feature subscribes to member events; message content when the guild
+/// accepts prefix commands or an enabled feature holds `message-content`.
+/// The last two are privileged (docs/OPERATIONS.md).
+pub async fn guild_intents(runtime: &Runtime, guild_id: u64) -> anyhow::Result<GatewayIntents> {
+    let mut intents = BASE_INTENTS;
+    let store = runtime.store();
+    let settings = store.guild_settings(guild_id).await?;
+    if !settings.use_slash_commands || settings.allow_prefix_fallback {
+        intents |= GatewayIntents::MESSAGE_CONTENT;
+    }
+    for gf in store.guild_features(guild_id).await? {
+        if !gf.enabled {
+            continue;
+        }
+        // One unreadable manifest must not keep the platform from starting.
+        let manifest = match runtime.manifest(&gf.feature_id, &gf.version).await {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                tracing::error!(guild = guild_id, feature = %gf.feature_id, %error, "skipping a feature when choosing intents");
+                continue;
+            }
+        };
+        intents |= feature_intents(&manifest.events, &gf.grants.capabilities);
+    }
+    Ok(intents)
+}
+
+/// The intents beyond the base ones that one feature needs to receive what it
+/// subscribed to with what it was granted.
+pub fn feature_intents(events: &[EventKind], capabilities: &CapabilitySet) -> GatewayIntents {
+    let mut intents = GatewayIntents::empty();
+    let member_events = [
+        EventKind::MemberJoined,
+        EventKind::MemberLeft,
+        EventKind::MemberUpdated,
+    ];
+    if events.iter().any(|e| member_events.contains(e)) {
+        intents |= GatewayIntents::GUILD_MEMBERS;
+    }
+    if capabilities.contains(Capability::MessageContent) {
+        intents |= GatewayIntents::MESSAGE_CONTENT;
+    }
+    intents
+}
+
+/// What the shards ask Discord for. Features enabled on a running platform may
+/// need more than the shards asked for when they connected ([`Intents::want`]);
+/// the gateway then reconnects with the wider set. Discord may refuse a
+/// privileged intent the application has not switched on: the gateway goes
+/// back to what it had and [`Intents::notice`] says why and what to do.
+pub struct Intents {
+    wanted: watch::Sender<GatewayIntents>,
+    state: Mutex<IntentState>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct IntentState {
+    /// What the current connection asked for.
+    running: GatewayIntents,
+    /// What the last connection that Discord did not refuse asked for.
+    accepted: GatewayIntents,
+    /// Privileged intents Discord refused; not asked for again until restart.
+    refused: GatewayIntents,
+}
+
+impl Default for Intents {
+    fn default() -> Intents {
+        Intents {
+            wanted: watch::Sender::new(BASE_INTENTS),
+            state: Mutex::new(IntentState {
+                running: GatewayIntents::empty(),
+                accepted: BASE_INTENTS,
+                refused: GatewayIntents::empty(),
+            }),
+        }
+    }
+}
+
+impl Intents {
+    /// Asks for `needed` too; wakes the gateway only when that is more than
+    /// was wanted before (intents never shrink while running).
+    pub fn want(&self, needed: GatewayIntents) {
+        self.wanted.send_if_modified(|wanted| {
+            let grows = !wanted.contains(needed);
+            *wanted |= needed;
+            grows
+        });
+    }
+
+    /// What the shards currently run with.
+    pub fn running(&self) -> GatewayIntents {
+        self.state().running
+    }
+
+    /// What Discord refused.
+    pub fn refused(&self) -> GatewayIntents {
+        self.state().refused
+    }
+
+    /// Why a feature that needs `needed` will not receive everything it asked
+    /// for, and how to fix it; `None` when nothing stands in the way (intents
+    /// not yet running are asked for within seconds).
+    pub fn notice(&self, needed: GatewayIntents) -> Option<String> {
+        let refused = needed & self.refused();
+        if refused.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "Discord refused the {} intent for this bot, so the feature will not receive what it needs: \
+             switch it on in the Discord developer portal (your application → Bot → Privileged Gateway Intents), \
+             then restart the platform",
+            intent_names(refused)
+        ))
+    }
+
+    fn state(&self) -> IntentState {
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut IntentState)) {
+        change(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// What to connect with next: everything wanted but what Discord refused.
+    fn next(&self) -> GatewayIntents {
+        *self.wanted.borrow() - self.refused()
+    }
+
+    /// Resolves when features want intents `running` lacks (and Discord has
+    /// not refused).
+    async fn wanted_beyond(&self, running: GatewayIntents) {
+        let mut wanted = self.wanted.subscribe();
+        loop {
+            if !running.contains(*wanted.borrow_and_update() - self.refused()) {
+                return;
+            }
+            if wanted.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+/// The intents' names as Discord's documentation spells them.
+fn intent_names(intents: GatewayIntents) -> String {
+    let names: Vec<&str> = [
+        (GatewayIntents::GUILD_MEMBERS, "Server Members"),
+        (GatewayIntents::GUILD_PRESENCES, "Presence"),
+        (GatewayIntents::MESSAGE_CONTENT, "Message Content"),
+    ]
+    .into_iter()
+    .filter(|(intent, _)| intents.contains(*intent))
+    .map(|(_, name)| name)
+    .collect();
+    names.join(" and ")
+}
+
 /// Connects and runs the shards until `shutdown` resolves, then closes them.
+/// When enabled features want intents the shards lack, closes the shards and
+/// connects again with them (a fresh IDENTIFY: Discord does not replay what
+/// was sent in the seconds between). When Discord refuses a privileged
+/// intent, connects again without it and keeps the refusal for
+/// [`Intents::notice`].
 pub async fn run(
     platform: Arc<Platform>,
-    http: Http,
-    intents: GatewayIntents,
+    http: impl Fn() -> Http,
     shards: Shards,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let mut client = serenity::all::ClientBuilder::new_with_http(http, intents)
-        .event_handler(handler::Handler::new(platform.clone()))
-        .raw_event_handler(handler::UnknownDispatches::new(platform.clone()))
-        .await?;
-    // A reconnect builds no new client, so the slots are only ever filled once.
-    let _ = platform.cache.set(client.cache.clone());
-    let _ = platform.shard_manager.set(client.shard_manager.clone());
-    let manager = client.shard_manager.clone();
-    tracing::info!(?intents, %shards, "connecting to the gateway");
-    let started = async {
-        match shards {
-            Shards::Auto => client.start_autosharded().await,
-            // serenity 0.12 reads the range's end as inclusive (it boots
-            // `end - start + 1` shards), so `first..last` means first..=last.
-            Shards::Range { first, last, total } => {
-                client.start_shard_range(first..last, total).await
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let intents = platform.intents.next();
+        let mut client = serenity::all::ClientBuilder::new_with_http(http(), intents)
+            .event_handler(handler::Handler::new(platform.clone()))
+            .raw_event_handler(handler::UnknownDispatches::new(platform.clone()))
+            .await?;
+        platform.cache.set(client.cache.clone());
+        platform.set_shard_manager(client.shard_manager.clone());
+        platform.intents.update(|state| state.running = intents);
+        let manager = client.shard_manager.clone();
+        tracing::info!(?intents, %shards, "connecting to the gateway");
+        let mut started = std::pin::pin!(async {
+            match shards {
+                Shards::Auto => client.start_autosharded().await,
+                // serenity 0.12 reads the range's end as inclusive (it boots
+                // `end - start + 1` shards), so `first..last` means first..=last.
+                Shards::Range { first, last, total } => {
+                    client.start_shard_range(first..last, total).await
+                }
+            }
+        });
+        tokio::select! {
+            result = &mut started => match result {
+                Err(serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents)) => {
+                    let state = platform.intents.state();
+                    let refused = intents & PRIVILEGED & !state.accepted;
+                    if refused.is_empty() {
+                        anyhow::bail!("Discord refused intents the platform had before: {intents:?}");
+                    }
+                    tracing::error!(refused = %intent_names(refused), "Discord refused privileged intents: switch them on in the developer portal (Bot → Privileged Gateway Intents) and restart; connecting without them");
+                    platform.intents.update(|state| state.refused |= refused);
+                }
+                Err(error) => return Err(error.into()),
+                Ok(()) => return Ok(()),
+            },
+            () = &mut shutdown => {
+                manager.shutdown_all().await;
+                return Ok(());
+            }
+            () = platform.intents.wanted_beyond(intents) => {
+                tracing::info!("features need more gateway intents; reconnecting");
+                manager.shutdown_all().await;
+                let _ = started.await;
+                // It ran until we closed it: Discord accepted these intents.
+                platform.intents.update(|state| state.accepted = intents);
             }
         }
-    };
-    tokio::select! {
-        result = started => result?,
-        () = shutdown => {
-            manager.shutdown_all().await;
-        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wanted_intents_only_grow_and_a_refused_one_is_named_with_the_fix() {
+        let intents = Intents::default();
+        let mut seen = intents.wanted.subscribe();
+        seen.borrow_and_update();
+        intents.want(GatewayIntents::GUILDS);
+        assert!(!seen.has_changed().unwrap(), "nothing new wanted");
+        intents.want(GatewayIntents::MESSAGE_CONTENT);
+        assert!(seen.has_changed().unwrap());
+        assert_eq!(
+            intents.next(),
+            BASE_INTENTS | GatewayIntents::MESSAGE_CONTENT
+        );
+        assert_eq!(intents.notice(GatewayIntents::MESSAGE_CONTENT), None);
+
+        intents.update(|state| state.refused |= GatewayIntents::MESSAGE_CONTENT);
+        assert_eq!(intents.next(), BASE_INTENTS, "not asked for again");
+        let notice = intents
+            .notice(GatewayIntents::MESSAGE_CONTENT | GatewayIntents::GUILD_MEMBERS)
+            .unwrap();
+        assert!(
+            notice.contains("refused the Message Content intent"),
+            "{notice}"
+        );
+        assert!(notice.contains("Privileged Gateway Intents"), "{notice}");
+        assert_eq!(intents.notice(GatewayIntents::GUILD_MEMBERS), None);
+    }
 
     #[test]
     fn shard_ranges_parse_and_explain_mistakes() {

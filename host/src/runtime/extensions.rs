@@ -1,6 +1,7 @@
 //! The optional exports (world `extensions`): `api`, the dashboard routes a
 //! feature serves, and `lifecycle`, its enabled / disabled hooks (0.1.1);
-//! `moderation-events`, moderation done outside the platform (0.1.2). A
+//! `moderation-events`, moderation done outside the platform (0.1.2);
+//! `guild-ready`, the platform back in a guild after being away (0.1.3). A
 //! component built against an older contract lacks some and loads as before;
 //! each is looked up beside the required `feature` exports.
 //!
@@ -12,7 +13,7 @@
 use super::HostState;
 use crate::wit::Manifest;
 use crate::wit::extensions::{
-    ApiIndices, LifecycleIndices, Method, ModerationEventsIndices, Route,
+    ApiIndices, GuildReadyIndices, LifecycleIndices, Method, ModerationEventsIndices, Route,
 };
 use serde_json::Value;
 use std::collections::HashSet;
@@ -23,6 +24,7 @@ pub struct Extensions {
     pub api: Option<ApiIndices>,
     pub lifecycle: Option<LifecycleIndices>,
     pub moderation_events: Option<ModerationEventsIndices>,
+    pub guild_ready: Option<GuildReadyIndices>,
 }
 
 impl Extensions {
@@ -32,6 +34,7 @@ impl Extensions {
             api: ApiIndices::new(pre).ok(),
             lifecycle: LifecycleIndices::new(pre).ok(),
             moderation_events: ModerationEventsIndices::new(pre).ok(),
+            guild_ready: GuildReadyIndices::new(pre).ok(),
         }
     }
 }

@@ -23,7 +23,7 @@ use wasmtime::component::{Component, types::ComponentItem};
 use wasmtime::{Engine, Precompiled};
 
 /// The version of the `townes:feature` package this host implements.
-pub const WORLD_VERSION: &str = "0.1.2";
+pub const WORLD_VERSION: &str = "0.1.3";
 const PACKAGE: &str = "townes:feature";
 /// Interfaces of the package every feature may import without requesting a
 /// capability in its manifest.

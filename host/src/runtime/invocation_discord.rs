@@ -236,6 +236,21 @@ impl Discord for InvocationDiscord {
             .await
     }
 
+    async fn reactions(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        message_id: u64,
+        emoji: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<u64>, DiscordError> {
+        let call = self
+            .inner
+            .reactions(guild_id, channel_id, message_id, emoji, after, limit);
+        self.clock.excluding(call).await
+    }
+
     async fn channel_messages(
         &self,
         guild_id: u64,

@@ -268,6 +268,8 @@ enum Handler {
     Disabled,
     /// `moderation-events.on-moderation`.
     Moderation(ModerationEvent),
+    /// `guild-ready.on-guild-ready`.
+    GuildReady,
 }
 
 impl Handler {
@@ -282,7 +284,8 @@ impl Handler {
             | Handler::Migrate(_)
             | Handler::Enabled
             | Handler::Disabled
-            | Handler::Moderation(_) => None,
+            | Handler::Moderation(_)
+            | Handler::GuildReady => None,
         }
     }
 
@@ -302,7 +305,8 @@ impl Handler {
             | Handler::Migrate(_)
             | Handler::Enabled
             | Handler::Disabled
-            | Handler::Moderation(_) => InvocationCtx::default(),
+            | Handler::Moderation(_)
+            | Handler::GuildReady => InvocationCtx::default(),
         }
     }
 }
@@ -489,6 +493,30 @@ impl Runtime {
             if requested && loaded.extensions.moderation_events.is_some() {
                 let handler = Handler::Moderation(event.clone());
                 outcomes.push(self.invoke(&policy, gf, loaded, handler).await);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Tells the guild's enabled features that export `guild-ready` that the
+    /// platform is back in the guild (a new gateway session), so they can
+    /// reconcile what happened while it was away.
+    pub async fn dispatch_guild_ready(&self, guild_id: u64) -> anyhow::Result<Vec<Outcome>> {
+        let policy = self.store.guild_policy(guild_id).await?;
+        let mut outcomes = Vec::new();
+        for gf in policy.features.iter().filter(|gf| gf.enabled) {
+            let loaded = match self.load(&gf.feature_id, &gf.version).await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    let started = Instant::now();
+                    outcomes.push(
+                        Outcome::failed(&gf.feature_id, InvokeError::Host(e), started).counted(),
+                    );
+                    continue;
+                }
+            };
+            if loaded.extensions.guild_ready.is_some() {
+                outcomes.push(self.invoke(&policy, gf, loaded, Handler::GuildReady).await);
             }
         }
         Ok(outcomes)
@@ -1030,6 +1058,13 @@ async fn call_handler(
             };
             let events = indices.load(&mut *store, instance)?;
             nothing(events.call_on_moderation(&mut *store, ctx, event).await?)
+        }
+        Handler::GuildReady => {
+            let Some(indices) = &loaded.extensions.guild_ready else {
+                return Ok(Ok(Returned::Nothing));
+            };
+            let ready = indices.load(&mut *store, instance)?;
+            nothing(ready.call_on_guild_ready(&mut *store, ctx).await?)
         }
         Handler::Api(request) => {
             let Some(indices) = &loaded.extensions.api else {

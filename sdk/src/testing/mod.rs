@@ -238,6 +238,7 @@ pub(crate) struct State {
     history: BTreeMap<Snowflake, Vec<PastMessage>>,
     files: BTreeMap<String, (String, Vec<u8>)>,
     attachment_bytes: BTreeMap<Snowflake, Vec<u8>>,
+    member_reactions: BTreeMap<(Snowflake, String), BTreeSet<Snowflake>>,
     boards: BTreeMap<String, BTreeMap<Snowflake, i64>>,
     failures: BTreeMap<Capability, Error>,
     blocked_dms: BTreeSet<Snowflake>,
@@ -414,6 +415,17 @@ impl MockHost {
     /// `files::copy_attachment` copies.
     pub fn attachment_bytes(&self, attachment_id: Snowflake, data: &[u8]) {
         self.with(|s| s.attachment_bytes.insert(attachment_id, data.to_vec()));
+    }
+
+    /// Members' reactions on a message: `user_ids` reacted to `message_id`
+    /// with `emoji` (what `messages::reactions` reads), replacing any.
+    pub fn set_reactions(&self, message_id: Snowflake, emoji: &str, user_ids: &[Snowflake]) {
+        self.with(|s| {
+            s.member_reactions.insert(
+                (message_id, emoji.to_string()),
+                user_ids.iter().copied().collect(),
+            )
+        });
     }
 
     /// Seeds storage: sets `key` to `value` as if the feature had.
@@ -755,6 +767,32 @@ impl State {
             emoji: emoji.to_string(),
         });
         Ok(())
+    }
+
+    /// Reactions are kept by message id alone (ids are unique across channels).
+    pub(crate) fn list_reactions(
+        &mut self,
+        _channel_id: Snowflake,
+        message_id: Snowflake,
+        emoji: &str,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> Result<Vec<Snowflake>, Error> {
+        limits::message::check_emoji(emoji)?;
+        if !(1..=100).contains(&limit) {
+            return Err(Error::InvalidArgument(format!(
+                "messages.reactions: limit {limit}; read 1 to 100 at a time and page with `after`"
+            )));
+        }
+        Ok(self
+            .member_reactions
+            .get(&(message_id, emoji.to_string()))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|user| after.is_none_or(|a| *user > a))
+            .take(limit as usize)
+            .collect())
     }
 
     // members

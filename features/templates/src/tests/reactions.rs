@@ -298,3 +298,85 @@ fn a_role_the_bot_may_not_give_is_logged_not_fatal() {
             .any(|(_, line)| line.contains("not given"))
     );
 }
+
+/// What Discord shows on the message now: `who` reacted with each emoji.
+fn reacting(host: &MockHost, who: &[(&str, &[Snowflake])]) {
+    for (emoji, users) in who {
+        host.set_reactions(MESSAGE, emoji, users);
+    }
+}
+
+fn catch_up(host: &MockHost) {
+    Templates::on_guild_ready(&host.context()).unwrap();
+}
+
+#[test]
+fn reactions_made_and_taken_back_while_away_are_reconciled_on_return() {
+    let host = host();
+    setup(&host, "normal", 0);
+    react(&host, ANN, "🔴", true);
+    react(&host, BOB, CUSTOM, true);
+    host.clear_effects();
+    // While the platform was away: Ann took her reaction back, Bob added one
+    // and the bot's own reactions are still there.
+    reacting(
+        &host,
+        &[
+            ("🔴", &[BOT_USER_ID]),
+            (CUSTOM, &[BOT_USER_ID, BOB]),
+            ("❤\u{fe0f}", &[BOT_USER_ID, BOB]),
+        ],
+    );
+    catch_up(&host);
+    assert_eq!(roles_of(&host, ANN), Vec::<Snowflake>::new());
+    assert_eq!(roles_of(&host, BOB), [BLUE, GREEN]);
+    assert_eq!(host.roles_removed(), [(ANN, RED)]);
+    assert_eq!(host.roles_added(), [(BOB, GREEN)]);
+    assert!(host.storage_value(&store::held_key(MESSAGE, ANN)).is_none());
+    // Nothing changed since: catching up again changes nothing.
+    host.clear_effects();
+    catch_up(&host);
+    assert!(host.roles_added().is_empty() && host.roles_removed().is_empty());
+}
+
+#[test]
+fn reconciling_keeps_each_modes_rules() {
+    // unique: two reactions left after a swap keep the role held.
+    let unique = host();
+    setup(&unique, "unique", 0);
+    react(&unique, ANN, "🔴", true);
+    react(&unique, ANN, CUSTOM, true);
+    unique.clear_effects();
+    reacting(&unique, &[("🔴", &[ANN]), (CUSTOM, &[ANN])]);
+    catch_up(&unique);
+    assert_eq!(roles_of(&unique, ANN), [BLUE]);
+    assert!(unique.roles_added().is_empty() && unique.roles_removed().is_empty());
+    drop(unique);
+
+    // verify: a reaction taken back while away takes nothing; the limit holds.
+    let verify = host();
+    setup(&verify, "verify", 1);
+    react(&verify, ANN, "🔴", true);
+    verify.clear_effects();
+    reacting(&verify, &[(CUSTOM, &[ANN, BOB]), ("❤\u{fe0f}", &[BOB])]);
+    catch_up(&verify);
+    assert_eq!(roles_of(&verify, ANN), [RED], "kept, and at its limit");
+    assert_eq!(roles_of(&verify, BOB), [BLUE], "one role: the limit");
+}
+
+#[test]
+fn reconciling_stops_cleanly_when_the_call_budget_runs_out() {
+    let host = host();
+    setup(&host, "normal", 0);
+    let many: Vec<Snowflake> = (0..10).map(|i| ANN + i).collect();
+    reacting(&host, &[("🔴", &many)]);
+    host.set_call_budget(8);
+    catch_up(&host);
+    assert!(
+        host.logs()
+            .iter()
+            .any(|(_, line)| line.contains("the rest on the next start")),
+        "{:?}",
+        host.logs()
+    );
+}

@@ -11,6 +11,7 @@ use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, MaybeJson, Path, Q
 use crate::api::examples;
 use crate::api::snowflake::Snowflake;
 use crate::api::ws::announce;
+use crate::gateway;
 use crate::grants::{ALL_CAPABILITIES, Approval, capability_name, parse_capability};
 use crate::live::LiveKind;
 use crate::marketplace::Marketplace;
@@ -179,6 +180,35 @@ pub struct GuildFeatureView {
     /// Set while the circuit breaker keeps it switched off after repeated faults.
     pub breaker_open_until: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// Why the enabled feature will not receive everything it asked for, with
+    /// the fix — for example a privileged gateway intent Discord refused for
+    /// this bot; `null` when nothing stands in its way.
+    pub notice: Option<String>,
+}
+
+impl GuildFeatureView {
+    /// The view with its [`GuildFeatureView::notice`], which only a process
+    /// running the gateway knows.
+    async fn noticed(state: &ApiState, gf: GuildFeature) -> GuildFeatureView {
+        let notice = match state.platform() {
+            Some(platform) if gf.enabled => state
+                .runtime()
+                .manifest(&gf.feature_id, &gf.version)
+                .await
+                .ok()
+                .and_then(|manifest| {
+                    platform.intents.notice(gateway::feature_intents(
+                        &manifest.events,
+                        &gf.grants.capabilities,
+                    ))
+                }),
+            _ => None,
+        };
+        GuildFeatureView {
+            notice,
+            ..gf.into()
+        }
+    }
 }
 
 impl From<GuildFeature> for GuildFeatureView {
@@ -198,6 +228,7 @@ impl From<GuildFeature> for GuildFeatureView {
             previous_version: gf.previous_version,
             breaker_open_until: gf.breaker_open_until,
             updated_at: gf.updated_at,
+            notice: None,
         }
     }
 }
@@ -354,8 +385,11 @@ pub async fn guild_features(
     State(state): State<ApiState>,
     access: GuildAccess,
 ) -> ApiResult<axum::Json<Vec<GuildFeatureView>>> {
-    let features = state.store().guild_features(access.guild.id).await?;
-    Ok(axum::Json(features.into_iter().map(Into::into).collect()))
+    let mut views = Vec::new();
+    for gf in state.store().guild_features(access.guild.id).await? {
+        views.push(GuildFeatureView::noticed(&state, gf).await);
+    }
+    Ok(axum::Json(views))
 }
 
 /// Installs (or re-enables) a feature in the guild with the approvals given.
@@ -407,7 +441,7 @@ pub async fn enable_feature(
         LiveKind::FeatureToggled,
         json!({ "feature_id": feature_id, "enabled": true, "version": enabled.version }),
     );
-    Ok(enabled.into())
+    Ok(GuildFeatureView::noticed(state, enabled).await)
 }
 
 pub async fn disable_feature(
