@@ -27,7 +27,8 @@ impl MessageBody {
 }
 
 /// Bindings of the optional exports (world `extensions`: `api`,
-/// `lifecycle`, `moderation-events` and `guild-ready`), sharing the types above. A component may lack them; the
+/// `lifecycle`, `moderation-events`, `guild-ready` and `guild-commands`),
+/// sharing the types above. A component may lack them; the
 /// runtime looks each one up beside the required `feature` exports.
 pub mod extensions {
     wasmtime::component::bindgen!({
@@ -42,6 +43,7 @@ pub mod extensions {
         Caller as ApiCaller, Guest as ApiGuest, GuestIndices as ApiIndices, Method,
         Request as ApiRequest, Response as ApiResponse, Route,
     };
+    pub use self::exports::townes::feature::guild_commands::GuestIndices as GuildCommandsIndices;
     pub use self::exports::townes::feature::guild_ready::GuestIndices as GuildReadyIndices;
     pub use self::exports::townes::feature::lifecycle::GuestIndices as LifecycleIndices;
     pub use self::exports::townes::feature::moderation_events::{

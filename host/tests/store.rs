@@ -66,6 +66,7 @@ async fn migrations_are_idempotent() {
             (8, "guild feature revision".to_string()),
             (9, "control changes".to_string()),
             (10, "feature files".to_string()),
+            (11, "guild feature commands".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -2197,6 +2198,7 @@ async fn migrating_a_0001_database_to_0002() {
             (8, "guild feature revision".to_string()),
             (9, "control changes".to_string()),
             (10, "feature files".to_string()),
+            (11, "guild feature commands".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),
@@ -2383,6 +2385,75 @@ async fn files_keep_exact_usage_under_racing_writers() {
             store.host_secret("k").await.unwrap(),
             store.host_secret("k").await.unwrap(),
             "{label}: made once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn commands_a_feature_defines_in_a_guild_are_kept_and_reach_the_policy() {
+    use townes::wit::{Command, CommandOption, OptionKind};
+    for (label, store, _guard) in each_backend().await {
+        store.upsert_guild(&Guild::new(1, "one", 10)).await.unwrap();
+        store
+            .insert_feature_version(&version("custom-commands", "0.1.0", "aa"))
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .set_feature_commands(1, "custom-commands", &[])
+                .await
+                .unwrap(),
+            "{label}: not set up in the guild"
+        );
+        store
+            .enable_guild_feature(1, "custom-commands", "0.1.0", &Approval::default())
+            .await
+            .unwrap();
+        let before = store.guild_policy(1).await.unwrap();
+        assert!(before.feature_commands.is_empty(), "{label}");
+        let greet = Command {
+            name: "greet".into(),
+            description: "Greets you".into(),
+            options: vec![CommandOption {
+                name: "args".into(),
+                description: "what for".into(),
+                kind: OptionKind::Text,
+                required: false,
+                choices: vec![],
+            }],
+            subcommands: vec![],
+            slash: true,
+            prefix: false,
+            default_permissions: None,
+        };
+        let since = Utc::now();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(
+            store
+                .set_feature_commands(1, "custom-commands", std::slice::from_ref(&greet))
+                .await
+                .unwrap()
+        );
+        let policy = store.guild_policy(1).await.unwrap();
+        assert_eq!(
+            policy.feature_commands.len(),
+            1,
+            "{label}: the cache was dropped"
+        );
+        assert_eq!(policy.feature_commands[0].feature_id, "custom-commands");
+        assert_eq!(policy.feature_commands[0].commands, [greet], "{label}");
+        assert_eq!(
+            store.guilds_changed_since(since).await.unwrap(),
+            [1],
+            "{label}: the command sync sees it"
+        );
+        store
+            .set_feature_commands(1, "custom-commands", &[])
+            .await
+            .unwrap();
+        assert!(
+            store.feature_commands(1).await.unwrap().is_empty(),
+            "{label}"
         );
     }
 }

@@ -236,6 +236,17 @@ pub trait Feature {
         let _ = ctx;
         Ok(())
     }
+
+    /// Commands the feature defines in this guild beside its manifest's
+    /// (commands the guild's admins wrote on the dashboard, say): asked for
+    /// when the feature is enabled and after each of its dashboard routes that
+    /// changes something. They reach [`Feature::on_command`] like the
+    /// manifest's. At most 50; names the manifest or another feature uses are
+    /// skipped.
+    fn guild_commands(ctx: &Context) -> Result<Vec<Command>, Error> {
+        let _ = ctx;
+        Ok(Vec::new())
+    }
 }
 
 /// Exports a type implementing [`Feature`] as the component's handlers.
@@ -252,7 +263,7 @@ pub trait Feature {
 /// ```
 ///
 /// It implements the generated `Guest` traits (the handlers, `api`,
-/// `lifecycle`, `moderation-events` and `guild-ready`) by delegating to `Feature`, and on
+/// `lifecycle`, `moderation-events`, `guild-ready` and `guild-commands`) by delegating to `Feature`, and on
 /// `wasm32` emits the component's exports. On native targets only the trait
 /// implementation is emitted, so several features can be linked into one test
 /// binary.
@@ -329,6 +340,14 @@ macro_rules! export_feature {
                 event: $crate::ModerationEvent,
             ) -> ::core::result::Result<(), $crate::Error> {
                 <$ty as $crate::Feature>::on_moderation(&ctx, event)
+            }
+        }
+
+        impl $crate::bindings::exports::townes::feature::guild_commands::Guest for $ty {
+            fn commands(
+                ctx: $crate::Context,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::Command>, $crate::Error> {
+                <$ty as $crate::Feature>::guild_commands(&ctx)
             }
         }
 

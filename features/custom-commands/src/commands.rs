@@ -1,5 +1,6 @@
 //! Running custom commands: typed with the prefix (seen through the
-//! `message-created` event) or with the fixed `/cc name [args]` slash command.
+//! `message-created` event), with the fixed `/cc name [args]` slash command,
+//! or as their own `/name [args]` slash command, registered in the guild.
 //!
 //! Every refusal is answered: a disabled command, a missing role or a
 //! cooldown gets a short reply saying why (ephemeral for slash commands).
@@ -8,7 +9,8 @@ use crate::store::{self, CustomCommand};
 use crate::variables::{Invoker, Vars};
 use crate::{Config, menus, tags};
 use townes_sdk::{
-    CommandInvocation, Context, Error, Message, MessageBody, Reply, Snowflake, messages,
+    Command, CommandInvocation, CommandOption, Context, Error, Message, MessageBody, Reply,
+    Snowflake, messages,
 };
 
 /// Names a custom command may not take: the feature's own prefix commands.
@@ -155,19 +157,33 @@ pub fn on_message(ctx: &Context, message: &Message, config: &Config) -> Result<b
     Ok(true)
 }
 
-/// `/cc name [args]` and `/tag name`: the named command (for `/tag`, only a
-/// tag) for the member who asked. Refusals are ephemeral.
+/// How a slash command names the custom command it runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Slash {
+    /// `/cc name [args]`: any command.
+    Cc,
+    /// `/tag name`: only a tag.
+    Tag,
+    /// `/name [args]`: the command's own slash command ([`slash_commands`]).
+    Own,
+}
+
+/// `/cc name [args]`, `/tag name` and `/name [args]`: the named command for
+/// the member who asked. Refusals are ephemeral.
 pub fn on_slash(
     ctx: &Context,
     invocation: CommandInvocation,
-    tag_only: bool,
+    slash: Slash,
 ) -> Result<Reply, Error> {
-    let name = invocation
-        .text_arg("name")
-        .unwrap_or("")
-        .trim()
-        .trim_start_matches('!')
-        .to_lowercase();
+    let name = match slash {
+        Slash::Own => invocation.name.clone(),
+        Slash::Cc | Slash::Tag => invocation
+            .text_arg("name")
+            .unwrap_or("")
+            .trim()
+            .trim_start_matches('!')
+            .to_lowercase(),
+    };
     let args: Vec<String> = invocation
         .text_arg("args")
         .unwrap_or("")
@@ -180,19 +196,23 @@ pub fn on_slash(
         None
     };
     let command = match command {
-        Some(c) if c.is_tag || !tag_only => c,
+        Some(c) if c.is_tag || slash != Slash::Tag => c,
         _ => {
-            let what = if tag_only { "tag" } else { "custom command" };
+            let what = if slash == Slash::Tag {
+                "tag"
+            } else {
+                "custom command"
+            };
             return Ok(Reply::text(format!(
                 "There is no {what} named `{name}`. `/tags` lists the tags."
             ))
             .ephemeral());
         }
     };
-    let shown = if tag_only {
-        format!("/tag {name}")
-    } else {
-        format!("/cc {name}")
+    let shown = match slash {
+        Slash::Cc => format!("/cc {name}"),
+        Slash::Tag => format!("/tag {name}"),
+        Slash::Own => format!("/{name}"),
     };
     let invoker = Invoker::member(invocation.invoker);
     let mut vars = Vars::new(invoker, ctx.guild_id, invocation.channel_id, args);
@@ -201,3 +221,33 @@ pub fn on_slash(
         Answer::Refused(why) => Reply::text(why).ephemeral(),
     })
 }
+
+/// The feature's own slash commands, which a custom command cannot shadow.
+const OWN_SLASH: &[&str] = &["cc", "tag", "tags"];
+
+/// Slash commands the guild's custom commands get of their own (contract
+/// 0.1.3 `guild-commands`): `/name [args]` for each enabled command that is
+/// not a tag, in name order, at most [`MAX_SLASH`] (the rest stay reachable
+/// through `/cc` and the prefix). Prefix forms come through messages, so
+/// these are slash only.
+pub fn slash_commands() -> Result<Vec<Command>, Error> {
+    Ok(store::commands()?
+        .into_iter()
+        .filter(|c| c.enabled && !c.is_tag && !OWN_SLASH.contains(&c.name.as_str()))
+        .take(MAX_SLASH)
+        .map(|c| {
+            let description = match c.description.trim() {
+                "" => "A custom command of this server".to_string(),
+                text => text.chars().take(100).collect(),
+            };
+            Command::slash(c.name, description).option(CommandOption::text(
+                "args",
+                "What the command's {args} and {arg1}… stand for",
+            ))
+        })
+        .collect())
+}
+
+/// Custom commands that become slash commands of their own at most (the
+/// host allows a feature 50).
+pub const MAX_SLASH: usize = 50;

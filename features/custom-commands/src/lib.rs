@@ -17,9 +17,10 @@
 //! `{prefix}name [args]`, where `prefix` is the feature's own config (default
 //! `!`) because features are not told the guild's prefix. A refusal
 //! (disabled, missing role, cooldown) is answered in a short reply, never
-//! dropped. Manifests are fixed at install, so a dashboard-defined command
-//! cannot become its own slash command: **`/cc name [args]`** runs any of
-//! them instead.
+//! dropped. They are **slash commands** too: each enabled command that is
+//! not a tag is offered to the host as the guild's `/name [args]`
+//! (`guild-commands`, [`commands::slash_commands`]; up to 50, re-read after
+//! every dashboard change), and **`/cc name [args]`** runs any of them.
 //!
 //! **Tags** are commands with `is_tag` and a `category` (default
 //! `general`): `{prefix}name` or **`/tag name`** shows one,
@@ -36,7 +37,8 @@
 //! one per channel per 10 seconds, never for bots ([`responders`]).
 //!
 //! # Commands (slash only; the prefix ones come through events)
-//! `/cc name [args]`, `/tag name`, `/tags [category]`; prefix:
+//! `/cc name [args]`, `/tag name`, `/tags [category]`, and `/name [args]`
+//! per custom command; prefix:
 //! `{prefix}{command}` and `{prefix}tags [category]` (`tags` is reserved).
 //!
 //! # Events
@@ -78,6 +80,7 @@ pub mod store;
 pub mod tags;
 pub mod variables;
 
+use commands::Slash;
 use serde::{Deserialize, Serialize};
 use townes_sdk::{
     ApiRequest, ApiResponse, Capability, CapabilityRequest, Command, CommandInvocation,
@@ -216,11 +219,15 @@ impl Feature for CustomCommands {
 
     fn on_command(ctx: &Context, invocation: CommandInvocation) -> Result<Reply, Error> {
         match invocation.name.as_str() {
-            "cc" => commands::on_slash(ctx, invocation, false),
-            "tag" => commands::on_slash(ctx, invocation, true),
+            "cc" => commands::on_slash(ctx, invocation, Slash::Cc),
+            "tag" => commands::on_slash(ctx, invocation, Slash::Tag),
             "tags" => tags::on_slash(&invocation, &Config::load()?.prefix),
-            _ => Err(Error::invalid("unknown command")),
+            _ => commands::on_slash(ctx, invocation, Slash::Own),
         }
+    }
+
+    fn guild_commands(_ctx: &Context) -> Result<Vec<Command>, Error> {
+        commands::slash_commands()
     }
 
     fn on_component(ctx: &Context, interaction: ComponentInteraction) -> Result<Reply, Error> {

@@ -167,7 +167,9 @@ impl Commands {
         {
             return Ok(Answer::Silent);
         }
-        let commands = registry::guild_commands(&self.runtime, &policy.features).await;
+        let commands =
+            registry::guild_commands(&self.runtime, &policy.features, &policy.feature_commands)
+                .await;
         let owned = commands.into_iter().find(|c| {
             c.command.name == call.name
                 && match source {

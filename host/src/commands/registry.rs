@@ -1,10 +1,12 @@
 //! Which commands a guild has: the union of the commands of the features
-//! installed there. Slash commands of the enabled features are registered with
-//! Discord per guild (one bulk overwrite), and only when that set changed.
+//! installed there — their manifests', then those they define in the guild
+//! (contract 0.1.3 `guild-commands`). Slash commands of the enabled features
+//! are registered with Discord per guild (one bulk overwrite), and only when
+//! that set changed.
 
 use crate::discord::Discord;
 use crate::runtime::Runtime;
-use crate::store::GuildFeature;
+use crate::store::{FeatureCommands, GuildFeature};
 use crate::wit::{Command, CommandOption, OptionKind, Subcommand};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -20,9 +22,15 @@ pub struct OwnedCommand {
 
 /// Every command of every feature installed in the guild (`features`), enabled
 /// or not (a disabled module's command must still be recognised, to say it is
-/// disabled). When two features offer the same name, the enabled one wins, then
-/// the first feature id: the guild sees one command per name.
-pub async fn guild_commands(runtime: &Runtime, features: &[GuildFeature]) -> Vec<OwnedCommand> {
+/// disabled), then the commands features define in the guild (`defined`).
+/// When two offer the same name, a manifest's wins over a defined one, then
+/// the enabled feature, then the first feature id: the guild sees one command
+/// per name.
+pub async fn guild_commands(
+    runtime: &Runtime,
+    features: &[GuildFeature],
+    defined: &[FeatureCommands],
+) -> Vec<OwnedCommand> {
     let mut features: Vec<&GuildFeature> = features.iter().collect();
     features.sort_by(|a, b| {
         b.enabled
@@ -30,7 +38,7 @@ pub async fn guild_commands(runtime: &Runtime, features: &[GuildFeature]) -> Vec
             .then(a.feature_id.cmp(&b.feature_id))
     });
     let mut commands: Vec<OwnedCommand> = Vec::new();
-    for gf in features {
+    for &gf in &features {
         // One feature whose manifest cannot be read loses its commands; the
         // guild keeps every other feature's.
         let manifest = match runtime.manifest(&gf.feature_id, &gf.version).await {
@@ -40,20 +48,30 @@ pub async fn guild_commands(runtime: &Runtime, features: &[GuildFeature]) -> Vec
                 continue;
             }
         };
-        for command in manifest.commands {
-            if let Some(taken) = commands.iter().find(|c| c.command.name == command.name) {
-                tracing::warn!(guild = gf.guild_id, command = %command.name, kept = %taken.feature_id, ignored = %gf.feature_id, "two features offer the same command; keeping one");
-                continue;
-            }
-            commands.push(OwnedCommand {
-                feature_id: gf.feature_id.clone(),
-                version: gf.version.clone(),
-                enabled: gf.enabled,
-                command,
-            });
+        add(&mut commands, gf, manifest.commands);
+    }
+    for gf in features {
+        if let Some(own) = defined.iter().find(|d| d.feature_id == gf.feature_id) {
+            add(&mut commands, gf, own.commands.clone());
         }
     }
     commands
+}
+
+/// Adds `gf`'s commands to `commands`, skipping names already taken.
+fn add(commands: &mut Vec<OwnedCommand>, gf: &GuildFeature, offered: Vec<Command>) {
+    for command in offered {
+        if let Some(taken) = commands.iter().find(|c| c.command.name == command.name) {
+            tracing::warn!(guild = gf.guild_id, command = %command.name, kept = %taken.feature_id, ignored = %gf.feature_id, "two features offer the same command; keeping one");
+            continue;
+        }
+        commands.push(OwnedCommand {
+            feature_id: gf.feature_id.clone(),
+            version: gf.version.clone(),
+            enabled: gf.enabled,
+            command,
+        });
+    }
 }
 
 /// The JSON body of Discord's bulk overwrite of a guild's commands: the slash
@@ -134,7 +152,12 @@ pub async fn sync(runtime: &Runtime, discord: &dyn Discord, guild_id: u64) -> an
     // database changed, maybe before this process heard of it.
     let store = runtime.store();
     let settings = store.guild_settings(guild_id).await?;
-    let commands = guild_commands(runtime, &store.guild_features(guild_id).await?).await;
+    let commands = guild_commands(
+        runtime,
+        &store.guild_features(guild_id).await?,
+        &store.feature_commands(guild_id).await?,
+    )
+    .await;
     let body = registration(&commands, settings.use_slash_commands);
     let hash = hex::encode(Sha256::digest(body.to_string()));
     if store.command_set_hash(guild_id).await?.as_deref() == Some(hash.as_str()) {

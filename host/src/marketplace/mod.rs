@@ -273,8 +273,17 @@ impl<'r> Marketplace<'r> {
         let outcome = self.runtime.lifecycle(guild_id, feature_id, true).await;
         outcome
             .result
-            .map(drop)
-            .map_err(|e| ("lifecycle.enabled", e.to_string()))
+            .map_err(|e| ("lifecycle.enabled", e.to_string()))?;
+        // Commands the feature defines in the guild: not reading them leaves
+        // the guild with the manifest's, which is no reason to refuse.
+        if let Err(error) = self
+            .runtime
+            .refresh_feature_commands(guild_id, feature_id)
+            .await
+        {
+            tracing::warn!(guild = guild_id, feature = %feature_id, %error, "could not read the commands the feature defines");
+        }
+        Ok(())
     }
 
     /// Turns a feature off in a guild; its approvals and configuration are

@@ -1,7 +1,8 @@
 //! The optional exports (world `extensions`): `api`, the dashboard routes a
 //! feature serves, and `lifecycle`, its enabled / disabled hooks (0.1.1);
 //! `moderation-events`, moderation done outside the platform (0.1.2);
-//! `guild-ready`, the platform back in a guild after being away (0.1.3). A
+//! `guild-ready`, the platform back in a guild after being away, and
+//! `guild-commands`, commands a feature defines per guild (0.1.3). A
 //! component built against an older contract lacks some and loads as before;
 //! each is looked up beside the required `feature` exports.
 //!
@@ -13,7 +14,8 @@
 use super::HostState;
 use crate::wit::Manifest;
 use crate::wit::extensions::{
-    ApiIndices, GuildReadyIndices, LifecycleIndices, Method, ModerationEventsIndices, Route,
+    ApiIndices, GuildCommandsIndices, GuildReadyIndices, LifecycleIndices, Method,
+    ModerationEventsIndices, Route,
 };
 use serde_json::Value;
 use std::collections::HashSet;
@@ -25,6 +27,7 @@ pub struct Extensions {
     pub lifecycle: Option<LifecycleIndices>,
     pub moderation_events: Option<ModerationEventsIndices>,
     pub guild_ready: Option<GuildReadyIndices>,
+    pub guild_commands: Option<GuildCommandsIndices>,
 }
 
 impl Extensions {
@@ -35,6 +38,7 @@ impl Extensions {
             lifecycle: LifecycleIndices::new(pre).ok(),
             moderation_events: ModerationEventsIndices::new(pre).ok(),
             guild_ready: GuildReadyIndices::new(pre).ok(),
+            guild_commands: GuildCommandsIndices::new(pre).ok(),
         }
     }
 }

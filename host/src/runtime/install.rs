@@ -12,7 +12,7 @@ use super::{HostState, Loaded, Runtime};
 use crate::grants::{Approval, Grant, always_granted, capability_name, parse_capability};
 use crate::store::{FeatureVersion, Scope, StoreError};
 use crate::wit::extensions::{ApiIndices, Route};
-use crate::wit::{FeatureIndices, Manifest};
+use crate::wit::{Command, FeatureIndices, Manifest};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -405,23 +405,25 @@ fn valid_name(s: &str, max: usize, extra: &[char]) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(&c))
 }
 
-fn validate_manifest(m: &Manifest) -> Result<(), String> {
-    if !valid_name(&m.id, 32, &['-']) || m.id.starts_with('-') {
+/// Commands a feature defines in one guild (`guild-commands`) at most.
+pub const MAX_GUILD_COMMANDS: usize = 50;
+
+/// Checks the commands a feature defines in a guild as a manifest's are
+/// checked, and their number.
+pub fn validate_guild_commands(commands: &[Command]) -> Result<(), String> {
+    if commands.len() > MAX_GUILD_COMMANDS {
         return Err(format!(
-            "id `{}` must be 1 to 32 lower-case letters, digits and dashes",
-            m.id
+            "{} commands; at most {MAX_GUILD_COMMANDS} per guild",
+            commands.len()
         ));
     }
-    semver::Version::parse(&m.version)
-        .map_err(|e| format!("version `{}` is not semver ({e})", m.version))?;
-    if m.name.trim().is_empty() || m.name.chars().count() > 100 {
-        return Err("name must be 1 to 100 characters".into());
-    }
-    if m.description.chars().count() > 1000 {
-        return Err("description must be at most 1000 characters".into());
-    }
+    validate_commands(commands)
+}
+
+/// Names, descriptions and options of commands, as Discord takes them.
+fn validate_commands(commands: &[Command]) -> Result<(), String> {
     let mut names = HashSet::new();
-    for command in &m.commands {
+    for command in commands {
         if !valid_name(&command.name, 32, &['-', '_']) {
             return Err(format!(
                 "command `{}`: names are 1 to 32 lower-case letters, digits, `-` and `_`",
@@ -462,6 +464,25 @@ fn validate_manifest(m: &Manifest) -> Result<(), String> {
             ));
         }
     }
+    Ok(())
+}
+
+fn validate_manifest(m: &Manifest) -> Result<(), String> {
+    if !valid_name(&m.id, 32, &['-']) || m.id.starts_with('-') {
+        return Err(format!(
+            "id `{}` must be 1 to 32 lower-case letters, digits and dashes",
+            m.id
+        ));
+    }
+    semver::Version::parse(&m.version)
+        .map_err(|e| format!("version `{}` is not semver ({e})", m.version))?;
+    if m.name.trim().is_empty() || m.name.chars().count() > 100 {
+        return Err("name must be 1 to 100 characters".into());
+    }
+    if m.description.chars().count() > 1000 {
+        return Err("description must be at most 1000 characters".into());
+    }
+    validate_commands(&m.commands)?;
     let mut requested = HashSet::new();
     for request in &m.capabilities {
         let name = capability_name(request.capability);

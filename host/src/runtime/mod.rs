@@ -49,9 +49,11 @@ use crate::grants::Grant;
 use crate::live::Live;
 use crate::metrics::metrics;
 use crate::store::{GuildFeature, GuildPolicy, NewAuditEntry, Scope, Store};
-use crate::wit::extensions::{ApiRequest, ApiResponse, ModerationAction, ModerationEvent, Route};
+use crate::wit::extensions::{
+    ApiRequest, ApiResponse, Method, ModerationAction, ModerationEvent, Route,
+};
 use crate::wit::{
-    self, Capability, CommandInvocation, ComponentInteraction, Context, Event, EventKind,
+    self, Capability, Command, CommandInvocation, ComponentInteraction, Context, Event, EventKind,
     FeatureIndices, Manifest, Reply, ScheduledJob,
 };
 use extensions::Extensions;
@@ -244,6 +246,8 @@ pub struct Outcome {
     /// The answer of a dashboard route (`Runtime::api`); `None` for the
     /// other handlers.
     pub response: Option<ApiResponse>,
+    /// What `guild-commands.commands` returned; `None` for the other handlers.
+    pub commands: Option<Vec<Command>>,
     pub effects: Vec<Effect>,
     pub logs: Vec<String>,
     /// What the guest wrote to stdout/stderr (a panic message lands here).
@@ -270,6 +274,8 @@ enum Handler {
     Moderation(ModerationEvent),
     /// `guild-ready.on-guild-ready`.
     GuildReady,
+    /// `guild-commands.commands`.
+    GuildCommands,
 }
 
 impl Handler {
@@ -285,7 +291,8 @@ impl Handler {
             | Handler::Enabled
             | Handler::Disabled
             | Handler::Moderation(_)
-            | Handler::GuildReady => None,
+            | Handler::GuildReady
+            | Handler::GuildCommands => None,
         }
     }
 
@@ -306,7 +313,8 @@ impl Handler {
             | Handler::Enabled
             | Handler::Disabled
             | Handler::Moderation(_)
-            | Handler::GuildReady => InvocationCtx::default(),
+            | Handler::GuildReady
+            | Handler::GuildCommands => InvocationCtx::default(),
         }
     }
 }
@@ -563,9 +571,59 @@ impl Runtime {
     /// enabled. The caller's rights were checked and the body validated
     /// against the route's schema by the API; the answer is in
     /// [`Outcome::response`].
+    /// A dashboard route. After one that changes something (any method but
+    /// GET) answered, the commands the feature defines in the guild are read
+    /// again ([`Runtime::refresh_feature_commands`]).
     pub async fn api(&self, guild_id: u64, feature_id: &str, request: ApiRequest) -> Outcome {
-        self.invoke_enabled(guild_id, feature_id, Handler::Api(request))
-            .await
+        let changes = request.method != Method::Get;
+        let outcome = self
+            .invoke_enabled(guild_id, feature_id, Handler::Api(request))
+            .await;
+        if changes
+            && outcome.result.is_ok()
+            && let Err(error) = self.refresh_feature_commands(guild_id, feature_id).await
+        {
+            tracing::warn!(guild = guild_id, feature = %feature_id, %error, "could not read the commands the feature defines");
+        }
+        outcome
+    }
+
+    /// Asks an enabled feature that exports `guild-commands` for the commands
+    /// it defines in the guild, checks them like a manifest's, and stores them
+    /// (the command sync then registers them with the guild's). A feature
+    /// without the export defines none. Nothing is stored when the feature
+    /// fails or returns commands that break the rules; the error says why.
+    pub async fn refresh_feature_commands(
+        &self,
+        guild_id: u64,
+        feature_id: &str,
+    ) -> anyhow::Result<()> {
+        let policy = self.store.guild_policy(guild_id).await?;
+        let Some(gf) = policy.feature(feature_id).filter(|gf| gf.enabled) else {
+            return Ok(());
+        };
+        let loaded = self.load(&gf.feature_id, &gf.version).await?;
+        if loaded.extensions.guild_commands.is_none() {
+            return Ok(());
+        }
+        let outcome = self
+            .invoke(&policy, gf, loaded, Handler::GuildCommands)
+            .await;
+        outcome.result?;
+        let commands = outcome.commands.unwrap_or_default();
+        install::validate_guild_commands(&commands)
+            .map_err(|why| anyhow::anyhow!("the commands {feature_id} defines: {why}"))?;
+        let stored = policy
+            .feature_commands
+            .iter()
+            .find(|d| d.feature_id == feature_id)
+            .map_or(&[][..], |d| &d.commands[..]);
+        if stored != commands.as_slice() {
+            self.store
+                .set_feature_commands(guild_id, feature_id, &commands)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The routes an installed version serves (empty without `api`).
@@ -804,11 +862,12 @@ impl Runtime {
                 .map_err(InvokeError::InvalidReply),
             Some(Ok(Ok(returned))) => Ok(returned),
         };
-        let (result, response) = match result {
-            Ok(Returned::Reply(reply)) => (Ok(Some(reply)), None),
-            Ok(Returned::Api(response)) => (Ok(None), Some(response)),
-            Ok(Returned::Nothing) => (Ok(None), None),
-            Err(e) => (Err(e), None),
+        let (result, response, commands) = match result {
+            Ok(Returned::Reply(reply)) => (Ok(Some(reply)), None, None),
+            Ok(Returned::Api(response)) => (Ok(None), Some(response), None),
+            Ok(Returned::Commands(commands)) => (Ok(None), None, Some(commands)),
+            Ok(Returned::Nothing) => (Ok(None), None, None),
+            Err(e) => (Err(e), None, None),
         };
         let state = store.into_data();
         let stdio = String::from_utf8_lossy(&stdio.contents()).into_owned();
@@ -831,6 +890,7 @@ impl Runtime {
             feature_id,
             result,
             response,
+            commands,
             effects,
             logs: state.capabilities.log.lines,
             stdio,
@@ -1026,6 +1086,7 @@ enum Returned {
     Nothing,
     Reply(Reply),
     Api(ApiResponse),
+    Commands(Vec<Command>),
 }
 
 /// Calls `handler`'s export on a fresh instance. The optional exports are
@@ -1065,6 +1126,16 @@ async fn call_handler(
             };
             let ready = indices.load(&mut *store, instance)?;
             nothing(ready.call_on_guild_ready(&mut *store, ctx).await?)
+        }
+        Handler::GuildCommands => {
+            let Some(indices) = &loaded.extensions.guild_commands else {
+                return Ok(Ok(Returned::Commands(Vec::new())));
+            };
+            let defined = indices.load(&mut *store, instance)?;
+            defined
+                .call_commands(&mut *store, ctx)
+                .await?
+                .map(Returned::Commands)
         }
         Handler::Api(request) => {
             let Some(indices) = &loaded.extensions.api else {
@@ -1125,6 +1196,7 @@ impl Outcome {
             feature_id: feature_id.to_string(),
             result: Err(error),
             response: None,
+            commands: None,
             effects: Vec::new(),
             logs: Vec::new(),
             stdio: String::new(),

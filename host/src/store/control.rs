@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::{
-    CommandCooldown, Db, Guild, GuildFeature, GuildSettings, RolePermission, Store, StoreError,
-    api_id,
+    CommandCooldown, Db, FeatureCommands, Guild, GuildFeature, GuildSettings, RolePermission,
+    Store, StoreError, api_id,
 };
 use crate::metrics::metrics;
 
@@ -56,6 +56,8 @@ pub struct GuildPolicy {
     pub features: Vec<GuildFeature>,
     pub role_permissions: Vec<RolePermission>,
     pub cooldowns: Vec<CommandCooldown>,
+    /// Commands features define in this guild beside their manifests'.
+    pub feature_commands: Vec<FeatureCommands>,
 }
 
 impl GuildPolicy {
@@ -203,6 +205,7 @@ impl Store {
             features: self.guild_features(guild_id).await?,
             role_permissions: self.role_permissions(guild_id).await?,
             cooldowns: self.command_cooldowns(guild_id).await?,
+            feature_commands: self.feature_commands(guild_id).await?,
         })
     }
 }

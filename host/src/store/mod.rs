@@ -58,6 +58,7 @@ mod batch;
 pub use batch::StorageCommits;
 mod catalog;
 mod commands;
+pub use commands::FeatureCommands;
 mod control;
 pub use control::{CONTROL_CACHE_GUILDS, GuildPolicy};
 mod files;

@@ -64,6 +64,41 @@ fn slash_commands_use_the_member_the_host_describes() {
 }
 
 #[test]
+fn each_command_but_tags_is_offered_as_its_own_slash_command() {
+    let host = host();
+    text_command(&host, "who", "{user} asked: {args}");
+    create(
+        &host,
+        json!({ "name": "faq", "is_tag": true, "response": { "type": "text", "content": "FAQ" } }),
+    );
+    create(
+        &host,
+        json!({ "name": "off", "enabled": false, "response": { "type": "text", "content": "x" } }),
+    );
+    create(
+        &host,
+        json!({ "name": "rules", "description": "The rules",
+                "response": { "type": "text", "content": "Be kind" } }),
+    );
+    let offered = CustomCommands::guild_commands(&host.context()).unwrap();
+    let names: Vec<&str> = offered.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["rules", "who"], "no tag, nothing disabled");
+    assert!(offered.iter().all(|c| c.slash && !c.prefix));
+    assert_eq!(offered[0].description, "The rules");
+    assert_eq!(offered[1].options[0].name, "args");
+
+    let reply = slash(&host, "who", &[("args", "a  b")], ANN);
+    assert_eq!(reply.content(), Some("Annie asked: a b"));
+    let gone = slash(&host, "nothing", &[], ANN);
+    assert!(gone.ephemeral);
+    assert!(
+        gone.content()
+            .unwrap()
+            .contains("no custom command named `nothing`")
+    );
+}
+
+#[test]
 fn a_text_command_answers_in_the_channel_and_names_are_case_insensitive() {
     let host = host();
     text_command(&host, "faq", "Read the FAQ, {user}.");

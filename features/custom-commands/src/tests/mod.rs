@@ -306,8 +306,16 @@ fn a_configured_prefix_is_used_and_a_broken_one_falls_back() {
 #[test]
 fn unknown_commands_and_components_are_not_mistaken_for_ours() {
     let host = host();
+    // A slash command of its own that was deleted since it was registered.
     let invocation = CommandInvocation::new("frobnicate", member(ANN), GENERAL);
-    assert!(CustomCommands::on_command(&host.context(), invocation).is_err());
+    let reply = CustomCommands::on_command(&host.context(), invocation).unwrap();
+    assert!(reply.ephemeral);
+    assert!(
+        reply
+            .content()
+            .unwrap()
+            .contains("no custom command named `frobnicate`")
+    );
     let interaction = ComponentInteraction::button("vote:1:2", member(ANN), GENERAL);
     assert!(matches!(
         CustomCommands::on_component(&host.context(), interaction),
