@@ -148,6 +148,11 @@ pub struct Approval {
     /// is never allowed, whatever this says.
     #[serde(default)]
     pub elevated_permissions: u64,
+    /// Roles whose mentions in the feature's messages notify their members
+    /// (with `messages`); any other role mention shows without notifying, and
+    /// @everyone and @here never notify.
+    #[serde(default)]
+    pub mention_roles: Vec<u64>,
 }
 
 impl Approval {
@@ -173,6 +178,8 @@ pub struct Grant {
     pub role_ceiling: Option<u64>,
     /// Dangerous bits the feature may hand out ([`Approval::elevated_permissions`]).
     pub elevated_permissions: u64,
+    /// Roles the feature's messages may notify ([`Approval::mention_roles`]).
+    pub mention_roles: Vec<u64>,
     pub storage: Quota,
 }
 
@@ -196,8 +203,27 @@ impl Grant {
             channels: approval.channels.clone(),
             role_ceiling: approval.role_ceiling,
             elevated_permissions: approval.elevated_permissions & !permissions::ADMINISTRATOR,
+            mention_roles: approval.mention_roles.clone(),
             storage,
         }
+    }
+
+    /// The roles `content` mentions (`<@&id>`) that the grant lets notify
+    /// their members, each once.
+    pub fn pinged_roles(&self, content: &str) -> Vec<u64> {
+        let mut pinged = Vec::new();
+        for mention in content.split("<@&").skip(1) {
+            let Some((id, _)) = mention.split_once('>') else {
+                continue;
+            };
+            if let Ok(id) = id.parse::<u64>()
+                && self.mention_roles.contains(&id)
+                && !pinged.contains(&id)
+            {
+                pinged.push(id);
+            }
+        }
+        pinged
     }
 
     pub fn check(&self, c: Capability) -> Result<(), Error> {
@@ -291,12 +317,34 @@ mod tests {
     }
 
     #[test]
+    fn only_granted_role_mentions_notify() {
+        let grant = Grant::effective(
+            &[],
+            &Approval {
+                mention_roles: vec![7, 9],
+                ..Approval::default()
+            },
+            CapabilitySet::all(),
+            Quota {
+                max_bytes: 1,
+                max_rows: 1,
+            },
+        );
+        assert_eq!(
+            grant.pinged_roles("<@&7> and <@&8>, again <@&7>, <@&9 >, <@&9>, <@&x> <@&"),
+            [7, 9]
+        );
+        assert!(grant.pinged_roles("@everyone @here <@7>").is_empty());
+    }
+
+    #[test]
     fn channel_allow_list_scopes_messages() {
         let grant = Grant {
             capabilities: CapabilitySet::all(),
             channels: Some(vec![5]),
             role_ceiling: None,
             elevated_permissions: permissions::MANAGE_MESSAGES,
+            mention_roles: vec![7],
             storage: Quota {
                 max_bytes: 1,
                 max_rows: 1,

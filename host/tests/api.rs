@@ -2755,6 +2755,51 @@ async fn a_template_is_sent_from_the_dashboard_and_its_roles_are_handed_out() {
         assert_eq!(reactions.status, 201, "{label}: {:?}", reactions.body);
         sim.react(g, general, message_id, bob, "📚").await;
         common::wait_until(|| async { sim.member_roles(g, bob).contains(&reader) }).await;
+        // No feature here follows member events, so the gateway's cache does
+        // not see roles change: the member is read afresh, and un-reacting
+        // takes the role back.
+        sim.unreact(g, general, message_id, bob, "📚").await;
+        common::wait_until(|| async { !sim.member_roles(g, bob).contains(&reader) }).await;
+
+        // The roles its messages may notify: never @everyone.
+        let enable = format!("/api/guild/{g}/features/templates/enable");
+        let everyone = world
+            .call(
+                Method::POST,
+                &enable,
+                &owner,
+                Some(
+                    json!({ "capabilities": ["messages", "roles", "storage", "members"],
+                             "mention_roles": [g.to_string()] }),
+                ),
+            )
+            .await;
+        assert_eq!(everyone.status, 422, "{label}: {:?}", everyone.body);
+        assert!(
+            everyone.body["error"]["problems"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("@everyone"),
+            "{label}: {:?}",
+            everyone.body
+        );
+        let allowed = world
+            .call(
+                Method::POST,
+                &enable,
+                &owner,
+                Some(
+                    json!({ "capabilities": ["messages", "roles", "storage", "members"],
+                             "mention_roles": [gamer.to_string()] }),
+                ),
+            )
+            .await;
+        assert_eq!(allowed.status, 200, "{label}: {:?}", allowed.body);
+        assert_eq!(
+            allowed.body["mention_roles"],
+            json!([gamer.to_string()]),
+            "{label}"
+        );
         world.stop().await;
     }
 }
@@ -2834,6 +2879,517 @@ async fn dashboard_defined_commands_and_auto_responders_answer_members() {
         .await;
         let answers = sim.messages(general).iter().filter(|m| pizza(m)).count();
         assert_eq!(answers, 1, "{label}: one answer per channel per 10 s");
+        world.stop().await;
+    }
+}
+
+/// A template's role menu end to end: the member's roles among the menu's
+/// options become exactly the ones chosen, every time they choose; a value
+/// the menu does not offer gives nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_menu_gives_exactly_the_chosen_roles() {
+    use permissions::*;
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let (g, sim, bob) = (world.gid(), &world.sim, world.member);
+        let general = world.guild.general_channel_id;
+        let owner = world.login(world.owner).await;
+        install_with_bot_role(
+            &world,
+            &owner,
+            "templates",
+            &["messages", "roles", "storage", "members"],
+            VIEW_CHANNEL | SEND_MESSAGES | MANAGE_ROLES,
+        )
+        .await;
+        let [gamer, reader, artist, admin] =
+            ["Gamer", "Reader", "Artist", "Admin"].map(|name| sim.create_role(g, name, 0, 1));
+        let option = |role: u64, name: &str| json!({ "role_id": role.to_string(), "label": name });
+        let created = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/templates"),
+                &owner,
+                Some(json!({
+                    "id": "hobbies",
+                    "name": "Hobbies",
+                    "content": "Pick your hobbies in {channel}",
+                    "select": {
+                        "placeholder": "Your hobbies",
+                        "min_values": 0,
+                        "options": [option(gamer, "Gamer"), option(reader, "Reader"), option(artist, "Artist")]
+                    }
+                })),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{label}: {:?}", created.body);
+        let sent = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/templates/hobbies/send"),
+                &owner,
+                Some(json!({ "channel_id": general.to_string() })),
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{label}: {:?}", sent.body);
+        let message_id: u64 = sent.body["message_id"].as_str().unwrap().parse().unwrap();
+        let message = sim
+            .messages(general)
+            .into_iter()
+            .find(|m| m.id == message_id)
+            .unwrap();
+        assert_eq!(
+            message.content,
+            format!("Pick your hobbies in <#{general}>")
+        );
+        let menu = &message.components[0]["components"][0];
+        assert_eq!(menu["type"], 3, "{label}: a select menu: {menu}");
+        assert_eq!(
+            (&menu["min_values"], &menu["max_values"]),
+            (&json!(0), &json!(3)),
+            "{label}: {menu}"
+        );
+        let offered: Vec<&str> = menu["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(offered, [gamer, reader, artist].map(|r| r.to_string()));
+        let custom_id = common::custom_id(&message, "roles:hobbies");
+
+        let here = &world;
+        let choose = |values: &[u64]| {
+            let values: Vec<String> = values.iter().map(u64::to_string).collect();
+            let custom_id = custom_id.clone();
+            async move {
+                let values: Vec<&str> = values.iter().map(String::as_str).collect();
+                let chosen = sim
+                    .choose(g, general, bob, message_id, &custom_id, &values)
+                    .await;
+                let (_, data) = here.answer(chosen).await;
+                assert_eq!(data["flags"], 64, "only Bob sees the answer: {data}");
+                data["content"].as_str().unwrap_or_default().to_string()
+            }
+        };
+        let menu_roles = || {
+            let mut held: Vec<u64> = sim
+                .member_roles(g, bob)
+                .into_iter()
+                .filter(|r| [gamer, reader, artist, admin].contains(r))
+                .collect();
+            held.sort_unstable();
+            held
+        };
+        let sorted = |mut roles: Vec<u64>| {
+            roles.sort_unstable();
+            roles
+        };
+
+        let said = choose(&[gamer, reader]).await;
+        assert_eq!(said, format!("Added <@&{gamer}>, <@&{reader}>"), "{label}");
+        common::wait_until(|| async { menu_roles() == sorted(vec![gamer, reader]) }).await;
+
+        let said = choose(&[reader, artist]).await;
+        assert_eq!(
+            said,
+            format!("Added <@&{artist}>\nRemoved <@&{gamer}>"),
+            "{label}"
+        );
+        common::wait_until(|| async { menu_roles() == sorted(vec![reader, artist]) }).await;
+
+        let said = choose(&[reader, artist]).await;
+        assert_eq!(said, "Your roles already match your choice.", "{label}");
+
+        // A value naming a role the menu does not offer changes nothing.
+        let said = choose(&[admin]).await;
+        assert_eq!(said, "That role is not offered on this message.", "{label}");
+        assert_eq!(menu_roles(), sorted(vec![reader, artist]), "{label}");
+
+        let said = choose(&[]).await;
+        assert_eq!(
+            said,
+            format!("Removed <@&{reader}>, <@&{artist}>"),
+            "{label}"
+        );
+        common::wait_until(|| async { menu_roles().is_empty() }).await;
+        world.stop().await;
+    }
+}
+
+/// Custom commands end to end: a text response with every variable, run as
+/// `!whoami` and as `/cc whoami` in another channel, is rendered exactly; an
+/// embed response reaches Discord with its title, description, link,
+/// colour, fields and footer filled in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_commands_fill_in_every_variable_and_send_embeds() {
+    use permissions::*;
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let (g, sim, bob) = (world.gid(), &world.sim, world.member);
+        let general = world.guild.general_channel_id;
+        let owner = world.login(world.owner).await;
+        install_with_bot_role(
+            &world,
+            &owner,
+            "custom-commands",
+            &["messages", "message-content", "storage", "members"],
+            VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS,
+        )
+        .await;
+        let commands = format!("/api/guild/{g}/commands");
+        for command in [
+            json!({
+                "name": "whoami",
+                "response": { "type": "text", "content": "user={user} mention={user.mention} server={server.name} members={server.memberCount} channel={channel} link={channel.mention} args={args} first={arg1}" }
+            }),
+            json!({
+                "name": "card",
+                "response": {
+                    "type": "embed",
+                    "title": "Card of {user}",
+                    "description": "{user.mention} asked in {channel.mention} on {server.name}",
+                    "url": "https://example.com/card",
+                    "color": 3447003,
+                    "fields": [
+                        { "name": "First word", "value": "{arg1}", "inline": true },
+                        { "name": "Members", "value": "{server.memberCount}" }
+                    ],
+                    "footer": "All of it: {args}"
+                }
+            }),
+        ] {
+            let created = world
+                .call(Method::POST, &commands, &owner, Some(command))
+                .await;
+            assert_eq!(created.status, 201, "{label}: {:?}", created.body);
+        }
+        let bot = sim.bot_user_id();
+        // Olivia (the owner), Mia, Bob and the bot.
+        let members = 4;
+
+        sim.say(g, general, bob, "!whoami red green blue").await;
+        let answer = sim
+            .wait_for_message(general, WAIT, |m| {
+                m.author_id == bot && m.content.starts_with("user=")
+            })
+            .await
+            .unwrap_or_else(|| panic!("{label}: !whoami never answered"));
+        assert_eq!(
+            answer.content,
+            format!(
+                "user=bob mention=<@{bob}> server=Alpha members={members} channel={general} \
+                 link=<#{general}> args=red green blue first=red"
+            ),
+            "{label}"
+        );
+
+        // As `/cc` in another channel: the channel variables follow it.
+        wait_for_command(&world, "cc").await;
+        let lounge = sim.create_channel(g, "lounge");
+        let cc = sim
+            .slash(
+                g,
+                lounge,
+                bob,
+                "cc",
+                json!([{ "name": "name", "type": 3, "value": "whoami" },
+                       { "name": "args", "type": 3, "value": "solo" }]),
+            )
+            .await;
+        let (_, data) = world.answer(cc).await;
+        assert_eq!(
+            data["content"],
+            format!(
+                "user=bob mention=<@{bob}> server=Alpha members={members} channel={lounge} \
+                 link=<#{lounge}> args=solo first=solo"
+            ),
+            "{label}"
+        );
+
+        sim.say(g, general, bob, "!card hello world").await;
+        let card = sim
+            .wait_for_message(general, WAIT, |m| {
+                m.author_id == bot && !m.embeds.is_empty()
+            })
+            .await
+            .unwrap_or_else(|| panic!("{label}: !card never answered"));
+        assert_eq!(card.content, "", "{label}");
+        assert_eq!(card.embeds.len(), 1, "{label}");
+        let embed = &card.embeds[0];
+        assert_eq!(embed["title"], "Card of bob", "{label}");
+        assert_eq!(
+            embed["description"],
+            format!("<@{bob}> asked in <#{general}> on Alpha"),
+            "{label}"
+        );
+        assert_eq!(embed["url"], "https://example.com/card", "{label}");
+        assert_eq!(embed["color"], 3447003, "{label}");
+        assert_eq!(
+            embed["fields"],
+            json!([
+                { "name": "First word", "value": "hello", "inline": true },
+                { "name": "Members", "value": members.to_string(), "inline": false }
+            ]),
+            "{label}"
+        );
+        assert_eq!(embed["footer"]["text"], "All of it: hello world", "{label}");
+        world.stop().await;
+    }
+}
+
+/// Every auto-responder's trigger count as the dashboard shows it, under the
+/// name `ids` gives its id.
+async fn trigger_counts<'a>(
+    world: &World,
+    auth: &Auth,
+    ids: &std::collections::BTreeMap<&'a str, String>,
+) -> std::collections::BTreeMap<&'a str, i64> {
+    let g = world.gid();
+    let listed = world
+        .get(
+            &format!("/api/guild/{g}/features/custom-commands/api/auto-responders"),
+            auth,
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let list = listed.body["auto_responders"].as_array().unwrap();
+    ids.iter()
+        .map(|(name, id)| {
+            let responder = list
+                .iter()
+                .find(|r| r["id"] == id.as_str())
+                .unwrap_or_else(|| panic!("auto-responder {id} is not listed: {list:?}"));
+            (*name, responder["trigger_count"].as_i64().unwrap())
+        })
+        .collect()
+}
+
+/// Auto-responders end to end. Saving refuses a regex that does not compile
+/// (or compiles too big) with the reason. Each match type matches what it
+/// should and not what it should not, with and without case sensitivity: a
+/// catch-all at the lowest priority takes every message the others do not
+/// match, so exactly one trigger count moves per message and says which
+/// responder matched; each message, in a channel of its own, gets that
+/// responder's answer. Then the channel limit: a second match within 10 s in
+/// a channel gets no answer but still counts (as `responders.rs` documents),
+/// another channel is answered meanwhile, and the first channel is answered
+/// again once the 10 s are over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_responders_match_by_type_and_case_and_answer_once_per_channel_per_10_seconds() {
+    use permissions::*;
+    use std::collections::BTreeMap;
+    for (label, store, _guard) in common::each_backend().await {
+        // The test reads the trigger counts often.
+        let world = World::with(store, |c| ApiConfig {
+            rate_limit_ip: 100_000,
+            rate_limit_key: 100_000,
+            ..c
+        })
+        .await;
+        let (g, sim, bob) = (world.gid(), &world.sim, world.member);
+        let owner = world.login(world.owner).await;
+        install_with_bot_role(
+            &world,
+            &owner,
+            "custom-commands",
+            &["messages", "message-content", "storage", "members"],
+            VIEW_CHANNEL | SEND_MESSAGES,
+        )
+        .await;
+        let responders = format!("/api/guild/{g}/features/custom-commands/api/auto-responders");
+        let bot = sim.bot_user_id();
+
+        for (pattern, why) in [
+            ("(unclosed", "not a valid regex"),
+            (r"(?:\w{50}){50}", "compiles to more than"),
+        ] {
+            let refused = world
+                .call(
+                    Method::POST,
+                    &responders,
+                    &owner,
+                    Some(json!({
+                        "trigger": pattern,
+                        "match_type": "regex",
+                        "response": { "type": "text", "content": "never" }
+                    })),
+                )
+                .await;
+            assert_error(&refused, 400, "bad_request");
+            let reason = refused.body["error"]["message"].as_str().unwrap();
+            assert!(
+                reason.starts_with("trigger: the pattern") && reason.contains(why),
+                "{label}: {reason}"
+            );
+        }
+        let listed = world.get(&responders, &owner).await;
+        assert_eq!(
+            listed.body["auto_responders"],
+            json!([]),
+            "{label}: nothing saved"
+        );
+
+        let mut ids = BTreeMap::new();
+        for (name, trigger, match_type, case_sensitive, priority, answer) in [
+            (
+                "exact",
+                "Hello Bot",
+                "exact",
+                false,
+                60,
+                "Hello to you, {user}!",
+            ),
+            (
+                "starts",
+                "good morning",
+                "starts_with",
+                false,
+                50,
+                "Morning, {user.mention}!",
+            ),
+            ("ends", "see you", "ends_with", false, 40, "Bye, {user}!"),
+            (
+                "order",
+                r"^order #\d{3}$",
+                "regex",
+                false,
+                30,
+                "Order {arg2} is on its way",
+            ),
+            ("shout", "SHOUT", "exact", true, 20, "No shouting, {user}."),
+            ("rust", r"\bRust\b", "regex", true, 10, "A Rust fan!"),
+            ("other", r"[\s\S]", "regex", false, -1000, "Noted."),
+        ] {
+            let created = world
+                .call(
+                    Method::POST,
+                    &responders,
+                    &owner,
+                    Some(json!({
+                        "trigger": trigger,
+                        "match_type": match_type,
+                        "case_sensitive": case_sensitive,
+                        "priority": priority,
+                        "response": { "type": "text", "content": answer }
+                    })),
+                )
+                .await;
+            assert_eq!(created.status, 201, "{label}: {name}: {:?}", created.body);
+            assert_eq!(created.body["trigger_count"], 0, "{label}");
+            ids.insert(name, created.body["id"].as_str().unwrap().to_string());
+        }
+        // An invalid regex is refused by PUT too, and the responder stays as it was.
+        let order = format!("{responders}/{}", ids["order"]);
+        let refused = world
+            .call(
+                Method::PUT,
+                &order,
+                &owner,
+                Some(json!({
+                    "trigger": "order #(",
+                    "match_type": "regex",
+                    "response": { "type": "text", "content": "never" }
+                })),
+            )
+            .await;
+        assert_error(&refused, 400, "bad_request");
+        assert_eq!(
+            world.get(&order, &owner).await.body["trigger"],
+            r"^order #\d{3}$",
+            "{label}"
+        );
+
+        let counts = || trigger_counts(&world, &owner, &ids);
+        let mut expected: BTreeMap<&str, i64> = ids.keys().map(|name| (*name, 0)).collect();
+        let mut channels = 0;
+        let hello = "Hello to you, bob!".to_string();
+        let morning = format!("Morning, <@{bob}>!");
+        let (bye, noted) = ("Bye, bob!".to_string(), "Noted.".to_string());
+        for (text, matched, answer) in [
+            ("hello bot", "exact", &hello),
+            ("HELLO BOT", "exact", &hello),
+            ("hello bot!", "other", &noted),
+            ("well, hello bot", "other", &noted),
+            ("Good Morning, everyone", "starts", &morning),
+            ("and a good morning", "other", &noted),
+            ("ok, SEE YOU", "ends", &bye),
+            ("see you tomorrow", "other", &noted),
+            (
+                "ORDER #123",
+                "order",
+                &"Order #123 is on its way".to_string(),
+            ),
+            ("order #1234", "other", &noted),
+            ("my order #123", "other", &noted),
+            ("SHOUT", "shout", &"No shouting, bob.".to_string()),
+            ("shout", "other", &noted),
+            ("I like Rust", "rust", &"A Rust fan!".to_string()),
+            ("i like rust", "other", &noted),
+            ("Rusty nails", "other", &noted),
+        ] {
+            channels += 1;
+            let channel = sim.create_channel(g, &format!("case-{channels}"));
+            sim.say(g, channel, bob, text).await;
+            *expected.get_mut(matched).unwrap() += 1;
+            let total: i64 = expected.values().sum();
+            common::wait_until(|| async { counts().await.values().sum::<i64>() == total }).await;
+            assert_eq!(
+                counts().await,
+                expected,
+                "{label}: `{text}` matches `{matched}` only"
+            );
+            let reply = sim
+                .wait_for_message(channel, WAIT, |m| m.author_id == bot)
+                .await
+                .unwrap_or_else(|| panic!("{label}: `{text}` got no answer"));
+            assert_eq!(&reply.content, answer, "{label}: `{text}`");
+        }
+
+        // At most one answer per channel per 10 seconds; every match counts.
+        let busy = sim.create_channel(g, "busy");
+        let quiet = sim.create_channel(g, "quiet");
+        let answers = |channel: u64| {
+            sim.messages(channel)
+                .iter()
+                .filter(|m| m.author_id == bot && m.content == hello)
+                .count()
+        };
+        let said = move |channel: u64, text: &'static str| sim.say(g, channel, bob, text);
+        let counted = |n: i64| {
+            let expected = &expected;
+            let counts = &counts;
+            async move {
+                common::wait_until(|| async { counts().await["exact"] == expected["exact"] + n })
+                    .await
+            }
+        };
+        said(busy, "hello bot").await;
+        sim.wait_for_message(busy, WAIT, |m| m.author_id == bot)
+            .await
+            .unwrap_or_else(|| panic!("{label}: no answer in #busy"));
+        let window_from = tokio::time::Instant::now();
+        counted(1).await;
+        said(busy, "Hello Bot").await;
+        counted(2).await;
+        said(quiet, "HELLO BOT").await;
+        sim.wait_for_message(quiet, WAIT, |m| m.author_id == bot && m.content == hello)
+            .await
+            .unwrap_or_else(|| panic!("{label}: #quiet was not answered"));
+        counted(3).await;
+        assert_eq!(answers(busy), 1, "{label}: the second match in #busy");
+
+        tokio::time::sleep_until(window_from + Duration::from_millis(10_500)).await;
+        said(busy, "hello bot").await;
+        common::wait_until(|| async { answers(busy) >= 2 }).await;
+        counted(4).await;
+        assert_eq!(
+            answers(busy),
+            2,
+            "{label}: answered again after 10 s, and the held-back match never was"
+        );
+        *expected.get_mut("exact").unwrap() += 4;
+        assert_eq!(counts().await, expected, "{label}");
         world.stop().await;
     }
 }

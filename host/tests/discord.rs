@@ -535,6 +535,264 @@ async fn a_missing_bot_permission_is_named_with_a_fix() {
     world.stop().await;
 }
 
+/// Both guilds take slash commands only, so nothing enabled needs message
+/// content when the platform connects.
+async fn slash_only(world: &World) {
+    for g in [world.alpha.guild_id, world.beta.guild_id] {
+        let mut settings = world.store.guild_settings(g).await.unwrap();
+        settings.allow_prefix_fallback = false;
+        world.store.set_guild_settings(&settings).await.unwrap();
+    }
+}
+
+/// The intents of the (one) connected shard.
+fn shard_intents(sim: &Simulator) -> u64 {
+    sim.gateway_stats()
+        .ready_intents
+        .first()
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feature_enabled_on_a_running_platform_receives_message_content() {
+    use townes::wit::extensions::Method;
+    use townes_discord_sim::intents::MESSAGE_CONTENT;
+    let (_, store, _guard) = common::sqlite().await;
+    let mut world = World::prepared(store).await;
+    slash_only(&world).await;
+    world.connect(|c| c).await;
+    let (g, general, bob) = (world.alpha.guild_id, world.general(), world.bob);
+    assert_eq!(shard_intents(&world.sim) & MESSAGE_CONTENT, 0);
+    let identifies = world.sim.gateway_stats().identifies;
+
+    world.install("custom_commands").await;
+    world.enable(g, "custom-commands").await;
+    feature_route(
+        &world,
+        g,
+        "custom-commands",
+        Method::Post,
+        "/auto-responders",
+        json!({ "trigger": "pizza", "match_type": "contains",
+                "response": { "type": "text", "content": "Pizza time!" } }),
+    )
+    .await;
+    common::wait_until(|| async {
+        world.sim.gateway_stats().ready_shards == [0]
+            && shard_intents(&world.sim) & MESSAGE_CONTENT != 0
+    })
+    .await;
+    assert_eq!(
+        world.sim.gateway_stats().identifies,
+        identifies + 1,
+        "one reconnect"
+    );
+    let platform = &world.running.as_ref().unwrap().platform;
+    assert!(
+        platform
+            .intents
+            .running()
+            .contains(serenity::all::GatewayIntents::MESSAGE_CONTENT)
+    );
+    world.sim.say(g, general, bob, "pizza, anyone?").await;
+    world
+        .bot_message(general, |m| m.content == "Pizza time!")
+        .await;
+    // The features that were there keep working on the new connection.
+    world.sim.member_join(g, world.carol).await;
+    world
+        .bot_message(general, |m| {
+            m.content.contains(&format!("<@{}>", world.carol))
+        })
+        .await;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privileged_intent_discord_refuses_is_named_with_the_fix() {
+    use serenity::all::GatewayIntents;
+    use townes_discord_sim::intents::{GUILD_MEMBERS, MESSAGE_CONTENT};
+    let (_, store, _guard) = common::sqlite().await;
+    let sim = SimConfig {
+        privileged_intents: GUILD_MEMBERS,
+        ..SimConfig::default()
+    };
+    let mut world = World::prepared_on(store, sim).await;
+    slash_only(&world).await;
+    world.connect(|c| c).await;
+    let g = world.alpha.guild_id;
+    let identifies = world.sim.gateway_stats().identifies;
+
+    world.install("custom_commands").await;
+    world.enable(g, "custom-commands").await;
+    let platform = world.running.as_ref().unwrap().platform.clone();
+    common::wait_until(|| async {
+        platform
+            .intents
+            .refused()
+            .contains(GatewayIntents::MESSAGE_CONTENT)
+            && world.sim.gateway_stats().ready_shards == [0]
+    })
+    .await;
+    // Refused (a closed connection, no session), then a session without it.
+    assert_eq!(world.sim.gateway_stats().identifies, identifies + 1);
+    assert_eq!(shard_intents(&world.sim) & MESSAGE_CONTENT, 0);
+    assert!(!world.running.as_ref().unwrap().gateway_finished());
+    let notice = platform
+        .intents
+        .notice(GatewayIntents::MESSAGE_CONTENT)
+        .expect("a notice");
+    assert!(notice.contains("Message Content"), "{notice}");
+    assert!(notice.contains("developer portal"), "{notice}");
+    assert_eq!(platform.intents.notice(GatewayIntents::GUILD_MEMBERS), None);
+    // The platform keeps serving what it can.
+    world.sim.member_join(g, world.carol).await;
+    world
+        .bot_message(world.general(), |m| {
+            m.content.contains(&format!("<@{}>", world.carol))
+        })
+        .await;
+    world.stop().await;
+}
+
+/// Reaction roles catch up on start: a reaction added and one taken back
+/// while the platform was stopped are reconciled when it connects again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_made_while_the_platform_was_stopped_are_reconciled_on_start() {
+    use permissions::*;
+    use townes::wit::extensions::Method;
+    for (label, store, _guard) in common::each_backend().await {
+        let mut world = World::prepared(store).await;
+        let (g, general) = (world.alpha.guild_id, world.general());
+        let (sim, bob, dan) = (world.sim.clone(), world.bob, world.dan);
+        let reactor = sim.create_role(g, "Reactor", ADD_REACTIONS | READ_MESSAGE_HISTORY, 4);
+        sim.give_role(g, sim.bot_user_id(), reactor);
+        let red = sim.create_role(g, "Red", 0, 1);
+        world.install("templates").await;
+        world.enable(g, "templates").await;
+        world.connect(|c| c).await;
+        let message = sim.say(g, general, world.ada, "React for roles").await;
+        feature_route(
+            &world,
+            g,
+            "templates",
+            Method::Post,
+            "/reaction-roles",
+            json!({ "channel_id": general.to_string(), "message_id": message.to_string(),
+                    "mode": "normal", "pairs": [{ "emoji": "🔴", "role_id": red.to_string() }] }),
+        )
+        .await;
+        sim.react(g, general, message, bob, "🔴").await;
+        common::wait_until(|| async { sim.member_roles(g, bob).contains(&red) }).await;
+
+        world
+            .running
+            .take()
+            .unwrap()
+            .shutdown(Duration::from_secs(5))
+            .await
+            .unwrap();
+        sim.unreact(g, general, message, bob, "🔴").await;
+        sim.react(g, general, message, dan, "🔴").await;
+        assert!(
+            sim.member_roles(g, bob).contains(&red),
+            "{label}: nobody was there to see it"
+        );
+        world.connect(|c| c).await;
+        common::wait_until(|| async {
+            sim.member_roles(g, dan).contains(&red) && !sim.member_roles(g, bob).contains(&red)
+        })
+        .await;
+        world.stop().await;
+    }
+}
+
+/// A command defined on the dashboard becomes the guild's own slash command
+/// (contract 0.1.3 `guild-commands`), and goes when it is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_defined_command_is_registered_as_a_slash_command_of_the_guild() {
+    use townes::wit::extensions::Method;
+    for (label, store, _guard) in common::each_backend().await {
+        let mut world = World::prepared(store).await;
+        let g = world.alpha.guild_id;
+        world.install("custom_commands").await;
+        world.enable(g, "custom-commands").await;
+        world.connect(|c| c).await;
+        let registered = |name: &'static str| {
+            let sim = world.sim.clone();
+            move || {
+                let sim = sim.clone();
+                async move { sim.guild_commands(g).iter().any(|c| c["name"] == name) }
+            }
+        };
+        feature_route(
+            &world,
+            g,
+            "custom-commands",
+            Method::Post,
+            "/commands",
+            json!({ "name": "greet", "description": "Greets you",
+                    "response": { "type": "text", "content": "Hi {user.mention}: {args}" } }),
+        )
+        .await;
+        common::wait_until(registered("greet")).await;
+        let greet = world
+            .sim
+            .guild_commands(g)
+            .into_iter()
+            .find(|c| c["name"] == "greet")
+            .unwrap();
+        assert_eq!(greet["description"], "Greets you", "{label}");
+        assert!(
+            world
+                .sim
+                .guild_commands(g)
+                .iter()
+                .any(|c| c["name"] == "cc"),
+            "{label}: the manifest's stay"
+        );
+        let bob = world.bob;
+        let (_, answer) = world
+            .slash(
+                bob,
+                "greet",
+                json!([{ "name": "args", "type": 3, "value": "hello there" }]),
+            )
+            .await;
+        assert_eq!(answer, format!("Hi <@{bob}>: hello there"), "{label}");
+
+        let runtime = world.running.as_ref().unwrap().platform.runtime.clone();
+        use townes::wit::extensions::{ApiCaller, ApiRequest};
+        let deleted = runtime
+            .api(
+                g,
+                "custom-commands",
+                ApiRequest {
+                    method: Method::Delete,
+                    route: "/commands/{name}".into(),
+                    params: vec![("name".into(), "greet".into())],
+                    query: vec![],
+                    body: None,
+                    caller: ApiCaller {
+                        user_id: Some(world.ada),
+                        owner: true,
+                        permissions: u64::MAX,
+                    },
+                },
+            )
+            .await;
+        assert!(deleted.result.is_ok(), "{label}: {:?}", deleted.result);
+        let gone = registered("greet");
+        common::wait_until(|| {
+            let still = gone();
+            async move { !still.await }
+        })
+        .await;
+        world.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enabling_a_feature_re_registers_only_that_guilds_commands() {
     let (_, store, _guard) = common::sqlite().await;
@@ -1376,6 +1634,85 @@ async fn an_announcement_due_during_downtime_is_posted_once_after_the_restart() 
     }
 }
 
+/// A role ping notifies only when the admin listed the role in the
+/// feature's approval; the same mention without it shows, silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_pings_only_the_roles_the_admin_allowed() {
+    let (label, store, _guard) = common::sqlite().await;
+    let mut world = World::prepared(store).await;
+    let (g, general, ada) = (world.alpha.guild_id, world.general(), world.ada);
+    let (staff, other) = (world.mod_role, world.member_role);
+    world.install("announcements").await;
+    world.enable(g, "announcements").await;
+    let runtime = world.installer();
+    let market = Marketplace::new(&runtime, "test");
+    let granted = world
+        .store
+        .guild_feature(g, "announcements")
+        .await
+        .unwrap()
+        .unwrap()
+        .grants;
+    market
+        .approve(
+            g,
+            "announcements",
+            Approval {
+                mention_roles: vec![staff],
+                ..granted
+            },
+        )
+        .await
+        .unwrap();
+    world
+        .configure(
+            "announcements",
+            json!({ "allowed_ping_roles": [staff.to_string(), other.to_string()] }),
+        )
+        .await;
+    world.connect(|c| c).await;
+    for (role, word) in [(staff, "Staff"), (other, "Everyone")] {
+        let create = json!([{
+            "name": "create",
+            "type": 1,
+            "options": [
+                {"name": "channel", "type": 7, "value": general.to_string()},
+                {"name": "message", "type": 3, "value": format!("{word} meeting")},
+                {"name": "at", "type": 3, "value": "in 1s"},
+                {"name": "role", "type": 8, "value": role.to_string()},
+            ],
+        }]);
+        world.slash(ada, "announce", create).await;
+    }
+    let jobs = world.run_jobs();
+    let staff_post = world
+        .bot_message(general, |m| m.content.contains("Staff meeting"))
+        .await;
+    let other_post = world
+        .bot_message(general, |m| m.content.contains("Everyone meeting"))
+        .await;
+    jobs.abort();
+    assert!(
+        staff_post.content.contains(&format!("<@&{staff}>")),
+        "{label}"
+    );
+    assert_eq!(
+        staff_post.allowed_mentions.as_ref().unwrap()["roles"],
+        json!([staff.to_string()]),
+        "{label}: the approved role notifies"
+    );
+    assert!(
+        other_post.content.contains(&format!("<@&{other}>")),
+        "{label}"
+    );
+    assert_eq!(
+        other_post.allowed_mentions.as_ref().unwrap(),
+        &json!({ "parse": ["users"] }),
+        "{label}: shown, but nobody is notified"
+    );
+    world.stop().await;
+}
+
 /// Calls a feature's dashboard route in `guild` as the guild's owner would
 /// through the API (which checks rights and schemas first).
 async fn feature_route(
@@ -1486,6 +1823,330 @@ async fn tags_list_by_category_and_a_menu_pages_across_a_restart() {
         assert!(
             world.answer(clicked).await.contains("Page three"),
             "{label}: the button still works after the restart"
+        );
+        world.stop().await;
+    }
+}
+
+/// The `announcements` feature's stored announcement `number` in guild `g`.
+async fn stored_announcement(store: &Store, g: u64, number: u64) -> Value {
+    let scope = townes::store::Scope::new(g, "announcements");
+    let json = store
+        .kv_get(&scope, &format!("announcement:{number:010}"))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no announcement #{number}"));
+    serde_json::from_str(&json).unwrap()
+}
+
+/// The pending jobs of the `announcements` feature in guild `g`: (id, Unix
+/// seconds it is due, payload).
+async fn announcement_jobs(store: &Store, g: u64) -> Vec<(String, i64, Value)> {
+    let far = chrono::Utc::now() + chrono::Duration::days(400);
+    store
+        .due_jobs(far, 1000, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.scope.guild_id == g && j.scope.feature_id == "announcements")
+        .map(|j| {
+            let payload = serde_json::from_str(&j.payload).unwrap();
+            (j.id, j.run_at.timestamp(), payload)
+        })
+        .collect()
+}
+
+/// Lets `seconds` go by for announcement `number`: the feature reads the real
+/// clock, so its stored times and its pending job (the job's time and the run
+/// it is for) move that far into the past instead. Only while no job runs.
+async fn age_announcement(store: &Store, g: u64, number: u64, seconds: i64) {
+    let scope = townes::store::Scope::new(g, "announcements");
+    let mut announcement = stored_announcement(store, g, number).await;
+    for field in ["next_run", "last_run", "last_due", "created_at"] {
+        if let Some(t) = announcement[field].as_i64() {
+            announcement[field] = json!(t - seconds);
+        }
+    }
+    let job_id = announcement["pending_job"]
+        .as_str()
+        .expect("a pending job")
+        .to_string();
+    let (_, run_at, mut payload) = announcement_jobs(store, g)
+        .await
+        .into_iter()
+        .find(|(id, ..)| *id == job_id)
+        .expect("its job is pending");
+    payload["due"] = json!(payload["due"].as_i64().unwrap() - seconds);
+    assert!(store.cancel_job(&scope, &job_id).await.unwrap());
+    let run_at = chrono::DateTime::from_timestamp(run_at - seconds, 0).unwrap();
+    let moved = store
+        .schedule_job(&scope, "announce", &payload.to_string(), run_at, 100)
+        .await
+        .unwrap();
+    announcement["pending_job"] = json!(moved);
+    let quota = townes::grants::Quota {
+        max_bytes: 1 << 30,
+        max_rows: 1_000_000,
+    };
+    store
+        .kv_set(
+            &scope,
+            &format!("announcement:{number:010}"),
+            &announcement.to_string(),
+            quota,
+        )
+        .await
+        .unwrap();
+}
+
+/// A recurring announcement (every 10 minutes) across a restart: its first
+/// run is posted on schedule and the next one is scheduled ten minutes on;
+/// the platform is stopped over that run and the one after it; once back it
+/// posts the missed run once, late, and the next run is the first occurrence
+/// after now, in phase, with exactly one job for it. Time goes by through
+/// [`age_announcement`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recurring_announcement_posts_on_schedule_and_a_run_missed_during_downtime_once() {
+    const EVERY: i64 = 600;
+    for (label, store, _guard) in common::each_backend().await {
+        let mut world = World::prepared(store).await;
+        let (g, general, ada) = (world.alpha.guild_id, world.general(), world.ada);
+        world.install("announcements").await;
+        world.enable(g, "announcements").await;
+        world.connect(|c| c).await;
+        let create = json!([{
+            "name": "create",
+            "type": 1,
+            "options": [
+                {"name": "channel", "type": 7, "value": general.to_string()},
+                {"name": "message", "type": 3, "value": "Tick at {server.name}!"},
+                {"name": "every", "type": 3, "value": "10m"},
+            ],
+        }]);
+        let (_, created) = world.slash(ada, "announce", create).await;
+        assert!(created.contains("every 10 minutes"), "{label}: {created}");
+        let sim = world.sim.clone();
+        let posted = move || {
+            sim.messages(general)
+                .into_iter()
+                .filter(|m| m.content == "Tick at Alpha!")
+                .count()
+        };
+        let store = world.store.clone();
+        let announcement = || stored_announcement(&store, g, 1);
+        // Settled after `runs` posts: the job that posted is finished, and the
+        // one pending job is the one the announcement names.
+        let settled = |runs: u64| {
+            let store = &store;
+            async move {
+                common::wait_until(|| async {
+                    let a = stored_announcement(store, g, 1).await;
+                    let jobs = announcement_jobs(store, g).await;
+                    a["runs"] == runs && jobs.len() == 1 && a["pending_job"] == jobs[0].0.as_str()
+                })
+                .await
+            }
+        };
+        let created = announcement().await;
+        let first_due = created["next_run"].as_i64().unwrap();
+        assert_eq!(
+            first_due,
+            created["created_at"].as_i64().unwrap() + EVERY,
+            "{label}"
+        );
+        let jobs = announcement_jobs(&store, g).await;
+        assert_eq!(jobs.len(), 1, "{label}: {jobs:?}");
+        assert_eq!(jobs[0].0, created["pending_job"].as_str().unwrap());
+        assert_eq!(jobs[0].2["due"], first_due, "{label}");
+        // The host adds the delay to its own clock, a fraction of a second on.
+        assert!((first_due..=first_due + 1).contains(&jobs[0].1), "{label}");
+
+        // Ten minutes go by: the first run is due now, and posted on time.
+        age_announcement(&store, g, 1, EVERY).await;
+        let first_due = first_due - EVERY;
+        let runner = world.run_jobs();
+        common::wait_until(|| async { posted() == 1 }).await;
+        settled(1).await;
+        runner.abort();
+        let after_first = announcement().await;
+        assert_eq!(after_first["last_due"], first_due, "{label}");
+        let second_due = first_due + EVERY;
+        assert_eq!(after_first["next_run"], second_due, "{label}");
+        let jobs = announcement_jobs(&store, g).await;
+        assert_eq!(
+            jobs.len(),
+            1,
+            "{label}: one job, for the next run: {jobs:?}"
+        );
+        assert_eq!(jobs[0].0, after_first["pending_job"].as_str().unwrap());
+        assert_eq!(jobs[0].2["due"], second_due, "{label}");
+        assert!(
+            (second_due..=second_due + 1).contains(&jobs[0].1),
+            "{label}"
+        );
+
+        // The platform stops, and 25 minutes go by: over the second run and
+        // the third. Nobody posts.
+        world
+            .running
+            .take()
+            .unwrap()
+            .shutdown(Duration::from_secs(5))
+            .await
+            .unwrap();
+        age_announcement(&store, g, 1, 25 * 60).await;
+        let missed = second_due - 25 * 60;
+        assert_eq!(posted(), 1, "{label}: nobody was running");
+
+        world.connect(|c| c).await;
+        let runner = world.run_jobs();
+        common::wait_until(|| async { posted() == 2 }).await;
+        // Nothing else is pending but the next run's job (checked below), so
+        // nothing more can post before it.
+        settled(2).await;
+        runner.abort();
+        assert_eq!(
+            posted(),
+            2,
+            "{label}: posted once, late, not once per missed run"
+        );
+        runner.abort();
+        let after = announcement().await;
+        assert_eq!(after["last_due"], missed, "{label}");
+        let next = after["next_run"].as_i64().unwrap();
+        assert_eq!(
+            next,
+            missed + 2 * EVERY,
+            "{label}: the first occurrence after now, in phase"
+        );
+        let now = chrono::Utc::now().timestamp();
+        assert!(
+            now < next && next <= now + EVERY,
+            "{label}: {next} at {now}"
+        );
+        let jobs = announcement_jobs(&store, g).await;
+        assert_eq!(
+            jobs.len(),
+            1,
+            "{label}: one job, for the next run: {jobs:?}"
+        );
+        assert_eq!(jobs[0].0, after["pending_job"].as_str().unwrap());
+        assert_eq!(jobs[0].2["due"], next, "{label}");
+        assert!((next..=next + 1).contains(&jobs[0].1), "{label}");
+        world.stop().await;
+    }
+}
+
+/// Reaction roles end to end, one message per mode, set through the
+/// templates feature's dashboard route: `normal` gives the role on a
+/// reaction and takes it on un-reacting, and its `limit` caps the roles of
+/// that message one member holds (a member below it still gets the role);
+/// `unique` swaps the member's role for the new one; `verify` keeps the role
+/// when the reaction is taken back.
+///
+/// The host handles reactions concurrently, so each step waits for its own
+/// effect; a step that must change nothing is followed by another member's
+/// step that must change something, and is checked again at the end. (The
+/// world's welcome feature subscribes to member events, so the gateway
+/// carries the member updates that keep the host's view of roles current.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaction_roles_follow_their_mode_and_per_message_limit() {
+    use townes::wit::extensions::Method;
+    for (label, store, _guard) in common::each_backend().await {
+        let mut world = World::prepared(store).await;
+        let (g, general, bob, dan) = (world.alpha.guild_id, world.general(), world.bob, world.dan);
+        world.install("templates").await;
+        world.enable(g, "templates").await;
+        world.connect(|c| c).await;
+        let sim = world.sim.clone();
+        let role = |name: &str| sim.create_role(g, name, 0, 1);
+        let (apple, banana, cherry) = (role("Apple"), role("Banana"), role("Cherry"));
+        let (red, blue, verified) = (role("Red"), role("Blue"), role("Verified"));
+        let mut messages = Vec::new();
+        for (mode, limit, pairs) in [
+            (
+                "normal",
+                2,
+                vec![("🍎", apple), ("🍌", banana), ("🍒", cherry)],
+            ),
+            ("unique", 0, vec![("🔴", red), ("🔵", blue)]),
+            ("verify", 0, vec![("✅", verified)]),
+        ] {
+            let message = sim
+                .say(g, general, world.ada, &format!("React for roles ({mode})"))
+                .await;
+            let pairs: Vec<Value> = pairs
+                .iter()
+                .map(|(emoji, role)| json!({ "emoji": emoji, "role_id": role.to_string() }))
+                .collect();
+            let set = feature_route(
+                &world,
+                g,
+                "templates",
+                Method::Post,
+                "/reaction-roles",
+                json!({
+                    "channel_id": general.to_string(),
+                    "message_id": message.to_string(),
+                    "mode": mode,
+                    "limit": limit,
+                    "pairs": pairs,
+                }),
+            )
+            .await;
+            assert_eq!(set["mode"], mode, "{label}: {set}");
+            assert_eq!(
+                set["pairs"].as_array().unwrap().len(),
+                pairs.len(),
+                "{label}"
+            );
+            messages.push(message);
+        }
+        let (normal, unique, verify) = (messages[0], messages[1], messages[2]);
+        let has = |user: u64, role: u64| sim.member_roles(g, user).contains(&role);
+        let react = |message: u64, user: u64, emoji: &'static str| {
+            sim.react(g, general, message, user, emoji)
+        };
+        let unreact = |message: u64, user: u64, emoji: &'static str| {
+            sim.unreact(g, general, message, user, emoji)
+        };
+
+        // normal: react to get the role, un-react to drop it.
+        react(normal, bob, "🍎").await;
+        common::wait_until(|| async { has(bob, apple) }).await;
+        unreact(normal, bob, "🍎").await;
+        common::wait_until(|| async { !has(bob, apple) }).await;
+        react(normal, bob, "🍎").await;
+        common::wait_until(|| async { has(bob, apple) }).await;
+        react(normal, bob, "🍌").await;
+        common::wait_until(|| async { has(bob, banana) }).await;
+        // Bob holds two of the message's roles, its limit: his third reaction
+        // gives nothing, while Dan's (he holds none) does.
+        react(normal, bob, "🍒").await;
+        react(normal, dan, "🍒").await;
+        common::wait_until(|| async { has(dan, cherry) }).await;
+        assert!(!has(bob, cherry), "{label}: a reaction past the limit");
+
+        // unique: the new role replaces the old one.
+        react(unique, bob, "🔴").await;
+        common::wait_until(|| async { has(bob, red) }).await;
+        react(unique, bob, "🔵").await;
+        common::wait_until(|| async { has(bob, blue) && !has(bob, red) }).await;
+
+        // verify: taking the reaction back keeps the role.
+        react(verify, dan, "✅").await;
+        common::wait_until(|| async { has(dan, verified) }).await;
+        unreact(verify, dan, "✅").await;
+        unreact(unique, bob, "🔵").await;
+        common::wait_until(|| async { !has(bob, blue) }).await;
+        react(unique, dan, "🔴").await;
+        common::wait_until(|| async { has(dan, red) }).await;
+        assert!(has(dan, verified), "{label}: verify never takes the role");
+        assert!(!has(bob, cherry), "{label}: still past the limit");
+        assert!(
+            has(bob, apple) && has(bob, banana) && !has(bob, red),
+            "{label}: {:?}",
+            sim.member_roles(g, bob)
         );
         world.stop().await;
     }

@@ -173,6 +173,8 @@ export const GuildFeatureView = z.object({
   elevated_permissions: Snowflake,
   enabled: z.boolean(),
   feature_id: z.string(),
+  /** Roles whose mentions in its messages notify their members. */
+  mention_roles: z.array(Snowflake),
   /**
    * Why the enabled feature will not receive everything it asked for, with
    * the fix — for example a privileged gateway intent Discord refused for
@@ -421,6 +423,12 @@ export const InstallRequest = z.object({
    * Administrator is never allowed. Absent: none.
    */
   elevated_permissions: Snowflake.nullable().optional(),
+  /**
+   * Roles whose mentions in its messages notify their members (an
+   * announcement's role ping, say); any other role mention shows without
+   * notifying. Never @everyone. Absent: none.
+   */
+  mention_roles: z.array(Snowflake).nullable().optional(),
   /** It may only manage roles strictly below this role. */
   role_ceiling: Snowflake.nullable().optional(),
   /** A version from the catalogue; the newest published one when absent. */
@@ -564,6 +572,7 @@ export const UpgradeRequest = z.object({
   capabilities: z.array(Capability).nullable().optional(),
   channels: z.array(Snowflake).nullable().optional(),
   elevated_permissions: Snowflake.nullable().optional(),
+  mention_roles: z.array(Snowflake).nullable().optional(),
   role_ceiling: Snowflake.nullable().optional(),
   /** The version to move to. */
   version: z.string(),

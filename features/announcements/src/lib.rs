@@ -44,11 +44,9 @@
 //!   whatever the list says; `@here` is not a role and cannot be listed.
 //! - `max_announcements` (1-100, default 25).
 //!
-//! Note: the host currently posts every message with `allowed_mentions`
-//! `{"parse": ["users"]}`, so Discord renders the role mention but notifies
-//! nobody yet; the contract has no way to ask for a role ping. The feature
-//! still writes the mention only for allowed roles, so the rule holds the day
-//! the host lets role pings through.
+//! The host notifies a mentioned role only when the admin also listed it
+//! in the feature's approval (`mention_roles`); a role allowed here but not
+//! there is shown without notifying anyone.
 //!
 //! # Running
 //! Each announcement has at most one pending scheduled job **`announce`**,

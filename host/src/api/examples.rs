@@ -451,10 +451,12 @@ pub fn guild_feature() -> Value {
         "channels": [CHANNEL_WELCOME],
         "role_ceiling": ROLE_MODERATORS,
         "elevated_permissions": "0",
+        "mention_roles": [],
         "config": welcome_config(),
         "previous_version": null,
         "breaker_open_until": null,
-        "updated_at": "2026-11-21T16:45:03Z"
+        "updated_at": "2026-11-21T16:45:03Z",
+        "notice": null
     })
 }
 

@@ -1,5 +1,6 @@
-//! `messages`: send, edit and delete messages and react, within the grant's
-//! channel allow-list.
+//! `messages`: send, edit and delete messages, react and read reactions,
+//! within the grant's channel allow-list; role mentions notify only the roles
+//! the grant lists.
 
 use super::{Cap, DiscordCtx, Effect, validate_body};
 use crate::wit::townes::feature::messages::Host;
@@ -26,11 +27,21 @@ impl Host for Cap<'_, DiscordCtx> {
     async fn send(&mut self, channel_id: u64, body: MessageBody) -> Result<u64, Error> {
         const CALL: &str = "messages.send";
         self.begin_in_channel(CALL, channel_id)?;
+        let pinged = self
+            .calls
+            .grant
+            .pinged_roles(body.content.as_deref().unwrap_or_default());
         let result = match validate_body(&body) {
-            Ok(()) => self
+            Ok(()) if pinged.is_empty() => self
                 .ctx
                 .discord
                 .send_message(self.ctx.guild_id, channel_id, &body)
+                .await
+                .map_err(Error::from),
+            Ok(()) => self
+                .ctx
+                .discord
+                .send_message_pinging(self.ctx.guild_id, channel_id, &body, &pinged)
                 .await
                 .map_err(Error::from),
             Err(e) => Err(e),

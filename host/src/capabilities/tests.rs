@@ -47,6 +47,7 @@ fn grant(capabilities: &[Capability]) -> Grant {
         channels: None,
         role_ceiling: None,
         elevated_permissions: 0,
+        mention_roles: Vec::new(),
         storage: Quota {
             max_bytes: 1 << 20,
             max_rows: 1000,

@@ -77,6 +77,10 @@ pub enum FeatureCommand {
         /// (`manage-server,ban-members`); `none` to withdraw. Never Administrator.
         #[arg(long)]
         elevate: Option<String>,
+        /// Roles whose mentions in the feature's messages notify their members
+        /// (comma-separated ids; `none` to withdraw). Never @everyone.
+        #[arg(long)]
+        mention_roles: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -231,6 +235,7 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
             channels,
             role_ceiling,
             elevate,
+            mention_roles,
             json,
         } => {
             let current = runtime
@@ -242,7 +247,8 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
             let changing = approve.is_some()
                 || channels.is_some()
                 || role_ceiling.is_some()
-                || elevate.is_some();
+                || elevate.is_some()
+                || mention_roles.is_some();
             if let Some(names) = approve {
                 approval.capabilities = parse_capabilities(&names)?;
             }
@@ -272,6 +278,9 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
             if let Some(names) = elevate {
                 approval.elevated_permissions = parse_elevated(&names)?;
             }
+            if let Some(roles) = mention_roles {
+                approval.mention_roles = parse_mention_roles(&roles, guild)?;
+            }
             if changing {
                 market.approve(guild, &feature, approval.clone()).await?;
             }
@@ -300,6 +309,14 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
                     match approval.elevated_permissions {
                         0 => "none".to_string(),
                         bits => permissions::names(bits).join(", "),
+                    }
+                );
+                println!(
+                    "roles it may notify: {}",
+                    if approval.mention_roles.is_empty() {
+                        "none".to_string()
+                    } else {
+                        format!("{:?}", approval.mention_roles)
                     }
                 );
             }
@@ -436,6 +453,27 @@ fn spinner(hidden: bool, message: String) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner().with_message(message);
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
+}
+
+/// `--mention-roles`: role ids, or `none`; never the guild's @everyone.
+fn parse_mention_roles(roles: &str, guild: u64) -> anyhow::Result<Vec<u64>> {
+    if roles == "none" {
+        return Ok(Vec::new());
+    }
+    roles
+        .split(',')
+        .map(|r| {
+            let id: u64 = r
+                .trim()
+                .parse()
+                .with_context(|| format!("`{r}` is not a role id"))?;
+            anyhow::ensure!(
+                id != guild,
+                "{id} is the guild's @everyone, which a feature may never notify"
+            );
+            Ok(id)
+        })
+        .collect()
 }
 
 /// `--elevate`: dangerous permission names, or `none`.

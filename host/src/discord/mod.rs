@@ -216,6 +216,19 @@ pub trait Discord: Send + Sync {
         channel_id: u64,
         body: &MessageBody,
     ) -> Result<u64, DiscordError>;
+    /// Like [`Discord::send_message`], letting the role mentions of `roles`
+    /// notify their members (every other message notifies mentioned users
+    /// only). Ports that cannot notify anyone send it plainly.
+    async fn send_message_pinging(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        body: &MessageBody,
+        roles: &[u64],
+    ) -> Result<u64, DiscordError> {
+        let _ = roles;
+        self.send_message(guild_id, channel_id, body).await
+    }
     async fn edit_message(
         &self,
         guild_id: u64,

@@ -45,24 +45,44 @@ const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
 /// before that fall back to REST. The gateway puts a new one in when it
 /// reconnects with other intents (each serenity client has its own cache).
 #[derive(Clone, Default)]
-pub struct CacheSlot(Arc<RwLock<Option<Arc<Cache>>>>);
+pub struct CacheSlot(Arc<RwLock<Option<Cached>>>);
+
+#[derive(Clone)]
+struct Cached {
+    cache: Arc<Cache>,
+    /// Whether the connection receives member events: without them the
+    /// cache's members (their roles) and member counts go stale at once.
+    members: bool,
+}
 
 impl CacheSlot {
+    /// A slot holding a cache kept current with member events.
     pub fn holding(cache: Arc<Cache>) -> CacheSlot {
         let slot = CacheSlot::default();
-        slot.set(cache);
+        slot.set(cache, true);
         slot
     }
 
     pub fn get(&self) -> Option<Arc<Cache>> {
+        self.cached().map(|c| c.cache)
+    }
+
+    /// Whether the cache's members and member counts can be trusted.
+    pub fn has_members(&self) -> bool {
+        self.cached().is_some_and(|c| c.members)
+    }
+
+    /// Puts in the cache of a new connection; `members` says whether that
+    /// connection receives member events (the `GUILD_MEMBERS` intent).
+    pub fn set(&self, cache: Arc<Cache>, members: bool) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(Cached { cache, members });
+    }
+
+    fn cached(&self) -> Option<Cached> {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-
-    pub fn set(&self, cache: Arc<Cache>) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(cache);
     }
 }
 
@@ -259,8 +279,9 @@ impl RemoteDiscord {
         }
     }
 
+    /// The member as the cache holds them, when the cache follows members.
     fn cached_member(&self, guild_id: u64, user_id: u64) -> Option<Member> {
-        if user_id == 0 {
+        if user_id == 0 || !self.shared.cache.has_members() {
             return None;
         }
         self.with_cached_guild(guild_id, |guild| {
@@ -454,6 +475,27 @@ impl Discord for RemoteDiscord {
         .await
     }
 
+    async fn send_message_pinging(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        body: &MessageBody,
+        roles: &[u64],
+    ) -> Result<u64, DiscordError> {
+        self.check_channel(guild_id, channel_id).await?;
+        let mut body = message_json(body);
+        body["allowed_mentions"]["roles"] = roles.iter().map(|r| json!(r.to_string())).collect();
+        self.create(
+            Action::SendMessage {
+                guild_id,
+                channel_id,
+                body,
+            },
+            "message",
+        )
+        .await
+    }
+
     async fn edit_message(
         &self,
         guild_id: u64,
@@ -518,12 +560,15 @@ impl Discord for RemoteDiscord {
     }
 
     async fn guild_info(&self, guild_id: u64) -> Result<GuildInfo, DiscordError> {
-        let cached = self.with_cached_guild(guild_id, |guild| GuildInfo {
-            id: guild_id,
-            name: guild.name.clone(),
-            member_count: u32::try_from(guild.member_count).unwrap_or(u32::MAX),
-            owner_id: guild.owner_id.get(),
-        });
+        let cached = self
+            .with_cached_guild(guild_id, |guild| GuildInfo {
+                id: guild_id,
+                name: guild.name.clone(),
+                member_count: u32::try_from(guild.member_count).unwrap_or(u32::MAX),
+                owner_id: guild.owner_id.get(),
+            })
+            // The count only follows joins and leaves with member events.
+            .filter(|_| self.shared.cache.has_members());
         if let Some(info) = cached {
             return Ok(info);
         }

@@ -1056,8 +1056,10 @@ fn encode_emoji(emoji: &str) -> String {
 ///   message's text).
 /// - `embeds` and `components` are always arrays, never `null` (Discord refuses
 ///   `components: null`); an edit therefore replaces both.
-/// - `allowed_mentions` is always `{"parse": ["users"]}`: a feature can mention users,
-///   never ping @everyone, @here or roles.
+/// - `allowed_mentions` is `{"parse": ["users"]}`: a feature can mention users,
+///   never ping @everyone or @here, and roles only those its grant lists
+///   ([`Discord::send_message_pinging`](super::Discord::send_message_pinging) adds
+///   them as `roles`).
 pub(crate) fn message_json(body: &MessageBody) -> Value {
     let mut message = serde_json::Map::new();
     if let Some(content) = &body.content {

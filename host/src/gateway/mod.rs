@@ -281,7 +281,10 @@ pub async fn run(
             .event_handler(handler::Handler::new(platform.clone()))
             .raw_event_handler(handler::UnknownDispatches::new(platform.clone()))
             .await?;
-        platform.cache.set(client.cache.clone());
+        platform.cache.set(
+            client.cache.clone(),
+            intents.contains(GatewayIntents::GUILD_MEMBERS),
+        );
         platform.set_shard_manager(client.shard_manager.clone());
         platform.intents.update(|state| state.running = intents);
         let manager = client.shard_manager.clone();

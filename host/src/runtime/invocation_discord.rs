@@ -77,6 +77,20 @@ impl Discord for InvocationDiscord {
         self.clock.excluding(call).await
     }
 
+    async fn send_message_pinging(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        body: &MessageBody,
+        roles: &[u64],
+    ) -> Result<u64, DiscordError> {
+        let body = self.namespaced(body)?;
+        let call = self
+            .inner
+            .send_message_pinging(guild_id, channel_id, &body, roles);
+        self.clock.excluding(call).await
+    }
+
     async fn edit_message(
         &self,
         guild_id: u64,

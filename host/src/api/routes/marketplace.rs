@@ -172,6 +172,8 @@ pub struct GuildFeatureView {
     /// Dangerous permission bits it may hand out through roles and overwrites
     /// (Discord's decimal string; `"0"`: none).
     pub elevated_permissions: Snowflake,
+    /// Roles whose mentions in its messages notify their members.
+    pub mention_roles: Vec<Snowflake>,
     /// Its configuration; `null` until one is saved (the default applies).
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
@@ -224,6 +226,7 @@ impl From<GuildFeature> for GuildFeatureView {
                 .map(|c| c.into_iter().map(Snowflake).collect()),
             role_ceiling: approval.role_ceiling.map(Snowflake),
             elevated_permissions: Snowflake(approval.elevated_permissions),
+            mention_roles: approval.mention_roles.into_iter().map(Snowflake).collect(),
             config: gf.config,
             previous_version: gf.previous_version,
             breaker_open_until: gf.breaker_open_until,
@@ -252,6 +255,10 @@ pub struct InstallRequest {
     /// decimal string) it may hand out through roles and overwrites anyway.
     /// Administrator is never allowed. Absent: none.
     pub elevated_permissions: Option<Snowflake>,
+    /// Roles whose mentions in its messages notify their members (an
+    /// announcement's role ping, say); any other role mention shows without
+    /// notifying. Never @everyone. Absent: none.
+    pub mention_roles: Option<Vec<Snowflake>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -266,6 +273,7 @@ pub struct UpgradeRequest {
     pub channels: Option<Vec<Snowflake>>,
     pub role_ceiling: Option<Snowflake>,
     pub elevated_permissions: Option<Snowflake>,
+    pub mention_roles: Option<Vec<Snowflake>>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -275,12 +283,30 @@ pub struct VersionQuery {
     pub version: Option<String>,
 }
 
+/// The approval a request describes for a feature in `guild_id`.
 fn approval(
+    guild_id: u64,
     capabilities: Vec<String>,
     channels: Option<Vec<Snowflake>>,
     role_ceiling: Option<Snowflake>,
     elevated_permissions: Option<Snowflake>,
+    mention_roles: Option<Vec<Snowflake>>,
 ) -> ApiResult<Approval> {
+    let mention_roles: Vec<u64> = mention_roles
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.0)
+        .collect();
+    if let Some(i) = mention_roles.iter().position(|r| *r == guild_id) {
+        return Err(ApiError::Invalid {
+            message: "a feature may never notify @everyone".into(),
+            problems: vec![crate::api::error::Problem {
+                path: format!("/mention_roles/{i}"),
+                message: "this is the guild's @everyone role; list the roles to notify instead"
+                    .into(),
+            }],
+        });
+    }
     let mut problems = Vec::new();
     let mut parsed = Vec::new();
     for (i, name) in capabilities.iter().enumerate() {
@@ -305,6 +331,7 @@ fn approval(
         // Administrator is never allowed; the grant drops it too.
         elevated_permissions: elevated_permissions.map_or(0, |s| s.0)
             & !crate::discord::permissions::ADMINISTRATOR,
+        mention_roles,
     })
 }
 
@@ -404,10 +431,12 @@ pub async fn enable_feature(
     let existing = state.store().guild_feature(guild_id, feature_id).await?;
     let approval = match (request.capabilities, &existing) {
         (Some(capabilities), _) => approval(
+            guild_id,
             capabilities,
             request.channels,
             request.role_ceiling,
             request.elevated_permissions,
+            request.mention_roles,
         )?,
         (None, Some(existing)) => existing.grants.clone(),
         (None, None) => {
@@ -421,10 +450,12 @@ pub async fn enable_feature(
                     .map(|r| r.capability)
                     .collect(),
                 ..approval(
+                    guild_id,
                     Vec::new(),
                     request.channels,
                     request.role_ceiling,
                     request.elevated_permissions,
+                    request.mention_roles,
                 )?
             }
         }
@@ -537,16 +568,18 @@ pub async fn upgrade(
     Path((_, feature_id)): Path<(String, String)>,
     Json(request): Json<UpgradeRequest>,
 ) -> ApiResult<axum::Json<GuildFeatureView>> {
+    let guild_id = access.guild.id;
     let approval = match request.capabilities {
         Some(capabilities) => Some(approval(
+            guild_id,
             capabilities,
             request.channels,
             request.role_ceiling,
             request.elevated_permissions,
+            request.mention_roles,
         )?),
         None => None,
     };
-    let guild_id = access.guild.id;
     let upgraded = market(&state, &access.caller)
         .upgrade_with(guild_id, &feature_id, &request.version, approval)
         .await?;
