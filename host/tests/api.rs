@@ -2761,6 +2761,38 @@ async fn a_template_is_sent_from_the_dashboard_and_its_roles_are_handed_out() {
         sim.unreact(g, general, message_id, bob, "📚").await;
         common::wait_until(|| async { !sim.member_roles(g, bob).contains(&reader) }).await;
 
+        // A template with a command of its own: seed 002's "template"
+        // response, registered as the server's /faq.
+        let faq = world
+            .call(
+                Method::POST,
+                &format!("/api/guild/{g}/templates"),
+                &owner,
+                Some(json!({
+                    "id": "faq",
+                    "name": "FAQ",
+                    "embed": { "title": "FAQ of {server.name}", "description": "Ask away" },
+                    "buttons": [{ "kind": "link", "label": "Docs", "url": "https://example.com/docs" }],
+                    "command": "faq"
+                })),
+            )
+            .await;
+        assert_eq!(faq.status, 201, "{label}: {:?}", faq.body);
+        common::wait_until(|| async { sim.guild_commands(g).iter().any(|c| c["name"] == "faq") })
+            .await;
+        let (kind, data) = world
+            .answer(sim.slash(g, general, bob, "faq", json!([])).await)
+            .await;
+        assert_eq!(kind, 4, "{label}: {data}");
+        assert_eq!(
+            data["embeds"][0]["title"], "FAQ of Alpha",
+            "{label}: {data}"
+        );
+        assert_eq!(
+            data["components"][0]["components"][0]["url"], "https://example.com/docs",
+            "{label}: {data}"
+        );
+
         // The roles its messages may notify: never @everyone.
         let enable = format!("/api/guild/{g}/features/templates/enable");
         let everyone = world

@@ -664,6 +664,7 @@ export const operations = {
           ])),
           name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
           required_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+          /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
           response: z.union([
             z.object({
               content: z.string().min(1).max(2000),
@@ -743,6 +744,7 @@ export const operations = {
       name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
       /** A member needs any one of them; empty: everyone may */
       required_roles: z.array(z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)])).max(25).optional(),
+      /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
       response: z.union([
         z.object({
           content: z.string().min(1).max(2000),
@@ -803,6 +805,7 @@ export const operations = {
         ])),
         name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
         required_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
         response: z.union([
           z.object({
             content: z.string().min(1).max(2000),
@@ -880,6 +883,7 @@ export const operations = {
         ])),
         name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
         required_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
         response: z.union([
           z.object({
             content: z.string().min(1).max(2000),
@@ -956,6 +960,7 @@ export const operations = {
       ])).max(10).optional(),
       /** A member needs any one of them; empty: everyone may */
       required_roles: z.array(z.union([z.number().int().min(1), z.string().regex(/^[1-9][0-9]{0,18}$/)])).max(25).optional(),
+      /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
       response: z.union([
         z.object({
           content: z.string().min(1).max(2000),
@@ -1016,6 +1021,7 @@ export const operations = {
         ])),
         name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
         required_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
         response: z.union([
           z.object({
             content: z.string().min(1).max(2000),
@@ -1093,6 +1099,7 @@ export const operations = {
         ])),
         name: z.string().regex(/^[a-z0-9_-]{1,32}$/),
         required_roles: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/)),
+        /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
         response: z.union([
           z.object({
             content: z.string().min(1).max(2000),
@@ -1777,6 +1784,7 @@ export const operations = {
           id: z.string().regex(/^[1-9][0-9]{0,18}$/),
           match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
           priority: z.number().int(),
+          /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
           response: z.union([
             z.object({
               content: z.string().min(1).max(2000),
@@ -1831,6 +1839,7 @@ export const operations = {
       match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
       /** Higher is tried first */
       priority: z.number().int().min(-1000).max(1000).optional(),
+      /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
       response: z.union([
         z.object({
           content: z.string().min(1).max(2000),
@@ -1868,6 +1877,7 @@ export const operations = {
         id: z.string().regex(/^[1-9][0-9]{0,18}$/),
         match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
         priority: z.number().int(),
+        /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
         response: z.union([
           z.object({
             content: z.string().min(1).max(2000),
@@ -1923,6 +1933,7 @@ export const operations = {
         id: z.string().regex(/^[1-9][0-9]{0,18}$/),
         match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
         priority: z.number().int(),
+        /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
         response: z.union([
           z.object({
             content: z.string().min(1).max(2000),
@@ -1976,6 +1987,7 @@ export const operations = {
       match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
       /** Higher is tried first */
       priority: z.number().int().min(-1000).max(1000).optional(),
+      /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
       response: z.union([
         z.object({
           content: z.string().min(1).max(2000),
@@ -2013,6 +2025,7 @@ export const operations = {
         id: z.string().regex(/^[1-9][0-9]{0,18}$/),
         match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
         priority: z.number().int(),
+        /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
         response: z.union([
           z.object({
             content: z.string().min(1).max(2000),
@@ -2068,6 +2081,7 @@ export const operations = {
         id: z.string().regex(/^[1-9][0-9]{0,18}$/),
         match_type: z.enum(["exact", "contains", "starts_with", "ends_with", "regex"]),
         priority: z.number().int(),
+        /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
         response: z.union([
           z.object({
             content: z.string().min(1).max(2000),
@@ -2720,6 +2734,8 @@ export const operations = {
               style: z.enum(["primary", "secondary", "success", "danger"]),
             }).strict(),
           ])).max(25),
+          /** A slash command of the server that posts this template, e.g. rules for /rules */
+          command: z.string().regex(/^[a-z0-9_-]{1,32}$/).nullable(),
           /** With template variables such as {server.name} */
           content: z.string().max(2000),
           embed: z.object({
@@ -2784,6 +2800,8 @@ export const operations = {
           style: z.enum(["primary", "secondary", "success", "danger"]).optional(),
         }).strict(),
       ])).max(25).optional(),
+      /** A slash command of the server that posts this template, e.g. rules for /rules */
+      command: z.string().regex(/^[a-z0-9_-]{1,32}$/).nullable().optional(),
       /** With template variables such as {server.name} */
       content: z.string().max(2000).optional(),
       embed: z.object({
@@ -2833,6 +2851,8 @@ export const operations = {
             style: z.enum(["primary", "secondary", "success", "danger"]),
           }).strict(),
         ])).max(25),
+        /** A slash command of the server that posts this template, e.g. rules for /rules */
+        command: z.string().regex(/^[a-z0-9_-]{1,32}$/).nullable(),
         /** With template variables such as {server.name} */
         content: z.string().max(2000),
         embed: z.object({
@@ -2894,6 +2914,8 @@ export const operations = {
             style: z.enum(["primary", "secondary", "success", "danger"]),
           }).strict(),
         ])).max(25),
+        /** A slash command of the server that posts this template, e.g. rules for /rules */
+        command: z.string().regex(/^[a-z0-9_-]{1,32}$/).nullable(),
         /** With template variables such as {server.name} */
         content: z.string().max(2000),
         embed: z.object({
@@ -2957,6 +2979,8 @@ export const operations = {
           style: z.enum(["primary", "secondary", "success", "danger"]).optional(),
         }).strict(),
       ])).max(25).optional(),
+      /** A slash command of the server that posts this template, e.g. rules for /rules */
+      command: z.string().regex(/^[a-z0-9_-]{1,32}$/).nullable().optional(),
       /** With template variables such as {server.name} */
       content: z.string().max(2000).optional(),
       embed: z.object({
@@ -3005,6 +3029,8 @@ export const operations = {
             style: z.enum(["primary", "secondary", "success", "danger"]),
           }).strict(),
         ])).max(25),
+        /** A slash command of the server that posts this template, e.g. rules for /rules */
+        command: z.string().regex(/^[a-z0-9_-]{1,32}$/).nullable(),
         /** With template variables such as {server.name} */
         content: z.string().max(2000),
         embed: z.object({
@@ -3066,6 +3092,8 @@ export const operations = {
             style: z.enum(["primary", "secondary", "success", "danger"]),
           }).strict(),
         ])).max(25),
+        /** A slash command of the server that posts this template, e.g. rules for /rules */
+        command: z.string().regex(/^[a-z0-9_-]{1,32}$/).nullable(),
         /** With template variables such as {server.name} */
         content: z.string().max(2000),
         embed: z.object({
@@ -3852,6 +3880,7 @@ export class TownesClient {
       }>;
       name: string;
       required_roles: Array<string>;
+      /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
       response: {
         content: string;
         type: "text";
@@ -3929,6 +3958,7 @@ export class TownesClient {
       name: string;
       /** A member needs any one of them; empty: everyone may */
       required_roles?: Array<number | string> | undefined;
+      /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
       response?: {
         content: string;
         type: "text";
@@ -3983,6 +4013,7 @@ export class TownesClient {
     }>;
     name: string;
     required_roles: Array<string>;
+    /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
     response: {
       content: string;
       type: "text";
@@ -4059,6 +4090,7 @@ export class TownesClient {
     }>;
     name: string;
     required_roles: Array<string>;
+    /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
     response: {
       content: string;
       type: "text";
@@ -4134,6 +4166,7 @@ export class TownesClient {
       }> | undefined;
       /** A member needs any one of them; empty: everyone may */
       required_roles?: Array<number | string> | undefined;
+      /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
       response?: {
         content: string;
         type: "text";
@@ -4188,6 +4221,7 @@ export class TownesClient {
     }>;
     name: string;
     required_roles: Array<string>;
+    /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
     response: {
       content: string;
       type: "text";
@@ -4264,6 +4298,7 @@ export class TownesClient {
     }>;
     name: string;
     required_roles: Array<string>;
+    /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
     response: {
       content: string;
       type: "text";
@@ -4944,6 +4979,7 @@ export class TownesClient {
       id: string;
       match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
       priority: number;
+      /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
       response: {
         content: string;
         type: "text";
@@ -4999,6 +5035,7 @@ export class TownesClient {
       match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
       /** Higher is tried first */
       priority?: number | undefined;
+      /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
       response: {
         content: string;
         type: "text";
@@ -5033,6 +5070,7 @@ export class TownesClient {
     id: string;
     match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
     priority: number;
+    /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
     response: {
       content: string;
       type: "text";
@@ -5090,6 +5128,7 @@ export class TownesClient {
     id: string;
     match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
     priority: number;
+    /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
     response: {
       content: string;
       type: "text";
@@ -5145,6 +5184,7 @@ export class TownesClient {
       match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
       /** Higher is tried first */
       priority?: number | undefined;
+      /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
       response: {
         content: string;
         type: "text";
@@ -5179,6 +5219,7 @@ export class TownesClient {
     id: string;
     match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
     priority: number;
+    /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
     response: {
       content: string;
       type: "text";
@@ -5236,6 +5277,7 @@ export class TownesClient {
     id: string;
     match_type: "exact" | "contains" | "starts_with" | "ends_with" | "regex";
     priority: number;
+    /** A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself */
     response: {
       content: string;
       type: "text";
@@ -5998,6 +6040,8 @@ export class TownesClient {
         role_id: string;
         style: "primary" | "secondary" | "success" | "danger";
       }>;
+      /** A slash command of the server that posts this template, e.g. rules for /rules */
+      command: string | null;
       /** With template variables such as {server.name} */
       content: string;
       embed: {
@@ -6060,6 +6104,8 @@ export class TownesClient {
         role_id: number | string;
         style?: "primary" | "secondary" | "success" | "danger" | undefined;
       }> | undefined;
+      /** A slash command of the server that posts this template, e.g. rules for /rules */
+      command?: string | null | undefined;
       /** With template variables such as {server.name} */
       content?: string | undefined;
       embed?: {
@@ -6103,6 +6149,8 @@ export class TownesClient {
       role_id: string;
       style: "primary" | "secondary" | "success" | "danger";
     }>;
+    /** A slash command of the server that posts this template, e.g. rules for /rules */
+    command: string | null;
     /** With template variables such as {server.name} */
     content: string;
     embed: {
@@ -6166,6 +6214,8 @@ export class TownesClient {
       role_id: string;
       style: "primary" | "secondary" | "success" | "danger";
     }>;
+    /** A slash command of the server that posts this template, e.g. rules for /rules */
+    command: string | null;
     /** With template variables such as {server.name} */
     content: string;
     embed: {
@@ -6228,6 +6278,8 @@ export class TownesClient {
         role_id: number | string;
         style?: "primary" | "secondary" | "success" | "danger" | undefined;
       }> | undefined;
+      /** A slash command of the server that posts this template, e.g. rules for /rules */
+      command?: string | null | undefined;
       /** With template variables such as {server.name} */
       content?: string | undefined;
       embed?: {
@@ -6270,6 +6322,8 @@ export class TownesClient {
       role_id: string;
       style: "primary" | "secondary" | "success" | "danger";
     }>;
+    /** A slash command of the server that posts this template, e.g. rules for /rules */
+    command: string | null;
     /** With template variables such as {server.name} */
     content: string;
     embed: {
@@ -6333,6 +6387,8 @@ export class TownesClient {
       role_id: string;
       style: "primary" | "secondary" | "success" | "danger";
     }>;
+    /** A slash command of the server that posts this template, e.g. rules for /rules */
+    command: string | null;
     /** With template variables such as {server.name} */
     content: string;
     embed: {

@@ -77,6 +77,7 @@ fn text_or_null(max: usize) -> Value {
 /// A text or embed response; variables allowed in its texts.
 pub fn response_schema() -> Value {
     json!({
+        "description": "A text or an embed. To answer with a message template (buttons, role menus), give the template a `command` in the templates feature: it answers that slash command itself",
         "anyOf": [
             {
                 "type": "object",

@@ -13,6 +13,12 @@
 //! message; a message with role components is remembered (`sent:`), with the
 //! roles it offered, so its clicks work and stay limited to those roles.
 //!
+//! A template may name a **command** (`rules`): the guild then has `/rules`
+//! (contract 0.1.3 `guild-commands`), which answers with the template — or,
+//! when it offers roles, posts it and says so. This is seed 002's "template"
+//! response of a custom command: feature storage is private, so a custom
+//! command cannot read a template; the template answers its own command.
+//!
 //! ## Template variables
 //! `{server.name}`, `{server.memberCount}` (need `members`; without it they
 //! read `this server` and `?`), `{server.id}`, `{channel}` (a mention of the
@@ -256,10 +262,14 @@ impl Feature for Templates {
         reaction_roles::reconcile(ctx)
     }
 
+    fn guild_commands(_ctx: &Context) -> Result<Vec<Command>, Error> {
+        templates::guild_commands()
+    }
+
     fn on_command(ctx: &Context, invocation: CommandInvocation) -> Result<Reply, Error> {
         match invocation.name.as_str() {
             "send-template" => templates::send_command(ctx, &invocation),
-            _ => Err(Error::invalid("unknown command")),
+            _ => templates::command(ctx, &invocation),
         }
     }
 

@@ -156,7 +156,11 @@ pub fn template_schema(input: bool, with_id: bool) -> Value {
                      "description": "With template variables such as {server.name}" },
         "embed": nullable(embed_schema(input)),
         "buttons": { "type": "array", "maxItems": templates::MAX_BUTTONS, "items": button_schema(input) },
-        "select": nullable(menu_schema(input))
+        "select": nullable(menu_schema(input)),
+        "command": nullable(json!({
+            "type": "string", "pattern": "^[a-z0-9_-]{1,32}$",
+            "description": "A slash command of the server that posts this template, e.g. rules for /rules"
+        }))
     });
     let mut required = vec!["id", "name"];
     if !with_id {
@@ -247,6 +251,7 @@ pub fn template_example() -> Value {
             { "kind": "role", "label": "Announcements", "role_id": "1141240001234567890", "style": "primary", "emoji": "📣" },
             { "kind": "link", "label": "Website", "url": "https://example.com", "emoji": null }
         ],
+        "command": "rules",
         "select": {
             "placeholder": "Pick the games you play",
             "min_values": 0,
@@ -424,6 +429,7 @@ pub fn handle(ctx: &Context, request: ApiRequest) -> Result<ApiResponse, Error> 
 pub fn create(ctx: &Context, mut t: Template) -> Result<Template, Error> {
     let config = Config::load()?;
     templates::validate(ctx.guild_id, &config, &mut t)?;
+    templates::check_command_free(&t)?;
     let key = store::template_key(&t.id);
     if store::get::<Value>(&key)?.is_some() {
         return Err(duplicate(&t.id));
@@ -457,6 +463,7 @@ fn duplicate(id: &str) -> Error {
 pub fn update(ctx: &Context, mut t: Template) -> Result<Template, Error> {
     store::load_template(&t.id)?;
     templates::validate(ctx.guild_id, &Config::load()?, &mut t)?;
+    templates::check_command_free(&t)?;
     let id = t.id.clone();
     store::update::<Value>(&store::template_key(&id), |old| match old {
         None => Err(Error::not_found(format!("template `{id}`"))),

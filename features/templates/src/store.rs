@@ -57,6 +57,11 @@ pub struct Template {
     /// One select menu of roles, in the row after the buttons.
     #[serde(default)]
     pub select: Option<RoleMenu>,
+    /// A slash command of the guild that posts it (`rules` makes `/rules`):
+    /// 1-32 of `a-z 0-9 - _`, one template per command; none: only
+    /// `/send-template` and the dashboard send it.
+    #[serde(default)]
+    pub command: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

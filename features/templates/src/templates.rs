@@ -1,13 +1,14 @@
 //! Templates: checking one against Discord's limits, turning it into a
-//! message (rendering its variables), sending it, and `/send-template`.
+//! message (rendering its variables), sending it, `/send-template`, and the
+//! slash command a template may have of its own.
 
 use crate::components;
 use crate::store::{self, SentMessage, Style, Template, TemplateButton};
 use crate::{Config, audit_entry, say};
 use townes_sdk::{
-    ActionRow, Button, ButtonStyle, Capability, CommandInvocation, Context, Embed, EmbedField,
-    Error, GuildInfo, MessageBody, Reply, SelectMenu, SelectOption, Snowflake, limits, members,
-    messages, template,
+    ActionRow, Button, ButtonStyle, Capability, Command, CommandInvocation, Context, Embed,
+    EmbedField, Error, GuildInfo, MessageBody, Reply, SelectMenu, SelectOption, Snowflake, limits,
+    members, messages, template,
 };
 
 /// Characters of a template's name.
@@ -91,6 +92,9 @@ fn check_emoji(what: &str, emoji: &Option<String>) -> Result<(), Error> {
 /// the menu's `max_values`). Every refusal says what would work.
 pub fn validate(guild_id: Snowflake, config: &Config, t: &mut Template) -> Result<(), Error> {
     check_slug(&t.id)?;
+    if let Some(command) = &t.command {
+        check_command_name(command)?;
+    }
     t.name = t.name.trim().to_string();
     check_chars("the name", &t.name, 1, MAX_NAME)?;
     if let Some(embed) = &t.embed {
@@ -441,6 +445,86 @@ pub fn send(ctx: &Context, t: &Template, channel_id: Snowflake) -> Result<Snowfl
         ),
     );
     Ok(message_id)
+}
+
+/// The feature's own command, which no template may take.
+const SEND_TEMPLATE: &str = "send-template";
+
+/// A template's `command`: a slash command name that is not ours.
+fn check_command_name(command: &str) -> Result<(), Error> {
+    let valid = (1..=32).contains(&command.len())
+        && command
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(Error::invalid(format!(
+            "command `{command}`: 1 to 32 of a-z, 0-9, `-` and `_`, e.g. `rules`"
+        )));
+    }
+    if command == SEND_TEMPLATE {
+        return Err(Error::invalid(
+            "command `send-template` is this feature's own; pick another name",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses `t.command` when another template has it already.
+pub fn check_command_free(t: &Template) -> Result<(), Error> {
+    let Some(command) = &t.command else {
+        return Ok(());
+    };
+    let taken = store::list::<Template>(store::TEMPLATE_PREFIX)?
+        .into_iter()
+        .find(|other| other.id != t.id && other.command.as_ref() == Some(command));
+    match taken {
+        Some(other) => Err(Error::invalid(format!(
+            "template `{}` answers `/{command}` already; pick another command or clear it there",
+            other.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The guild's template commands (contract 0.1.3 `guild-commands`): one
+/// slash command per template that names one, in template order.
+pub fn guild_commands() -> Result<Vec<Command>, Error> {
+    Ok(store::list::<Template>(store::TEMPLATE_PREFIX)?
+        .into_iter()
+        .filter_map(|t| {
+            let command = t.command?;
+            let description: String = format!("Posts “{}”", t.name).chars().take(100).collect();
+            Some(Command::slash(command, description))
+        })
+        .collect())
+}
+
+/// `/command` of a template: the template itself, as the answer. One that
+/// offers roles is posted as a message of its own (its clicks need the
+/// message it is on), answered with a short note.
+pub fn command(ctx: &Context, invocation: &CommandInvocation) -> Result<Reply, Error> {
+    let name = invocation.name.as_str();
+    let found = store::list::<Template>(store::TEMPLATE_PREFIX)?
+        .into_iter()
+        .find(|t| t.command.as_deref() == Some(name));
+    let Some(t) = found else {
+        return Ok(say(format!(
+            "`/{name}` no longer posts a template; the server's admins removed it."
+        )));
+    };
+    let channel_id = invocation.channel_id;
+    let (button_roles, menu_roles) = offered_roles(&t);
+    if button_roles.is_empty() && menu_roles.is_empty() {
+        let vars = Vars::for_send(ctx, &t, channel_id)?;
+        return Ok(Reply::from(body(&t, Some(&vars))));
+    }
+    match send(ctx, &t, channel_id) {
+        Ok(_) => Ok(say(format!("Posted **{}** here.", t.name))),
+        Err(Error::Denied(Capability::Messages)) => Ok(say(format!(
+            "I may not post in <#{channel_id}>; ask an admin to allow it for this feature."
+        ))),
+        Err(e) => Err(e),
+    }
 }
 
 /// The template `name` names: its id, else its name (any case).

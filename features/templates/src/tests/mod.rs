@@ -381,8 +381,16 @@ fn unknown_components_commands_and_events_are_not_mistaken_for_ours() {
             "{custom_id}"
         );
     }
+    // A template command deleted since it was registered: said, not failed.
     let invocation = CommandInvocation::new("templates", member(ANN), CHANNEL);
-    assert!(Templates::on_command(&host.context(), invocation).is_err());
+    let reply = Templates::on_command(&host.context(), invocation).unwrap();
+    assert!(reply.ephemeral);
+    assert!(
+        reply
+            .content()
+            .unwrap()
+            .contains("no longer posts a template")
+    );
     let event = Event::message_deleted(5, CHANNEL);
     assert_eq!(Templates::on_event(&host.context(), event), Ok(()));
     assert!(host.effects().is_empty());

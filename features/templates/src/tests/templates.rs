@@ -518,3 +518,45 @@ fn send_template_explains_what_it_cannot_do() {
     assert!(text_of(&reply).starts_with("I may not post in <#300>"));
     assert!(host.sent_messages().is_empty());
 }
+
+#[test]
+fn a_template_with_a_command_answers_it_and_commands_stay_unique() {
+    let host = host();
+    create_template(
+        &host,
+        json!({ "id": "rules", "name": "Server rules", "content": "Be kind in {channel}.",
+                "command": "rules" }),
+    );
+    let mut roles = roles_template();
+    roles["command"] = json!("roles");
+    create_template(&host, roles);
+    let offered = Templates::guild_commands(&host.context()).unwrap();
+    let names: Vec<&str> = offered.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["roles", "rules"]);
+    assert!(offered.iter().all(|c| c.slash && !c.prefix));
+    assert_eq!(offered[1].description, "Posts “Server rules”");
+
+    // Plain: the template is the answer, for everyone to see.
+    host.clear_effects();
+    let invocation = CommandInvocation::new("rules", member(BOB), CHANNEL);
+    let reply = Templates::on_command(&host.context(), invocation).unwrap();
+    assert!(!reply.ephemeral);
+    assert_eq!(
+        reply.content(),
+        Some(format!("Be kind in <#{CHANNEL}>.").as_str())
+    );
+    assert!(host.sent_messages().is_empty());
+    // With roles: posted as a message of its own, so its clicks work.
+    let invocation = CommandInvocation::new("roles", member(BOB), CHANNEL);
+    let reply = Templates::on_command(&host.context(), invocation).unwrap();
+    assert!(reply.ephemeral);
+    assert_eq!(host.sent_messages().len(), 1);
+
+    let mut twice = roles_template();
+    twice["id"] = json!("other");
+    twice["command"] = json!("rules");
+    let why = refused(api(&host, Method::Post, "/templates", &[], Some(twice)));
+    assert!(why.contains("`rules` answers `/rules` already"), "{why}");
+    let ours = refusal_of(&host, |t| t["command"] = json!("send-template"));
+    assert!(ours.contains("this feature's own"), "{ours}");
+}
