@@ -2662,6 +2662,22 @@ async fn install_with_bot_role(
     assert_eq!(installed.status, 200, "{:?}", installed.body);
 }
 
+/// Installs custom-commands as the guild's owner (with what it needs to
+/// answer, embeds included) and returns the owner's session.
+async fn install_custom_commands(world: &World) -> Auth {
+    use permissions::*;
+    let owner = world.login(world.owner).await;
+    install_with_bot_role(
+        world,
+        &owner,
+        "custom-commands",
+        &["messages", "message-content", "storage", "members"],
+        VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS,
+    )
+    .await;
+    owner
+}
+
 /// Templates end to end: made and sent from the dashboard (seed 002's
 /// `/templates` paths), with variables filled in; its role button toggles the
 /// role on Discord; a click naming another role gets nothing; reaction roles
@@ -2842,20 +2858,11 @@ async fn a_template_is_sent_from_the_dashboard_and_its_roles_are_handed_out() {
 /// counts every match.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_defined_commands_and_auto_responders_answer_members() {
-    use permissions::*;
     for (label, store, _guard) in common::each_backend().await {
         let world = World::new(store).await;
         let (g, sim, bob) = (world.gid(), &world.sim, world.member);
         let general = world.guild.general_channel_id;
-        let owner = world.login(world.owner).await;
-        install_with_bot_role(
-            &world,
-            &owner,
-            "custom-commands",
-            &["messages", "message-content", "storage", "members"],
-            VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS,
-        )
-        .await;
+        let owner = install_custom_commands(&world).await;
         let created = world
             .call(
                 Method::POST,
@@ -3055,20 +3062,11 @@ async fn a_role_menu_gives_exactly_the_chosen_roles() {
 /// colour, fields and footer filled in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_commands_fill_in_every_variable_and_send_embeds() {
-    use permissions::*;
     for (label, store, _guard) in common::each_backend().await {
         let world = World::new(store).await;
         let (g, sim, bob) = (world.gid(), &world.sim, world.member);
         let general = world.guild.general_channel_id;
-        let owner = world.login(world.owner).await;
-        install_with_bot_role(
-            &world,
-            &owner,
-            "custom-commands",
-            &["messages", "message-content", "storage", "members"],
-            VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS,
-        )
-        .await;
+        let owner = install_custom_commands(&world).await;
         let commands = format!("/api/guild/{g}/commands");
         for command in [
             json!({
@@ -3209,7 +3207,6 @@ async fn trigger_counts<'a>(
 /// again once the 10 s are over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_responders_match_by_type_and_case_and_answer_once_per_channel_per_10_seconds() {
-    use permissions::*;
     use std::collections::BTreeMap;
     for (label, store, _guard) in common::each_backend().await {
         // The test reads the trigger counts often.
@@ -3220,15 +3217,7 @@ async fn auto_responders_match_by_type_and_case_and_answer_once_per_channel_per_
         })
         .await;
         let (g, sim, bob) = (world.gid(), &world.sim, world.member);
-        let owner = world.login(world.owner).await;
-        install_with_bot_role(
-            &world,
-            &owner,
-            "custom-commands",
-            &["messages", "message-content", "storage", "members"],
-            VIEW_CHANNEL | SEND_MESSAGES,
-        )
-        .await;
+        let owner = install_custom_commands(&world).await;
         let responders = format!("/api/guild/{g}/features/custom-commands/api/auto-responders");
         let bot = sim.bot_user_id();
 

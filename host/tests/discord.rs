@@ -123,6 +123,15 @@ impl World {
         world
     }
 
+    /// The world connected, with `feature` installed and enabled in Alpha.
+    async fn running_with(store: Store, feature: &str) -> World {
+        let mut world = Self::prepared(store).await;
+        world.install(&feature.replace('-', "_")).await;
+        world.enable(world.alpha.guild_id, feature).await;
+        world.connect(|c| c).await;
+        world
+    }
+
     /// A runtime for marketplace changes, as the CLI or the API would make them
     /// from another process.
     fn installer(&self) -> Runtime {
@@ -714,11 +723,8 @@ async fn reactions_made_while_the_platform_was_stopped_are_reconciled_on_start()
 async fn a_dashboard_defined_command_is_registered_as_a_slash_command_of_the_guild() {
     use townes::wit::extensions::Method;
     for (label, store, _guard) in common::each_backend().await {
-        let mut world = World::prepared(store).await;
+        let world = World::running_with(store, "custom-commands").await;
         let g = world.alpha.guild_id;
-        world.install("custom_commands").await;
-        world.enable(g, "custom-commands").await;
-        world.connect(|c| c).await;
         let registered = |name: &'static str| {
             let sim = world.sim.clone();
             move || {
@@ -1515,11 +1521,8 @@ async fn moderation_escalates_lifts_temporary_bans_after_a_restart_and_records_d
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_is_voted_on_and_ended_by_its_job() {
     for (label, store, _guard) in common::each_backend().await {
-        let mut world = World::prepared(store).await;
+        let world = World::running_with(store, "fun").await;
         let (g, general, bob, dan) = (world.alpha.guild_id, world.general(), world.bob, world.dan);
-        world.install("fun").await;
-        world.enable(g, "fun").await;
-        world.connect(|c| c).await;
         let jobs = world.run_jobs();
         let text = |name: &str, value: &str| json!({"name": name, "type": 3, "value": value});
         let (_, answer) = world
@@ -1591,11 +1594,8 @@ fn text_of(message: &SimMessage) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_announcement_due_during_downtime_is_posted_once_after_the_restart() {
     for (label, store, _guard) in common::each_backend().await {
-        let mut world = World::prepared(store).await;
-        let (g, general, ada) = (world.alpha.guild_id, world.general(), world.ada);
-        world.install("announcements").await;
-        world.enable(g, "announcements").await;
-        world.connect(|c| c).await;
+        let mut world = World::running_with(store, "announcements").await;
+        let (general, ada) = (world.general(), world.ada);
         let create = json!([{
             "name": "create",
             "type": 1,
@@ -1754,11 +1754,8 @@ async fn feature_route(
 async fn tags_list_by_category_and_a_menu_pages_across_a_restart() {
     use townes::wit::extensions::Method;
     for (label, store, _guard) in common::each_backend().await {
-        let mut world = World::prepared(store).await;
+        let mut world = World::running_with(store, "custom-commands").await;
         let (g, general, bob) = (world.alpha.guild_id, world.general(), world.bob);
-        world.install("custom_commands").await;
-        world.enable(g, "custom-commands").await;
-        world.connect(|c| c).await;
         let page = |n: &str| json!({ "type": "text", "content": format!("Page {n}") });
         feature_route(
             &world,
@@ -1909,11 +1906,8 @@ async fn age_announcement(store: &Store, g: u64, number: u64, seconds: i64) {
 async fn a_recurring_announcement_posts_on_schedule_and_a_run_missed_during_downtime_once() {
     const EVERY: i64 = 600;
     for (label, store, _guard) in common::each_backend().await {
-        let mut world = World::prepared(store).await;
+        let mut world = World::running_with(store, "announcements").await;
         let (g, general, ada) = (world.alpha.guild_id, world.general(), world.ada);
-        world.install("announcements").await;
-        world.enable(g, "announcements").await;
-        world.connect(|c| c).await;
         let create = json!([{
             "name": "create",
             "type": 1,
@@ -2053,11 +2047,8 @@ async fn a_recurring_announcement_posts_on_schedule_and_a_run_missed_during_down
 async fn reaction_roles_follow_their_mode_and_per_message_limit() {
     use townes::wit::extensions::Method;
     for (label, store, _guard) in common::each_backend().await {
-        let mut world = World::prepared(store).await;
+        let world = World::running_with(store, "templates").await;
         let (g, general, bob, dan) = (world.alpha.guild_id, world.general(), world.bob, world.dan);
-        world.install("templates").await;
-        world.enable(g, "templates").await;
-        world.connect(|c| c).await;
         let sim = world.sim.clone();
         let role = |name: &str| sim.create_role(g, name, 0, 1);
         let (apple, banana, cherry) = (role("Apple"), role("Banana"), role("Cherry"));

@@ -477,39 +477,42 @@ impl Runtime {
                 }),
             })
             .await?;
-        let policy = self.store.guild_policy(guild_id).await?;
-        let mut outcomes = Vec::new();
-        for gf in &policy.features {
-            if !gf.enabled || !gf.grants.capabilities.contains(Capability::Moderation) {
-                continue;
-            }
-            let loaded = match self.load(&gf.feature_id, &gf.version).await {
-                Ok(loaded) => loaded,
-                Err(e) => {
-                    let started = Instant::now();
-                    outcomes.push(
-                        Outcome::failed(&gf.feature_id, InvokeError::Host(e), started).counted(),
-                    );
-                    continue;
-                }
-            };
+        self.invoke_each_enabled(guild_id, |gf, loaded| {
             let requested = loaded
                 .manifest
                 .capabilities
                 .iter()
                 .any(|r| r.capability == Capability::Moderation);
-            if requested && loaded.extensions.moderation_events.is_some() {
-                let handler = Handler::Moderation(event.clone());
-                outcomes.push(self.invoke(&policy, gf, loaded, handler).await);
-            }
-        }
-        Ok(outcomes)
+            (gf.grants.capabilities.contains(Capability::Moderation)
+                && requested
+                && loaded.extensions.moderation_events.is_some())
+            .then(|| Handler::Moderation(event.clone()))
+        })
+        .await
     }
 
     /// Tells the guild's enabled features that export `guild-ready` that the
     /// platform is back in the guild (a new gateway session), so they can
     /// reconcile what happened while it was away.
     pub async fn dispatch_guild_ready(&self, guild_id: u64) -> anyhow::Result<Vec<Outcome>> {
+        self.invoke_each_enabled(guild_id, |_, loaded| {
+            loaded
+                .extensions
+                .guild_ready
+                .is_some()
+                .then_some(Handler::GuildReady)
+        })
+        .await
+    }
+
+    /// Invokes, one after the other, each feature enabled in the guild for
+    /// which `handler` gives a handler (none: it is not for this one). A
+    /// feature that cannot be loaded is a failed outcome, not an error.
+    async fn invoke_each_enabled(
+        &self,
+        guild_id: u64,
+        handler: impl Fn(&GuildFeature, &Loaded) -> Option<Handler>,
+    ) -> anyhow::Result<Vec<Outcome>> {
         let policy = self.store.guild_policy(guild_id).await?;
         let mut outcomes = Vec::new();
         for gf in policy.features.iter().filter(|gf| gf.enabled) {
@@ -523,8 +526,8 @@ impl Runtime {
                     continue;
                 }
             };
-            if loaded.extensions.guild_ready.is_some() {
-                outcomes.push(self.invoke(&policy, gf, loaded, Handler::GuildReady).await);
+            if let Some(handler) = handler(gf, &loaded) {
+                outcomes.push(self.invoke(&policy, gf, loaded, handler).await);
             }
         }
         Ok(outcomes)
