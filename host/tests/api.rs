@@ -2678,6 +2678,43 @@ async fn install_custom_commands(world: &World) -> Auth {
     owner
 }
 
+/// Creates a template on the dashboard and sends it to `channel`; the
+/// message as Discord has it.
+async fn create_and_send_template(
+    world: &World,
+    owner: &Auth,
+    channel: u64,
+    template: Value,
+) -> townes_discord_sim::SimMessage {
+    let g = world.gid();
+    let created = world
+        .call(
+            Method::POST,
+            &format!("/api/guild/{g}/templates"),
+            owner,
+            Some(template.clone()),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = template["id"].as_str().unwrap();
+    let sent = world
+        .call(
+            Method::POST,
+            &format!("/api/guild/{g}/templates/{id}/send"),
+            owner,
+            Some(json!({ "channel_id": channel.to_string() })),
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{:?}", sent.body);
+    let message_id: u64 = sent.body["message_id"].as_str().unwrap().parse().unwrap();
+    world
+        .sim
+        .messages(channel)
+        .into_iter()
+        .find(|m| m.id == message_id)
+        .unwrap()
+}
+
 /// Templates end to end: made and sent from the dashboard (seed 002's
 /// `/templates` paths), with variables filled in; its role button toggles the
 /// role on Discord; a click naming another role gets nothing; reaction roles
@@ -2705,35 +2742,14 @@ async fn a_template_is_sent_from_the_dashboard_and_its_roles_are_handed_out() {
         .await;
         let gamer = sim.create_role(g, "Gamer", 0, 1);
         let reader = sim.create_role(g, "Reader", 0, 1);
-        let created = world
-            .call(
-                Method::POST,
-                &format!("/api/guild/{g}/templates"),
-                &owner,
-                Some(json!({
-                    "id": "roles",
-                    "name": "Pick your roles",
-                    "content": "Welcome to {server.name}!",
-                    "buttons": [{ "kind": "role", "label": "Gamer", "role_id": gamer.to_string(), "style": "primary" }]
-                })),
-            )
-            .await;
-        assert_eq!(created.status, 201, "{label}: {:?}", created.body);
-        let sent = world
-            .call(
-                Method::POST,
-                &format!("/api/guild/{g}/templates/roles/send"),
-                &owner,
-                Some(json!({ "channel_id": general.to_string() })),
-            )
-            .await;
-        assert_eq!(sent.status, 200, "{label}: {:?}", sent.body);
-        let message_id: u64 = sent.body["message_id"].as_str().unwrap().parse().unwrap();
-        let message = sim
-            .messages(general)
-            .into_iter()
-            .find(|m| m.id == message_id)
-            .unwrap();
+        let message = create_and_send_template(&world, &owner, general, json!({
+                "id": "roles",
+                "name": "Pick your roles",
+                "content": "Welcome to {server.name}!",
+                "buttons": [{ "kind": "role", "label": "Gamer", "role_id": gamer.to_string(), "style": "primary" }]
+            }))
+        .await;
+        let message_id = message.id;
         assert_eq!(message.content, "Welcome to Alpha!", "{label}");
         let toggle = common::custom_id(&message, &format!("role:{gamer}"));
         let here = &world;
@@ -2944,39 +2960,18 @@ async fn a_role_menu_gives_exactly_the_chosen_roles() {
         let [gamer, reader, artist, admin] =
             ["Gamer", "Reader", "Artist", "Admin"].map(|name| sim.create_role(g, name, 0, 1));
         let option = |role: u64, name: &str| json!({ "role_id": role.to_string(), "label": name });
-        let created = world
-            .call(
-                Method::POST,
-                &format!("/api/guild/{g}/templates"),
-                &owner,
-                Some(json!({
-                    "id": "hobbies",
-                    "name": "Hobbies",
-                    "content": "Pick your hobbies in {channel}",
-                    "select": {
-                        "placeholder": "Your hobbies",
-                        "min_values": 0,
-                        "options": [option(gamer, "Gamer"), option(reader, "Reader"), option(artist, "Artist")]
-                    }
-                })),
-            )
-            .await;
-        assert_eq!(created.status, 201, "{label}: {:?}", created.body);
-        let sent = world
-            .call(
-                Method::POST,
-                &format!("/api/guild/{g}/templates/hobbies/send"),
-                &owner,
-                Some(json!({ "channel_id": general.to_string() })),
-            )
-            .await;
-        assert_eq!(sent.status, 200, "{label}: {:?}", sent.body);
-        let message_id: u64 = sent.body["message_id"].as_str().unwrap().parse().unwrap();
-        let message = sim
-            .messages(general)
-            .into_iter()
-            .find(|m| m.id == message_id)
-            .unwrap();
+        let message = create_and_send_template(&world, &owner, general, json!({
+                "id": "hobbies",
+                "name": "Hobbies",
+                "content": "Pick your hobbies in {channel}",
+                "select": {
+                    "placeholder": "Your hobbies",
+                    "min_values": 0,
+                    "options": [option(gamer, "Gamer"), option(reader, "Reader"), option(artist, "Artist")]
+                }
+            }))
+        .await;
+        let message_id = message.id;
         assert_eq!(
             message.content,
             format!("Pick your hobbies in <#{general}>")
