@@ -16,6 +16,8 @@
 //!   declares;
 //! - [`snowflake`]: the JSON Schema and serde helpers for Discord ids in your
 //!   configuration, which dashboards send as strings;
+//! - [`time`]: the clock (which tests stop on the mock host), UTC calendar
+//!   arithmetic, and Discord's RFC 3339 timestamps;
 //! - [`testing::MockHost`], an in-memory host that the capability functions talk to
 //!   when your code runs natively, so `cargo test` works with no host and no wasm.
 //!
@@ -118,6 +120,7 @@ pub mod scheduler;
 pub mod snowflake;
 pub mod storage;
 pub mod template;
+pub mod time;
 
 pub use bindings::exports::townes::feature::api::{
     Caller as ApiCaller, Method, Request as ApiRequest, Response as ApiResponse, Route,

@@ -47,28 +47,7 @@ pub fn channel_last_key(channel_id: Snowflake) -> String {
 
 // ------------------------------------------------------------------ clock
 
-#[cfg(test)]
-thread_local! {
-    static FIXED_NOW: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
-}
-
-/// Unix seconds now (`SystemTime` works natively and in `wasm32-wasip2`;
-/// tests set the clock with [`set_now`]).
-pub fn now() -> u64 {
-    #[cfg(test)]
-    if let Some(now) = FIXED_NOW.with(|n| n.get()) {
-        return now;
-    }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Fixes the clock of this test thread.
-#[cfg(test)]
-pub fn set_now(seconds: u64) {
-    FIXED_NOW.with(|n| n.set(Some(seconds)));
-}
+pub use townes_sdk::time::now;
 
 // ------------------------------------------------------------------ types
 

@@ -46,12 +46,7 @@ pub fn fresh_seed(user_id: Snowflake, channel_id: Snowflake) -> u64 {
     ])
 }
 
-/// Unix seconds.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use townes_sdk::time::now;
 
 #[cfg(test)]
 mod tests {

@@ -163,11 +163,7 @@ pub struct Note {
     pub text: String,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use townes_sdk::time::now;
 
 /// Parses `90s`, `10m`, `1h30m`, `7d`, `2w` into seconds.
 pub fn parse_duration(text: &str) -> Result<u64, Error> {
@@ -272,34 +268,6 @@ fn case_embed(case: &Case) -> Embed {
     Embed::new()
         .title(format!("Case #{}", case.number))
         .description(text)
-}
-
-/// Unix seconds of an RFC 3339 UTC time (`2026-12-07T10:00:00(.fff)(Z|+00:00)`),
-/// as Discord writes them.
-pub fn parse_rfc3339(text: &str) -> Option<u64> {
-    let number = |from: usize, len: usize| -> Option<i64> {
-        let part = text.get(from..from + len)?;
-        part.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    let (year, month, day) = (number(0, 4)?, number(5, 2)?, number(8, 2)?);
-    let (hour, minute, second) = (number(11, 2)?, number(14, 2)?, number(17, 2)?);
-    let zone = text
-        .get(19..)?
-        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    if !matches!(zone, "Z" | "+00:00") || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
 }
 
 fn human(seconds: u64) -> String {
@@ -670,7 +638,7 @@ impl Feature for Moderation {
                 event
                     .until
                     .as_deref()
-                    .and_then(parse_rfc3339)
+                    .and_then(townes_sdk::time::parse_datetime)
                     .map(|until| until.saturating_sub(now())),
             ),
             ModerationAction::TimeoutLifted => ("untimeout", None),

@@ -300,27 +300,6 @@ fn the_cases_routes_answer_from_storage() {
     ));
 }
 
-#[test]
-fn discord_times_parse_to_unix_seconds() {
-    assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-    assert_eq!(
-        parse_rfc3339("2000-03-01T00:00:00+00:00"),
-        Some(951_868_800)
-    );
-    assert_eq!(
-        parse_rfc3339("2026-12-07T10:30:15.123Z"),
-        Some(1_796_639_415)
-    );
-    for bad in [
-        "",
-        "2026-12-07",
-        "2026-13-01T00:00:00Z",
-        "2026-12-07T10:30:15+02:00",
-    ] {
-        assert_eq!(parse_rfc3339(bad), None, "{bad}");
-    }
-}
-
 /// Moderation done in Discord's own interface becomes a case of its own,
 /// marked external, with the moderator and reason the audit log gave.
 #[test]

@@ -204,64 +204,6 @@ pub fn level_for(xp: i64) -> (u32, u64, u64) {
 
 // ------------------------------------------------------ time and randomness
 
-/// Unix seconds of an RFC 3339 timestamp (`2024-01-01T00:00:00Z`,
-/// `2024-01-01T00:00:00.123+02:00`, …); `None` when it does not parse.
-/// Fractions of a second are dropped.
-pub fn parse_timestamp(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |from: usize, len: usize| -> Option<i64> {
-        let digits = b.get(from..from + len)?;
-        digits.iter().try_fold(0i64, |acc, d| {
-            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-        })
-    };
-    let sep = |at: usize, ok: &[u8]| b.get(at).is_some_and(|c| ok.contains(c));
-    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
-        return None;
-    }
-    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-        return None;
-    }
-    if second > 60 {
-        return None;
-    }
-    let mut i = 19;
-    if sep(i, b".") {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-    }
-    let offset = match b.get(i)? {
-        b'Z' | b'z' if i + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') if i + 6 == b.len() && sep(i + 3, b":") => {
-            let minutes = num(i + 1, 2)? * 60 + num(i + 4, 2)?;
-            if *sign == b'+' { minutes } else { -minutes }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    Some(days * 86_400 + hour * 3_600 + minute * 60 + second - offset * 60)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// splitmix64: a fast, well-mixed 64-bit hash, used to draw the XP amount from
 /// the message id.
 pub fn splitmix64(x: u64) -> u64 {
@@ -368,7 +310,7 @@ pub fn award(
     if config.ignored_channels.contains(&message.channel_id) {
         return Ok(Awarded::Nothing);
     }
-    let Some(now) = parse_timestamp(&message.timestamp) else {
+    let Some(now) = townes_sdk::time::parse_datetime(&message.timestamp).map(|t| t as i64) else {
         return Ok(Awarded::UnreadableTimestamp);
     };
     let key = last_key(author.id);

@@ -1200,6 +1200,78 @@ mod tests {
     use super::*;
     use crate::wit::{Button, EmbedField, SelectMenu, SelectOption};
 
+    /// An attachment server on 127.0.0.1: `/big` answers 4 KiB, `/moved`
+    /// redirects to `/big`, anything else echoes whether it was sent an
+    /// Authorization header.
+    async fn attachment_server() -> String {
+        use axum::http::HeaderMap;
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route("/big", get(|| async { vec![7u8; 4096] }))
+            .route(
+                "/moved",
+                get(|| async { (StatusCode::FOUND, [(reqwest::header::LOCATION, "/big")]) }),
+            )
+            .route(
+                "/echo",
+                get(|headers: HeaderMap| async move {
+                    format!("authorization: {}", headers.contains_key("authorization"))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn attachments_come_only_from_discords_cdn_or_the_api_host_without_the_token() {
+        let base = attachment_server().await;
+        let rest = RestClient::new(&format!("{base}/api/v10"), "secret-token").unwrap();
+        let port = base.rsplit(':').next().unwrap();
+        for url in [
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+            "http://cdn.discordapp.com/attachments/1/2/a.png".into(),
+            "https://cdn.discordapp.com.evil.example/a.png".into(),
+            "https://evil.example/a.png".into(),
+            format!("https://127.0.0.1:{port}/echo"),
+            format!("http://localhost:{port}/echo"),
+            format!("http://127.0.0.1:{}/echo", port.parse::<u16>().unwrap() + 1),
+            "file:///etc/passwd".into(),
+            "not a url".into(),
+        ] {
+            assert!(
+                matches!(
+                    rest.download(&url, 1 << 20).await,
+                    Err(DiscordError::Invalid(_))
+                ),
+                "{url}"
+            );
+        }
+        let echoed = rest
+            .download(&format!("{base}/echo"), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(echoed, b"authorization: false", "the token stays home");
+        assert_eq!(
+            rest.download(&format!("{base}/big"), 4096)
+                .await
+                .unwrap()
+                .len(),
+            4096
+        );
+        assert!(matches!(
+            rest.download(&format!("{base}/big"), 4095).await,
+            Err(DiscordError::QuotaExceeded(_))
+        ));
+        // A redirect is not followed (it could lead anywhere).
+        assert!(
+            rest.download(&format!("{base}/moved"), 1 << 20)
+                .await
+                .is_err()
+        );
+    }
+
     #[test]
     fn message_json_never_sends_null_components_and_limits_mentions() {
         let body = MessageBody {

@@ -239,6 +239,7 @@ pub(crate) struct State {
     files: BTreeMap<String, (String, Vec<u8>)>,
     attachment_bytes: BTreeMap<Snowflake, Vec<u8>>,
     member_reactions: BTreeMap<(Snowflake, String), BTreeSet<Snowflake>>,
+    now: Option<u64>,
     boards: BTreeMap<String, BTreeMap<Snowflake, i64>>,
     failures: BTreeMap<Capability, Error>,
     blocked_dms: BTreeSet<Snowflake>,
@@ -415,6 +416,12 @@ impl MockHost {
     /// `files::copy_attachment` copies.
     pub fn attachment_bytes(&self, attachment_id: Snowflake, data: &[u8]) {
         self.with(|s| s.attachment_bytes.insert(attachment_id, data.to_vec()));
+    }
+
+    /// Stops the clock [`time::now`](crate::time::now) reads at `unix`
+    /// seconds (it reads the real clock until a test sets one).
+    pub fn set_now(&self, unix: u64) {
+        self.with(|s| s.now = Some(unix));
     }
 
     /// Members' reactions on a message: `user_ids` reacted to `message_id`
@@ -1291,6 +1298,22 @@ pub(crate) fn call<R>(
         return Err(Error::QuotaExceeded("host calls".into()));
     }
     f(&mut s)
+}
+
+/// Stops the clock of the thread's mock host at `unix` seconds, like
+/// [`MockHost::set_now`], for helpers that do not hold the host.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn set_now(unix: u64) {
+    let Some(state) = CURRENT.with(|c| c.borrow().clone()) else {
+        panic!("townes_sdk: set_now needs a MockHost installed on this thread");
+    };
+    state.borrow_mut().now = Some(unix);
+}
+
+/// The clock the thread's mock was stopped at, if a test stopped it.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn mock_now() -> Option<u64> {
+    CURRENT.with(|c| c.borrow().as_ref().and_then(|state| state.borrow().now))
 }
 
 /// What `invocation::invoker_permissions` answers on the thread's mock. Like

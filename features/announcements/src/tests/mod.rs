@@ -1,7 +1,7 @@
 //! The announcements feature against the SDK's mock host: no host, no wasm.
 //!
 //! The mock host has no clock, so every test stops the feature's clock
-//! ([`time::set_now`]) and moves it by hand; jobs are run the way the host
+//! ([`set_now`]) and moves it by hand; jobs are run the way the host
 //! runs them ([`fire`]: taken off the pending list, then `on_schedule`).
 //! [`schema_problems`] checks JSON against the JSON Schema keywords this
 //! feature uses, so the default config and every route call's request and
@@ -46,7 +46,7 @@ pub fn host() -> MockHost {
         owner_id: OWNER_ID,
     });
     host.add_member(admin());
-    time::set_now(T0);
+    townes_sdk::testing::set_now(T0);
     host
 }
 
@@ -56,7 +56,7 @@ pub fn admin() -> Member {
 
 /// Moves the feature's clock.
 pub fn set_now(unix: u64) {
-    time::set_now(unix);
+    townes_sdk::testing::set_now(unix);
 }
 
 /// `/announce {subcommand}` by [`ADMIN`] in [`CHANNEL`].

@@ -189,7 +189,7 @@ fn a_cooldown_is_per_member_and_refusals_say_how_long() {
                 "cooldown_seconds": 90 }),
     );
     assert_eq!(said(&host, ANN, GENERAL, "!daily"), "Here you go");
-    store::set_now(T0 + 20);
+    townes_sdk::testing::set_now(T0 + 20);
     assert_eq!(
         said(&host, ANN, GENERAL, "!daily"),
         "<@42> `!daily` is on cooldown for you: try again in 1m 10s."
@@ -205,7 +205,7 @@ fn a_cooldown_is_per_member_and_refusals_say_how_long() {
         Some("`/cc daily` is on cooldown for you: try again in 1m 10s.")
     );
     assert!(reply.ephemeral);
-    store::set_now(T0 + 90);
+    townes_sdk::testing::set_now(T0 + 90);
     assert_eq!(said(&host, ANN, GENERAL, "!daily"), "Here you go");
     assert_eq!(
         host.storage_value("cd:daily:42").as_deref(),

@@ -49,7 +49,7 @@ pub fn host() -> MockHost {
     let mut guild = GuildInfo::new(GUILD_ID, "Rust Town", 2);
     guild.member_count = 1234;
     host.set_guild(guild);
-    store::set_now(T0);
+    townes_sdk::testing::set_now(T0);
     host
 }
 

@@ -115,14 +115,14 @@ fn a_channel_gets_at_most_one_auto_response_per_ten_seconds() {
     let host = host();
     make(&host, "contains", "hi", "hello!");
     assert_eq!(said(&host, BOB, GENERAL, "hi"), "hello!");
-    store::set_now(T0 + 9);
+    townes_sdk::testing::set_now(T0 + 9);
     assert!(say(&host, ANN, GENERAL, "hi again").is_empty());
     assert_eq!(
         said(&host, ANN, MEMES, "hi"),
         "hello!",
         "other channels are free"
     );
-    store::set_now(T0 + 10);
+    townes_sdk::testing::set_now(T0 + 10);
     assert_eq!(said(&host, ANN, GENERAL, "hi"), "hello!");
     assert_eq!(
         host.storage_value("ar-last:300").as_deref(),
@@ -167,7 +167,7 @@ fn a_message_gets_one_response_the_first_by_priority_then_order() {
         json!({ "trigger": "cake", "match_type": "exact", "priority": 5,
                 "response": text("priority") }),
     );
-    store::set_now(T0 + 60);
+    townes_sdk::testing::set_now(T0 + 60);
     assert_eq!(said(&host, BOB, GENERAL, "cake"), "priority");
     assert_eq!(
         host.storage_value(&format!("ar-count:{:0>10}", high))

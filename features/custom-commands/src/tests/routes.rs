@@ -126,7 +126,7 @@ fn commands_are_created_read_listed_updated_and_deleted() {
         .collect();
     assert_eq!(names, ["about", "faq"]);
 
-    store::set_now(T0 + 5);
+    townes_sdk::testing::set_now(T0 + 5);
     let (_, updated) = api(
         &host,
         Method::Put,
@@ -342,7 +342,7 @@ fn auto_responders_are_created_read_listed_updated_and_deleted() {
     let (_, got) = api(&host, Method::Get, "/auto-responders/{id}", Some("1"), None).unwrap();
     assert_eq!(got["trigger_count"], 1);
 
-    store::set_now(T0 + 30);
+    townes_sdk::testing::set_now(T0 + 30);
     let (_, updated) = api(
         &host,
         Method::Put,
