@@ -19,6 +19,7 @@ pub mod discord;
 pub mod gateway;
 pub mod grants;
 pub mod interactions;
+pub mod license;
 pub mod live;
 pub mod marketplace;
 pub mod metrics;

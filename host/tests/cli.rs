@@ -656,3 +656,110 @@ fn help_and_errors_never_print_secrets_from_the_environment() {
         }
     }
 }
+
+#[test]
+fn an_issuer_makes_keys_issues_a_license_and_a_runner_checks_it_with_the_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let signing = dir.path().join("issuer.key");
+    let signing = signing.to_str().unwrap();
+    let made = stdout(&townes(
+        dir.path(),
+        &["license", "keygen", "--signing-key", signing],
+    ));
+    let public = made
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .expect("the public key is printed")
+        .to_string();
+    let secret = std::fs::read_to_string(signing).unwrap();
+    assert!(
+        !made.contains(secret.trim()),
+        "the signing key is never printed"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(signing).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+    }
+    let again = townes(dir.path(), &["license", "keygen", "--signing-key", signing]);
+    assert!(
+        !again.status.success(),
+        "an existing key is never overwritten"
+    );
+    assert_eq!(std::fs::read_to_string(signing).unwrap(), secret);
+
+    let license = stdout(&townes(
+        dir.path(),
+        &[
+            "license",
+            "issue",
+            "--signing-key",
+            signing,
+            "--tenant",
+            "acme",
+            "--plan",
+            "pro",
+            "--days",
+            "30",
+            "--flags",
+            "tickets,xp",
+            "--limits",
+            "ai_tokens_per_day=50000",
+        ],
+    ));
+    let license = license.trim();
+    let shown = stdout(&townes(
+        dir.path(),
+        &[
+            "license",
+            "show",
+            license,
+            "--public-key",
+            &public,
+            "--tenant",
+            "acme",
+            "--json",
+        ],
+    ));
+    let claims: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["plan"], "pro");
+    assert_eq!(claims["flags"], serde_json::json!(["tickets", "xp"]));
+    assert_eq!(claims["limits"]["ai_tokens_per_day"], 50_000);
+
+    let foreign = townes(
+        dir.path(),
+        &[
+            "license",
+            "show",
+            license,
+            "--public-key",
+            &public,
+            "--tenant",
+            "globex",
+        ],
+    );
+    assert!(!foreign.status.success());
+    let why = String::from_utf8_lossy(&foreign.stderr);
+    assert!(why.contains("belongs to tenant acme, not globex"), "{why}");
+    let mut tampered = license.to_string();
+    tampered.insert(
+        10,
+        if license.as_bytes()[10] == b'A' {
+            'B'
+        } else {
+            'A'
+        },
+    );
+    let refused = townes(
+        dir.path(),
+        &["license", "show", &tampered, "--public-key", &public],
+    );
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("signature does not match") || why.contains("not a TownesDev license key"),
+        "{why}"
+    );
+}

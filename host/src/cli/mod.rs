@@ -8,6 +8,7 @@ mod feature;
 mod feature_run;
 mod guild;
 mod key;
+mod license;
 mod playground;
 mod serve;
 
@@ -90,6 +91,11 @@ pub enum Command {
         #[command(subcommand)]
         command: key::KeyCommand,
     },
+    /// Self-hosting licences: the issuer's key pair, issuing and checking them.
+    License {
+        #[command(subcommand)]
+        command: license::LicenseCommand,
+    },
     /// Install the features in a folder into a local guild and show them
     /// reacting to scripted members, with every effect printed.
     Demo(demo::DemoArgs),
@@ -134,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Feature { command } => feature::run(&cli.settings, command).await,
         Command::Guild { command } => guild::run(&cli.settings, command).await,
         Command::Key { command } => key::run(&cli.settings, command).await,
+        Command::License { command } => license::run(command),
         Command::Demo(args) => demo::run(&cli.settings, args).await,
         Command::Serve(args) => serve::run(&cli.settings, args).await,
         Command::Dev(args) => dev::run(&cli.settings, args).await,
