@@ -337,7 +337,15 @@ pub struct Runtime {
     live: Live,
     file_links: Arc<FileLinks>,
     last_job_purge: std::sync::Mutex<Option<Instant>>,
+    /// Guilds catching up at once after a new gateway session (see
+    /// [`Runtime::dispatch_guild_ready`]).
+    catching_up: tokio::sync::Semaphore,
 }
+
+/// Guilds whose `guild-ready` handlers run at once. At start every guild
+/// arrives within seconds, and catching up reads Discord (reactions, say):
+/// a few at a time leaves Discord's rate limits to the members' commands.
+pub const GUILDS_CATCHING_UP: usize = 4;
 
 impl Runtime {
     pub fn new(
@@ -369,6 +377,7 @@ impl Runtime {
             rates: Arc::default(),
             live: Live::local(),
             last_job_purge: std::sync::Mutex::new(None),
+            catching_up: tokio::sync::Semaphore::new(GUILDS_CATCHING_UP),
             config,
         })
     }
@@ -493,8 +502,10 @@ impl Runtime {
 
     /// Tells the guild's enabled features that export `guild-ready` that the
     /// platform is back in the guild (a new gateway session), so they can
-    /// reconcile what happened while it was away.
+    /// reconcile what happened while it was away. At most
+    /// [`GUILDS_CATCHING_UP`] guilds catch up at once; the others wait.
     pub async fn dispatch_guild_ready(&self, guild_id: u64) -> anyhow::Result<Vec<Outcome>> {
+        let _turn = self.catching_up.acquire().await?;
         self.invoke_each_enabled(guild_id, |_, loaded| {
             loaded
                 .extensions
