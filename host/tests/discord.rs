@@ -665,6 +665,50 @@ async fn a_privileged_intent_discord_refuses_is_named_with_the_fix() {
     world.stop().await;
 }
 
+/// A platform whose guilds want message content (prefix commands are on by
+/// default) starts without it when the bot's application lacks the intent,
+/// instead of stopping at Discord's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_with_a_refused_privileged_intent_connects_without_it() {
+    use serenity::all::GatewayIntents;
+    use townes_discord_sim::intents::{GUILD_MEMBERS, MESSAGE_CONTENT};
+    let (_, store, _guard) = common::sqlite().await;
+    let sim = SimConfig {
+        privileged_intents: GUILD_MEMBERS,
+        ..SimConfig::default()
+    };
+    let mut world = World::prepared_on(store, sim).await;
+    world.connect(|c| c).await;
+    let platform = world.running.as_ref().unwrap().platform.clone();
+    // Refused with both untried: members alone, then message content too,
+    // refused again, so members alone.
+    common::wait_until(|| async {
+        platform
+            .intents
+            .refused()
+            .contains(GatewayIntents::MESSAGE_CONTENT)
+            && world.sim.gateway_stats().ready_shards == [0]
+            && shard_intents(&world.sim) & GUILD_MEMBERS != 0
+    })
+    .await;
+    assert_eq!(shard_intents(&world.sim) & MESSAGE_CONTENT, 0);
+    assert_ne!(
+        shard_intents(&world.sim) & GUILD_MEMBERS,
+        0,
+        "what was allowed stays"
+    );
+    world
+        .sim
+        .member_join(world.alpha.guild_id, world.carol)
+        .await;
+    world
+        .bot_message(world.general(), |m| {
+            m.content.contains(&format!("<@{}>", world.carol))
+        })
+        .await;
+    world.stop().await;
+}
+
 /// Reaction roles catch up on start: a reaction added and one taken back
 /// while the platform was stopped are reconciled when it connects again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -196,6 +196,7 @@ fn log_outcomes(guild_id: u64, what: &str, outcomes: anyhow::Result<Vec<Outcome>
 #[async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, _ctx: Context, ready: Ready) {
+        self.platform.intents.connected();
         tracing::info!(
             shard = ?ready.shard.map(|s| s.id.0),
             guilds = ready.guilds.len(),

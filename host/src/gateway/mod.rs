@@ -153,8 +153,9 @@ pub fn feature_intents(events: &[EventKind], capabilities: &CapabilitySet) -> Ga
 /// What the shards ask Discord for. Features enabled on a running platform may
 /// need more than the shards asked for when they connected ([`Intents::want`]);
 /// the gateway then reconnects with the wider set. Discord may refuse a
-/// privileged intent the application has not switched on: the gateway goes
-/// back to what it had and [`Intents::notice`] says why and what to do.
+/// privileged intent the application has not switched on: the gateway
+/// connects without it (trying several untried ones one at a time, since the
+/// refusal does not name one) and [`Intents::notice`] says why and what to do.
 pub struct Intents {
     wanted: watch::Sender<GatewayIntents>,
     state: Mutex<IntentState>,
@@ -164,10 +165,13 @@ pub struct Intents {
 struct IntentState {
     /// What the current connection asked for.
     running: GatewayIntents,
-    /// What the last connection that Discord did not refuse asked for.
+    /// What the connections that got READY asked for.
     accepted: GatewayIntents,
     /// Privileged intents Discord refused; not asked for again until restart.
     refused: GatewayIntents,
+    /// Discord refused a connection asking for several untried privileged
+    /// intents (its close code does not say which): they are tried one by one.
+    probing: bool,
 }
 
 impl Default for Intents {
@@ -178,6 +182,7 @@ impl Default for Intents {
                 running: GatewayIntents::empty(),
                 accepted: BASE_INTENTS,
                 refused: GatewayIntents::empty(),
+                probing: false,
             }),
         }
     }
@@ -228,17 +233,53 @@ impl Intents {
         change(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
-    /// What to connect with next: everything wanted but what Discord refused.
+    /// What to connect with next: everything wanted but what Discord
+    /// refused — while probing, with one untried privileged intent at most.
     fn next(&self) -> GatewayIntents {
-        *self.wanted.borrow() - self.refused()
+        let state = self.state();
+        let wanted = *self.wanted.borrow() - state.refused;
+        let untried = wanted & PRIVILEGED & !state.accepted;
+        if !state.probing || untried.bits().count_ones() <= 1 {
+            return wanted;
+        }
+        let first = GatewayIntents::from_bits_truncate(1 << untried.bits().trailing_zeros());
+        wanted - (untried - first)
     }
 
-    /// Resolves when features want intents `running` lacks (and Discord has
-    /// not refused).
+    /// A session got READY: Discord accepts what the shards run with (and a
+    /// probe may try the next untried intent).
+    pub fn connected(&self) {
+        self.update(|state| state.accepted |= state.running);
+        self.wanted.send_modify(|_| {});
+    }
+
+    /// Discord closed the connection that asked for `intents` with 4014:
+    /// notes the privileged intent it refused or, when several were untried,
+    /// starts trying them one at a time. False when nothing privileged was
+    /// asked for (nothing to drop).
+    fn disallowed(&self, intents: GatewayIntents) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let untried = intents & PRIVILEGED & !state.accepted;
+        match untried.bits().count_ones() {
+            1 => state.refused |= untried,
+            0 if (intents & PRIVILEGED).is_empty() => return false,
+            // What was accepted before no longer is: start over.
+            0 => {
+                state.accepted = BASE_INTENTS;
+                state.probing = true;
+            }
+            _ => state.probing = true,
+        }
+        true
+    }
+
+    /// Resolves when [`Intents::next`] asks for more than `running`: features
+    /// want more, or a probe may try the next intent.
     async fn wanted_beyond(&self, running: GatewayIntents) {
         let mut wanted = self.wanted.subscribe();
         loop {
-            if !running.contains(*wanted.borrow_and_update() - self.refused()) {
+            wanted.borrow_and_update();
+            if !running.contains(self.next()) {
                 return;
             }
             if wanted.changed().await.is_err() {
@@ -302,13 +343,10 @@ pub async fn run(
         tokio::select! {
             result = &mut started => match result {
                 Err(serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents)) => {
-                    let state = platform.intents.state();
-                    let refused = intents & PRIVILEGED & !state.accepted;
-                    if refused.is_empty() {
-                        anyhow::bail!("Discord refused intents the platform had before: {intents:?}");
+                    if !platform.intents.disallowed(intents) {
+                        anyhow::bail!("Discord refused the gateway's non-privileged intents {intents:?}");
                     }
-                    tracing::error!(refused = %intent_names(refused), "Discord refused privileged intents: switch them on in the developer portal (Bot → Privileged Gateway Intents) and restart; connecting without them");
-                    platform.intents.update(|state| state.refused |= refused);
+                    tracing::error!(asked = %intent_names(intents), refused = %intent_names(platform.intents.refused()), "Discord refused privileged intents: switch them on in the developer portal (Bot → Privileged Gateway Intents) and restart; connecting without them");
                 }
                 Err(error) => return Err(error.into()),
                 Ok(()) => return Ok(()),
@@ -321,8 +359,6 @@ pub async fn run(
                 tracing::info!("features need more gateway intents; reconnecting");
                 manager.shutdown_all().await;
                 let _ = started.await;
-                // It ran until we closed it: Discord accepted these intents.
-                platform.intents.update(|state| state.accepted = intents);
             }
         }
     }
@@ -358,6 +394,29 @@ mod tests {
         );
         assert!(notice.contains("Privileged Gateway Intents"), "{notice}");
         assert_eq!(intents.notice(GatewayIntents::GUILD_MEMBERS), None);
+    }
+
+    #[test]
+    fn several_refused_candidates_are_tried_one_at_a_time() {
+        use GatewayIntents as I;
+        let intents = Intents::default();
+        let all = BASE_INTENTS | I::MESSAGE_CONTENT | I::GUILD_MEMBERS;
+        intents.want(all);
+        assert_eq!(intents.next(), all);
+        assert!(intents.disallowed(all));
+        assert!(intents.refused().is_empty(), "4014 does not say which");
+        let members_only = BASE_INTENTS | I::GUILD_MEMBERS;
+        assert_eq!(intents.next(), members_only, "one untried intent at a time");
+        intents.update(|state| state.running = members_only);
+        intents.connected();
+        assert_eq!(intents.next(), all, "then the next one");
+        assert!(intents.disallowed(all));
+        assert_eq!(intents.refused(), I::MESSAGE_CONTENT);
+        assert_eq!(intents.next(), members_only);
+        assert!(
+            !intents.disallowed(BASE_INTENTS),
+            "nothing privileged to drop"
+        );
     }
 
     #[test]
