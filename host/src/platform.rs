@@ -162,6 +162,10 @@ pub struct Running {
 /// features need asked for.
 const COMMAND_SYNC_EVERY: Duration = Duration::from_secs(2);
 
+/// How long a guild's new commands wait for the gateway to reconnect with
+/// the intents their features need.
+const INTENTS_PATIENCE: Duration = Duration::from_secs(15);
+
 /// Connects to Discord (or anything speaking its protocols) and starts serving:
 /// the executor resumes whatever the outbox holds, then the gateway connects.
 pub async fn connect(
@@ -277,7 +281,17 @@ async fn follow_guild_changes(platform: Arc<Platform>) {
         let mut all_synced = true;
         for guild_id in changed {
             match gateway::guild_intents(&platform.runtime, guild_id).await {
-                Ok(needed) => platform.intents.want(needed),
+                Ok(needed) => {
+                    platform.intents.want(needed);
+                    // New commands appear once the shards receive what their
+                    // features need: one run in the reconnect's gap is lost.
+                    if !platform.intents.serving(needed, INTENTS_PATIENCE).await {
+                        tracing::warn!(
+                            guild = guild_id,
+                            "the gateway is not running with the intents the guild's features need yet; registering its commands anyway"
+                        );
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(guild = guild_id, %error, "could not read the intents the guild's features need; retrying");
                     all_synced = false;

@@ -273,6 +273,23 @@ impl Intents {
         true
     }
 
+    /// Waits, at most `patience`, until a READY session runs with `needed`
+    /// (but what Discord refused); returns whether it does.
+    pub async fn serving(&self, needed: GatewayIntents, patience: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let state = self.state();
+            let target = needed - state.refused;
+            if state.running.contains(target) && state.accepted.contains(target) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Resolves when [`Intents::next`] asks for more than `running`: features
     /// want more, or a probe may try the next intent.
     async fn wanted_beyond(&self, running: GatewayIntents) {
