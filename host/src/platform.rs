@@ -11,6 +11,7 @@ use crate::live::Live;
 use crate::metrics::metrics;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::Store;
+use serenity::all::GatewayIntents;
 use serenity::gateway::ShardManager;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -279,24 +280,25 @@ async fn follow_guild_changes(platform: Arc<Platform>) {
         };
         // Only move on once every changed guild is in sync, so a failure retries.
         let mut all_synced = true;
-        for guild_id in changed {
+        let mut needed = GatewayIntents::empty();
+        for &guild_id in &changed {
             match gateway::guild_intents(&platform.runtime, guild_id).await {
-                Ok(needed) => {
-                    platform.intents.want(needed);
-                    // New commands appear once the shards receive what their
-                    // features need: one run in the reconnect's gap is lost.
-                    if !platform.intents.serving(needed, INTENTS_PATIENCE).await {
-                        tracing::warn!(
-                            guild = guild_id,
-                            "the gateway is not running with the intents the guild's features need yet; registering its commands anyway"
-                        );
-                    }
-                }
+                Ok(intents) => needed |= intents,
                 Err(error) => {
                     tracing::warn!(guild = guild_id, %error, "could not read the intents the guild's features need; retrying");
                     all_synced = false;
                 }
             }
+        }
+        // New commands appear once the shards receive what their features
+        // need (one run in a reconnect's gap is lost): one wait for them all.
+        platform.intents.want(needed);
+        if !changed.is_empty() && !platform.intents.serving(needed, INTENTS_PATIENCE).await {
+            tracing::warn!(
+                "the gateway is not running with the intents the changed guilds' features need yet; registering their commands anyway"
+            );
+        }
+        for guild_id in changed {
             if let Err(error) =
                 registry::sync(&platform.runtime, platform.discord.as_ref(), guild_id).await
             {

@@ -32,12 +32,6 @@ impl Host for Cap<'_, DiscordCtx> {
             .grant
             .pinged_roles(body.content.as_deref().unwrap_or_default());
         let result = match validate_body(&body) {
-            Ok(()) if pinged.is_empty() => self
-                .ctx
-                .discord
-                .send_message(self.ctx.guild_id, channel_id, &body)
-                .await
-                .map_err(Error::from),
             Ok(()) => self
                 .ctx
                 .discord

@@ -463,16 +463,8 @@ impl Discord for RemoteDiscord {
         channel_id: u64,
         body: &MessageBody,
     ) -> Result<u64, DiscordError> {
-        self.check_channel(guild_id, channel_id).await?;
-        self.create(
-            Action::SendMessage {
-                guild_id,
-                channel_id,
-                body: message_json(body),
-            },
-            "message",
-        )
-        .await
+        self.send_message_pinging(guild_id, channel_id, body, &[])
+            .await
     }
 
     async fn send_message_pinging(
@@ -484,7 +476,10 @@ impl Discord for RemoteDiscord {
     ) -> Result<u64, DiscordError> {
         self.check_channel(guild_id, channel_id).await?;
         let mut body = message_json(body);
-        body["allowed_mentions"]["roles"] = roles.iter().map(|r| json!(r.to_string())).collect();
+        if !roles.is_empty() {
+            body["allowed_mentions"]["roles"] =
+                roles.iter().map(|r| json!(r.to_string())).collect();
+        }
         self.create(
             Action::SendMessage {
                 guild_id,
