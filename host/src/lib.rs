@@ -10,16 +10,20 @@
 //! - [`store`]: the database (SQLite or Postgres).
 //! - [`discord`]: the port every Discord call goes through.
 //! - [`metrics`]: Prometheus metrics, served by the API's `/metrics` route.
+//! - [`billing`]: plans tenants pay for, trials, Stripe.
+//! - [`licensing`]: self-hosting licences, the leases runners act on, and both
+//!   sides of activation and refresh.
 //! - [`live`]: live events for the dashboard, fanned out through Redis when hosted.
 
 pub mod api;
+pub mod billing;
 pub mod capabilities;
 pub mod commands;
 pub mod discord;
 pub mod gateway;
 pub mod grants;
 pub mod interactions;
-pub mod license;
+pub mod licensing;
 pub mod live;
 pub mod marketplace;
 pub mod metrics;

@@ -130,6 +130,7 @@ impl World {
             live: platform.live.clone(),
             discord: Some(RestClient::new(&sim.base_url(), &sim.token()).unwrap()),
             platform: Some(platform),
+            billing: None,
         };
         let server = ApiServer::start(ApiState::new(config, parts).unwrap())
             .await

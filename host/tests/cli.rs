@@ -763,3 +763,40 @@ fn an_issuer_makes_keys_issues_a_license_and_a_runner_checks_it_with_the_public_
         "{why}"
     );
 }
+
+#[test]
+fn plans_print_as_json_and_load_from_a_file_the_operator_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let defaults = stdout(&townes(dir.path(), &["plans"]));
+    let plans = townes::runtime::Plans::from_json(&defaults).expect("the output loads back");
+    assert_eq!(
+        plans.get("base").stripe_price.as_deref(),
+        Some("price_base")
+    );
+
+    let file = dir.path().join("plans.json");
+    std::fs::write(
+        &file,
+        r#"{"free": {"cpu_ms": 25}, "base": {"stripe_price": "price_live_base", "guilds": 3}}"#,
+    )
+    .unwrap();
+    let setting = format!("@{}", file.display());
+    let edited = common::townes_command(dir.path())
+        .args(["plans"])
+        .env("TOWNES_PLANS", &setting)
+        .output()
+        .unwrap();
+    let plans = townes::runtime::Plans::from_json(&stdout(&edited)).unwrap();
+    assert_eq!(plans.get("free").limits.cpu_ms, 25);
+    assert_eq!(plans.get("base").guilds, Some(3));
+
+    std::fs::write(&file, r#"{"base": {}}"#).unwrap();
+    let refused = common::townes_command(dir.path())
+        .args(["plans"])
+        .env("TOWNES_PLANS", &setting)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("must define a `free` plan"), "{said}");
+}

@@ -67,6 +67,7 @@ async fn migrations_are_idempotent() {
             (9, "control changes".to_string()),
             (10, "feature files".to_string()),
             (11, "guild feature commands".to_string()),
+            (12, "billing and licenses".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -2199,6 +2200,7 @@ async fn migrating_a_0001_database_to_0002() {
             (9, "control changes".to_string()),
             (10, "feature files".to_string()),
             (11, "guild feature commands".to_string()),
+            (12, "billing and licenses".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),

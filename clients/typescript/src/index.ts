@@ -116,6 +116,56 @@ type QueryValue =
 
 // Schemas (components.schemas).
 
+export const ActivateRequest = z.object({
+  /**
+   * A name for the installation, for the platform's log (at most 100
+   * characters, no control characters).
+   */
+  instance: z.string().nullable().optional(),
+  /** The licence key (`tdl1.…`), as `TOWNESDEV_LICENSE` holds it. */
+  license: z.string(),
+});
+export type ActivateRequest = z.infer<typeof ActivateRequest>;
+
+/**
+ * A lease and what it says. Only `lease` is signed: a runner verifies it
+ * with the issuer's public key and acts on its claims; the other fields
+ * repeat them for people and scripts.
+ */
+export const Lease = z.object({
+  /** When the lease ends (never after the licence). */
+  expiresAt: z.string(),
+  /** Marketplace features the plan may enable; empty: every one. */
+  flags: z.array(z.string()),
+  /** `tdlease1.{claims}.{signature}`, signed with the licence issuer's key. */
+  lease: z.string(),
+  /**
+   * The plan's limits: each invocation's (`memory_mib`, `cpu_ms`, …),
+   * `ai_tokens_per_day` and `guilds` when capped, and `features`.
+   */
+  limits: z.record(z.string(), z.unknown()),
+  /** The plan's name. */
+  plan: z.string(),
+  /** When to ask for the next lease. */
+  refreshInSec: z.number().int().min(0),
+});
+/**
+ * A lease and what it says. Only `lease` is signed: a runner verifies it
+ * with the issuer's public key and acts on its claims; the other fields
+ * repeat them for people and scripts.
+ */
+export type Lease = z.infer<typeof Lease>;
+
+/** An activation: the installation's id and secret, and its first lease. */
+export const Activation = Lease.and(z.object({
+  /** `act_…`: what the installation's refresh pings name. */
+  activationId: z.string(),
+  /** Signs the refresh pings (HMAC-SHA256); given in this answer only. */
+  secret: z.string(),
+}));
+/** An activation: the installation's id and secret, and its first lease. */
+export type Activation = z.infer<typeof Activation>;
+
 export const ApiKeyView = z.object({
   created_at: z.string(),
   id: z.string(),
@@ -254,6 +304,55 @@ export const AuditEntryView = z.object({
 /** One audit-log entry. */
 export type AuditEntryView = z.infer<typeof AuditEntryView>;
 
+/** Usage now against the plan's limits. */
+export const UsageAgainstLimits = z.object({
+  ai_tokens_per_day_limit: z.number().int().min(0).nullable().optional(),
+  /**
+   * AI tokens all guilds used today (UTC), the most one guild used, and the
+   * per-guild daily cap.
+   */
+  ai_tokens_today: z.number().int().min(0),
+  ai_tokens_today_busiest_guild: z.number().int().min(0),
+  /**
+   * Guilds of the tenant the bot is in, and how many the plan covers
+   * (`null`: all; the others run on free).
+   */
+  guilds: z.number().int().min(0),
+  guilds_limit: z.number().int().min(0).nullable().optional(),
+  /** Storage per (guild, feature). */
+  storage_bytes_limit: z.number().int().min(0),
+  storage_rows_limit: z.number().int().min(0),
+});
+/** Usage now against the plan's limits. */
+export type UsageAgainstLimits = z.infer<typeof UsageAgainstLimits>;
+
+/** A tenant's billing as the dashboard shows it. */
+export const BillingView = z.object({
+  cancel_at_period_end: z.boolean(),
+  current_period_end: z.string().nullable().optional(),
+  /** While `past_due`: when the plan ends unless a payment succeeds. */
+  grace_until: z.string().nullable().optional(),
+  /** The plan's limits and caps. */
+  limits: z.record(z.string(), z.unknown()),
+  /** The plan the tenant's guilds run on now. */
+  plan: z.string(),
+  /** When the paid plan renews; `null` when it will not (canceling, trial, free). */
+  renews_at: z.string().nullable().optional(),
+  /** `free`, `trialing`, `active`, `past_due` or `canceled`. */
+  status: z.string(),
+  /** Whether this platform sells plans through Stripe (checkout, portal). */
+  stripe_enabled: z.boolean(),
+  /** The plan subscribed to or tried (when the status has one). */
+  subscribed_plan: z.string().nullable().optional(),
+  tenant_id: z.string(),
+  /** Whether the tenant may still start its one trial. */
+  trial_available: z.boolean(),
+  trial_ends_at: z.string().nullable().optional(),
+  usage: UsageAgainstLimits,
+});
+/** A tenant's billing as the dashboard shows it. */
+export type BillingView = z.infer<typeof BillingView>;
+
 export const Callback = z.object({
   /** The `code` Discord added to the redirect. */
   code: z.string(),
@@ -305,6 +404,15 @@ export const ChannelView = z.object({
   type: z.number().int().min(0),
 });
 export type ChannelView = z.infer<typeof ChannelView>;
+
+export const CheckoutRequest = z.object({
+  /**
+   * Add-ons to subscribe to beside the base plan (names the operator set
+   * in `STRIPE_ADDONS`).
+   */
+  addons: z.array(z.string()).optional(),
+}).strict();
+export type CheckoutRequest = z.infer<typeof CheckoutRequest>;
 
 export const CommandView = z.object({
   description: z.string(),
@@ -525,6 +633,34 @@ export const Readiness = z.object({
 });
 export type Readiness = z.infer<typeof Readiness>;
 
+/** Where to send the browser: Stripe's page. */
+export const RedirectLink = z.object({
+  url: z.string(),
+});
+/** Where to send the browser: Stripe's page. */
+export type RedirectLink = z.infer<typeof RedirectLink>;
+
+/** A refresh ping, signed in `Townes-Signature`. */
+export const RefreshPing = z.object({
+  /** The activation's id. */
+  activationId: z.string(),
+  /**
+   * Random, 1 to 128 letters, digits, `-` or `_`, new for each refresh;
+   * the same when a refresh is retried.
+   */
+  pingId: z.string(),
+  sentAt: z.string(),
+});
+/** A refresh ping, signed in `Townes-Signature`. */
+export type RefreshPing = z.infer<typeof RefreshPing>;
+
+/** A lease renewed, with the activation it belongs to. */
+export const Refreshed = Lease.and(z.object({
+  activationId: z.string(),
+}));
+/** A lease renewed, with the activation it belongs to. */
+export type Refreshed = z.infer<typeof Refreshed>;
+
 export const RoleView = z.object({
   /** 0xRRGGBB; 0 means no colour. */
   color: z.number().int().min(0),
@@ -578,6 +714,12 @@ export const UpgradeRequest = z.object({
   version: z.string(),
 }).strict();
 export type UpgradeRequest = z.infer<typeof UpgradeRequest>;
+
+export const WebhookReceipt = z.object({
+  /** `applied`, `duplicate` (seen before: nothing changed) or `ignored`. */
+  outcome: z.string(),
+});
+export type WebhookReceipt = z.infer<typeof WebhookReceipt>;
 
 // Operations (paths), by operationId.
 
@@ -3661,6 +3803,38 @@ export const operations = {
       "503": ErrorBody,
     },
   },
+  activateLicense: {
+    method: "POST",
+    path: "/licenses/activate",
+    requestBody: ActivateRequest,
+    responses: {
+      "200": Activation,
+      "400": ErrorBody,
+      "403": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  refreshLicense: {
+    method: "POST",
+    path: "/licenses/refresh",
+    requestBody: RefreshPing,
+    responses: {
+      "200": Refreshed,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "413": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
   getMe: {
     method: "GET",
     path: "/me",
@@ -3701,6 +3875,63 @@ export const operations = {
       "500": ErrorBody,
     },
   },
+  getBilling: {
+    method: "GET",
+    path: "/tenants/{tenant_id}/billing",
+    responses: {
+      "200": BillingView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  startCheckout: {
+    method: "POST",
+    path: "/tenants/{tenant_id}/billing/checkout",
+    requestBody: CheckoutRequest.nullable(),
+    responses: {
+      "200": RedirectLink,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  openBillingPortal: {
+    method: "POST",
+    path: "/tenants/{tenant_id}/billing/portal",
+    responses: {
+      "200": RedirectLink,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  startTrial: {
+    method: "POST",
+    path: "/tenants/{tenant_id}/billing/trial",
+    responses: {
+      "200": BillingView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
   getDailyUsage: {
     method: "GET",
     path: "/usage/{guild_id}/daily",
@@ -3712,6 +3943,17 @@ export const operations = {
       "404": ErrorBody,
       "422": ErrorBody,
       "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  stripeWebhook: {
+    method: "POST",
+    path: "/webhooks/stripe",
+    requestBody: z.record(z.string(), z.unknown()),
+    responses: {
+      "200": WebhookReceipt,
+      "400": ErrorBody,
       "500": ErrorBody,
       "503": ErrorBody,
     },
@@ -7006,6 +7248,31 @@ export class TownesClient {
   }
 
   /**
+   * Activates a self-hosting licence: a new activation, with the secret that
+   * signs its refresh pings, and a first lease.
+   *
+   * `POST /licenses/activate`
+   */
+  async activateLicense(body: ActivateRequest, options?: RequestOptions): Promise<Activation> {
+    const response = await this.#request("POST", "/licenses/activate", undefined, body, options);
+    return operations.activateLicense.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Renews an activation's lease. The ping is signed:
+   * `Townes-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`;
+   * one signed more than 300 s from the platform's clock is refused as stale.
+   * A ping sent again (the last `pingId` answered) gets the same lease back
+   * and changes nothing.
+   *
+   * `POST /licenses/refresh`
+   */
+  async refreshLicense(body: RefreshPing, options?: RequestOptions): Promise<Refreshed> {
+    const response = await this.#request("POST", "/licenses/refresh", undefined, body, options);
+    return operations.refreshLicense.responses["200"].parse(await response.json());
+  }
+
+  /**
    * The caller: the signed-in user and their tenant, or the API key's tenant.
    *
    * `GET /me`
@@ -7054,6 +7321,84 @@ export class TownesClient {
   }
 
   /**
+   * The tenant's billing: plan, status, trial end, renewal, limits and usage.
+   *
+   * `GET /tenants/{tenant_id}/billing`
+   *
+   * @param tenantId The tenant's id
+   */
+  async getBilling(tenantId: string, options?: RequestOptions): Promise<BillingView> {
+    const response = await this.#request(
+      "GET",
+      `/tenants/${encodeURIComponent(String(tenantId))}/billing`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.getBilling.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * A Stripe Checkout page for the base plan, with the trial when the tenant
+   * has not used it.
+   *
+   * `POST /tenants/{tenant_id}/billing/checkout`
+   *
+   * @param tenantId The tenant's id
+   * @param body Optional add-ons
+   */
+  async startCheckout(
+    tenantId: string,
+    body?: CheckoutRequest | null,
+    options?: RequestOptions,
+  ): Promise<RedirectLink> {
+    const response = await this.#request(
+      "POST",
+      `/tenants/${encodeURIComponent(String(tenantId))}/billing/checkout`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.startCheckout.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * A Stripe billing-portal page where the tenant changes or cancels its plan.
+   *
+   * `POST /tenants/{tenant_id}/billing/portal`
+   *
+   * @param tenantId The tenant's id
+   */
+  async openBillingPortal(tenantId: string, options?: RequestOptions): Promise<RedirectLink> {
+    const response = await this.#request(
+      "POST",
+      `/tenants/${encodeURIComponent(String(tenantId))}/billing/portal`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.openBillingPortal.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Starts the tenant's one trial of the base plan (`TRIAL_DAYS`, no card).
+   *
+   * `POST /tenants/{tenant_id}/billing/trial`
+   *
+   * @param tenantId The tenant's id
+   */
+  async startTrial(tenantId: string, options?: RequestOptions): Promise<BillingView> {
+    const response = await this.#request(
+      "POST",
+      `/tenants/${encodeURIComponent(String(tenantId))}/billing/trial`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.startTrial.responses["200"].parse(await response.json());
+  }
+
+  /**
    * Daily counters (events, commands, AI tokens); days without usage are absent.
    *
    * `GET /usage/{guild_id}/daily`
@@ -7071,5 +7416,21 @@ export class TownesClient {
       options,
     );
     return operations.getDailyUsage.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Stripe's webhook: the signature (`Stripe-Signature`) is checked over the
+   * raw body within 300 s, and each event id is applied once.
+   *
+   * `POST /webhooks/stripe`
+   *
+   * @param body A Stripe event, as Stripe signs it
+   */
+  async stripeWebhook(
+    body: Record<string, unknown>,
+    options?: RequestOptions,
+  ): Promise<WebhookReceipt> {
+    const response = await this.#request("POST", "/webhooks/stripe", undefined, body, options);
+    return operations.stripeWebhook.responses["200"].parse(await response.json());
   }
 }

@@ -85,6 +85,10 @@ pub struct ApiConfig {
     /// rights to each followed guild (tests shorten it).
     #[arg(skip = WS_RECHECK)]
     pub ws_recheck: Duration,
+    /// Self-hosting licences: activation and lease refresh (off without a
+    /// signing key).
+    #[command(flatten)]
+    pub licensing: crate::licensing::server::ServerConfig,
 }
 
 /// A proxy address (one host) or range.
@@ -123,6 +127,7 @@ impl ApiConfig {
             rate_limit_ws: 120,
             trusted_proxies: Vec::new(),
             ws_recheck: WS_RECHECK,
+            licensing: Default::default(),
         }
     }
 }
@@ -145,6 +150,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("rate_limit_ws", &self.rate_limit_ws)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("ws_recheck", &self.ws_recheck)
+            .field("licensing", &self.licensing)
             .finish()
     }
 }

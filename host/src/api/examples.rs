@@ -543,3 +543,56 @@ pub fn transcript() -> Value {
         "</body></html>\n",
     ))
 }
+
+/// A tenant in its trial of the base plan, with one guild.
+pub fn billing_view() -> Value {
+    json!({
+        "tenant_id": TENANT,
+        "plan": "base",
+        "status": "trialing",
+        "subscribed_plan": "base",
+        "trial_available": false,
+        "trial_ends_at": "2026-12-24T09:00:00Z",
+        "renews_at": null,
+        "current_period_end": null,
+        "cancel_at_period_end": false,
+        "grace_until": null,
+        "stripe_enabled": true,
+        "limits": {
+            "memory_mib": 32, "cpu_ms": 100, "wall_ms": 3000, "host_calls": 2500,
+            "storage_bytes": 16777216, "storage_rows": 100000,
+            "stripe_price": "price_base", "ai_tokens_per_day": 50000, "guilds": 5
+        },
+        "usage": {
+            "guilds": 1,
+            "guilds_limit": 5,
+            "ai_tokens_today": 1200,
+            "ai_tokens_today_busiest_guild": 1200,
+            "ai_tokens_per_day_limit": 50000,
+            "storage_bytes_limit": 16777216,
+            "storage_rows_limit": 100000
+        }
+    })
+}
+
+pub fn checkout_request() -> Value {
+    json!({ "addons": [] })
+}
+
+pub fn checkout_link() -> Value {
+    json!({ "url": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3" })
+}
+
+pub fn webhook_receipt() -> Value {
+    json!({ "outcome": "applied" })
+}
+
+pub fn stripe_event() -> Value {
+    json!({
+        "id": "evt_1Q2w3E4r5T6y",
+        "object": "event",
+        "type": "invoice.paid",
+        "created": 1796000000,
+        "data": {"object": {"id": "in_1", "customer": "cus_1", "subscription": "sub_1"}}
+    })
+}

@@ -26,6 +26,7 @@ mod routes;
 pub mod snowflake;
 pub mod ws;
 
+use crate::billing::{Billing, BillingConfig};
 use crate::live::Live;
 use crate::platform::Platform;
 use crate::runtime::Runtime;
@@ -55,6 +56,9 @@ struct Inner {
     /// Present when the gateway runs in this process: queue depth and shard
     /// latencies for `/metrics`.
     platform: Option<Arc<Platform>>,
+    billing: Arc<Billing>,
+    /// Present when the licence signing key is configured: `/licenses/…`.
+    licensing: Option<crate::licensing::server::LicenseServer>,
 }
 
 /// What the API needs from the rest of the host.
@@ -65,6 +69,8 @@ pub struct ApiParts {
     /// bot token is configured (only tenant-owned guilds are reachable then).
     pub discord: Option<crate::discord::RestClient>,
     pub platform: Option<Arc<Platform>>,
+    /// Tenants' billing; `None`: billing over the runtime's plans without Stripe.
+    pub billing: Option<Arc<Billing>>,
 }
 
 impl ApiState {
@@ -73,8 +79,19 @@ impl ApiState {
             &config,
             parts.discord.as_ref().map(|rest| rest.base_url()),
         )?;
+        let billing = parts.billing.unwrap_or_else(|| {
+            Arc::new(Billing::new(
+                parts.runtime.store().clone(),
+                parts.runtime.plans().clone(),
+                BillingConfig::local(),
+            ))
+        });
+        let licensing = crate::licensing::server::LicenseServer::from_config(&config.licensing)
+            .map_err(anyhow::Error::msg)?;
         Ok(ApiState {
             inner: Arc::new(Inner {
+                billing,
+                licensing,
                 limiter: protect::RateLimiter::new(&config),
                 config,
                 runtime: parts.runtime,
@@ -119,8 +136,16 @@ impl ApiState {
         &self.inner.limiter
     }
 
+    pub fn billing(&self) -> &Billing {
+        &self.inner.billing
+    }
+
     pub(crate) fn platform(&self) -> Option<&Platform> {
         self.inner.platform.as_deref()
+    }
+
+    pub(crate) fn license_server(&self) -> Option<&crate::licensing::server::LicenseServer> {
+        self.inner.licensing.as_ref()
     }
 }
 

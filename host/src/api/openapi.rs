@@ -2,7 +2,9 @@
 //! annotations. `townes openapi` prints it; `docs/API/openapi.yaml` is that
 //! output, committed, and a test fails when the two differ.
 
-use super::routes::{assets, auth, feature_api, files, guild, health, marketplace};
+use super::routes::{
+    assets, auth, billing, feature_api, files, guild, health, licenses, marketplace,
+};
 use super::ws;
 use utoipa::Modify;
 use utoipa::OpenApi;
@@ -22,6 +24,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         assets::tenant_assets, assets::asset, assets::enable_feature_route,
         assets::disable_feature_route, assets::daily_usage,
         assets::create_incident, assets::list_incidents,
+        billing::billing, billing::start_trial, billing::checkout, billing::portal,
+        billing::stripe_webhook,
         guild::settings, guild::update_settings, guild::permissions,
         guild::grant_permission, guild::revoke_permission,
         guild::audit_logs, guild::audit_log,
@@ -31,6 +35,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         marketplace::upgrade, marketplace::config, marketplace::set_config,
         feature_api::document,
         files::list, files::download, files::linked,
+        licenses::activate, licenses::refresh,
         ws::upgrade,
     ),
     components(schemas(super::snowflake::Snowflake, super::routes::marketplace::CapabilityName)),
@@ -43,6 +48,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "guild data", description = "The guild as the bot sees it: roles, channels, emojis, members"),
         (name = "marketplace", description = "The catalogue and per-guild features"),
         (name = "files", description = "Files features keep, and signed links to them"),
+        (name = "billing", description = "A tenant's plan, trial and Stripe subscription; Stripe's signed webhook"),
+        (name = "licenses", description = "Self-hosting licences: activation and lease refresh (the licence, then the activation's secret, is the credential)"),
         (name = "live", description = "WebSocket events"),
     )
 )]

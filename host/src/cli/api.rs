@@ -6,6 +6,7 @@ use super::serve::shutdown_signal;
 use super::{Settings, live, platform};
 use std::sync::Arc;
 use townes::api::{ApiConfig, ApiParts, ApiServer, ApiState};
+use townes::billing::{Billing, BillingConfig};
 use townes::discord::{DEFAULT_BASE_URL, RestClient};
 
 #[derive(clap::Args)]
@@ -20,6 +21,8 @@ pub struct ApiArgs {
     // A proxy's URL may carry credentials.
     #[arg(long, env = "DISCORD_API_BASE", hide_env_values = true)]
     pub discord_api_base: Option<String>,
+    #[command(flatten)]
+    pub billing: BillingConfig,
 }
 
 pub async fn run(settings: &Settings, args: ApiArgs) -> anyhow::Result<()> {
@@ -32,11 +35,17 @@ pub async fn run(settings: &Settings, args: ApiArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
+    let billing = Arc::new(Billing::new(
+        runtime.store().clone(),
+        runtime.plans().clone(),
+        args.billing,
+    ));
     let parts = ApiParts {
         runtime,
         live,
         discord,
         platform: None,
+        billing: Some(billing),
     };
     let server = start(args.api, parts).await?;
     let shutdown = shutdown_signal()?;

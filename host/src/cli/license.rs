@@ -1,14 +1,20 @@
-//! `townes license …`: the issuer's side of self-hosting licences (ADR 0016).
-//! `keygen` makes the issuer's key pair, `issue` signs a tenant's licence with
-//! it, `show` verifies a licence with the public key and says what it allows
-//! or why it is refused. Nothing here needs the database.
+//! `townes license …`: self-hosting licences (ADR 0016). The issuer's side:
+//! `keygen` makes the issuer's key pair, `issue` signs a tenant's licence and
+//! records it in the database (activation refuses a licence not recorded),
+//! `revoke` and `regen` withdraw or replace one, `show` verifies a licence
+//! with the public key and says what it allows or why it is refused. The
+//! self-hoster's side: `status` reads the lease `townes serve` cached.
 
+use super::{Settings, open_store, runtime_config};
 use anyhow::Context as _;
-use chrono::{TimeDelta, Utc};
+use chrono::{SubsecRound as _, TimeDelta, Utc};
 use clap::Subcommand;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use townes::license::{self, Claims};
+use std::path::{Path, PathBuf};
+use townes::licensing::client::{ClientConfig, cache_path, cached_lease};
+use townes::licensing::lease::{self, unused_limits};
+use townes::licensing::{self as license, Claims};
+use townes::store::{LicenseRecord, Revocation, Store};
 
 #[derive(Subcommand)]
 pub enum LicenseCommand {
@@ -20,7 +26,8 @@ pub enum LicenseCommand {
         #[arg(long)]
         signing_key: PathBuf,
     },
-    /// Sign a licence for a tenant and print its key.
+    /// Sign a licence for a tenant, record it in the database (installations
+    /// can activate only recorded licences) and print its key.
     Issue {
         /// The issuer's signing key file (from `keygen`).
         #[arg(long)]
@@ -43,6 +50,43 @@ pub enum LicenseCommand {
         #[arg(long)]
         id: Option<String>,
     },
+    /// Revoke a licence: its installations fall back to the free plan at their
+    /// next refresh, and it can no longer be activated.
+    Revoke {
+        /// The licence's id (`lic_…`).
+        id: String,
+        /// Why, as its installations' operators will read it.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Issue a new licence in place of one (same tenant, plan, features and
+    /// limits; new id and dates) and revoke the old one, naming its successor.
+    Regen {
+        /// The licence's id (`lic_…`).
+        id: String,
+        /// The issuer's signing key file (from `keygen`).
+        #[arg(long)]
+        signing_key: PathBuf,
+        /// The old licence's key, where its features and limits are read from
+        /// when no installation ever activated it (the database keeps only its
+        /// tenant and plan).
+        #[arg(long)]
+        license: Option<String>,
+        /// Days the new licence is valid; the old one's length when absent.
+        #[arg(long)]
+        days: Option<u32>,
+        /// Why, as the old licence's installations will read it.
+        #[arg(long, default_value = "replaced by a new licence")]
+        reason: String,
+    },
+    /// What this self-hosted installation's cached lease says: its plan, and
+    /// how long until the next refresh, its expiry and the end of its grace.
+    Status {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify a licence key with the issuer's public key and show its claims,
     /// or why it is refused.
     Show {
@@ -59,7 +103,7 @@ pub enum LicenseCommand {
     },
 }
 
-pub fn run(command: LicenseCommand) -> anyhow::Result<()> {
+pub async fn run(settings: &Settings, command: LicenseCommand) -> anyhow::Result<()> {
     match command {
         LicenseCommand::Keygen { signing_key } => {
             let key = license::new_signing_key();
@@ -82,22 +126,98 @@ pub fn run(command: LicenseCommand) -> anyhow::Result<()> {
             limits,
             id,
         } => {
-            let text = std::fs::read_to_string(&signing_key)
-                .with_context(|| format!("reading {}", signing_key.display()))?;
-            let key = license::decode_signing_key(&text).map_err(anyhow::Error::msg)?;
+            let key = read_signing_key(&signing_key)?;
             anyhow::ensure!(days >= 1, "--days must be at least 1");
-            let issued_at = Utc::now();
+            check_plan(settings, &plan)?;
+            let limits = parse_limits(&limits)?;
+            warn_unused(&limits);
+            // Whole seconds: the times are shown to people.
+            let issued_at = Utc::now().trunc_subsecs(0);
             let claims = Claims {
-                id: id.unwrap_or_else(|| format!("lic_{}", hex::encode(rand::random::<[u8; 8]>()))),
+                id: id.unwrap_or_else(new_id),
                 tenant,
                 plan,
                 flags,
-                limits: parse_limits(&limits)?,
+                limits,
                 issued_at,
                 expires_at: issued_at + TimeDelta::days(days.into()),
             };
+            let store = open_store(settings).await?;
+            store.record_license(&record_of(&claims)).await?;
             println!("{}", license::issue(&claims, &key));
+            eprintln!(
+                "licence {} recorded: tenant {}, plan {}, valid until {}",
+                claims.id, claims.tenant, claims.plan, claims.expires_at
+            );
         }
+        LicenseCommand::Revoke { id, reason } => {
+            let store = open_store(settings).await?;
+            match store.revoke_license(&id, &reason, Utc::now()).await? {
+                Revocation::Revoked(_) => println!(
+                    "licence {id} revoked: {reason}. Its installations run on the free plan from their next refresh (TOWNES_LICENSE_REFRESH), or when their lease ends if they cannot reach this platform."
+                ),
+                Revocation::AlreadyRevoked(record) => println!(
+                    "licence {id} was already revoked{}; nothing changed",
+                    revoked_when(&record)
+                ),
+                Revocation::Unknown => anyhow::bail!(unknown_license(&id)),
+            }
+        }
+        LicenseCommand::Regen {
+            id,
+            signing_key,
+            license: old_key,
+            days,
+            reason,
+        } => {
+            let key = read_signing_key(&signing_key)?;
+            let store = open_store(settings).await?;
+            let Some(old) = store.license(&id).await? else {
+                anyhow::bail!(unknown_license(&id));
+            };
+            if let Some(new) = &old.replaced_by {
+                anyhow::bail!(
+                    "licence {id} was already replaced by {new}; regenerate {new} instead"
+                );
+            }
+            let (flags, limits) = grant_of(&store, &old, old_key.as_deref(), &key).await?;
+            check_plan(settings, &old.plan)?;
+            // Whole seconds: the times are shown to people.
+            let issued_at = Utc::now().trunc_subsecs(0);
+            let length = match days {
+                Some(days) => {
+                    anyhow::ensure!(days >= 1, "--days must be at least 1");
+                    TimeDelta::days(days.into())
+                }
+                None => (old.expires_at - old.issued_at).max(TimeDelta::days(1)),
+            };
+            let claims = Claims {
+                id: new_id(),
+                tenant: old.tenant_id.clone(),
+                plan: old.plan.clone(),
+                flags,
+                limits,
+                issued_at,
+                expires_at: issued_at + length,
+            };
+            match store
+                .replace_license(&id, &record_of(&claims), &reason)
+                .await?
+            {
+                Revocation::Revoked(_) => {}
+                Revocation::AlreadyRevoked(record) => anyhow::bail!(
+                    "licence {id} was replaced meanwhile{}; regenerate its successor instead",
+                    revoked_when(&record)
+                ),
+                Revocation::Unknown => anyhow::bail!(unknown_license(&id)),
+            }
+            println!("{}", license::issue(&claims, &key));
+            eprintln!(
+                "licence {} issued in place of {id} (now revoked: {reason}): tenant {}, plan {}, valid until {}; give the tenant the new key for TOWNESDEV_LICENSE",
+                claims.id, claims.tenant, claims.plan, claims.expires_at
+            );
+        }
+        LicenseCommand::Status { client, json } => status(&settings.data_dir, &client, json)?,
         LicenseCommand::Show {
             license: key,
             public_key,
@@ -128,6 +248,146 @@ pub fn run(command: LicenseCommand) -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// A new licence id: `lic_` and 16 hex digits.
+fn new_id() -> String {
+    format!("lic_{}", hex::encode(rand::random::<[u8; 8]>()))
+}
+
+fn read_signing_key(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    license::decode_signing_key(&text).map_err(anyhow::Error::msg)
+}
+
+/// Refuses a plan the operator's catalog does not define: its leases would
+/// carry the free plan.
+fn check_plan(settings: &Settings, plan: &str) -> anyhow::Result<()> {
+    let config = runtime_config(settings)?;
+    if !config.plans.defines(plan) {
+        let known: Vec<&str> = config.plans.iter().map(|(name, _)| name).collect();
+        anyhow::bail!(
+            "plan `{plan}` is not defined here (TOWNES_PLANS defines {}); pick one of those, or define it in TOWNES_PLANS first",
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Says which limits no runner will apply (a typo, or a name from a newer version).
+fn warn_unused(limits: &BTreeMap<String, u64>) {
+    let unused = unused_limits(limits);
+    if !unused.is_empty() {
+        eprintln!(
+            "note: {} name no limit a plan has, or do not fit it: runners ignore them",
+            unused.join(", ")
+        );
+    }
+}
+
+fn record_of(claims: &Claims) -> LicenseRecord {
+    LicenseRecord::new(
+        &claims.id,
+        &claims.tenant,
+        &claims.plan,
+        claims.issued_at,
+        claims.expires_at,
+    )
+}
+
+fn unknown_license(id: &str) -> String {
+    format!(
+        "no licence {id} is recorded in this database; check the id (`lic_…`) and DATABASE_URL (`townes license issue` records the licences it issues)"
+    )
+}
+
+/// ` at <time>: <reason>; its successor is <id>`, as far as the record says.
+fn revoked_when(record: &LicenseRecord) -> String {
+    let mut text = String::new();
+    if let Some(at) = record.revoked_at {
+        text.push_str(&format!(" at {at}"));
+    }
+    if let Some(reason) = &record.revoked_reason {
+        text.push_str(&format!(": {reason}"));
+    }
+    if let Some(new) = &record.replaced_by {
+        text.push_str(&format!("; its successor is {new}"));
+    }
+    text
+}
+
+/// The features and limits `old` was issued with: from its key when given,
+/// else from the last lease an installation of it got (leases carry them).
+async fn grant_of(
+    store: &Store,
+    old: &LicenseRecord,
+    old_key: Option<&str>,
+    key: &ed25519_dalek::SigningKey,
+) -> anyhow::Result<(Vec<String>, BTreeMap<String, u64>)> {
+    let issuer = key.verifying_key();
+    if let Some(text) = old_key {
+        let claims = license::open(text, &issuer)
+            .with_context(|| format!("--license is not licence {} of this issuer", old.id))?;
+        anyhow::ensure!(
+            claims.id == old.id,
+            "--license is licence {}, not {}",
+            claims.id,
+            old.id
+        );
+        return Ok((claims.flags, claims.limits));
+    }
+    let lease = match store.license_last_lease(&old.id).await? {
+        Some(text) => lease::open(&text, &issuer).ok(),
+        None => None,
+    };
+    match lease {
+        Some(lease) => Ok((lease.flags, lease.limits)),
+        None => anyhow::bail!(
+            "no installation activated licence {} with this signing key, so its features and limits are not known here (the database keeps its tenant and plan only); pass its key with --license",
+            old.id
+        ),
+    }
+}
+
+/// `townes license status`: the cached lease, read with the public key.
+fn status(data_dir: &Path, client: &ClientConfig, json: bool) -> anyhow::Result<()> {
+    let public_key = client.public_key.as_deref().context(
+        "set TOWNESDEV_LICENSE_PUBLIC_KEY (or --license-public-key) to the public key that came with the licence: the cached lease is checked with it",
+    )?;
+    let issuer = license::decode_public_key(public_key).map_err(anyhow::Error::msg)?;
+    let Some(cached) = cached_lease(data_dir, &issuer).map_err(anyhow::Error::msg)? else {
+        anyhow::bail!(
+            "no lease is cached in {}: this installation has not activated a licence. Set TOWNESDEV_LICENSE, LICENSE_SERVER_BASE and TOWNESDEV_LICENSE_PUBLIC_KEY and start `townes serve` (with the same TOWNES_DATA_DIR)",
+            cache_path(data_dir).display()
+        );
+    };
+    let now = Utc::now();
+    if json {
+        let value = serde_json::json!({
+            "activation_id": cached.activation_id,
+            "lease": cached.lease,
+            "refresh_at": cached.lease.refresh_at(),
+            "grace_ends": cached.lease.grace_ends(client.grace),
+            "expired": cached.lease.expires_at <= now,
+        });
+        println!("{value}");
+        return Ok(());
+    }
+    for line in cached.describe(client.grace, now) {
+        println!("{line}");
+    }
+    let configured = client
+        .license
+        .as_deref()
+        .and_then(|text| license::open(text, &issuer).ok());
+    if let Some(claims) = configured.filter(|c| c.id != cached.lease.license_id) {
+        println!(
+            "note: TOWNESDEV_LICENSE holds licence {}, not the cached one: the next start activates it",
+            claims.id
+        );
     }
     Ok(())
 }

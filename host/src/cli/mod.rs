@@ -52,7 +52,8 @@ pub struct Settings {
         global = true
     )]
     pub data_dir: PathBuf,
-    /// Per-plan limits as JSON, e.g. '{"free": {"memory_mib": 16, "cpu_ms": 50}}'.
+    /// The plans, as JSON (e.g. '{"free": {"memory_mib": 16, "cpu_ms": 50}}') or
+    /// `@path` to a JSON file: limits, Stripe price, features, AI and guild caps.
     #[arg(long, env = "TOWNES_PLANS", global = true)]
     pub plans: Option<String>,
     /// Redis (redis://…), to fan live events out to every process (hosted mode);
@@ -73,7 +74,7 @@ pub struct Settings {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the platform until Ctrl-C (offline playground when no DISCORD_TOKEN is set).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Apply database migrations (they also run on every start).
     Migrate,
     /// The marketplace: install, enable, approve, configure, upgrade features.
@@ -91,7 +92,8 @@ pub enum Command {
         #[command(subcommand)]
         command: key::KeyCommand,
     },
-    /// Self-hosting licences: the issuer's key pair, issuing and checking them.
+    /// Self-hosting licences: the issuer's key pair, issuing, revoking and
+    /// checking them, and an installation's lease.
     License {
         #[command(subcommand)]
         command: license::LicenseCommand,
@@ -103,7 +105,10 @@ pub enum Command {
     /// and watch the features answer.
     Dev(dev::DevArgs),
     /// Run the dashboard API alone (`serve` also starts it).
-    Api(api::ApiArgs),
+    Api(Box<api::ApiArgs>),
+    /// Print the plans in effect (TOWNES_PLANS, or the defaults) as JSON: the
+    /// file to start from when changing them.
+    Plans,
     /// Print the API's OpenAPI document (YAML) with the routes the given
     /// components serve, as committed in docs/API/openapi.yaml (with the
     /// built-in features: `cargo xtask openapi`).
@@ -117,7 +122,8 @@ pub fn init_tracing(verbose: u8) {
     let default = match verbose {
         // serenity warns about routine gateway events (a close frame racing a
         // dispatch on shutdown); its errors still show.
-        0 => "warn,serenity=error",
+        // A licence's standing changes rarely and matters: always said.
+        0 => "warn,serenity=error,townes::licensing=info",
         1 => "info,townes=debug",
         _ => "debug",
     };
@@ -140,11 +146,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Feature { command } => feature::run(&cli.settings, command).await,
         Command::Guild { command } => guild::run(&cli.settings, command).await,
         Command::Key { command } => key::run(&cli.settings, command).await,
-        Command::License { command } => license::run(command),
+        Command::License { command } => license::run(&cli.settings, command).await,
         Command::Demo(args) => demo::run(&cli.settings, args).await,
-        Command::Serve(args) => serve::run(&cli.settings, args).await,
+        Command::Serve(args) => serve::run(&cli.settings, *args).await,
         Command::Dev(args) => dev::run(&cli.settings, args).await,
-        Command::Api(args) => api::run(&cli.settings, args).await,
+        Command::Api(args) => api::run(&cli.settings, *args).await,
+        Command::Plans => {
+            let plans = runtime_config(&cli.settings)?.plans;
+            println!("{}", serde_json::to_string_pretty(&plans)?);
+            Ok(())
+        }
         Command::Openapi { components } => {
             let mut wasms = Vec::new();
             for path in &components {
@@ -195,7 +206,7 @@ fn runtime_config(settings: &Settings) -> anyhow::Result<RuntimeConfig> {
     let mut config = RuntimeConfig::new(&settings.data_dir);
     config.public_url = settings.public_url.clone();
     if let Some(json) = &settings.plans {
-        config.plans = Plans::from_json(json).map_err(anyhow::Error::msg)?;
+        config.plans = Plans::from_setting(json).map_err(anyhow::Error::msg)?;
     }
     Ok(config)
 }

@@ -12,8 +12,10 @@ use super::playground::{self, Playground};
 use super::{Settings, live, open_store, print_outcome, runtime_config};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use townes::api::{ApiConfig, ApiParts, ApiServer};
+use townes::billing::{Billing, BillingConfig, EXPIRY_EVERY, METER_EVERY};
 use townes::discord::{DEFAULT_BASE_URL, ExecutorConfig, RestClient};
 use townes::gateway::Shards;
 use townes::interactions::http::{SignatureCheck, router};
@@ -46,6 +48,10 @@ pub struct ServeArgs {
     no_api: bool,
     #[command(flatten)]
     api: ApiConfig,
+    #[command(flatten)]
+    billing: BillingConfig,
+    #[command(flatten)]
+    license: townes::licensing::client::ClientConfig,
 }
 
 /// How often due scheduled jobs are looked for.
@@ -90,6 +96,14 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         &connection.token,
     )?;
     let running = connect(store, runtime_config(settings)?, connection).await?;
+    // A self-hosted installation's licence (ADR 0016) sets every guild's plan
+    // from here on, and keeps its lease fresh until this returns.
+    let _license = townes::licensing::client::start(
+        &args.license,
+        running.platform.runtime.clone(),
+        &settings.data_dir,
+    )
+    .await;
     if let (Some(addr), Some(check)) = (args.interactions_addr, check) {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!(
@@ -99,10 +113,25 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         let app = router(running.platform.clone(), check);
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
+    let runtime = &running.platform.runtime;
+    let billing = Arc::new(Billing::new(
+        runtime.store().clone(),
+        runtime.plans().clone(),
+        args.billing,
+    ));
     let api = if args.no_api {
         None
     } else {
-        Some(start_api(args.api, &running, &rest, playground.as_ref()).await?)
+        Some(
+            start_api(
+                args.api,
+                &running,
+                &rest,
+                playground.as_ref(),
+                billing.clone(),
+            )
+            .await?,
+        )
     };
     if let Some(playground) = &playground {
         playground::play(playground).await?;
@@ -116,7 +145,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => println!("the platform is connected to Discord; press Ctrl-C to stop"),
     }
-    let served = serve_until(&running, shutdown).await;
+    let served = serve_until(&running, Some(&billing), shutdown).await;
     // Shut down in full even when serving ended in an error: in-flight Discord
     // calls drain and usage counters are written either way.
     if let Some(api) = api {
@@ -135,6 +164,7 @@ async fn start_api(
     running: &Running,
     rest: &RestClient,
     playground: Option<&Playground>,
+    billing: Arc<Billing>,
 ) -> anyhow::Result<ApiServer> {
     if let Some(playground) = playground.filter(|_| config.oauth_client_id.is_none()) {
         config.oauth_client_id = Some(playground.sim.client_id());
@@ -150,6 +180,7 @@ async fn start_api(
         live: platform.live.clone(),
         discord: Some(rest.clone()),
         platform: Some(platform),
+        billing: Some(billing),
     };
     super::api::start(config, parts).await
 }
@@ -158,15 +189,20 @@ async fn start_api(
 const PLAYGROUND_REDIRECT: &str = "http://localhost:3000/auth/callback";
 
 /// Runs scheduled jobs and flushes usage until `shutdown` resolves or the
-/// gateway stops for good. A failing database (a restart, a failover, a full
-/// disk) is logged and retried with growing pauses: it does not end serving.
+/// gateway stops for good; with `billing`, also its hourly expiry job and the
+/// metering of AI usage to Stripe. A failing database (a restart, a failover,
+/// a full disk) is logged and retried with growing pauses: it does not end
+/// serving.
 pub async fn serve_until(
     running: &Running,
+    billing: Option<&Billing>,
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<()> {
     let runtime = &running.platform.runtime;
     let mut jobs = tokio::time::interval(JOB_POLL);
     let mut usage = tokio::time::interval(USAGE_FLUSH);
+    let mut expiry = tokio::time::interval(EXPIRY_EVERY);
+    let mut meters = tokio::time::interval(METER_EVERY);
     let mut backoff = Backoff::default();
     loop {
         tokio::select! {
@@ -194,6 +230,22 @@ pub async fn serve_until(
             _ = usage.tick() => {
                 if let Err(error) = runtime.flush_usage().await {
                     tracing::warn!(%error, "could not write usage counters; keeping them for the next flush");
+                }
+            }
+            _ = expiry.tick(), if billing.is_some() => {
+                let Some(billing) = billing else { continue };
+                match billing.expire(chrono::Utc::now()).await {
+                    Ok(expired) if !expired.is_empty() => {
+                        tracing::info!(moved = expired.len(), "billing: the expiry job ended trials and unpaid plans");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "billing: the expiry job failed; it runs again in an hour"),
+                }
+            }
+            _ = meters.tick(), if billing.is_some() => {
+                let Some(billing) = billing else { continue };
+                if let Err(error) = billing.report_usage(chrono::Utc::now()).await {
+                    tracing::warn!(%error, "billing: could not report AI usage to Stripe; retrying on the next run");
                 }
             }
         }

@@ -39,6 +39,16 @@ pub enum MarketError {
     },
     #[error("guild {0} is not known to the platform; the bot must join it first")]
     UnknownGuild(u64),
+    #[error(
+        "guild {guild} is on the `{plan}` plan, which does not include `{feature}`; upgrade the plan (POST /tenants/<tenant id>/billing/checkout) or pick one of: {}",
+        .allowed.join(", ")
+    )]
+    NotInPlan {
+        guild: u64,
+        plan: String,
+        feature: String,
+        allowed: Vec<String>,
+    },
     #[error("feature `{feature}` is not installed in guild {guild}; enable it first")]
     NotInGuild { guild: u64, feature: String },
     #[error("`{feature}` requires {} — approve {} to enable it", .missing.join(", "), if .missing.len() == 1 { "it" } else { "them" })]
@@ -211,8 +221,17 @@ impl<'r> Marketplace<'r> {
         version: Option<&str>,
         approval: Approval,
     ) -> Result<GuildFeature, MarketError> {
-        if self.runtime.store().guild(guild_id).await?.is_none() {
+        let Some(guild) = self.runtime.store().guild(guild_id).await? else {
             return Err(MarketError::UnknownGuild(guild_id));
+        };
+        let (plan_name, plan) = self.runtime.plan_of(&guild.plan);
+        if !plan.allows_feature(feature_id) {
+            return Err(MarketError::NotInPlan {
+                guild: guild_id,
+                plan: plan_name,
+                feature: feature_id.into(),
+                allowed: plan.features.unwrap_or_default(),
+            });
         }
         let version = self.resolve_version(feature_id, version).await?;
         let manifest = self.runtime.manifest(feature_id, &version).await?;

@@ -8,6 +8,7 @@
 //! manifest (WASI is always linked, with an empty context).
 
 use super::extensions::{Extensions, stored_manifest, validate_routes};
+use super::limits::FREE_PLAN;
 use super::{HostState, Loaded, Runtime};
 use crate::grants::{Approval, Grant, always_granted, capability_name, parse_capability};
 use crate::store::{FeatureVersion, Scope, StoreError};
@@ -285,7 +286,7 @@ impl Runtime {
         exports: &FeatureIndices,
         api: Option<&ApiIndices>,
     ) -> anyhow::Result<(Manifest, Vec<Route>)> {
-        let limits = self.config.plans.get("free").clone();
+        let limits = self.config.plans.get(FREE_PLAN).limits.clone();
         let grant = Grant::effective(
             &[],
             &Approval::default(),

@@ -28,7 +28,7 @@ pub use breaker::BreakerPolicy;
 pub use budget::MemoryLimitExceeded;
 pub use engine::Allocation;
 pub use install::{InstallError, Validated, WORLD_VERSION};
-pub use limits::{Limits, Plans};
+pub use limits::{BASE_PLAN, FREE_PLAN, Limits, Plan, Plans};
 pub use structure::{Structure, StructureCaps};
 
 use crate::capabilities::log::{escape_controls, truncated};
@@ -340,6 +340,9 @@ pub struct Runtime {
     /// Guilds catching up at once after a new gateway session (see
     /// [`Runtime::dispatch_guild_ready`]).
     catching_up: tokio::sync::Semaphore,
+    /// The plan every guild of this installation runs on whatever its stored
+    /// one, while a licence lease says so (self-hosted; see `licensing`).
+    licensed: std::sync::RwLock<Option<Arc<(String, Plan)>>>,
 }
 
 /// Guilds whose `guild-ready` handlers run at once. At start every guild
@@ -378,6 +381,7 @@ impl Runtime {
             live: Live::local(),
             last_job_purge: std::sync::Mutex::new(None),
             catching_up: tokio::sync::Semaphore::new(GUILDS_CATCHING_UP),
+            licensed: std::sync::RwLock::new(None),
             config,
         })
     }
@@ -395,6 +399,48 @@ impl Runtime {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The operator's plans (`TOWNES_PLANS`).
+    pub fn plans(&self) -> &Plans {
+        &self.config.plans
+    }
+
+    /// Runs every guild on `plan` whatever plan it has stored (a self-hosted
+    /// installation's licence lease), or, with `None`, on its stored plan again.
+    /// Memory is capped at the pool's slot size, fixed when the process started.
+    pub fn set_installation_plan(&self, plan: Option<(String, Plan)>) {
+        let plan = plan.map(|(name, mut plan)| {
+            let slot_mib = (self.config.plans.max_memory_bytes() >> 20) as u32;
+            plan.limits.memory_mib = plan.limits.memory_mib.min(slot_mib);
+            Arc::new((name, plan))
+        });
+        *self.licensed.write().unwrap_or_else(|e| e.into_inner()) = plan;
+    }
+
+    /// The name of the plan the installation runs on, when a licence sets it.
+    pub fn installation_plan(&self) -> Option<String> {
+        let licensed = self.licensed.read().unwrap_or_else(|e| e.into_inner());
+        licensed.as_ref().map(|plan| plan.0.clone())
+    }
+
+    /// The plan a guild runs on now: the installation's, or the guild's own.
+    pub fn plan_of(&self, stored: &str) -> (String, Plan) {
+        let licensed = self.licensed.read().unwrap_or_else(|e| e.into_inner());
+        match licensed.as_ref() {
+            Some(plan) => (plan.0.clone(), plan.1.clone()),
+            None => (stored.to_string(), self.config.plans.get(stored).clone()),
+        }
+    }
+
+    /// What one invocation in a guild on `stored` may use (the hot path's
+    /// [`Runtime::plan_of`]).
+    fn limits_of(&self, stored: &str) -> Limits {
+        let licensed = self.licensed.read().unwrap_or_else(|e| e.into_inner());
+        match licensed.as_ref() {
+            Some(plan) => plan.1.limits.clone(),
+            None => self.config.plans.get(stored).limits.clone(),
+        }
     }
 
     /// Signs and checks the links `files.link` hands out.
@@ -804,7 +850,7 @@ impl Runtime {
             return Outcome::failed(&feature_id, InvokeError::BreakerOpen { until }, started)
                 .counted();
         }
-        let limits = self.config.plans.get(policy.plan()).clone();
+        let limits = self.limits_of(policy.plan());
         let _permit = match self
             .slots
             .acquire(

@@ -25,7 +25,8 @@
 //! `settings.rs` (guild settings, role permissions, command cooldowns), `usage.rs`
 //! (daily usage counters), `storage.rs` (key-value, boards, quotas), `audit.rs`,
 //! `jobs.rs`, `auth.rs` (dashboard sessions, API keys, OAuth states, the readiness
-//! ping), `incidents.rs` (incidents tenants report).
+//! ping), `incidents.rs` (incidents tenants report), `licenses.rs` (self-hosting
+//! licences issued, and their activations).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -56,6 +57,10 @@ mod audit;
 mod auth;
 mod batch;
 pub use batch::StorageCommits;
+mod billing;
+pub use billing::{
+    BillingAccount, BillingChange, BillingOutcome, BillingStatus, MeterReport, SeenEvent,
+};
 mod catalog;
 mod commands;
 pub use commands::FeatureCommands;
@@ -66,6 +71,8 @@ pub use files::{FileInfo, FileQuota, FileUsage};
 mod incidents;
 mod jobs;
 pub use jobs::JobEnd;
+mod licenses;
+pub use licenses::{LicenseActivation, LicenseRecord, Revocation};
 mod outbox;
 mod settings;
 mod storage;

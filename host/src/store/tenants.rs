@@ -21,6 +21,19 @@ pub struct OwnerChange {
     pub to_tenant: Option<String>,
 }
 
+/// Sets the plan of guild `$1` to its tenant's, while the tenant's plan covers
+/// another guild (`billing_accounts.guild_cap`), else `free`: a guild linked to
+/// a paying tenant runs on its plan at once, within the plan's guild count.
+const FOLLOW_TENANT_PLAN: &str = "UPDATE guilds SET plan = COALESCE((
+        SELECT t.plan FROM tenants t LEFT JOIN billing_accounts b ON b.tenant_id = t.id
+        WHERE t.id = guilds.tenant_id
+          AND (b.guild_cap IS NULL OR b.guild_cap > (
+                SELECT COUNT(*) FROM guilds o
+                WHERE o.tenant_id = t.id AND o.id <> guilds.id
+                  AND o.left_at IS NULL AND o.plan = t.plan))
+    ), 'free')
+    WHERE id = $1";
+
 /// Find-or-create of the tenant owned by `$owner` on executor `$on`, evaluating
 /// to its row. `$id` and `$name` are only used when creating.
 macro_rules! tenant_of_owner {
@@ -123,12 +136,16 @@ impl Store {
         tenant_id: Option<&str>,
     ) -> Result<(), StoreError> {
         let result = on_db!(&self.db, pool => {
-            sqlx::query("UPDATE guilds SET tenant_id = $2 WHERE id = $1")
+            let linked = sqlx::query("UPDATE guilds SET tenant_id = $2 WHERE id = $1")
                 .bind(db_id(guild_id))
                 .bind(tenant_id)
                 .execute(pool)
                 .await
-                .map(|done| done.rows_affected())
+                .map(|done| done.rows_affected());
+            if let Ok(1) = linked {
+                sqlx::query(FOLLOW_TENANT_PLAN).bind(db_id(guild_id)).execute(pool).await?;
+            }
+            linked
         });
         self.control.changed(guild_id);
         match result {
@@ -220,6 +237,10 @@ impl Store {
                 .bind(to_tenant.as_deref())
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(FOLLOW_TENANT_PLAN)
+                .bind(db_id(guild_id))
+                .execute(&mut *tx)
+                .await?;
             let change = OwnerChange {
                 from_owner: api_id(from_owner),
                 from_tenant,
@@ -258,15 +279,24 @@ impl Store {
         tenant_id: &str,
     ) -> Result<Vec<u64>, StoreError> {
         let ids: Vec<i64> = on_db!(&self.db, pool => {
-            sqlx::query_scalar(
+            let mut tx = pool.begin().await?;
+            let ids: Vec<i64> = sqlx::query_scalar(
                 "UPDATE guilds SET tenant_id = $2
                  WHERE owner_id = $1 AND tenant_id IS NULL
                  RETURNING id",
             )
             .bind(db_id(owner_discord_id))
             .bind(tenant_id)
-            .fetch_all(pool)
-            .await?
+            .fetch_all(&mut *tx)
+            .await?;
+            // Snowflakes grow with time: the oldest guilds first, as the cap counts.
+            let mut oldest_first = ids.clone();
+            oldest_first.sort_unstable();
+            for id in &oldest_first {
+                sqlx::query(FOLLOW_TENANT_PLAN).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            ids
         });
         let mut ids: Vec<u64> = ids.into_iter().map(api_id).collect();
         for id in &ids {

@@ -2,24 +2,31 @@
 //! (login, sessions, API keys), `assets` (seed 001: tenants' guilds, feature
 //! toggles, usage, incidents), `guild` (seed 002: settings, permissions, audit
 //! log, guild data), `marketplace` (catalogue and per-guild features),
-//! `feature_api` (routes the features themselves serve) and `files` (what
-//! features keep, and signed links to it).
+//! `feature_api` (routes the features themselves serve), `files` (what
+//! features keep, and signed links to it), `billing` (plans, trials,
+//! Stripe) and `licenses` (self-hosting licences: activation, lease refresh).
 //!
 //! Seed 001's paths are served as written (`/auth/…`, `/tenants/…`, `/assets/…`,
-//! `/usage/…`, `/incidents`); everything else lives under `/api`.
+//! `/usage/…`, `/incidents`, `/licenses/…`); everything else lives under `/api`.
 
 pub mod assets;
 pub mod auth;
+pub mod billing;
 pub mod feature_api;
 pub mod files;
 pub mod guild;
 pub mod health;
+pub mod licenses;
 pub mod marketplace;
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, delete, get, post};
+
+/// The largest Stripe event accepted.
+const WEBHOOK_BODY_LIMIT: usize = 512 * 1024;
 
 pub fn router() -> Router<ApiState> {
     let router = Router::new()
@@ -43,6 +50,21 @@ pub fn router() -> Router<ApiState> {
             post(assets::disable_feature_route),
         )
         .route("/usage/{guild_id}/daily", get(assets::daily_usage))
+        .route("/tenants/{tenant_id}/billing", get(billing::billing))
+        .route(
+            "/tenants/{tenant_id}/billing/trial",
+            post(billing::start_trial),
+        )
+        .route(
+            "/tenants/{tenant_id}/billing/checkout",
+            post(billing::checkout),
+        )
+        .route("/tenants/{tenant_id}/billing/portal", post(billing::portal))
+        .route(
+            "/webhooks/stripe",
+            // Stripe's events outgrow the API's 64 KiB body limit.
+            post(billing::stripe_webhook).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+        )
         .route(
             "/incidents",
             get(assets::list_incidents).post(assets::create_incident),
@@ -110,7 +132,9 @@ pub fn router() -> Router<ApiState> {
             "/api/guild/{guild_id}/features/{feature_id}/files/{*name}",
             get(files::download),
         )
-        .route("/files/{token}", get(files::linked));
+        .route("/files/{token}", get(files::linked))
+        .route("/licenses/activate", post(licenses::activate))
+        .route("/licenses/refresh", post(licenses::refresh));
     feature_api::SEED_ALIASES
         .iter()
         .fold(router, |router, (segment, _)| {

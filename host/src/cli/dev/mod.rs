@@ -102,7 +102,7 @@ pub async fn run(settings: &Settings, args: DevArgs) -> anyhow::Result<()> {
     // it returns on Ctrl-C or SIGTERM, the session on `quit` or the end of input.
     let interactive = dev.interactive;
     let outcome = tokio::select! {
-        result = serve_until(&running, shutdown.as_mut()) => {
+        result = serve_until(&running, None, shutdown.as_mut()) => {
             if interactive {
                 // End the prompt's line, which Ctrl-C left open.
                 println!();

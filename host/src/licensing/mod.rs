@@ -6,13 +6,26 @@
 //! unpadded base64url, and the signature over `tdl1.{claims}`, in the same
 //! encoding. Everything a runner needs is in the claims; nothing in the key
 //! is secret, and no change to a claim survives verification.
+//!
+//! - this module: the licence key format and the issuer's keys;
+//! - [`lease`]: the short-lived `tdlease1` leases a runner acts on;
+//! - [`server`]: what the hosted platform does on `/licenses/activate` and
+//!   `/licenses/refresh`;
+//! - [`client`]: what a self-hosted runner does: activate, refresh, keep its
+//!   lease while the platform is unreachable, and degrade to `free`.
+
+pub mod client;
+pub mod lease;
+pub mod server;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// The format's tag, first in every key.
 const PREFIX: &str = "tdl1";
@@ -41,7 +54,7 @@ pub struct Claims {
 }
 
 /// Why a license key was refused, each with what the operator can do.
-#[derive(Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum LicenseError {
     #[error(
         "this is not a TownesDev license key ({0}); copy the whole `tdl1.…` key you were given"
@@ -63,11 +76,7 @@ pub enum LicenseError {
 
 /// Signs `claims` into a license key.
 pub fn issue(claims: &Claims, key: &SigningKey) -> String {
-    let payload =
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims always serialize"));
-    let signed = format!("{PREFIX}.{payload}");
-    let signature = URL_SAFE_NO_PAD.encode(key.sign(signed.as_bytes()).to_bytes());
-    format!("{signed}.{signature}")
+    seal(PREFIX, claims, key)
 }
 
 /// The claims of `license` if `issuer` signed it, it is in force at `now`,
@@ -78,33 +87,7 @@ pub fn verify(
     now: DateTime<Utc>,
     tenant: Option<&str>,
 ) -> Result<Claims, LicenseError> {
-    let license = license.trim();
-    let mut parts = license.split('.');
-    let (Some(PREFIX), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(LicenseError::Malformed(
-            "it does not have the form tdl1.claims.signature".into(),
-        ));
-    };
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .ok()
-        .and_then(|bytes| Signature::from_slice(&bytes).ok())
-        .ok_or_else(|| LicenseError::Malformed("its signature is not readable".into()))?;
-    let signed = &license[..PREFIX.len() + 1 + payload.len()];
-    issuer
-        .verify(signed.as_bytes(), &signature)
-        .map_err(|_| LicenseError::BadSignature)?;
-    // Signed by the issuer, so the claims are the issuer's: unreadable ones
-    // come from a newer format.
-    let claims: Claims = URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()
-        .and_then(|json| serde_json::from_slice(&json).ok())
-        .ok_or_else(|| {
-            LicenseError::Malformed("its claims are from a newer version; update townes".into())
-        })?;
+    let claims = open(license, issuer)?;
     if claims.issued_at > now + CLOCK_SKEW {
         return Err(LicenseError::NotYetValid(claims.issued_at));
     }
@@ -120,6 +103,126 @@ pub fn verify(
         });
     }
     Ok(claims)
+}
+
+/// The claims of `license` if `issuer` signed it, whatever its times: for
+/// the issuer reading back a licence it issued, in force or not.
+pub fn open(license: &str, issuer: &VerifyingKey) -> Result<Claims, LicenseError> {
+    unseal(PREFIX, license, issuer).map_err(|refused| match refused {
+        Unsealed::Form => {
+            LicenseError::Malformed("it does not have the form tdl1.claims.signature".into())
+        }
+        Unsealed::UnreadableSignature => {
+            LicenseError::Malformed("its signature is not readable".into())
+        }
+        Unsealed::BadSignature => LicenseError::BadSignature,
+        Unsealed::NewerClaims => {
+            LicenseError::Malformed("its claims are from a newer version; update townes".into())
+        }
+    })
+}
+
+/// Signs `claims` as `{prefix}.{claims}.{signature}`: the claims as JSON in
+/// unpadded base64url, the Ed25519 signature over `{prefix}.{claims}`. The
+/// prefix is signed too, so a licence cannot pass for a lease or the reverse.
+fn seal<T: Serialize>(prefix: &str, claims: &T, key: &SigningKey) -> String {
+    let payload =
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims always serialize"));
+    let signed = format!("{prefix}.{payload}");
+    let signature = URL_SAFE_NO_PAD.encode(key.sign(signed.as_bytes()).to_bytes());
+    format!("{signed}.{signature}")
+}
+
+/// Why [`unseal`] refused a text.
+#[derive(Debug, PartialEq)]
+enum Unsealed {
+    /// Not `{prefix}.{claims}.{signature}`.
+    Form,
+    UnreadableSignature,
+    BadSignature,
+    /// Signed by the issuer, so the claims are the issuer's: unreadable ones
+    /// come from a newer format.
+    NewerClaims,
+}
+
+/// The claims of a text [`seal`] made with `issuer`'s key.
+fn unseal<T: DeserializeOwned>(
+    prefix: &str,
+    text: &str,
+    issuer: &VerifyingKey,
+) -> Result<T, Unsealed> {
+    let text = text.trim();
+    let mut parts = text.split('.');
+    let (Some(tag), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Unsealed::Form);
+    };
+    if tag != prefix {
+        return Err(Unsealed::Form);
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .ok()
+        .and_then(|bytes| Signature::from_slice(&bytes).ok())
+        .ok_or(Unsealed::UnreadableSignature)?;
+    let signed = &text[..prefix.len() + 1 + payload.len()];
+    issuer
+        .verify(signed.as_bytes(), &signature)
+        .map_err(|_| Unsealed::BadSignature)?;
+    URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or(Unsealed::NewerClaims)
+}
+
+/// A duration as operators write it: `90s`, `15m`, `12h`, `7d`, or seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let seconds: u64 = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|_| seconds > 0)
+        .and_then(|n| n.checked_mul(seconds))
+        .map(Duration::from_secs)
+        .ok_or_else(|| {
+            format!("`{text}` is not a duration; write a whole number with s, m, h or d (e.g. 7d)")
+        })
+}
+
+/// A secret an activation shares with the platform (it signs the
+/// installation's refresh pings). `Debug` shows `<redacted>`; it serializes
+/// as itself, for the one answer and the one file that must carry it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: String) -> Secret {
+        Secret(secret)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// A new issuer key, from the system's random source.
@@ -174,6 +277,21 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn durations_read_as_operators_write_them() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration(" 12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3_600)));
+        for wrong in ["", "d", "7w", "-1d", "1.5h", "99999999999999999999d"] {
+            let error = parse_duration(wrong).unwrap_err();
+            assert!(error.contains("e.g. 7d"), "{wrong}: {error}");
+        }
+        let secret = Secret::new("hunter2".into());
+        assert_eq!(format!("{secret:?}"), "<redacted>");
     }
 
     #[test]
