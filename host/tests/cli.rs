@@ -619,6 +619,13 @@ fn help_and_errors_never_print_secrets_from_the_environment() {
             "https://proxy:proxy-pass-s3cret@127.0.0.1:1",
             "proxy-pass-s3cret",
         ),
+        ("STRIPE_SECRET", "pk_stripe-s3cret", "stripe-s3cret"),
+        ("TOWNESDEV_LICENSE", "tdl1.license-s3cret", "license-s3cret"),
+        (
+            "LICENSE_SERVER_BASE",
+            "https://lic:lic-pass-s3cret@127.0.0.1:1",
+            "lic-pass-s3cret",
+        ),
     ];
     let run = |args: &[&str]| {
         let mut command = common::townes_command(dir.path());
@@ -632,6 +639,8 @@ fn help_and_errors_never_print_secrets_from_the_environment() {
         &["serve", "--help"],
         &["api", "--help"],
         &["migrate"],
+        &["check-config"],
+        &["backup", "copy.db"],
     ] {
         let out = run(args);
         let shown = format!(
@@ -651,7 +660,7 @@ fn help_and_errors_never_print_secrets_from_the_environment() {
                 "the variable is still named: {shown}"
             );
         }
-        if args == ["migrate"] {
+        if args == ["migrate"] || args == ["check-config"] {
             assert!(!out.status.success(), "nothing listens on port 1: {shown}");
         }
     }
@@ -799,4 +808,342 @@ fn plans_print_as_json_and_load_from_a_file_the_operator_edits() {
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("must define a `free` plan"), "{said}");
+}
+
+/// `.env` in the working directory is read at start; a variable set in the
+/// environment wins over it; a line dotenv cannot read stops the binary with
+/// the line's number and name, never its value.
+#[test]
+fn dotenv_in_the_working_directory_is_read_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = |env: Option<&str>| {
+        let mut command = common::townes_command(dir.path());
+        command.current_dir(dir.path()).arg("plans");
+        match env {
+            Some(value) => command.env("TOWNES_PLANS", value),
+            None => command.env_remove("TOWNES_PLANS"),
+        };
+        command.output().unwrap()
+    };
+    std::fs::write(
+        dir.path().join(".env"),
+        "# the operator's settings\nTOWNES_PLANS='{\"free\": {\"cpu_ms\": 77}}'\n",
+    )
+    .unwrap();
+    let from_file = townes::runtime::Plans::from_json(&stdout(&plans(None))).unwrap();
+    assert_eq!(from_file.get("free").limits.cpu_ms, 77);
+    let from_env =
+        townes::runtime::Plans::from_json(&stdout(&plans(Some(r#"{"free": {"cpu_ms": 5}}"#))))
+            .unwrap();
+    assert_eq!(
+        from_env.get("free").limits.cpu_ms,
+        5,
+        "the environment wins"
+    );
+
+    std::fs::write(dir.path().join(".env"), "DISCORD_TOKEN=Bot tok-s3cret\n").unwrap();
+    let refused = plans(None);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("line 1 (DISCORD_TOKEN)"), "{said}");
+    assert!(said.contains("single quotes"), "{said}");
+    assert!(!said.contains("tok-s3cret"), "{said}");
+}
+
+/// With `TOWNES_LOG_FORMAT=json` every log line is one JSON object, and a
+/// line logged inside a feature invocation carries its guild and feature,
+/// under the default filter too.
+#[test]
+fn json_logs_carry_the_invocation_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::townes_command(dir.path())
+        .args([
+            "feature",
+            "run",
+            &common::component_path("hostile"),
+            "--command",
+            "panic",
+        ])
+        .env("TOWNES_LOG_FORMAT", "json")
+        .env_remove("TOWNES_LOG")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let failed = lines
+        .iter()
+        .find(|l| l["message"] == "feature invocation failed")
+        .unwrap_or_else(|| panic!("no invocation line: {log}"));
+    assert_eq!(failed["level"], "WARN");
+    assert_eq!(failed["span"]["name"], "invocation", "{failed}");
+    assert_eq!(failed["span"]["guild"], 1000, "{failed}");
+    assert_eq!(failed["span"]["feature"], "hostile", "{failed}");
+}
+
+/// An API request's log lines carry its request id and, once the caller is
+/// known, the caller's tenant.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_of_an_api_request_carry_its_id_and_tenant() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let created: serde_json::Value = serde_json::from_str(&stdout(&townes(
+        dir.path(),
+        &["key", "create", "--owner", "42", "--json"],
+    )))
+    .unwrap();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    let tenant = created["tenant_id"].as_str().unwrap().to_string();
+    let mut child = tokio::process::Command::from(common::townes_command(dir.path()))
+        .arg("api")
+        .env_remove("DISCORD_TOKEN")
+        .env_remove("REDIS_URL")
+        .env("TOWNES_LOG_FORMAT", "json")
+        .env("TOWNES_LOG", "warn,townes::api=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let within = std::time::Duration::from_secs(60);
+    let addr = tokio::time::timeout(within, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(addr) = line.strip_prefix("dashboard API: http://") {
+                return addr.to_string();
+            }
+        }
+        panic!("townes api ended without announcing its address");
+    })
+    .await
+    .expect("no address announced within 60 s");
+    let me = reqwest::Client::new()
+        .get(format!("http://{addr}/me"))
+        .bearer_auth(&secret)
+        .header("x-request-id", "check-1234")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status().as_u16(), 200);
+    let served = tokio::time::timeout(within, async {
+        while let Some(line) = log.next_line().await.unwrap() {
+            let line: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if line["span"]["request_id"] == "check-1234" {
+                return line;
+            }
+        }
+        panic!("townes api ended before logging the request");
+    })
+    .await
+    .expect("the request was not logged within 60 s");
+    assert_eq!(served["span"]["name"], "request", "{served}");
+    assert_eq!(served["span"]["tenant"], tenant.as_str(), "{served}");
+    assert!(
+        !served.to_string().contains(&secret),
+        "the key never reaches the log: {served}"
+    );
+    child.start_kill().unwrap();
+}
+
+/// `townes check-config` with only `vars` (and the test's database and data
+/// directory) set.
+fn check_config(dir: &Path, vars: &[(&str, &str)]) -> Output {
+    let mut command = common::townes_command(dir);
+    command.current_dir(dir).arg("check-config");
+    // Whatever the machine running the tests has set.
+    for name in [
+        "TOWNES_PLANS",
+        "DISCORD_TOKEN",
+        "DISCORD_API_BASE",
+        "REDIS_URL",
+        "DISCORD_CLIENT_ID",
+        "DISCORD_CLIENT_SECRET",
+        "TOWNES_OAUTH_REDIRECT_URI",
+        "TOWNES_CORS_ORIGINS",
+        "STRIPE_SECRET",
+        "STRIPE_WEBHOOK_SECRET",
+        "TOWNESDEV_LICENSE",
+        "TOWNESDEV_LICENSE_PUBLIC_KEY",
+        "LICENSE_SERVER_BASE",
+        "TOWNES_LICENSE_SIGNING_KEY",
+        "TOWNES_INTERACTIONS_ADDR",
+        "TOWNES_LOG",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(vars.iter().copied()).output().unwrap()
+}
+
+#[test]
+fn check_config_passes_a_good_configuration_and_names_each_problem_with_its_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    stdout(&townes(dir.path(), &["migrate"]));
+    let good = stdout(&check_config(dir.path(), &[]));
+    assert!(good.contains("migrations applied, up to date"), "{good}");
+    assert!(good.ends_with("configuration OK\n"), "{good}");
+
+    let problem = |vars: &[(&str, &str)], expected: &str| {
+        let out = check_config(dir.path(), vars);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{said}");
+        assert!(said.contains(expected), "{expected}: {said}");
+        assert!(said.contains("fix: "), "{said}");
+        assert!(!said.contains("configuration OK"), "{said}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("1 problem in the configuration"),
+            "{said}"
+        );
+    };
+    problem(
+        &[("TOWNES_PLANS", r#"{"free": {"cpu_ms": "lots"}}"#)],
+        "PROBLEM  TOWNES_PLANS: TOWNES_PLANS is not valid plan JSON",
+    );
+    problem(
+        &[("DISCORD_CLIENT_ID", "123456789012345678")],
+        "DISCORD_CLIENT_ID set but DISCORD_CLIENT_SECRET and TOWNES_OAUTH_REDIRECT_URI not: Discord login needs all three",
+    );
+    let key = townes::licensing::new_signing_key();
+    let public = townes::licensing::encode_public_key(&key.verifying_key());
+    let claims = townes::licensing::Claims {
+        id: "lic_check".into(),
+        tenant: "acme".into(),
+        plan: "pro".into(),
+        flags: Vec::new(),
+        limits: Default::default(),
+        issued_at: chrono::Utc::now(),
+        expires_at: chrono::Utc::now() + chrono::TimeDelta::days(30),
+    };
+    let license = townes::licensing::issue(&claims, &key);
+    problem(
+        &[
+            ("TOWNESDEV_LICENSE", &license),
+            ("TOWNESDEV_LICENSE_PUBLIC_KEY", &public),
+        ],
+        "PROBLEM  TOWNESDEV_LICENSE: a licence needs LICENSE_SERVER_BASE and TOWNESDEV_LICENSE_PUBLIC_KEY beside it",
+    );
+    let licensed = stdout(&check_config(
+        dir.path(),
+        &[
+            ("TOWNESDEV_LICENSE", &license),
+            ("TOWNESDEV_LICENSE_PUBLIC_KEY", &public),
+            ("LICENSE_SERVER_BASE", "https://api.example.com"),
+        ],
+    ));
+    assert!(
+        licensed.contains("licence lic_check of tenant acme, plan pro"),
+        "{licensed}"
+    );
+
+    // A value clap refuses names the variable it came from.
+    let refused = check_config(dir.path(), &[("TOWNES_API_ADDR", "nowhere")]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("comes from the environment variable TOWNES_API_ADDR"),
+        "{said}"
+    );
+}
+
+/// A SQLite database is copied while a townes process has it open, the copy
+/// is refused over the open database, and restored into a fresh data
+/// directory its data reads back. Postgres gets the commands to use.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_and_restore_a_sqlite_database() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let live = tempfile::tempdir().unwrap();
+    stdout(&townes(
+        live.path(),
+        &[
+            "feature",
+            "run",
+            &common::component_path("hello"),
+            "--command",
+            "hello",
+        ],
+    ));
+    let mut running = tokio::process::Command::from(common::townes_command(live.path()))
+        .arg("api")
+        .env_remove("DISCORD_TOKEN")
+        .env_remove("REDIS_URL")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(running.stdout.take().unwrap()).lines();
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("dashboard API: ") {
+                return;
+            }
+        }
+        panic!("townes api ended before it listened");
+    })
+    .await
+    .expect("townes api did not start within 60 s");
+
+    let copies = tempfile::tempdir().unwrap();
+    let backup = copies.path().join("townes-backup.db");
+    let backup = backup.to_str().unwrap();
+    let made = stdout(&townes(live.path(), &["backup", backup]));
+    assert!(made.contains("database copied to"), "{made}");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(backup).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+    }
+    let again = townes(live.path(), &["backup", backup]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
+    let in_use = townes(live.path(), &["restore", backup]);
+    assert!(!in_use.status.success(), "restored under a running townes");
+    let said = String::from_utf8_lossy(&in_use.stderr);
+    assert!(said.contains("is in use"), "{said}");
+    running.start_kill().unwrap();
+    running.wait().await.unwrap();
+
+    let fresh = tempfile::tempdir().unwrap();
+    let restored = stdout(&townes(fresh.path(), &["restore", backup]));
+    assert!(restored.contains("restored"), "{restored}");
+    assert!(
+        restored.contains("installed components are not in"),
+        "the hello component stayed behind: {restored}"
+    );
+    let guilds: serde_json::Value =
+        serde_json::from_str(&stdout(&townes(fresh.path(), &["guild", "list", "--json"]))).unwrap();
+    assert_eq!(guilds[0]["id"], 1000, "{guilds}");
+    assert_eq!(guilds[0]["name"], "Playground", "{guilds}");
+
+    // Over the stopped original: the database it replaces is kept aside.
+    let over = stdout(&townes(live.path(), &["restore", backup]));
+    assert!(over.contains("is kept as"), "{over}");
+
+    let not_a_backup = copies.path().join("notes.txt");
+    std::fs::write(&not_a_backup, "not a database at all, just some text").unwrap();
+    let refused = townes(fresh.path(), &["restore", not_a_backup.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("is not a backup townes can restore"),
+        "{said}"
+    );
+
+    let postgres = common::townes_command(fresh.path())
+        .args(["backup", backup])
+        .env(
+            "DATABASE_URL",
+            "postgres://townes:pg-s3cret@127.0.0.1:1/townes",
+        )
+        .output()
+        .unwrap();
+    assert!(!postgres.status.success());
+    let said = String::from_utf8_lossy(&postgres.stderr);
+    assert!(said.contains("pg_dump --format=custom"), "{said}");
+    assert!(!said.contains("pg-s3cret"), "{said}");
 }

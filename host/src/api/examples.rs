@@ -488,7 +488,7 @@ pub fn openapi_document() -> Value {
         "openapi": "3.1.0",
         "info": {
             "title": "TownesDev Bot Platform API",
-            "license": { "name": "Apache-2.0" },
+            "license": { "name": "MIT OR Apache-2.0", "identifier": "MIT OR Apache-2.0" },
             "version": env!("CARGO_PKG_VERSION")
         },
         "paths": {

@@ -15,7 +15,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
     info(
         title = "TownesDev Bot Platform API",
         description = "The dashboard API: sign in with Discord, manage guilds' features, settings and permissions, read usage and the audit log, and follow live events over /api/ws. Discord ids are strings of 1 to 19 digits. Text may not contain U+0000 (NUL): it is refused with 422 in a body, 400 in a path or query. Errors are `{\"error\": {\"code\", \"message\", \"hint\"?, \"problems\"?}}`; every response carries `X-Request-ID`.",
-        license(name = "Apache-2.0"),
+        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
     paths(
         health::healthz, health::readyz, health::metrics,

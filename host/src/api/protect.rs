@@ -86,11 +86,15 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         .map(str::to_string)
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 12]>()));
     request.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!(
+    // ERROR only decides whether the span exists: it must under every filter
+    // that lets a line of the request through (the default shows warnings
+    // only). `tenant` is filled in once the caller is known (`Caller`).
+    let span = tracing::error_span!(
         "request",
         request_id = %id,
         method = %request.method(),
-        path = %request.uri().path()
+        path = %request.uri().path(),
+        tenant = tracing::field::Empty
     );
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {

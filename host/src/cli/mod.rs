@@ -2,6 +2,8 @@
 //! human-readable output by default and `--json` for scripts.
 
 mod api;
+mod backup;
+mod check_config;
 mod demo;
 mod dev;
 mod feature;
@@ -28,6 +30,17 @@ pub struct Cli {
     /// More log output (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object per line, with the fields of the spans it was logged in:
+    /// `request_id`, `tenant`, `guild`, `feature`) for log collectors.
+    #[arg(
+        long,
+        env = "TOWNES_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -106,6 +119,22 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Run the dashboard API alone (`serve` also starts it).
     Api(Box<api::ApiArgs>),
+    /// Check every setting `serve` and `api` read (environment, `.env`, flags):
+    /// each problem with its fix; fails when there is one.
+    CheckConfig(Box<check_config::CheckConfigArgs>),
+    /// Copy the SQLite database into a new file, consistent even while the
+    /// platform runs (for Postgres: the `pg_dump` command to use).
+    Backup {
+        /// The copy to write; an existing file is never overwritten.
+        file: PathBuf,
+    },
+    /// Put a backup made with `townes backup` in place of the SQLite database,
+    /// once checked; refused while a running townes has the database open
+    /// (for Postgres: the `pg_restore` command to use).
+    Restore {
+        /// The backup to restore.
+        file: PathBuf,
+    },
     /// Print the plans in effect (TOWNES_PLANS, or the defaults) as JSON: the
     /// file to start from when changing them.
     Plans,
@@ -118,7 +147,82 @@ pub enum Command {
     },
 }
 
-pub fn init_tracing(verbose: u8) {
+/// The command line, or exits with clap's message. Clap names the flag of a
+/// value it refuses even when the value came from the environment (or
+/// `.env`): the variable to fix is added.
+pub fn parse() -> Cli {
+    use clap::error::{ContextKind, ContextValue};
+    let error = match Cli::try_parse() {
+        Ok(cli) => return cli,
+        Err(error) => error,
+    };
+    let text = |kind| match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    let variable = text(ContextKind::InvalidArg)
+        .zip(text(ContextKind::InvalidValue))
+        .and_then(|(flag, value)| {
+            let variable = env_of(&<Cli as clap::CommandFactory>::command(), flag)?;
+            let set = std::env::var(&variable).ok()?;
+            set.contains(value).then_some(variable)
+        });
+    let _ = error.print();
+    if let Some(variable) = variable {
+        eprintln!(
+            "note: that value comes from the environment variable {variable} (or {DOTENV}); fix it, or unset it for the default"
+        );
+    }
+    std::process::exit(error.exit_code())
+}
+
+/// The environment variable behind the argument clap shows as `shown`
+/// (`--api-addr <ADDR>`), in `command` or its subcommands.
+fn env_of(command: &clap::Command, shown: &str) -> Option<String> {
+    let long = shown.strip_prefix("--")?.split([' ', '=']).next()?;
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .and_then(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .or_else(|| command.get_subcommands().find_map(|c| env_of(c, shown)))
+}
+
+/// How log lines are written (`TOWNES_LOG_FORMAT`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Reads `.env` from the working directory into the environment, when there
+/// is one, before anything reads the environment. A variable already set
+/// keeps its value: the real environment (and flags) win over the file. Only
+/// this directory: a `.env` in a parent folder belongs to something else.
+pub fn load_dotenv() -> anyhow::Result<()> {
+    match dotenvy::from_path(DOTENV) {
+        Ok(()) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        // The line itself is never shown: it may hold a secret.
+        Err(dotenvy::Error::LineParse(text, _)) => {
+            let line = std::fs::read_to_string(DOTENV).ok().and_then(|file| {
+                let (n, line) = file.lines().enumerate().find(|(_, l)| l.contains(&text))?;
+                let name = line.split_once('=').map_or("", |(name, _)| name.trim());
+                Some(format!("line {} ({name})", n + 1))
+            });
+            anyhow::bail!(
+                "{DOTENV} cannot be read: {} is not NAME=value as dotenv reads it; put a value holding spaces, quotes, # or $ in single quotes (TOWNES_PLANS='{{\"free\": {{}}}}'), or remove the file",
+                line.as_deref().unwrap_or("a line")
+            )
+        }
+        Err(e) => anyhow::bail!("{DOTENV} cannot be read ({e}); fix its permissions, or remove it"),
+    }
+}
+
+/// The file [`load_dotenv`] reads, in the working directory.
+pub const DOTENV: &str = ".env";
+
+pub fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         // serenity warns about routine gateway events (a close frame racing a
         // dispatch on shutdown); its errors still show.
@@ -129,10 +233,24 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOWNES_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    // Colours only for a person at a terminal: in a file or a container's
+    // log they are escape codes.
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // `span` is the innermost span, `spans` every one from the outermost:
+        // a feature's line inside an API request carries both the request's
+        // fields and the invocation's.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -151,6 +269,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&cli.settings, *args).await,
         Command::Dev(args) => dev::run(&cli.settings, args).await,
         Command::Api(args) => api::run(&cli.settings, *args).await,
+        Command::CheckConfig(args) => check_config::run(&cli.settings, *args).await,
+        Command::Backup { file } => backup::backup(&cli.settings, &file).await,
+        Command::Restore { file } => backup::restore(&cli.settings, &file).await,
         Command::Plans => {
             let plans = runtime_config(&cli.settings)?.plans;
             println!("{}", serde_json::to_string_pretty(&plans)?);

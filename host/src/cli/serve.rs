@@ -24,34 +24,34 @@ use townes::platform::{Connection, Running, connect};
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Feature components (.wasm) to enable in the offline playground.
-    components: Vec<PathBuf>,
+    pub(super) components: Vec<PathBuf>,
     /// The bot token; without one the platform runs offline against the simulator.
     #[arg(long, env = "DISCORD_TOKEN", hide_env_values = true)]
-    discord_token: Option<String>,
+    pub(super) discord_token: Option<String>,
     /// Send REST calls and gateway discovery here instead of discord.com (a REST
     /// proxy, or a Discord-compatible server).
     // A proxy's URL may carry credentials.
     #[arg(long, env = "DISCORD_API_BASE", hide_env_values = true)]
-    discord_api_base: Option<String>,
+    pub(super) discord_api_base: Option<String>,
     /// Which shards this process runs: `auto`, or `0-3/16` to split shards
     /// across processes.
     #[arg(long, env = "TOWNES_SHARDS", default_value = "auto")]
-    shards: Shards,
+    pub(super) shards: Shards,
     /// Also serve the HTTP interactions endpoint (POST /interactions) here.
     #[arg(long, env = "TOWNES_INTERACTIONS_ADDR")]
-    interactions_addr: Option<SocketAddr>,
+    pub(super) interactions_addr: Option<SocketAddr>,
     /// The application's public key (developer portal), to verify interactions.
     #[arg(long, env = "DISCORD_PUBLIC_KEY")]
-    discord_public_key: Option<String>,
+    pub(super) discord_public_key: Option<String>,
     /// Do not start the dashboard API (run it elsewhere with `townes api`).
     #[arg(long, env = "TOWNES_NO_API")]
-    no_api: bool,
+    pub(super) no_api: bool,
     #[command(flatten)]
-    api: ApiConfig,
+    pub(super) api: ApiConfig,
     #[command(flatten)]
-    billing: BillingConfig,
+    pub(super) billing: BillingConfig,
     #[command(flatten)]
-    license: townes::licensing::client::ClientConfig,
+    pub(super) license: townes::licensing::client::ClientConfig,
 }
 
 /// How often due scheduled jobs are looked for.

@@ -834,7 +834,32 @@ impl Runtime {
         }
     }
 
+    /// Every invocation goes through here. Lines logged while it runs (the
+    /// feature's own `log` calls, the host's about it) carry the guild and the
+    /// feature from its span.
     async fn invoke(
+        &self,
+        policy: &GuildPolicy,
+        gf: &GuildFeature,
+        loaded: Arc<Loaded>,
+        handler: Handler,
+    ) -> Outcome {
+        use tracing::Instrument as _;
+        // ERROR only decides whether the span exists, not how its lines show:
+        // it must exist under every filter that lets a line inside it through
+        // (the default shows warnings only). One span per invocation; its
+        // fields are formatted once, when a subscriber records it.
+        let span = tracing::error_span!(
+            "invocation",
+            guild = gf.guild_id,
+            feature = %gf.feature_id
+        );
+        self.invoke_in_span(policy, gf, loaded, handler)
+            .instrument(span)
+            .await
+    }
+
+    async fn invoke_in_span(
         &self,
         policy: &GuildPolicy,
         gf: &GuildFeature,

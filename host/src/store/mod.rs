@@ -26,7 +26,8 @@
 //! (daily usage counters), `storage.rs` (key-value, boards, quotas), `audit.rs`,
 //! `jobs.rs`, `auth.rs` (dashboard sessions, API keys, OAuth states, the readiness
 //! ping), `incidents.rs` (incidents tenants report), `licenses.rs` (self-hosting
-//! licences issued, and their activations).
+//! licences issued, and their activations), `maintenance.rs` (migration state,
+//! backup and restore, without running the platform).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -73,6 +74,7 @@ mod jobs;
 pub use jobs::JobEnd;
 mod licenses;
 pub use licenses::{LicenseActivation, LicenseRecord, Revocation};
+pub mod maintenance;
 mod outbox;
 mod settings;
 mod storage;

@@ -124,6 +124,9 @@ impl FromRequestParts<ApiState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Caller, ApiError> {
         let caller = authenticate(&parts.headers, state).await?;
+        // The request's span (`protect.rs`): every later line of the request
+        // names the tenant.
+        tracing::Span::current().record("tenant", caller.tenant_id());
         state.limiter().check_caller(&caller)?;
         Ok(caller)
     }
