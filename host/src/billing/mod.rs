@@ -193,18 +193,6 @@ impl Billing {
         }
     }
 
-    pub fn plans(&self) -> &Plans {
-        &self.plans
-    }
-
-    pub fn config(&self) -> &BillingConfig {
-        &self.config
-    }
-
-    pub fn stripe_enabled(&self) -> bool {
-        self.stripe.is_some()
-    }
-
     fn stripe(&self) -> Result<&StripeApi, BillingError> {
         self.stripe.as_ref().ok_or_else(|| {
             BillingError::Off(

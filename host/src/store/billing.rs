@@ -547,17 +547,4 @@ impl Store {
         });
         Ok(rows.into_iter().map(MeterReport::from).collect())
     }
-
-    /// How many guilds of the tenant the bot is in.
-    pub async fn tenant_guild_count(&self, tenant_id: &str) -> Result<u64, StoreError> {
-        let n: i64 = on_db!(&self.db, pool => {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM guilds WHERE tenant_id = $1 AND left_at IS NULL",
-            )
-            .bind(tenant_id)
-            .fetch_one(pool)
-            .await?
-        });
-        Ok(n.max(0) as u64)
-    }
 }
