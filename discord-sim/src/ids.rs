@@ -5,8 +5,10 @@
 //! `(guild_id >> 22) % shard_count`), so the simulator mints real ones instead of
 //! small counters.
 
+use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,11 +19,24 @@ pub const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 #[derive(Debug, Default)]
 pub struct Snowflakes {
     last: AtomicU64,
+    /// Ids to hand out before minting (see `SimConfig::first_ids`).
+    first: Mutex<VecDeque<u64>>,
 }
 
 impl Snowflakes {
+    /// Hands out `first` in order, then mints new ids above all of them.
+    pub fn starting_with(first: Vec<u64>) -> Snowflakes {
+        Snowflakes {
+            last: AtomicU64::new(first.iter().copied().max().unwrap_or(0)),
+            first: Mutex::new(first.into()),
+        }
+    }
+
     /// The next id; ids minted in the same millisecond share the timestamp part.
     pub fn next(&self) -> u64 {
+        if let Some(id) = self.take_first() {
+            return id;
+        }
         let now = now_ms().saturating_sub(DISCORD_EPOCH_MS) << 22;
         self.bump(|last| now.max(last + 1))
     }
@@ -30,8 +45,18 @@ impl Snowflakes {
     /// guilds created in a row land on consecutive shards
     /// (`(id >> 22) % shards`), which makes multi-shard tests deterministic.
     pub fn next_unique_ms(&self) -> u64 {
+        if let Some(id) = self.take_first() {
+            return id;
+        }
         let now = now_ms().saturating_sub(DISCORD_EPOCH_MS);
         self.bump(|last| now.max((last >> 22) + 1) << 22)
+    }
+
+    fn take_first(&self) -> Option<u64> {
+        self.first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop_front()
     }
 
     fn bump(&self, f: impl Fn(u64) -> u64) -> u64 {
@@ -223,6 +248,17 @@ mod tests {
         let g2 = s.next_unique_ms();
         assert_eq!((g2 >> 22) - (g1 >> 22), 1);
         assert!(s.next() > g2);
+    }
+
+    #[test]
+    fn first_ids_come_out_in_order_then_new_ones_above_them() {
+        let old = Snowflakes::default();
+        let earlier: Vec<u64> = (0..3).map(|_| old.next()).collect();
+        let s = Snowflakes::starting_with(vec![earlier[1], earlier[0], earlier[2]]);
+        assert_eq!(s.next(), earlier[1]);
+        assert_eq!(s.next_unique_ms(), earlier[0]);
+        assert_eq!(s.next(), earlier[2]);
+        assert!(s.next() > earlier[2]);
     }
 
     #[test]

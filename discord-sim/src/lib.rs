@@ -86,6 +86,11 @@ pub struct SimConfig {
     /// on for the application in the developer portal; an IDENTIFY asking for
     /// another is closed with 4014 "Disallowed intent(s)", as on Discord.
     pub privileged_intents: u64,
+    /// Ids handed out, in order, before any new one is minted: a world an
+    /// earlier run built, rebuilt with the same ids by making the same calls
+    /// in the same order (the offline playground keeps its guild and members
+    /// across runs this way). Each must be a snowflake from the past.
+    pub first_ids: Vec<u64>,
 }
 
 impl Default for SimConfig {
@@ -104,6 +109,7 @@ impl Default for SimConfig {
             route_reset: Duration::from_secs(1),
             global_limit: None,
             privileged_intents: gateway::intents::PRIVILEGED,
+            first_ids: Vec::new(),
         }
     }
 }
@@ -206,13 +212,14 @@ impl Simulator {
             .map_err(std::io::Error::other)?;
         let limits =
             ratelimits::Limits::new(config.route_limit, config.route_reset, config.global_limit);
+        let ids = ids::Snowflakes::starting_with(config.first_ids.clone());
         let sim = Simulator(Arc::new(Inner {
             gateway: gateway::Hub::new(format!("ws://{addr}/gateway")),
             limits,
             config,
             base_url,
             world: Mutex::new(world),
-            ids: ids::Snowflakes::default(),
+            ids,
             recorder: recorder::Recorder::default(),
             faults: faults::Faults::default(),
             oauth: oauth::Store::default(),

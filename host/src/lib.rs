@@ -10,9 +10,12 @@
 //! - [`store`]: the database (SQLite or Postgres).
 //! - [`discord`]: the port every Discord call goes through.
 //! - [`metrics`]: Prometheus metrics, served by the API's `/metrics` route.
+//! - [`error_reporting`]: optional Sentry reporting, secrets scrubbed.
 //! - [`billing`]: plans tenants pay for, trials, Stripe.
 //! - [`licensing`]: self-hosting licences, the leases runners act on, and both
 //!   sides of activation and refresh.
+//! - [`offboarding`]: moving to self-hosting, removing the bot, non-payment;
+//!   retention, purge and a member's erasure.
 //! - [`live`]: live events for the dashboard, fanned out through Redis when hosted.
 
 pub mod api;
@@ -20,6 +23,7 @@ pub mod billing;
 pub mod capabilities;
 pub mod commands;
 pub mod discord;
+pub mod error_reporting;
 pub mod gateway;
 pub mod grants;
 pub mod interactions;
@@ -27,6 +31,7 @@ pub mod licensing;
 pub mod live;
 pub mod marketplace;
 pub mod metrics;
+pub mod offboarding;
 pub mod platform;
 pub mod runtime;
 pub mod store;

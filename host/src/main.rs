@@ -11,7 +11,19 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     let args = cli::parse();
-    cli::init_tracing(args.verbose, args.log_format);
+    // Before the async runtime, as Sentry asks: its panic hook and transport
+    // thread must exist before any task can fail.
+    let dsn = std::env::var(townes::error_reporting::SENTRY_DSN).ok();
+    let reporting = match townes::error_reporting::init(dsn.as_deref()) {
+        Ok(guard) => guard,
+        // `check-config` lists it with the other problems.
+        Err(_) if cli::checks_config(&args) => None,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    cli::init_tracing(args.verbose, args.log_format, reporting.is_some());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -25,6 +37,10 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
+            if reporting.is_some() {
+                // Sent before the guard flushes on return.
+                sentry::capture_message(&format!("{error:#}"), sentry::Level::Error);
+            }
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }

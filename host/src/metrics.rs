@@ -17,6 +17,10 @@
 //! | `townes_commands_total` | counter | `feature`, `command` |
 //! | `townes_gateway_unknown_dispatches_total` | counter | |
 //! | `townes_discord_queue_depth` | gauge | |
+//! | `townes_discord_queue_latency_seconds` | histogram | |
+//! | `townes_discord_actions_total` | counter | `result` |
+//! | `townes_shards_ready` | gauge | |
+//! | `townes_ai_tokens_today` | gauge | |
 //! | `townes_discord_invalid_requests_total` | counter | `feature`, `status` |
 //! | `townes_discord_refused_total` | counter | `feature`, `reason` |
 //! | `townes_cache_lookups_total` | counter | `cache`, `result` |
@@ -24,6 +28,9 @@
 //! | `townes_shard_heartbeat_latency_seconds` | gauge | `shard` |
 //! | `townes_api_requests_total` | counter | `method`, `route`, `status` |
 //! | `townes_api_request_duration_seconds` | histogram | `method`, `route` |
+//!
+//! The standard `process_*` metrics (CPU seconds, resident and virtual memory,
+//! open file descriptors, threads, start time) come from `/proc/self` on Linux.
 //!
 //! Every label value comes from a bounded set (event kinds, installed feature
 //! ids or `host`, their declared commands, API route templates, shard ids, the
@@ -56,6 +63,13 @@ const API_BUCKETS: &[f64] = &[
 
 /// Buckets for writes per storage commit: 1 (no concurrency) to 256 (a full batch).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+/// Buckets for the time a Discord call waits in the executor, from acceptance
+/// to Discord's final answer: 5 ms (sent at once) to 5 minutes (rate limited,
+/// retried, or waiting for the process to come back).
+const QUEUE_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
 
 /// How an invocation ended, as the `outcome` label of
 /// `townes_feature_invocations_total`.
@@ -90,6 +104,11 @@ pub struct Metrics {
     commands: IntCounterVec,
     unknown_dispatches: IntCounter,
     queue_depth: IntGauge,
+    queue_latency: Histogram,
+    /// The executor's counters since it started, mirrored at each scrape.
+    discord_actions: IntCounterVec,
+    shards_ready: IntGauge,
+    ai_tokens_today: IntGauge,
     discord_invalid: IntCounterVec,
     discord_refused: IntCounterVec,
     cache_lookups: IntCounterVec,
@@ -180,6 +199,38 @@ impl Metrics {
         registry
             .register(Box::new(storage_batch_writes.clone()))
             .expect("metric registered once");
+        let queue_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "townes_discord_queue_latency_seconds",
+                "Time from a Discord call's acceptance by the executor to Discord's final \
+                 answer (or its dead letter).",
+            )
+            .buckets(QUEUE_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let shards_ready = IntGauge::new(
+            "townes_shards_ready",
+            "Gateway shards of this process connected to Discord.",
+        )
+        .expect("valid metric");
+        let ai_tokens_today = IntGauge::new(
+            "townes_ai_tokens_today",
+            "AI tokens used by every guild today (UTC), as counted in the usage table.",
+        )
+        .expect("valid metric");
+        for metric in [
+            Box::new(queue_latency.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(shards_ready.clone()),
+            Box::new(ai_tokens_today.clone()),
+        ] {
+            registry.register(metric).expect("metric registered once");
+        }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("metric registered once");
         Metrics {
             events: counter_vec(
                 &registry,
@@ -220,6 +271,17 @@ impl Metrics {
             ),
             unknown_dispatches,
             queue_depth,
+            queue_latency,
+            discord_actions: counter_vec(
+                &registry,
+                "townes_discord_actions_total",
+                "Discord calls by how they ended (completed, failed, dead_lettered, \
+                 cancelled) and the 429s and retries seen on the way (rate_limited, \
+                 retried).",
+                &["result"],
+            ),
+            shards_ready,
+            ai_tokens_today,
             discord_invalid: counter_vec(
                 &registry,
                 "townes_discord_invalid_requests_total",
@@ -301,6 +363,39 @@ impl Metrics {
     /// Discord calls waiting in the executor.
     pub fn set_queue_depth(&self, n: u64) {
         self.queue_depth.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// One Discord call settled `waited` after the executor accepted it.
+    pub fn record_queue_latency(&self, waited: Duration) {
+        self.queue_latency.observe(waited.as_secs_f64());
+    }
+
+    /// Mirrors the executor's counters (they live in the executor, which is
+    /// lock-free on its hot path); a counter never goes back, so an executor
+    /// restarted within the process only adds once it passes the old count.
+    pub fn set_executor_stats(&self, stats: &crate::discord::ExecutorStats) {
+        for (result, count) in [
+            ("completed", stats.completed),
+            ("failed", stats.failed),
+            ("dead_lettered", stats.dead_lettered),
+            ("cancelled", stats.cancelled),
+            ("rate_limited", stats.rate_limited),
+            ("retried", stats.retried),
+        ] {
+            let counter = self.discord_actions.with_label_values(&[result]);
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
+    }
+
+    /// How many of this process's shards are connected.
+    pub fn set_shards_ready(&self, n: usize) {
+        self.shards_ready.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The AI tokens every guild used today.
+    pub fn set_ai_tokens_today(&self, n: u64) {
+        self.ai_tokens_today
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// A Discord answer that counts toward Discord's invalid-request limit.

@@ -12,7 +12,7 @@ use crate::metrics::metrics;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::Store;
 use serenity::all::GatewayIntents;
-use serenity::gateway::ShardManager;
+use serenity::gateway::{ConnectionStage, ShardManager};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -89,11 +89,25 @@ impl Platform {
             .unwrap_or_else(PoisonError::into_inner) = Some(manager);
     }
 
+    /// How many of this process's shards are connected, of how many; `None`
+    /// before the gateway started.
+    pub async fn shards_ready(&self) -> Option<(usize, usize)> {
+        let manager = self.shard_manager()?;
+        let runners = manager.runners.lock().await;
+        let ready = runners
+            .values()
+            .filter(|runner| runner.stage == ConnectionStage::Connected)
+            .count();
+        Some((ready, runners.len()))
+    }
+
     /// Sets the metrics that mirror state held elsewhere: the executor's queue
-    /// depth and each shard's heartbeat latency. Call before rendering a scrape.
+    /// depth and counters, each shard's heartbeat latency and how many are
+    /// connected, and today's AI tokens. Call before rendering a scrape.
     pub async fn refresh_metrics(&self) {
         let metrics = metrics();
         metrics.set_queue_depth(self.executor.queue_depth() as u64);
+        metrics.set_executor_stats(&self.executor.stats());
         if let Some(manager) = self.shard_manager() {
             let latencies: Vec<(u32, Option<Duration>)> = manager
                 .runners
@@ -103,6 +117,18 @@ impl Platform {
                 .map(|(id, runner)| (id.0, runner.latency))
                 .collect();
             metrics.set_shard_latencies(latencies);
+        }
+        if let Some((ready, _)) = self.shards_ready().await {
+            metrics.set_shards_ready(ready);
+        }
+        match self
+            .runtime
+            .store()
+            .ai_tokens_on(chrono::Utc::now().date_naive())
+            .await
+        {
+            Ok(tokens) => metrics.set_ai_tokens_today(tokens),
+            Err(error) => tracing::warn!(%error, "metrics: cannot read today's AI tokens"),
         }
     }
 }

@@ -185,11 +185,18 @@ fn the_demo_plays_welcome_and_xp_end_to_end() {
     assert_eq!(guild["features"].as_array().unwrap().len(), 3);
 }
 
-#[test]
-fn serve_plays_the_playground_then_runs_until_interrupted() {
+/// A `townes serve` playing the offline playground, and the reader of the
+/// rest of its output.
+struct Served {
+    child: std::process::Child,
+    rest: std::thread::JoinHandle<Vec<String>>,
+}
+
+/// Runs `townes serve` offline in `dir` until it says it is running; returns
+/// what it printed until then.
+fn serve_playground(dir: &Path) -> (Vec<String>, Served) {
     use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = common::townes_command(dir.path())
+    let mut child = common::townes_command(dir)
         .args([
             "serve",
             &common::component_path("hello"),
@@ -210,7 +217,24 @@ fn serve_plays_the_playground_then_runs_until_interrupted() {
             break;
         }
     }
+    let rest = std::thread::spawn(move || lines.map(Result::unwrap).collect());
+    (seen, Served { child, rest })
+}
+
+/// Interrupts a served playground; asserts it stopped cleanly.
+fn stop_playground(mut served: Served) {
+    let status = interrupt(&mut served.child);
+    let rest = served.rest.join().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
+}
+
+#[test]
+fn serve_plays_the_playground_then_runs_until_interrupted_and_continues_it_next_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seen, child) = serve_playground(dir.path());
     for expected in [
+        "a new playground; the next run continues it",
         "bot → #general: Welcome @carol to Playground!",
         "bot → #general: GG @carol, you reached level 1!",
         "bot answers: Hello, carol!",
@@ -220,10 +244,25 @@ fn serve_plays_the_playground_then_runs_until_interrupted() {
             "{expected}: {seen:#?}"
         );
     }
-    let status = interrupt(&mut child);
-    let rest: Vec<_> = lines.map(Result::unwrap).collect();
-    assert!(status.success(), "{status:?}");
-    assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
+    stop_playground(child);
+
+    // The same guild and members, so carol's XP carries on: she is past
+    // level 1 already.
+    let (again, child) = serve_playground(dir.path());
+    stop_playground(child);
+    assert!(
+        again
+            .iter()
+            .any(|l| l.contains("the playground continues: same guild, members and feature data")),
+        "{again:#?}"
+    );
+    assert!(
+        !again.iter().any(|l| l.contains("reached level 1")),
+        "{again:#?}"
+    );
+    let guilds = stdout(&townes(dir.path(), &["guild", "list", "--json"]));
+    let guilds: serde_json::Value = serde_json::from_str(&guilds).unwrap();
+    assert_eq!(guilds.as_array().unwrap().len(), 1, "{guilds}");
 }
 
 /// Sends SIGINT and waits (at most 30 s) for the process to end.
@@ -973,6 +1012,7 @@ fn check_config(dir: &Path, vars: &[(&str, &str)]) -> Output {
         "TOWNES_LICENSE_SIGNING_KEY",
         "TOWNES_INTERACTIONS_ADDR",
         "TOWNES_LOG",
+        "SENTRY_DSN",
     ] {
         command.env_remove(name);
     }
@@ -1006,6 +1046,11 @@ fn check_config_passes_a_good_configuration_and_names_each_problem_with_its_fix(
     problem(
         &[("DISCORD_CLIENT_ID", "123456789012345678")],
         "DISCORD_CLIENT_ID set but DISCORD_CLIENT_SECRET and TOWNES_OAUTH_REDIRECT_URI not: Discord login needs all three",
+    );
+    // Reported here rather than refused at start, so the fix is shown.
+    problem(
+        &[("SENTRY_DSN", "not-a-dsn")],
+        "PROBLEM  SENTRY_DSN: not a Sentry DSN",
     );
     let key = townes::licensing::new_signing_key();
     let public = townes::licensing::encode_public_key(&key.verifying_key());
@@ -1046,6 +1091,69 @@ fn check_config_passes_a_good_configuration_and_names_each_problem_with_its_fix(
     assert!(
         said.contains("comes from the environment variable TOWNES_API_ADDR"),
         "{said}"
+    );
+}
+
+/// A failing command is reported to the Sentry project `SENTRY_DSN` names,
+/// with the process's secrets and credential-shaped text scrubbed from it;
+/// a DSN that does not parse stops the process with its fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_reach_sentry_with_secrets_scrubbed() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (sent, mut received) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let sentry =
+        axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+            let _ = sent.send((
+                uri.path().to_string(),
+                String::from_utf8_lossy(&body).into(),
+            ));
+            async { "{}" }
+        });
+    tokio::spawn(async move { axum::serve(listener, sentry).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GabcDE.sentry-test-secret-token";
+    // The error names the file, so the secrets reach the message unless scrubbed.
+    let file = dir
+        .path()
+        .join(format!("{token}-tdk_leakedkey0123456789.db"));
+    let mut command = common::townes_command(dir.path());
+    command
+        .arg("restore")
+        .arg(&file)
+        .env("SENTRY_DSN", format!("http://publickey@{addr}/42"))
+        .env("DISCORD_TOKEN", token);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(token),
+        "the person sees it"
+    );
+    let (path, envelope) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
+            .await
+            .expect("nothing reached Sentry within 10 s")
+            .unwrap();
+    assert_eq!(path, "/api/42/envelope/");
+    assert!(envelope.contains("[redacted]"), "{envelope}");
+    for secret in ["sentry-test-secret-token", "tdk_leakedkey"] {
+        assert!(
+            !envelope.contains(secret),
+            "{secret} reached Sentry: {envelope}"
+        );
+    }
+
+    let mut bad = common::townes_command(dir.path());
+    bad.arg("plans").env("SENTRY_DSN", "not-a-dsn");
+    let out = bad.output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SENTRY_DSN is not a Sentry DSN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -1146,4 +1254,69 @@ async fn backup_and_restore_a_sqlite_database() {
     let said = String::from_utf8_lossy(&postgres.stderr);
     assert!(said.contains("pg_dump --format=custom"), "{said}");
     assert!(!said.contains("pg-s3cret"), "{said}");
+}
+
+/// `townes seed` writes its demo data once: a second run finds everything in
+/// place and leaves every table as it was (but `control_changes`, the change
+/// feed other processes follow, which notes every upsert).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_writes_demo_data_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = || {
+        let mut command = common::townes_command(dir.path());
+        command.args([
+            "seed",
+            &common::component_path("hello"),
+            &common::component_path("xp"),
+        ]);
+        stdout(&command.output().unwrap())
+    };
+    let first = seed();
+    assert!(
+        first.contains("seeded   guild 4000000100 \"Demo Guild\""),
+        "{first}"
+    );
+    assert!(first.contains("seeded   xp "), "{first}");
+    assert!(first.contains("seeded   14 days of usage"), "{first}");
+    let db =
+        sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}/townes.db", dir.path().display()))
+            .await
+            .unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_sqlx%'
+         AND name NOT LIKE 'sqlite%' AND name <> 'control_changes' ORDER BY name",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let counts = || async {
+        let mut counts = Vec::new();
+        for table in &tables {
+            // Table names read from sqlite_master a line above.
+            let n: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&db)
+                    .await
+                    .unwrap();
+            counts.push((table.clone(), n));
+        }
+        counts
+    };
+    let before = counts().await;
+    let usage: i64 = sqlx::query_scalar("SELECT SUM(events) FROM usage_counters")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(before.contains(&("guilds".to_string(), 2)), "{before:?}");
+    assert!(before.contains(&("incidents".to_string(), 1)), "{before:?}");
+
+    let second = seed();
+    assert!(!second.contains("seeded "), "{second}");
+    assert!(second.contains("present  xp "), "{second}");
+    assert_eq!(counts().await, before);
+    let usage_again: i64 = sqlx::query_scalar("SELECT SUM(events) FROM usage_counters")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(usage_again, usage);
 }

@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use townes::discord::{LocalDiscord, LocalGuild};
+use townes::discord::{Action, LocalDiscord, LocalGuild};
 use townes::grants::Approval;
 use townes::marketplace::{Marketplace, Publisher};
 use townes::metrics::metrics;
@@ -340,9 +340,10 @@ async fn api_requests_are_counted_by_route_template_and_status() {
 }
 
 /// Through the Discord simulator: once connected, a scrape's refresh reports
-/// the shard's heartbeat latency and the executor's queue depth.
+/// the shard's heartbeat latency, the shards connected, the executor's queue
+/// depth, counters and latency, today's AI tokens and the process metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connected_platform_reports_shard_latency_and_queue_depth() {
+async fn a_connected_platform_reports_shards_queue_ai_tokens_and_process() {
     let sim = Simulator::start(SimConfig {
         heartbeat_interval_ms: 100,
         ..SimConfig::default()
@@ -350,6 +351,16 @@ async fn a_connected_platform_reports_shard_latency_and_queue_depth() {
     .await
     .unwrap();
     let (_, store, _guard) = common::sqlite().await;
+    let guild = sim.create_guild("Metrics", sim.create_user("owner"));
+    let today = chrono::Utc::now().date_naive();
+    store
+        .add_usage(guild.guild_id, today, 0, 0, 1_234)
+        .await
+        .unwrap();
+    store
+        .add_usage(guild.guild_id + 1, today, 0, 0, 66)
+        .await
+        .unwrap();
     let data = tempfile::tempdir().unwrap();
     let running = connect(
         store,
@@ -384,6 +395,34 @@ async fn a_connected_platform_reports_shard_latency_and_queue_depth() {
     let queued = samples();
     assert!(queued.contains_key(&("townes_discord_queue_depth".to_string(), BTreeMap::new())));
     assert_eq!(value(&queued, "townes_discord_queue_depth", &[]), 0.0);
+    assert_eq!(value(&queued, "townes_shards_ready", &[]), 1.0);
+    assert_eq!(value(&queued, "townes_ai_tokens_today", &[]), 1_300.0);
+    assert!(value(&queued, "process_resident_memory_bytes", &[]) > 0.0);
+    assert!(queued.contains_key(&("process_cpu_seconds_total".to_string(), BTreeMap::new())));
+
+    // A call through the executor is counted as completed, with its wait.
+    let completed = [("result", "completed")];
+    running
+        .platform
+        .executor
+        .run(Action::SendMessage {
+            guild_id: guild.guild_id,
+            channel_id: guild.general_channel_id,
+            body: serde_json::json!({ "content": "counted" }),
+        })
+        .await
+        .unwrap();
+    running.platform.refresh_metrics().await;
+    let after = samples();
+    assert!(delta(&queued, &after, "townes_discord_actions_total", &completed) >= 1.0);
+    assert!(
+        delta(
+            &queued,
+            &after,
+            "townes_discord_queue_latency_seconds_count",
+            &[]
+        ) >= 1.0
+    );
     running.shutdown(Duration::from_secs(5)).await.unwrap();
     sim.shutdown().await;
 }

@@ -89,6 +89,9 @@ pub struct ApiConfig {
     /// signing key).
     #[command(flatten)]
     pub licensing: crate::licensing::server::ServerConfig,
+    /// Retention and the offboarding flows' delays.
+    #[command(flatten)]
+    pub offboarding: crate::offboarding::OffboardingConfig,
 }
 
 /// A proxy address (one host) or range.
@@ -128,6 +131,7 @@ impl ApiConfig {
             trusted_proxies: Vec::new(),
             ws_recheck: WS_RECHECK,
             licensing: Default::default(),
+            offboarding: Default::default(),
         }
     }
 }
@@ -151,6 +155,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("ws_recheck", &self.ws_recheck)
             .field("licensing", &self.licensing)
+            .field("offboarding", &self.offboarding)
             .finish()
     }
 }

@@ -238,7 +238,9 @@ impl From<MarketError> for ApiError {
                 ApiError::NotFound(message)
             }
             MarketError::UnknownGuild(_) => ApiError::NotFound(message),
-            MarketError::NotInPlan { .. } => ApiError::Forbidden(message),
+            MarketError::NotInPlan { .. } | MarketError::NotServed { .. } => {
+                ApiError::Forbidden(message)
+            }
             MarketError::NotInGuild { .. } => ApiError::Conflict {
                 message,
                 hint: Some("install the feature in this guild first".into()),

@@ -48,11 +48,13 @@ pub fn health() -> Value {
 }
 
 pub fn readiness() -> Value {
-    json!({ "status": "ok", "database": "ok", "redis": "not configured" })
+    json!({ "status": "ok", "database": "ok", "redis": "not configured",
+        "shards": "ok", "queue": "ok (3 waiting)" })
 }
 
 pub fn readiness_unavailable() -> Value {
-    json!({ "status": "unavailable", "database": "unreachable", "redis": "ok" })
+    json!({ "status": "unavailable", "database": "ok", "redis": "ok",
+        "shards": "1 of 2 connected", "queue": "ok (0 waiting)" })
 }
 
 /// A few lines of `GET /metrics` (Prometheus text exposition format).
@@ -595,4 +597,46 @@ pub fn stripe_event() -> Value {
         "created": 1796000000,
         "data": {"object": {"id": "in_1", "customer": "cus_1", "subscription": "sub_1"}}
     })
+}
+
+pub fn offboarding() -> Value {
+    json!({
+        "id": "off_3f9a1c2b7d4e5f60718293a4",
+        "tenant_id": TENANT,
+        "guild_id": null,
+        "kind": "self_host",
+        "state": "awaiting_activation",
+        "license_id": "lic_8c1d2e3f4a5b6c7d",
+        "started_by": "user:80351110224678912",
+        "retire_at": "2026-12-21T09:00:00Z",
+        "retired_at": null,
+        "purge_at": null,
+        "purged_at": null,
+        "canceled_at": null,
+        "created_at": "2026-12-07T09:00:00Z",
+        "next": "the hosted runner retires when the self-hosted runner activates its licence, at the latest 2026-12-21T09:00:00+00:00"
+    })
+}
+
+pub fn offboarding_request() -> Value {
+    json!({ "kind": "self_host" })
+}
+
+pub fn offboarding_started() -> Value {
+    json!({
+        "offboarding": offboarding(),
+        "env": [
+            "TOWNESDEV_LICENSE=tdl1.eyJpZCI6ImxpY184YzFkMmUzZjRhNWI2YzdkIn0.c2lnbmF0dXJl",
+            "LICENSE_SERVER_BASE=https://api.townes.dev",
+            "TOWNESDEV_LICENSE_PUBLIC_KEY=Qm9vdHN0cmFwcGVkUHVibGljS2V5Rm9yRXhhbXBsZQ"
+        ]
+    })
+}
+
+pub fn forget_request() -> Value {
+    json!({ "user_id": "80351110224678912" })
+}
+
+pub fn forgotten() -> Value {
+    json!({ "storage_keys": 3, "scores": 2, "files": 1, "audit_entries": 4, "jobs": 0 })
 }

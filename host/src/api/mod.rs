@@ -28,6 +28,7 @@ pub mod ws;
 
 use crate::billing::{Billing, BillingConfig};
 use crate::live::Live;
+use crate::offboarding::Offboarder;
 use crate::platform::Platform;
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -58,7 +59,8 @@ struct Inner {
     platform: Option<Arc<Platform>>,
     billing: Arc<Billing>,
     /// Present when the licence signing key is configured: `/licenses/…`.
-    licensing: Option<crate::licensing::server::LicenseServer>,
+    licensing: Option<Arc<crate::licensing::server::LicenseServer>>,
+    offboarding: Arc<Offboarder>,
 }
 
 /// What the API needs from the rest of the host.
@@ -71,6 +73,9 @@ pub struct ApiParts {
     pub platform: Option<Arc<Platform>>,
     /// Tenants' billing; `None`: billing over the runtime's plans without Stripe.
     pub billing: Option<Arc<Billing>>,
+    /// The offboarding flows, shared with the job that runs them; `None`: the
+    /// API's own, from its configuration.
+    pub offboarding: Option<Arc<Offboarder>>,
 }
 
 impl ApiState {
@@ -87,11 +92,21 @@ impl ApiState {
             ))
         });
         let licensing = crate::licensing::server::LicenseServer::from_config(&config.licensing)
-            .map_err(anyhow::Error::msg)?;
+            .map_err(anyhow::Error::msg)?
+            .map(Arc::new);
+        let offboarding = parts.offboarding.unwrap_or_else(|| {
+            Arc::new(Offboarder::new(
+                parts.runtime.store().clone(),
+                config.offboarding.clone(),
+                licensing.clone(),
+                parts.runtime.public_url(),
+            ))
+        });
         Ok(ApiState {
             inner: Arc::new(Inner {
                 billing,
                 licensing,
+                offboarding,
                 limiter: protect::RateLimiter::new(&config),
                 config,
                 runtime: parts.runtime,
@@ -145,7 +160,11 @@ impl ApiState {
     }
 
     pub(crate) fn license_server(&self) -> Option<&crate::licensing::server::LicenseServer> {
-        self.inner.licensing.as_ref()
+        self.inner.licensing.as_deref()
+    }
+
+    pub fn offboarding(&self) -> &Offboarder {
+        &self.inner.offboarding
     }
 }
 

@@ -3,7 +3,7 @@
 //! output, committed, and a test fails when the two differ.
 
 use super::routes::{
-    assets, auth, billing, feature_api, files, guild, health, licenses, marketplace,
+    assets, auth, billing, feature_api, files, guild, health, licenses, marketplace, offboarding,
 };
 use super::ws;
 use utoipa::Modify;
@@ -26,6 +26,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         assets::create_incident, assets::list_incidents,
         billing::billing, billing::start_trial, billing::checkout, billing::portal,
         billing::stripe_webhook,
+        offboarding::list, offboarding::start, offboarding::cancel,
+        offboarding::forget_user, offboarding::forget_me,
         guild::settings, guild::update_settings, guild::permissions,
         guild::grant_permission, guild::revoke_permission,
         guild::audit_logs, guild::audit_log,
@@ -49,6 +51,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "marketplace", description = "The catalogue and per-guild features"),
         (name = "files", description = "Files features keep, and signed links to them"),
         (name = "billing", description = "A tenant's plan, trial and Stripe subscription; Stripe's signed webhook"),
+        (name = "offboarding", description = "Leaving the hosted platform (move to self-hosting, remove the bot, non-payment), and erasing a member's data"),
         (name = "licenses", description = "Self-hosting licences: activation and lease refresh (the licence, then the activation's secret, is the credential)"),
         (name = "live", description = "WebSocket events"),
     )

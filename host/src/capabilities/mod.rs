@@ -347,6 +347,8 @@ impl Effect {
 /// context.
 pub struct Calls {
     pub grant: Grant,
+    /// The guild is read-only (a lapsed subscription): only [`READ_CALLS`] run.
+    read_only: bool,
     left: u32,
     limit: u32,
     effects: Vec<Effect>,
@@ -354,10 +356,32 @@ pub struct Calls {
     unrecorded_refusals: u32,
 }
 
+/// The calls that change nothing, in the guild or on Discord: all a read-only
+/// guild's features may make.
+pub const READ_CALLS: &[&str] = &[
+    "config.get",
+    "log.write",
+    "storage.get",
+    "storage.list-prefix",
+    "storage.board-top",
+    "storage.board-rank",
+    "files.get",
+    "files.list-prefix",
+    "files.link",
+    "members.get",
+    "members.guild",
+    "messages.reactions",
+    "history.read",
+];
+
+/// Why a read-only guild's feature was refused a call.
+const READ_ONLY: &str = "read-only: this server's subscription lapsed, so features answer but change nothing; the server's owner can renew it in the dashboard";
+
 impl Calls {
     pub fn new(grant: Grant, host_calls: u32) -> Self {
         Calls {
             grant,
+            read_only: false,
             left: host_calls,
             limit: host_calls,
             effects: Vec::new(),
@@ -374,10 +398,21 @@ impl Calls {
         self.effects
     }
 
+    /// Refuses every call that changes something (see [`READ_CALLS`]).
+    pub fn set_read_only(&mut self) {
+        self.read_only = true;
+    }
+
     /// Starts a capability call: spends one unit of host-call fuel, then checks
-    /// that the grant holds `capability`. A refusal is recorded as an effect.
+    /// that the grant holds `capability` (and, in a read-only guild, that the
+    /// call changes nothing). A refusal is recorded as an effect.
     fn begin(&mut self, capability: Capability, call: &'static str) -> Result<(), Error> {
         self.spend(call)?;
+        if self.read_only && !READ_CALLS.contains(&call) {
+            let error = Error::Unavailable(READ_ONLY.to_string());
+            self.refused(call, &error);
+            return Err(error);
+        }
         self.grant
             .check(capability)
             .inspect_err(|e| self.refused(call, e))

@@ -121,6 +121,43 @@ async fn a_capability_outside_the_grant_is_denied_and_recorded() {
 }
 
 #[tokio::test]
+async fn a_read_only_guild_reads_but_every_write_is_refused() {
+    let f = fixture().await;
+    let room = Quota {
+        max_bytes: 1000,
+        max_rows: 10,
+    };
+    f.store.kv_set(&scope(), "k", "before", room).await.unwrap();
+    let mut calls = Calls::new(grant(&[Capability::Storage, Capability::Messages]), 10);
+    calls.set_read_only();
+    let mut ctx = f.storage();
+    let mut cap = Cap::new(&mut calls, &mut ctx);
+    assert_eq!(
+        wit_if::storage::Host::get(&mut cap, "k".into())
+            .await
+            .unwrap(),
+        Some("before".into())
+    );
+    for write in [
+        wit_if::storage::Host::set(&mut cap, "k".into(), "after".into()).await,
+        wit_if::storage::Host::delete(&mut cap, "k".into())
+            .await
+            .map(drop),
+        wit_if::storage::Host::board_set(&mut cap, "xp".into(), 7, 1).await,
+    ] {
+        let err = write.unwrap_err();
+        assert!(
+            matches!(&err, Error::Unavailable(why) if why.starts_with("read-only")),
+            "{err:?}"
+        );
+    }
+    assert_eq!(
+        f.store.kv_get(&scope(), "k").await.unwrap().as_deref(),
+        Some("before")
+    );
+}
+
+#[tokio::test]
 async fn storage_counts_board_rows_as_the_shared_limits_do() {
     let f = fixture().await;
     let mut granted = grant(&[Capability::Storage]);

@@ -46,6 +46,7 @@ pub async fn run(settings: &Settings, args: ApiArgs) -> anyhow::Result<()> {
         discord,
         platform: None,
         billing: Some(billing),
+        offboarding: None,
     };
     let server = start(args.api, parts).await?;
     let shutdown = shutdown_signal()?;

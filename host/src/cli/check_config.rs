@@ -9,6 +9,7 @@
 use super::serve::ServeArgs;
 use super::{DOTENV, Settings, runtime_config};
 use std::path::Path;
+use townes::error_reporting::SENTRY_DSN;
 use townes::interactions::http::SignatureCheck;
 use townes::licensing::{self, server::LicenseServer};
 use townes::runtime::{BASE_PLAN, Plans};
@@ -631,6 +632,24 @@ fn logging(report: &mut Report) {
             format!("`{filter}` is not a log filter ({e}); the default is used instead"),
             "write a level (info) or target=level pairs (warn,townes=debug)",
         );
+    }
+    match std::env::var(SENTRY_DSN) {
+        Ok(dsn) if !dsn.trim().is_empty() => match dsn.trim().parse::<sentry::types::Dsn>() {
+            Ok(parsed) => report.fine(
+                SENTRY_DSN,
+                format!(
+                    "errors are reported to {} (secrets scrubbed)",
+                    parsed.host()
+                ),
+            ),
+            // The DSN holds the project's key: never quoted.
+            Err(e) => report.problem(
+                SENTRY_DSN,
+                format!("not a Sentry DSN ({e})"),
+                "copy it from the Sentry project's Client Keys page (https://KEY@HOST/PROJECT), or unset it",
+            ),
+        },
+        _ => {}
     }
 }
 

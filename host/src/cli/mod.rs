@@ -11,7 +11,9 @@ mod feature_run;
 mod guild;
 mod key;
 mod license;
+mod offboard;
 mod playground;
+mod seed;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -135,6 +137,26 @@ pub enum Command {
         /// The backup to restore.
         file: PathBuf,
     },
+    /// Leave the hosted platform: move a tenant to self-hosting, remove the
+    /// bot, follow the non-payment flows; retention and purge.
+    Offboard {
+        #[command(flatten)]
+        config: townes::offboarding::OffboardingConfig,
+        #[command(subcommand)]
+        command: offboard::OffboardCommand,
+    },
+    /// Erase what the features keep about one member, in one guild or in all.
+    ForgetUser {
+        /// The member's Discord user id.
+        #[arg(long)]
+        user: u64,
+        /// Only this guild (default: every guild).
+        #[arg(long)]
+        guild: Option<u64>,
+    },
+    /// Write demo data (a tenant, two guilds, settings, usage, an incident, and
+    /// the given features enabled); running it again changes nothing.
+    Seed(seed::SeedArgs),
     /// Print the plans in effect (TOWNES_PLANS, or the defaults) as JSON: the
     /// file to start from when changing them.
     Plans,
@@ -219,10 +241,21 @@ pub fn load_dotenv() -> anyhow::Result<()> {
     }
 }
 
+/// Whether the command is `check-config`, which reports bad settings
+/// instead of stopping at the first.
+pub fn checks_config(cli: &Cli) -> bool {
+    matches!(cli.command, Command::CheckConfig(_))
+}
+
 /// The file [`load_dotenv`] reads, in the working directory.
 pub const DOTENV: &str = ".env";
 
-pub fn init_tracing(verbose: u8, format: LogFormat) {
+/// Installs the log subscriber: lines on stderr, and, when `sentry` is on,
+/// error lines as Sentry events and warnings as their breadcrumbs.
+pub fn init_tracing(verbose: u8, format: LogFormat, sentry: bool) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = match verbose {
         // serenity warns about routine gateway events (a close frame racing a
         // dispatch on shutdown); its errors still show.
@@ -235,22 +268,26 @@ pub fn init_tracing(verbose: u8, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colours only for a person at a terminal: in a file or a container's
     // log they are escape codes.
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.init(),
+    let lines = match format {
+        LogFormat::Text => lines.boxed(),
         // `span` is the innermost span, `spans` every one from the outermost:
         // a feature's line inside an API request carries both the request's
         // fields and the invocation's.
-        LogFormat::Json => logs
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(true)
-            .init(),
-    }
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .with(sentry.then(sentry::integrations::tracing::layer))
+        .init();
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -272,6 +309,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig(args) => check_config::run(&cli.settings, *args).await,
         Command::Backup { file } => backup::backup(&cli.settings, &file).await,
         Command::Restore { file } => backup::restore(&cli.settings, &file).await,
+        Command::Seed(args) => seed::run(&cli.settings, args).await,
+        Command::Offboard { config, command } => {
+            offboard::run(&cli.settings, config, command).await
+        }
+        Command::ForgetUser { user, guild } => {
+            offboard::forget_user(&cli.settings, user, guild).await
+        }
         Command::Plans => {
             let plans = runtime_config(&cli.settings)?.plans;
             println!("{}", serde_json::to_string_pretty(&plans)?);

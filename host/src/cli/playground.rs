@@ -3,6 +3,12 @@
 //! through the same gateway and REST code as for real Discord. `townes serve`
 //! (without a token) plays a short script in it; `townes dev` lets a person act
 //! in it.
+//!
+//! The simulated world lives only as long as the process, but the database
+//! outlives it: the ids the world was built with are kept in
+//! `<data dir>/playground.json`, and the next run rebuilds the same guild,
+//! members and roles with them, so the features' data (XP, tickets, ...) and
+//! the tenant carry on from one run to the next.
 
 use super::Settings;
 use anyhow::Context as _;
@@ -39,7 +45,12 @@ impl Playground {
         store: &Store,
         components: &[PathBuf],
     ) -> anyhow::Result<(Playground, Connection)> {
-        let config = SimConfig::default();
+        let world_file = settings.data_dir.join(WORLD_FILE);
+        let earlier = read_world(&world_file);
+        let config = SimConfig {
+            first_ids: earlier.clone().unwrap_or_default(),
+            ..SimConfig::default()
+        };
         let bot_name = config.bot_name.clone();
         let sim = Simulator::start(config)
             .await
@@ -65,6 +76,33 @@ impl Playground {
         sim.give_role(guild.guild_id, ada, admin_role);
         sim.give_role(guild.guild_id, ada, member_role);
         sim.member_join(guild.guild_id, bob).await;
+        // In the order they were minted, which is the order the calls above
+        // ask for them on the next run.
+        let world = vec![
+            ada,
+            bob,
+            carol,
+            guild.guild_id,
+            guild.general_channel_id,
+            guild.bot_role_id,
+            bot_role,
+            member_role,
+            admin_role,
+        ];
+        match earlier {
+            Some(earlier) if earlier == world => println!(
+                "the playground continues: same guild, members and feature data as the last run ({})",
+                world_file.display()
+            ),
+            _ => {
+                std::fs::write(&world_file, serde_json::to_string(&world)?)
+                    .with_context(|| format!("writing {}", world_file.display()))?;
+                println!(
+                    "a new playground; the next run continues it ({} keeps its ids)",
+                    world_file.display()
+                );
+            }
+        }
 
         store
             .upsert_guild(&Guild::new(guild.guild_id, "Playground", ada))
@@ -221,6 +259,22 @@ impl Playground {
                 );
             }
             None => println!("    (no answer within 5 s)"),
+        }
+    }
+}
+
+/// Where the playground keeps its world's ids, in the data directory.
+pub const WORLD_FILE: &str = "playground.json";
+
+/// The ids an earlier run built the world with; `None` on a first run, or
+/// when the file is unreadable (a new world is built and the file replaced).
+fn read_world(file: &std::path::Path) -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(ids) => Some(ids),
+        Err(error) => {
+            tracing::warn!(%error, file = %file.display(), "unreadable playground ids; starting a new playground");
+            None
         }
     }
 }

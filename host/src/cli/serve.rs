@@ -19,6 +19,7 @@ use townes::billing::{Billing, BillingConfig, EXPIRY_EVERY, METER_EVERY};
 use townes::discord::{DEFAULT_BASE_URL, ExecutorConfig, RestClient};
 use townes::gateway::Shards;
 use townes::interactions::http::{SignatureCheck, router};
+use townes::offboarding::{Offboarder, TICK_EVERY, TickReport};
 use townes::platform::{Connection, Running, connect};
 
 #[derive(clap::Args)]
@@ -124,7 +125,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         Some(
             start_api(
-                args.api,
+                args.api.clone(),
                 &running,
                 &rest,
                 playground.as_ref(),
@@ -145,7 +146,14 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => println!("the platform is connected to Discord; press Ctrl-C to stop"),
     }
-    let served = serve_until(&running, Some(&billing), shutdown).await;
+    // The job never issues licences: it needs no signing key.
+    let offboarding = Offboarder::new(
+        runtime.store().clone(),
+        args.api.offboarding.clone(),
+        None,
+        settings.public_url.clone(),
+    );
+    let served = serve_until(&running, Some((&billing, &offboarding)), shutdown).await;
     // Shut down in full even when serving ended in an error: in-flight Discord
     // calls drain and usage counters are written either way.
     if let Some(api) = api {
@@ -181,6 +189,7 @@ async fn start_api(
         discord: Some(rest.clone()),
         platform: Some(platform),
         billing: Some(billing),
+        offboarding: None,
     };
     super::api::start(config, parts).await
 }
@@ -189,13 +198,14 @@ async fn start_api(
 const PLAYGROUND_REDIRECT: &str = "http://localhost:3000/auth/callback";
 
 /// Runs scheduled jobs and flushes usage until `shutdown` resolves or the
-/// gateway stops for good; with `billing`, also its hourly expiry job and the
-/// metering of AI usage to Stripe. A failing database (a restart, a failover,
-/// a full disk) is logged and retried with growing pauses: it does not end
-/// serving.
+/// gateway stops for good; with `billing` and `offboarding`, also billing's
+/// hourly expiry job, the metering of AI usage to Stripe and the hourly
+/// offboarding job (retirements, purges). A failing database (a restart, a
+/// failover, a full disk) is logged and retried with growing pauses: it does
+/// not end serving.
 pub async fn serve_until(
     running: &Running,
-    billing: Option<&Billing>,
+    hosted: Option<(&Billing, &Offboarder)>,
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<()> {
     let runtime = &running.platform.runtime;
@@ -203,6 +213,8 @@ pub async fn serve_until(
     let mut usage = tokio::time::interval(USAGE_FLUSH);
     let mut expiry = tokio::time::interval(EXPIRY_EVERY);
     let mut meters = tokio::time::interval(METER_EVERY);
+    let mut offboardings = tokio::time::interval(TICK_EVERY);
+    let billing = hosted.map(|(billing, _)| billing);
     let mut backoff = Backoff::default();
     loop {
         tokio::select! {
@@ -246,6 +258,16 @@ pub async fn serve_until(
                 let Some(billing) = billing else { continue };
                 if let Err(error) = billing.report_usage(chrono::Utc::now()).await {
                     tracing::warn!(%error, "billing: could not report AI usage to Stripe; retrying on the next run");
+                }
+            }
+            _ = offboardings.tick(), if hosted.is_some() => {
+                let Some((_, offboarding)) = hosted else { continue };
+                match offboarding.tick(chrono::Utc::now()).await {
+                    Ok(report) if report != TickReport::default() => {
+                        tracing::info!(?report, "offboarding: flows moved");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "offboarding: the job failed; it runs again in an hour"),
                 }
             }
         }

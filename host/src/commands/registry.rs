@@ -6,7 +6,7 @@
 
 use crate::discord::Discord;
 use crate::runtime::Runtime;
-use crate::store::{FeatureCommands, GuildFeature};
+use crate::store::{FeatureCommands, GuildFeature, GuildService};
 use crate::wit::{Command, CommandOption, OptionKind, Subcommand};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -158,7 +158,17 @@ pub async fn sync(runtime: &Runtime, discord: &dyn Discord, guild_id: u64) -> an
         &store.feature_commands(guild_id).await?,
     )
     .await;
-    let body = registration(&commands, settings.use_slash_commands);
+    // A retired guild's commands are taken off Discord: the hosted runner
+    // no longer answers them.
+    let retired = store
+        .guild(guild_id)
+        .await?
+        .is_some_and(|g| g.service == GuildService::Retired);
+    let body = if retired {
+        json!([])
+    } else {
+        registration(&commands, settings.use_slash_commands)
+    };
     let hash = hex::encode(Sha256::digest(body.to_string()));
     if store.command_set_hash(guild_id).await?.as_deref() == Some(hash.as_str()) {
         return Ok(false);

@@ -60,7 +60,9 @@ use super::governor::{self, Budgets, Governor};
 use super::ratelimit::DEFAULT_GLOBAL_PER_SECOND;
 use super::rest::{RestClient, RestError};
 use super::{Caller, DiscordError};
+use crate::metrics::metrics;
 use crate::store::{Store, StoreError};
+use chrono::{DateTime, Utc};
 
 /// How the executor behaves. [`Default`] gives the production values;
 /// [`ExecutorConfig::from_env`] reads the operator's overrides.
@@ -734,6 +736,9 @@ struct Job {
     attempts: u32,
     /// The feature that asked; `None` for the host's own calls.
     caller: Option<Caller>,
+    /// When the executor accepted it (its outbox row's creation), for the queue
+    /// latency metric.
+    accepted_at: DateTime<Utc>,
 }
 
 /// How a job ended.
@@ -1026,6 +1031,11 @@ impl Executor {
         self.inner.depth.load(Ordering::SeqCst)
     }
 
+    /// Whether it still accepts actions (false once shutting down).
+    pub fn accepting(&self) -> bool {
+        !self.inner.closing.load(Ordering::SeqCst)
+    }
+
     pub fn stats(&self) -> ExecutorStats {
         let inner = &self.inner;
         ExecutorStats {
@@ -1200,6 +1210,7 @@ impl Inner {
                         action,
                         attempts: 0,
                         caller,
+                        accepted_at: Utc::now(),
                     };
                     self.hold(&mut queues, job);
                 } else {
@@ -1330,6 +1341,7 @@ impl Inner {
                             action,
                             attempts: row.attempts,
                             caller,
+                            accepted_at: row.created_at,
                         };
                         self.hold(&mut queues, job);
                         fed += 1;
@@ -1434,6 +1446,10 @@ impl Inner {
                 Err(final_error) => break Finish::Answered(Err(final_error.into_discord())),
             }
         };
+        if !matches!(finish, Finish::Cancelled) {
+            let waited = (Utc::now() - job.accepted_at).to_std().unwrap_or_default();
+            metrics().record_queue_latency(waited);
+        }
         self.finish(job.id, kind, caller, finish).await;
     }
 

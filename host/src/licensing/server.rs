@@ -16,7 +16,7 @@ use super::{Claims, LicenseError, Secret, decode_signing_key, parse_duration};
 use crate::runtime::{FREE_PLAN, Plans};
 use crate::store::{LicenseRecord, Store, StoreError};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use ed25519_dalek::SigningKey;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -225,6 +225,46 @@ impl LicenseServer {
             lease_ttl,
             refresh,
         }
+    }
+
+    /// The public key self-hosted runners check licences and leases with
+    /// (`TOWNESDEV_LICENSE_PUBLIC_KEY`).
+    pub fn public_key(&self) -> String {
+        super::encode_public_key(&self.key.verifying_key())
+    }
+
+    /// Issues a licence of `tenant` on `plan`, valid for `valid` from `now`,
+    /// and records it. Returns its id and the licence text the runner is
+    /// given (`TOWNESDEV_LICENSE`).
+    pub async fn issue_license(
+        &self,
+        store: &Store,
+        tenant: &str,
+        plan: &str,
+        now: DateTime<Utc>,
+        valid: chrono::TimeDelta,
+    ) -> Result<(String, String), StoreError> {
+        // Whole seconds: the times are shown to people.
+        let issued_at = now.trunc_subsecs(0);
+        let claims = Claims {
+            id: format!("lic_{}", hex::encode(rand::random::<[u8; 8]>())),
+            tenant: tenant.to_string(),
+            plan: plan.to_string(),
+            flags: Vec::new(),
+            limits: Default::default(),
+            issued_at,
+            expires_at: issued_at + valid,
+        };
+        store
+            .record_license(&LicenseRecord::new(
+                &claims.id,
+                &claims.tenant,
+                &claims.plan,
+                claims.issued_at,
+                claims.expires_at,
+            ))
+            .await?;
+        Ok((claims.id.clone(), super::issue(&claims, &self.key)))
     }
 
     /// Activates `license` for a new installation (`instance` names it in the

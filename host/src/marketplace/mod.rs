@@ -15,7 +15,9 @@ pub mod config;
 
 use crate::grants::{Approval, always_granted, capability_name};
 use crate::runtime::{InstallError, Runtime};
-use crate::store::{Feature, FeatureVersion, GuildFeature, NewAuditEntry, StoreError};
+use crate::store::{
+    Feature, FeatureVersion, GuildFeature, GuildService, NewAuditEntry, StoreError,
+};
 use crate::wit::{CapabilityRequest, Manifest};
 use config::ConfigProblem;
 use serde::Serialize;
@@ -49,6 +51,16 @@ pub enum MarketError {
         feature: String,
         allowed: Vec<String>,
     },
+    #[error(
+        "guild {guild} is {}: nothing can be enabled there; {}",
+        .service.as_str().replace('_', "-"),
+        if *.service == GuildService::ReadOnly {
+            "renew the subscription (POST /tenants/<tenant id>/billing/checkout), or cancel the offboarding to go on with the free plan"
+        } else {
+            "cancel its offboarding first (POST /tenants/<tenant id>/offboarding/<id>/cancel)"
+        }
+    )]
+    NotServed { guild: u64, service: GuildService },
     #[error("feature `{feature}` is not installed in guild {guild}; enable it first")]
     NotInGuild { guild: u64, feature: String },
     #[error("`{feature}` requires {} — approve {} to enable it", .missing.join(", "), if .missing.len() == 1 { "it" } else { "them" })]
@@ -191,8 +203,16 @@ impl<'r> Marketplace<'r> {
             .await?;
             return Err(MarketError::IdTaken { id, owner });
         }
+        let before = self
+            .runtime
+            .store()
+            .feature_version(&id, &manifest.version)
+            .await?;
         let (version, manifest) = self.runtime.record(validated).await?;
-        self.audit(None, "feature.installed", &manifest.id, json!({ "version": version.version, "sha256": version.sha256, "size_bytes": version.size_bytes })).await?;
+        // Installing the same build again changes nothing, so it is not audited.
+        if before.is_none_or(|b| b.sha256 != version.sha256) {
+            self.audit(None, "feature.installed", &manifest.id, json!({ "version": version.version, "sha256": version.sha256, "size_bytes": version.size_bytes })).await?;
+        }
         Ok((version, manifest))
     }
 
@@ -224,6 +244,12 @@ impl<'r> Marketplace<'r> {
         let Some(guild) = self.runtime.store().guild(guild_id).await? else {
             return Err(MarketError::UnknownGuild(guild_id));
         };
+        if guild.service != GuildService::Active {
+            return Err(MarketError::NotServed {
+                guild: guild_id,
+                service: guild.service,
+            });
+        }
         let (plan_name, plan) = self.runtime.plan_of(&guild.plan);
         if !plan.allows_feature(feature_id) {
             return Err(MarketError::NotInPlan {

@@ -48,7 +48,7 @@ use crate::discord::Discord;
 use crate::grants::Grant;
 use crate::live::Live;
 use crate::metrics::metrics;
-use crate::store::{GuildFeature, GuildPolicy, NewAuditEntry, Scope, Store};
+use crate::store::{GuildFeature, GuildPolicy, GuildService, NewAuditEntry, Scope, Store};
 use crate::wit::extensions::{
     ApiRequest, ApiResponse, Method, ModerationAction, ModerationEvent, Route,
 };
@@ -196,6 +196,10 @@ pub enum InvokeError {
     /// share); nothing ran and the feature is not to blame.
     #[error("not run: {0}")]
     Busy(String),
+    /// The guild is retired, or read-only and this is not someone's request
+    /// (offboarding): nothing ran.
+    #[error("not served: {0}")]
+    NotServed(&'static str),
     #[error(transparent)]
     Host(#[from] anyhow::Error),
 }
@@ -279,6 +283,23 @@ enum Handler {
 }
 
 impl Handler {
+    /// Why a guild with `service` does not run this; `None`: it does. A
+    /// read-only guild answers people (commands, clicks, dashboard routes) and
+    /// nothing else.
+    fn refused_by(&self, service: GuildService) -> Option<&'static str> {
+        match service {
+            GuildService::Active => None,
+            GuildService::Retired => Some("the hosted runner is retired in this guild"),
+            GuildService::ReadOnly => match self {
+                Handler::Command(..)
+                | Handler::Component(..)
+                | Handler::Api(_)
+                | Handler::GuildCommands => None,
+                _ => Some("the guild is read-only: only requests are answered"),
+            },
+        }
+    }
+
     /// The member (or dashboard user) whose action this invocation answers.
     fn invoker_id(&self) -> Option<u64> {
         match self {
@@ -441,6 +462,11 @@ impl Runtime {
             Some(plan) => plan.1.limits.clone(),
             None => self.config.plans.get(stored).limits.clone(),
         }
+    }
+
+    /// Where the platform is reached from outside (`TOWNES_PUBLIC_URL`).
+    pub fn public_url(&self) -> &str {
+        &self.config.public_url
     }
 
     /// Signs and checks the links `files.link` hands out.
@@ -868,6 +894,13 @@ impl Runtime {
     ) -> Outcome {
         let started = Instant::now();
         let feature_id = gf.feature_id.clone();
+        let service = policy
+            .guild
+            .as_ref()
+            .map_or(GuildService::Active, |g| g.service);
+        if let Some(why) = handler.refused_by(service) {
+            return Outcome::failed(&feature_id, InvokeError::NotServed(why), started);
+        }
         if let Some(until) = gf
             .breaker_open_until
             .filter(|until| *until > chrono::Utc::now())
@@ -895,6 +928,9 @@ impl Runtime {
             stdio,
             discord,
         } = self.new_store(gf, &loaded.manifest, &limits, handler.invocation());
+        if service == GuildService::ReadOnly {
+            store.data_mut().capabilities.calls.set_read_only();
+        }
         let wall = limits.wall();
         let ctx = Context {
             guild_id: gf.guild_id,
@@ -1300,11 +1336,12 @@ impl Outcome {
 }
 
 /// The `outcome` label of an invocation's result; `None` for a feature that is
-/// not enabled (it was never invoked, so nothing is counted).
+/// not enabled or a guild not served (it was never invoked, so nothing is
+/// counted).
 fn outcome_label<T>(result: &Result<T, InvokeError>) -> Option<&'static str> {
     Some(match result {
         Ok(_) => crate::metrics::outcome::OK,
-        Err(InvokeError::NotEnabled(_)) => return None,
+        Err(InvokeError::NotEnabled(_) | InvokeError::NotServed(_)) => return None,
         Err(InvokeError::Trap {
             kind: TrapKind::CpuLimit,
             ..

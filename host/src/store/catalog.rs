@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
 use super::{
-    Feature, FeatureVersion, Guild, GuildFeature, Store, StoreError, api_id, check_name, count,
-    db_id, is_foreign_key_violation, now, ts,
+    Feature, FeatureVersion, Guild, GuildFeature, GuildService, Store, StoreError, api_id,
+    check_name, count, db_id, is_foreign_key_violation, now, ts,
 };
 
 #[derive(sqlx::FromRow)]
@@ -19,6 +19,7 @@ pub(super) struct GuildRow {
     created_at: DateTime<Utc>,
     tenant_id: Option<String>,
     left_at: Option<DateTime<Utc>>,
+    service: String,
 }
 
 impl From<GuildRow> for Guild {
@@ -31,6 +32,7 @@ impl From<GuildRow> for Guild {
             created_at: r.created_at,
             tenant_id: r.tenant_id,
             left_at: r.left_at,
+            service: GuildService::parse(&r.service),
         }
     }
 }
@@ -196,7 +198,7 @@ impl Store {
     pub async fn guild(&self, id: u64) -> Result<Option<Guild>, StoreError> {
         let row: Option<GuildRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at
+                "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at, service
                  FROM guilds WHERE id = $1",
             )
             .bind(db_id(id))
@@ -210,7 +212,7 @@ impl Store {
     pub async fn guilds(&self) -> Result<Vec<Guild>, StoreError> {
         let rows: Vec<GuildRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at
+                "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at, service
                  FROM guilds ORDER BY id",
             )
             .fetch_all(pool)

@@ -109,14 +109,16 @@ impl Store {
         Ok(updated > 0)
     }
 
-    /// Guilds whose features or settings changed after `since` — the ones whose
-    /// command set may differ from what is registered.
+    /// Guilds whose features, settings or service changed after `since` — the
+    /// ones whose command set may differ from what is registered.
     pub async fn guilds_changed_since(&self, since: DateTime<Utc>) -> Result<Vec<u64>, StoreError> {
         let ids: Vec<i64> = on_db!(&self.db, pool => {
             sqlx::query_scalar(
                 "SELECT guild_id FROM guild_features WHERE updated_at > $1
                  UNION
-                 SELECT guild_id FROM guild_settings WHERE updated_at > $1",
+                 SELECT guild_id FROM guild_settings WHERE updated_at > $1
+                 UNION
+                 SELECT id FROM guilds WHERE service_since > $1",
             )
             .bind(ts(since))
             .fetch_all(pool)

@@ -27,7 +27,8 @@
 //! `jobs.rs`, `auth.rs` (dashboard sessions, API keys, OAuth states, the readiness
 //! ping), `incidents.rs` (incidents tenants report), `licenses.rs` (self-hosting
 //! licences issued, and their activations), `maintenance.rs` (migration state,
-//! backup and restore, without running the platform).
+//! backup and restore, without running the platform), `offboarding.rs` (the
+//! offboarding flows, the purge and a member's erasure).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -75,6 +76,11 @@ pub use jobs::JobEnd;
 mod licenses;
 pub use licenses::{LicenseActivation, LicenseRecord, Revocation};
 pub mod maintenance;
+mod offboarding;
+pub use offboarding::{
+    Forgotten, NewOffboarding, Offboarding, OffboardingKind, OffboardingState, OffboardingStep,
+    Started,
+};
 mod outbox;
 mod settings;
 mod storage;
@@ -170,6 +176,43 @@ pub struct Guild {
     pub tenant_id: Option<String>,
     /// When the bot left the guild; `None` while it is in it.
     pub left_at: Option<DateTime<Utc>>,
+    /// What the hosted runner does for it (offboarding changes it).
+    pub service: GuildService,
+}
+
+/// What the hosted runner does for a guild.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuildService {
+    /// Everything: events, commands, jobs.
+    #[default]
+    Active,
+    /// A lapsed subscription: commands answer, but nothing is written (no
+    /// storage writes, no Discord changes, no jobs) and no event is delivered;
+    /// nothing new can be enabled.
+    ReadOnly,
+    /// Nothing: its commands are unregistered from Discord. Moved to a
+    /// self-hosted runner, bot removed, or unpaid past read-only.
+    Retired,
+}
+
+impl GuildService {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuildService::Active => "active",
+            GuildService::ReadOnly => "read_only",
+            GuildService::Retired => "retired",
+        }
+    }
+
+    /// The column's value; the CHECK constraint admits only these three.
+    pub(crate) fn parse(value: &str) -> GuildService {
+        match value {
+            "read_only" => GuildService::ReadOnly,
+            "retired" => GuildService::Retired,
+            _ => GuildService::Active,
+        }
+    }
 }
 
 impl Guild {
@@ -183,6 +226,7 @@ impl Guild {
             created_at: now(),
             tenant_id: None,
             left_at: None,
+            service: GuildService::Active,
         }
     }
 }

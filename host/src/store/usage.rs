@@ -91,4 +91,17 @@ impl Store {
         });
         Ok(rows.into_iter().map(UsageCounter::from).collect())
     }
+
+    /// The AI tokens every guild used on `day`.
+    pub async fn ai_tokens_on(&self, day: NaiveDate) -> Result<u64, StoreError> {
+        let tokens: i64 = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(ai_tokens), 0) AS BIGINT) FROM usage_counters WHERE day = $1",
+            )
+            .bind(day)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(u64::try_from(tokens).unwrap_or(0))
+    }
 }

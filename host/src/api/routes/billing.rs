@@ -2,7 +2,7 @@
 //! and usage, the one trial, Stripe Checkout and the billing portal; and
 //! Stripe's webhook, which moves plans when payments happen.
 
-use super::{BodyErrors, CallerErrors};
+use super::{BodyErrors, CallerErrors, own_tenant};
 use crate::api::ApiState;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ApiResult, ErrorBody, MaybeJson, Path};
@@ -121,16 +121,6 @@ impl From<BillingError> for ApiError {
             },
             BillingError::Store(e) => e.into(),
         }
-    }
-}
-
-/// The caller's own tenant, or 404 (another tenant's billing is not told apart
-/// from one that does not exist).
-fn own_tenant(caller: &Caller, tenant_id: &str) -> ApiResult<()> {
-    if caller.tenant_id() == tenant_id {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!("tenant {tenant_id}")))
     }
 }
 

@@ -27,6 +27,12 @@ pub struct Readiness {
     pub database: String,
     /// `ok`, `not configured`, or why Redis is not reachable.
     pub redis: String,
+    /// The gateway shards of this process: `ok` when all are connected, how
+    /// many are when some are not, or `not in this process` (`townes api`).
+    pub shards: String,
+    /// The Discord call queue (the executor and its outbox): `ok` with its
+    /// depth, `stopping`, or `not in this process`.
+    pub queue: String,
 }
 
 /// Liveness: the process answers.
@@ -36,7 +42,13 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the database (and Redis, when configured) answer.
+/// What readiness says of the gateway and the queue when `townes api` runs
+/// without them.
+const NOT_HERE: &str = "not in this process";
+
+/// Readiness: the database (and Redis, when configured) answer, and, when the
+/// gateway runs in this process, every shard is connected and the Discord call
+/// queue accepts work.
 #[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "getReadiness", responses(
     (status = 200, description = "Ready", body = Readiness),
     (status = 503, description = "A dependency does not answer", body = Readiness,
@@ -60,7 +72,23 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     } else {
         "not configured".to_string()
     };
-    let ready = database == "ok" && redis != "unreachable";
+    let (shards, shards_ready) = match state.platform() {
+        None => (NOT_HERE.to_string(), true),
+        Some(platform) => match platform.shards_ready().await {
+            None => ("not connected yet".to_string(), false),
+            Some((ready, total)) if ready == total && total > 0 => ("ok".to_string(), true),
+            Some((ready, total)) => (format!("{ready} of {total} connected"), false),
+        },
+    };
+    let (queue, queue_ready) = match state.platform() {
+        None => (NOT_HERE.to_string(), true),
+        Some(platform) if platform.executor.accepting() => (
+            format!("ok ({} waiting)", platform.executor.queue_depth()),
+            true,
+        ),
+        Some(_) => ("stopping".to_string(), false),
+    };
+    let ready = database == "ok" && redis != "unreachable" && shards_ready && queue_ready;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -70,6 +98,8 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
         status: if ready { "ok" } else { "unavailable" },
         database,
         redis,
+        shards,
+        queue,
     };
     (status, Json(body))
 }

@@ -4,7 +4,8 @@
 //! log, guild data), `marketplace` (catalogue and per-guild features),
 //! `feature_api` (routes the features themselves serve), `files` (what
 //! features keep, and signed links to it), `billing` (plans, trials,
-//! Stripe) and `licenses` (self-hosting licences: activation, lease refresh).
+//! Stripe), `licenses` (self-hosting licences: activation, lease refresh) and
+//! `offboarding` (leaving the hosted platform; erasing a member's data).
 //!
 //! Seed 001's paths are served as written (`/auth/…`, `/tenants/…`, `/assets/…`,
 //! `/usage/…`, `/incidents`, `/licenses/…`); everything else lives under `/api`.
@@ -18,6 +19,7 @@ pub mod guild;
 pub mod health;
 pub mod licenses;
 pub mod marketplace;
+pub mod offboarding;
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
@@ -65,6 +67,19 @@ pub fn router() -> Router<ApiState> {
             // Stripe's events outgrow the API's 64 KiB body limit.
             post(billing::stripe_webhook).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
         )
+        .route(
+            "/tenants/{tenant_id}/offboarding",
+            get(offboarding::list).post(offboarding::start),
+        )
+        .route(
+            "/tenants/{tenant_id}/offboarding/{offboarding_id}/cancel",
+            post(offboarding::cancel),
+        )
+        .route(
+            "/api/guild/{guild_id}/forget-user",
+            post(offboarding::forget_user),
+        )
+        .route("/me/forget", post(offboarding::forget_me))
         .route(
             "/incidents",
             get(assets::list_incidents).post(assets::create_incident),
@@ -148,6 +163,16 @@ pub fn router() -> Router<ApiState> {
                     any(feature_api::alias),
                 )
         })
+}
+
+/// The caller's own tenant, or 404 (another tenant is not told apart from one
+/// that does not exist).
+fn own_tenant(caller: &super::auth::Caller, tenant_id: &str) -> Result<(), ApiError> {
+    if caller.tenant_id() == tenant_id {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("tenant {tenant_id}")))
+    }
 }
 
 pub async fn not_found() -> ApiError {
