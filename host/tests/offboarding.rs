@@ -593,3 +593,139 @@ async fn forgetting_a_member_reaches_every_feature_record_that_names_them() {
         assert!(entries.iter().any(|e| e.action == "member.forgotten"));
     }
 }
+
+/// The routes: a tenant follows, starts and calls off its own flows; another
+/// tenant's are 404, as if they did not exist; a move to self-hosting needs
+/// this platform to issue licences; erasure needs rights in the guild, and
+/// `/me/forget` a person's own session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routes_serve_a_tenant_its_own_flows_only() {
+    use reqwest::Method;
+    use townes::api::{ApiConfig, ApiParts, ApiServer, ApiState};
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new(store.clone()).await;
+        // The API's own offboarder: no signing key configured.
+        let parts = ApiParts {
+            runtime: w.h.runtime.clone(),
+            live: townes::live::Live::local(),
+            discord: None,
+            platform: None,
+            billing: None,
+            offboarding: None,
+        };
+        let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
+            .await
+            .unwrap();
+        let base = format!("http://{}", server.addr);
+        let key_of = |tenant: String| {
+            let store = store.clone();
+            async move {
+                townes::api::auth::issue_api_key(&store, &tenant, "test", "test".into())
+                    .await
+                    .unwrap()
+                    .1
+            }
+        };
+        let (ada, bob) = (key_of(w.ada.clone()).await, key_of(w.bob.clone()).await);
+        let http = reqwest::Client::new();
+        let call = |method: Method, path: String, key: String, body: Option<serde_json::Value>| {
+            let request = http
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(key);
+            let request = match body {
+                Some(body) => request.json(&body),
+                None => request,
+            };
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (
+                    status,
+                    response
+                        .json::<serde_json::Value>()
+                        .await
+                        .unwrap_or_default(),
+                )
+            }
+        };
+        let flows = format!("/tenants/{}/offboarding", w.ada);
+
+        let (status, body) = call(
+            Method::POST,
+            flows.clone(),
+            ada.clone(),
+            Some(serde_json::json!({"kind": "self_host"})),
+        )
+        .await;
+        assert_eq!(status, 503, "{label}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("TOWNES_LICENSE_SIGNING_KEY")
+        );
+        let (status, body) = call(
+            Method::POST,
+            flows.clone(),
+            ada.clone(),
+            Some(serde_json::json!({"kind": "non_payment"})),
+        )
+        .await;
+        assert_eq!(status, 422, "{label}: {body}");
+
+        let (status, started) = call(
+            Method::POST,
+            flows.clone(),
+            ada.clone(),
+            Some(serde_json::json!({"kind": "remove_bot", "guild_id": GUILD_A.to_string()})),
+        )
+        .await;
+        assert_eq!(status, 201, "{label}: {started}");
+        assert_eq!(started["offboarding"]["state"], "retired");
+        assert_eq!(started["offboarding"]["guild_id"], GUILD_A.to_string());
+        let id = started["offboarding"]["id"].as_str().unwrap().to_string();
+        // Bob's guild is not Ada's to remove.
+        let (status, _) = call(
+            Method::POST,
+            flows.clone(),
+            ada.clone(),
+            Some(serde_json::json!({"kind": "remove_bot", "guild_id": GUILD_B.to_string()})),
+        )
+        .await;
+        assert_eq!(status, 404, "{label}");
+
+        // Bob sees nothing of Ada's flows and cannot call them off.
+        let (status, _) = call(Method::GET, flows.clone(), bob.clone(), None).await;
+        assert_eq!(status, 404, "{label}");
+        let cancel = format!("{flows}/{id}/cancel");
+        let (status, _) = call(Method::POST, cancel.clone(), bob.clone(), None).await;
+        assert_eq!(status, 404, "{label}");
+        let (status, _) = call(
+            Method::POST,
+            format!("/tenants/{}/offboarding/{id}/cancel", w.bob),
+            bob.clone(),
+            None,
+        )
+        .await;
+        assert_eq!(status, 404, "{label}: not Bob's flow");
+
+        let (status, listed) = call(Method::GET, flows.clone(), ada.clone(), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{label}");
+        let (status, canceled) = call(Method::POST, cancel, ada.clone(), None).await;
+        assert_eq!(status, 200, "{label}: {canceled}");
+        assert_eq!(canceled["state"], "canceled");
+
+        // Erasure: Bob's key has no rights in Ada's guild; Ada's has.
+        let forget = format!("/api/guild/{GUILD_A}/forget-user");
+        let who = Some(serde_json::json!({"user_id": "777"}));
+        let (status, _) = call(Method::POST, forget.clone(), bob.clone(), who.clone()).await;
+        assert_eq!(status, 404, "{label}");
+        let (status, body) = call(Method::POST, forget, ada.clone(), who).await;
+        assert_eq!(status, 200, "{label}: {body}");
+        assert_eq!(body["scores"], 0);
+        let (status, _) = call(Method::POST, "/me/forget".into(), ada.clone(), None).await;
+        assert_eq!(status, 403, "{label}: an API key is not a person");
+        server.shutdown().await.unwrap();
+    }
+}
