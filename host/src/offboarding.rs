@@ -323,11 +323,10 @@ impl Offboarder {
                 .revoke_license(license, "move to self-hosting called off", now)
                 .await?;
         }
-        Ok(self
-            .store
+        self.store
             .offboarding(id)
             .await?
-            .ok_or_else(|| OffboardingError::Unknown(id.to_string()))?)
+            .ok_or_else(|| OffboardingError::Unknown(id.to_string()))
     }
 
     /// The job: starts non-payment flows for tenants whose payment failed,
@@ -359,17 +358,15 @@ impl Offboarder {
         for flow in self.store.open_offboardings().await? {
             match self.step_of(&flow, now).await? {
                 Some(Next::Step(step)) => {
-                    if self.store.advance_offboarding(&flow.id, &step).await? {
-                        report.moved += 1;
-                    }
+                    report.moved +=
+                        u32::from(self.store.advance_offboarding(&flow.id, &step).await?);
                 }
                 Some(Next::Purge) => {
                     // A tenant that keeps self-hosting keeps its tenant,
                     // billing and licences: its runner renews its lease here.
                     let tenant = flow.guild_id.is_none() && flow.kind != OffboardingKind::SelfHost;
-                    if self.store.purge_offboarding(&flow, tenant, now).await? {
-                        report.purged += 1;
-                    }
+                    report.purged +=
+                        u32::from(self.store.purge_offboarding(&flow, tenant, now).await?);
                 }
                 None => {}
             }

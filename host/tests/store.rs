@@ -13,8 +13,9 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use townes::grants::{Approval, Quota};
 use townes::store::{
-    Backend, CommandCooldown, Feature, FeatureVersion, Guild, GuildFeature, GuildSettings,
-    NewAuditEntry, RolePermission, Scope, ScoreEntry, Store, StoreError, Usage, UsageCounter,
+    Backend, CommandCooldown, Feature, FeatureVersion, Guild, GuildFeature, GuildService,
+    GuildSettings, NewAuditEntry, RolePermission, Scope, ScoreEntry, Store, StoreError, Usage,
+    UsageCounter,
 };
 use townes::wit::Capability;
 
@@ -179,6 +180,7 @@ async fn guilds_upsert_and_read_back() {
             created_at: created,
             tenant_id: None,
             left_at: None,
+            service: GuildService::Active,
         };
         let small = Guild::new(42, "Small", 4242);
         store.upsert_guild(&big).await.unwrap();
