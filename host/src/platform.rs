@@ -28,7 +28,7 @@ pub struct Platform {
     pub application_id: u64,
     pub bot_user_id: u64,
     /// How long an interaction may run before it is deferred (Discord allows 3 s
-    /// for the first response).
+    /// for the first response); zero defers every one.
     pub defer_after: Duration,
     /// Gateway dispatches serenity could not parse (it drops them silently).
     pub unknown_dispatches: AtomicU64,

@@ -59,7 +59,16 @@ pub async fn handle(platform: Arc<Platform>, interaction: Interaction, responder
         }
     };
     tokio::pin!(work);
-    let Ok(answer) = tokio::time::timeout(platform.defer_after, &mut work).await else {
+    // Zero means always defer: a zero timeout would still race the work
+    // against the timer driver's next turn.
+    let answer = if platform.defer_after.is_zero() {
+        None
+    } else {
+        tokio::time::timeout(platform.defer_after, &mut work)
+            .await
+            .ok()
+    };
+    let Some(answer) = answer else {
         // Not done in time: acknowledge now, edit the answer in when it is.
         let deferred = if is_component {
             json!({"type": 6})
