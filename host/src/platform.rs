@@ -89,6 +89,18 @@ impl Platform {
             .unwrap_or_else(PoisonError::into_inner) = Some(manager);
     }
 
+    /// How many of this process's shards are connected, of how many; `None`
+    /// before the gateway started.
+    pub async fn shards_connected(&self) -> Option<(usize, usize)> {
+        let manager = self.shard_manager()?;
+        let runners = manager.runners.lock().await;
+        let connected = runners
+            .values()
+            .filter(|runner| runner.stage == serenity::gateway::ConnectionStage::Connected)
+            .count();
+        Some((connected, runners.len()))
+    }
+
     /// Sets the metrics that mirror state held elsewhere: the executor's queue
     /// depth and each shard's heartbeat latency. Call before rendering a scrape.
     pub async fn refresh_metrics(&self) {

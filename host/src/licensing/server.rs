@@ -227,6 +227,18 @@ impl LicenseServer {
         }
     }
 
+    /// Issues a licence in place of another with this platform's key (see
+    /// [`super::issuer::regenerate`]).
+    pub async fn regenerate(
+        &self,
+        store: &Store,
+        plans: &Plans,
+        request: &super::issuer::Regen<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<super::issuer::Regenerated, super::issuer::RegenError> {
+        super::issuer::regenerate(store, plans, &self.key, request, now).await
+    }
+
     /// Activates `license` for a new installation (`instance` names it in the
     /// log) at `now`: a new activation, its random secret, and its first lease.
     pub async fn activate(

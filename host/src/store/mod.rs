@@ -27,7 +27,10 @@
 //! `jobs.rs`, `auth.rs` (dashboard sessions, API keys, OAuth states, the readiness
 //! ping), `incidents.rs` (incidents tenants report), `licenses.rs` (self-hosting
 //! licences issued, and their activations), `maintenance.rs` (migration state,
-//! backup and restore, without running the platform).
+//! backup and restore, without running the platform), `operators.rs` (the
+//! platform's operators and their tokens), `journal.rs` (the events delivered
+//! to features, written in batches, for replay), `admin.rs` (what operators
+//! read and do across tenants: figures, anonymization).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -54,6 +57,8 @@ macro_rules! on_db {
     };
 }
 
+mod admin;
+pub use admin::{Anonymized, Figures, PlatformStats, STATS_WINDOW_DAYS, TenantSummary};
 mod audit;
 mod auth;
 mod batch;
@@ -71,10 +76,14 @@ mod files;
 pub use files::{FileInfo, FileQuota, FileUsage};
 mod incidents;
 mod jobs;
+mod journal;
 pub use jobs::JobEnd;
+pub use journal::JournalEntry;
 mod licenses;
 pub use licenses::{LicenseActivation, LicenseRecord, Revocation};
 pub mod maintenance;
+mod operators;
+pub use operators::Operator;
 mod outbox;
 mod settings;
 mod storage;
@@ -147,6 +156,7 @@ pub struct Store {
     db: Db,
     control: std::sync::Arc<control::ControlCache>,
     writes: batch::Writer,
+    journal: journal::Journal,
 }
 
 impl std::fmt::Debug for Store {
@@ -544,10 +554,12 @@ impl Store {
         migrate(&db).await?;
         let control = control::ControlCache::start(&db).await?;
         let writes = batch::Writer::spawn(&db);
+        let journal = journal::Journal::spawn(&db);
         Ok(Store {
             db,
             control,
             writes,
+            journal,
         })
     }
 
