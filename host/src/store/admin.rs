@@ -99,6 +99,10 @@ pub struct Anonymized {
     pub journal_entries_deleted: u64,
 }
 
+/// Rows per multi-row `INSERT`: five values each stays far below both
+/// backends' limits on bound values.
+const INSERT_CHUNK: usize = 1000;
+
 /// What anonymized actors and names read.
 const ANONYMOUS_USER: &str = "user:anonymized";
 const ANONYMOUS_GUILD: &str = "anonymized guild";
@@ -132,6 +136,8 @@ const STATS: &str = "SELECT
         (SELECT COUNT(*) FROM guilds WHERE left_at >= $1)";
 
 type StatsRow = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
+/// (name, count) rows of a `GROUP BY`.
+type Counts = Vec<(String, i64)>;
 
 impl Store {
     /// Tenants matching `search` (see [`TENANT_SUMMARIES`]), newest first.
@@ -193,7 +199,7 @@ impl Store {
     /// Adoption and churn as of `at`, over the [`STATS_WINDOW_DAYS`] before it.
     pub async fn platform_stats(&self, at: DateTime<Utc>) -> Result<PlatformStats, StoreError> {
         let since = super::ts(at - TimeDelta::days(STATS_WINDOW_DAYS));
-        let (figures, features, paying): (StatsRow, Vec<(String, i64)>, Vec<(String, i64)>) = on_db!(&self.db, pool => {
+        let (figures, features, paying): (StatsRow, Counts, Counts) = on_db!(&self.db, pool => {
             let figures = sqlx::query_as(STATS).bind(since).fetch_one(pool).await?;
             let features = sqlx::query_as(
                 "SELECT gf.feature_id, COUNT(*)
@@ -215,7 +221,7 @@ impl Store {
         let (tenants, active_tenants, new_tenants, guilds, active_guilds, new_guilds) = (
             figures.0, figures.1, figures.2, figures.3, figures.4, figures.5,
         );
-        let by_name = |rows: Vec<(String, i64)>| -> BTreeMap<String, u64> {
+        let by_name = |rows: Counts| -> BTreeMap<String, u64> {
             rows.into_iter().map(|(name, n)| (name, count(n))).collect()
         };
         Ok(PlatformStats {
@@ -323,29 +329,39 @@ impl Store {
 
                 // Subjects are mostly user ids; every one of the guild gets a
                 // pseudonym, the same on every board, below any already there.
-                let subjects: Vec<(i64,)> = sqlx::query_as(
-                    "SELECT DISTINCT subject FROM feature_scores WHERE guild_id = $1 AND subject > 0",
+                // Rewritten wholesale: one pass, whatever the guild's size.
+                let scores: Vec<(String, String, i64, i64)> = sqlx::query_as(
+                    "SELECT feature_id, board, subject, score FROM feature_scores
+                     WHERE guild_id = $1 ORDER BY subject",
                 )
                 .bind(guild)
                 .fetch_all(&mut *tx)
                 .await?;
-                let (lowest,): (Option<i64>,) =
-                    sqlx::query_as("SELECT MIN(subject) FROM feature_scores WHERE guild_id = $1")
-                        .bind(guild)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let mut pseudonym = lowest.unwrap_or(0).min(0);
-                for (subject,) in subjects {
-                    pseudonym -= 1;
-                    people.insert(subject);
-                    sqlx::query(
-                        "UPDATE feature_scores SET subject = $3 WHERE guild_id = $1 AND subject = $2",
-                    )
+                let mut pseudonyms: HashMap<i64, i64> = HashMap::new();
+                let mut next = scores.first().map_or(0, |(_, _, subject, _)| *subject).min(0);
+                for (_, _, subject, _) in &scores {
+                    if *subject > 0 && !pseudonyms.contains_key(subject) {
+                        next -= 1;
+                        pseudonyms.insert(*subject, next);
+                    }
+                }
+                done.user_ids += pseudonyms.len() as u64;
+                sqlx::query("DELETE FROM feature_scores WHERE guild_id = $1")
                     .bind(guild)
-                    .bind(subject)
-                    .bind(pseudonym)
                     .execute(&mut *tx)
                     .await?;
+                for chunk in scores.chunks(INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::new(
+                        "INSERT INTO feature_scores (guild_id, feature_id, board, subject, score) ",
+                    );
+                    insert.push_values(chunk, |mut row, (feature, board, subject, score)| {
+                        row.push_bind(guild)
+                            .push_bind(feature.clone())
+                            .push_bind(board.clone())
+                            .push_bind(pseudonyms.get(subject).copied().unwrap_or(*subject))
+                            .push_bind(*score);
+                    });
+                    insert.build().execute(&mut *tx).await?;
                 }
 
                 // Keys often name a member (`xp:<user>`): every row gets a
@@ -362,28 +378,37 @@ impl Store {
                     .bind(guild)
                     .execute(&mut *tx)
                     .await?;
-                let mut freed: HashMap<String, i64> = HashMap::new();
-                for (n, (feature, key, value)) in rows.into_iter().enumerate() {
-                    let renamed = format!("anonymized:{n}");
-                    let saved = kv_row_bytes(&key, &value) as i64 - kv_row_bytes(&renamed, "") as i64;
-                    *freed.entry(feature.clone()).or_default() += saved;
-                    sqlx::query(
-                        "INSERT INTO feature_kv (guild_id, feature_id, key, value) VALUES ($1, $2, $3, '')",
-                    )
-                    .bind(guild)
-                    .bind(&feature)
-                    .bind(&renamed)
-                    .execute(&mut *tx)
-                    .await?;
-                    done.storage_rows_emptied += 1;
+                let mut freed: HashMap<&str, i64> = HashMap::new();
+                let renamed: Vec<(&str, String)> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(n, (feature, key, value))| {
+                        let key_now = format!("anonymized:{n}");
+                        *freed.entry(feature.as_str()).or_default() +=
+                            kv_row_bytes(key, value) as i64 - kv_row_bytes(&key_now, "") as i64;
+                        (feature.as_str(), key_now)
+                    })
+                    .collect();
+                for chunk in renamed.chunks(INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::new(
+                        "INSERT INTO feature_kv (guild_id, feature_id, key, value) ",
+                    );
+                    insert.push_values(chunk, |mut row, (feature, key)| {
+                        row.push_bind(guild)
+                            .push_bind(feature.to_string())
+                            .push_bind(key.clone())
+                            .push_bind("");
+                    });
+                    insert.build().execute(&mut *tx).await?;
                 }
+                done.storage_rows_emptied += renamed.len() as u64;
                 for (feature, saved) in freed {
                     sqlx::query(
                         "UPDATE feature_storage_usage SET bytes = CASE WHEN bytes > $3 THEN bytes - $3 ELSE 0 END
                          WHERE guild_id = $1 AND feature_id = $2",
                     )
                     .bind(guild)
-                    .bind(&feature)
+                    .bind(feature)
                     .bind(saved)
                     .execute(&mut *tx)
                     .await?;
@@ -448,8 +473,9 @@ impl Store {
                     .rows_affected();
             }
 
-            // What these people did outside the tenant's guilds (API keys
-            // made, logins) names them too.
+            // What the tenant's own people did outside its guilds (API keys
+            // made, logins) names them too. Members (score subjects) acted in
+            // these guilds only, as far as this tenant is concerned.
             for person in &people {
                 done.audit_entries_scrubbed += sqlx::query(
                     "UPDATE audit_log SET actor = $2, details = $3 WHERE actor = $1",
@@ -461,7 +487,7 @@ impl Store {
                 .await?
                 .rows_affected();
             }
-            done.user_ids = people.len() as u64;
+            done.user_ids += people.len() as u64;
             tx.commit().await?;
             done
         });
