@@ -166,6 +166,58 @@ export const Activation = Lease.and(z.object({
 /** An activation: the installation's id and secret, and its first lease. */
 export type Activation = z.infer<typeof Activation>;
 
+/** A Discord id (snowflake), as a string: it needs 64 bits. */
+export const Snowflake = z.string().regex(/^[0-9]{1,19}$/);
+/** A Discord id (snowflake), as a string: it needs 64 bits. */
+export type Snowflake = z.infer<typeof Snowflake>;
+
+/** A tenant as operators see it. */
+export const AdminTenant = z.object({
+  /** `free`, `trialing`, `active`, `past_due` or `canceled`. */
+  billing_status: z.string(),
+  created_at: z.string(),
+  /** Guilds of the tenant the bot is in. */
+  guilds: z.number().int().min(0),
+  id: z.string(),
+  name: z.string().nullable().optional(),
+  /** Absent once the tenant was anonymized. */
+  owner_discord_id: Snowflake.nullable().optional(),
+  /** The plan that applies now. */
+  plan: z.string(),
+});
+/** A tenant as operators see it. */
+export type AdminTenant = z.infer<typeof AdminTenant>;
+
+export const FeatureFlag = z.object({
+  enabled: z.boolean(),
+  feature_id: z.string(),
+  version: z.string(),
+});
+export type FeatureFlag = z.infer<typeof FeatureFlag>;
+
+/** A guild with its plan and feature flags. */
+export const Asset = z.object({
+  features: z.array(FeatureFlag),
+  id: Snowflake,
+  /** When the bot left; `null` while it is in the guild. */
+  left_at: z.string().nullable().optional(),
+  name: z.string(),
+  owner_id: Snowflake,
+  plan: z.string(),
+  tenant_id: z.string().nullable().optional(),
+});
+/** A guild with its plan and feature flags. */
+export type Asset = z.infer<typeof Asset>;
+
+/** One tenant and all its guilds. */
+export const AdminTenantDetail = z.object({
+  /** Its guilds, the ones the bot left included, with their features. */
+  guilds: z.array(Asset),
+  tenant: AdminTenant,
+});
+/** One tenant and all its guilds. */
+export type AdminTenantDetail = z.infer<typeof AdminTenantDetail>;
+
 /** What an anonymization changed. */
 export const AnonymizedView = z.object({
   api_keys_deleted: z.number().int().min(0),
@@ -191,32 +243,6 @@ export const ApiKeyView = z.object({
   revoked_at: z.string().nullable().optional(),
 });
 export type ApiKeyView = z.infer<typeof ApiKeyView>;
-
-export const FeatureFlag = z.object({
-  enabled: z.boolean(),
-  feature_id: z.string(),
-  version: z.string(),
-});
-export type FeatureFlag = z.infer<typeof FeatureFlag>;
-
-/** A Discord id (snowflake), as a string: it needs 64 bits. */
-export const Snowflake = z.string().regex(/^[0-9]{1,19}$/);
-/** A Discord id (snowflake), as a string: it needs 64 bits. */
-export type Snowflake = z.infer<typeof Snowflake>;
-
-/** A guild with its plan and feature flags. */
-export const Asset = z.object({
-  features: z.array(FeatureFlag),
-  id: Snowflake,
-  /** When the bot left; `null` while it is in the guild. */
-  left_at: z.string().nullable().optional(),
-  name: z.string(),
-  owner_id: Snowflake,
-  plan: z.string(),
-  tenant_id: z.string().nullable().optional(),
-});
-/** A guild with its plan and feature flags. */
-export type Asset = z.infer<typeof Asset>;
 
 /** What a feature may do in a guild. */
 export const Capability = z.enum(["messages", "message-content", "members", "roles", "channels", "moderation", "storage", "config", "scheduler", "audit", "log"]);
@@ -614,21 +640,14 @@ export const InstallRequest = z.object({
 /** What the admin approves, with an optional version. */
 export type InstallRequest = z.infer<typeof InstallRequest>;
 
-/** A tenant as operators see it. */
 export const TenantView = z.object({
-  /** `free`, `trialing`, `active`, `past_due` or `canceled`. */
-  billing_status: z.string(),
   created_at: z.string(),
-  /** Guilds of the tenant the bot is in. */
-  guilds: z.number().int().min(0),
+  /** 32 hex digits. */
   id: z.string(),
   name: z.string().nullable().optional(),
-  /** Absent once the tenant was anonymized. */
-  owner_discord_id: Snowflake.nullable().optional(),
-  /** The plan that applies now. */
+  owner_id: Snowflake,
   plan: z.string(),
 });
-/** A tenant as operators see it. */
 export type TenantView = z.infer<typeof TenantView>;
 
 export const UserView = z.object({
@@ -892,15 +911,6 @@ export const Status = z.object({
 /** The platform's status. */
 export type Status = z.infer<typeof Status>;
 
-/** One tenant and all its guilds. */
-export const TenantDetail = z.object({
-  /** Its guilds, the ones the bot left included, with their features. */
-  guilds: z.array(Asset),
-  tenant: TenantView,
-});
-/** One tenant and all its guilds. */
-export type TenantDetail = z.infer<typeof TenantDetail>;
-
 export const UpgradeRequest = z.object({
   /** New approvals, for a version that asks for more; absent keeps the current ones. */
   capabilities: z.array(Capability).nullable().optional(),
@@ -1010,7 +1020,7 @@ export const operations = {
     method: "GET",
     path: "/admin/tenants",
     responses: {
-      "200": z.array(TenantView),
+      "200": z.array(AdminTenant),
       "400": ErrorBody,
       "401": ErrorBody,
       "403": ErrorBody,
@@ -1022,7 +1032,7 @@ export const operations = {
     method: "GET",
     path: "/admin/tenants/{tenant_id}",
     responses: {
-      "200": TenantDetail,
+      "200": AdminTenantDetail,
       "400": ErrorBody,
       "401": ErrorBody,
       "403": ErrorBody,
@@ -4465,7 +4475,7 @@ export class TownesClient {
   async adminListTenants(
     query?: { q?: string | undefined; limit?: number | undefined; offset?: number | undefined },
     options?: RequestOptions,
-  ): Promise<Array<TenantView>> {
+  ): Promise<Array<AdminTenant>> {
     const response = await this.#request("GET", "/admin/tenants", query, undefined, options);
     return operations.adminListTenants.responses["200"].parse(await response.json());
   }
@@ -4475,7 +4485,7 @@ export class TownesClient {
    *
    * `GET /admin/tenants/{tenant_id}`
    */
-  async adminGetTenant(tenantId: string, options?: RequestOptions): Promise<TenantDetail> {
+  async adminGetTenant(tenantId: string, options?: RequestOptions): Promise<AdminTenantDetail> {
     const response = await this.#request(
       "GET",
       `/admin/tenants/${encodeURIComponent(String(tenantId))}`,

@@ -43,9 +43,12 @@ pub fn check_plan(plans: &Plans, plan: &str) -> Result<(), String> {
 pub enum RegenError {
     #[error("{}", unknown_license(.0))]
     Unknown(String),
-    /// Replaced already, or meanwhile: regenerate its successor.
-    #[error("licence {id} was already replaced{detail}; regenerate its successor instead")]
-    Replaced { id: String, detail: String },
+    #[error("licence {id} was already replaced by {by}; regenerate {by} instead")]
+    Replaced { id: String, by: String },
+    /// Another regeneration (or a revocation) won the race; `detail` says
+    /// when and what, as far as the record tells.
+    #[error("licence {id} was replaced meanwhile{detail}; regenerate its successor instead")]
+    ReplacedMeanwhile { id: String, detail: String },
     /// Its features and limits cannot be recovered here.
     #[error("{0}")]
     GrantUnknown(String),
@@ -92,7 +95,7 @@ pub async fn regenerate(
     if let Some(new) = &old.replaced_by {
         return Err(RegenError::Replaced {
             id: id.to_string(),
-            detail: format!(" by {new}"),
+            by: new.clone(),
         });
     }
     let (flags, limits) = grant_of(store, &old, request.old_key, key).await?;
@@ -119,9 +122,9 @@ pub async fn regenerate(
     {
         Revocation::Revoked(_) => {}
         Revocation::AlreadyRevoked(record) => {
-            return Err(RegenError::Replaced {
+            return Err(RegenError::ReplacedMeanwhile {
                 id: id.to_string(),
-                detail: format!(" meanwhile{}", revoked_when(&record)),
+                detail: revoked_when(&record),
             });
         }
         Revocation::Unknown => return Err(RegenError::Unknown(id.to_string())),
@@ -182,7 +185,7 @@ async fn grant_of(
     };
     lease.map(|lease| (lease.flags, lease.limits)).ok_or_else(|| {
         RegenError::GrantUnknown(format!(
-            "no installation activated licence {} with this signing key, so its features and limits are not known here (the database keeps its tenant and plan only); pass its key (--license, or `license` in the request)",
+            "no installation activated licence {} with this signing key, so its features and limits are not known here (the database keeps its tenant and plan only); pass its key with --license (`license` in a request to the API)",
             old.id
         ))
     })

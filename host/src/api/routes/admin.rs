@@ -77,7 +77,7 @@ pub struct TenantSearch {
 /// A tenant as operators see it.
 #[derive(Serialize, ToSchema)]
 #[schema(example = examples::admin_tenant)]
-pub struct TenantView {
+pub struct AdminTenant {
     pub id: String,
     pub name: Option<String>,
     /// Absent once the tenant was anonymized.
@@ -93,9 +93,9 @@ pub struct TenantView {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<TenantSummary> for TenantView {
-    fn from(t: TenantSummary) -> TenantView {
-        TenantView {
+impl From<TenantSummary> for AdminTenant {
+    fn from(t: TenantSummary) -> AdminTenant {
+        AdminTenant {
             id: t.id,
             name: t.name,
             // Anonymization stores negative pseudonyms: no Discord id.
@@ -113,8 +113,8 @@ impl From<TenantSummary> for TenantView {
 /// One tenant and all its guilds.
 #[derive(Serialize, ToSchema)]
 #[schema(example = examples::admin_tenant_detail)]
-pub struct TenantDetail {
-    pub tenant: TenantView,
+pub struct AdminTenantDetail {
+    pub tenant: AdminTenant,
     /// Its guilds, the ones the bot left included, with their features.
     pub guilds: Vec<Asset>,
 }
@@ -123,13 +123,13 @@ pub struct TenantDetail {
 #[utoipa::path(get, path = "/admin/tenants", tag = "admin", operation_id = "adminListTenants",
     security(("operator" = [])),
     params(TenantSearch),
-    responses((status = 200, description = "Matching tenants, newest first", body = [TenantView]),
+    responses((status = 200, description = "Matching tenants, newest first", body = [AdminTenant]),
         CallerErrors, OperatorErrors))]
 pub async fn tenants(
     State(state): State<ApiState>,
     operator: Operator,
     Query(search): Query<TenantSearch>,
-) -> ApiResult<axum::Json<Vec<TenantView>>> {
+) -> ApiResult<axum::Json<Vec<AdminTenant>>> {
     let (limit, offset) = bounds(search.limit, search.offset)?;
     let q = search.q.unwrap_or_default();
     let found = state
@@ -151,14 +151,14 @@ pub async fn tenants(
 #[utoipa::path(get, path = "/admin/tenants/{tenant_id}", tag = "admin", operation_id = "adminGetTenant",
     security(("operator" = [])),
     params(("tenant_id" = String, Path)),
-    responses((status = 200, description = "The tenant", body = TenantDetail),
+    responses((status = 200, description = "The tenant", body = AdminTenantDetail),
         CallerErrors, OperatorErrors,
         (status = 404, description = "No such tenant", body = ErrorBody)))]
 pub async fn tenant(
     State(state): State<ApiState>,
     operator: Operator,
     Path(tenant_id): Path<String>,
-) -> ApiResult<axum::Json<TenantDetail>> {
+) -> ApiResult<axum::Json<AdminTenantDetail>> {
     let summary = state
         .store()
         .tenant_summaries(&tenant_id, 1, 0)
@@ -178,7 +178,7 @@ pub async fn tenant(
             json!({ "tenant_id": tenant_id }),
         )
         .await?;
-    Ok(axum::Json(TenantDetail {
+    Ok(axum::Json(AdminTenantDetail {
         tenant: summary.into(),
         guilds,
     }))
@@ -442,7 +442,9 @@ pub async fn regen_license(
         .await
         .map_err(|e| match e {
             RegenError::Unknown(_) => ApiError::NotFound(e.to_string()),
-            RegenError::Replaced { .. } | RegenError::GrantUnknown(_) => ApiError::Conflict {
+            RegenError::Replaced { .. }
+            | RegenError::ReplacedMeanwhile { .. }
+            | RegenError::GrantUnknown(_) => ApiError::Conflict {
                 message: e.to_string(),
                 hint: None,
             },
