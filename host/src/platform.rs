@@ -91,14 +91,14 @@ impl Platform {
 
     /// How many of this process's shards are connected, of how many; `None`
     /// before the gateway started.
-    pub async fn shards_ready(&self) -> Option<(usize, usize)> {
+    pub async fn shards_connected(&self) -> Option<(usize, usize)> {
         let manager = self.shard_manager()?;
         let runners = manager.runners.lock().await;
-        let ready = runners
+        let connected = runners
             .values()
             .filter(|runner| runner.stage == ConnectionStage::Connected)
             .count();
-        Some((ready, runners.len()))
+        Some((connected, runners.len()))
     }
 
     /// Sets the metrics that mirror state held elsewhere: the executor's queue
@@ -118,7 +118,7 @@ impl Platform {
                 .collect();
             metrics.set_shard_latencies(latencies);
         }
-        if let Some((ready, _)) = self.shards_ready().await {
+        if let Some((ready, _)) = self.shards_connected().await {
             metrics.set_shards_ready(ready);
         }
         match self

@@ -1044,6 +1044,10 @@ fn check_config_passes_a_good_configuration_and_names_each_problem_with_its_fix(
         "PROBLEM  TOWNES_PLANS: TOWNES_PLANS is not valid plan JSON",
     );
     problem(
+        &[("TOWNES_JOURNAL_RETENTION", "0s")],
+        "PROBLEM  TOWNES_JOURNAL_RETENTION: 0: every journaled event is swept at once",
+    );
+    problem(
         &[("DISCORD_CLIENT_ID", "123456789012345678")],
         "DISCORD_CLIENT_ID set but DISCORD_CLIENT_SECRET and TOWNES_OAUTH_REDIRECT_URI not: Discord login needs all three",
     );
@@ -1319,4 +1323,31 @@ async fn seed_writes_demo_data_once() {
         .await
         .unwrap();
     assert_eq!(usage_again, usage);
+}
+
+/// Operators are made, listed and revoked from the command line only; the
+/// token is printed once and audited as the CLI's act.
+#[test]
+fn operators_are_added_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let added: serde_json::Value = serde_json::from_str(&stdout(&townes(
+        dir.path(),
+        &["operator", "add", "Oscar", "--json"],
+    )))
+    .unwrap();
+    let id = added["operator"]["id"].as_str().unwrap().to_string();
+    let token = added["token"].as_str().unwrap();
+    assert!(token.starts_with(&format!("tdo_{id}_")), "{added}");
+    let listed = stdout(&townes(dir.path(), &["operator", "list"]));
+    assert!(
+        listed.contains(&id) && listed.contains("never used"),
+        "{listed}"
+    );
+    assert!(!listed.contains(token), "the token is never shown again");
+    stdout(&townes(dir.path(), &["operator", "revoke", &id]));
+    let listed = stdout(&townes(dir.path(), &["operator", "list"]));
+    assert!(listed.contains("revoked"), "{listed}");
+    let again = townes(dir.path(), &["operator", "revoke", &id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no live operator"));
 }

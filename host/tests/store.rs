@@ -69,6 +69,7 @@ async fn migrations_are_idempotent() {
             (10, "feature files".to_string()),
             (11, "guild feature commands".to_string()),
             (12, "billing and licenses".to_string()),
+            (14, "operators and journal".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -2203,6 +2204,7 @@ async fn migrating_a_0001_database_to_0002() {
             (10, "feature files".to_string()),
             (11, "guild feature commands".to_string()),
             (12, "billing and licenses".to_string()),
+            (14, "operators and journal".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),

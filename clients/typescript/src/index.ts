@@ -166,14 +166,27 @@ export const Activation = Lease.and(z.object({
 /** An activation: the installation's id and secret, and its first lease. */
 export type Activation = z.infer<typeof Activation>;
 
-export const ApiKeyView = z.object({
+/** A Discord id (snowflake), as a string: it needs 64 bits. */
+export const Snowflake = z.string().regex(/^[0-9]{1,19}$/);
+/** A Discord id (snowflake), as a string: it needs 64 bits. */
+export type Snowflake = z.infer<typeof Snowflake>;
+
+/** A tenant as operators see it. */
+export const AdminTenant = z.object({
+  /** `free`, `trialing`, `active`, `past_due` or `canceled`. */
+  billing_status: z.string(),
   created_at: z.string(),
+  /** Guilds of the tenant the bot is in. */
+  guilds: z.number().int().min(0),
   id: z.string(),
-  last_used_at: z.string().nullable().optional(),
-  name: z.string(),
-  revoked_at: z.string().nullable().optional(),
+  name: z.string().nullable().optional(),
+  /** Absent once the tenant was anonymized. */
+  owner_discord_id: Snowflake.nullable().optional(),
+  /** The plan that applies now. */
+  plan: z.string(),
 });
-export type ApiKeyView = z.infer<typeof ApiKeyView>;
+/** A tenant as operators see it. */
+export type AdminTenant = z.infer<typeof AdminTenant>;
 
 export const FeatureFlag = z.object({
   enabled: z.boolean(),
@@ -181,11 +194,6 @@ export const FeatureFlag = z.object({
   version: z.string(),
 });
 export type FeatureFlag = z.infer<typeof FeatureFlag>;
-
-/** A Discord id (snowflake), as a string: it needs 64 bits. */
-export const Snowflake = z.string().regex(/^[0-9]{1,19}$/);
-/** A Discord id (snowflake), as a string: it needs 64 bits. */
-export type Snowflake = z.infer<typeof Snowflake>;
 
 /** A guild with its plan and feature flags. */
 export const Asset = z.object({
@@ -200,6 +208,41 @@ export const Asset = z.object({
 });
 /** A guild with its plan and feature flags. */
 export type Asset = z.infer<typeof Asset>;
+
+/** One tenant and all its guilds. */
+export const AdminTenantDetail = z.object({
+  /** Its guilds, the ones the bot left included, with their features. */
+  guilds: z.array(Asset),
+  tenant: AdminTenant,
+});
+/** One tenant and all its guilds. */
+export type AdminTenantDetail = z.infer<typeof AdminTenantDetail>;
+
+/** What an anonymization changed. */
+export const AnonymizedView = z.object({
+  api_keys_deleted: z.number().int().min(0),
+  audit_entries_scrubbed: z.number().int().min(0),
+  files_emptied: z.number().int().min(0),
+  guilds: z.number().int().min(0),
+  incidents_scrubbed: z.number().int().min(0),
+  journal_entries_deleted: z.number().int().min(0),
+  sessions_deleted: z.number().int().min(0),
+  storage_rows_emptied: z.number().int().min(0),
+  tenant_id: z.string(),
+  /** Discord user ids replaced by pseudonyms. */
+  user_ids: z.number().int().min(0),
+});
+/** What an anonymization changed. */
+export type AnonymizedView = z.infer<typeof AnonymizedView>;
+
+export const ApiKeyView = z.object({
+  created_at: z.string(),
+  id: z.string(),
+  last_used_at: z.string().nullable().optional(),
+  name: z.string(),
+  revoked_at: z.string().nullable().optional(),
+});
+export type ApiKeyView = z.infer<typeof ApiKeyView>;
 
 /** What a feature may do in a guild. */
 export const Capability = z.enum(["messages", "message-content", "members", "roles", "channels", "moderation", "storage", "config", "scheduler", "audit", "log"]);
@@ -395,6 +438,32 @@ export const CatalogueEntry = z.object({
 });
 export type CatalogueEntry = z.infer<typeof CatalogueEntry>;
 
+export const Section = z.object({
+  /** One entry per bullet, as Markdown, its lines joined. */
+  entries: z.array(z.string()),
+  kind: z.string(),
+});
+export type Section = z.infer<typeof Section>;
+
+/** A release of the changelog. */
+export const Release = z.object({
+  /** `YYYY-MM-DD`; absent for `Unreleased`. */
+  date: z.string().nullable().optional(),
+  /** Its sections (`Added`, `Changed`, `Fixed`, …), in the file's order. */
+  sections: z.array(Section),
+  /** `1.2.0`, or `Unreleased` for what is merged and not yet released. */
+  version: z.string(),
+});
+/** A release of the changelog. */
+export type Release = z.infer<typeof Release>;
+
+/** The changelog, newest release first. */
+export const Changelog = z.object({
+  releases: z.array(Release),
+});
+/** The changelog, newest release first. */
+export type Changelog = z.infer<typeof Changelog>;
+
 export const ChannelView = z.object({
   id: Snowflake,
   name: z.string(),
@@ -419,6 +488,21 @@ export const CommandView = z.object({
   name: z.string(),
 });
 export type CommandView = z.infer<typeof CommandView>;
+
+/** One part of the platform. */
+export const Component = z.object({
+  /** A few words for people, without addresses or secrets. */
+  detail: z.string().nullable().optional(),
+  /** `database`, `gateway`, `queue` or `live events`. */
+  name: z.string(),
+  /**
+   * `ok`, `degraded` (works, partly), `down`, or `elsewhere` (not run by
+   * this process).
+   */
+  status: z.string(),
+});
+/** One part of the platform. */
+export type Component = z.infer<typeof Component>;
 
 /** A new key. `secret` is shown this once: only its hash is kept. */
 export const CreatedKey = z.object({
@@ -487,6 +571,17 @@ export const FeatureDetail = z.object({
 });
 /** One version of a feature as its manifest describes it. */
 export type FeatureDetail = z.infer<typeof FeatureDetail>;
+
+/** Totals of one kind of thing. */
+export const FiguresView = z.object({
+  /** A guild the bot is in with a feature enabled; a tenant owning one. */
+  active: z.number().int().min(0),
+  /** Created in the last 30 days. */
+  new: z.number().int().min(0),
+  total: z.number().int().min(0),
+});
+/** Totals of one kind of thing. */
+export type FiguresView = z.infer<typeof FiguresView>;
 
 /** A file a feature keeps. */
 export const FileView = z.object({
@@ -584,6 +679,33 @@ export const MemberView = z.object({
 });
 export type MemberView = z.infer<typeof MemberView>;
 
+/** A migration, by version. */
+export const MigrationView = z.object({
+  applied: z.boolean(),
+  description: z.string(),
+  version: z.number().int(),
+});
+/** A migration, by version. */
+export type MigrationView = z.infer<typeof MigrationView>;
+
+/** The database against the migrations this build carries. */
+export const MigrationsView = z.object({
+  /** `sqlite` or `postgres`. */
+  backend: z.string(),
+  /** Applied from other SQL than this build's. */
+  changed: z.array(z.number().int()),
+  /** Started and never finished. */
+  failed: z.array(z.number().int()),
+  /** Every migration this build knows, oldest first, and whether it is applied. */
+  known: z.array(MigrationView),
+  /** Applied but unknown to this build: a newer townes migrated the database. */
+  unknown: z.array(z.number().int()),
+  /** Every known migration applied, and nothing unknown, changed or failed. */
+  up_to_date: z.boolean(),
+});
+/** The database against the migrations this build carries. */
+export type MigrationsView = z.infer<typeof MigrationsView>;
+
 export const Severity = z.enum(["low", "medium", "high", "critical"]);
 export type Severity = z.infer<typeof Severity>;
 
@@ -661,6 +783,59 @@ export const Refreshed = Lease.and(z.object({
 /** A lease renewed, with the activation it belongs to. */
 export type Refreshed = z.infer<typeof Refreshed>;
 
+export const RegenRequest = z.object({
+  /** Days the new licence is valid; the old one's length when absent. */
+  days: z.number().int().min(1).nullable().optional(),
+  /**
+   * The old licence's key, needed when no installation ever activated it
+   * (its features and limits are read from it).
+   */
+  license: z.string().nullable().optional(),
+  /** Why, as the old licence's installations will read it. */
+  reason: z.string().nullable().optional(),
+}).strict();
+export type RegenRequest = z.infer<typeof RegenRequest>;
+
+/** A licence issued in place of another. */
+export const Regenerated = z.object({
+  expires_at: z.string(),
+  /** The new licence's id. */
+  id: z.string(),
+  /**
+   * The new licence key (`tdl1.…`), for the tenant's `TOWNESDEV_LICENSE`;
+   * shown in this answer only.
+   */
+  license: z.string(),
+  plan: z.string(),
+  /** The licence it replaces, now revoked. */
+  replaces: z.string(),
+  tenant_id: z.string(),
+});
+/** A licence issued in place of another. */
+export type Regenerated = z.infer<typeof Regenerated>;
+
+export const ReplayRequest = z.object({
+  /** How many of the guild's last journaled events to deliver again, 1 to 1000. */
+  last: z.number().int().min(1).max(1000),
+}).strict();
+export type ReplayRequest = z.infer<typeof ReplayRequest>;
+
+/** What a replay delivered. */
+export const Replayed = z.object({
+  /**
+   * Journaled events delivered again (fewer than asked when the journal
+   * holds fewer).
+   */
+  events: z.number().int().min(0),
+  /** Of those, the ones that failed (trap, timeout, error). */
+  failed: z.number().int().min(0),
+  guild_id: Snowflake,
+  /** Feature invocations they caused. */
+  invocations: z.number().int().min(0),
+});
+/** What a replay delivered. */
+export type Replayed = z.infer<typeof Replayed>;
+
 export const RoleView = z.object({
   /** 0xRRGGBB; 0 means no colour. */
   color: z.number().int().min(0),
@@ -703,6 +878,39 @@ export const SettingsUpdate = z.object({
 /** Fields to change; the others keep their values. */
 export type SettingsUpdate = z.infer<typeof SettingsUpdate>;
 
+/** Adoption and churn. */
+export const StatsView = z.object({
+  /** Subscriptions that ended in the last 30 days. */
+  canceled: z.number().int().min(0),
+  /** Active guilds with each feature enabled, by feature id. */
+  features_enabled: z.record(z.string(), z.number().int().min(0)),
+  guilds: FiguresView,
+  /** Guilds the bot left in the last 30 days. */
+  guilds_left: z.number().int().min(0),
+  /** Paying tenants (`active` or `past_due`), by plan. */
+  paying_by_plan: z.record(z.string(), z.number().int().min(0)),
+  /** The start of the 30-day window. */
+  since: z.string(),
+  tenants: FiguresView,
+  /** Tenants on a trial now. */
+  trialing: z.number().int().min(0),
+});
+/** Adoption and churn. */
+export type StatsView = z.infer<typeof StatsView>;
+
+/** The platform's status. */
+export const Status = z.object({
+  components: z.array(Component),
+  /**
+   * `ok` when every component is `ok` or `elsewhere`, `down` when the
+   * database is, else `degraded`.
+   */
+  status: z.string(),
+  version: z.string(),
+});
+/** The platform's status. */
+export type Status = z.infer<typeof Status>;
+
 export const UpgradeRequest = z.object({
   /** New approvals, for a version that asks for more; absent keeps the current ones. */
   capabilities: z.array(Capability).nullable().optional(),
@@ -724,6 +932,128 @@ export type WebhookReceipt = z.infer<typeof WebhookReceipt>;
 // Operations (paths), by operationId.
 
 export const operations = {
+  adminListGuilds: {
+    method: "GET",
+    path: "/admin/guilds",
+    responses: {
+      "200": z.array(Asset),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  adminReplayGuild: {
+    method: "POST",
+    path: "/admin/guilds/{guild_id}/replay",
+    requestBody: ReplayRequest,
+    responses: {
+      "200": Replayed,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  adminListIncidents: {
+    method: "GET",
+    path: "/admin/incidents",
+    responses: {
+      "200": z.array(IncidentView),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  adminRegenLicense: {
+    method: "POST",
+    path: "/admin/licenses/{license_id}/regen",
+    requestBody: RegenRequest,
+    responses: {
+      "200": Regenerated,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  adminGetMigrations: {
+    method: "GET",
+    path: "/admin/migrations",
+    responses: {
+      "200": MigrationsView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  adminGetStats: {
+    method: "GET",
+    path: "/admin/stats",
+    responses: {
+      "200": StatsView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  adminListTenants: {
+    method: "GET",
+    path: "/admin/tenants",
+    responses: {
+      "200": z.array(AdminTenant),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  adminGetTenant: {
+    method: "GET",
+    path: "/admin/tenants/{tenant_id}",
+    responses: {
+      "200": AdminTenantDetail,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  adminAnonymizeTenant: {
+    method: "POST",
+    path: "/admin/tenants/{tenant_id}/anonymize",
+    responses: {
+      "200": AnonymizedView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
   listAuditLogs: {
     method: "GET",
     path: "/api/guild/{guild_id}/audit-logs",
@@ -3757,6 +4087,22 @@ export const operations = {
       "500": ErrorBody,
     },
   },
+  getChangelog: {
+    method: "GET",
+    path: "/changelog",
+    responses: {
+      "200": Changelog,
+      "500": ErrorBody,
+    },
+  },
+  getChangelogMarkdown: {
+    method: "GET",
+    path: "/changelog.md",
+    responses: {
+      "200": z.string(),
+      "500": ErrorBody,
+    },
+  },
   getLinkedFile: {
     method: "GET",
     path: "/files/{token}",
@@ -3861,6 +4207,14 @@ export const operations = {
       "200": Readiness,
       "500": ErrorBody,
       "503": Readiness,
+    },
+  },
+  getStatus: {
+    method: "GET",
+    path: "/status",
+    responses: {
+      "200": Status,
+      "500": ErrorBody,
     },
   },
   listTenantAssets: {
@@ -4019,6 +4373,148 @@ export class TownesClient {
     const response = await this.#fetch(url, init);
     if (!response.ok) throw await TownesApiError.fromResponse(response);
     return response;
+  }
+
+  /**
+   * Every guild, newest first, the ones the bot left included.
+   *
+   * `GET /admin/guilds`
+   */
+  async adminListGuilds(
+    query?: { limit?: number | undefined; offset?: number | undefined },
+    options?: RequestOptions,
+  ): Promise<Array<Asset>> {
+    const response = await this.#request("GET", "/admin/guilds", query, undefined, options);
+    return operations.adminListGuilds.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Delivers a guild's last journaled events again to the features enabled in
+   * it now, oldest first, through the same path as live events. The journal
+   * keeps `TOWNES_JOURNAL_RETENTION` (7 days by default), at most
+   * `TOWNES_JOURNAL_CAP` events per guild.
+   *
+   * `POST /admin/guilds/{guild_id}/replay`
+   */
+  async adminReplayGuild(
+    guildId: Snowflake,
+    body: ReplayRequest,
+    options?: RequestOptions,
+  ): Promise<Replayed> {
+    const response = await this.#request(
+      "POST",
+      `/admin/guilds/${encodeURIComponent(String(guildId))}/replay`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.adminReplayGuild.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Every tenant's incidents, newest first.
+   *
+   * `GET /admin/incidents`
+   */
+  async adminListIncidents(
+    query?: { limit?: number | undefined; offset?: number | undefined },
+    options?: RequestOptions,
+  ): Promise<Array<IncidentView>> {
+    const response = await this.#request("GET", "/admin/incidents", query, undefined, options);
+    return operations.adminListIncidents.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Issues a licence in place of another (same tenant, plan, features and
+   * limits; new id and dates) and revokes the old one, as `townes license
+   * regen` does.
+   *
+   * `POST /admin/licenses/{license_id}/regen`
+   */
+  async adminRegenLicense(
+    licenseId: string,
+    body: RegenRequest,
+    options?: RequestOptions,
+  ): Promise<Regenerated> {
+    const response = await this.#request(
+      "POST",
+      `/admin/licenses/${encodeURIComponent(String(licenseId))}/regen`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.adminRegenLicense.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Which migrations the database has, against the ones this build knows.
+   *
+   * `GET /admin/migrations`
+   */
+  async adminGetMigrations(options?: RequestOptions): Promise<MigrationsView> {
+    const response = await this.#request("GET", "/admin/migrations", undefined, undefined, options);
+    return operations.adminGetMigrations.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Adoption and churn: tenants and guilds (total, active, new in 30 days),
+   * features enabled, paying tenants by plan, churn in 30 days.
+   *
+   * `GET /admin/stats`
+   */
+  async adminGetStats(options?: RequestOptions): Promise<StatsView> {
+    const response = await this.#request("GET", "/admin/stats", undefined, undefined, options);
+    return operations.adminGetStats.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Tenants, newest first, with their plan, billing status and guild count.
+   *
+   * `GET /admin/tenants`
+   */
+  async adminListTenants(
+    query?: { q?: string | undefined; limit?: number | undefined; offset?: number | undefined },
+    options?: RequestOptions,
+  ): Promise<Array<AdminTenant>> {
+    const response = await this.#request("GET", "/admin/tenants", query, undefined, options);
+    return operations.adminListTenants.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * One tenant with its guilds and their features.
+   *
+   * `GET /admin/tenants/{tenant_id}`
+   */
+  async adminGetTenant(tenantId: string, options?: RequestOptions): Promise<AdminTenantDetail> {
+    const response = await this.#request(
+      "GET",
+      `/admin/tenants/${encodeURIComponent(String(tenantId))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.adminGetTenant.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Anonymizes a tenant, in one transaction: Discord user ids are replaced by
+   * pseudonyms, content (stored values, files, audit details, incident texts,
+   * journaled events, names) is removed, sessions and API keys are deleted;
+   * counts (usage, storage rows, scores, billing) are kept. It cannot be
+   * undone. A guild the bot is still in gets its owner back from Discord on
+   * its next update.
+   *
+   * `POST /admin/tenants/{tenant_id}/anonymize`
+   */
+  async adminAnonymizeTenant(tenantId: string, options?: RequestOptions): Promise<AnonymizedView> {
+    const response = await this.#request(
+      "POST",
+      `/admin/tenants/${encodeURIComponent(String(tenantId))}/anonymize`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.adminAnonymizeTenant.responses["200"].parse(await response.json());
   }
 
   /**
@@ -7199,6 +7695,27 @@ export class TownesClient {
   }
 
   /**
+   * The platform's changelog as releases (from `CHANGELOG.md`, Keep a
+   * Changelog format); `GET /changelog.md` serves the file itself.
+   *
+   * `GET /changelog`
+   */
+  async getChangelog(options?: RequestOptions): Promise<Changelog> {
+    const response = await this.#request("GET", "/changelog", undefined, undefined, options);
+    return operations.getChangelog.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The changelog as Markdown.
+   *
+   * `GET /changelog.md`
+   */
+  async getChangelogMarkdown(options?: RequestOptions): Promise<string> {
+    const response = await this.#request("GET", "/changelog.md", undefined, undefined, options);
+    return await response.text();
+  }
+
+  /**
    * A file through a signed link, until the link expires. No sign-in: the link
    * is the permission.
    *
@@ -7300,6 +7817,16 @@ export class TownesClient {
   async getReadiness(options?: RequestOptions): Promise<Readiness> {
     const response = await this.#request("GET", "/readyz", undefined, undefined, options);
     return operations.getReadiness.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The platform's status, per component. Always 200: the body says how it is.
+   *
+   * `GET /status`
+   */
+  async getStatus(options?: RequestOptions): Promise<Status> {
+    const response = await this.#request("GET", "/status", undefined, undefined, options);
+    return operations.getStatus.responses["200"].parse(await response.json());
   }
 
   /**

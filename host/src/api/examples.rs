@@ -633,10 +633,130 @@ pub fn offboarding_started() -> Value {
     })
 }
 
+// -------------------------------------------------------------------- status
+
+pub fn status() -> Value {
+    json!({
+        "status": "ok",
+        "version": "0.1.0",
+        "components": [
+            {"name": "database", "status": "ok", "detail": null},
+            {"name": "gateway", "status": "ok", "detail": "2 of 2 shards connected"},
+            {"name": "queue", "status": "ok", "detail": "3 Discord calls waiting"}
+        ]
+    })
+}
+
 pub fn forget_request() -> Value {
     json!({ "user_id": "80351110224678912" })
 }
 
 pub fn forgotten() -> Value {
     json!({ "storage_keys": 3, "scores": 2, "files": 1, "audit_entries": 4, "jobs": 0 })
+}
+
+pub fn changelog() -> Value {
+    json!({
+        "releases": [{
+            "version": "Unreleased",
+            "date": null,
+            "sections": [{
+                "kind": "Added",
+                "entries": ["`GET /status` and `GET /changelog`, for anyone."]
+            }]
+        }]
+    })
+}
+
+pub fn changelog_markdown() -> Value {
+    json!(
+        "# Changelog\n\n## [Unreleased]\n\n### Added\n- `GET /status` and `GET /changelog`, for anyone.\n"
+    )
+}
+
+// --------------------------------------------------------------------- admin
+
+/// The licence Ada's tenant self-hosts with, and its successor.
+const LICENSE: &str = "lic_9f2a7c1e4b8d063a";
+const NEW_LICENSE: &str = "lic_4c7e1a9b2d6f8035";
+
+pub fn admin_tenant() -> Value {
+    json!({
+        "id": TENANT,
+        "name": "Ada",
+        "owner_discord_id": ADA,
+        "plan": "free",
+        "billing_status": "free",
+        "guilds": 1,
+        "created_at": "2026-11-20T09:30:00Z"
+    })
+}
+
+pub fn admin_tenant_detail() -> Value {
+    json!({ "tenant": admin_tenant(), "guilds": [asset()] })
+}
+
+pub fn admin_migrations() -> Value {
+    json!({
+        "backend": "sqlite",
+        "known": [
+            {"version": 1, "description": "runtime", "applied": true},
+            {"version": 14, "description": "operators and journal", "applied": true}
+        ],
+        "unknown": [],
+        "changed": [],
+        "failed": [],
+        "up_to_date": true
+    })
+}
+
+pub fn admin_replay_request() -> Value {
+    json!({ "last": 20 })
+}
+
+pub fn admin_replayed() -> Value {
+    json!({ "guild_id": GUILD, "events": 20, "invocations": 20, "failed": 0 })
+}
+
+pub fn admin_regen_request() -> Value {
+    json!({ "reason": "key leaked in a public repository", "days": null, "license": null })
+}
+
+pub fn admin_regenerated() -> Value {
+    json!({
+        "id": NEW_LICENSE,
+        "replaces": LICENSE,
+        "tenant_id": TENANT,
+        "plan": "pro",
+        "license": "tdl1.eyJpZCI6ImxpY180YzdlMWE5YjJkNmY4MDM1In0.bWFkZS11cC1zaWduYXR1cmUtZm9yLXRoZS1leGFtcGxl",
+        "expires_at": "2027-12-07T12:00:00Z"
+    })
+}
+
+pub fn admin_anonymized() -> Value {
+    json!({
+        "tenant_id": TENANT,
+        "guilds": 1,
+        "user_ids": 14,
+        "sessions_deleted": 2,
+        "api_keys_deleted": 1,
+        "storage_rows_emptied": 38,
+        "files_emptied": 0,
+        "audit_entries_scrubbed": 412,
+        "incidents_scrubbed": 1,
+        "journal_entries_deleted": 950
+    })
+}
+
+pub fn admin_stats() -> Value {
+    json!({
+        "tenants": {"total": 120, "active": 87, "new": 14},
+        "guilds": {"total": 163, "active": 118, "new": 19},
+        "features_enabled": {"welcome": 102, "xp": 77, "tickets": 31},
+        "paying_by_plan": {"pro": 9, "base": 21},
+        "trialing": 4,
+        "canceled": 2,
+        "guilds_left": 6,
+        "since": "2026-11-07T12:00:00Z"
+    })
 }

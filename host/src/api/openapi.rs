@@ -3,7 +3,8 @@
 //! output, committed, and a test fails when the two differ.
 
 use super::routes::{
-    assets, auth, billing, feature_api, files, guild, health, licenses, marketplace, offboarding,
+    admin, assets, auth, billing, feature_api, files, guild, health, licenses, marketplace,
+    offboarding, status,
 };
 use super::ws;
 use utoipa::Modify;
@@ -19,6 +20,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
     ),
     paths(
         health::healthz, health::readyz, health::metrics,
+        status::status, status::changelog, status::changelog_markdown,
         auth::login, auth::callback, auth::logout, auth::me,
         auth::list_keys, auth::create_key, auth::revoke_key,
         assets::tenant_assets, assets::asset, assets::enable_feature_route,
@@ -38,12 +40,15 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         feature_api::document,
         files::list, files::download, files::linked,
         licenses::activate, licenses::refresh,
+        admin::tenants, admin::tenant, admin::guilds, admin::incidents, admin::migrations,
+        admin::replay, admin::regen_license, admin::anonymize, admin::stats,
         ws::upgrade,
     ),
     components(schemas(super::snowflake::Snowflake, super::routes::marketplace::CapabilityName)),
     modifiers(&Security, &Conventions),
     tags(
         (name = "health", description = "Probes and metrics"),
+        (name = "status", description = "The platform's public status and changelog (no sign-in)"),
         (name = "auth", description = "Discord login, sessions and API keys"),
         (name = "tenants", description = "A tenant's guilds, feature toggles, usage and incidents"),
         (name = "guild settings", description = "A guild's settings, command permissions and audit log"),
@@ -54,6 +59,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "offboarding", description = "Leaving the hosted platform (move to self-hosting, remove the bot, non-payment), and erasing a member's data"),
         (name = "licenses", description = "Self-hosting licences: activation and lease refresh (the licence, then the activation's secret, is the credential)"),
         (name = "live", description = "WebSocket events"),
+        (name = "admin", description = "The platform operators' routes: tenants, guilds, incidents, migrations, figures and support tools (operator tokens only)"),
     )
 )]
 pub struct ApiDoc;
@@ -76,6 +82,17 @@ impl Modify for Security {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("An API key from POST /api/keys (`tdk_…`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A platform operator's token from `townes operator add` (`tdo_…`); tenants' sessions and API keys get 403",
+                    ))
                     .build(),
             ),
         );

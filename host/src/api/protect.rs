@@ -200,6 +200,7 @@ fn ip_bucket(ip: IpAddr) -> IpAddr {
 enum CallerKey {
     User(u64),
     Key(String),
+    Operator(String),
 }
 
 impl From<&Caller> for CallerKey {
@@ -237,6 +238,11 @@ impl RateLimiter {
 
     pub fn check_caller(&self, caller: &Caller) -> Result<(), ApiError> {
         verdict(&self.caller, &CallerKey::from(caller))
+    }
+
+    /// An operator's request: the same allowance per operator as per API key.
+    pub fn check_operator(&self, operator_id: &str) -> Result<(), ApiError> {
+        verdict(&self.caller, &CallerKey::Operator(operator_id.to_string()))
     }
 
     /// One WebSocket message from `caller`, whichever socket it came on.

@@ -83,6 +83,7 @@ pub async fn run(settings: &Settings, args: CheckConfigArgs) -> anyhow::Result<(
     billing(serve, plans.as_ref(), &mut report);
     license_client(serve, &mut report);
     license_server(serve, &mut report);
+    journal(serve, &mut report);
     logging(&mut report);
 
     for line in &report.lines {
@@ -619,6 +620,25 @@ fn license_server(serve: &ServeArgs, report: &mut Report) {
             "readable: /licenses/activate and /licenses/refresh answer",
         );
     }
+}
+
+fn journal(serve: &ServeArgs, report: &mut Report) {
+    let journal = &serve.journal;
+    if journal.keep.is_zero() {
+        return report.problem(
+            "TOWNES_JOURNAL_RETENTION",
+            "0: every journaled event is swept at once, so /admin replays find nothing",
+            "keep events a few days (the default is 7d)",
+        );
+    }
+    report.fine(
+        "TOWNES_JOURNAL_RETENTION",
+        format!(
+            "events delivered to features are kept {} s, at most {} per guild (TOWNES_JOURNAL_CAP), for /admin replays",
+            journal.keep.as_secs(),
+            journal.per_guild
+        ),
+    );
 }
 
 fn logging(report: &mut Report) {

@@ -12,9 +12,12 @@ use clap::Subcommand;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use townes::licensing::client::{ClientConfig, cache_path, cached_lease};
-use townes::licensing::lease::{self, unused_limits};
+use townes::licensing::issuer::{
+    self, Regen, Regenerated, check_plan, new_id, record_of, revoked_when, unknown_license,
+};
+use townes::licensing::lease::unused_limits;
 use townes::licensing::{self as license, Claims};
-use townes::store::{LicenseRecord, Revocation, Store};
+use townes::store::Revocation;
 
 #[derive(Subcommand)]
 pub enum LicenseCommand {
@@ -128,7 +131,7 @@ pub async fn run(settings: &Settings, command: LicenseCommand) -> anyhow::Result
         } => {
             let key = read_signing_key(&signing_key)?;
             anyhow::ensure!(days >= 1, "--days must be at least 1");
-            check_plan(settings, &plan)?;
+            check_plan(&runtime_config(settings)?.plans, &plan).map_err(anyhow::Error::msg)?;
             let limits = parse_limits(&limits)?;
             warn_unused(&limits);
             // Whole seconds: the times are shown to people.
@@ -172,46 +175,16 @@ pub async fn run(settings: &Settings, command: LicenseCommand) -> anyhow::Result
         } => {
             let key = read_signing_key(&signing_key)?;
             let store = open_store(settings).await?;
-            let Some(old) = store.license(&id).await? else {
-                anyhow::bail!(unknown_license(&id));
+            let plans = runtime_config(settings)?.plans;
+            let request = Regen {
+                id: &id,
+                old_key: old_key.as_deref(),
+                days,
+                reason: &reason,
             };
-            if let Some(new) = &old.replaced_by {
-                anyhow::bail!(
-                    "licence {id} was already replaced by {new}; regenerate {new} instead"
-                );
-            }
-            let (flags, limits) = grant_of(&store, &old, old_key.as_deref(), &key).await?;
-            check_plan(settings, &old.plan)?;
-            // Whole seconds: the times are shown to people.
-            let issued_at = Utc::now().trunc_subsecs(0);
-            let length = match days {
-                Some(days) => {
-                    anyhow::ensure!(days >= 1, "--days must be at least 1");
-                    TimeDelta::days(days.into())
-                }
-                None => (old.expires_at - old.issued_at).max(TimeDelta::days(1)),
-            };
-            let claims = Claims {
-                id: new_id(),
-                tenant: old.tenant_id.clone(),
-                plan: old.plan.clone(),
-                flags,
-                limits,
-                issued_at,
-                expires_at: issued_at + length,
-            };
-            match store
-                .replace_license(&id, &record_of(&claims), &reason)
-                .await?
-            {
-                Revocation::Revoked(_) => {}
-                Revocation::AlreadyRevoked(record) => anyhow::bail!(
-                    "licence {id} was replaced meanwhile{}; regenerate its successor instead",
-                    revoked_when(&record)
-                ),
-                Revocation::Unknown => anyhow::bail!(unknown_license(&id)),
-            }
-            println!("{}", license::issue(&claims, &key));
+            let Regenerated { claims, key } =
+                issuer::regenerate(&store, &plans, &key, &request, Utc::now()).await?;
+            println!("{key}");
             eprintln!(
                 "licence {} issued in place of {id} (now revoked: {reason}): tenant {}, plan {}, valid until {}; give the tenant the new key for TOWNESDEV_LICENSE",
                 claims.id, claims.tenant, claims.plan, claims.expires_at
@@ -252,29 +225,10 @@ pub async fn run(settings: &Settings, command: LicenseCommand) -> anyhow::Result
     Ok(())
 }
 
-/// A new licence id: `lic_` and 16 hex digits.
-fn new_id() -> String {
-    format!("lic_{}", hex::encode(rand::random::<[u8; 8]>()))
-}
-
 fn read_signing_key(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     license::decode_signing_key(&text).map_err(anyhow::Error::msg)
-}
-
-/// Refuses a plan the operator's catalog does not define: its leases would
-/// carry the free plan.
-fn check_plan(settings: &Settings, plan: &str) -> anyhow::Result<()> {
-    let config = runtime_config(settings)?;
-    if !config.plans.defines(plan) {
-        let known: Vec<&str> = config.plans.iter().map(|(name, _)| name).collect();
-        anyhow::bail!(
-            "plan `{plan}` is not defined here (TOWNES_PLANS defines {}); pick one of those, or define it in TOWNES_PLANS first",
-            known.join(", ")
-        );
-    }
-    Ok(())
 }
 
 /// Says which limits no runner will apply (a typo, or a name from a newer version).
@@ -285,70 +239,6 @@ fn warn_unused(limits: &BTreeMap<String, u64>) {
             "note: {} name no limit a plan has, or do not fit it: runners ignore them",
             unused.join(", ")
         );
-    }
-}
-
-fn record_of(claims: &Claims) -> LicenseRecord {
-    LicenseRecord::new(
-        &claims.id,
-        &claims.tenant,
-        &claims.plan,
-        claims.issued_at,
-        claims.expires_at,
-    )
-}
-
-fn unknown_license(id: &str) -> String {
-    format!(
-        "no licence {id} is recorded in this database; check the id (`lic_…`) and DATABASE_URL (`townes license issue` records the licences it issues)"
-    )
-}
-
-/// ` at <time>: <reason>; its successor is <id>`, as far as the record says.
-fn revoked_when(record: &LicenseRecord) -> String {
-    let mut text = String::new();
-    if let Some(at) = record.revoked_at {
-        text.push_str(&format!(" at {at}"));
-    }
-    if let Some(reason) = &record.revoked_reason {
-        text.push_str(&format!(": {reason}"));
-    }
-    if let Some(new) = &record.replaced_by {
-        text.push_str(&format!("; its successor is {new}"));
-    }
-    text
-}
-
-/// The features and limits `old` was issued with: from its key when given,
-/// else from the last lease an installation of it got (leases carry them).
-async fn grant_of(
-    store: &Store,
-    old: &LicenseRecord,
-    old_key: Option<&str>,
-    key: &ed25519_dalek::SigningKey,
-) -> anyhow::Result<(Vec<String>, BTreeMap<String, u64>)> {
-    let issuer = key.verifying_key();
-    if let Some(text) = old_key {
-        let claims = license::open(text, &issuer)
-            .with_context(|| format!("--license is not licence {} of this issuer", old.id))?;
-        anyhow::ensure!(
-            claims.id == old.id,
-            "--license is licence {}, not {}",
-            claims.id,
-            old.id
-        );
-        return Ok((claims.flags, claims.limits));
-    }
-    let lease = match store.license_last_lease(&old.id).await? {
-        Some(text) => lease::open(&text, &issuer).ok(),
-        None => None,
-    };
-    match lease {
-        Some(lease) => Ok((lease.flags, lease.limits)),
-        None => anyhow::bail!(
-            "no installation activated licence {} with this signing key, so its features and limits are not known here (the database keeps its tenant and plan only); pass its key with --license",
-            old.id
-        ),
     }
 }
 

@@ -12,6 +12,7 @@ mod guild;
 mod key;
 mod license;
 mod offboard;
+mod operator;
 mod playground;
 mod seed;
 mod serve;
@@ -112,6 +113,12 @@ pub enum Command {
     License {
         #[command(subcommand)]
         command: license::LicenseCommand,
+    },
+    /// The platform's operators, who use the /admin routes: add (prints a
+    /// token once), list, revoke.
+    Operator {
+        #[command(subcommand)]
+        command: operator::OperatorCommand,
     },
     /// Install the features in a folder into a local guild and show them
     /// reacting to scripted members, with every effect printed.
@@ -302,6 +309,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Guild { command } => guild::run(&cli.settings, command).await,
         Command::Key { command } => key::run(&cli.settings, command).await,
         Command::License { command } => license::run(&cli.settings, command).await,
+        Command::Operator { command } => operator::run(&cli.settings, command).await,
         Command::Demo(args) => demo::run(&cli.settings, args).await,
         Command::Serve(args) => serve::run(&cli.settings, *args).await,
         Command::Dev(args) => dev::run(&cli.settings, args).await,

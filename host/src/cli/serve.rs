@@ -53,12 +53,51 @@ pub struct ServeArgs {
     pub(super) billing: BillingConfig,
     #[command(flatten)]
     pub(super) license: townes::licensing::client::ClientConfig,
+    #[command(flatten)]
+    pub(super) journal: JournalRetention,
+}
+
+/// How long the event journal keeps what it delivered to features, for
+/// `POST /admin/guilds/{id}/replay`.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct JournalRetention {
+    /// How long journaled events are kept, e.g. `7d`.
+    #[arg(
+        long = "journal-retention",
+        env = "TOWNES_JOURNAL_RETENTION",
+        default_value = "7d",
+        value_parser = townes::licensing::parse_duration
+    )]
+    pub keep: Duration,
+    /// Most events kept per guild (the newest).
+    #[arg(
+        long = "journal-cap",
+        env = "TOWNES_JOURNAL_CAP",
+        default_value_t = JournalRetention::DEFAULT_CAP,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub per_guild: u32,
+}
+
+impl JournalRetention {
+    const DEFAULT_CAP: u32 = 1000;
+}
+
+impl Default for JournalRetention {
+    fn default() -> Self {
+        JournalRetention {
+            keep: Duration::from_secs(7 * 86_400),
+            per_guild: JournalRetention::DEFAULT_CAP,
+        }
+    }
 }
 
 /// How often due scheduled jobs are looked for.
 const JOB_POLL: Duration = Duration::from_secs(1);
 /// How often usage counters are written.
 const USAGE_FLUSH: Duration = Duration::from_secs(60);
+/// How often the event journal is swept.
+const JOURNAL_SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// How long a shutdown waits for in-flight Discord calls.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -153,7 +192,13 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         None,
         settings.public_url.clone(),
     );
-    let served = serve_until(&running, Some((&billing, &offboarding)), shutdown).await;
+    let served = serve_until(
+        &running,
+        Some((&billing, &offboarding)),
+        args.journal,
+        shutdown,
+    )
+    .await;
     // Shut down in full even when serving ended in an error: in-flight Discord
     // calls drain and usage counters are written either way.
     if let Some(api) = api {
@@ -198,14 +243,16 @@ async fn start_api(
 const PLAYGROUND_REDIRECT: &str = "http://localhost:3000/auth/callback";
 
 /// Runs scheduled jobs and flushes usage until `shutdown` resolves or the
-/// gateway stops for good; with `billing` and `offboarding`, also billing's
-/// hourly expiry job, the metering of AI usage to Stripe and the hourly
-/// offboarding job (retirements, purges). A failing database (a restart, a
-/// failover, a full disk) is logged and retried with growing pauses: it does
-/// not end serving.
+/// gateway stops for good, sweeping the event journal to `journal`; with
+/// `hosted` (billing and offboarding), also billing's hourly expiry job,
+/// the metering of AI usage to Stripe and the hourly offboarding job
+/// (retirements, purges). A failing database (a restart, a failover, a
+/// full disk) is logged and retried with growing pauses: it does not end
+/// serving.
 pub async fn serve_until(
     running: &Running,
     hosted: Option<(&Billing, &Offboarder)>,
+    journal: JournalRetention,
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<()> {
     let runtime = &running.platform.runtime;
@@ -215,6 +262,7 @@ pub async fn serve_until(
     let mut meters = tokio::time::interval(METER_EVERY);
     let mut offboardings = tokio::time::interval(TICK_EVERY);
     let billing = hosted.map(|(billing, _)| billing);
+    let mut sweep = tokio::time::interval(JOURNAL_SWEEP_EVERY);
     let mut backoff = Backoff::default();
     loop {
         tokio::select! {
@@ -242,6 +290,15 @@ pub async fn serve_until(
             _ = usage.tick() => {
                 if let Err(error) = runtime.flush_usage().await {
                     tracing::warn!(%error, "could not write usage counters; keeping them for the next flush");
+                }
+            }
+            _ = sweep.tick() => {
+                let keep = chrono::TimeDelta::from_std(journal.keep).unwrap_or(chrono::TimeDelta::MAX);
+                let before = chrono::Utc::now().checked_sub_signed(keep).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                match runtime.store().sweep_journal(before, journal.per_guild).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::debug!(deleted, "event journal: swept old entries"),
+                    Err(error) => tracing::warn!(%error, "event journal: the sweep failed; it runs again in 10 minutes"),
                 }
             }
             _ = expiry.tick(), if billing.is_some() => {

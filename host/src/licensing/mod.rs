@@ -11,10 +11,12 @@
 //! - [`lease`]: the short-lived `tdlease1` leases a runner acts on;
 //! - [`server`]: what the hosted platform does on `/licenses/activate` and
 //!   `/licenses/refresh`;
+//! - [`issuer`]: the issuer's bookkeeping: ids, records, regeneration;
 //! - [`client`]: what a self-hosted runner does: activate, refresh, keep its
 //!   lease while the platform is unreachable, and degrade to `free`.
 
 pub mod client;
+pub mod issuer;
 pub mod lease;
 pub mod server;
 

@@ -247,7 +247,7 @@ impl LicenseServer {
         // Whole seconds: the times are shown to people.
         let issued_at = now.trunc_subsecs(0);
         let claims = Claims {
-            id: format!("lic_{}", hex::encode(rand::random::<[u8; 8]>())),
+            id: super::issuer::new_id(),
             tenant: tenant.to_string(),
             plan: plan.to_string(),
             flags: Vec::new(),
@@ -256,15 +256,21 @@ impl LicenseServer {
             expires_at: issued_at + valid,
         };
         store
-            .record_license(&LicenseRecord::new(
-                &claims.id,
-                &claims.tenant,
-                &claims.plan,
-                claims.issued_at,
-                claims.expires_at,
-            ))
+            .record_license(&super::issuer::record_of(&claims))
             .await?;
         Ok((claims.id.clone(), super::issue(&claims, &self.key)))
+    }
+
+    /// Issues a licence in place of another with this platform's key (see
+    /// [`super::issuer::regenerate`]).
+    pub async fn regenerate(
+        &self,
+        store: &Store,
+        plans: &Plans,
+        request: &super::issuer::Regen<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<super::issuer::Regenerated, super::issuer::RegenError> {
+        super::issuer::regenerate(store, plans, &self.key, request, now).await
     }
 
     /// Activates `license` for a new installation (`instance` names it in the

@@ -340,6 +340,22 @@ impl Handler {
     }
 }
 
+/// What [`Runtime::replay`] delivered.
+#[derive(Debug)]
+pub struct Replayed {
+    /// Journaled events delivered again.
+    pub events: usize,
+    /// Each feature invocation they caused, in order.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Whether an event is new from the gateway or delivered again by support.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    Live,
+    Replay,
+}
+
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
@@ -487,7 +503,8 @@ impl Runtime {
 
     /// Delivers an event to every feature enabled in the guild that subscribed
     /// to its kind. Features run one after another; one failing, or failing to
-    /// load, never stops the others.
+    /// load, never stops the others. An event some feature receives is
+    /// journaled (without waiting) for [`Runtime::replay`].
     pub async fn dispatch_event(
         &self,
         guild_id: u64,
@@ -496,34 +513,70 @@ impl Runtime {
         let started = Instant::now();
         self.usage.event(guild_id);
         let kind = event_kind(event);
-        let dispatched = async {
-            let mut outcomes = Vec::new();
-            let policy = self.store.guild_policy(guild_id).await?;
-            for gf in &policy.features {
-                if !gf.enabled {
-                    continue;
-                }
-                let loaded = match self.load(&gf.feature_id, &gf.version).await {
-                    Ok(loaded) => loaded,
-                    Err(e) => {
-                        let started = Instant::now();
-                        outcomes.push(
-                            Outcome::failed(&gf.feature_id, InvokeError::Host(e), started)
-                                .counted(),
-                        );
-                        continue;
-                    }
-                };
-                if loaded.manifest.events.contains(&kind) {
-                    let handler = Handler::Event(event.clone());
-                    outcomes.push(self.invoke(&policy, gf, loaded, handler).await);
-                }
-            }
-            Ok(outcomes)
-        }
-        .await;
+        let dispatched = self.deliver(guild_id, event, Delivery::Live).await;
         metrics().record_event(crate::metrics::event_kind_label(kind), started.elapsed());
         dispatched
+    }
+
+    /// Delivers the guild's last `last` journaled events again, oldest first,
+    /// to the features enabled in it now, through the same path as live
+    /// events. Replays are neither journaled again nor counted as usage; their
+    /// log lines carry `replay = true`, so what features did is attributable.
+    pub async fn replay(&self, guild_id: u64, last: u32) -> anyhow::Result<Replayed> {
+        use tracing::Instrument as _;
+        let entries = self.store.journal_tail(guild_id, last).await?;
+        let span = tracing::info_span!("replay", guild = guild_id, replay = true);
+        let mut outcomes = Vec::new();
+        for entry in &entries {
+            outcomes.extend(
+                self.deliver(guild_id, &entry.event, Delivery::Replay)
+                    .instrument(span.clone())
+                    .await?,
+            );
+        }
+        tracing::info!(parent: &span, events = entries.len(), invocations = outcomes.len(), "replayed journaled events");
+        Ok(Replayed {
+            events: entries.len(),
+            outcomes,
+        })
+    }
+
+    async fn deliver(
+        &self,
+        guild_id: u64,
+        event: &Event,
+        delivery: Delivery,
+    ) -> anyhow::Result<Vec<Outcome>> {
+        let kind = event_kind(event);
+        let mut outcomes = Vec::new();
+        // Only guilds where a feature listens cost a journal entry.
+        let mut journaled = delivery == Delivery::Replay;
+        let policy = self.store.guild_policy(guild_id).await?;
+        for gf in &policy.features {
+            if !gf.enabled {
+                continue;
+            }
+            let loaded = match self.load(&gf.feature_id, &gf.version).await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    let started = Instant::now();
+                    outcomes.push(
+                        Outcome::failed(&gf.feature_id, InvokeError::Host(e), started).counted(),
+                    );
+                    continue;
+                }
+            };
+            if loaded.manifest.events.contains(&kind) {
+                if !journaled {
+                    self.store
+                        .journal(guild_id, crate::metrics::event_kind_label(kind), event);
+                    journaled = true;
+                }
+                let handler = Handler::Event(event.clone());
+                outcomes.push(self.invoke(&policy, gf, loaded, handler).await);
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Records moderation done outside the platform (a ban in Discord's own

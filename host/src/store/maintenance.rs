@@ -154,6 +154,31 @@ async fn sqlite_report(db: &mut SqliteConnection) -> Result<MigrationReport, Sto
     Ok(compare(Backend::Sqlite, &SQLITE_MIGRATIONS, applied))
 }
 
+/// The migrations this build carries for `backend`, as (version,
+/// description), oldest first.
+pub fn known_migrations(backend: Backend) -> Vec<(i64, String)> {
+    migrator(backend)
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| (m.version, m.description.to_string()))
+        .collect()
+}
+
+impl super::Store {
+    /// Where this store's database stands against this build's migrations,
+    /// read through its pool (for `/admin/migrations`; `townes check-config`
+    /// uses [`migration_report`], which needs no store).
+    pub async fn migration_status(&self) -> Result<MigrationReport, StoreError> {
+        let applied: Vec<(i64, Vec<u8>, bool)> = on_db!(&self.db, pool => {
+            sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations")
+                .fetch_all(pool)
+                .await?
+        });
+        let backend = self.backend();
+        Ok(compare(backend, migrator(backend), applied))
+    }
+}
+
 /// `applied`: (version, checksum, success) rows of `_sqlx_migrations`.
 fn compare(
     backend: Backend,

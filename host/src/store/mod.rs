@@ -28,7 +28,10 @@
 //! ping), `incidents.rs` (incidents tenants report), `licenses.rs` (self-hosting
 //! licences issued, and their activations), `maintenance.rs` (migration state,
 //! backup and restore, without running the platform), `offboarding.rs` (the
-//! offboarding flows, the purge and a member's erasure).
+//! offboarding flows, the purge and a member's erasure), `operators.rs` (the
+//! platform's operators and their tokens), `journal.rs` (the events delivered
+//! to features, written in batches, for replay), `admin.rs` (what operators
+//! read and do across tenants: figures, anonymization).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -55,6 +58,8 @@ macro_rules! on_db {
     };
 }
 
+mod admin;
+pub use admin::{Anonymized, Figures, PlatformStats, STATS_WINDOW_DAYS, TenantSummary};
 mod audit;
 mod auth;
 mod batch;
@@ -72,7 +77,9 @@ mod files;
 pub use files::{FileInfo, FileQuota, FileUsage};
 mod incidents;
 mod jobs;
+mod journal;
 pub use jobs::JobEnd;
+pub use journal::JournalEntry;
 mod licenses;
 pub use licenses::{LicenseActivation, LicenseRecord, Revocation};
 pub mod maintenance;
@@ -81,6 +88,8 @@ pub use offboarding::{
     Forgotten, NewOffboarding, Offboarding, OffboardingKind, OffboardingState, OffboardingStep,
     Started,
 };
+mod operators;
+pub use operators::Operator;
 mod outbox;
 mod settings;
 mod storage;
@@ -153,6 +162,7 @@ pub struct Store {
     db: Db,
     control: std::sync::Arc<control::ControlCache>,
     writes: batch::Writer,
+    journal: journal::Journal,
 }
 
 impl std::fmt::Debug for Store {
@@ -588,10 +598,12 @@ impl Store {
         migrate(&db).await?;
         let control = control::ControlCache::start(&db).await?;
         let writes = batch::Writer::spawn(&db);
+        let journal = journal::Journal::spawn(&db);
         Ok(Store {
             db,
             control,
             writes,
+            journal,
         })
     }
 

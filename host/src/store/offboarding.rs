@@ -643,6 +643,22 @@ impl Store {
                     forgotten.jobs += 1;
                 }
 
+                // Events they took part in, kept for replay.
+                let journaled: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT id, CAST(payload AS TEXT) FROM event_journal
+                     WHERE guild_id = $1 AND CAST(payload AS TEXT) LIKE $2",
+                )
+                .bind(guild)
+                .bind(&needle)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (entry, _) in journaled.iter().filter(|(_, p)| token.is_match(p)) {
+                    sqlx::query("DELETE FROM event_journal WHERE id = $1")
+                        .bind(entry)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+
                 forgotten.audit_entries += sqlx::query(
                     "UPDATE audit_log SET actor = 'user:forgotten', details = $3
                      WHERE guild_id = $1 AND actor = $2",
@@ -720,5 +736,6 @@ const GUILD_PURGE: &[&str] = &[
     "DELETE FROM audit_log WHERE guild_id = $1",
     "DELETE FROM incidents WHERE guild_id = $1",
     "DELETE FROM discord_outbox WHERE guild_id = $1",
+    "DELETE FROM event_journal WHERE guild_id = $1",
     "DELETE FROM guild_features WHERE guild_id = $1",
 ];

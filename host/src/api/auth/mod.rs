@@ -1,11 +1,13 @@
 //! Who is calling: a dashboard session (a cookie from Discord login) or an API key
-//! (`Authorization: Bearer tdk_…`, for the dashboard's server side).
+//! (`Authorization: Bearer tdk_…`, for the dashboard's server side); on the
+//! `/admin` routes, a platform operator ([`operator`], `tdo_…`).
 //!
 //! Both secrets are random 256-bit values; the database keeps only their sha256,
 //! so a leaked database cannot be replayed as logins. Sessions and keys are rows,
 //! so revoking one takes effect on the next request.
 
 pub mod oauth;
+pub mod operator;
 
 use super::ApiState;
 use super::error::ApiError;

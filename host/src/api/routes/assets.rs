@@ -40,7 +40,7 @@ pub struct Asset {
     pub features: Vec<FeatureFlag>,
 }
 
-async fn asset_of(state: &ApiState, guild: Guild) -> ApiResult<Asset> {
+pub(super) async fn asset_of(state: &ApiState, guild: Guild) -> ApiResult<Asset> {
     let features = state.store().guild_features(guild.id).await?;
     Ok(Asset {
         id: Snowflake(guild.id),

@@ -74,7 +74,7 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     };
     let (shards, shards_ready) = match state.platform() {
         None => (NOT_HERE.to_string(), true),
-        Some(platform) => match platform.shards_ready().await {
+        Some(platform) => match platform.shards_connected().await {
             None => ("not connected yet".to_string(), false),
             Some((ready, total)) if ready == total && total > 0 => ("ok".to_string(), true),
             Some((ready, total)) => (format!("{ready} of {total} connected"), false),

@@ -4,12 +4,15 @@
 //! log, guild data), `marketplace` (catalogue and per-guild features),
 //! `feature_api` (routes the features themselves serve), `files` (what
 //! features keep, and signed links to it), `billing` (plans, trials,
-//! Stripe), `licenses` (self-hosting licences: activation, lease refresh) and
-//! `offboarding` (leaving the hosted platform; erasing a member's data).
+//! Stripe), `licenses` (self-hosting licences: activation, lease refresh),
+//! `offboarding` (leaving the hosted platform; erasing a member's data),
+//! `admin` (the platform operators' `/admin/…`) and `status` (the public
+//! `/status` and `/changelog`).
 //!
 //! Seed 001's paths are served as written (`/auth/…`, `/tenants/…`, `/assets/…`,
 //! `/usage/…`, `/incidents`, `/licenses/…`); everything else lives under `/api`.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod billing;
@@ -20,6 +23,7 @@ pub mod health;
 pub mod licenses;
 pub mod marketplace;
 pub mod offboarding;
+pub mod status;
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
@@ -35,6 +39,24 @@ pub fn router() -> Router<ApiState> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/status", get(status::status))
+        .route("/changelog", get(status::changelog))
+        .route("/changelog.md", get(status::changelog_markdown))
+        .route("/admin/tenants", get(admin::tenants))
+        .route("/admin/tenants/{tenant_id}", get(admin::tenant))
+        .route(
+            "/admin/tenants/{tenant_id}/anonymize",
+            post(admin::anonymize),
+        )
+        .route("/admin/guilds", get(admin::guilds))
+        .route("/admin/guilds/{guild_id}/replay", post(admin::replay))
+        .route("/admin/incidents", get(admin::incidents))
+        .route("/admin/migrations", get(admin::migrations))
+        .route(
+            "/admin/licenses/{license_id}/regen",
+            post(admin::regen_license),
+        )
+        .route("/admin/stats", get(admin::stats))
         .route("/auth/discord/login", get(auth::login))
         .route("/auth/discord/callback", post(auth::callback))
         .route("/auth/logout", post(auth::logout))

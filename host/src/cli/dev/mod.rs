@@ -19,7 +19,7 @@ mod session;
 mod tests;
 
 use super::playground::{Playground, describe};
-use super::serve::{serve_until, shutdown_signal};
+use super::serve::{JournalRetention, serve_until, shutdown_signal};
 use super::{Settings, open_store, runtime_config};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -102,7 +102,7 @@ pub async fn run(settings: &Settings, args: DevArgs) -> anyhow::Result<()> {
     // it returns on Ctrl-C or SIGTERM, the session on `quit` or the end of input.
     let interactive = dev.interactive;
     let outcome = tokio::select! {
-        result = serve_until(&running, None, shutdown.as_mut()) => {
+        result = serve_until(&running, None, JournalRetention::default(), shutdown.as_mut()) => {
             if interactive {
                 // End the prompt's line, which Ctrl-C left open.
                 println!();
