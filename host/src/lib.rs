@@ -14,12 +14,14 @@
 //! - [`licensing`]: self-hosting licences, the leases runners act on, and both
 //!   sides of activation and refresh.
 //! - [`live`]: live events for the dashboard, fanned out through Redis when hosted.
+//! - [`export`]: encrypted export bundles of a tenant or guild, and imports.
 
 pub mod api;
 pub mod billing;
 pub mod capabilities;
 pub mod commands;
 pub mod discord;
+pub mod export;
 pub mod gateway;
 pub mod grants;
 pub mod interactions;

@@ -131,6 +131,7 @@ impl World {
             discord: Some(RestClient::new(&sim.base_url(), &sim.token()).unwrap()),
             platform: Some(platform),
             billing: None,
+            exports: None,
         };
         let server = ApiServer::start(ApiState::new(config, parts).unwrap())
             .await

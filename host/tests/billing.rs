@@ -75,6 +75,7 @@ impl World {
             discord: None,
             platform: None,
             billing: Some(billing.clone()),
+            exports: None,
         };
         let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
             .await
@@ -539,6 +540,7 @@ async fn billing_without_stripe_says_how_to_turn_it_on_and_another_tenant_is_not
         discord: None,
         platform: None,
         billing: Some(off),
+        exports: None,
     };
     let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
         .await

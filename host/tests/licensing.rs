@@ -64,6 +64,7 @@ impl Hosted {
             discord: None,
             platform: None,
             billing: None,
+            exports: None,
         };
         let server = ApiServer::start(ApiState::new(config, parts).unwrap())
             .await
@@ -574,6 +575,7 @@ async fn licensing_off_answers_503_saying_how_to_turn_it_on() {
         discord: None,
         platform: None,
         billing: None,
+        exports: None,
     };
     let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
         .await

@@ -57,6 +57,7 @@ struct Inner {
     /// latencies for `/metrics`.
     platform: Option<Arc<Platform>>,
     billing: Arc<Billing>,
+    exports: Arc<crate::export::Exports>,
     /// Present when the licence signing key is configured: `/licenses/…`.
     licensing: Option<crate::licensing::server::LicenseServer>,
 }
@@ -71,6 +72,9 @@ pub struct ApiParts {
     pub platform: Option<Arc<Platform>>,
     /// Tenants' billing; `None`: billing over the runtime's plans without Stripe.
     pub billing: Option<Arc<Billing>>,
+    /// Export jobs and imports; `None`: the defaults, bundles under the
+    /// runtime's data directory.
+    pub exports: Option<Arc<crate::export::Exports>>,
 }
 
 impl ApiState {
@@ -86,11 +90,19 @@ impl ApiState {
                 BillingConfig::local(),
             ))
         });
+        let exports = parts.exports.unwrap_or_else(|| {
+            Arc::new(crate::export::Exports::new(
+                parts.runtime.clone(),
+                parts.live.clone(),
+                crate::export::ExportConfig::new(parts.runtime.data_dir()),
+            ))
+        });
         let licensing = crate::licensing::server::LicenseServer::from_config(&config.licensing)
             .map_err(anyhow::Error::msg)?;
         Ok(ApiState {
             inner: Arc::new(Inner {
                 billing,
+                exports,
                 licensing,
                 limiter: protect::RateLimiter::new(&config),
                 config,
@@ -140,6 +152,10 @@ impl ApiState {
         &self.inner.billing
     }
 
+    pub fn exports(&self) -> &Arc<crate::export::Exports> {
+        &self.inner.exports
+    }
+
     pub(crate) fn platform(&self) -> Option<&Platform> {
         self.inner.platform.as_deref()
     }
@@ -159,13 +175,25 @@ pub fn router(state: ApiState) -> Router {
     protect::layers(routes, &state).with_state(state)
 }
 
+/// Fails interrupted export jobs and deletes expired bundles, at start and
+/// then every [`crate::export::SWEEP_EVERY`].
+async fn sweep_exports(exports: Arc<crate::export::Exports>) {
+    let mut every = tokio::time::interval(crate::export::SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        if let Err(error) = exports.sweep().await {
+            tracing::warn!(%error, "export sweep failed; trying again later");
+        }
+    }
+}
+
 /// A running API server.
 pub struct ApiServer {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     /// Background work that lives as long as the server.
-    chores: [tokio::task::JoinHandle<()>; 2],
+    chores: [tokio::task::JoinHandle<()>; 3],
 }
 
 impl ApiServer {
@@ -183,6 +211,7 @@ impl ApiServer {
         let chores = [
             tokio::spawn(ws::tail_audit_log(state.clone())),
             tokio::spawn(protect::sweep_rate_limits(state.clone())),
+            tokio::spawn(sweep_exports(state.exports().clone())),
         ];
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -3,7 +3,7 @@
 //! output, committed, and a test fails when the two differ.
 
 use super::routes::{
-    assets, auth, billing, feature_api, files, guild, health, licenses, marketplace,
+    assets, auth, billing, exports, feature_api, files, guild, health, licenses, marketplace,
 };
 use super::ws;
 use utoipa::Modify;
@@ -36,6 +36,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         feature_api::document,
         files::list, files::download, files::linked,
         licenses::activate, licenses::refresh,
+        exports::start, exports::get, exports::download, exports::import,
         ws::upgrade,
     ),
     components(schemas(super::snowflake::Snowflake, super::routes::marketplace::CapabilityName)),
@@ -50,6 +51,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "files", description = "Files features keep, and signed links to them"),
         (name = "billing", description = "A tenant's plan, trial and Stripe subscription; Stripe's signed webhook"),
         (name = "licenses", description = "Self-hosting licences: activation and lease refresh (the licence, then the activation's secret, is the credential)"),
+        (name = "exports", description = "Encrypted export bundles of a tenant or guild, their signed downloads, and guild imports"),
         (name = "live", description = "WebSocket events"),
     )
 )]

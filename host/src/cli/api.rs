@@ -40,12 +40,18 @@ pub async fn run(settings: &Settings, args: ApiArgs) -> anyhow::Result<()> {
         runtime.plans().clone(),
         args.billing,
     ));
+    let exports = Arc::new(townes::export::Exports::new(
+        runtime.clone(),
+        live.clone(),
+        super::export_config(settings),
+    ));
     let parts = ApiParts {
         runtime,
         live,
         discord,
         platform: None,
         billing: Some(billing),
+        exports: Some(exports),
     };
     let server = start(args.api, parts).await?;
     let shutdown = shutdown_signal()?;

@@ -129,6 +129,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
                 &rest,
                 playground.as_ref(),
                 billing.clone(),
+                super::export_config(settings),
             )
             .await?,
         )
@@ -165,6 +166,7 @@ async fn start_api(
     rest: &RestClient,
     playground: Option<&Playground>,
     billing: Arc<Billing>,
+    exports: townes::export::ExportConfig,
 ) -> anyhow::Result<ApiServer> {
     if let Some(playground) = playground.filter(|_| config.oauth_client_id.is_none()) {
         config.oauth_client_id = Some(playground.sim.client_id());
@@ -175,12 +177,18 @@ async fn start_api(
             .get_or_insert_with(|| PLAYGROUND_REDIRECT.to_string());
     }
     let platform = running.platform.clone();
+    let exports = Arc::new(townes::export::Exports::new(
+        platform.runtime.clone(),
+        platform.live.clone(),
+        exports,
+    ));
     let parts = ApiParts {
         runtime: platform.runtime.clone(),
         live: platform.live.clone(),
         discord: Some(rest.clone()),
         platform: Some(platform),
         billing: Some(billing),
+        exports: Some(exports),
     };
     super::api::start(config, parts).await
 }

@@ -4,7 +4,8 @@
 //! log, guild data), `marketplace` (catalogue and per-guild features),
 //! `feature_api` (routes the features themselves serve), `files` (what
 //! features keep, and signed links to it), `billing` (plans, trials,
-//! Stripe) and `licenses` (self-hosting licences: activation, lease refresh).
+//! Stripe), `licenses` (self-hosting licences: activation, lease refresh) and
+//! `exports` (export bundles, their downloads, guild imports).
 //!
 //! Seed 001's paths are served as written (`/auth/…`, `/tenants/…`, `/assets/…`,
 //! `/usage/…`, `/incidents`, `/licenses/…`); everything else lives under `/api`.
@@ -12,6 +13,7 @@
 pub mod assets;
 pub mod auth;
 pub mod billing;
+pub mod exports;
 pub mod feature_api;
 pub mod files;
 pub mod guild;
@@ -133,6 +135,15 @@ pub fn router() -> Router<ApiState> {
             get(files::download),
         )
         .route("/files/{token}", get(files::linked))
+        .route("/exports", post(exports::start))
+        .route("/exports/{export_id}", get(exports::get))
+        .route("/exports/{export_id}/download", get(exports::download))
+        .route(
+            "/imports",
+            // A bundle outgrows the API's 64 KiB body limit; the handler holds
+            // it to TOWNES_EXPORT_MAX_BYTES instead.
+            post(exports::import).layer(DefaultBodyLimit::disable()),
+        )
         .route("/licenses/activate", post(licenses::activate))
         .route("/licenses/refresh", post(licenses::refresh));
     feature_api::SEED_ALIASES
