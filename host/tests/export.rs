@@ -461,6 +461,7 @@ async fn refused_bundles_leave_nothing_behind() {
 
 struct Api {
     server: ApiServer,
+    exports: Arc<Exports>,
     http: reqwest::Client,
     base: String,
 }
@@ -482,7 +483,7 @@ impl Api {
             discord: None,
             platform: None,
             billing: None,
-            exports: Some(exports),
+            exports: Some(exports.clone()),
         };
         let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
             .await
@@ -490,6 +491,7 @@ impl Api {
         let base = format!("http://{}", server.addr);
         Api {
             server,
+            exports,
             http: reqwest::Client::new(),
             base,
         }
@@ -655,9 +657,17 @@ async fn exports_run_as_jobs_behind_signed_expiring_links() {
         assert_eq!(response.status(), 410, "{label}: an expired link");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "link_expired");
-        // An expired export offers no link any more.
-        let (_, job) = api.call(Method::GET, &path, &owner, None).await;
-        assert!(job["download_url"].is_null(), "{label}: {job}");
+        // An expired export offers no link any more, and the sweep deletes it.
+        let (_, listed) = api.call(Method::GET, &path, &owner, None).await;
+        assert!(listed["download_url"].is_null(), "{label}: {listed}");
+        let file = h
+            .runtime
+            .data_dir()
+            .join("exports")
+            .join(format!("{}.bundle", job["id"].as_str().unwrap()));
+        assert!(file.exists(), "{label}: {}", file.display());
+        api.exports.sweep().await.unwrap();
+        assert!(!file.exists(), "{label}: the expired bundle is deleted");
         api.server.shutdown().await.unwrap();
     }
 }
@@ -748,4 +758,126 @@ async fn a_tenant_imports_its_guild_over_the_api_and_the_runtime_sees_it() {
         assert_eq!(guild_b.tenant_id.as_deref(), Some(tenant.as_str()));
         api.server.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn an_interrupted_export_is_failed_with_a_hint_and_nothing_offered() {
+    for (label, store, _guard) in common::each_backend().await {
+        let h = harness(store.clone()).await;
+        let tenant = store.create_tenant(777, None).await.unwrap();
+        // A job whose process stopped mid-way: its row stopped moving and a
+        // partial file was left.
+        let job = store
+            .create_export_job(&ExportScope::Tenant(tenant.id.clone()), "user:42")
+            .await
+            .unwrap();
+        store
+            .set_export_progress(&job.id, "reading", 1, 2)
+            .await
+            .unwrap();
+        let dir = h.runtime.data_dir().join("exports");
+        std::fs::create_dir_all(&dir).unwrap();
+        let partial = dir.join(format!("{}.partial", job.id));
+        std::fs::write(&partial, b"half").unwrap();
+        let exports = Exports::new(
+            h.runtime.clone(),
+            Live::local(),
+            ExportConfig {
+                stale_after: std::time::Duration::ZERO,
+                ..ExportConfig::new(h.runtime.data_dir())
+            },
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        exports.sweep().await.unwrap();
+        let failed = exports.job(&job.id).await.unwrap().unwrap();
+        assert_eq!(
+            failed.status,
+            townes::store::export::ExportStatus::Failed,
+            "{label}"
+        );
+        let error = failed.error.clone().unwrap();
+        assert!(
+            error.contains("interrupted") && error.contains("start it again"),
+            "{label}: {error}"
+        );
+        assert!(!partial.exists(), "{label}: the partial file is removed");
+        assert_eq!(
+            exports.download_url(&failed).await.unwrap(),
+            None,
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn townes_export_and_import_move_a_tenant_between_databases() {
+    let (source, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = |dir: &tempfile::TempDir| format!("sqlite://{}/townes.db", dir.path().display());
+    let store = Store::connect(&url(&source)).await.unwrap();
+    let data_dir = source.path().to_path_buf();
+    let h = Harness::with_config(store, limits(), |c| {
+        c.data_dir = data_dir;
+        c.plans = Plans::from_json(r#"{"free": {}, "base": {}}"#).unwrap();
+    })
+    .await;
+    let tenant = seed(&h).await;
+    let file = target.path().join("olivia.bundle");
+    let run = |dir: &tempfile::TempDir, passphrase: &str, args: &[&str]| {
+        common::townes_command(dir.path())
+            .args(args)
+            .env("TOWNES_EXPORT_PASSPHRASE", passphrase)
+            .output()
+            .unwrap()
+    };
+    let export_args = [
+        "export",
+        "--tenant",
+        &tenant,
+        "--out",
+        file.to_str().unwrap(),
+    ];
+
+    let short = run(&source, "short", &export_args);
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    assert!(!file.exists());
+
+    let exported = run(&source, PASSPHRASE, &export_args);
+    let stdout = String::from_utf8_lossy(&exported.stdout);
+    assert!(
+        exported.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    assert!(stdout.contains("sha256"), "{stdout}");
+    assert!(
+        !stdout.contains(PASSPHRASE)
+            && !String::from_utf8_lossy(&exported.stderr).contains(PASSPHRASE)
+    );
+
+    let import_args = ["import", file.to_str().unwrap()];
+    let wrong = run(&target, "not the right passphrase", &import_args);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
+    let imported = run(&target, PASSPHRASE, &import_args);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(String::from_utf8_lossy(&imported.stdout).contains(&tenant));
+
+    // The target holds what the file holds, components in its own data directory.
+    let bytes = std::fs::read(&file).unwrap();
+    let store = Store::connect(&url(&target)).await.unwrap();
+    let config = RuntimeConfig {
+        pool_instances: 8,
+        ..RuntimeConfig::new(target.path())
+    };
+    let runtime = Runtime::new(config, store, discord()).unwrap();
+    assert_same(
+        &open(&bytes).await,
+        &open(&export(&runtime, &tenant).await).await,
+        "cli",
+    );
 }

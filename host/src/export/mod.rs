@@ -29,7 +29,7 @@ pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
 /// A queued or running job whose row has not moved for this long was
 /// interrupted (its process stopped): the sweep fails it.
-const STALE_AFTER: Duration = Duration::from_secs(120);
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(120);
 /// A running job stamps its row at least this often.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// How often a running job's progress is written when it moved.
@@ -96,6 +96,9 @@ pub struct ExportConfig {
     pub dir: PathBuf,
     pub max_bytes: u64,
     pub link_ttl: Duration,
+    /// A queued or running job whose row stopped moving this long ago is
+    /// failed by the sweep; longer than the heartbeat.
+    pub stale_after: Duration,
 }
 
 impl ExportConfig {
@@ -105,6 +108,7 @@ impl ExportConfig {
             dir: data_dir.join("exports"),
             max_bytes: DEFAULT_MAX_BYTES,
             link_ttl: DEFAULT_LINK_TTL,
+            stale_after: DEFAULT_STALE_AFTER,
         }
     }
 }
@@ -246,7 +250,9 @@ impl Exports {
     /// every [`SWEEP_EVERY`] in a serving process.
     pub async fn sweep(&self) -> Result<(), ExportError> {
         let store = self.runtime.store();
-        let stale = Utc::now() - STALE_AFTER;
+        let stale = Utc::now()
+            - chrono::Duration::from_std(self.config.stale_after)
+                .unwrap_or(chrono::Duration::minutes(2));
         for id in store.fail_stale_export_jobs(stale, INTERRUPTED).await? {
             let _ = tokio::fs::remove_file(self.partial_path(&id)).await;
         }
