@@ -517,13 +517,16 @@ impl Api {
     }
 
     async fn import(&self, key: &str, passphrase: &str, bundle: Vec<u8>) -> (u16, Value) {
+        use base64::Engine as _;
+        let body = json!({
+            "passphrase": passphrase,
+            "bundle": base64::engine::general_purpose::STANDARD.encode(bundle),
+        });
         let response = self
             .http
             .post(format!("{}/imports", self.base))
             .bearer_auth(key)
-            .header("X-Bundle-Passphrase", passphrase)
-            .header("Content-Type", "application/octet-stream")
-            .body(bundle)
+            .json(&body)
             .send()
             .await
             .unwrap();

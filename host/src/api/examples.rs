@@ -603,6 +603,13 @@ pub fn export_job() -> Value {
     })
 }
 
+pub fn import_request() -> Value {
+    json!({
+        "passphrase": "correct horse battery staple",
+        "bundle": "VE9XTkVTWAEAAAB7eyJmb3JtYXQiOjEsLi4ufQ=="
+    })
+}
+
 pub fn import_report() -> Value {
     json!({
         "kind": "guild",

@@ -17,15 +17,12 @@ use crate::export::{BundleKind, ExportError, ExportKey, ExportRequest, bundle};
 use crate::store::export::ExportJob;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-
-/// The header `POST /imports` reads the bundle's passphrase from (a header,
-/// not the URL: URLs end up in logs).
-pub const PASSPHRASE_HEADER: &str = "x-bundle-passphrase";
 
 impl From<ExportError> for ApiError {
     fn from(e: ExportError) -> ApiError {
@@ -252,36 +249,52 @@ pub struct ImportView {
     pub counts: std::collections::BTreeMap<String, u64>,
 }
 
+/// A bundle to import.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = examples::import_request)]
+pub struct ImportRequest {
+    /// The passphrase the export was started with.
+    pub passphrase: String,
+    /// The bundle file, base64 (standard alphabet, padded).
+    #[schema(format = Byte)]
+    pub bundle: String,
+}
+
 /// Restores a guild's bundle exported from another installation into the
 /// caller's tenant. All or nothing: a wrong passphrase, a damaged bundle, one
 /// from a newer version, or a guild that exists here already leave nothing
-/// behind. The body is the bundle file (up to `TOWNES_EXPORT_MAX_BYTES`).
+/// behind. The bundle may be up to `TOWNES_EXPORT_MAX_BYTES` (base64 adds a
+/// third to the body).
 #[utoipa::path(post, path = "/imports", tag = "exports", operation_id = "importBundle",
     security(("session" = []), ("api_key" = [])),
-    params(("X-Bundle-Passphrase" = String, Header, description = "The bundle's passphrase")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The bundle file"),
+    request_body(content = ImportRequest, example = examples::import_request),
     responses((status = 201, description = "Imported", body = ImportView), CallerErrors,
         (status = 403, description = "A whole tenant's bundle, or another tenant's guild", body = ErrorBody),
         (status = 409, description = "A guild (or a feature build) in the bundle exists here", body = ErrorBody),
         (status = 413, description = "Larger than TOWNES_EXPORT_MAX_BYTES", body = ErrorBody),
-        (status = 422, description = "`wrong_passphrase`, `damaged_bundle` or `newer_version`", body = ErrorBody)))]
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`wrong_passphrase`, `damaged_bundle`, `newer_version`, or a refused value", body = ErrorBody)))]
 pub async fn import(
     State(state): State<ApiState>,
     caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, axum::Json<ImportView>)> {
-    let passphrase = headers
-        .get(PASSPHRASE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::BadRequest("send the bundle's passphrase in X-Bundle-Passphrase".into())
-        })?;
-    let key = ExportKey::passphrase(passphrase)?;
+    use axum::extract::FromRequest as _;
+    // The route has no body limit of its own (the API's 64 KiB would refuse
+    // any bundle): the configured one is applied here, base64 included.
     let max = state.exports().config().max_bytes;
-    let bytes = axum::body::to_bytes(body, usize::try_from(max).unwrap_or(usize::MAX))
+    let limit = max.saturating_mul(4) / 3 + 64 * 1024;
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
         .await
         .map_err(|_| ApiError::PayloadTooLarge)?;
+    let request = axum::extract::Request::from_parts(parts, Body::from(bytes));
+    let Json(body) = Json::<ImportRequest>::from_request(request, &state).await?;
+    let key = ExportKey::passphrase(body.passphrase)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body.bundle.as_bytes())
+        .map_err(|e| ApiError::invalid("/bundle", format!("not base64: {e}")))?;
     // The header is readable without the key; it is authenticated when the
     // data is decrypted, so a forged one fails there.
     let (header, _) = bundle::read_header(&bytes)?;
