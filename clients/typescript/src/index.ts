@@ -451,7 +451,9 @@ export const ErrorDetail = z.object({
    * Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`,
    * `conflict`, `invalid`, `bad_request`, `payload_too_large`,
    * `unsupported_media_type`, `method_not_allowed`, `rate_limited`,
-   * `unavailable`, `feature_failed`, `internal`.
+   * `unavailable`, `feature_failed`, `internal`; for an import bundle
+   * refused, `wrong_passphrase`, `damaged_bundle` or `newer_version`; for an
+   * export download link, `link_expired`.
    */
   code: z.string(),
   /** What to do about it, when there is something to do. */
@@ -469,6 +471,48 @@ export const ErrorBody = z.object({
 });
 /** The body of every error response. */
 export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** An export to start. */
+export const ExportStart = z.object({
+  /** One guild of the tenant; absent: the whole tenant. */
+  guild_id: Snowflake.nullable().optional(),
+  /**
+   * At least 12 characters. Encrypts the bundle; used in memory by the
+   * job and never stored: without it the bundle cannot be opened.
+   */
+  passphrase: z.string(),
+  /** The caller's own tenant. */
+  tenant_id: z.string(),
+}).strict();
+/** An export to start. */
+export type ExportStart = z.infer<typeof ExportStart>;
+
+/** An export job. */
+export const ExportView = z.object({
+  created_at: z.string(),
+  done: z.number().int().min(0),
+  /** A signed link to the bundle while it is kept (no sign-in needed). */
+  download_url: z.string().nullable().optional(),
+  /** Why it failed, and what to do. */
+  error: z.string().nullable().optional(),
+  /** The download link and the bundle expire then. */
+  expires_at: z.string().nullable().optional(),
+  finished_at: z.string().nullable().optional(),
+  guild_id: Snowflake.nullable().optional(),
+  id: z.string(),
+  requested_by: z.string(),
+  sha256: z.string().nullable().optional(),
+  /** Of the encrypted bundle, once done. */
+  size_bytes: z.number().int().min(0).nullable().optional(),
+  /** `queued`, `running`, `done` or `failed`. */
+  status: z.string(),
+  /** `reading`, `writing`, `done`, … */
+  step: z.string(),
+  tenant_id: z.string(),
+  total: z.number().int().min(0),
+});
+/** An export job. */
+export type ExportView = z.infer<typeof ExportView>;
 
 /** One version of a feature as its manifest describes it. */
 export const FeatureDetail = z.object({
@@ -502,6 +546,28 @@ export const Health = z.object({
   status: z.string(),
 });
 export type Health = z.infer<typeof Health>;
+
+/** A bundle to import. */
+export const ImportRequest = z.object({
+  /** The bundle file, base64 (standard alphabet, padded). */
+  bundle: z.string(),
+  /** The passphrase the export was started with. */
+  passphrase: z.string(),
+}).strict();
+/** A bundle to import. */
+export type ImportRequest = z.infer<typeof ImportRequest>;
+
+/** What an import restored. */
+export const ImportView = z.object({
+  /** Rows per table, and `components`. */
+  counts: z.record(z.string(), z.unknown()),
+  guild_ids: z.array(Snowflake),
+  /** `guild` (over the API; `tenant` bundles through `townes import`). */
+  kind: z.string(),
+  tenant_id: z.string(),
+});
+/** What an import restored. */
+export type ImportView = z.infer<typeof ImportView>;
 
 export const IncidentView = z.object({
   created_at: z.string(),
@@ -3757,6 +3823,45 @@ export const operations = {
       "500": ErrorBody,
     },
   },
+  startExport: {
+    method: "POST",
+    path: "/exports",
+    requestBody: ExportStart,
+    responses: {
+      "202": ExportView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  getExport: {
+    method: "GET",
+    path: "/exports/{export_id}",
+    responses: {
+      "200": ExportView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  downloadExport: {
+    method: "GET",
+    path: "/exports/{export_id}/download",
+    responses: {
+      "200": z.instanceof(Blob),
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "410": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
   getLinkedFile: {
     method: "GET",
     path: "/files/{token}",
@@ -3771,6 +3876,23 @@ export const operations = {
     path: "/healthz",
     responses: {
       "200": Health,
+      "500": ErrorBody,
+    },
+  },
+  importBundle: {
+    method: "POST",
+    path: "/imports",
+    requestBody: ImportRequest,
+    responses: {
+      "201": ImportView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "409": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
       "500": ErrorBody,
     },
   },
@@ -7199,6 +7321,59 @@ export class TownesClient {
   }
 
   /**
+   * Starts an export of the caller's tenant, or of one of its guilds, in the
+   * background: follow it with `GET /exports/{export_id}` or the live feed's
+   * `export_progress` events.
+   *
+   * `POST /exports`
+   */
+  async startExport(body: ExportStart, options?: RequestOptions): Promise<ExportView> {
+    const response = await this.#request("POST", "/exports", undefined, body, options);
+    return operations.startExport.responses["202"].parse(await response.json());
+  }
+
+  /**
+   * An export job of the caller's tenant, with a download link once done.
+   *
+   * `GET /exports/{export_id}`
+   *
+   * @param exportId The export's id
+   */
+  async getExport(exportId: string, options?: RequestOptions): Promise<ExportView> {
+    const response = await this.#request(
+      "GET",
+      `/exports/${encodeURIComponent(String(exportId))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.getExport.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The encrypted bundle, through the signed link `GET /exports/{export_id}`
+   * gives. No sign-in: the link is the permission, until it expires.
+   *
+   * `GET /exports/{export_id}/download`
+   *
+   * @param exportId The export's id
+   */
+  async downloadExport(
+    exportId: string,
+    query: { expires: number; sig: string },
+    options?: RequestOptions,
+  ): Promise<Blob> {
+    const response = await this.#request(
+      "GET",
+      `/exports/${encodeURIComponent(String(exportId))}/download`,
+      query,
+      undefined,
+      options,
+    );
+    return await response.blob();
+  }
+
+  /**
    * A file through a signed link, until the link expires. No sign-in: the link
    * is the permission.
    *
@@ -7225,6 +7400,20 @@ export class TownesClient {
   async getHealth(options?: RequestOptions): Promise<Health> {
     const response = await this.#request("GET", "/healthz", undefined, undefined, options);
     return operations.getHealth.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Restores a guild's bundle exported from another installation into the
+   * caller's tenant. All or nothing: a wrong passphrase, a damaged bundle, one
+   * from a newer version, or a guild that exists here already leave nothing
+   * behind. The bundle may be up to `TOWNES_EXPORT_MAX_BYTES` (base64 adds a
+   * third to the body).
+   *
+   * `POST /imports`
+   */
+  async importBundle(body: ImportRequest, options?: RequestOptions): Promise<ImportView> {
+    const response = await this.#request("POST", "/imports", undefined, body, options);
+    return operations.importBundle.responses["201"].parse(await response.json());
   }
 
   /**

@@ -210,7 +210,7 @@ pub struct DownloadQuery {
 /// gives. No sign-in: the link is the permission, until it expires.
 #[utoipa::path(get, path = "/exports/{export_id}/download", tag = "exports", operation_id = "downloadExport",
     params(("export_id" = String, Path, description = "The export's id"), DownloadQuery),
-    responses((status = 200, description = "The bundle", content((Vec<u8> = "application/octet-stream"))),
+    responses((status = 200, description = "The encrypted bundle", content(("application/octet-stream"))),
         (status = 403, description = "The link is not valid (changed, or not this export's)", body = ErrorBody),
         (status = 404, description = "The bundle is gone", body = ErrorBody),
         (status = 410, description = "The link expired", body = ErrorBody)))]
