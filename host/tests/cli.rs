@@ -973,6 +973,8 @@ fn check_config(dir: &Path, vars: &[(&str, &str)]) -> Output {
         "TOWNES_LICENSE_SIGNING_KEY",
         "TOWNES_INTERACTIONS_ADDR",
         "TOWNES_LOG",
+        "TOWNES_EXPORT_MAX_BYTES",
+        "TOWNES_EXPORT_LINK_HOURS",
     ] {
         command.env_remove(name);
     }
@@ -1002,6 +1004,10 @@ fn check_config_passes_a_good_configuration_and_names_each_problem_with_its_fix(
     problem(
         &[("TOWNES_PLANS", r#"{"free": {"cpu_ms": "lots"}}"#)],
         "PROBLEM  TOWNES_PLANS: TOWNES_PLANS is not valid plan JSON",
+    );
+    problem(
+        &[("TOWNES_EXPORT_MAX_BYTES", "1000")],
+        "PROBLEM  TOWNES_EXPORT_MAX_BYTES: 1000 bytes is too small for any bundle with a component",
     );
     problem(
         &[("DISCORD_CLIENT_ID", "123456789012345678")],

@@ -467,11 +467,11 @@ struct Api {
 }
 
 impl Api {
-    async fn start(runtime: Arc<Runtime>, link_ttl: std::time::Duration) -> Api {
+    async fn start(runtime: Arc<Runtime>, live: Live, link_ttl: std::time::Duration) -> Api {
         let data = runtime.data_dir().to_path_buf();
         let exports = Arc::new(Exports::new(
             runtime.clone(),
-            Live::local(),
+            live.clone(),
             ExportConfig {
                 link_ttl,
                 ..ExportConfig::new(&data)
@@ -479,7 +479,7 @@ impl Api {
         ));
         let parts = ApiParts {
             runtime,
-            live: Live::local(),
+            live,
             discord: None,
             platform: None,
             billing: None,
@@ -571,7 +571,9 @@ async fn exports_run_as_jobs_behind_signed_expiring_links() {
             api_key(&store, &tenant).await,
             api_key(&store, &other.id).await,
         );
-        let api = Api::start(h.runtime.clone(), std::time::Duration::from_secs(3)).await;
+        let live = Live::local();
+        let mut events = live.subscribe();
+        let api = Api::start(h.runtime.clone(), live, std::time::Duration::from_secs(3)).await;
 
         let (status, body) = api
             .call(
@@ -633,6 +635,26 @@ async fn exports_run_as_jobs_behind_signed_expiring_links() {
         assert_eq!(done["status"], "done", "{label}: {done}");
         let (status, _) = api.call(Method::GET, &path, &mallory, None).await;
         assert_eq!(status, 404, "{label}: another tenant cannot see the export");
+        // Each exported guild's dashboard hears the job through to its end
+        // (published just after the row says done).
+        let mut heard = Vec::new();
+        while ![GUILD_A, GUILD_B]
+            .iter()
+            .all(|g| heard.contains(&(*g, "done".to_string())))
+        {
+            let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{label}: heard only {heard:?}"))
+                .unwrap();
+            if event.kind == townes::live::LiveKind::ExportProgress
+                && event.data["export_id"] == job["id"]
+            {
+                heard.push((
+                    event.guild_id,
+                    event.data["status"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
 
         let url = done["download_url"].as_str().unwrap().replace(
             townes::runtime::DEFAULT_PUBLIC_URL.trim_end_matches('/'),
@@ -701,7 +723,12 @@ async fn a_tenant_imports_its_guild_over_the_api_and_the_runtime_sees_it() {
         let owner = api_key(&store, &tenant).await;
         let stranger = store.create_tenant(999, None).await.unwrap();
         let stranger = api_key(&store, &stranger.id).await;
-        let api = Api::start(target.clone(), std::time::Duration::from_secs(60)).await;
+        let api = Api::start(
+            target.clone(),
+            Live::local(),
+            std::time::Duration::from_secs(60),
+        )
+        .await;
         let before = store.export_table_counts().await.unwrap();
 
         let (status, body) = api.import(&owner, PASSPHRASE, whole.clone()).await;
