@@ -478,6 +478,7 @@ mod tests {
             LiveKind::SettingsUpdate,
             LiveKind::FeatureToggled,
             LiveKind::CommandExecuted,
+            LiveKind::ExportProgress,
         ] {
             assert_eq!(serde_json::to_value(&kind).unwrap(), kind.as_str());
             assert!(

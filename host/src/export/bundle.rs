@@ -197,25 +197,19 @@ pub fn seal(
     out.extend_from_slice(&header_json);
     out.extend_from_slice(&key_check(&key_bytes));
     let failed = |_| anyhow::anyhow!("encryption failed");
+    // The plaintext is JSON, never empty: there is always a last chunk.
     let mut chunks = plaintext.chunks(CHUNK).peekable();
-    if chunks.peek().is_none() {
-        let last = stream.encrypt_last(Payload {
-            msg: &[],
-            aad: &header_json,
-        });
-        out.extend_from_slice(&last.map_err(failed)?);
-        return Ok(out);
-    }
     while let Some(chunk) = chunks.next() {
         let payload = Payload {
             msg: chunk,
             aad: &header_json,
         };
-        if chunks.peek().is_none() {
+        if chunks.peek().is_some() {
+            out.extend_from_slice(&stream.encrypt_next(payload).map_err(failed)?);
+        } else {
             out.extend_from_slice(&stream.encrypt_last(payload).map_err(failed)?);
             break;
         }
-        out.extend_from_slice(&stream.encrypt_next(payload).map_err(failed)?);
     }
     Ok(out)
 }
