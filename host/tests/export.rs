@@ -797,10 +797,18 @@ async fn an_interrupted_export_is_failed_with_a_hint_and_nothing_offered() {
         let tenant = store.create_tenant(777, None).await.unwrap();
         // A job whose process stopped mid-way: its row stopped moving and a
         // partial file was left.
+        let scope = ExportScope::Tenant(tenant.id.clone());
         let job = store
-            .create_export_job(&ExportScope::Tenant(tenant.id.clone()), "user:42")
+            .create_export_job(&scope, "user:42")
             .await
+            .unwrap()
             .unwrap();
+        // One unfinished export per tenant.
+        assert_eq!(
+            store.create_export_job(&scope, "user:42").await.unwrap(),
+            None,
+            "{label}"
+        );
         store
             .set_export_progress(&job.id, "reading", 1, 2)
             .await

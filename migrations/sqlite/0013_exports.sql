@@ -29,3 +29,7 @@ CREATE TABLE exports (
 );
 CREATE INDEX exports_by_tenant ON exports (tenant_id, created_at);
 CREATE INDEX exports_unfinished ON exports (updated_at) WHERE status IN ('queued', 'running');
+-- One unfinished export per tenant: a second is refused until the first ends,
+-- so repeated requests cannot pile up work and disk.
+CREATE UNIQUE INDEX exports_one_unfinished_per_tenant ON exports (tenant_id)
+    WHERE status IN ('queued', 'running');

@@ -67,6 +67,9 @@ pub enum ExportError {
     /// The target already has something the bundle holds.
     #[error("{0}")]
     Conflict(String),
+    /// One export per tenant at a time.
+    #[error("{0}; wait for it to finish (GET /exports/{{id}}), then start another")]
+    Busy(String),
     #[error("a component in the bundle cannot be installed: {0}")]
     Component(String),
     /// A download link that is not valid (changed, or not ours).
@@ -180,7 +183,13 @@ impl Exports {
         }
         let job = store
             .create_export_job(&scope, &request.requested_by)
-            .await?;
+            .await?
+            .ok_or_else(|| {
+                ExportError::Busy(format!(
+                    "an export of tenant {} is already queued or running",
+                    request.tenant_id
+                ))
+            })?;
         let this = self.clone();
         let id = job.id.clone();
         tokio::spawn(async move { this.run(id, scope, request.key).await });

@@ -778,19 +778,20 @@ fn job(t: JobTuple) -> ExportJob {
 }
 
 impl Store {
-    /// Records a queued export of `scope`.
+    /// Records a queued export of `scope`; `None` while another export of the
+    /// tenant is queued or running (one at a time per tenant).
     pub async fn create_export_job(
         &self,
         scope: &ExportScope,
         requested_by: &str,
-    ) -> Result<ExportJob, StoreError> {
+    ) -> Result<Option<ExportJob>, StoreError> {
         let id = super::random_id();
         let now = super::now();
         let guild_id = match scope {
             ExportScope::Tenant(_) => None,
             ExportScope::Guild { guild_id, .. } => Some(db_id(*guild_id)),
         };
-        on_db!(&self.db, pool => {
+        let written = on_db!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO exports (id, tenant_id, guild_id, status, step, rows_done, rows_total,
                                       requested_by, created_at, updated_at)
@@ -802,12 +803,19 @@ impl Store {
             .bind(requested_by)
             .bind(now)
             .execute(pool)
-            .await?;
+            .await
+            .map(drop)
         });
-        Ok(self
-            .export_job(&id)
-            .await?
-            .expect("the export job was just written"))
+        match written {
+            Ok(()) => self.export_job(&id).await,
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn export_job(&self, id: &str) -> Result<Option<ExportJob>, StoreError> {

@@ -57,6 +57,10 @@ impl From<ExportError> for ApiError {
                 message,
                 hint: None,
             },
+            ExportError::Busy(_) => ApiError::Conflict {
+                message,
+                hint: None,
+            },
             ExportError::BadLink => ApiError::Refused {
                 status: StatusCode::FORBIDDEN,
                 code: "forbidden",
@@ -148,7 +152,8 @@ impl ExportView {
     request_body(content = ExportStart, example = examples::export_request),
     responses((status = 202, description = "The export is queued", body = ExportView),
         CallerErrors, BodyErrors,
-        (status = 404, description = "Not the caller's tenant, or not its guild", body = ErrorBody)))]
+        (status = 404, description = "Not the caller's tenant, or not its guild", body = ErrorBody),
+        (status = 409, description = "Another export of the tenant is queued or running", body = ErrorBody)))]
 pub async fn start(
     State(state): State<ApiState>,
     caller: Caller,
