@@ -3832,6 +3832,7 @@ export const operations = {
       "400": ErrorBody,
       "401": ErrorBody,
       "404": ErrorBody,
+      "409": ErrorBody,
       "413": ErrorBody,
       "415": ErrorBody,
       "422": ErrorBody,
