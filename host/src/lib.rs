@@ -17,6 +17,7 @@
 //! - [`offboarding`]: moving to self-hosting, removing the bot, non-payment;
 //!   retention, purge and a member's erasure.
 //! - [`live`]: live events for the dashboard, fanned out through Redis when hosted.
+//! - [`export`]: encrypted export bundles of a tenant or guild, and imports.
 
 pub mod api;
 pub mod billing;
@@ -24,6 +25,7 @@ pub mod capabilities;
 pub mod commands;
 pub mod discord;
 pub mod error_reporting;
+pub mod export;
 pub mod gateway;
 pub mod grants;
 pub mod interactions;

@@ -59,6 +59,9 @@ pub enum LiveKind {
     /// A slash or prefix command, or a component, ran (or was refused): `data`
     /// is `{command, feature, user_id, channel_id, outcome, source}`.
     CommandExecuted,
+    /// An export of the guild (or of its tenant) moved: `data` is
+    /// `{export_id, status, step, done, total, error}`.
+    ExportProgress,
     /// Published by a feature through its `live` capability (`ticket_update`
     /// from tickets, …): the kind as the feature named it, and which feature.
     Feature {
@@ -75,6 +78,7 @@ impl LiveKind {
             LiveKind::SettingsUpdate => "settings_update",
             LiveKind::FeatureToggled => "feature_toggled",
             LiveKind::CommandExecuted => "command_executed",
+            LiveKind::ExportProgress => "export_progress",
             LiveKind::Feature { kind, .. } => kind,
         }
     }
@@ -474,6 +478,7 @@ mod tests {
             LiveKind::SettingsUpdate,
             LiveKind::FeatureToggled,
             LiveKind::CommandExecuted,
+            LiveKind::ExportProgress,
         ] {
             assert_eq!(serde_json::to_value(&kind).unwrap(), kind.as_str());
             assert!(

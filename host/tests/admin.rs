@@ -103,6 +103,7 @@ impl World {
             platform: None,
             billing: None,
             offboarding: None,
+            exports: None,
         };
         let server = ApiServer::start(ApiState::new(config, parts).unwrap())
             .await

@@ -132,6 +132,7 @@ impl World {
             platform: Some(platform),
             billing: None,
             offboarding: None,
+            exports: None,
         };
         let server = ApiServer::start(ApiState::new(config, parts).unwrap())
             .await

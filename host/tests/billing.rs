@@ -76,6 +76,7 @@ impl World {
             platform: None,
             billing: Some(billing.clone()),
             offboarding: None,
+            exports: None,
         };
         let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
             .await
@@ -541,6 +542,7 @@ async fn billing_without_stripe_says_how_to_turn_it_on_and_another_tenant_is_not
         platform: None,
         billing: Some(off),
         offboarding: None,
+        exports: None,
     };
     let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
         .await

@@ -1013,6 +1013,8 @@ fn check_config(dir: &Path, vars: &[(&str, &str)]) -> Output {
         "TOWNES_INTERACTIONS_ADDR",
         "TOWNES_LOG",
         "SENTRY_DSN",
+        "TOWNES_EXPORT_MAX_BYTES",
+        "TOWNES_EXPORT_LINK_HOURS",
     ] {
         command.env_remove(name);
     }
@@ -1046,6 +1048,10 @@ fn check_config_passes_a_good_configuration_and_names_each_problem_with_its_fix(
     problem(
         &[("TOWNES_JOURNAL_RETENTION", "0s")],
         "PROBLEM  TOWNES_JOURNAL_RETENTION: 0: every journaled event is swept at once",
+    );
+    problem(
+        &[("TOWNES_EXPORT_MAX_BYTES", "1000")],
+        "PROBLEM  TOWNES_EXPORT_MAX_BYTES: 1000 bytes is too small for any bundle with a component",
     );
     problem(
         &[("DISCORD_CLIENT_ID", "123456789012345678")],

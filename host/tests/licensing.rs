@@ -65,6 +65,7 @@ impl Hosted {
             platform: None,
             billing: None,
             offboarding: None,
+            exports: None,
         };
         let server = ApiServer::start(ApiState::new(config, parts).unwrap())
             .await
@@ -576,6 +577,7 @@ async fn licensing_off_answers_503_saying_how_to_turn_it_on() {
         platform: None,
         billing: None,
         offboarding: None,
+        exports: None,
     };
     let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
         .await

@@ -612,6 +612,7 @@ async fn the_routes_serve_a_tenant_its_own_flows_only() {
             platform: None,
             billing: None,
             offboarding: None,
+            exports: None,
         };
         let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
             .await

@@ -69,7 +69,9 @@ async fn migrations_are_idempotent() {
             (10, "feature files".to_string()),
             (11, "guild feature commands".to_string()),
             (12, "billing and licenses".to_string()),
+            (13, "exports".to_string()),
             (14, "operators and journal".to_string()),
+            (15, "offboarding".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -2204,7 +2206,9 @@ async fn migrating_a_0001_database_to_0002() {
             (10, "feature files".to_string()),
             (11, "guild feature commands".to_string()),
             (12, "billing and licenses".to_string()),
+            (13, "exports".to_string()),
             (14, "operators and journal".to_string()),
+            (15, "offboarding".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),

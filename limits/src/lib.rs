@@ -439,11 +439,12 @@ pub mod live {
     /// The largest `data` accepted, in bytes of JSON.
     pub const MAX_DATA_BYTES: usize = 16 * 1024;
     /// What the host and its WebSocket send themselves; no feature may.
-    pub const RESERVED_KINDS: [&str; 7] = [
+    pub const RESERVED_KINDS: [&str; 8] = [
         "audit_log",
         "settings_update",
         "feature_toggled",
         "command_executed",
+        "export_progress",
         "subscribed",
         "unsubscribed",
         "error",

@@ -27,7 +27,9 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`,
     /// `conflict`, `invalid`, `bad_request`, `payload_too_large`,
     /// `unsupported_media_type`, `method_not_allowed`, `rate_limited`,
-    /// `unavailable`, `feature_failed`, `internal`.
+    /// `unavailable`, `feature_failed`, `internal`; for an import bundle
+    /// refused, `wrong_passphrase`, `damaged_bundle` or `newer_version`; for an
+    /// export download link, `link_expired`.
     #[schema(example = "not_found")]
     pub code: &'static str,
     /// For people; may change between versions.
@@ -68,6 +70,15 @@ pub enum ApiError {
     },
     #[error("{0}")]
     BadRequest(String),
+    /// A request refused for a reason with its own code (an import bundle that
+    /// cannot be opened, an expired link), as `status`.
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        hint: String,
+    },
     #[error("the request body is larger than the limit")]
     PayloadTooLarge,
     #[error("the request body must be JSON (Content-Type: application/json)")]
@@ -134,6 +145,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Refused { status, .. } => *status,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -152,6 +164,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "conflict",
             ApiError::Invalid { .. } => "invalid",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Refused { code, .. } => code,
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -165,6 +178,7 @@ impl ApiError {
     fn hint(&self) -> Option<String> {
         match self {
             ApiError::Unauthorized { hint } => Some((*hint).to_string()),
+            ApiError::Refused { hint, .. } => Some(hint.clone()),
             ApiError::Conflict { hint, .. } | ApiError::Unavailable { hint, .. } => hint.clone(),
             ApiError::Forbidden(_) => Some(
                 "ask the guild's owner for Manage Server, or sign in as the tenant that owns it"

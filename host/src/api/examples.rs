@@ -577,6 +577,50 @@ pub fn billing_view() -> Value {
     })
 }
 
+pub fn export_request() -> Value {
+    json!({
+        "tenant_id": TENANT,
+        "guild_id": "123456789012345678",
+        "passphrase": "correct horse battery staple"
+    })
+}
+
+pub fn export_job() -> Value {
+    json!({
+        "id": "5f0c6a8e2d1b4c3a9e7f6d5c4b3a2910",
+        "tenant_id": TENANT,
+        "guild_id": "123456789012345678",
+        "status": "done",
+        "step": "done",
+        "done": 1,
+        "total": 1,
+        "error": null,
+        "size_bytes": 1048576,
+        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "requested_by": "user:111111111111111111",
+        "created_at": "2026-12-07T09:00:00Z",
+        "finished_at": "2026-12-07T09:00:04Z",
+        "expires_at": "2026-12-08T09:00:04Z",
+        "download_url": "https://townes.example/exports/5f0c6a8e2d1b4c3a9e7f6d5c4b3a2910/download?expires=1796720404&sig=3q2-7w"
+    })
+}
+
+pub fn import_request() -> Value {
+    json!({
+        "passphrase": "correct horse battery staple",
+        "bundle": "VE9XTkVTWAEAAAB7eyJmb3JtYXQiOjEsLi4ufQ=="
+    })
+}
+
+pub fn import_report() -> Value {
+    json!({
+        "kind": "guild",
+        "tenant_id": TENANT,
+        "guild_ids": ["123456789012345678"],
+        "counts": { "guilds": 1, "guild_features": 3, "feature_kv": 12, "components": 3 }
+    })
+}
+
 pub fn checkout_request() -> Value {
     json!({ "addons": [] })
 }

@@ -58,6 +58,7 @@ struct Inner {
     /// latencies for `/metrics`.
     platform: Option<Arc<Platform>>,
     billing: Arc<Billing>,
+    exports: Arc<crate::export::Exports>,
     /// Present when the licence signing key is configured: `/licenses/…`.
     licensing: Option<Arc<crate::licensing::server::LicenseServer>>,
     offboarding: Arc<Offboarder>,
@@ -76,6 +77,9 @@ pub struct ApiParts {
     /// The offboarding flows, shared with the job that runs them; `None`: the
     /// API's own, from its configuration.
     pub offboarding: Option<Arc<Offboarder>>,
+    /// Export jobs and imports; `None`: the defaults, bundles under the
+    /// runtime's data directory.
+    pub exports: Option<Arc<crate::export::Exports>>,
 }
 
 impl ApiState {
@@ -89,6 +93,13 @@ impl ApiState {
                 parts.runtime.store().clone(),
                 parts.runtime.plans().clone(),
                 BillingConfig::local(),
+            ))
+        });
+        let exports = parts.exports.unwrap_or_else(|| {
+            Arc::new(crate::export::Exports::new(
+                parts.runtime.clone(),
+                parts.live.clone(),
+                crate::export::ExportConfig::new(parts.runtime.data_dir()),
             ))
         });
         let licensing = crate::licensing::server::LicenseServer::from_config(&config.licensing)
@@ -105,6 +116,7 @@ impl ApiState {
         Ok(ApiState {
             inner: Arc::new(Inner {
                 billing,
+                exports,
                 licensing,
                 offboarding,
                 limiter: protect::RateLimiter::new(&config),
@@ -155,6 +167,10 @@ impl ApiState {
         &self.inner.billing
     }
 
+    pub fn exports(&self) -> &Arc<crate::export::Exports> {
+        &self.inner.exports
+    }
+
     pub(crate) fn platform(&self) -> Option<&Platform> {
         self.inner.platform.as_deref()
     }
@@ -178,13 +194,25 @@ pub fn router(state: ApiState) -> Router {
     protect::layers(routes, &state).with_state(state)
 }
 
+/// Fails interrupted export jobs and deletes expired bundles, at start and
+/// then every [`crate::export::SWEEP_EVERY`].
+async fn sweep_exports(exports: Arc<crate::export::Exports>) {
+    let mut every = tokio::time::interval(crate::export::SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        if let Err(error) = exports.sweep().await {
+            tracing::warn!(%error, "export sweep failed; trying again later");
+        }
+    }
+}
+
 /// A running API server.
 pub struct ApiServer {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     /// Background work that lives as long as the server.
-    chores: [tokio::task::JoinHandle<()>; 2],
+    chores: [tokio::task::JoinHandle<()>; 3],
 }
 
 impl ApiServer {
@@ -202,6 +230,7 @@ impl ApiServer {
         let chores = [
             tokio::spawn(ws::tail_audit_log(state.clone())),
             tokio::spawn(protect::sweep_rate_limits(state.clone())),
+            tokio::spawn(sweep_exports(state.exports().clone())),
         ];
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

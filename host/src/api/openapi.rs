@@ -3,8 +3,8 @@
 //! output, committed, and a test fails when the two differ.
 
 use super::routes::{
-    admin, assets, auth, billing, feature_api, files, guild, health, licenses, marketplace,
-    offboarding, status,
+    admin, assets, auth, billing, exports, feature_api, files, guild, health, licenses,
+    marketplace, offboarding, status,
 };
 use super::ws;
 use utoipa::Modify;
@@ -42,6 +42,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         licenses::activate, licenses::refresh,
         admin::tenants, admin::tenant, admin::guilds, admin::incidents, admin::migrations,
         admin::replay, admin::regen_license, admin::anonymize, admin::stats,
+        exports::start, exports::get, exports::download, exports::import,
         ws::upgrade,
     ),
     components(schemas(super::snowflake::Snowflake, super::routes::marketplace::CapabilityName)),
@@ -58,6 +59,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "billing", description = "A tenant's plan, trial and Stripe subscription; Stripe's signed webhook"),
         (name = "offboarding", description = "Leaving the hosted platform (move to self-hosting, remove the bot, non-payment), and erasing a member's data"),
         (name = "licenses", description = "Self-hosting licences: activation and lease refresh (the licence, then the activation's secret, is the credential)"),
+        (name = "exports", description = "Encrypted export bundles of a tenant or guild, their signed downloads, and guild imports"),
         (name = "live", description = "WebSocket events"),
         (name = "admin", description = "The platform operators' routes: tenants, guilds, incidents, migrations, figures and support tools (operator tokens only)"),
     )

@@ -4,7 +4,7 @@
 //! `Authorization`), then sends `{"type": "subscribe_guild", "guild_id": "…"}`
 //! (checked like a guild route) and `unsubscribe_guild`. The server sends
 //! `{"type": "<event>", "guild_id", "data", "at"}` for `audit_log`,
-//! `settings_update`, `feature_toggled` and `command_executed`, the kinds
+//! `settings_update`, `feature_toggled`, `command_executed` and `export_progress`, the kinds
 //! features publish (`ticket_update`, …, with a `feature` field naming the
 //! publisher), plus `subscribed` / `unsubscribed` / `error` replies.
 //!

@@ -61,6 +61,30 @@ impl FileLinks {
         }
     }
 
+    /// Where links start (the API's public address).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The signature of `text`, base64url: what other signed links (export
+    /// downloads) carry, made with the same host secret. Callers keep their
+    /// texts apart from file links' payloads by a prefix of their own.
+    pub async fn tag(&self, text: &str) -> Result<String, StoreError> {
+        let mut mac = self.mac().await?;
+        mac.update(text.as_bytes());
+        Ok(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// Whether `tag` is [`FileLinks::tag`] of `text` (compared in constant time).
+    pub async fn verify_tag(&self, text: &str, tag: &str) -> Result<bool, StoreError> {
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
+            return Ok(false);
+        };
+        let mut mac = self.mac().await?;
+        mac.update(text.as_bytes());
+        Ok(mac.verify_slice(&tag).is_ok())
+    }
+
     async fn mac(&self) -> Result<Hmac<Sha256>, StoreError> {
         let key = self
             .key
@@ -82,9 +106,7 @@ impl FileLinks {
             scope.feature_id,
             expires.timestamp()
         ));
-        let mut mac = self.mac().await?;
-        mac.update(payload.as_bytes());
-        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let tag = self.tag(&payload).await?;
         Ok(format!("{}/files/{payload}.{tag}", self.public_url))
     }
 
@@ -95,12 +117,7 @@ impl FileLinks {
         let Some((payload, tag)) = token.split_once('.') else {
             return Ok(None);
         };
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
-            return Ok(None);
-        };
-        let mut mac = self.mac().await?;
-        mac.update(payload.as_bytes());
-        if mac.verify_slice(&tag).is_err() {
+        if !self.verify_tag(payload, tag).await? {
             return Ok(None);
         }
         let decoded = URL_SAFE_NO_PAD

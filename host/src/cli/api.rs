@@ -40,6 +40,11 @@ pub async fn run(settings: &Settings, args: ApiArgs) -> anyhow::Result<()> {
         runtime.plans().clone(),
         args.billing,
     ));
+    let exports = Arc::new(townes::export::Exports::new(
+        runtime.clone(),
+        live.clone(),
+        super::export_config(settings),
+    ));
     let parts = ApiParts {
         runtime,
         live,
@@ -47,6 +52,7 @@ pub async fn run(settings: &Settings, args: ApiArgs) -> anyhow::Result<()> {
         platform: None,
         billing: Some(billing),
         offboarding: None,
+        exports: Some(exports),
     };
     let server = start(args.api, parts).await?;
     let shutdown = shutdown_signal()?;

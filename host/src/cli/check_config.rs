@@ -74,6 +74,7 @@ pub async fn run(settings: &Settings, args: CheckConfigArgs) -> anyhow::Result<(
     }
     database(settings, &mut report).await;
     data_dir(&settings.data_dir, &mut report);
+    exports(settings, &mut report);
     let plans = plans(settings, &mut report);
     url_setting(&mut report, "TOWNES_PUBLIC_URL", &settings.public_url, true);
     redis(settings, &mut report).await;
@@ -181,6 +182,31 @@ async fn database(settings: &Settings, report: &mut Report) {
         ),
     };
     report.fine(SETTING, format!("{shown}{answers}, {state}"));
+}
+
+/// The smallest bundle limit that fits a bundle with a built-in component.
+const MIN_EXPORT_BYTES: u64 = 1024 * 1024;
+
+fn exports(settings: &Settings, report: &mut Report) {
+    const SETTING: &str = "TOWNES_EXPORT_MAX_BYTES";
+    if settings.export_max_bytes < MIN_EXPORT_BYTES {
+        return report.problem(
+            SETTING,
+            format!(
+                "{} bytes is too small for any bundle with a component",
+                settings.export_max_bytes
+            ),
+            "set it to 1048576 (1 MiB) or more, or unset it for 256 MiB",
+        );
+    }
+    report.fine(
+        SETTING,
+        format!(
+            "bundles up to {} MiB; download links last {} h (TOWNES_EXPORT_LINK_HOURS)",
+            settings.export_max_bytes / (1024 * 1024),
+            settings.export_link_hours
+        ),
+    );
 }
 
 fn data_dir(dir: &Path, report: &mut Report) {

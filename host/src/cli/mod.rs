@@ -6,6 +6,7 @@ mod backup;
 mod check_config;
 mod demo;
 mod dev;
+mod export;
 mod feature;
 mod feature_run;
 mod guild;
@@ -85,6 +86,24 @@ pub struct Settings {
         global = true
     )]
     pub public_url: String,
+    /// The largest export bundle written or imported, in bytes.
+    #[arg(
+        long,
+        env = "TOWNES_EXPORT_MAX_BYTES",
+        default_value_t = townes::export::DEFAULT_MAX_BYTES,
+        global = true
+    )]
+    pub export_max_bytes: u64,
+    /// How long an export's download link works, in hours (the bundle is
+    /// deleted then).
+    #[arg(
+        long,
+        env = "TOWNES_EXPORT_LINK_HOURS",
+        default_value_t = 24,
+        value_parser = clap::value_parser!(u64).range(1..=720),
+        global = true
+    )]
+    pub export_link_hours: u64,
 }
 
 #[derive(Subcommand)]
@@ -164,6 +183,12 @@ pub enum Command {
     /// Write demo data (a tenant, two guilds, settings, usage, an incident, and
     /// the given features enabled); running it again changes nothing.
     Seed(seed::SeedArgs),
+    /// Write an encrypted bundle of a tenant's data (or one guild's) to a
+    /// file, to import into another installation (`townes import`).
+    Export(export::ExportArgs),
+    /// Restore a bundle made by `townes export` or the API into this
+    /// installation's database: all of it, or nothing.
+    Import(export::ImportArgs),
     /// Print the plans in effect (TOWNES_PLANS, or the defaults) as JSON: the
     /// file to start from when changing them.
     Plans,
@@ -324,6 +349,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ForgetUser { user, guild } => {
             offboard::forget_user(&cli.settings, user, guild).await
         }
+        Command::Export(args) => export::export(&cli.settings, args).await,
+        Command::Import(args) => export::import(&cli.settings, args).await,
         Command::Plans => {
             let plans = runtime_config(&cli.settings)?.plans;
             println!("{}", serde_json::to_string_pretty(&plans)?);
@@ -347,6 +374,14 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         std::fs::create_dir_all(&settings.data_dir)?;
     }
     Ok(Store::connect(&settings.database_url).await?)
+}
+
+/// Where export bundles go and how long they are kept, from the settings.
+fn export_config(settings: &Settings) -> townes::export::ExportConfig {
+    let mut config = townes::export::ExportConfig::new(&settings.data_dir);
+    config.max_bytes = settings.export_max_bytes;
+    config.link_ttl = std::time::Duration::from_secs(settings.export_link_hours * 3600);
+    config
 }
 
 /// The local guild `feature run` and `demo` use: id 1000, `#general` is 1001,

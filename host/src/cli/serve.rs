@@ -169,6 +169,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
                 &rest,
                 playground.as_ref(),
                 billing.clone(),
+                super::export_config(settings),
             )
             .await?,
         )
@@ -218,6 +219,7 @@ async fn start_api(
     rest: &RestClient,
     playground: Option<&Playground>,
     billing: Arc<Billing>,
+    exports: townes::export::ExportConfig,
 ) -> anyhow::Result<ApiServer> {
     if let Some(playground) = playground.filter(|_| config.oauth_client_id.is_none()) {
         config.oauth_client_id = Some(playground.sim.client_id());
@@ -228,6 +230,11 @@ async fn start_api(
             .get_or_insert_with(|| PLAYGROUND_REDIRECT.to_string());
     }
     let platform = running.platform.clone();
+    let exports = Arc::new(townes::export::Exports::new(
+        platform.runtime.clone(),
+        platform.live.clone(),
+        exports,
+    ));
     let parts = ApiParts {
         runtime: platform.runtime.clone(),
         live: platform.live.clone(),
@@ -235,6 +242,7 @@ async fn start_api(
         platform: Some(platform),
         billing: Some(billing),
         offboarding: None,
+        exports: Some(exports),
     };
     super::api::start(config, parts).await
 }

@@ -236,6 +236,21 @@ impl Runtime {
         Ok((version, manifest))
     }
 
+    /// Validates a component and puts it in the on-disk cache without
+    /// recording a version: an import writes the version's row itself, in its
+    /// transaction. Safe to repeat, and harmless if that transaction fails (the
+    /// cache is keyed by content). Returns the manifest's id and version.
+    pub async fn stage_component(&self, wasm: &[u8]) -> Result<(String, String), InstallError> {
+        let validated = self.validate(wasm).await?;
+        self.write_cache(&sha256_hex(wasm), wasm, &validated.component)?;
+        Ok((validated.manifest.id, validated.manifest.version))
+    }
+
+    /// The bytes of the installed component `sha256`, as installed.
+    pub fn component_bytes(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.cache_paths(sha256).0)
+    }
+
     /// Checks every import and returns the capability interfaces that carry
     /// functions (a types-only interface grants nothing).
     fn check_imports(&self, component: &Component) -> Result<Vec<String>, InstallError> {

@@ -434,6 +434,11 @@ impl Runtime {
         self.allocation
     }
 
+    /// Where components, their compiled forms and export bundles are kept.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

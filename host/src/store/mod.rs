@@ -26,12 +26,14 @@
 //! (daily usage counters), `storage.rs` (key-value, boards, quotas), `audit.rs`,
 //! `jobs.rs`, `auth.rs` (dashboard sessions, API keys, OAuth states, the readiness
 //! ping), `incidents.rs` (incidents tenants report), `licenses.rs` (self-hosting
-//! licences issued, and their activations), `maintenance.rs` (migration state,
-//! backup and restore, without running the platform), `offboarding.rs` (the
-//! offboarding flows, the purge and a member's erasure), `operators.rs` (the
-//! platform's operators and their tokens), `journal.rs` (the events delivered
-//! to features, written in batches, for replay), `admin.rs` (what operators
-//! read and do across tenants: figures, anonymization).
+//! licences issued, and their activations), `export.rs` (every row of a tenant
+//! or guild for an export bundle, one-transaction imports, export jobs),
+//! `maintenance.rs` (migration state, backup and restore, without running the
+//! platform), `offboarding.rs` (the offboarding flows, the purge and a
+//! member's erasure), `operators.rs` (the platform's operators and their
+//! tokens), `journal.rs` (the events delivered to features, written in
+//! batches, for replay), `admin.rs` (what operators read and do across
+//! tenants: figures, anonymization).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -72,6 +74,7 @@ mod catalog;
 mod commands;
 pub use commands::FeatureCommands;
 mod control;
+pub mod export;
 pub use control::{CONTROL_CACHE_GUILDS, GuildPolicy};
 mod files;
 pub use files::{FileInfo, FileQuota, FileUsage};
@@ -104,6 +107,16 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://townes.db";
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// This installation's schema version: the number of its newest migration.
+/// Export bundles carry it, and an import refuses a bundle from a newer one.
+pub fn schema_version() -> i64 {
+    SQLITE_MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

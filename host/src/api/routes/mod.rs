@@ -5,9 +5,10 @@
 //! `feature_api` (routes the features themselves serve), `files` (what
 //! features keep, and signed links to it), `billing` (plans, trials,
 //! Stripe), `licenses` (self-hosting licences: activation, lease refresh),
-//! `offboarding` (leaving the hosted platform; erasing a member's data),
-//! `admin` (the platform operators' `/admin/…`) and `status` (the public
-//! `/status` and `/changelog`).
+//! `exports` (export bundles, their downloads, guild imports), `offboarding`
+//! (leaving the hosted platform; erasing a member's data), `admin` (the
+//! platform operators' `/admin/…`) and `status` (the public `/status` and
+//! `/changelog`).
 //!
 //! Seed 001's paths are served as written (`/auth/…`, `/tenants/…`, `/assets/…`,
 //! `/usage/…`, `/incidents`, `/licenses/…`); everything else lives under `/api`.
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod billing;
+pub mod exports;
 pub mod feature_api;
 pub mod files;
 pub mod guild;
@@ -170,6 +172,15 @@ pub fn router() -> Router<ApiState> {
             get(files::download),
         )
         .route("/files/{token}", get(files::linked))
+        .route("/exports", post(exports::start))
+        .route("/exports/{export_id}", get(exports::get))
+        .route("/exports/{export_id}/download", get(exports::download))
+        .route(
+            "/imports",
+            // A bundle outgrows the API's 64 KiB body limit; the handler holds
+            // it to TOWNES_EXPORT_MAX_BYTES instead.
+            post(exports::import).layer(DefaultBodyLimit::disable()),
+        )
         .route("/licenses/activate", post(licenses::activate))
         .route("/licenses/refresh", post(licenses::refresh));
     feature_api::SEED_ALIASES
