@@ -438,7 +438,9 @@ async fn guild_routes(world: &World, auth: &Auth, guild_id: u64) -> Vec<(Method,
     let doc = served.body;
     let mut routes = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        if !path.contains("{guild_id}") {
+        // `/admin` routes are the platform operators', not a guild's managers':
+        // tests/admin.rs walks them with every kind of caller.
+        if !path.contains("{guild_id}") || path.starts_with("/admin/") {
             continue;
         }
         let mut filled = path

@@ -56,6 +56,11 @@ pub enum ApiError {
     Unauthorized { hint: &'static str },
     #[error("{0}")]
     Forbidden(String),
+    /// A tenant's valid credential on an operators' route.
+    #[error(
+        "operator credentials are needed: tenant sessions and API keys cannot use /admin routes"
+    )]
+    OperatorsOnly,
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
@@ -140,7 +145,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::OperatorsOnly => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -159,7 +164,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized { .. } => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Forbidden(_) | ApiError::OperatorsOnly => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { .. } => "conflict",
             ApiError::Invalid { .. } => "invalid",
@@ -183,6 +188,9 @@ impl ApiError {
             ApiError::Forbidden(_) => Some(
                 "ask the guild's owner for Manage Server, or sign in as the tenant that owns it"
                     .into(),
+            ),
+            ApiError::OperatorsOnly => Some(
+                "the platform's operators get a token from `townes operator add` (`Authorization: Bearer tdo_…`)".into(),
             ),
             ApiError::PayloadTooLarge => Some("send at most 64 KiB".into()),
             ApiError::FeatureFailed(_) => Some(

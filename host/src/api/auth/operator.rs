@@ -99,10 +99,7 @@ impl FromRequestParts<ApiState> for Operator {
 /// no credential at all (401).
 async fn refuse_tenant(parts: &Parts, state: &ApiState) -> ApiError {
     match authenticate(&parts.headers, state).await {
-        Ok(_) => ApiError::Forbidden(
-            "operator credentials are needed: tenant sessions and API keys cannot use /admin routes"
-                .into(),
-        ),
+        Ok(_) => ApiError::OperatorsOnly,
         Err(ApiError::Unauthorized { .. }) => ApiError::Unauthorized {
             hint: OPERATORS_ONLY,
         },
