@@ -535,7 +535,9 @@ export const ErrorDetail = z.object({
    * Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`,
    * `conflict`, `invalid`, `bad_request`, `payload_too_large`,
    * `unsupported_media_type`, `method_not_allowed`, `rate_limited`,
-   * `unavailable`, `feature_failed`, `internal`.
+   * `unavailable`, `feature_failed`, `internal`; for an import bundle
+   * refused, `wrong_passphrase`, `damaged_bundle` or `newer_version`; for an
+   * export download link, `link_expired`.
    */
   code: z.string(),
   /** What to do about it, when there is something to do. */
@@ -553,6 +555,48 @@ export const ErrorBody = z.object({
 });
 /** The body of every error response. */
 export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** An export to start. */
+export const ExportStart = z.object({
+  /** One guild of the tenant; absent: the whole tenant. */
+  guild_id: Snowflake.nullable().optional(),
+  /**
+   * At least 12 characters. Encrypts the bundle; used in memory by the
+   * job and never stored: without it the bundle cannot be opened.
+   */
+  passphrase: z.string(),
+  /** The caller's own tenant. */
+  tenant_id: z.string(),
+}).strict();
+/** An export to start. */
+export type ExportStart = z.infer<typeof ExportStart>;
+
+/** An export job. */
+export const ExportView = z.object({
+  created_at: z.string(),
+  done: z.number().int().min(0),
+  /** A signed link to the bundle while it is kept (no sign-in needed). */
+  download_url: z.string().nullable().optional(),
+  /** Why it failed, and what to do. */
+  error: z.string().nullable().optional(),
+  /** The download link and the bundle expire then. */
+  expires_at: z.string().nullable().optional(),
+  finished_at: z.string().nullable().optional(),
+  guild_id: Snowflake.nullable().optional(),
+  id: z.string(),
+  requested_by: z.string(),
+  sha256: z.string().nullable().optional(),
+  /** Of the encrypted bundle, once done. */
+  size_bytes: z.number().int().min(0).nullable().optional(),
+  /** `queued`, `running`, `done` or `failed`. */
+  status: z.string(),
+  /** `reading`, `writing`, `done`, … */
+  step: z.string(),
+  tenant_id: z.string(),
+  total: z.number().int().min(0),
+});
+/** An export job. */
+export type ExportView = z.infer<typeof ExportView>;
 
 /** One version of a feature as its manifest describes it. */
 export const FeatureDetail = z.object({
@@ -593,10 +637,49 @@ export const FileView = z.object({
 /** A file a feature keeps. */
 export type FileView = z.infer<typeof FileView>;
 
+export const ForgetRequest = z.object({
+  /** The member whose data is erased. */
+  user_id: Snowflake,
+}).strict();
+export type ForgetRequest = z.infer<typeof ForgetRequest>;
+
+/** What an erasure removed. */
+export const ForgottenView = z.object({
+  audit_entries: z.number().int().min(0),
+  files: z.number().int().min(0),
+  jobs: z.number().int().min(0),
+  scores: z.number().int().min(0),
+  storage_keys: z.number().int().min(0),
+});
+/** What an erasure removed. */
+export type ForgottenView = z.infer<typeof ForgottenView>;
+
 export const Health = z.object({
   status: z.string(),
 });
 export type Health = z.infer<typeof Health>;
+
+/** A bundle to import. */
+export const ImportRequest = z.object({
+  /** The bundle file, base64 (standard alphabet, padded). */
+  bundle: z.string(),
+  /** The passphrase the export was started with. */
+  passphrase: z.string(),
+}).strict();
+/** A bundle to import. */
+export type ImportRequest = z.infer<typeof ImportRequest>;
+
+/** What an import restored. */
+export const ImportView = z.object({
+  /** Rows per table, and `components`. */
+  counts: z.record(z.string(), z.unknown()),
+  guild_ids: z.array(Snowflake),
+  /** `guild` (over the API; `tenant` bundles through `townes import`). */
+  kind: z.string(),
+  tenant_id: z.string(),
+});
+/** What an import restored. */
+export type ImportView = z.infer<typeof ImportView>;
 
 export const IncidentView = z.object({
   created_at: z.string(),
@@ -735,6 +818,51 @@ export const NewPermission = z.object({
 }).strict();
 export type NewPermission = z.infer<typeof NewPermission>;
 
+/** A flow as the dashboard shows it. */
+export const OffboardingView = z.object({
+  canceled_at: z.string().nullable().optional(),
+  created_at: z.string(),
+  /** The one guild it concerns; `null`: every guild of the tenant. */
+  guild_id: Snowflake.nullable().optional(),
+  id: z.string(),
+  /** `self_host`, `remove_bot` or `non_payment`. */
+  kind: z.string(),
+  /** The licence issued for the self-hosted runner. */
+  license_id: z.string().nullable().optional(),
+  /** What happens next, in a sentence. */
+  next: z.string(),
+  /** When the data is deleted. */
+  purge_at: z.string().nullable().optional(),
+  purged_at: z.string().nullable().optional(),
+  /** When the hosted runner retires unless something happens first. */
+  retire_at: z.string().nullable().optional(),
+  retired_at: z.string().nullable().optional(),
+  started_by: z.string(),
+  /**
+   * `awaiting_activation`, `grace`, `read_only`, `retired`, `purged` or
+   * `canceled`.
+   */
+  state: z.string(),
+  tenant_id: z.string(),
+});
+/** A flow as the dashboard shows it. */
+export type OffboardingView = z.infer<typeof OffboardingView>;
+
+/**
+ * A started flow; for a move to self-hosting, the self-hosted runner's
+ * environment (shown once: the licence is not kept).
+ */
+export const OffboardingStarted = z.object({
+  /** `NAME=value` settings for the self-hosted runner's `.env`. */
+  env: z.array(z.string()),
+  offboarding: OffboardingView,
+});
+/**
+ * A started flow; for a move to self-hosting, the self-hosted runner's
+ * environment (shown once: the licence is not kept).
+ */
+export type OffboardingStarted = z.infer<typeof OffboardingStarted>;
+
 /** A role allowed to use a command group (a feature id or a command name). */
 export const PermissionView = z.object({
   command_group: z.string(),
@@ -748,8 +876,18 @@ export type PermissionView = z.infer<typeof PermissionView>;
 export const Readiness = z.object({
   /** `ok`, or why the database is not reachable. */
   database: z.string(),
+  /**
+   * The Discord call queue (the executor and its outbox): `ok` with its
+   * depth, `stopping`, or `not in this process`.
+   */
+  queue: z.string(),
   /** `ok`, `not configured`, or why Redis is not reachable. */
   redis: z.string(),
+  /**
+   * The gateway shards of this process: `ok` when all are connected, how
+   * many are when some are not, or `not in this process` (`townes api`).
+   */
+  shards: z.string(),
   /** `ok` when every dependency answered. */
   status: z.string(),
 });
@@ -877,6 +1015,16 @@ export const SettingsUpdate = z.object({
 }).strict();
 /** Fields to change; the others keep their values. */
 export type SettingsUpdate = z.infer<typeof SettingsUpdate>;
+
+export const StartOffboarding = z.object({
+  guild_id: Snowflake.nullable().optional(),
+  /**
+   * `self_host` (the whole tenant) or `remove_bot` (one guild, or every
+   * guild without `guild_id`). Non-payment flows are billing's to start.
+   */
+  kind: z.string(),
+}).strict();
+export type StartOffboarding = z.infer<typeof StartOffboarding>;
 
 /** Adoption and churn. */
 export const StatsView = z.object({
@@ -3078,6 +3226,23 @@ export const operations = {
       "503": ErrorBody,
     },
   },
+  forgetUser: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/forget-user",
+    requestBody: ForgetRequest,
+    responses: {
+      "200": ForgottenView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
   listGuildMembers: {
     method: "GET",
     path: "/api/guild/{guild_id}/members",
@@ -4103,6 +4268,46 @@ export const operations = {
       "500": ErrorBody,
     },
   },
+  startExport: {
+    method: "POST",
+    path: "/exports",
+    requestBody: ExportStart,
+    responses: {
+      "202": ExportView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  getExport: {
+    method: "GET",
+    path: "/exports/{export_id}",
+    responses: {
+      "200": ExportView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  downloadExport: {
+    method: "GET",
+    path: "/exports/{export_id}/download",
+    responses: {
+      "200": z.instanceof(Blob),
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "410": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
   getLinkedFile: {
     method: "GET",
     path: "/files/{token}",
@@ -4117,6 +4322,23 @@ export const operations = {
     path: "/healthz",
     responses: {
       "200": Health,
+      "500": ErrorBody,
+    },
+  },
+  importBundle: {
+    method: "POST",
+    path: "/imports",
+    requestBody: ImportRequest,
+    responses: {
+      "201": ImportView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "409": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
       "500": ErrorBody,
     },
   },
@@ -4188,6 +4410,18 @@ export const operations = {
       "200": Me,
       "400": ErrorBody,
       "401": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  forgetMe: {
+    method: "POST",
+    path: "/me/forget",
+    responses: {
+      "200": ForgottenView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
       "429": ErrorBody,
       "500": ErrorBody,
     },
@@ -4278,6 +4512,49 @@ export const operations = {
     path: "/tenants/{tenant_id}/billing/trial",
     responses: {
       "200": BillingView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  listOffboardings: {
+    method: "GET",
+    path: "/tenants/{tenant_id}/offboarding",
+    responses: {
+      "200": z.array(OffboardingView),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+    },
+  },
+  startOffboarding: {
+    method: "POST",
+    path: "/tenants/{tenant_id}/offboarding",
+    requestBody: StartOffboarding,
+    responses: {
+      "201": OffboardingStarted,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  cancelOffboarding: {
+    method: "POST",
+    path: "/tenants/{tenant_id}/offboarding/{offboarding_id}/cancel",
+    responses: {
+      "200": OffboardingView,
       "400": ErrorBody,
       "401": ErrorBody,
       "404": ErrorBody,
@@ -6619,6 +6896,30 @@ export class TownesClient {
   }
 
   /**
+   * Erases what the guild's features keep about one member ("delete my data"):
+   * storage keys and files naming them, their score-board rows, their pending
+   * jobs, and the actor and details of their audit entries.
+   *
+   * `POST /api/guild/{guild_id}/forget-user`
+   *
+   * @param guildId Guild snowflake
+   */
+  async forgetUser(
+    guildId: string,
+    body: ForgetRequest,
+    options?: RequestOptions,
+  ): Promise<ForgottenView> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/forget-user`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.forgetUser.responses["200"].parse(await response.json());
+  }
+
+  /**
    * The guild's members by user id, a page at a time.
    *
    * `GET /api/guild/{guild_id}/members`
@@ -7716,6 +8017,59 @@ export class TownesClient {
   }
 
   /**
+   * Starts an export of the caller's tenant, or of one of its guilds, in the
+   * background: follow it with `GET /exports/{export_id}` or the live feed's
+   * `export_progress` events.
+   *
+   * `POST /exports`
+   */
+  async startExport(body: ExportStart, options?: RequestOptions): Promise<ExportView> {
+    const response = await this.#request("POST", "/exports", undefined, body, options);
+    return operations.startExport.responses["202"].parse(await response.json());
+  }
+
+  /**
+   * An export job of the caller's tenant, with a download link once done.
+   *
+   * `GET /exports/{export_id}`
+   *
+   * @param exportId The export's id
+   */
+  async getExport(exportId: string, options?: RequestOptions): Promise<ExportView> {
+    const response = await this.#request(
+      "GET",
+      `/exports/${encodeURIComponent(String(exportId))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.getExport.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The encrypted bundle, through the signed link `GET /exports/{export_id}`
+   * gives. No sign-in: the link is the permission, until it expires.
+   *
+   * `GET /exports/{export_id}/download`
+   *
+   * @param exportId The export's id
+   */
+  async downloadExport(
+    exportId: string,
+    query: { expires: number; sig: string },
+    options?: RequestOptions,
+  ): Promise<Blob> {
+    const response = await this.#request(
+      "GET",
+      `/exports/${encodeURIComponent(String(exportId))}/download`,
+      query,
+      undefined,
+      options,
+    );
+    return await response.blob();
+  }
+
+  /**
    * A file through a signed link, until the link expires. No sign-in: the link
    * is the permission.
    *
@@ -7742,6 +8096,20 @@ export class TownesClient {
   async getHealth(options?: RequestOptions): Promise<Health> {
     const response = await this.#request("GET", "/healthz", undefined, undefined, options);
     return operations.getHealth.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Restores a guild's bundle exported from another installation into the
+   * caller's tenant. All or nothing: a wrong passphrase, a damaged bundle, one
+   * from a newer version, or a guild that exists here already leave nothing
+   * behind. The bundle may be up to `TOWNES_EXPORT_MAX_BYTES` (base64 adds a
+   * third to the body).
+   *
+   * `POST /imports`
+   */
+  async importBundle(body: ImportRequest, options?: RequestOptions): Promise<ImportView> {
+    const response = await this.#request("POST", "/imports", undefined, body, options);
+    return operations.importBundle.responses["201"].parse(await response.json());
   }
 
   /**
@@ -7800,6 +8168,18 @@ export class TownesClient {
   }
 
   /**
+   * Erases what every guild's features keep about the signed-in person, in
+   * the manner of Red-DiscordBot's "delete my data". A person's own session
+   * only: an API key acts for a tenant, not for a person.
+   *
+   * `POST /me/forget`
+   */
+  async forgetMe(options?: RequestOptions): Promise<ForgottenView> {
+    const response = await this.#request("POST", "/me/forget", undefined, undefined, options);
+    return operations.forgetMe.responses["200"].parse(await response.json());
+  }
+
+  /**
    * Prometheus metrics (text exposition format).
    *
    * `GET /metrics`
@@ -7810,7 +8190,9 @@ export class TownesClient {
   }
 
   /**
-   * Readiness: the database (and Redis, when configured) answer.
+   * Readiness: the database (and Redis, when configured) answer, and, when the
+   * gateway runs in this process, every shard is connected and the Discord call
+   * queue accepts work.
    *
    * `GET /readyz`
    */
@@ -7923,6 +8305,72 @@ export class TownesClient {
       options,
     );
     return operations.startTrial.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The tenant's offboarding flows, newest first.
+   *
+   * `GET /tenants/{tenant_id}/offboarding`
+   *
+   * @param tenantId The tenant's id
+   */
+  async listOffboardings(
+    tenantId: string,
+    options?: RequestOptions,
+  ): Promise<Array<OffboardingView>> {
+    const response = await this.#request(
+      "GET",
+      `/tenants/${encodeURIComponent(String(tenantId))}/offboarding`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.listOffboardings.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Starts moving the tenant to self-hosting, or removing the bot.
+   *
+   * `POST /tenants/{tenant_id}/offboarding`
+   *
+   * @param tenantId The tenant's id
+   */
+  async startOffboarding(
+    tenantId: string,
+    body: StartOffboarding,
+    options?: RequestOptions,
+  ): Promise<OffboardingStarted> {
+    const response = await this.#request(
+      "POST",
+      `/tenants/${encodeURIComponent(String(tenantId))}/offboarding`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.startOffboarding.responses["201"].parse(await response.json());
+  }
+
+  /**
+   * Calls a flow off before its purge: the guilds run as before.
+   *
+   * `POST /tenants/{tenant_id}/offboarding/{offboarding_id}/cancel`
+   *
+   * @param tenantId The tenant's id
+   * @param offboardingId The flow's id
+   */
+  async cancelOffboarding(
+    tenantId: string,
+    offboardingId: string,
+    options?: RequestOptions,
+  ): Promise<OffboardingView> {
+    const response = await this.#request(
+      "POST",
+      `/tenants/${encodeURIComponent(String(tenantId))}/offboarding/${encodeURIComponent(String(offboardingId))}/cancel`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.cancelOffboarding.responses["200"].parse(await response.json());
   }
 
   /**
