@@ -162,9 +162,7 @@ impl Store {
     pub async fn guilds_page(&self, limit: u32, offset: u32) -> Result<Vec<Guild>, StoreError> {
         let rows: Vec<GuildRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at
-                 FROM guilds ORDER BY created_at DESC, id DESC
-                 LIMIT $1 OFFSET $2",
+                select_guilds!("ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"),
             )
             .bind(db_limit(limit))
             .bind(db_limit(offset))

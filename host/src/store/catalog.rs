@@ -198,8 +198,7 @@ impl Store {
     pub async fn guild(&self, id: u64) -> Result<Option<Guild>, StoreError> {
         let row: Option<GuildRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at, service
-                 FROM guilds WHERE id = $1",
+                select_guilds!("WHERE id = $1"),
             )
             .bind(db_id(id))
             .fetch_optional(pool)
@@ -212,8 +211,7 @@ impl Store {
     pub async fn guilds(&self) -> Result<Vec<Guild>, StoreError> {
         let rows: Vec<GuildRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at, service
-                 FROM guilds ORDER BY id",
+                select_guilds!("ORDER BY id"),
             )
             .fetch_all(pool)
             .await?

@@ -60,6 +60,19 @@ macro_rules! on_db {
     };
 }
 
+/// `SELECT` of every column a [`Guild`] is read from, then `$tail` (a
+/// literal, so the SQL stays static): one list for every query that reads
+/// guilds.
+macro_rules! select_guilds {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at, service
+             FROM guilds ",
+            $tail
+        )
+    };
+}
+
 mod admin;
 pub use admin::{Anonymized, Figures, PlatformStats, STATS_WINDOW_DAYS, TenantSummary};
 mod audit;

@@ -186,8 +186,7 @@ impl Store {
     pub async fn guilds_of_tenant(&self, tenant_id: &str) -> Result<Vec<Guild>, StoreError> {
         let rows: Vec<GuildRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT id, name, owner_id, plan, created_at, tenant_id, left_at, service
-                 FROM guilds WHERE tenant_id = $1 ORDER BY id",
+                select_guilds!("WHERE tenant_id = $1 ORDER BY id"),
             )
             .bind(tenant_id)
             .fetch_all(pool)
