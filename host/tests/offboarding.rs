@@ -730,3 +730,103 @@ async fn the_routes_serve_a_tenant_its_own_flows_only() {
         server.shutdown().await.unwrap();
     }
 }
+
+/// Moving to self-hosting over the API: a weak passphrase is refused before
+/// anything starts; with a good one the move returns the runner's settings
+/// once and takes the tenant's export, which the tenant can follow to done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_to_self_hosting_over_the_api_takes_the_export_with_it() {
+    use reqwest::Method;
+    use townes::api::{ApiConfig, ApiParts, ApiServer, ApiState};
+    use townes::licensing::server::ServerConfig;
+    for (label, store, _guard) in common::each_backend().await {
+        let w = World::new(store.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("issuer.key");
+        let key = townes::licensing::new_signing_key();
+        std::fs::write(&key_file, townes::licensing::encode_signing_key(&key)).unwrap();
+        let config = ApiConfig {
+            licensing: ServerConfig {
+                signing_key: Some(key_file),
+                ..ServerConfig::default()
+            },
+            ..ApiConfig::local()
+        };
+        let parts = ApiParts {
+            runtime: w.h.runtime.clone(),
+            live: townes::live::Live::local(),
+            discord: None,
+            platform: None,
+            billing: None,
+            offboarding: None,
+            exports: None,
+        };
+        let server = ApiServer::start(ApiState::new(config, parts).unwrap())
+            .await
+            .unwrap();
+        let base = format!("http://{}", server.addr);
+        let (_, key) = townes::api::auth::issue_api_key(&store, &w.ada, "test", "test".into())
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let call = |method: Method, path: String, body: Option<serde_json::Value>| {
+            let request = http
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(&key);
+            let request = match body {
+                Some(body) => request.json(&body),
+                None => request,
+            };
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (
+                    status,
+                    response
+                        .json::<serde_json::Value>()
+                        .await
+                        .unwrap_or_default(),
+                )
+            }
+        };
+        let flows = format!("/tenants/{}/offboarding", w.ada);
+        let weak = serde_json::json!({"kind": "self_host", "passphrase": "short"});
+        let (status, body) = call(Method::POST, flows.clone(), Some(weak)).await;
+        assert_eq!(status, 422, "{label}: {body}");
+        assert!(
+            w.offboarder.flows(&w.ada).await.unwrap().is_empty(),
+            "{label}"
+        );
+
+        let good =
+            serde_json::json!({"kind": "self_host", "passphrase": "a long enough passphrase"});
+        let (status, started) = call(Method::POST, flows, Some(good)).await;
+        assert_eq!(status, 201, "{label}: {started}");
+        assert_eq!(started["offboarding"]["state"], "awaiting_activation");
+        assert_eq!(started["export_error"], serde_json::Value::Null);
+        let env: Vec<&str> = started["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            env.iter().any(|l| l.starts_with("TOWNESDEV_LICENSE=tdl1.")),
+            "{env:?}"
+        );
+        let export = started["offboarding"]["export_id"].as_str().unwrap();
+        let path = format!("/exports/{export}");
+        let mut job = serde_json::Value::Null;
+        for _ in 0..200 {
+            let (status, now) = call(Method::GET, path.clone(), None).await;
+            assert_eq!(status, 200, "{label}: {now}");
+            job = now;
+            if job["status"] == "done" || job["status"] == "failed" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(job["status"], "done", "{label}: {job}");
+        server.shutdown().await.unwrap();
+    }
+}

@@ -651,6 +651,7 @@ pub fn offboarding() -> Value {
         "kind": "self_host",
         "state": "awaiting_activation",
         "license_id": "lic_8c1d2e3f4a5b6c7d",
+        "export_id": "5b0e2f7c9a1d4e36b8c0f2a4d6e8b1c3",
         "started_by": "user:80351110224678912",
         "retire_at": "2026-12-21T09:00:00Z",
         "retired_at": null,
@@ -663,7 +664,7 @@ pub fn offboarding() -> Value {
 }
 
 pub fn offboarding_request() -> Value {
-    json!({ "kind": "self_host" })
+    json!({ "kind": "self_host", "passphrase": "correct horse battery staple" })
 }
 
 pub fn offboarding_started() -> Value {
@@ -673,7 +674,8 @@ pub fn offboarding_started() -> Value {
             "TOWNESDEV_LICENSE=tdl1.eyJpZCI6ImxpY184YzFkMmUzZjRhNWI2YzdkIn0.c2lnbmF0dXJl",
             "LICENSE_SERVER_BASE=https://api.townes.dev",
             "TOWNESDEV_LICENSE_PUBLIC_KEY=Qm9vdHN0cmFwcGVkUHVibGljS2V5Rm9yRXhhbXBsZQ"
-        ]
+        ],
+        "export_error": null
     })
 }
 

@@ -704,6 +704,23 @@ impl Store {
         Ok(forgotten)
     }
 
+    /// Records the export taken with a move to self-hosting.
+    pub async fn set_offboarding_export(
+        &self,
+        id: &str,
+        export_id: &str,
+    ) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query("UPDATE offboardings SET export_id = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(export_id)
+                .bind(now())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// How many installations activated the licence.
     pub async fn license_activation_count(&self, license_id: &str) -> Result<u64, StoreError> {
         let n: i64 = on_db!(&self.db, pool => {

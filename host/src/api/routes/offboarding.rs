@@ -9,6 +9,7 @@ use crate::api::authz::GuildAccess;
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::api::examples;
 use crate::api::snowflake::Snowflake;
+use crate::export::{ExportKey, ExportRequest};
 use crate::offboarding::OffboardingError;
 use crate::store::{Forgotten, Offboarding, OffboardingKind, OffboardingState};
 use axum::extract::State;
@@ -34,6 +35,8 @@ pub struct OffboardingView {
     pub state: String,
     /// The licence issued for the self-hosted runner.
     pub license_id: Option<String>,
+    /// The export taken with a move to self-hosting (`GET /exports/{id}`).
+    pub export_id: Option<String>,
     pub started_by: String,
     /// When the hosted runner retires unless something happens first.
     pub retire_at: Option<DateTime<Utc>>,
@@ -76,6 +79,7 @@ impl From<Offboarding> for OffboardingView {
             kind: f.kind.as_str().into(),
             state: f.state.as_str().into(),
             license_id: f.license_id,
+            export_id: f.export_id,
             started_by: f.started_by,
             retire_at: f.retire_at,
             retired_at: f.retired_at,
@@ -140,6 +144,10 @@ pub struct StartOffboarding {
     #[schema(example = "self_host")]
     pub kind: String,
     pub guild_id: Option<Snowflake>,
+    /// Self-hosting: a passphrase (12 characters or more) to export the
+    /// tenant's data with, as `POST /exports` would; leave it out to export
+    /// later. Never stored.
+    pub passphrase: Option<String>,
 }
 
 /// A started flow; for a move to self-hosting, the self-hosted runner's
@@ -150,6 +158,9 @@ pub struct OffboardingStarted {
     pub offboarding: OffboardingView,
     /// `NAME=value` settings for the self-hosted runner's `.env`.
     pub env: Vec<String>,
+    /// Why the export asked for with the move did not start (the move did):
+    /// take it with `POST /exports`.
+    pub export_error: Option<String>,
 }
 
 /// Starts moving the tenant to self-hosting, or removing the bot.
@@ -172,6 +183,7 @@ pub async fn start(
     let by = caller.actor();
     let guild_id = body.guild_id.map(|g| g.0);
     let offboarding = state.offboarding();
+    let mut export_error = None;
     let (flow, env) = match body.kind.as_str() {
         "self_host" if guild_id.is_some() => {
             return Err(ApiError::invalid(
@@ -180,13 +192,34 @@ pub async fn start(
             ));
         }
         "self_host" => {
+            // Checked before the move starts: its licence is shown only once.
+            let key = body.passphrase.map(ExportKey::passphrase).transpose()?;
             let kit = offboarding.start_self_host(&tenant_id, &by, now).await?;
+            let mut flow = kit.offboarding;
+            if let Some(key) = key {
+                let request = ExportRequest {
+                    tenant_id: tenant_id.clone(),
+                    guild_id: None,
+                    key,
+                    requested_by: by.clone(),
+                };
+                match state.exports().start(request).await {
+                    Ok(job) => {
+                        state
+                            .store()
+                            .set_offboarding_export(&flow.id, &job.id)
+                            .await?;
+                        flow.export_id = Some(job.id);
+                    }
+                    Err(error) => export_error = Some(error.to_string()),
+                }
+            }
             let env = kit
                 .env
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
-            (kit.offboarding, env)
+            (flow, env)
         }
         "remove_bot" => (
             offboarding
@@ -209,6 +242,7 @@ pub async fn start(
         axum::Json(OffboardingStarted {
             offboarding: flow.into(),
             env,
+            export_error,
         }),
     ))
 }
