@@ -822,6 +822,8 @@ export type NewPermission = z.infer<typeof NewPermission>;
 export const OffboardingView = z.object({
   canceled_at: z.string().nullable().optional(),
   created_at: z.string(),
+  /** The export taken with a move to self-hosting (`GET /exports/{id}`). */
+  export_id: z.string().nullable().optional(),
   /** The one guild it concerns; `null`: every guild of the tenant. */
   guild_id: Snowflake.nullable().optional(),
   id: z.string(),
@@ -855,6 +857,11 @@ export type OffboardingView = z.infer<typeof OffboardingView>;
 export const OffboardingStarted = z.object({
   /** `NAME=value` settings for the self-hosted runner's `.env`. */
   env: z.array(z.string()),
+  /**
+   * Why the export asked for with the move did not start (the move did):
+   * take it with `POST /exports`.
+   */
+  export_error: z.string().nullable().optional(),
   offboarding: OffboardingView,
 });
 /**
@@ -1023,6 +1030,12 @@ export const StartOffboarding = z.object({
    * guild without `guild_id`). Non-payment flows are billing's to start.
    */
   kind: z.string(),
+  /**
+   * Self-hosting: a passphrase (12 characters or more) to export the
+   * tenant's data with, as `POST /exports` would; leave it out to export
+   * later. Never stored.
+   */
+  passphrase: z.string().nullable().optional(),
 }).strict();
 export type StartOffboarding = z.infer<typeof StartOffboarding>;
 
