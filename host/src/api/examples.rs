@@ -806,3 +806,7 @@ pub fn admin_stats() -> Value {
         "since": "2026-11-07T12:00:00Z"
     })
 }
+
+pub fn admin_export_request() -> Value {
+    json!({ "passphrase": "correct horse battery staple" })
+}

@@ -42,6 +42,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         licenses::activate, licenses::refresh,
         admin::tenants, admin::tenant, admin::guilds, admin::incidents, admin::migrations,
         admin::replay, admin::regen_license, admin::anonymize, admin::stats,
+        admin::export_tenant, admin::export,
         exports::start, exports::get, exports::download, exports::import,
         ws::upgrade,
     ),

@@ -268,6 +268,23 @@ macro_rules! apply_to_guilds {
     }};
 }
 
+/// Inside transaction `$tx`: the ids of the rows `$select` finds (it reads
+/// `id` and a text; `$1` the guild, `$2` a `LIKE` pattern around the member's
+/// id) whose text names the member as a whole number (`$token`).
+macro_rules! naming {
+    ($tx:ident, $select:literal, $guild:expr, $needle:expr, $token:expr) => {{
+        let rows: Vec<(_, String)> = sqlx::query_as($select)
+            .bind($guild)
+            .bind($needle)
+            .fetch_all(&mut *$tx)
+            .await?;
+        rows.into_iter()
+            .filter(|(_, text)| $token.is_match(text))
+            .map(|(id, _)| id)
+            .collect()
+    }};
+}
+
 impl Store {
     /// Starts a flow: its row, its guilds' service, audit entries, and (remove
     /// bot) the tenant's licences revoked, in one transaction. Refused as
@@ -623,15 +640,15 @@ impl Store {
                     forgotten.files += 1;
                 }
 
-                let jobs: Vec<(String, String)> = sqlx::query_as(
+                let jobs: Vec<String> = naming!(
+                    tx,
                     "SELECT id, payload FROM scheduled_jobs
                      WHERE guild_id = $1 AND status = 'pending' AND payload LIKE $2",
-                )
-                .bind(guild)
-                .bind(&needle)
-                .fetch_all(&mut *tx)
-                .await?;
-                for (job, _) in jobs.iter().filter(|(_, payload)| token.is_match(payload)) {
+                    guild,
+                    &needle,
+                    token
+                );
+                for job in &jobs {
                     sqlx::query(
                         "UPDATE scheduled_jobs SET status = 'cancelled', payload = '', finished_at = $2
                          WHERE id = $1",
@@ -644,15 +661,15 @@ impl Store {
                 }
 
                 // Events they took part in, kept for replay.
-                let journaled: Vec<(i64, String)> = sqlx::query_as(
+                let journaled: Vec<i64> = naming!(
+                    tx,
                     "SELECT id, CAST(payload AS TEXT) FROM event_journal
                      WHERE guild_id = $1 AND CAST(payload AS TEXT) LIKE $2",
-                )
-                .bind(guild)
-                .bind(&needle)
-                .fetch_all(&mut *tx)
-                .await?;
-                for (entry, _) in journaled.iter().filter(|(_, p)| token.is_match(p)) {
+                    guild,
+                    &needle,
+                    token
+                );
+                for entry in &journaled {
                     sqlx::query("DELETE FROM event_journal WHERE id = $1")
                         .bind(entry)
                         .execute(&mut *tx)
@@ -669,15 +686,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                let mentioned: Vec<(i64, String)> = sqlx::query_as(
+                let mentioned: Vec<i64> = naming!(
+                    tx,
                     "SELECT id, CAST(details AS TEXT) FROM audit_log
                      WHERE guild_id = $1 AND CAST(details AS TEXT) LIKE $2",
-                )
-                .bind(guild)
-                .bind(&needle)
-                .fetch_all(&mut *tx)
-                .await?;
-                for (entry, _) in mentioned.iter().filter(|(_, d)| token.is_match(d)) {
+                    guild,
+                    &needle,
+                    token
+                );
+                for entry in &mentioned {
                     sqlx::query("UPDATE audit_log SET details = $2 WHERE id = $1")
                         .bind(entry)
                         .bind(Json(serde_json::json!({ "forgotten": true })))

@@ -9,15 +9,18 @@
 //! not here.
 
 use super::assets::{Asset, IncidentView, asset_of};
+use super::exports::ExportView;
 use super::{BodyErrors, CallerErrors};
 use crate::api::ApiState;
 use crate::api::auth::operator::Operator;
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::api::examples;
 use crate::api::snowflake::Snowflake;
+use crate::export::{ExportKey, ExportRequest};
 use crate::licensing::issuer::{Regen, RegenError};
 use crate::store::{Anonymized, PlatformStats, TenantSummary, maintenance};
 use axum::extract::State;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -613,4 +616,82 @@ pub async fn stats(
         guilds_left,
         since,
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = examples::admin_export_request)]
+pub struct AdminExportStart {
+    /// At least 12 characters; hand it to the tenant apart from the link.
+    /// Never stored.
+    pub passphrase: String,
+}
+
+/// Exports a tenant for support (the same bundle as `POST /exports`, under a
+/// passphrase the operator chooses); follow it with `GET /admin/exports/{id}`.
+#[utoipa::path(post, path = "/admin/tenants/{tenant_id}/export", tag = "admin", operation_id = "adminExportTenant",
+    security(("operator" = [])),
+    params(("tenant_id" = String, Path)),
+    request_body(content = AdminExportStart, example = examples::admin_export_request),
+    responses((status = 202, description = "The export is queued", body = ExportView),
+        CallerErrors, BodyErrors, OperatorErrors,
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "Another export of the tenant is queued or running", body = ErrorBody)))]
+pub async fn export_tenant(
+    State(state): State<ApiState>,
+    operator: Operator,
+    Path(tenant_id): Path<String>,
+    Json(body): Json<AdminExportStart>,
+) -> ApiResult<(StatusCode, axum::Json<ExportView>)> {
+    let key = ExportKey::passphrase(body.passphrase)?;
+    if state.store().tenant(&tenant_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("tenant {tenant_id}")));
+    }
+    let job = state
+        .exports()
+        .start(ExportRequest {
+            tenant_id: tenant_id.clone(),
+            guild_id: None,
+            key,
+            requested_by: operator.actor(),
+        })
+        .await?;
+    operator
+        .audit(
+            state.store(),
+            "admin.tenant_exported",
+            None,
+            json!({ "tenant_id": tenant_id, "export": &job.id }),
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(ExportView::new(job, None))))
+}
+
+/// An export job of any tenant, with its signed download link once done.
+#[utoipa::path(get, path = "/admin/exports/{export_id}", tag = "admin", operation_id = "adminGetExport",
+    security(("operator" = [])),
+    params(("export_id" = String, Path)),
+    responses((status = 200, description = "The export", body = ExportView),
+        CallerErrors, OperatorErrors,
+        (status = 404, description = "No such export", body = ErrorBody)))]
+pub async fn export(
+    State(state): State<ApiState>,
+    operator: Operator,
+    Path(export_id): Path<String>,
+) -> ApiResult<axum::Json<ExportView>> {
+    let job = state
+        .exports()
+        .job(&export_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("export {export_id}")))?;
+    operator
+        .audit(
+            state.store(),
+            "admin.export_read",
+            None,
+            json!({ "export": &export_id }),
+        )
+        .await?;
+    let url = state.exports().download_url(&job).await?;
+    Ok(axum::Json(ExportView::new(job, url)))
 }

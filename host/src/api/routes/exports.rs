@@ -123,7 +123,7 @@ pub struct ExportView {
 }
 
 impl ExportView {
-    fn new(job: ExportJob, download_url: Option<String>) -> ExportView {
+    pub(super) fn new(job: ExportJob, download_url: Option<String>) -> ExportView {
         ExportView {
             id: job.id,
             tenant_id: job.tenant_id,

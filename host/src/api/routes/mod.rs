@@ -50,6 +50,11 @@ pub fn router() -> Router<ApiState> {
             "/admin/tenants/{tenant_id}/anonymize",
             post(admin::anonymize),
         )
+        .route(
+            "/admin/tenants/{tenant_id}/export",
+            post(admin::export_tenant),
+        )
+        .route("/admin/exports/{export_id}", get(admin::export))
         .route("/admin/guilds", get(admin::guilds))
         .route("/admin/guilds/{guild_id}/replay", post(admin::replay))
         .route("/admin/incidents", get(admin::incidents))
