@@ -846,6 +846,9 @@ async fn status_and_changelog_answer_anyone() {
     let (status, body) = w.call(&Auth::None, Method::GET, "/changelog", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["releases"][0]["version"], "Unreleased");
+    let released = &body["releases"][1];
+    assert_eq!(released["version"], "0.2.0", "{body}");
+    assert_eq!(released["date"], "2026-12-07", "{body}");
     let markdown = w
         .http
         .get(format!("{}/changelog.md", w.base))

@@ -684,7 +684,7 @@ pub fn offboarding_started() -> Value {
 pub fn status() -> Value {
     json!({
         "status": "ok",
-        "version": "0.1.0",
+        "version": "0.2.0",
         "components": [
             {"name": "database", "status": "ok", "detail": null},
             {"name": "gateway", "status": "ok", "detail": "2 of 2 shards connected"},
