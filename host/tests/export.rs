@@ -699,7 +699,7 @@ async fn exports_run_as_jobs_behind_signed_expiring_links() {
 }
 
 #[tokio::test]
-async fn a_tenant_imports_its_guild_over_the_api_and_the_runtime_sees_it() {
+async fn an_operator_imports_a_guild_over_the_api_and_the_runtime_sees_it() {
     let (_, store, _guard) = common::sqlite().await;
     let h = harness(store).await;
     let tenant = seed(&h).await;
@@ -721,9 +721,12 @@ async fn a_tenant_imports_its_guild_over_the_api_and_the_runtime_sees_it() {
         import_bundle(&target, &bundle_a, &key(), MAX)
             .await
             .unwrap();
+        // A bundle's rows are whatever its maker wrote (guild ids, owners,
+        // plans): tenants, even the one it names, cannot import one.
         let owner = api_key(&store, &tenant).await;
-        let stranger = store.create_tenant(999, None).await.unwrap();
-        let stranger = api_key(&store, &stranger.id).await;
+        let (_, operator) = townes::api::auth::operator::issue_operator(&store, "Oscar")
+            .await
+            .unwrap();
         let api = Api::start(
             target.clone(),
             Live::local(),
@@ -732,15 +735,14 @@ async fn a_tenant_imports_its_guild_over_the_api_and_the_runtime_sees_it() {
         .await;
         let before = store.export_table_counts().await.unwrap();
 
-        let (status, body) = api.import(&owner, PASSPHRASE, whole.clone()).await;
-        assert_eq!(
-            status, 403,
-            "{label}: a whole tenant is the operator's: {body}"
-        );
-        let (status, body) = api.import(&stranger, PASSPHRASE, bundle_b.clone()).await;
-        assert_eq!(status, 403, "{label}: another tenant's guild: {body}");
+        let (status, body) = api.import(&owner, PASSPHRASE, bundle_b.clone()).await;
+        assert_eq!(status, 403, "{label}: its own guild's bundle: {body}");
+        let (status, body) = api.import("", PASSPHRASE, bundle_b.clone()).await;
+        assert_eq!(status, 401, "{label}: a stranger: {body}");
+        let (status, body) = api.import(&operator, PASSPHRASE, whole.clone()).await;
+        assert_eq!(status, 409, "{label}: the tenant is here already: {body}");
         let (status, body) = api
-            .import(&owner, "not the right passphrase", bundle_b.clone())
+            .import(&operator, "not the right passphrase", bundle_b.clone())
             .await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
@@ -748,13 +750,13 @@ async fn a_tenant_imports_its_guild_over_the_api_and_the_runtime_sees_it() {
             "{label}: {body}"
         );
         let cut = bundle_b[..bundle_b.len() - 1].to_vec();
-        let (status, body) = api.import(&owner, PASSPHRASE, cut).await;
+        let (status, body) = api.import(&operator, PASSPHRASE, cut).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (422, Some("damaged_bundle")),
             "{label}: {body}"
         );
-        let (status, body) = api.import(&owner, PASSPHRASE, bundle_a.clone()).await;
+        let (status, body) = api.import(&operator, PASSPHRASE, bundle_a.clone()).await;
         assert_eq!(status, 409, "{label}: guild A is here already: {body}");
         assert!(
             body["error"]["message"]
@@ -764,7 +766,7 @@ async fn a_tenant_imports_its_guild_over_the_api_and_the_runtime_sees_it() {
         );
         let (status, body) = api
             .import(
-                &owner,
+                &operator,
                 PASSPHRASE,
                 with_schema(&bundle_b, townes::store::schema_version() + 1),
             )
@@ -777,7 +779,7 @@ async fn a_tenant_imports_its_guild_over_the_api_and_the_runtime_sees_it() {
         let counts = store.export_table_counts().await.unwrap();
         assert_eq!(counts, before, "{label}: refusals left rows behind");
 
-        let (status, body) = api.import(&owner, PASSPHRASE, bundle_b.clone()).await;
+        let (status, body) = api.import(&operator, PASSPHRASE, bundle_b.clone()).await;
         assert_eq!(status, 201, "{label}: {body}");
         assert_eq!(body["guild_ids"], json!([GUILD_B.to_string()]));
         let policy = target.store().guild_policy(GUILD_B).await.unwrap();
