@@ -8189,11 +8189,13 @@ export class TownesClient {
   }
 
   /**
-   * Restores a guild's bundle exported from another installation into the
-   * caller's tenant. All or nothing: a wrong passphrase, a damaged bundle, one
-   * from a newer version, or a guild that exists here already leave nothing
-   * behind. The bundle may be up to `TOWNES_EXPORT_MAX_BYTES` (base64 adds a
-   * third to the body).
+   * Restores a bundle exported from another installation, a tenant's or one
+   * guild's: for operators only, since a bundle's rows (guild ids, owners,
+   * plans) are whatever its maker put in them, and only the operator can vouch
+   * for where it came from. All or nothing: a wrong passphrase, a damaged
+   * bundle, one from a newer version, or a tenant or guild that exists here
+   * already leave nothing behind. The bundle may be up to
+   * `TOWNES_EXPORT_MAX_BYTES` (base64 adds a third to the body).
    *
    * `POST /imports`
    */
