@@ -248,9 +248,13 @@ mod tests {
     }
 
     #[test]
-    fn the_built_in_changelog_has_an_unreleased_section() {
+    fn the_built_in_changelog_opens_with_unreleased_then_dated_releases() {
         let releases = releases(CHANGELOG);
         assert_eq!(releases[0].version, "Unreleased");
-        assert!(!releases[0].sections.is_empty());
+        assert!(releases.len() > 1, "no release cut yet");
+        for release in &releases[1..] {
+            assert!(release.date.is_some(), "{} has no date", release.version);
+            assert!(!release.sections.is_empty(), "{} is empty", release.version);
+        }
     }
 }
