@@ -607,13 +607,23 @@ impl Store {
                 forgotten.scores += scores.len() as u64;
                 forgotten.storage_keys += kv.len() as u64;
 
-                let files: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
-                    "SELECT feature_id, name, data FROM feature_files WHERE guild_id = $1",
+                // One file's bytes in memory at a time, not the guild's.
+                let files: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT feature_id, name FROM feature_files WHERE guild_id = $1",
                 )
                 .bind(guild)
                 .fetch_all(&mut *tx)
                 .await?;
-                for (feature, name, data) in files {
+                for (feature, name) in files {
+                    let data: Vec<u8> = sqlx::query_scalar(
+                        "SELECT data FROM feature_files
+                         WHERE guild_id = $1 AND feature_id = $2 AND name = $3",
+                    )
+                    .bind(guild)
+                    .bind(&feature)
+                    .bind(&name)
+                    .fetch_one(&mut *tx)
+                    .await?;
                     let text = String::from_utf8_lossy(&data);
                     if !token.is_match(&name) && !token.is_match(&text) {
                         continue;

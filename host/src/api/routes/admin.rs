@@ -692,6 +692,5 @@ pub async fn export(
             json!({ "export": &export_id }),
         )
         .await?;
-    let url = state.exports().download_url(&job).await?;
-    Ok(axum::Json(ExportView::new(job, url)))
+    Ok(axum::Json(ExportView::with_link(&state, job).await?))
 }

@@ -124,6 +124,12 @@ pub struct ExportView {
 }
 
 impl ExportView {
+    /// The job as shown, with its signed download link once done.
+    pub(super) async fn with_link(state: &ApiState, job: ExportJob) -> ApiResult<ExportView> {
+        let url = state.exports().download_url(&job).await?;
+        Ok(ExportView::new(job, url))
+    }
+
     pub(super) fn new(job: ExportJob, download_url: Option<String>) -> ExportView {
         ExportView {
             id: job.id,
@@ -199,8 +205,7 @@ pub async fn get(
         .await?
         .filter(|job| job.tenant_id == caller.tenant_id())
         .ok_or_else(|| ApiError::not_found(format!("export {export_id}")))?;
-    let url = state.exports().download_url(&job).await?;
-    Ok(axum::Json(ExportView::new(job, url)))
+    Ok(axum::Json(ExportView::with_link(&state, job).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
