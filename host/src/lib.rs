@@ -25,6 +25,7 @@ pub mod capabilities;
 pub mod commands;
 pub mod discord;
 pub mod error_reporting;
+pub mod event_stream;
 pub mod export;
 pub mod gateway;
 pub mod grants;

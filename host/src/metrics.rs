@@ -16,6 +16,8 @@
 //! | `townes_feature_timeouts_total` | counter | `feature` |
 //! | `townes_commands_total` | counter | `feature`, `command` |
 //! | `townes_gateway_unknown_dispatches_total` | counter | |
+//! | `townes_gateway_relayed_total` | counter | `shard` |
+//! | `townes_event_stream_dead_letters_total` | counter | |
 //! | `townes_discord_queue_depth` | gauge | |
 //! | `townes_discord_queue_latency_seconds` | histogram | |
 //! | `townes_discord_actions_total` | counter | `result` |
@@ -103,6 +105,8 @@ pub struct Metrics {
     timeouts: IntCounterVec,
     commands: IntCounterVec,
     unknown_dispatches: IntCounter,
+    relayed: IntCounterVec,
+    event_dead_letters: IntCounter,
     queue_depth: IntGauge,
     queue_latency: Histogram,
     /// The executor's counters since it started, mirrored at each scrape.
@@ -167,6 +171,14 @@ impl Metrics {
         .expect("valid metric");
         registry
             .register(Box::new(unknown_dispatches.clone()))
+            .expect("metric registered once");
+        let event_dead_letters = IntCounter::new(
+            "townes_event_stream_dead_letters_total",
+            "Relayed dispatches no worker could finish, moved to the dead-letter stream.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(event_dead_letters.clone()))
             .expect("metric registered once");
         let queue_depth = IntGauge::new(
             "townes_discord_queue_depth",
@@ -270,6 +282,13 @@ impl Metrics {
                 &["feature", "command"],
             ),
             unknown_dispatches,
+            relayed: counter_vec(
+                &registry,
+                "townes_gateway_relayed_total",
+                "Dispatches a gateway process kept in the event stream, by shard.",
+                &["shard"],
+            ),
+            event_dead_letters,
             queue_depth,
             queue_latency,
             discord_actions: counter_vec(
@@ -358,6 +377,16 @@ impl Metrics {
     /// One gateway dispatch serenity could not parse.
     pub fn record_unknown_dispatch(&self) {
         self.unknown_dispatches.inc();
+    }
+
+    /// A dispatch a gateway process kept in the event stream.
+    pub fn record_relayed(&self, shard: u32) {
+        self.relayed.with_label_values(&[&shard.to_string()]).inc();
+    }
+
+    /// A relayed dispatch moved to the dead-letter stream.
+    pub fn record_event_dead_letter(&self) {
+        self.event_dead_letters.inc();
     }
 
     /// Discord calls waiting in the executor.

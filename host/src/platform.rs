@@ -193,12 +193,34 @@ const COMMAND_SYNC_EVERY: Duration = Duration::from_secs(2);
 /// the intents their features need.
 const INTENTS_PATIENCE: Duration = Duration::from_secs(15);
 
+/// Where a platform's events come from.
+pub enum Events {
+    /// Its own shards, through serenity (`townes serve`).
+    Gateway,
+    /// The event stream gateway processes relay into (`townes worker`), read
+    /// as this consumer of the workers' group.
+    Stream {
+        stream: crate::event_stream::EventStream,
+        consumer: String,
+    },
+}
+
 /// Connects to Discord (or anything speaking its protocols) and starts serving:
 /// the executor resumes whatever the outbox holds, then the gateway connects.
 pub async fn connect(
     store: Store,
+    config: RuntimeConfig,
+    connection: Connection,
+) -> anyhow::Result<Running> {
+    connect_to(store, config, connection, Events::Gateway).await
+}
+
+/// [`connect`], taking events from `events`.
+pub async fn connect_to(
+    store: Store,
     mut config: RuntimeConfig,
     connection: Connection,
+    events: Events,
 ) -> anyhow::Result<Running> {
     let http = gateway::http(&connection.token, connection.api_base.as_deref());
     let me = startup_call("GET /users/@me", || http.get_current_user()).await?;
@@ -233,14 +255,23 @@ pub async fn connect(
     let platform = Arc::new(platform);
     platform.intents.want(gateway::intents(&runtime).await?);
     let stop = Arc::new(Notify::new());
+    let own_shards = matches!(events, Events::Gateway);
     let gateway = {
         let (platform, stop) = (platform.clone(), stop.clone());
-        let make_http = move || gateway::http(&connection.token, connection.api_base.as_deref());
-        tokio::spawn(async move {
-            gateway::run(platform, make_http, connection.shards, stop.notified()).await
-        })
+        match events {
+            Events::Gateway => {
+                let make_http =
+                    move || gateway::http(&connection.token, connection.api_base.as_deref());
+                tokio::spawn(async move {
+                    gateway::run(platform, make_http, connection.shards, stop.notified()).await
+                })
+            }
+            Events::Stream { stream, consumer } => tokio::spawn(async move {
+                gateway::consume(platform, stream, consumer, stop.notified()).await
+            }),
+        }
     };
-    let commands = tokio::spawn(follow_guild_changes(platform.clone()));
+    let commands = tokio::spawn(follow_guild_changes(platform.clone(), own_shards));
     Ok(Running {
         platform,
         stop,
@@ -255,7 +286,7 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(120);
 /// A call made before the executor runs, retried while Discord answers 429 or
 /// 5xx or cannot be reached (a restart during a rate-limit storm must not fail);
 /// a refusal (a bad token) ends start-up with a hint.
-async fn startup_call<T, F: Future<Output = serenity::Result<T>>>(
+pub async fn startup_call<T, F: Future<Output = serenity::Result<T>>>(
     what: &str,
     call: impl Fn() -> F,
 ) -> anyhow::Result<T> {
@@ -289,8 +320,10 @@ async fn startup_call<T, F: Future<Output = serenity::Result<T>>>(
 
 /// Re-registers the slash commands of every guild whose features or settings
 /// changed since the last look, and widens the gateway's intents when those
-/// features need more (the gateway reconnects with them).
-async fn follow_guild_changes(platform: Arc<Platform>) {
+/// features need more (the gateway reconnects with them). Without
+/// `own_shards` (a worker), the gateway processes are configured with the
+/// intents to ask for, so nothing waits for them.
+async fn follow_guild_changes(platform: Arc<Platform>, own_shards: bool) {
     let mut since = chrono::Utc::now();
     let mut tick = tokio::time::interval(COMMAND_SYNC_EVERY);
     loop {
@@ -319,7 +352,10 @@ async fn follow_guild_changes(platform: Arc<Platform>) {
         // New commands appear once the shards receive what their features
         // need (one run in a reconnect's gap is lost): one wait for them all.
         platform.intents.want(needed);
-        if !changed.is_empty() && !platform.intents.serving(needed, INTENTS_PATIENCE).await {
+        if own_shards
+            && !changed.is_empty()
+            && !platform.intents.serving(needed, INTENTS_PATIENCE).await
+        {
             tracing::warn!(
                 "the gateway is not running with the intents the changed guilds' features need yet; registering their commands anyway"
             );

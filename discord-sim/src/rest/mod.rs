@@ -132,6 +132,8 @@ pub fn router(sim: Simulator) -> Router {
         .nest("/api/v10", api)
         .merge(oauth::web_routes(sim.clone()))
         .route("/gateway", get(gateway_upgrade))
+        // Clients that append `/?v=10…` to the gateway URL (twilight does).
+        .route("/gateway/", get(gateway_upgrade))
         .route(
             "/attachments/{channel_id}/{attachment_id}/{filename}",
             get(attachment),

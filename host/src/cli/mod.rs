@@ -9,6 +9,7 @@ mod dev;
 mod export;
 mod feature;
 mod feature_run;
+mod gateway;
 mod guild;
 mod key;
 mod license;
@@ -17,6 +18,7 @@ mod operator;
 mod playground;
 mod seed;
 mod serve;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -110,6 +112,12 @@ pub struct Settings {
 pub enum Command {
     /// Run the platform until Ctrl-C (offline playground when no DISCORD_TOKEN is set).
     Serve(Box<serve::ServeArgs>),
+    /// Run only shards, relaying Discord's events into Redis for `townes
+    /// worker` processes (several processes on one Postgres and Redis).
+    Gateway(Box<gateway::GatewayArgs>),
+    /// Handle the events `townes gateway` relays, scheduled jobs and periodic
+    /// work (several processes on one Postgres and Redis).
+    Worker(Box<worker::WorkerArgs>),
     /// Apply database migrations (they also run on every start).
     Migrate,
     /// The marketplace: install, enable, approve, configure, upgrade features.
@@ -339,6 +347,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&cli.settings, *args).await,
         Command::Dev(args) => dev::run(&cli.settings, args).await,
         Command::Api(args) => api::run(&cli.settings, *args).await,
+        Command::Gateway(args) => gateway::run(&cli.settings, *args).await,
+        Command::Worker(args) => worker::run(&cli.settings, *args).await,
         Command::CheckConfig(args) => check_config::run(&cli.settings, *args).await,
         Command::Backup { file } => backup::backup(&cli.settings, &file).await,
         Command::Restore { file } => backup::restore(&cli.settings, &file).await,
@@ -407,6 +417,19 @@ async fn live(settings: &Settings) -> anyhow::Result<Live> {
         Some(url) if !url.trim().is_empty() => Live::with_redis(url).await,
         _ => Ok(Live::local()),
     }
+}
+
+/// Redis, which `command` cannot run without.
+fn redis_url<'a>(settings: &'a Settings, command: &str) -> anyhow::Result<&'a str> {
+    settings
+        .redis_url
+        .as_deref()
+        .filter(|url| !url.trim().is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "`{command}` passes events through Redis: set REDIS_URL (e.g. redis://127.0.0.1:6379), or run everything in one process with `townes serve`"
+            )
+        })
 }
 
 /// The runtime's configuration from the settings (the bot's id comes from Discord).

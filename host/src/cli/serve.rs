@@ -99,7 +99,7 @@ const USAGE_FLUSH: Duration = Duration::from_secs(60);
 /// How often the event journal is swept.
 const JOURNAL_SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// How long a shutdown waits for in-flight Discord calls.
-const DRAIN: Duration = Duration::from_secs(10);
+pub(super) const DRAIN: Duration = Duration::from_secs(10);
 
 pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(settings).await?;

@@ -214,6 +214,10 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Where an outbox row's action keeps its message nonce, beside the action's
+/// own fields (serde ignores it when reading the action back).
+const NONCE_FIELD: &str = "nonce";
+
 /// A Discord write, with everything needed to carry it out after a restart. Stored in
 /// the outbox as JSON (`{"kind": "send_message", …}`); message and channel bodies are
 /// Discord's JSON already (see `message_json`).
@@ -736,6 +740,9 @@ struct Job {
     attempts: u32,
     /// The feature that asked; `None` for the host's own calls.
     caller: Option<Caller>,
+    /// A message create's nonce when the call was made handling redeliverable
+    /// work (see `delivery`); otherwise the row id is.
+    nonce: Option<String>,
     /// When the executor accepted it (its outbox row's creation), for the queue
     /// latency metric.
     accepted_at: DateTime<Utc>,
@@ -852,11 +859,18 @@ impl Executor {
             self.inner.check_quota(caller).await?;
         }
         let (sender, receiver) = oneshot::channel();
+        // Here, not in `accept`: the handled work is this task's.
+        let nonce = match action {
+            Action::SendMessage { .. } | Action::SendDm { .. } => {
+                super::delivery::next_nonce(caller.map(|c| (c.guild_id, c.feature_id.as_str())))
+            }
+            _ => None,
+        };
         // On its own task, so a caller that gives up mid-insert cannot leave the
         // bookkeeping half done.
         let inner = Arc::clone(&self.inner);
         let caller = caller.cloned();
-        let id = tokio::spawn(async move { inner.accept(action, caller, sender).await })
+        let id = tokio::spawn(async move { inner.accept(action, nonce, caller, sender).await })
             .await
             .map_err(|e| DiscordError::Unavailable(format!("queueing the call failed: {e}")))??;
         Ok(Pending {
@@ -1179,11 +1193,15 @@ impl Inner {
     async fn accept(
         self: Arc<Self>,
         action: Action,
+        nonce: Option<String>,
         caller: Option<Caller>,
         sender: oneshot::Sender<Outcome>,
     ) -> Result<i64, DiscordError> {
-        let json = serde_json::to_value(&action)
+        let mut json = serde_json::to_value(&action)
             .map_err(|e| DiscordError::Invalid(format!("cannot record the call: {e}")))?;
+        if let (Some(nonce), Some(object)) = (&nonce, json.as_object_mut()) {
+            object.insert(NONCE_FIELD.into(), nonce.clone().into());
+        }
         lock(&self.queues).inserting += 1;
         let mut registered = None;
         let origin = caller.as_ref().map(|c| (c.guild_id, c.feature_id.as_str()));
@@ -1210,6 +1228,7 @@ impl Inner {
                         action,
                         attempts: 0,
                         caller,
+                        nonce,
                         accepted_at: Utc::now(),
                     };
                     self.hold(&mut queues, job);
@@ -1334,6 +1353,11 @@ impl Inner {
                     let (guild_id, feature_id) = row.guild_id.zip(row.feature_id)?;
                     Some(Caller::new(guild_id, feature_id))
                 });
+                let nonce = row
+                    .action
+                    .get(NONCE_FIELD)
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 match serde_json::from_value::<Action>(row.action) {
                     Ok(action) => {
                         let job = Job {
@@ -1341,6 +1365,7 @@ impl Inner {
                             action,
                             attempts: row.attempts,
                             caller,
+                            nonce,
                             accepted_at: row.created_at,
                         };
                         self.hold(&mut queues, job);
@@ -1393,7 +1418,7 @@ impl Inner {
     /// Carries out one job to its end: success, final refusal, cancellation or dead
     /// letter.
     async fn process(&self, job: Job) {
-        let nonce = job.id.to_string();
+        let nonce = job.nonce.clone().unwrap_or_else(|| job.id.to_string());
         let kind = job.action.kind();
         let caller = job.caller.as_ref();
         let refusal_key = job.action.refusal_key();

@@ -4,6 +4,7 @@
 //! the runtime's tests.
 
 pub mod custom_id;
+pub mod delivery;
 mod executor;
 mod governor;
 mod local;

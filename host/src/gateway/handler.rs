@@ -193,9 +193,8 @@ fn log_outcomes(guild_id: u64, what: &str, outcomes: anyhow::Result<Vec<Outcome>
     }
 }
 
-#[async_trait]
-impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, ready: Ready) {
+impl Handler {
+    async fn on_ready(&self, ready: &Ready) {
         self.platform.intents.connected();
         tracing::info!(
             shard = ?ready.shard.map(|s| s.id.0),
@@ -205,12 +204,7 @@ impl EventHandler for Handler {
         );
     }
 
-    async fn guild_create(
-        &self,
-        _ctx: Context,
-        guild: serenity::all::Guild,
-        _is_new: Option<bool>,
-    ) {
+    async fn on_guild_create(&self, guild: &serenity::all::Guild) {
         if let Err(error) = self
             .guild_seen(guild.id.get(), &guild.name, guild.owner_id.get())
             .await
@@ -227,12 +221,7 @@ impl EventHandler for Handler {
         log_outcomes(guild.id.get(), "guild-ready", outcomes);
     }
 
-    async fn guild_update(
-        &self,
-        _ctx: Context,
-        _old: Option<serenity::all::Guild>,
-        guild: PartialGuild,
-    ) {
+    async fn on_guild_update(&self, guild: &PartialGuild) {
         if let Err(error) = self
             .guild_changed(guild.id.get(), &guild.name, guild.owner_id.get())
             .await
@@ -241,12 +230,7 @@ impl EventHandler for Handler {
         }
     }
 
-    async fn guild_delete(
-        &self,
-        _ctx: Context,
-        incomplete: UnavailableGuild,
-        _full: Option<serenity::all::Guild>,
-    ) {
+    async fn on_guild_delete(&self, incomplete: &UnavailableGuild) {
         // `unavailable` means an outage, not that the bot was removed.
         if incomplete.unavailable {
             return;
@@ -260,7 +244,7 @@ impl EventHandler for Handler {
         }
     }
 
-    async fn message(&self, _ctx: Context, message: Message) {
+    async fn on_message(&self, message: &Message) {
         let Some(guild_id) = message.guild_id.map(GuildId::get) else {
             return;
         };
@@ -268,21 +252,15 @@ impl EventHandler for Handler {
         if message.author.bot {
             return;
         }
-        if let Err(error) = self.prefix_command(&message, guild_id).await {
+        if let Err(error) = self.prefix_command(message, guild_id).await {
             tracing::error!(guild = guild_id, %error, "could not run a prefix command");
         }
-        self.dispatch(guild_id, Event::MessageCreated(convert::message(&message)))
+        self.dispatch(guild_id, Event::MessageCreated(convert::message(message)))
             .await;
     }
 
-    async fn message_update(
-        &self,
-        _ctx: Context,
-        _old: Option<Message>,
-        _new: Option<Message>,
-        event: MessageUpdateEvent,
-    ) {
-        let (Some(guild_id), Some(message)) = (event.guild_id, convert::message_update(&event))
+    async fn on_message_update(&self, event: &MessageUpdateEvent) {
+        let (Some(guild_id), Some(message)) = (event.guild_id, convert::message_update(event))
         else {
             return;
         };
@@ -293,9 +271,8 @@ impl EventHandler for Handler {
             .await;
     }
 
-    async fn message_delete(
+    async fn on_message_delete(
         &self,
-        _ctx: Context,
         channel_id: ChannelId,
         message_id: MessageId,
         guild_id: Option<GuildId>,
@@ -309,38 +286,26 @@ impl EventHandler for Handler {
             .await;
     }
 
-    async fn guild_member_addition(&self, _ctx: Context, member: Member) {
+    async fn on_member_add(&self, member: &Member) {
         if member.user.id.get() == self.platform.bot_user_id {
             return;
         }
         self.dispatch(
             member.guild_id.get(),
-            Event::MemberJoined(convert::member(&member)),
+            Event::MemberJoined(convert::member(member)),
         )
         .await;
     }
 
-    async fn guild_member_removal(
-        &self,
-        _ctx: Context,
-        guild_id: GuildId,
-        user: User,
-        _member: Option<Member>,
-    ) {
-        self.dispatch(guild_id.get(), Event::MemberLeft(convert::user(&user)))
+    async fn on_member_remove(&self, guild_id: GuildId, user: &User) {
+        self.dispatch(guild_id.get(), Event::MemberLeft(convert::user(user)))
             .await;
     }
 
-    async fn guild_member_update(
-        &self,
-        _ctx: Context,
-        _old: Option<Member>,
-        _new: Option<Member>,
-        event: GuildMemberUpdateEvent,
-    ) {
+    async fn on_member_update(&self, event: &GuildMemberUpdateEvent) {
         self.dispatch(
             event.guild_id.get(),
-            Event::MemberUpdated(convert::updated_member(&event)),
+            Event::MemberUpdated(convert::updated_member(event)),
         )
         .await;
     }
@@ -348,16 +313,11 @@ impl EventHandler for Handler {
     /// Bans, kicks and timeouts done outside the platform. The bot's own
     /// entries are the platform's features acting, which the host audited
     /// already.
-    async fn guild_audit_log_entry_create(
-        &self,
-        _ctx: Context,
-        entry: AuditLogEntry,
-        guild_id: GuildId,
-    ) {
+    async fn on_audit_log_entry(&self, entry: &AuditLogEntry, guild_id: GuildId) {
         if entry.user_id.get() == self.platform.bot_user_id {
             return;
         }
-        let Some(event) = convert::moderation(&entry) else {
+        let Some(event) = convert::moderation(entry) else {
             return;
         };
         let guild_id = guild_id.get();
@@ -368,13 +328,101 @@ impl EventHandler for Handler {
             .await;
         log_outcomes(guild_id, "a moderation event", outcomes);
     }
+}
+
+/// serenity's callbacks, for the gateway `serve` runs in-process.
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        self.on_ready(&ready).await;
+    }
+
+    async fn guild_create(&self, _ctx: Context, guild: serenity::all::Guild, _new: Option<bool>) {
+        self.on_guild_create(&guild).await;
+    }
+
+    async fn guild_update(
+        &self,
+        _ctx: Context,
+        _old: Option<serenity::all::Guild>,
+        guild: PartialGuild,
+    ) {
+        self.on_guild_update(&guild).await;
+    }
+
+    async fn guild_delete(
+        &self,
+        _ctx: Context,
+        incomplete: UnavailableGuild,
+        _full: Option<serenity::all::Guild>,
+    ) {
+        self.on_guild_delete(&incomplete).await;
+    }
+
+    async fn message(&self, _ctx: Context, message: Message) {
+        self.on_message(&message).await;
+    }
+
+    async fn message_update(
+        &self,
+        _ctx: Context,
+        _old: Option<Message>,
+        _new: Option<Message>,
+        event: MessageUpdateEvent,
+    ) {
+        self.on_message_update(&event).await;
+    }
+
+    async fn message_delete(
+        &self,
+        _ctx: Context,
+        channel_id: ChannelId,
+        message_id: MessageId,
+        guild_id: Option<GuildId>,
+    ) {
+        self.on_message_delete(channel_id, message_id, guild_id)
+            .await;
+    }
+
+    async fn guild_member_addition(&self, _ctx: Context, member: Member) {
+        self.on_member_add(&member).await;
+    }
+
+    async fn guild_member_removal(
+        &self,
+        _ctx: Context,
+        guild_id: GuildId,
+        user: User,
+        _member: Option<Member>,
+    ) {
+        self.on_member_remove(guild_id, &user).await;
+    }
+
+    async fn guild_member_update(
+        &self,
+        _ctx: Context,
+        _old: Option<Member>,
+        _new: Option<Member>,
+        event: GuildMemberUpdateEvent,
+    ) {
+        self.on_member_update(&event).await;
+    }
+
+    async fn guild_audit_log_entry_create(
+        &self,
+        _ctx: Context,
+        entry: AuditLogEntry,
+        guild_id: GuildId,
+    ) {
+        self.on_audit_log_entry(&entry, guild_id).await;
+    }
 
     async fn reaction_add(&self, _ctx: Context, reaction: Reaction) {
-        self.reaction(reaction, Event::ReactionAdded).await;
+        self.reaction(&reaction, Event::ReactionAdded).await;
     }
 
     async fn reaction_remove(&self, _ctx: Context, reaction: Reaction) {
-        self.reaction(reaction, Event::ReactionRemoved).await;
+        self.reaction(&reaction, Event::ReactionRemoved).await;
     }
 
     async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
@@ -383,8 +431,41 @@ impl EventHandler for Handler {
 }
 
 impl Handler {
-    async fn reaction(&self, reaction: Reaction, event: fn(crate::wit::Reaction) -> Event) {
-        let (Some(guild_id), Some(converted)) = (reaction.guild_id, convert::reaction(&reaction))
+    /// One dispatch read from the event stream (`townes worker`): the same
+    /// handling serenity's callbacks get in `serve`. Events no feature or
+    /// guild row cares about are ignored.
+    pub async fn handle(&self, event: GatewayEvent) {
+        match event {
+            GatewayEvent::Ready(e) => self.on_ready(&e.ready).await,
+            GatewayEvent::GuildCreate(e) => self.on_guild_create(&e.guild).await,
+            GatewayEvent::GuildUpdate(e) => self.on_guild_update(&e.guild).await,
+            GatewayEvent::GuildDelete(e) => self.on_guild_delete(&e.guild).await,
+            GatewayEvent::MessageCreate(e) => self.on_message(&e.message).await,
+            GatewayEvent::MessageUpdate(e) => self.on_message_update(&e).await,
+            GatewayEvent::MessageDelete(e) => {
+                self.on_message_delete(e.channel_id, e.message_id, e.guild_id)
+                    .await
+            }
+            GatewayEvent::GuildMemberAdd(e) => self.on_member_add(&e.member).await,
+            GatewayEvent::GuildMemberRemove(e) => self.on_member_remove(e.guild_id, &e.user).await,
+            GatewayEvent::GuildMemberUpdate(e) => self.on_member_update(&e).await,
+            GatewayEvent::GuildAuditLogEntryCreate(e) => {
+                self.on_audit_log_entry(&e.entry, e.guild_id).await
+            }
+            GatewayEvent::ReactionAdd(e) => self.reaction(&e.reaction, Event::ReactionAdded).await,
+            GatewayEvent::ReactionRemove(e) => {
+                self.reaction(&e.reaction, Event::ReactionRemoved).await
+            }
+            GatewayEvent::InteractionCreate(e) => {
+                interactions::handle(self.platform.clone(), e.interaction, Responder::Callback)
+                    .await
+            }
+            _ => {}
+        }
+    }
+
+    async fn reaction(&self, reaction: &Reaction, event: fn(crate::wit::Reaction) -> Event) {
+        let (Some(guild_id), Some(converted)) = (reaction.guild_id, convert::reaction(reaction))
         else {
             return;
         };

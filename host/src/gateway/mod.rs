@@ -2,8 +2,12 @@
 //! this process runs, and the event handler that keeps guild rows current and
 //! hands every event to the features that subscribed to it.
 
+mod consumer;
 pub mod convert;
 mod handler;
+pub mod relay;
+
+pub use consumer::consume;
 
 use crate::grants::CapabilitySet;
 use crate::platform::Platform;
@@ -85,6 +89,12 @@ const BASE_INTENTS: GatewayIntents = GatewayIntents::GUILDS
     .union(GatewayIntents::GUILD_MESSAGES)
     .union(GatewayIntents::GUILD_MESSAGE_REACTIONS)
     .union(GatewayIntents::GUILD_MODERATION);
+
+/// What `townes gateway` asks for unless told otherwise: everything features
+/// can use, the privileged member and message-content intents included.
+pub const RELAY_INTENTS: GatewayIntents = BASE_INTENTS
+    .union(GatewayIntents::GUILD_MEMBERS)
+    .union(GatewayIntents::MESSAGE_CONTENT);
 
 /// Intents Discord only grants to applications that switched them on in the
 /// developer portal (Bot → Privileged Gateway Intents); asking without that
