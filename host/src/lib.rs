@@ -36,5 +36,6 @@ pub mod metrics;
 pub mod offboarding;
 pub mod platform;
 pub mod runtime;
+pub mod shared_limits;
 pub mod store;
 pub mod wit;
