@@ -332,11 +332,11 @@ async fn redis(settings: &Settings, report: &mut Report) {
         Err(e) => Err(e),
     };
     match answered {
-        Ok(()) => report.fine(SETTING, "Redis answers and runs the shared limits' scripts"),
+        Ok(()) => report.fine(SETTING, "Redis answers and loads the shared limits' scripts"),
         Err(e) => report.problem(
             SETTING,
             e,
-            "check that Redis runs, the URL's host, port and password, and that its user may run EVALSHA and SCRIPT LOAD; unset REDIS_URL to keep live events and limits in each process",
+            "check that Redis runs, the URL's host, port and password, and that its user may run SCRIPT LOAD and EVALSHA; unset REDIS_URL to keep live events and limits in each process",
         ),
     }
 }
