@@ -37,5 +37,6 @@ pub mod metrics;
 pub mod offboarding;
 pub mod platform;
 pub mod runtime;
+pub mod shared_limits;
 pub mod store;
 pub mod wit;

@@ -376,7 +376,7 @@ fn forward(local: &broadcast::Sender<Arc<LiveEvent>>, payload: &[u8]) {
 
 /// `url` without its credentials' secret part: `redis://user:***@host`, or
 /// `redis://***@host` when there is no `user:`.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some(at) = url.rfind('@') else {
         return url.to_string();
     };
@@ -391,7 +391,7 @@ fn redact(url: &str) -> String {
 
 /// `message` with anything of the URL's credentials removed, in case an error
 /// repeats them.
-fn scrub(url: &str, message: &str) -> String {
+pub(crate) fn scrub(url: &str, message: &str) -> String {
     let Some(at) = url.rfind('@') else {
         return message.to_string();
     };

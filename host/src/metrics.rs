@@ -26,6 +26,7 @@
 //! | `townes_discord_invalid_requests_total` | counter | `feature`, `status` |
 //! | `townes_discord_refused_total` | counter | `feature`, `reason` |
 //! | `townes_cache_lookups_total` | counter | `cache`, `result` |
+//! | `townes_shared_limit_fallbacks_total` | counter | `limit` |
 //! | `townes_storage_batch_writes` | histogram | |
 //! | `townes_shard_heartbeat_latency_seconds` | gauge | `shard` |
 //! | `townes_api_requests_total` | counter | `method`, `route`, `status` |
@@ -36,7 +37,7 @@
 //!
 //! Every label value comes from a bounded set (event kinds, installed feature
 //! ids or `host`, their declared commands, API route templates, shard ids, the
-//! statuses 401/403/429, the governor's refusal reasons, cache names), never from
+//! statuses 401/403/429, the governor's refusal reasons, cache and limit names), never from
 //! user input, so the number of series stays bounded.
 
 use crate::wit::EventKind;
@@ -116,6 +117,7 @@ pub struct Metrics {
     discord_invalid: IntCounterVec,
     discord_refused: IntCounterVec,
     cache_lookups: IntCounterVec,
+    shared_limit_fallbacks: IntCounterVec,
     storage_batch_writes: Histogram,
     shard_latency: GaugeVec,
     /// The shards that currently have a latency series, so a shard that went
@@ -323,6 +325,13 @@ impl Metrics {
                  (hit, or miss: loaded from Discord or the database).",
                 &["cache", "result"],
             ),
+            shared_limit_fallbacks: counter_vec(
+                &registry,
+                "townes_shared_limit_fallbacks_total",
+                "Checks of a limit shared through Redis decided by this process alone because \
+                 Redis failed, by limit (cooldown, ip, caller, frames).",
+                &["limit"],
+            ),
             storage_batch_writes,
             shard_latency,
             shards: Mutex::new(BTreeSet::new()),
@@ -445,6 +454,14 @@ impl Metrics {
     pub fn record_cache_lookup(&self, cache: &str, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.cache_lookups.with_label_values(&[cache, result]).inc();
+    }
+
+    /// A shared limit (`cooldown`, `ip`, `caller`, `frames`) checked locally
+    /// because Redis failed.
+    pub fn record_shared_limit_fallback(&self, limit: &str) {
+        self.shared_limit_fallbacks
+            .with_label_values(&[limit])
+            .inc();
     }
 
     /// One committed transaction of feature-storage writes, holding `writes`.

@@ -10,6 +10,7 @@ use crate::gateway::{self, Intents, Shards};
 use crate::live::Live;
 use crate::metrics::metrics;
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::shared_limits::SharedLimits;
 use crate::store::Store;
 use serenity::all::GatewayIntents;
 use serenity::gateway::{ConnectionStage, ShardManager};
@@ -145,6 +146,9 @@ pub struct Connection {
     pub defer_after: Duration,
     /// See [`Platform::live`].
     pub live: Live,
+    /// What the command router (and an API built on this platform's runtime)
+    /// shares with other processes: see [`Runtime::shared_limits`].
+    pub limits: SharedLimits,
 }
 
 impl std::fmt::Debug for Connection {
@@ -156,13 +160,14 @@ impl std::fmt::Debug for Connection {
             .field("executor", &self.executor)
             .field("defer_after", &self.defer_after)
             .field("live", &self.live)
+            .field("limits", &self.limits)
             .finish()
     }
 }
 
 impl Connection {
     /// All shards, the executor's defaults, deferring after [`DEFER_AFTER`],
-    /// live events in this process only.
+    /// live events and limits in this process only.
     pub fn new(token: impl Into<String>, api_base: Option<String>) -> Connection {
         Connection {
             token: token.into(),
@@ -171,6 +176,7 @@ impl Connection {
             executor: ExecutorConfig::default(),
             defer_after: DEFER_AFTER,
             live: Live::local(),
+            limits: SharedLimits::local(),
         }
     }
 }
@@ -240,8 +246,11 @@ pub async fn connect_to(
             .with_cache_slot(cache.clone())
             .with_application_id(application_id),
     );
-    let runtime =
-        Arc::new(Runtime::new(config, store, discord.clone())?.with_live(connection.live.clone()));
+    let runtime = Arc::new(
+        Runtime::new(config, store, discord.clone())?
+            .with_live(connection.live.clone())
+            .with_shared_limits(connection.limits.clone()),
+    );
     let mut platform = Platform::new(
         runtime.clone(),
         discord,

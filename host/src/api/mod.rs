@@ -119,7 +119,10 @@ impl ApiState {
                 exports,
                 licensing,
                 offboarding,
-                limiter: protect::RateLimiter::new(&config),
+                limiter: protect::RateLimiter::shared(
+                    &config,
+                    parts.runtime.shared_limits().clone(),
+                ),
                 config,
                 runtime: parts.runtime,
                 live: parts.live,

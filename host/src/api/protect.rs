@@ -7,6 +7,7 @@
 
 use super::error::ApiError;
 use super::{ApiConfig, ApiState, auth::Caller};
+use crate::shared_limits::{SharedLimits, Verdict};
 use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
@@ -142,7 +143,7 @@ async fn limit_ip(State(state): State<ApiState>, request: Request, next: Next) -
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let client = client_ip(peer, request.headers(), &state.config().trusted_proxies);
-    if let Err(limited) = state.limiter().check_ip(client) {
+    if let Err(limited) = state.limiter().check_ip(client).await {
         return limited.into_response();
     }
     next.run(request).await
@@ -212,72 +213,123 @@ impl From<&Caller> for CallerKey {
     }
 }
 
+impl std::fmt::Display for CallerKey {
+    /// The caller's name in a shared key: `u:<user id>`, `k:<key id>`, `o:<operator id>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallerKey::User(id) => write!(f, "u:{id}"),
+            CallerKey::Key(id) => write!(f, "k:{id}"),
+            CallerKey::Operator(id) => write!(f, "o:{id}"),
+        }
+    }
+}
+
 /// The API's rate limits: requests per client IP, requests per caller, and
 /// WebSocket messages per caller. Each allows a minute's allowance as a burst and
 /// refills continuously (GCRA); a request over it gets 429 with the seconds until
-/// the next one would pass. Keys live in sharded maps, so callers do not contend
-/// on one lock; [`RateLimiter::forget_idle`] drops the keys that are full again.
+/// the next one would pass.
+///
+/// With Redis ([`SharedLimits::with_redis`]) the allowances are shared by every
+/// API process (the same GCRA, run by a script on Redis; keys
+/// `townes:rl:<kind>:<key>` expire once full again). Without it, or while Redis
+/// fails, each process keeps its own: keys live in sharded maps, so callers do
+/// not contend on one lock, and [`RateLimiter::forget_idle`] drops the keys that
+/// are full again.
 pub struct RateLimiter {
-    ip: DefaultKeyedRateLimiter<IpAddr>,
-    caller: DefaultKeyedRateLimiter<CallerKey>,
-    frames: DefaultKeyedRateLimiter<CallerKey>,
+    ip: Bucket<IpAddr>,
+    caller: Bucket<CallerKey>,
+    frames: Bucket<CallerKey>,
+    shared: SharedLimits,
+}
+
+/// One kind of limit: its allowance per minute and this process's own buckets.
+struct Bucket<K: Clone + Eq + Hash> {
+    kind: &'static str,
+    per_minute: u32,
+    local: DefaultKeyedRateLimiter<K>,
+}
+
+impl<K: Clone + Eq + Hash + std::fmt::Display> Bucket<K> {
+    fn new(kind: &'static str, per_minute: u32) -> Bucket<K> {
+        Bucket {
+            kind,
+            per_minute,
+            local: governor::RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN),
+            )),
+        }
+    }
+
+    async fn check(&self, shared: &SharedLimits, key: &K) -> Result<(), ApiError> {
+        let wait = match shared
+            .take(self.kind, &key.to_string(), self.per_minute)
+            .await
+        {
+            Verdict::Pass => return Ok(()),
+            Verdict::Wait(wait) => wait,
+            Verdict::Local => match self.local.check_key(key) {
+                Ok(()) => return Ok(()),
+                Err(not_until) => not_until.wait_time_from(DefaultClock::default().now()),
+            },
+        };
+        Err(ApiError::RateLimited {
+            retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+        })
+    }
+
+    fn forget_idle(&self) {
+        self.local.retain_recent();
+        self.local.shrink_to_fit();
+    }
 }
 
 impl RateLimiter {
+    /// Limits kept in this process.
     pub fn new(config: &ApiConfig) -> RateLimiter {
+        RateLimiter::shared(config, SharedLimits::local())
+    }
+
+    /// Limits shared through `shared` when it uses Redis.
+    pub fn shared(config: &ApiConfig, shared: SharedLimits) -> RateLimiter {
         RateLimiter {
-            ip: per_minute(config.rate_limit_ip),
-            caller: per_minute(config.rate_limit_key),
-            frames: per_minute(config.rate_limit_ws),
+            ip: Bucket::new("ip", config.rate_limit_ip),
+            caller: Bucket::new("caller", config.rate_limit_key),
+            frames: Bucket::new("frames", config.rate_limit_ws),
+            shared,
         }
     }
 
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        verdict(&self.ip, &ip_bucket(ip))
+    pub async fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.ip.check(&self.shared, &ip_bucket(ip)).await
     }
 
-    pub fn check_caller(&self, caller: &Caller) -> Result<(), ApiError> {
-        verdict(&self.caller, &CallerKey::from(caller))
+    pub async fn check_caller(&self, caller: &Caller) -> Result<(), ApiError> {
+        self.caller
+            .check(&self.shared, &CallerKey::from(caller))
+            .await
     }
 
     /// An operator's request: the same allowance per operator as per API key.
-    pub fn check_operator(&self, operator_id: &str) -> Result<(), ApiError> {
-        verdict(&self.caller, &CallerKey::Operator(operator_id.to_string()))
+    pub async fn check_operator(&self, operator_id: &str) -> Result<(), ApiError> {
+        self.caller
+            .check(&self.shared, &CallerKey::Operator(operator_id.to_string()))
+            .await
     }
 
     /// One WebSocket message from `caller`, whichever socket it came on.
-    pub fn check_frame(&self, caller: &Caller) -> Result<(), ApiError> {
-        verdict(&self.frames, &CallerKey::from(caller))
+    pub async fn check_frame(&self, caller: &Caller) -> Result<(), ApiError> {
+        self.frames
+            .check(&self.shared, &CallerKey::from(caller))
+            .await
     }
 
-    /// Drops the keys whose allowance is full again: such a key behaves exactly
-    /// like one never seen, so only memory changes.
+    /// Drops the local keys whose allowance is full again: such a key behaves
+    /// exactly like one never seen, so only memory changes.
     pub fn forget_idle(&self) {
-        self.ip.retain_recent();
-        self.ip.shrink_to_fit();
-        self.caller.retain_recent();
-        self.caller.shrink_to_fit();
-        self.frames.retain_recent();
-        self.frames.shrink_to_fit();
+        self.ip.forget_idle();
+        self.caller.forget_idle();
+        self.frames.forget_idle();
     }
-}
-
-fn per_minute<K: Clone + Eq + Hash>(allowance: u32) -> DefaultKeyedRateLimiter<K> {
-    governor::RateLimiter::keyed(Quota::per_minute(
-        NonZeroU32::new(allowance).unwrap_or(NonZeroU32::MIN),
-    ))
-}
-
-fn verdict<K: Clone + Eq + Hash>(
-    limiter: &DefaultKeyedRateLimiter<K>,
-    key: &K,
-) -> Result<(), ApiError> {
-    limiter.check_key(key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        ApiError::RateLimited {
-            retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
-        }
-    })
 }
 
 /// How often idle rate-limit keys are dropped. Between sweeps the maps grow
@@ -311,37 +363,37 @@ mod tests {
         text.parse().unwrap()
     }
 
-    #[test]
-    fn a_bucket_allows_its_allowance_then_says_how_long_to_wait() {
+    #[tokio::test]
+    async fn a_bucket_allows_its_allowance_then_says_how_long_to_wait() {
         let limiter = limiter(3);
         for _ in 0..3 {
-            limiter.check_ip(ip("192.0.2.1")).unwrap();
+            limiter.check_ip(ip("192.0.2.1")).await.unwrap();
         }
-        match limiter.check_ip(ip("192.0.2.1")) {
+        match limiter.check_ip(ip("192.0.2.1")).await {
             Err(ApiError::RateLimited { retry_after }) => assert!((1..=20).contains(&retry_after)),
             other => panic!("expected 429, got {other:?}"),
         }
         // Another address has its own bucket.
-        limiter.check_ip(ip("192.0.2.2")).unwrap();
+        limiter.check_ip(ip("192.0.2.2")).await.unwrap();
     }
 
-    #[test]
-    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+    #[tokio::test]
+    async fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
         let limiter = limiter(2);
-        limiter.check_ip(ip("2001:db8:1:2::1")).unwrap();
-        limiter.check_ip(ip("2001:db8:1:2:ffff::9")).unwrap();
+        limiter.check_ip(ip("2001:db8:1:2::1")).await.unwrap();
+        limiter.check_ip(ip("2001:db8:1:2:ffff::9")).await.unwrap();
         assert!(
-            limiter.check_ip(ip("2001:db8:1:2::abcd")).is_err(),
+            limiter.check_ip(ip("2001:db8:1:2::abcd")).await.is_err(),
             "rotating within the /64 does not escape"
         );
-        limiter.check_ip(ip("2001:db8:1:3::1")).unwrap();
-        limiter.check_ip(ip("192.0.2.9")).unwrap();
-        limiter.check_ip(ip("::ffff:192.0.2.9")).unwrap();
-        assert!(limiter.check_ip(ip("192.0.2.9")).is_err());
+        limiter.check_ip(ip("2001:db8:1:3::1")).await.unwrap();
+        limiter.check_ip(ip("192.0.2.9")).await.unwrap();
+        limiter.check_ip(ip("::ffff:192.0.2.9")).await.unwrap();
+        assert!(limiter.check_ip(ip("192.0.2.9")).await.is_err());
     }
 
-    #[test]
-    fn callers_and_their_websocket_messages_have_separate_allowances() {
+    #[tokio::test]
+    async fn callers_and_their_websocket_messages_have_separate_allowances() {
         let limiter = limiter(1);
         let ada = Caller::User {
             tenant_id: "t".into(),
@@ -353,23 +405,23 @@ mod tests {
             tenant_id: "t".into(),
             key_id: "k".into(),
         };
-        limiter.check_caller(&ada).unwrap();
-        assert!(limiter.check_caller(&ada).is_err());
-        limiter.check_caller(&key).unwrap();
-        limiter.check_frame(&ada).unwrap();
-        assert!(limiter.check_frame(&ada).is_err());
+        limiter.check_caller(&ada).await.unwrap();
+        assert!(limiter.check_caller(&ada).await.is_err());
+        limiter.check_caller(&key).await.unwrap();
+        limiter.check_frame(&ada).await.unwrap();
+        assert!(limiter.check_frame(&ada).await.is_err());
     }
 
-    #[test]
-    fn idle_keys_are_forgotten() {
+    #[tokio::test]
+    async fn idle_keys_are_forgotten() {
         let limiter = limiter(6000);
-        limiter.check_ip(ip("192.0.2.1")).unwrap();
-        limiter.check_ip(ip("2001:db8::1")).unwrap();
-        assert_eq!(limiter.ip.len(), 2);
+        limiter.check_ip(ip("192.0.2.1")).await.unwrap();
+        limiter.check_ip(ip("2001:db8::1")).await.unwrap();
+        assert_eq!(limiter.ip.local.len(), 2);
         // At 100 a second, one request is paid back after 10 ms.
         std::thread::sleep(Duration::from_millis(50));
         limiter.forget_idle();
-        assert_eq!(limiter.ip.len(), 0);
+        assert_eq!(limiter.ip.local.len(), 0);
     }
 
     fn forwarded(values: &[&str]) -> HeaderMap {

@@ -135,7 +135,7 @@ async fn serve(state: ApiState, caller: Caller, mut socket: WebSocket) {
             incoming = socket.recv() => {
                 let Some(Ok(message)) = incoming else { return };
                 let reply = match message {
-                    Message::Text(text) => match state.limiter().check_frame(&caller) {
+                    Message::Text(text) => match state.limiter().check_frame(&caller).await {
                         Ok(()) => {
                             refused = 0;
                             handle(&state, &caller, &mut guilds, text.as_str()).await

@@ -1,9 +1,10 @@
 //! `townes api`: the dashboard API alone, without a gateway (`townes serve`
 //! starts the same API next to the gateway). Several may run behind a load
-//! balancer on one database; with `REDIS_URL` they all hear every live event.
+//! balancer on one database; with `REDIS_URL` they all hear every live event
+//! and share the rate limits.
 
 use super::serve::shutdown_signal;
-use super::{Settings, live, platform};
+use super::{Settings, live, platform, shared_limits};
 use std::sync::Arc;
 use townes::api::{ApiConfig, ApiParts, ApiServer, ApiState};
 use townes::billing::{Billing, BillingConfig};
@@ -27,7 +28,12 @@ pub struct ApiArgs {
 
 pub async fn run(settings: &Settings, args: ApiArgs) -> anyhow::Result<()> {
     let live = live(settings).await?;
-    let runtime = Arc::new(platform(settings).await?.with_live(live.clone()));
+    let runtime = Arc::new(
+        platform(settings)
+            .await?
+            .with_live(live.clone())
+            .with_shared_limits(shared_limits(settings).await?),
+    );
     let discord = match &args.discord_token {
         Some(token) => Some(RestClient::new(
             args.discord_api_base.as_deref().unwrap_or(DEFAULT_BASE_URL),

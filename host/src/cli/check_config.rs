@@ -315,20 +315,28 @@ async fn redis(settings: &Settings, report: &mut Report) {
     else {
         return report.fine(
             SETTING,
-            "not set: live events stay in each process (enough for one `townes serve`)",
+            "not set: live events, command cooldowns and API rate limits stay in each process (enough for one `townes serve`)",
         );
     };
-    // Both errors already leave the URL's password out.
+    // Every error already leaves the URL's password out.
     let answered = match townes::live::Live::with_redis(url).await {
         Ok(live) => live.ping().await,
         Err(e) => Err(format!("{e:#}")),
     };
+    // The shared limits also need Redis to run their scripts (an ACL may forbid it).
+    let answered = match answered {
+        Ok(()) => townes::shared_limits::SharedLimits::with_redis(url)
+            .await
+            .map(drop)
+            .map_err(|e| format!("{e:#}")),
+        Err(e) => Err(e),
+    };
     match answered {
-        Ok(()) => report.fine(SETTING, "Redis answers"),
+        Ok(()) => report.fine(SETTING, "Redis answers and loads the shared limits' scripts"),
         Err(e) => report.problem(
             SETTING,
             e,
-            "check that Redis runs and the URL's host, port and password; unset REDIS_URL to keep live events in one process",
+            "check that Redis runs, the URL's host, port and password, and that its user may run SCRIPT LOAD and EVALSHA; unset REDIS_URL to keep live events and limits in each process",
         ),
     }
 }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use townes::discord::{LocalDiscord, LocalGuild};
 use townes::live::Live;
 use townes::runtime::{Outcome, Plans, Runtime, RuntimeConfig};
+use townes::shared_limits::SharedLimits;
 use townes::store::{Guild, Store};
 
 #[derive(Parser)]
@@ -75,8 +76,9 @@ pub struct Settings {
     /// `@path` to a JSON file: limits, Stripe price, features, AI and guild caps.
     #[arg(long, env = "TOWNES_PLANS", global = true)]
     pub plans: Option<String>,
-    /// Redis (redis://…), to fan live events out to every process (hosted mode);
-    /// without it they stay in this process.
+    /// Redis (redis://…), to fan live events out to every process and share
+    /// command cooldowns and the API's rate limits among them (hosted mode);
+    /// without it each process keeps its own.
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<String>,
     /// Where the dashboard API is reached from outside (behind a proxy, its
@@ -430,6 +432,14 @@ fn redis_url<'a>(settings: &'a Settings, command: &str) -> anyhow::Result<&'a st
                 "`{command}` passes events through Redis: set REDIS_URL (e.g. redis://127.0.0.1:6379), or run everything in one process with `townes serve`"
             )
         })
+}
+
+/// The limits processes share: through Redis when `REDIS_URL` is set, else none.
+async fn shared_limits(settings: &Settings) -> anyhow::Result<SharedLimits> {
+    match &settings.redis_url {
+        Some(url) if !url.trim().is_empty() => SharedLimits::with_redis(url).await,
+        _ => Ok(SharedLimits::local()),
+    }
 }
 
 /// The runtime's configuration from the settings (the bot's id comes from Discord).

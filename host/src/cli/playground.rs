@@ -147,6 +147,7 @@ impl Playground {
         }
         let connection = Connection {
             live: super::live(settings).await?,
+            limits: super::shared_limits(settings).await?,
             ..Connection::new(sim.token(), Some(sim.base_url()))
         };
         let roles = vec![

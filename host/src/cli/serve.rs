@@ -9,7 +9,7 @@
 //! stay queued for the next start) and writes what it counted.
 
 use super::playground::{self, Playground};
-use super::{Settings, live, open_store, print_outcome, runtime_config};
+use super::{Settings, live, open_store, print_outcome, runtime_config, shared_limits};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -120,6 +120,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
             let connection = Connection {
                 shards: args.shards,
                 live: live(settings).await?,
+                limits: shared_limits(settings).await?,
                 executor: ExecutorConfig::from_env()?,
                 ..Connection::new(token, args.discord_api_base)
             };

@@ -5,7 +5,7 @@
 //! and each job goes to one of them.
 
 use super::serve::{DRAIN, JournalRetention, serve_until, shutdown_signal};
-use super::{Settings, live, open_store, runtime_config};
+use super::{Settings, live, open_store, runtime_config, shared_limits};
 use townes::billing::{Billing, BillingConfig};
 use townes::discord::ExecutorConfig;
 use townes::event_stream::EventStream;
@@ -46,6 +46,7 @@ pub async fn run(settings: &Settings, args: WorkerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("worker-{}", std::process::id()));
     let connection = Connection {
         live: live(settings).await?,
+        limits: shared_limits(settings).await?,
         executor: ExecutorConfig::from_env()?,
         ..Connection::new(args.discord_token, args.discord_api_base)
     };

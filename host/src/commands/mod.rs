@@ -21,7 +21,7 @@ use crate::wit::{
 };
 use policy::{Cooldowns, Refusal};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a member ran, as the transport received it.
 #[derive(Clone, Debug)]
@@ -104,11 +104,12 @@ pub struct Commands {
 
 impl Commands {
     /// `live` hears a `command_executed` event for every command and component.
+    /// Cooldowns are shared through the runtime's [`Runtime::shared_limits`].
     pub fn new(runtime: Arc<Runtime>, discord: Arc<dyn Discord>, live: Live) -> Self {
         Commands {
+            cooldowns: Cooldowns::new(runtime.shared_limits().clone()),
             runtime,
             discord,
-            cooldowns: Cooldowns::default(),
             live,
         }
     }
@@ -227,13 +228,16 @@ impl Commands {
         let cooldown = policy
             .cooldown(&call.name)
             .unwrap_or(settings.global_cooldown_seconds);
-        if let Err(refusal) = self.cooldowns.start(
-            guild_id,
-            call.invoker.user.id,
-            &call.name,
-            Duration::from_secs(cooldown.into()),
-            Instant::now(),
-        ) {
+        if let Err(refusal) = self
+            .cooldowns
+            .start_now(
+                guild_id,
+                call.invoker.user.id,
+                &call.name,
+                Duration::from_secs(cooldown.into()),
+            )
+            .await
+        {
             return Ok(Answer::Refused(refusal));
         }
 
@@ -312,13 +316,16 @@ impl Commands {
             return Ok(Answer::Refused(refusal));
         }
         let cooldown = policy.settings.global_cooldown_seconds;
-        if let Err(refusal) = self.cooldowns.start(
-            call.guild_id,
-            call.invoker.user.id,
-            &format!("{feature_id}:{own_id}"),
-            Duration::from_secs(cooldown.into()),
-            Instant::now(),
-        ) {
+        if let Err(refusal) = self
+            .cooldowns
+            .start_now(
+                call.guild_id,
+                call.invoker.user.id,
+                &format!("{feature_id}:{own_id}"),
+                Duration::from_secs(cooldown.into()),
+            )
+            .await
+        {
             return Ok(Answer::Refused(refusal));
         }
         let interaction = ComponentInteraction {

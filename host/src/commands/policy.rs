@@ -6,6 +6,7 @@
 
 use crate::discord::Role;
 use crate::discord::permissions::{self, ADMINISTRATOR};
+use crate::shared_limits::{SharedLimits, Verdict};
 use crate::wit::{Capability, CapabilityRequest};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -177,38 +178,72 @@ pub fn bot_missing(command: &str, needed: u64, held: u64) -> Result<(), Refusal>
     })
 }
 
-/// When each member last ran each command, per guild. Kept in memory as the seed
-/// design says: a restart forgives running cooldowns, and with several processes
-/// each keeps its own (a shared store is the hosted follow-up).
+/// When each member last ran each command, per guild.
 ///
-/// A bounded cache with a lock per key: a command checks and records its own
-/// entry without scanning or locking anyone else's. Entries live for the
-/// longest possible cooldown; past [`TRACKED_RUNS`] the least recently used are
-/// dropped, which can only forgive a cooldown early, never hold one longer.
+/// With Redis ([`SharedLimits::with_redis`]) every process shares one record,
+/// so a member cannot run a command once per process; see
+/// [`crate::shared_limits`] for keys and what happens while Redis fails (each
+/// process falls back to its own record below, which forgives at most one run
+/// per process when Redis goes away). Without Redis the record is kept in
+/// memory as the seed design says: a restart forgives running cooldowns.
+///
+/// The in-process record is a bounded cache with a lock per key: a command
+/// checks and records its own entry without scanning or locking anyone else's.
+/// Entries live for the longest possible cooldown; past [`TRACKED_RUNS`] the
+/// least recently used are dropped, which can only forgive a cooldown early,
+/// never hold one longer.
 pub struct Cooldowns {
     last_run: moka::sync::Cache<(u64, u64, String), Instant>,
+    shared: SharedLimits,
 }
 
 /// Entries older than the longest possible cooldown are forgotten.
 const LONGEST_COOLDOWN: Duration = Duration::from_secs(86_400);
-/// The most (guild, member, command) runs remembered at once.
+/// The most (guild, member, command) runs remembered at once in one process.
 pub const TRACKED_RUNS: u64 = 250_000;
 
 impl Default for Cooldowns {
     fn default() -> Self {
+        Cooldowns::new(SharedLimits::local())
+    }
+}
+
+impl Cooldowns {
+    /// Shared through `shared` when it uses Redis, else kept in this process.
+    pub fn new(shared: SharedLimits) -> Self {
         Cooldowns {
             last_run: moka::sync::Cache::builder()
                 .max_capacity(TRACKED_RUNS)
                 .time_to_live(LONGEST_COOLDOWN)
                 .build(),
+            shared,
         }
     }
-}
 
-impl Cooldowns {
-    /// Starts `period` for (guild, user, command) unless one is running, in which
-    /// case the refusal says how long is left (rounded up). Every run is recorded,
-    /// even without a cooldown, so one configured later applies at once.
+    /// Starts `period` for (guild, user, command) now unless one is running,
+    /// in which case the refusal says how long is left (rounded up). Every run
+    /// is recorded, even without a cooldown, so one configured later applies
+    /// at once. Decided by Redis when shared (by its clock), else (or while
+    /// Redis fails) by [`Cooldowns::start`].
+    pub async fn start_now(
+        &self,
+        guild_id: u64,
+        user_id: u64,
+        command: &str,
+        period: Duration,
+    ) -> Result<(), Refusal> {
+        match self
+            .shared
+            .cooldown(guild_id, user_id, command, period, LONGEST_COOLDOWN)
+            .await
+        {
+            Verdict::Pass => Ok(()),
+            Verdict::Wait(left) => Err(cooldown_left(left)),
+            Verdict::Local => self.start(guild_id, user_id, command, period, Instant::now()),
+        }
+    }
+
+    /// [`Cooldowns::start_now`] in this process only, as of `now`.
     pub fn start(
         &self,
         guild_id: u64,
@@ -225,16 +260,20 @@ impl Cooldowns {
                 let since = last.map(|at| now.saturating_duration_since(at.into_value()));
                 match since {
                     Some(since) if since < period => {
-                        let left = period - since;
-                        refused = Some(Refusal::Cooldown {
-                            seconds_left: left.as_secs() + u64::from(left.subsec_nanos() > 0),
-                        });
+                        refused = Some(cooldown_left(period - since));
                         Op::Nop
                     }
                     _ => Op::Put(now),
                 }
             });
         refused.map_or(Ok(()), Err)
+    }
+}
+
+/// The refusal for a cooldown with `left` to run, in whole seconds rounded up.
+fn cooldown_left(left: Duration) -> Refusal {
+    Refusal::Cooldown {
+        seconds_left: left.as_secs() + u64::from(left.subsec_nanos() > 0),
     }
 }
 

@@ -48,6 +48,7 @@ use crate::discord::Discord;
 use crate::grants::Grant;
 use crate::live::Live;
 use crate::metrics::metrics;
+use crate::shared_limits::SharedLimits;
 use crate::store::{GuildFeature, GuildPolicy, GuildService, NewAuditEntry, Scope, Store};
 use crate::wit::extensions::{
     ApiRequest, ApiResponse, Method, ModerationAction, ModerationEvent, Route,
@@ -372,6 +373,8 @@ pub struct Runtime {
     rates: Arc<Rates>,
     /// Where features' `live` events go: the dashboard's bus.
     live: Live,
+    /// Limits every process shares (command cooldowns, the API's rate limits).
+    shared_limits: SharedLimits,
     file_links: Arc<FileLinks>,
     last_job_purge: std::sync::Mutex<Option<Instant>>,
     /// Guilds catching up at once after a new gateway session (see
@@ -416,6 +419,7 @@ impl Runtime {
             slots: slots::Slots::new(config.pool_instances, config.slot_wait),
             rates: Arc::default(),
             live: Live::local(),
+            shared_limits: SharedLimits::local(),
             last_job_purge: std::sync::Mutex::new(None),
             catching_up: tokio::sync::Semaphore::new(GUILDS_CATCHING_UP),
             licensed: std::sync::RwLock::new(None),
@@ -428,6 +432,19 @@ impl Runtime {
     pub fn with_live(mut self, live: Live) -> Self {
         self.live = live;
         self
+    }
+
+    /// Shares command cooldowns and the API's rate limits through `limits`
+    /// (by default each process keeps its own).
+    pub fn with_shared_limits(mut self, limits: SharedLimits) -> Self {
+        self.shared_limits = limits;
+        self
+    }
+
+    /// What the command router and the API built on this runtime share with
+    /// other processes.
+    pub fn shared_limits(&self) -> &SharedLimits {
+        &self.shared_limits
     }
 
     pub fn allocation(&self) -> Allocation {

@@ -129,7 +129,7 @@ impl FromRequestParts<ApiState> for Caller {
         // The request's span (`protect.rs`): every later line of the request
         // names the tenant.
         tracing::Span::current().record("tenant", caller.tenant_id());
-        state.limiter().check_caller(&caller)?;
+        state.limiter().check_caller(&caller).await?;
         Ok(caller)
     }
 }

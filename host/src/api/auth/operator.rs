@@ -90,7 +90,7 @@ impl FromRequestParts<ApiState> for Operator {
             Some(token) if token.starts_with(OPERATOR_PREFIX) => verify(token, state).await?,
             _ => return Err(refuse_tenant(parts, state).await),
         };
-        state.limiter().check_operator(&operator.id)?;
+        state.limiter().check_operator(&operator.id).await?;
         Ok(operator)
     }
 }
