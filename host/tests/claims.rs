@@ -79,7 +79,12 @@ async fn two_runtimes_racing_on_200_due_jobs_run_each_exactly_once() {
             tokio::spawn(async move {
                 let mut ran: Vec<Outcome> = Vec::new();
                 while !store.due_jobs(Utc::now(), 1, 1).await.unwrap().is_empty() {
-                    ran.extend(runtime.run_due_jobs(Utc::now(), 100).await.unwrap());
+                    let round = runtime.run_due_jobs(Utc::now(), 100).await.unwrap();
+                    if round.is_empty() {
+                        // The other runtime holds what is left: wait for it.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    ran.extend(round);
                 }
                 ran
             })
@@ -89,7 +94,11 @@ async fn two_runtimes_racing_on_200_due_jobs_run_each_exactly_once() {
         assert_eq!(a.len() + b.len(), 200, "{label}: {} + {}", a.len(), b.len());
         for outcome in a.iter().chain(&b) {
             assert!(outcome.result.is_ok(), "{label}: {:?}", outcome.result);
-            assert_eq!(common::sent_texts(&outcome.effects), ["job:ping"], "{label}");
+            assert_eq!(
+                common::sent_texts(&outcome.effects),
+                ["job:ping"],
+                "{label}"
+            );
         }
         for job in &jobs {
             assert_eq!(status(guard.url(), job).await, "done", "{label}");
@@ -115,16 +124,25 @@ async fn a_job_whose_runner_crashed_runs_after_its_lease_and_one_that_keeps_cras
         assert_eq!(claimed.len(), 1, "{label}");
         assert_eq!(claimed[0].claims, 1, "{label}");
         // Nobody else runs it while that lease runs, whoever asks.
-        assert!(h.runtime.run_due_jobs(now, 10).await.unwrap().is_empty(), "{label}");
+        assert!(
+            h.runtime.run_due_jobs(now, 10).await.unwrap().is_empty(),
+            "{label}"
+        );
         let later = now + chrono::Duration::seconds(29);
-        assert!(h.runtime.run_due_jobs(later, 10).await.unwrap().is_empty(), "{label}");
+        assert!(
+            h.runtime.run_due_jobs(later, 10).await.unwrap().is_empty(),
+            "{label}"
+        );
         // Once it ran out the job is due again, and runs once.
         let after = now + chrono::Duration::seconds(31);
         let ran = h.runtime.run_due_jobs(after, 10).await.unwrap();
         assert_eq!(ran.len(), 1, "{label}");
         assert_eq!(common::sent_texts(&ran[0].effects), ["job:ping"], "{label}");
         assert_eq!(status(guard.url(), &job).await, "done", "{label}");
-        assert!(h.runtime.run_due_jobs(after, 10).await.unwrap().is_empty(), "{label}");
+        assert!(
+            h.runtime.run_due_jobs(after, 10).await.unwrap().is_empty(),
+            "{label}"
+        );
 
         // A job that kills every runner that takes it: each claim dies.
         let deadly = ping_job(&store, &feature, GUILD_B).await;
@@ -139,7 +157,10 @@ async fn a_job_whose_runner_crashed_runs_after_its_lease_and_one_that_keeps_cras
             at += chrono::Duration::seconds(31);
         }
         // The next claim gives up on it instead of running it again.
-        assert!(h.runtime.run_due_jobs(at, 10).await.unwrap().is_empty(), "{label}");
+        assert!(
+            h.runtime.run_due_jobs(at, 10).await.unwrap().is_empty(),
+            "{label}"
+        );
         assert_eq!(status(guard.url(), &deadly).await, "failed", "{label}");
         let why = sql(
             guard.url(),
@@ -153,7 +174,10 @@ async fn a_job_whose_runner_crashed_runs_after_its_lease_and_one_that_keeps_cras
         store.complete_job(&deadly).await.unwrap();
         assert_eq!(status(guard.url(), &deadly).await, "failed", "{label}");
         let far = at + chrono::Duration::days(1);
-        assert!(store.due_jobs(far, 10, 10).await.unwrap().is_empty(), "{label}");
+        assert!(
+            store.due_jobs(far, 10, 10).await.unwrap().is_empty(),
+            "{label}"
+        );
     }
 }
 
@@ -197,14 +221,21 @@ async fn a_component_installed_on_one_host_runs_on_another_unless_its_stored_cop
         let b = other_host(&h, Store::connect(guard.url()).await.unwrap(), &data_b);
         let outcome = ok_command(&b, &h, &feature).await;
         assert_eq!(reply_text(&outcome), "ok", "{label}");
-        let cached = data_b.path().join("components").join(format!("{sha256}.wasm"));
+        let cached = data_b
+            .path()
+            .join("components")
+            .join(format!("{sha256}.wasm"));
         assert_eq!(
             std::fs::read(&cached).unwrap(),
             common::component("hostile"),
             "{label}: host B cached the bytes it loaded"
         );
         // Host B exports it too, from its own cache now.
-        assert_eq!(b.component_bytes(&sha256).await.unwrap().len(), std::fs::metadata(&cached).unwrap().len() as usize, "{label}");
+        assert_eq!(
+            b.component_bytes(&sha256).await.unwrap().len(),
+            std::fs::metadata(&cached).unwrap().len() as usize,
+            "{label}"
+        );
 
         // Someone altered the stored copy: a host without the file refuses it.
         sql(
@@ -227,11 +258,19 @@ async fn a_component_installed_on_one_host_runs_on_another_unless_its_stored_cop
             other => panic!("{label}: expected a refusal, got {other:?}"),
         }
         assert!(
-            !data_c.path().join("components").join(format!("{sha256}.wasm")).exists(),
+            !data_c
+                .path()
+                .join("components")
+                .join(format!("{sha256}.wasm"))
+                .exists(),
             "{label}: the altered bytes were not cached"
         );
         // The hosts that have the file are unaffected.
-        assert_eq!(reply_text(&ok_command(&b, &h, &feature).await), "ok", "{label}");
+        assert_eq!(
+            reply_text(&ok_command(&b, &h, &feature).await),
+            "ok",
+            "{label}"
+        );
     }
 }
 
@@ -249,15 +288,38 @@ async fn components_installed_before_the_blobs_existed_are_shared_by_the_host_th
         )
         .await
         .unwrap();
-        assert_eq!(store.unshared_components().await.unwrap(), [sha256.clone()], "{label}");
+        assert_eq!(
+            store.unshared_components().await.unwrap(),
+            [sha256.clone()],
+            "{label}"
+        );
         let data_b = tempfile::tempdir().unwrap();
         let b = other_host(&h, Store::connect(guard.url()).await.unwrap(), &data_b);
-        assert_eq!(b.share_cached_components().await.unwrap(), 0, "{label}: B has nothing to share");
+        assert_eq!(
+            b.share_cached_components().await.unwrap(),
+            0,
+            "{label}: B has nothing to share"
+        );
         let missing = ok_command(&b, &h, &feature).await;
-        assert!(matches!(missing.result, Err(InvokeError::Host(_))), "{label}: {:?}", missing.result);
+        assert!(
+            matches!(missing.result, Err(InvokeError::Host(_))),
+            "{label}: {:?}",
+            missing.result
+        );
 
-        assert_eq!(h.runtime.share_cached_components().await.unwrap(), 1, "{label}");
-        assert!(store.unshared_components().await.unwrap().is_empty(), "{label}");
-        assert_eq!(reply_text(&ok_command(&b, &h, &feature).await), "ok", "{label}");
+        assert_eq!(
+            h.runtime.share_cached_components().await.unwrap(),
+            1,
+            "{label}"
+        );
+        assert!(
+            store.unshared_components().await.unwrap().is_empty(),
+            "{label}"
+        );
+        assert_eq!(
+            reply_text(&ok_command(&b, &h, &feature).await),
+            "ok",
+            "{label}"
+        );
     }
 }

@@ -1241,9 +1241,7 @@ fn creates_per_nonce(w: &World, channel: u64) -> HashMap<String, usize> {
             && r.status != 429
         {
             let nonce = r.body.as_ref().and_then(|b| b["nonce"].as_str());
-            *sent
-                .entry(nonce.expect("a nonce").to_string())
-                .or_insert(0) += 1;
+            *sent.entry(nonce.expect("a nonce").to_string()).or_insert(0) += 1;
         }
     }
     sent

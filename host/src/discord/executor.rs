@@ -675,8 +675,7 @@ const STOPPED: &str =
     "the executor stopped before Discord answered; the call stays queued for the next start";
 const CANCELLED: &str =
     "cancelled: the feature was disabled in this guild before Discord was asked";
-const HANDED_OVER: &str =
-    "queued; another process took the call over and will deliver it";
+const HANDED_OVER: &str = "queued; another process took the call over and will deliver it";
 
 /// Attempts of a direct (unpersisted) call before a transient failure is final.
 const DIRECT_ATTEMPTS: u32 = 3;
@@ -1473,7 +1472,10 @@ impl Inner {
                     tracing::warn!(%error, "cannot renew the leases of queued Discord calls")
                 }
             }
-            self.adopt().await;
+            // A stopping executor drains what it has; what nobody holds is for others.
+            if !self.closing.load(Ordering::SeqCst) {
+                self.adopt().await;
+            }
         }
     }
 
@@ -1641,7 +1643,11 @@ impl Inner {
                 (true, Err(DiscordError::Unavailable(CANCELLED.into())))
             }
             Finish::HandedOver => {
-                tracing::info!(kind, id, "queued Discord call taken over by another process");
+                tracing::info!(
+                    kind,
+                    id,
+                    "queued Discord call taken over by another process"
+                );
                 (true, Err(DiscordError::Unavailable(HANDED_OVER.into())))
             }
         };

@@ -445,7 +445,7 @@ impl Runtime {
     /// from the database's copy when this host has none (another process
     /// installed it).
     pub(super) async fn component_from_cache(&self, sha256: &str) -> anyhow::Result<Component> {
-        let (wasm_path, cwasm_path) = self.cache_paths(sha256);
+        let cwasm_path = self.cache_paths(sha256).1;
         if matches!(
             Engine::detect_precompiled_file(&cwasm_path),
             Ok(Some(Precompiled::Component))

@@ -833,8 +833,9 @@ impl Runtime {
             .store
             .claim_due_jobs(&self.holder, now, lease, limit, JOBS_PER_GUILD)
             .await?;
-        let (doomed, due): (Vec<_>, Vec<_>) =
-            claimed.into_iter().partition(|job| job.claims > JOB_ATTEMPTS);
+        let (doomed, due): (Vec<_>, Vec<_>) = claimed
+            .into_iter()
+            .partition(|job| job.claims > JOB_ATTEMPTS);
         for job in doomed {
             let reason = format!(
                 "claimed {} times without finishing: the process running it stopped each time",
@@ -849,7 +850,7 @@ impl Runtime {
             .buffer_unordered(JOBS_AT_ONCE)
             .collect::<Vec<anyhow::Result<Option<Outcome>>>>();
         tokio::pin!(run);
-        let mut renew = tokio::time::interval(lease / 3);
+        let mut renew = tokio::time::interval((lease / 3).max(Duration::from_millis(1)));
         renew.tick().await;
         let finished = loop {
             tokio::select! {
