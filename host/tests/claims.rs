@@ -290,7 +290,7 @@ async fn components_installed_before_the_blobs_existed_are_shared_by_the_host_th
         .unwrap();
         assert_eq!(
             store.unshared_components().await.unwrap(),
-            [sha256.clone()],
+            std::slice::from_ref(&sha256),
             "{label}"
         );
         let data_b = tempfile::tempdir().unwrap();
