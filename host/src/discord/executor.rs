@@ -199,6 +199,16 @@ impl ExecutorConfig {
         )?;
         read(&var, "TOWNES_DISCORD_REMEMBER_REFUSALS_SECS", &mut remember)?;
         config.budgets.remember = Duration::from_secs(remember);
+        let mut lease = config.lease.as_secs();
+        read(&var, "TOWNES_DISCORD_LEASE_SECS", &mut lease)?;
+        if lease == 0 {
+            anyhow::bail!("TOWNES_DISCORD_LEASE_SECS must be at least 1");
+        }
+        if lease != config.lease.as_secs() {
+            // Renewed three times per lease, as with the defaults.
+            config.lease = Duration::from_secs(lease);
+            config.lease_renew_every = config.lease / 3;
+        }
         if config.budgets.platform >= 10_000 {
             anyhow::bail!(
                 "TOWNES_DISCORD_PLATFORM_INVALID_BUDGET must stay below Discord's ban at \
@@ -1779,8 +1789,13 @@ mod tests {
             ("TOWNES_DISCORD_FEATURE_QUOTA", " 7 "),
             ("TOWNES_DISCORD_REMEMBER_REFUSALS_SECS", "60"),
             ("TOWNES_DISCORD_GUILD_QUOTA", ""),
+            ("TOWNES_DISCORD_LEASE_SECS", "3"),
         ]))
         .unwrap();
+        assert_eq!(
+            (config.lease, config.lease_renew_every),
+            (Duration::from_secs(3), Duration::from_secs(1))
+        );
         assert_eq!(config.global_per_second, 40);
         assert_eq!(config.feature_quota, 7);
         assert_eq!(config.guild_quota, ExecutorConfig::default().guild_quota);
