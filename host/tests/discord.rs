@@ -1065,6 +1065,9 @@ async fn killing_the_process_mid_queue_loses_nothing() {
             .env("DISCORD_API_BASE", world.sim.base_url())
             .env("TOWNES_API_ADDR", "127.0.0.1:0")
             .env_remove("TOWNES_SHARDS")
+            // A killed process keeps its outbox leases until they run out: short
+            // ones, so the next process takes its calls over within the test's wait.
+            .env("TOWNES_DISCORD_LEASE_SECS", "2")
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()

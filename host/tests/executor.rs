@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use townes::discord::{
-    Action, ActionOutput, Caller, Discord, DiscordError, Executor, ExecutorConfig, RemoteDiscord,
-    RestClient,
+    Action, ActionOutput, Caller, Discord, DiscordError, Executor, ExecutorConfig, OUTBOX_LEASE,
+    RemoteDiscord, RestClient,
 };
-use townes::store::Store;
+use townes::store::{OutboxLease, Store};
 use townes::wit::MessageBody;
 use townes::wit::townes::feature::channels::{
     ChannelKind, ChannelSpec, OverwriteTarget, PermissionOverwrite,
@@ -344,6 +344,7 @@ async fn a_message_sent_just_before_a_crash_is_not_posted_again() {
         let action = w.send(channel, "only once");
         let id = store
             .outbox_insert(
+                None,
                 channel,
                 None,
                 &serde_json::to_value(&action).unwrap(),
@@ -1218,5 +1219,174 @@ async fn cancelling_a_disabled_features_rows_drops_its_queued_writes_only() {
         assert_eq!(executor.stats().cancelled, 2, "{label}");
         assert_eq!(store.outbox_pending_count().await.unwrap(), 0, "{label}");
         executor.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+/// Leases short enough that a test sees them run out: 400 ms, renewed every 50 ms.
+fn short_leases() -> ExecutorConfig {
+    ExecutorConfig {
+        lease: Duration::from_millis(400),
+        lease_renew_every: Duration::from_millis(50),
+        ..fast()
+    }
+}
+
+/// How many message creates each nonce was answered for (a 429 creates nothing and
+/// is not counted), for the rows sent to `channel`.
+fn creates_per_nonce(w: &World, channel: u64) -> HashMap<String, usize> {
+    let mut sent = HashMap::new();
+    for r in w.sim.requests() {
+        if r.method == "POST"
+            && r.path == format!("/channels/{channel}/messages")
+            && r.status != 429
+        {
+            let nonce = r.body.as_ref().and_then(|b| b["nonce"].as_str());
+            *sent.entry(nonce.expect("a nonce").to_string()).or_insert(0) += 1;
+        }
+    }
+    sent
+}
+
+fn action_json(action: &Action) -> serde_json::Value {
+    serde_json::to_value(action).unwrap()
+}
+
+#[tokio::test]
+async fn two_executors_on_one_database_never_send_one_row_twice() {
+    for (label, store, guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        // Rows nobody holds (as before migration 0016): both executors race to
+        // adopt them as they start.
+        for text in numbered("old", 20) {
+            let action = action_json(&w.send(channel, &text));
+            store
+                .outbox_insert(None, channel, None, &action, |_| {})
+                .await
+                .unwrap();
+        }
+        w.sim.rate_limit(6, Duration::from_millis(100), false);
+        let other = Store::connect(guard.url()).await.unwrap();
+        let (a, b) = tokio::join!(
+            w.executor(&store, short_leases()),
+            w.executor(&other, short_leases())
+        );
+        assert_eq!(a.queue_depth() + b.queue_depth(), 20, "{label}");
+        // Both keep taking work for several lease periods, renewing and looking
+        // for rows to adopt all along: neither takes a row the other holds.
+        let mut pending = Vec::new();
+        for (i, text) in numbered("new", 40).into_iter().enumerate() {
+            let executor = if i % 2 == 0 { &a } else { &b };
+            pending.push(executor.submit(w.send(channel, &text)).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        for p in pending {
+            p.wait().await.unwrap();
+        }
+        drained(&a, &label).await;
+        drained(&b, &label).await;
+
+        let sent = creates_per_nonce(&w, channel);
+        assert_eq!(sent.len(), 60, "{label}: every row sent");
+        assert!(
+            sent.values().all(|&n| n == 1),
+            "{label}: a row was sent twice: {sent:?}"
+        );
+        let mut texts = w.texts(channel);
+        texts.sort();
+        let mut expected: Vec<String> = numbered("old", 20)
+            .into_iter()
+            .chain(numbered("new", 40))
+            .collect();
+        expected.sort();
+        assert_eq!(texts, expected, "{label}");
+        assert_eq!(store.outbox_pending_count().await.unwrap(), 0, "{label}");
+        a.shutdown(Duration::from_secs(1)).await;
+        b.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_crashed_holders_rows_are_taken_over_only_after_their_lease_and_sent_once() {
+    for (label, store, guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        // What a process killed outright leaves: rows leased to it, never renewed.
+        let lease = Duration::from_millis(1500);
+        let crashed = OutboxLease {
+            holder: "crashed-process",
+            duration: lease,
+        };
+        let written = Instant::now();
+        for text in numbered("k", 5) {
+            let action = action_json(&w.send(channel, &text));
+            store
+                .outbox_insert(Some(crashed), channel, None, &action, |_| {})
+                .await
+                .unwrap();
+        }
+        let other = Store::connect(guard.url()).await.unwrap();
+        let a = w.executor(&store, short_leases()).await;
+        let b = w.executor(&other, short_leases()).await;
+        assert_eq!(a.queue_depth() + b.queue_depth(), 0, "{label}");
+        tokio::time::sleep(lease / 2).await;
+        assert!(
+            creates_per_nonce(&w, channel).is_empty(),
+            "{label}: sent while the crashed holder's lease still ran"
+        );
+
+        w.sim
+            .wait_for_message(channel, Duration::from_secs(10), |_| true)
+            .await
+            .unwrap();
+        // Stored times are cut to microseconds: allow that much.
+        let took = written.elapsed();
+        assert!(
+            took + Duration::from_millis(1) >= lease,
+            "{label}: taken over after {took:?}"
+        );
+        drained(&a, &label).await;
+        drained(&b, &label).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while w.texts(channel).len() < 5 {
+            assert!(Instant::now() < deadline, "{label}: {:?}", w.texts(channel));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let sent = creates_per_nonce(&w, channel);
+        assert_eq!(sent.len(), 5, "{label}");
+        assert!(sent.values().all(|&n| n == 1), "{label}: {sent:?}");
+        assert_eq!(w.texts(channel), numbered("k", 5), "{label}");
+        assert_eq!(store.outbox_pending_count().await.unwrap(), 0, "{label}");
+        a.shutdown(Duration::from_secs(1)).await;
+        b.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_hands_its_rows_to_another_executor_at_once() {
+    for (label, store, guard) in common::each_backend().await {
+        let w = World::new().await;
+        let channel = w.guild.general_channel_id;
+        w.sim.rate_limit_channel(channel, Duration::from_secs(60));
+        // The production lease (15 s): only the release can make the hand-over quick.
+        let first = w.executor(&store, fast()).await;
+        for text in numbered("h", 3) {
+            drop(first.submit(w.send(channel, &text)).await.unwrap());
+        }
+        answered(&w, &format!("/channels/{channel}/"), 429, &label).await;
+        first.shutdown(Duration::from_millis(100)).await;
+        assert_eq!(store.outbox_pending_count().await.unwrap(), 3, "{label}");
+
+        w.sim.rate_limit_channel(channel, Duration::ZERO);
+        let other = Store::connect(guard.url()).await.unwrap();
+        let started = Instant::now();
+        let second = w.executor(&other, fast()).await;
+        assert_eq!(second.queue_depth(), 3, "{label}: taken at start");
+        drained(&second, &label).await;
+        assert!(started.elapsed() < OUTBOX_LEASE, "{label}");
+        assert_eq!(w.texts(channel), numbered("h", 3), "{label}");
+        let sent = creates_per_nonce(&w, channel);
+        assert!(sent.values().all(|&n| n == 1), "{label}: {sent:?}");
+        second.shutdown(Duration::from_secs(1)).await;
     }
 }

@@ -9,6 +9,7 @@ mod common;
 
 use common::harness::*;
 
+use sqlx::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use townes::capabilities::Effect;
@@ -901,7 +902,7 @@ async fn dangerous_permissions_and_channels_off_the_allow_list_are_refused() {
 
 #[tokio::test]
 async fn a_feature_that_fails_to_load_never_stops_the_others() {
-    let (h, _guard) = Harness::sqlite(limits()).await;
+    let (h, guard) = Harness::sqlite(limits()).await;
     let hostile = h.install("hostile", HOSTILE_CAPS).await;
     h.install("xp", &[Capability::Storage, Capability::Messages])
         .await;
@@ -911,7 +912,7 @@ async fn a_feature_that_fails_to_load_never_stops_the_others() {
         .await
         .unwrap()
         .unwrap();
-    // The component's cached files vanish (a disk error, a bad restore).
+    // The component's cached files vanish (a disk error, a bad restore)…
     for entry in std::fs::read_dir(h.data.path().join("components")).unwrap() {
         let path = entry.unwrap().path();
         if path
@@ -923,6 +924,14 @@ async fn a_feature_that_fails_to_load_never_stops_the_others() {
             std::fs::remove_file(path).unwrap();
         }
     }
+    // And so does the database's copy (since migration 0016 every process
+    // reloads a missing file from there).
+    let mut db = sqlx::SqliteConnection::connect(guard.url()).await.unwrap();
+    sqlx::query("DELETE FROM component_blobs WHERE sha256 = $1")
+        .bind(&broken.sha256)
+        .execute(&mut db)
+        .await
+        .unwrap();
     // A restarted runtime: its manifest is still the stored one, and an event
     // reaches xp while hostile reports the host's failure to load it.
     let runtime = h.restarted();

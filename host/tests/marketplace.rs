@@ -211,7 +211,7 @@ async fn install_enable_configure_disable_with_every_rejection() {
         let call = serde_json::json!({ "kind": "send_message" });
         for feature in ["hello", "other"] {
             store
-                .outbox_insert(7, Some((GUILD, feature)), &call, |_| {})
+                .outbox_insert(None, 7, Some((GUILD, feature)), &call, |_| {})
                 .await
                 .unwrap();
         }

@@ -72,6 +72,7 @@ async fn migrations_are_idempotent() {
             (13, "exports".to_string()),
             (14, "operators and journal".to_string()),
             (15, "offboarding".to_string()),
+            (16, "claimed work".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -2209,6 +2210,7 @@ async fn migrating_a_0001_database_to_0002() {
             (13, "exports".to_string()),
             (14, "operators and journal".to_string()),
             (15, "offboarding".to_string()),
+            (16, "claimed work".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),

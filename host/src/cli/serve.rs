@@ -155,6 +155,16 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
     let runtime = &running.platform.runtime;
+    match runtime.share_cached_components().await {
+        Ok(0) => {}
+        Ok(shared) => tracing::info!(
+            shared,
+            "stored cached components in the database for the other processes"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "cannot store cached components in the database; processes without them cannot run them")
+        }
+    }
     let billing = Arc::new(Billing::new(
         runtime.store().clone(),
         runtime.plans().clone(),

@@ -32,15 +32,22 @@
 //!   jitter up to [`ExecutorConfig::max_attempts`]; then the row is dead-lettered (kept
 //!   with its error, never retried automatically). Any other 4xx is final.
 //! - **Shutdown.** [`Executor::shutdown`] stops taking work and drains until a
-//!   deadline; what is left stays in the outbox for the next start.
+//!   deadline; what is left stays in the outbox and its leases are released, so the
+//!   next executor to look (another process, or the next start) takes it at once.
+//! - **Several processes.** Each executor has a random holder id, and every row it
+//!   inserts is leased to it ([`ExecutorConfig::lease`]). It only ever sends rows it
+//!   holds, renews their leases every [`ExecutorConfig::lease_renew_every`], and
+//!   checks (and extends) a row's lease right before each attempt, so a row adopted
+//!   by another executor meanwhile is dropped here rather than sent twice. On the
+//!   same tick it adopts rows nobody holds: a crashed holder's once their lease ran
+//!   out, a stopped one's at once.
 //!
-//! Delivery is at least once: a call cut off mid-flight by a crash is sent again on
-//! restart. Message creates are deduplicated by their nonce; the other routes are
-//! idempotent on Discord's side (roles, bans, timeouts, overwrites, edits) or fail
-//! harmlessly the second time (a delete answers 404), except creating a channel.
-//!
-//! One executor per database: a second process sharing the outbox would replay the
-//! first one's rows.
+//! Delivery is at least once: a call cut off mid-flight by a crash is sent again by
+//! whoever adopts it. Message creates are deduplicated by their nonce; the other
+//! routes are idempotent on Discord's side (roles, bans, timeouts, overwrites, edits)
+//! or fail harmlessly the second time (a delete answers 404), except creating a
+//! channel. Ordering per key holds within one executor; rows adopted from another
+//! run after what this one already queued for the same key.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -61,8 +68,18 @@ use super::ratelimit::DEFAULT_GLOBAL_PER_SECOND;
 use super::rest::{RestClient, RestError};
 use super::{Caller, DiscordError};
 use crate::metrics::metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{OutboxLease, Store, StoreError};
 use chrono::{DateTime, Utc};
+
+/// How long an outbox row stays with its executor without a renewal. A crashed
+/// process's rows wait this long (plus up to one renewal period) before another
+/// adopts them, so it is short; it must also outlast a slow database or a paused
+/// process by a margin, or a live holder would lose its rows (they are then sent by
+/// the adopter, and dropped here at the check before the next attempt).
+pub const OUTBOX_LEASE: Duration = Duration::from_secs(15);
+/// How often an executor renews its leases and adopts rows nobody holds. A third of
+/// the lease: two renewals in a row may fail before the rows can be taken over.
+pub const OUTBOX_RENEW_EVERY: Duration = Duration::from_secs(5);
 
 /// How the executor behaves. [`Default`] gives the production values;
 /// [`ExecutorConfig::from_env`] reads the operator's overrides.
@@ -96,6 +113,12 @@ pub struct ExecutorConfig {
     /// Defaults: 50 per feature in a guild, 200 per guild, 2,500 for the platform;
     /// refusals remembered 5 minutes.
     pub budgets: Budgets,
+    /// How long this executor's outbox rows stay its own without a renewal.
+    /// Default [`OUTBOX_LEASE`].
+    pub lease: Duration,
+    /// How often it renews its leases and adopts rows nobody holds; at most a third
+    /// of `lease`. Default [`OUTBOX_RENEW_EVERY`].
+    pub lease_renew_every: Duration,
 }
 
 impl Default for ExecutorConfig {
@@ -116,6 +139,8 @@ impl Default for ExecutorConfig {
                 platform: 2_500,
                 remember: Duration::from_secs(300),
             },
+            lease: OUTBOX_LEASE,
+            lease_renew_every: OUTBOX_RENEW_EVERY,
         }
     }
 }
@@ -174,6 +199,16 @@ impl ExecutorConfig {
         )?;
         read(&var, "TOWNES_DISCORD_REMEMBER_REFUSALS_SECS", &mut remember)?;
         config.budgets.remember = Duration::from_secs(remember);
+        let mut lease = config.lease.as_secs();
+        read(&var, "TOWNES_DISCORD_LEASE_SECS", &mut lease)?;
+        if lease == 0 {
+            anyhow::bail!("TOWNES_DISCORD_LEASE_SECS must be at least 1");
+        }
+        if lease != config.lease.as_secs() {
+            // Renewed three times per lease, as with the defaults.
+            config.lease = Duration::from_secs(lease);
+            config.lease_renew_every = config.lease / 3;
+        }
         if config.budgets.platform >= 10_000 {
             anyhow::bail!(
                 "TOWNES_DISCORD_PLATFORM_INVALID_BUDGET must stay below Discord's ban at \
@@ -189,6 +224,10 @@ impl ExecutorConfig {
         self.max_attempts = self.max_attempts.max(1);
         self.backoff_max = self.backoff_max.max(self.backoff_base);
         self.global_per_second = self.global_per_second.max(1);
+        self.lease = self.lease.max(Duration::from_millis(30));
+        self.lease_renew_every = self
+            .lease_renew_every
+            .clamp(Duration::from_millis(10), self.lease / 3);
         self
     }
 }
@@ -650,6 +689,7 @@ const STOPPED: &str =
     "the executor stopped before Discord answered; the call stays queued for the next start";
 const CANCELLED: &str =
     "cancelled: the feature was disabled in this guild before Discord was asked";
+const HANDED_OVER: &str = "queued; another process took the call over and will deliver it";
 
 /// Attempts of a direct (unpersisted) call before a transient failure is final.
 const DIRECT_ATTEMPTS: u32 = 3;
@@ -676,6 +716,11 @@ struct Inner {
     store: Store,
     rest: RestClient,
     config: ExecutorConfig,
+    /// This executor's random id: the `lease_owner` of the rows it holds.
+    holder: String,
+    /// When the last renewal that succeeded started: every row held is leased at
+    /// least `lease` past it.
+    renewed: Mutex<Instant>,
     governor: Governor,
     queues: Mutex<Queues>,
     /// Wakes the refill task: the executor spilled, or room freed up while spilled.
@@ -756,6 +801,15 @@ enum Finish {
     DeadLetter { attempts: u32, reason: String },
     /// The row was cancelled meanwhile: nothing to write.
     Cancelled,
+    /// Another executor adopted the row (this one's lease ran out): it sends it.
+    HandedOver,
+}
+
+/// What the check before an attempt found.
+enum Hold {
+    Held,
+    Cancelled,
+    HandedOver,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -771,17 +825,25 @@ fn jitter(base: Duration) -> Duration {
 }
 
 impl Executor {
-    /// Starts the executor. Every pending outbox row (left by a crash or a shutdown)
-    /// is queued again, oldest first per ordering key: that is how a restart resumes
-    /// queued work.
+    /// Starts the executor. Every pending outbox row nobody holds (left by a
+    /// graceful stop, or by a crash whose leases ran out) is adopted and queued
+    /// again, oldest first per ordering key: that is how a restart resumes queued
+    /// work. Rows of a crashed process whose leases still run are adopted once
+    /// they run out, by the renewal task.
     pub async fn start(
         store: Store,
         rest: RestClient,
         config: ExecutorConfig,
     ) -> anyhow::Result<Executor> {
         let config = config.normalized();
+        let holder = format!("{:032x}", rand::random::<u128>());
+        let renewed = Instant::now();
+        let lease = OutboxLease {
+            holder: &holder,
+            duration: config.lease,
+        };
         let pending = store
-            .outbox_pending_count()
+            .outbox_adopt(lease, u32::MAX, |_| {})
             .await
             .context("reading the Discord outbox")?;
         rest.limiter()
@@ -791,6 +853,8 @@ impl Executor {
             rest,
             governor: Governor::new(config.budgets.clone()),
             config,
+            holder,
+            renewed: Mutex::new(renewed),
             // Spilled, so the refill task first looks for rows in the database.
             queues: Mutex::new(Queues {
                 spilled: true,
@@ -810,7 +874,11 @@ impl Executor {
             rate_limited: AtomicU64::new(0),
             retried: AtomicU64::new(0),
         });
-        lock(&inner.tasks).spawn(Arc::clone(&inner).refill_loop());
+        {
+            let mut tasks = lock(&inner.tasks);
+            tasks.spawn(Arc::clone(&inner).refill_loop());
+            tasks.spawn(Arc::clone(&inner).lease_loop());
+        }
         if pending > 0 {
             tracing::info!(pending, "resuming queued Discord calls");
         }
@@ -1071,8 +1139,9 @@ impl Executor {
     /// Stops taking new work (later calls fail with `Unavailable("shutting down")`)
     /// and lets the workers drain what was accepted, in memory and in the database,
     /// until nothing is left or `deadline` passes. Whatever is left (including a call
-    /// cut off mid-flight) stays in the outbox for the next start. Callers still
-    /// waiting are told so.
+    /// cut off mid-flight) stays in the outbox with its leases released, so another
+    /// executor (or the next start) takes it at once. Callers still waiting are told
+    /// so.
     pub async fn shutdown(&self, deadline: Duration) {
         self.inner.closing.store(true, Ordering::SeqCst);
         let before = self.queue_depth();
@@ -1080,6 +1149,7 @@ impl Executor {
             .await
             .is_ok();
         self.stop_workers().await;
+        self.release().await;
         let remaining = self.queue_depth();
         tracing::info!(
             drained = before.saturating_sub(remaining),
@@ -1089,17 +1159,32 @@ impl Executor {
         );
     }
 
-    /// Stops at once, as a crash would: workers are aborted wherever they are, nothing
-    /// is drained and nothing is written; pending rows stay in the outbox for the next
-    /// start. For tests of crash recovery, and for a hard stop when even a short drain
-    /// is not wanted.
+    /// Stops at once: workers are aborted wherever they are and nothing is drained;
+    /// pending rows stay in the outbox, their leases released so another executor
+    /// takes them at once (a call cut off mid-flight is sent again). For tests of
+    /// recovery, and for a hard stop when even a short drain is not wanted. A process
+    /// killed outright releases nothing: its rows wait for their leases to run out.
     pub async fn abandon(&self) {
         self.inner.closing.store(true, Ordering::SeqCst);
         self.stop_workers().await;
+        self.release().await;
         tracing::warn!(
             remaining = self.queue_depth(),
             "Discord executor abandoned without draining"
         );
+    }
+
+    /// Gives up the leases of the rows still pending, once the workers stopped. If
+    /// the database cannot be reached they run out by themselves.
+    async fn release(&self) {
+        match self.inner.store.outbox_release(&self.inner.holder).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "released the leases of queued Discord calls"),
+            Err(error) => tracing::warn!(
+                %error,
+                "cannot release the leases of queued Discord calls; other processes take them once they run out"
+            ),
+        }
     }
 
     async fn stop_workers(&self) {
@@ -1211,7 +1296,7 @@ impl Inner {
         };
         let inserted = self
             .store
-            .outbox_insert(action.lane_key(), origin, &json, |id| {
+            .outbox_insert(Some(self.lease()), action.lane_key(), origin, &json, |id| {
                 // Before the commit: no worker can see the row before its waiter exists.
                 lock(&self.waiters).insert(id, waiter);
                 self.depth.fetch_add(1, Ordering::SeqCst);
@@ -1319,7 +1404,7 @@ impl Inner {
             (queues.generation, limit)
         };
         let limit_u32 = u32::try_from(limit).unwrap_or(u32::MAX);
-        let rows = match self.store.outbox_pending(limit_u32).await {
+        let rows = match self.store.outbox_held(&self.holder, limit_u32).await {
             Ok(rows) => rows,
             Err(error) => {
                 lock(&self.queues).finished_during_refill = None;
@@ -1399,18 +1484,94 @@ impl Inner {
         }
     }
 
-    /// Whether a feature's row is still pending: `Store::outbox_cancel` (from any
-    /// process) removes the rows of a feature disabled meanwhile.
-    async fn still_wanted(&self, job: &Job) -> bool {
-        if job.caller.is_none() {
-            return true;
+    /// This executor's lease, taken or renewed now.
+    fn lease(&self) -> OutboxLease<'_> {
+        OutboxLease {
+            holder: &self.holder,
+            duration: self.config.lease,
         }
-        match self.store.outbox_is_pending(job.id).await {
-            Ok(pending) => pending,
+    }
+
+    /// Renews this executor's leases and adopts rows nobody holds, every
+    /// `lease_renew_every`.
+    async fn lease_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.lease_renew_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let started = Instant::now();
+            match self.store.outbox_renew(self.lease()).await {
+                Ok(_) => *lock(&self.renewed) = started,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot renew the leases of queued Discord calls")
+                }
+            }
+            // A stopping executor drains what it has; what nobody holds is for others.
+            if !self.closing.load(Ordering::SeqCst) {
+                self.adopt().await;
+            }
+        }
+    }
+
+    /// Takes over rows nobody holds: counted before they are visible as this
+    /// executor's, then fed by the refill task in id order.
+    async fn adopt(self: &Arc<Self>) {
+        let limit = u32::try_from(self.config.queue_capacity).unwrap_or(u32::MAX);
+        let mut counted = 0;
+        let adopted = self
+            .store
+            .outbox_adopt(self.lease(), limit, |n| {
+                counted = usize::try_from(n).unwrap_or(usize::MAX);
+                self.depth.fetch_add(counted, Ordering::SeqCst);
+            })
+            .await;
+        match adopted {
+            Ok(0) => {}
+            Ok(adopted) => {
+                tracing::info!(adopted, "took over queued Discord calls nobody held");
+                let mut queues = lock(&self.queues);
+                queues.spilled = true;
+                queues.generation += 1;
+                self.refill_wake.notify_one();
+            }
             Err(error) => {
-                // Sending is what was asked; a cancel that cannot be seen is not one.
-                tracing::warn!(%error, id = job.id, "cannot check a queued Discord call");
-                true
+                // Counted before a commit that failed: take the count back.
+                let _ = self
+                    .depth
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| {
+                        Some(d.saturating_sub(counted))
+                    });
+                tracing::warn!(%error, "cannot adopt queued Discord calls");
+            }
+        }
+    }
+
+    /// Whether the row is still this executor's to send, extending its lease: not
+    /// cancelled (`Store::outbox_cancel` from any process drops a disabled feature's
+    /// rows) and not adopted by another executor after this one's lease ran out.
+    async fn hold_before_attempt(&self, job: &Job) -> Hold {
+        loop {
+            let checked = match self.store.outbox_still_held(job.id, self.lease()).await {
+                Ok(true) => return Hold::Held,
+                Ok(false) => self.store.outbox_is_pending(job.id).await,
+                Err(error) => Err(error),
+            };
+            match checked {
+                Ok(true) => return Hold::HandedOver,
+                Ok(false) => return Hold::Cancelled,
+                Err(error) => {
+                    // Every row held is leased at least `lease` past the last renewal
+                    // that succeeded: until then nobody else can have it, and sending
+                    // is what was asked.
+                    let renewed = lock(&self.renewed).elapsed();
+                    if renewed + self.config.lease_renew_every < self.config.lease {
+                        tracing::warn!(%error, id = job.id, "cannot check a queued Discord call; sending it");
+                        return Hold::Held;
+                    }
+                    tracing::warn!(%error, id = job.id, "cannot check a queued Discord call; waiting");
+                    tokio::time::sleep(self.config.lease_renew_every).await;
+                }
             }
         }
     }
@@ -1425,8 +1586,10 @@ impl Inner {
         let mut attempts = job.attempts;
         let mut backoff = self.config.backoff_base;
         let finish = loop {
-            if !self.still_wanted(&job).await {
-                break Finish::Cancelled;
+            match self.hold_before_attempt(&job).await {
+                Hold::Held => {}
+                Hold::Cancelled => break Finish::Cancelled,
+                Hold::HandedOver => break Finish::HandedOver,
             }
             // Again here: a refusal or budget learned while this waited in its queue.
             if let Err(refused) = self.governor.admit(caller, refusal_key.as_deref()) {
@@ -1471,7 +1634,7 @@ impl Inner {
                 Err(final_error) => break Finish::Answered(Err(final_error.into_discord())),
             }
         };
-        if !matches!(finish, Finish::Cancelled) {
+        if !matches!(finish, Finish::Cancelled | Finish::HandedOver) {
             let waited = (Utc::now() - job.accepted_at).to_std().unwrap_or_default();
             metrics().record_queue_latency(waited);
         }
@@ -1513,6 +1676,14 @@ impl Inner {
                 self.cancelled.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(kind, id, feature, "queued Discord call cancelled");
                 (true, Err(DiscordError::Unavailable(CANCELLED.into())))
+            }
+            Finish::HandedOver => {
+                tracing::info!(
+                    kind,
+                    id,
+                    "queued Discord call taken over by another process"
+                );
+                (true, Err(DiscordError::Unavailable(HANDED_OVER.into())))
             }
         };
         {
@@ -1643,8 +1814,13 @@ mod tests {
             ("TOWNES_DISCORD_FEATURE_QUOTA", " 7 "),
             ("TOWNES_DISCORD_REMEMBER_REFUSALS_SECS", "60"),
             ("TOWNES_DISCORD_GUILD_QUOTA", ""),
+            ("TOWNES_DISCORD_LEASE_SECS", "3"),
         ]))
         .unwrap();
+        assert_eq!(
+            (config.lease, config.lease_renew_every),
+            (Duration::from_secs(3), Duration::from_secs(1))
+        );
         assert_eq!(config.global_per_second, 40);
         assert_eq!(config.feature_quota, 7);
         assert_eq!(config.guild_quota, ExecutorConfig::default().guild_quota);

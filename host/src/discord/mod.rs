@@ -13,7 +13,8 @@ mod remote;
 mod rest;
 
 pub use executor::{
-    Action, ActionOutput, Executor, ExecutorConfig, ExecutorStats, Pending, Secret,
+    Action, ActionOutput, Executor, ExecutorConfig, ExecutorStats, OUTBOX_LEASE,
+    OUTBOX_RENEW_EVERY, Pending, Secret,
 };
 pub use governor::Budgets;
 pub use local::{LocalDiscord, LocalGuild};

@@ -468,14 +468,17 @@ pub async fn export_bundle(
         if components.iter().any(|c| c.sha256 == version.sha256) {
             continue;
         }
-        let wasm = runtime.component_bytes(&version.sha256).map_err(|e| {
-            anyhow::anyhow!(
-                "component {} {} ({}) is missing from this installation's data directory: {e}",
-                version.feature_id,
-                version.version,
-                version.sha256
-            )
-        })?;
+        let wasm = runtime
+            .component_bytes(&version.sha256)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "component {} {} ({}) is unavailable: {e:#}",
+                    version.feature_id,
+                    version.version,
+                    version.sha256
+                )
+            })?;
         size += wasm.len() as u64;
         if size > max_bytes {
             return Err(ExportError::TooLarge {

@@ -186,7 +186,8 @@ impl Runtime {
         })
     }
 
-    /// Caches a validated component and records its version in the catalogue.
+    /// Caches a validated component, stores its bytes in the database (where every
+    /// process sharing it can load them) and records its version in the catalogue.
     pub async fn record(
         &self,
         validated: Validated,
@@ -203,6 +204,11 @@ impl Runtime {
         let wasm = wasm.as_slice();
         let sha256 = sha256_hex(wasm);
         self.write_cache(&sha256, wasm, &component)?;
+        // Before the version row: a version any process can see always has its bytes.
+        self.store
+            .put_component_blob(&sha256, wasm)
+            .await
+            .map_err(|e| InstallError::Host(e.into()))?;
         let version = FeatureVersion {
             feature_id: manifest.id.clone(),
             version: manifest.version.clone(),
@@ -236,19 +242,74 @@ impl Runtime {
         Ok((version, manifest))
     }
 
-    /// Validates a component and puts it in the on-disk cache without
-    /// recording a version: an import writes the version's row itself, in its
-    /// transaction. Safe to repeat, and harmless if that transaction fails (the
-    /// cache is keyed by content). Returns the manifest's id and version.
+    /// Validates a component and puts it in the on-disk cache and the database's
+    /// blobs without recording a version: an import writes the version's row
+    /// itself, in its transaction. Safe to repeat, and harmless if that
+    /// transaction fails (both are keyed by content). Returns the manifest's id and
+    /// version.
     pub async fn stage_component(&self, wasm: &[u8]) -> Result<(String, String), InstallError> {
         let validated = self.validate(wasm).await?;
-        self.write_cache(&sha256_hex(wasm), wasm, &validated.component)?;
+        let sha256 = sha256_hex(wasm);
+        self.write_cache(&sha256, wasm, &validated.component)?;
+        self.store
+            .put_component_blob(&sha256, wasm)
+            .await
+            .map_err(|e| InstallError::Host(e.into()))?;
         Ok((validated.manifest.id, validated.manifest.version))
     }
 
-    /// The bytes of the installed component `sha256`, as installed.
-    pub fn component_bytes(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.cache_paths(sha256).0)
+    /// The bytes of the installed component `sha256`, as installed: from this
+    /// host's cache, else from the database (checked against the sha256, and
+    /// cached here).
+    pub async fn component_bytes(&self, sha256: &str) -> anyhow::Result<Vec<u8>> {
+        let wasm_path = self.cache_paths(sha256).0;
+        match std::fs::read(&wasm_path) {
+            Ok(wasm) => Ok(wasm),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.shared_component_bytes(sha256).await
+            }
+            Err(e) => Err(anyhow::anyhow!("reading {}: {e}", wasm_path.display())),
+        }
+    }
+
+    /// Stores in the database the bytes of installed components that only this
+    /// host's cache holds (installed before migration 0016), so every process
+    /// sharing the database can load them; returns how many. Components this host
+    /// does not have either are left to the host that does.
+    pub async fn share_cached_components(&self) -> anyhow::Result<usize> {
+        let mut shared = 0;
+        for sha256 in self.store.unshared_components().await? {
+            let Ok(wasm) = std::fs::read(self.cache_paths(&sha256).0) else {
+                continue;
+            };
+            if sha256_hex(&wasm) != sha256 {
+                tracing::warn!(%sha256, "the cached component does not match its sha256; not shared");
+                continue;
+            }
+            self.store.put_component_blob(&sha256, &wasm).await?;
+            shared += 1;
+        }
+        Ok(shared)
+    }
+
+    /// The bytes another process stored for component `sha256`, refused unless
+    /// they hash to it, then written to this host's cache.
+    async fn shared_component_bytes(&self, sha256: &str) -> anyhow::Result<Vec<u8>> {
+        let wasm = self.store.component_blob(sha256).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "component {sha256} is neither in {} nor in the database; install the feature again",
+                self.config.data_dir.join("components").display()
+            )
+        })?;
+        let found = sha256_hex(&wasm);
+        if found != sha256 {
+            anyhow::bail!(
+                "component {sha256} in the database does not match its sha256 (its bytes hash to {found}): \
+                 the stored copy was damaged or altered, so it is not run; install the feature again"
+            );
+        }
+        write_atomically(&self.cache_paths(sha256).0, &wasm)?;
+        Ok(wasm)
     }
 
     /// Checks every import and returns the capability interfaces that carry
@@ -380,9 +441,11 @@ impl Runtime {
     }
 
     /// The compiled component for `sha256`: the precompiled artifact when it
-    /// matches this engine, otherwise compiled again from the cached `.wasm`.
-    pub(super) fn component_from_cache(&self, sha256: &str) -> anyhow::Result<Component> {
-        let (wasm_path, cwasm_path) = self.cache_paths(sha256);
+    /// matches this engine, otherwise compiled again from the cached `.wasm`, or
+    /// from the database's copy when this host has none (another process
+    /// installed it).
+    pub(super) async fn component_from_cache(&self, sha256: &str) -> anyhow::Result<Component> {
+        let cwasm_path = self.cache_paths(sha256).1;
         if matches!(
             Engine::detect_precompiled_file(&cwasm_path),
             Ok(Some(Precompiled::Component))
@@ -396,12 +459,7 @@ impl Runtime {
                 }
             }
         }
-        let wasm = std::fs::read(&wasm_path).map_err(|e| {
-            anyhow::anyhow!(
-                "component {sha256} is missing from {} ({e}); install the feature again",
-                wasm_path.display()
-            )
-        })?;
+        let wasm = self.component_bytes(sha256).await?;
         let component = Component::new(&self.engine, &wasm)?;
         write_atomically(&cwasm_path, &component.serialize()?)?;
         Ok(component)

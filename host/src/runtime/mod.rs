@@ -85,8 +85,14 @@ const FAILURE_REPORTS_PER_MINUTE: u32 = 10;
 /// Scheduled jobs of one guild taken per round, and jobs run at once.
 const JOBS_PER_GUILD: u32 = 2;
 const JOBS_AT_ONCE: usize = 16;
-/// Runs of a job the host could not complete before it is marked failed.
+/// Runs of a job the host could not complete before it is marked failed; also
+/// the claims after which a job whose runners keep dying is (its runner may
+/// have been killed by the job itself).
 pub const JOB_ATTEMPTS: u32 = 5;
+/// How long a claimed job stays with the runtime running it without a renewal:
+/// a crashed runner's jobs are due again this long after its last renewal. Long
+/// beside an invocation's wall-clock limit; short beside a job's usual delay.
+pub const JOB_LEASE: Duration = Duration::from_secs(30);
 /// The first retry delay of such a job; it doubles per attempt.
 const JOB_RETRY_BASE: chrono::Duration = chrono::Duration::seconds(30);
 /// How long finished jobs are kept, and how often they are purged.
@@ -111,6 +117,9 @@ pub struct RuntimeConfig {
     pub bot_user_id: u64,
     /// Where the dashboard API is reached from outside: file links start with it.
     pub public_url: String,
+    /// How long scheduled jobs this runtime claimed stay its own without a
+    /// renewal (renewed every third of it while they run). Default [`JOB_LEASE`].
+    pub job_lease: Duration,
 }
 
 impl RuntimeConfig {
@@ -125,6 +134,7 @@ impl RuntimeConfig {
             breaker: BreakerPolicy::default(),
             bot_user_id: 0,
             public_url: DEFAULT_PUBLIC_URL.to_string(),
+            job_lease: JOB_LEASE,
         }
     }
 }
@@ -377,6 +387,8 @@ pub struct Runtime {
     shared_limits: SharedLimits,
     file_links: Arc<FileLinks>,
     last_job_purge: std::sync::Mutex<Option<Instant>>,
+    /// This runtime's random id: the `lease_owner` of the jobs it claimed.
+    holder: String,
     /// Guilds catching up at once after a new gateway session (see
     /// [`Runtime::dispatch_guild_ready`]).
     catching_up: tokio::sync::Semaphore,
@@ -421,6 +433,7 @@ impl Runtime {
             live: Live::local(),
             shared_limits: SharedLimits::local(),
             last_job_purge: std::sync::Mutex::new(None),
+            holder: format!("{:032x}", rand::random::<u128>()),
             catching_up: tokio::sync::Semaphore::new(GUILDS_CATCHING_UP),
             licensed: std::sync::RwLock::new(None),
             config,
@@ -814,8 +827,12 @@ impl Runtime {
             .await
     }
 
-    /// Runs up to `limit` scheduled jobs that are due, each once, several at a
-    /// time and fairly across guilds (see [`Store::due_jobs`]). A job whose
+    /// Claims and runs up to `limit` scheduled jobs that are due, several at a
+    /// time and fairly across guilds (see [`Store::claim_due_jobs`]): of
+    /// runtimes sharing a database, each due job is run by the one that claimed
+    /// it, whose lease on it is renewed while the round runs. A job whose
+    /// runner died is due again once that lease ran out; one claimed more than
+    /// [`JOB_ATTEMPTS`] times is marked failed instead of run again. A job whose
     /// feature is no longer enabled is cancelled; one the host could not run
     /// (the feature paused, the host busy or failing) is retried later, up to
     /// [`JOB_ATTEMPTS`] times; one that failed in the feature is marked failed.
@@ -825,14 +842,44 @@ impl Runtime {
         now: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> anyhow::Result<Vec<Outcome>> {
+        use crate::store::JobEnd;
         use futures_util::StreamExt;
         self.purge_finished_jobs(now).await?;
-        let due = self.store.due_jobs(now, limit, JOBS_PER_GUILD).await?;
-        let finished: Vec<anyhow::Result<Option<Outcome>>> =
-            futures_util::stream::iter(due.into_iter().map(|job| self.run_job(job)))
-                .buffer_unordered(JOBS_AT_ONCE)
-                .collect()
-                .await;
+        let lease = self.config.job_lease;
+        let claimed = self
+            .store
+            .claim_due_jobs(&self.holder, now, lease, limit, JOBS_PER_GUILD)
+            .await?;
+        let (doomed, due): (Vec<_>, Vec<_>) = claimed
+            .into_iter()
+            .partition(|job| job.claims > JOB_ATTEMPTS);
+        for job in doomed {
+            let reason = format!(
+                "claimed {} times without finishing: the process running it stopped each time",
+                job.claims
+            );
+            tracing::warn!(job = %job.id, guild = job.scope.guild_id, feature = %job.scope.feature_id, %reason, "scheduled job given up");
+            self.store
+                .finish_job(&job.id, JobEnd::Failed, Some(&reason))
+                .await?;
+        }
+        let run = futures_util::stream::iter(due.into_iter().map(|job| self.run_job(job)))
+            .buffer_unordered(JOBS_AT_ONCE)
+            .collect::<Vec<anyhow::Result<Option<Outcome>>>>();
+        tokio::pin!(run);
+        let mut renew = tokio::time::interval((lease / 3).max(Duration::from_millis(1)));
+        renew.tick().await;
+        let finished = loop {
+            tokio::select! {
+                finished = &mut run => break finished,
+                _ = renew.tick() => {
+                    let until = crate::store::lease_end(chrono::Utc::now().max(now), lease);
+                    if let Err(error) = self.store.renew_job_leases(&self.holder, until).await {
+                        tracing::warn!(%error, "cannot renew the leases of running scheduled jobs");
+                    }
+                }
+            }
+        };
         finished.into_iter().filter_map(Result::transpose).collect()
     }
 
@@ -1263,7 +1310,7 @@ impl Runtime {
         let routes = extensions::stored_routes(&row.manifest).map_err(|e| {
             anyhow::anyhow!("the stored routes of {feature_id} {version} are unreadable ({e}); install the feature again")
         })?;
-        let component = self.component_from_cache(&row.sha256)?;
+        let component = self.component_from_cache(&row.sha256).await?;
         let pre = self.linker.instantiate_pre(&component)?;
         let loaded = Arc::new(Loaded {
             exports: FeatureIndices::new(&pre)?,

@@ -284,6 +284,58 @@ impl Store {
         }
     }
 
+    /// Keeps an installed component's bytes under their sha256 (computed by the
+    /// caller), so every process sharing the database can load it; writing the same
+    /// sha256 again is a no-op. The size is bounded by the install limit
+    /// (`max_component_bytes`, 64 MiB by default), well within one value on either
+    /// backend (1 GB).
+    pub async fn put_component_blob(&self, sha256: &str, wasm: &[u8]) -> Result<(), StoreError> {
+        let size_bytes = i64::try_from(wasm.len()).map_err(|_| {
+            StoreError::InvalidArgument(format!("a component of {} bytes", wasm.len()))
+        })?;
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO component_blobs (sha256, wasm, size_bytes, created_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(sha256)
+            .bind(wasm)
+            .bind(size_bytes)
+            .bind(now())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The stored bytes of component `sha256`, as written: the caller checks them
+    /// against the sha256 before trusting them.
+    pub async fn component_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let wasm: Option<Vec<u8>> = on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT wasm FROM component_blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(wasm)
+    }
+
+    /// The sha256 of every installed version whose bytes the database lacks
+    /// (installed before migration 0016 kept them in one host's cache only).
+    pub async fn unshared_components(&self) -> Result<Vec<String>, StoreError> {
+        let shas: Vec<String> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT v.sha256 FROM feature_versions AS v
+                 WHERE NOT EXISTS (SELECT 1 FROM component_blobs AS b WHERE b.sha256 = v.sha256)
+                 ORDER BY v.sha256",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(shas)
+    }
+
     pub async fn feature_version(
         &self,
         feature_id: &str,

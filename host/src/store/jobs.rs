@@ -4,10 +4,49 @@
 //! given up on (`failed`); only pending jobs whose time has come are due. A job the
 //! host could not run is moved to a later `run_at` with its `attempts` counted.
 //! Finished rows are purged after a while ([`Store::purge_finished_jobs`]).
+//!
+//! Several processes may run jobs from one database (migration 0016): a runtime
+//! claims the due jobs it runs ([`Store::claim_due_jobs`]), leasing them to itself
+//! until it finishes or moves them. A job whose runner died is due again once its
+//! lease ran out; `claims` counts every claim, so the caller can give up on a job
+//! that keeps killing its runners. Finishing and retrying do not check the lease:
+//! they only ever act on a pending job, so a late runner's answer is harmless.
 
 use chrono::{DateTime, Utc};
 
-use super::{ScheduledJob, Scope, Store, StoreError, api_id, db_id, db_limit, now, random_id, ts};
+use super::{
+    Db, ScheduledJob, Scope, Store, StoreError, api_id, db_id, db_limit, lease_end, now, random_id,
+    ts,
+};
+
+/// The claim of due jobs, fair across guilds as in [`Store::due_jobs`]; `$lock` is
+/// how Postgres keeps two claimers off the same jobs (the conditions are checked
+/// again on the locked rows, so a job claimed meanwhile is skipped).
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE scheduled_jobs
+             SET lease_owner = $4, lease_until = $5, claims = claims + 1
+             WHERE id IN (
+                 SELECT j.id FROM scheduled_jobs AS j
+                 WHERE j.id IN (
+                           SELECT id
+                           FROM (SELECT id, run_at,
+                                        ROW_NUMBER() OVER (PARTITION BY guild_id ORDER BY run_at, id) AS turn
+                                 FROM scheduled_jobs
+                                 WHERE status = 'pending' AND run_at <= $1
+                                   AND (lease_until IS NULL OR lease_until < $1)) AS due
+                           WHERE turn <= $3
+                           ORDER BY turn, run_at, id
+                           LIMIT $2)
+                   AND j.status = 'pending'
+                   AND (j.lease_until IS NULL OR j.lease_until < $1) ",
+            $lock,
+            ")
+             RETURNING id, guild_id, feature_id, name, payload, run_at, attempts, claims"
+        )
+    };
+}
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -18,6 +57,7 @@ struct JobRow {
     payload: String,
     run_at: DateTime<Utc>,
     attempts: i32,
+    claims: i32,
 }
 
 impl From<JobRow> for ScheduledJob {
@@ -32,6 +72,7 @@ impl From<JobRow> for ScheduledJob {
             payload: r.payload,
             run_at: r.run_at,
             attempts: u32::try_from(r.attempts).unwrap_or(0),
+            claims: u32::try_from(r.claims).unwrap_or(0),
         }
     }
 }
@@ -99,7 +140,8 @@ impl Store {
     /// Up to `limit` pending jobs with `run_at <= now`, at most `per_guild` of any
     /// one guild, taking each guild's earliest first and then round-robin across
     /// guilds, so a guild with thousands of due jobs does not hold up the others.
-    /// Does not claim them: a job stays due until it is finished or moved.
+    /// Does not claim them, and counts claimed ones as due too: what is waiting,
+    /// for a look; [`Store::claim_due_jobs`] is what runners use.
     pub async fn due_jobs(
         &self,
         now: DateTime<Utc>,
@@ -108,8 +150,8 @@ impl Store {
     ) -> Result<Vec<ScheduledJob>, StoreError> {
         let rows: Vec<JobRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT id, guild_id, feature_id, name, payload, run_at, attempts
-                 FROM (SELECT id, guild_id, feature_id, name, payload, run_at, attempts,
+                "SELECT id, guild_id, feature_id, name, payload, run_at, attempts, claims
+                 FROM (SELECT id, guild_id, feature_id, name, payload, run_at, attempts, claims,
                               ROW_NUMBER() OVER (PARTITION BY guild_id ORDER BY run_at, id) AS turn
                        FROM scheduled_jobs
                        WHERE status = 'pending' AND run_at <= $1) AS due
@@ -124,6 +166,73 @@ impl Store {
             .await?
         });
         Ok(rows.into_iter().map(ScheduledJob::from).collect())
+    }
+
+    /// Claims up to `limit` due jobs for `holder` until `now + lease`, chosen like
+    /// [`Store::due_jobs`] (at most `per_guild` of one guild, round-robin) among those
+    /// nobody holds, and returns them in that order with their claim counted. A
+    /// compare-and-set: of runtimes claiming at once, each job goes to one.
+    pub async fn claim_due_jobs(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: u32,
+        per_guild: u32,
+    ) -> Result<Vec<ScheduledJob>, StoreError> {
+        let sql = match &self.db {
+            Db::Sqlite(_) => claim_sql!(""),
+            Db::Postgres(_) => claim_sql!("FOR UPDATE OF j SKIP LOCKED"),
+        };
+        let until = lease_end(now, lease);
+        let rows: Vec<JobRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(sql)
+                .bind(ts(now))
+                .bind(db_limit(limit))
+                .bind(db_limit(per_guild))
+                .bind(holder)
+                .bind(until)
+                .fetch_all(pool)
+                .await?
+        });
+        // RETURNING has no order: put the claimed jobs back in their turns.
+        let mut jobs: Vec<ScheduledJob> = rows.into_iter().map(ScheduledJob::from).collect();
+        jobs.sort_by(|a, b| {
+            (a.scope.guild_id, a.run_at, &a.id).cmp(&(b.scope.guild_id, b.run_at, &b.id))
+        });
+        let mut turns = Vec::with_capacity(jobs.len());
+        for (i, job) in jobs.iter().enumerate() {
+            let turn = match i.checked_sub(1).map(|p| &jobs[p]) {
+                Some(previous) if previous.scope.guild_id == job.scope.guild_id => turns[i - 1] + 1,
+                _ => 0,
+            };
+            turns.push(turn);
+        }
+        let mut ordered: Vec<(usize, ScheduledJob)> = turns.into_iter().zip(jobs).collect();
+        ordered.sort_by(|(ta, a), (tb, b)| (ta, a.run_at, &a.id).cmp(&(tb, b.run_at, &b.id)));
+        Ok(ordered.into_iter().map(|(_, job)| job).collect())
+    }
+
+    /// Extends `holder`'s leases on the jobs it still runs to at least `until`;
+    /// returns how many.
+    pub async fn renew_job_leases(
+        &self,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let renewed = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE scheduled_jobs
+                 SET lease_until = CASE WHEN lease_until < $2 THEN $2 ELSE lease_until END
+                 WHERE lease_owner = $1 AND status = 'pending'",
+            )
+            .bind(holder)
+            .bind(ts(until))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(renewed)
     }
 
     /// Marks a pending job finished: `done`, `cancelled` or `failed`, with the
@@ -155,7 +264,8 @@ impl Store {
         self.finish_job(id, JobEnd::Done, None).await
     }
 
-    /// Moves a pending job the host could not run to `run_at`, counting the attempt.
+    /// Moves a pending job the host could not run to `run_at`, counting the attempt,
+    /// and frees its claim: it is due again for whoever claims it then.
     pub async fn retry_job(
         &self,
         id: &str,
@@ -164,7 +274,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_db!(&self.db, pool => {
             sqlx::query(
-                "UPDATE scheduled_jobs SET run_at = $2, attempts = attempts + 1, last_error = $3
+                "UPDATE scheduled_jobs
+                 SET run_at = $2, attempts = attempts + 1, last_error = $3,
+                     lease_owner = NULL, lease_until = NULL
                  WHERE id = $1 AND status = 'pending'",
             )
             .bind(id)

@@ -112,7 +112,7 @@ mod storage;
 mod tenants;
 mod usage;
 
-pub use outbox::{DeadLetter, OutboxRow};
+pub use outbox::{DeadLetter, OutboxLease, OutboxRow};
 pub use tenants::{GUILD_TRANSFERRED, OwnerChange};
 
 /// Where a database URL points when none is given: `townes.db` in the current directory.
@@ -465,6 +465,9 @@ pub struct ScheduledJob {
     /// Earlier runs the host could not complete (the feature was paused, the
     /// host was busy or failed).
     pub attempts: u32,
+    /// Times a runner claimed it (this claim included, for a claimed job): more
+    /// than `attempts + 1` means runners died while running it.
+    pub claims: u32,
 }
 
 /// A dashboard login. The cookie carries a random token; only its sha256 is stored, so
@@ -673,6 +676,15 @@ fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
 /// The current time, as it will be stored.
 fn now() -> DateTime<Utc> {
     ts(Utc::now())
+}
+
+/// When a lease of `duration` taken at `from` runs out (the end of time for one too
+/// long to add).
+pub(crate) fn lease_end(from: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|d| from.checked_add_signed(d))
+        .map_or(DateTime::<Utc>::MAX_UTC, ts)
 }
 
 /// A snowflake as the database holds it (bit-for-bit).

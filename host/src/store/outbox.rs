@@ -8,11 +8,36 @@
 //! Each row names who asked for it: the guild and feature of a feature's call, or
 //! neither for the host's own calls. That is what per-guild and per-feature quotas
 //! count, and what [`Store::outbox_cancel`] drops when a feature is disabled.
+//!
+//! Several processes share one outbox (migration 0016): each row is leased to one
+//! executor (`lease_owner`, `lease_until`), the one that inserted or adopted it, and
+//! only that holder sends it. The holder renews its leases while it runs and releases
+//! them when it stops; a row whose lease ran out (a crashed holder's) or that has none
+//! is adopted by whichever executor claims it first, with a compare-and-set.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::{Store, StoreError, api_id, count, db_id, db_limit, now};
+use super::{Db, Store, StoreError, api_id, count, db_id, db_limit, lease_end, now};
+
+/// The adoption of free rows, `$lock` being how Postgres keeps two adopters off the
+/// same candidates (the outer conditions are checked again on the locked rows).
+macro_rules! adopt_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE discord_outbox SET lease_owner = $1, lease_until = $2
+             WHERE id IN (SELECT id FROM discord_outbox
+                          WHERE failed_at IS NULL
+                            AND (lease_until IS NULL OR lease_until < $3)
+                          ORDER BY id
+                          LIMIT $4 ",
+            $lock,
+            ")
+               AND failed_at IS NULL
+               AND (lease_until IS NULL OR lease_until < $3)"
+        )
+    };
+}
 
 /// A pending outbox row.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,13 +97,45 @@ fn db_attempts(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+/// Who holds outbox rows, and for how long from now.
+#[derive(Clone, Copy, Debug)]
+pub struct OutboxLease<'a> {
+    /// The executor's random holder id.
+    pub holder: &'a str,
+    pub duration: std::time::Duration,
+}
+
+impl OutboxLease<'_> {
+    /// When a lease taken or renewed now runs out, as stored.
+    fn until(&self) -> DateTime<Utc> {
+        lease_end(now(), self.duration)
+    }
+}
+
+impl From<PendingRow> for OutboxRow {
+    fn from(r: PendingRow) -> OutboxRow {
+        OutboxRow {
+            id: r.id,
+            lane_key: api_id(r.lane_key),
+            guild_id: r.guild_id.map(api_id),
+            feature_id: r.feature_id,
+            action: r.action.0,
+            attempts: attempts(r.attempts),
+            created_at: r.created_at,
+        }
+    }
+}
+
 impl Store {
     /// Writes a pending row and returns its id (ids only grow and are never reused).
-    /// `before_commit` runs with the id inside the transaction, before the row becomes
-    /// visible to [`Store::outbox_pending`]: the executor registers the caller's waiter
-    /// there, so a worker can never finish the row before someone listens for it.
+    /// The row is leased to `lease`'s holder; without one it is free for the first
+    /// executor that adopts it. `before_commit` runs with the id inside the
+    /// transaction, before the row becomes visible to [`Store::outbox_held`]: the
+    /// executor registers the caller's waiter there, so a worker can never finish the
+    /// row before someone listens for it.
     pub async fn outbox_insert(
         &self,
+        lease: Option<OutboxLease<'_>>,
         lane_key: u64,
         origin: Option<(u64, &str)>,
         action: &serde_json::Value,
@@ -88,8 +145,9 @@ impl Store {
             let mut tx = pool.begin().await?;
             let (id,): (i64,) = sqlx::query_as(
                 "INSERT INTO discord_outbox
-                     (lane_key, guild_id, feature_id, action, attempts, created_at)
-                 VALUES ($1, $2, $3, $4, 0, $5)
+                     (lane_key, guild_id, feature_id, action, attempts, created_at,
+                      lease_owner, lease_until)
+                 VALUES ($1, $2, $3, $4, 0, $5, $6, $7)
                  RETURNING id",
             )
             .bind(db_id(lane_key))
@@ -97,6 +155,8 @@ impl Store {
             .bind(origin.map(|(_, feature_id)| feature_id))
             .bind(Json(action))
             .bind(now())
+            .bind(lease.map(|l| l.holder))
+            .bind(lease.map(|l| l.until()))
             .fetch_one(&mut *tx)
             .await?;
             before_commit(id);
@@ -106,7 +166,7 @@ impl Store {
         Ok(id)
     }
 
-    /// Up to `limit` pending rows, oldest first.
+    /// Up to `limit` pending rows, oldest first, whoever holds them.
     pub async fn outbox_pending(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let rows: Vec<PendingRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
@@ -120,18 +180,122 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|r| OutboxRow {
-                id: r.id,
-                lane_key: api_id(r.lane_key),
-                guild_id: r.guild_id.map(api_id),
-                feature_id: r.feature_id,
-                action: r.action.0,
-                attempts: attempts(r.attempts),
-                created_at: r.created_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(OutboxRow::from).collect())
+    }
+
+    /// Up to `limit` pending rows leased to `holder`, oldest first: all an executor
+    /// ever sends.
+    pub async fn outbox_held(
+        &self,
+        holder: &str,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows: Vec<PendingRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, lane_key, guild_id, feature_id, action, attempts, created_at
+                 FROM discord_outbox
+                 WHERE failed_at IS NULL AND lease_owner = $1
+                 ORDER BY id
+                 LIMIT $2",
+            )
+            .bind(holder)
+            .bind(db_limit(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(OutboxRow::from).collect())
+    }
+
+    /// Adopts up to `limit` pending rows nobody holds (no lease, or one that ran
+    /// out), oldest first, leasing them to `lease`'s holder; returns how many. A
+    /// compare-and-set: two executors adopting at once never take the same row
+    /// (Postgres locks the candidates `FOR UPDATE SKIP LOCKED` and checks them
+    /// again; SQLite runs one writer at a time). `before_commit` hears the count
+    /// inside the transaction, before the rows are visible as the holder's (the
+    /// executor counts them there, so a row it finishes was always counted first).
+    pub async fn outbox_adopt(
+        &self,
+        lease: OutboxLease<'_>,
+        limit: u32,
+        before_commit: impl FnOnce(u64),
+    ) -> Result<u64, StoreError> {
+        let sql = match &self.db {
+            Db::Sqlite(_) => adopt_sql!(""),
+            Db::Postgres(_) => adopt_sql!("FOR UPDATE SKIP LOCKED"),
+        };
+        let at = now();
+        let adopted = on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let adopted = sqlx::query(sql)
+                .bind(lease.holder)
+                .bind(lease.until())
+                .bind(at)
+                .bind(db_limit(limit))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            before_commit(adopted);
+            tx.commit().await?;
+            adopted
+        });
+        Ok(adopted)
+    }
+
+    /// Extends every lease `lease`'s holder has on pending rows; returns how many.
+    /// Rows another executor adopted meanwhile are no longer this holder's and stay
+    /// with their new one.
+    pub async fn outbox_renew(&self, lease: OutboxLease<'_>) -> Result<u64, StoreError> {
+        let renewed = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE discord_outbox SET lease_until = $2
+                 WHERE lease_owner = $1 AND failed_at IS NULL",
+            )
+            .bind(lease.holder)
+            .bind(lease.until())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(renewed)
+    }
+
+    /// Whether `lease`'s holder still holds row `id` (pending, not cancelled, not
+    /// adopted by another executor), extending the lease if so: checked right before
+    /// each attempt, so a holder whose lease was taken over does not send too.
+    pub async fn outbox_still_held(
+        &self,
+        id: i64,
+        lease: OutboxLease<'_>,
+    ) -> Result<bool, StoreError> {
+        let held = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE discord_outbox SET lease_until = $3
+                 WHERE id = $1 AND lease_owner = $2 AND failed_at IS NULL",
+            )
+            .bind(id)
+            .bind(lease.holder)
+            .bind(lease.until())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(held == 1)
+    }
+
+    /// Gives up `holder`'s leases on pending rows, so another executor adopts them at
+    /// once (a graceful stop); returns how many.
+    pub async fn outbox_release(&self, holder: &str) -> Result<u64, StoreError> {
+        let released = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE discord_outbox SET lease_owner = NULL, lease_until = NULL
+                 WHERE lease_owner = $1 AND failed_at IS NULL",
+            )
+            .bind(holder)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(released)
     }
 
     /// How many rows `feature_id` has pending in `guild_id`, and how many all the
