@@ -201,7 +201,7 @@ async fn four_processes_lose_nothing_and_do_nothing_twice_when_killed() {
     ];
     let gateway =
         |shard: &str, log: &str| spawn(&["gateway", "--shards", shard], &discord, &logs.join(log));
-    let worker_dir = setup_dir.path().to_path_buf();
+    let worker_dir = dir.path().join("worker");
     let worker = |log: &str| {
         let mut envs = discord.to_vec();
         envs.extend([

@@ -32,9 +32,16 @@ impl Host for Cap<'_, SchedulerCtx> {
             Err(e) => Err(e.into()),
             Ok(()) => {
                 let run_at = chrono::Utc::now() + chrono::Duration::seconds(delay.into());
+                let scope = &self.ctx.scope;
+                let id = crate::discord::delivery::next_job_id((
+                    scope.guild_id,
+                    scope.feature_id.as_str(),
+                ))
+                .unwrap_or_else(crate::store::random_id);
                 self.ctx
                     .store
-                    .schedule_job(
+                    .schedule_job_as(
+                        &id,
                         &self.ctx.scope,
                         &name,
                         &payload,

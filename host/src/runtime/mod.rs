@@ -890,9 +890,12 @@ impl Runtime {
             name: job.name.clone(),
             payload: job.payload.clone(),
         });
-        let outcome = self
-            .invoke_enabled(job.scope.guild_id, &job.scope.feature_id, handler)
-            .await;
+        // A job claimed again after its runner died sends the same messages.
+        let outcome = crate::discord::delivery::handling(
+            format!("job:{}", job.id),
+            self.invoke_enabled(job.scope.guild_id, &job.scope.feature_id, handler),
+        )
+        .await;
         let store = &self.store;
         let retry_at = |earliest: chrono::DateTime<chrono::Utc>| {
             let backoff = JOB_RETRY_BASE * 2i32.pow(job.attempts.min(10));

@@ -88,7 +88,23 @@ impl Store {
         run_at: DateTime<Utc>,
         max_pending: u32,
     ) -> Result<String, StoreError> {
-        let id = random_id();
+        self.schedule_job_as(&random_id(), s, name, payload, run_at, max_pending)
+            .await
+    }
+
+    /// [`Store::schedule_job`] under the id `id`. Scheduling an id that exists
+    /// already returns it and changes nothing: work handled a second time
+    /// (see `discord::delivery`) schedules the jobs it scheduled the first
+    /// time, not new ones.
+    pub async fn schedule_job_as(
+        &self,
+        id: &str,
+        s: &Scope,
+        name: &str,
+        payload: &str,
+        run_at: DateTime<Utc>,
+        max_pending: u32,
+    ) -> Result<String, StoreError> {
         // One statement, so the count and the insert see the same rows.
         let inserted = on_db!(&self.db, pool => {
             sqlx::query(
@@ -96,9 +112,10 @@ impl Store {
                      (id, guild_id, feature_id, name, payload, run_at, status, created_at)
                  SELECT $1, $2, $3, $4, $5, $6, 'pending', $7
                  WHERE (SELECT COUNT(*) FROM scheduled_jobs
-                        WHERE guild_id = $2 AND feature_id = $3 AND status = 'pending') < $8",
+                        WHERE guild_id = $2 AND feature_id = $3 AND status = 'pending') < $8
+                 ON CONFLICT (id) DO NOTHING",
             )
-            .bind(&id)
+            .bind(id)
             .bind(db_id(s.guild_id))
             .bind(&s.feature_id)
             .bind(name)
@@ -111,11 +128,24 @@ impl Store {
             .rows_affected()
         });
         if inserted == 0 {
-            return Err(StoreError::QuotaExceeded(format!(
-                "scheduled jobs: {max_pending} pending jobs in this guild; cancel one or wait for them to run"
-            )));
+            let existing: Option<(String,)> = on_db!(&self.db, pool => {
+                sqlx::query_as(
+                    "SELECT id FROM scheduled_jobs
+                     WHERE id = $1 AND guild_id = $2 AND feature_id = $3",
+                )
+                .bind(id)
+                .bind(db_id(s.guild_id))
+                .bind(&s.feature_id)
+                .fetch_optional(pool)
+                .await?
+            });
+            if existing.is_none() {
+                return Err(StoreError::QuotaExceeded(format!(
+                    "scheduled jobs: {max_pending} pending jobs in this guild; cancel one or wait for them to run"
+                )));
+            }
         }
-        Ok(id)
+        Ok(id.to_string())
     }
 
     /// Cancels a pending job of this scope. Returns false if there is no such job (wrong

@@ -708,7 +708,7 @@ fn db_limit(n: u32) -> i64 {
 }
 
 /// A random id: 32 hex digits.
-fn random_id() -> String {
+pub fn random_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
