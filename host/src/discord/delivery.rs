@@ -21,8 +21,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 struct Handled {
     key: String,
     /// How many of each kind each caller created so far.
-    made: Mutex<HashMap<(Kind, Option<(u64, String)>), u32>>,
+    made: Mutex<HashMap<(Kind, Origin), u32>>,
 }
+
+/// A feature in a guild, or the host.
+type Origin = Option<(u64, String)>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
