@@ -537,6 +537,30 @@ impl Metrics {
     }
 }
 
+/// Serves `GET /metrics` alone on `listener`, for the processes that run no
+/// dashboard API (`townes gateway`, `townes worker`); with `platform`, its
+/// mirrored gauges are refreshed before each scrape, as the API's route does.
+pub fn serve_alone(
+    listener: tokio::net::TcpListener,
+    platform: Option<std::sync::Arc<crate::platform::Platform>>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    use axum::http::header;
+    let route = axum::routing::get(move || {
+        let platform = platform.clone();
+        async move {
+            if let Some(platform) = platform {
+                platform.refresh_metrics().await;
+            }
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                metrics().render(),
+            )
+        }
+    });
+    let app = axum::Router::new().route("/metrics", route);
+    tokio::spawn(async move { axum::serve(listener, app).await })
+}
+
 /// The `kind` label of an event kind: its WIT name in snake case.
 pub fn event_kind_label(kind: EventKind) -> &'static str {
     match kind {

@@ -388,6 +388,21 @@ async fn four_processes_lose_nothing_and_do_nothing_twice_when_killed() {
         api.0.try_wait().unwrap().is_none(),
         "the API process is still serving"
     );
+    // The gateway that was never killed relayed its shard's share (half the
+    // guilds' joins and messages, and more) and says so on its own /metrics.
+    let log = std::fs::read_to_string(logs.join("gateway-1.log")).unwrap();
+    let url = log
+        .lines()
+        .find_map(|l| l.strip_prefix("metrics: "))
+        .expect("the gateway prints where its metrics are");
+    let scraped = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let relayed: f64 = scraped
+        .lines()
+        .find_map(|l| l.strip_prefix("townes_gateway_relayed_total{shard=\"1\"} "))
+        .expect("shard 1's relayed count")
+        .parse()
+        .unwrap();
+    assert!(relayed >= 300.0, "{scraped}");
     drop((gateway_0, gateway_1, worker_1, api));
 }
 

@@ -30,6 +30,10 @@ pub struct GatewayArgs {
     /// Privileged Gateway Intents), or pass fewer.
     #[arg(long, env = "TOWNES_GATEWAY_INTENTS", default_value_t = RELAY_INTENTS.bits())]
     intents: u64,
+    /// Serve Prometheus metrics (`GET /metrics`) here, e.g. `0.0.0.0:9100`;
+    /// this process runs no dashboard API to serve them.
+    #[arg(long, env = "TOWNES_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(settings: &Settings, args: GatewayArgs) -> anyhow::Result<()> {
@@ -60,6 +64,11 @@ pub async fn run(settings: &Settings, args: GatewayArgs) -> anyhow::Result<()> {
             queue.clone(),
             stopped.clone(),
         ));
+    }
+    if let Some(addr) = args.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("metrics: http://{}/metrics", listener.local_addr()?);
+        townes::metrics::serve_alone(listener, None);
     }
     let shutdown = shutdown_signal()?;
     println!(

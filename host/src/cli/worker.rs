@@ -36,6 +36,10 @@ pub struct WorkerArgs {
     license: townes::licensing::client::ClientConfig,
     #[command(flatten)]
     journal: JournalRetention,
+    /// Serve Prometheus metrics (`GET /metrics`) here, e.g. `0.0.0.0:9100`;
+    /// this process runs no dashboard API to serve them.
+    #[arg(long, env = "TOWNES_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(settings: &Settings, args: WorkerArgs) -> anyhow::Result<()> {
@@ -69,6 +73,11 @@ pub async fn run(settings: &Settings, args: WorkerArgs) -> anyhow::Result<()> {
         None,
         settings.public_url.clone(),
     );
+    if let Some(addr) = args.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("metrics: http://{}/metrics", listener.local_addr()?);
+        townes::metrics::serve_alone(listener, Some(running.platform.clone()));
+    }
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
     println!(
