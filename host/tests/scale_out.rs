@@ -199,8 +199,11 @@ async fn four_processes_lose_nothing_and_do_nothing_twice_when_killed() {
         ("DISCORD_API_BASE", base.as_str()),
         ("REDIS_URL", redis.as_str()),
     ];
-    let gateway =
-        |shard: &str, log: &str| spawn(&["gateway", "--shards", shard], &discord, &logs.join(log));
+    let gateway = |shard: &str, log: &str| {
+        let mut envs = discord.to_vec();
+        envs.push(("TOWNES_METRICS_ADDR", "127.0.0.1:0"));
+        spawn(&["gateway", "--shards", shard], &envs, &logs.join(log))
+    };
     let worker_dir = dir.path().join("worker");
     let worker = |log: &str| {
         let mut envs = discord.to_vec();
@@ -304,7 +307,7 @@ async fn four_processes_lose_nothing_and_do_nothing_twice_when_killed() {
     said.extend(s);
     answered += commands(sim.clone(), guilds.clone(), members[0]).await;
     let expected = joined.len() + said.len();
-    eventually("round 0 answered", Duration::from_secs(120), logs, || {
+    eventually("round 0 answered", Duration::from_secs(300), logs, || {
         bot_posts() >= expected
     })
     .await;
@@ -394,7 +397,7 @@ async fn four_processes_lose_nothing_and_do_nothing_twice_when_killed() {
     let url = log
         .lines()
         .find_map(|l| l.strip_prefix("metrics: "))
-        .expect("the gateway prints where its metrics are");
+        .unwrap_or_else(|| panic!("the gateway prints where its metrics are: {log}"));
     let scraped = reqwest::get(url).await.unwrap().text().await.unwrap();
     let relayed: f64 = scraped
         .lines()
