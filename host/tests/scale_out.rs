@@ -332,7 +332,7 @@ async fn four_processes_lose_nothing_and_do_nothing_twice_when_killed() {
     let expected = joined.len() + said.len();
     eventually(
         "every join and message answered",
-        Duration::from_secs(180),
+        Duration::from_secs(300),
         logs,
         || bot_posts() >= expected,
     )
