@@ -33,6 +33,8 @@ const STREAMS: [&str; 2] = [INTERACTIONS, STREAM];
 pub const GROUP: &str = "workers";
 /// Entries no worker could finish.
 pub const DEAD_LETTERS: &str = "townes:events:dead";
+/// Dead letters kept (about: Redis trims whole nodes); the oldest go first.
+const DEAD_LETTERS_KEPT: u32 = 10_000;
 /// How long an entry stays with a worker that does not acknowledge it before
 /// another takes it over. Longer than any invocation may run (the sandbox's
 /// wall-clock limits are seconds), so a slow worker is not doubled.
@@ -256,6 +258,9 @@ impl EventStream {
             .atomic()
             .cmd("XADD")
             .arg(DEAD_LETTERS)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(DEAD_LETTERS_KEPT)
             .arg("*")
             .arg("stream")
             .arg(entry.stream)
