@@ -323,3 +323,41 @@ async fn components_installed_before_the_blobs_existed_are_shared_by_the_host_th
         );
     }
 }
+
+#[tokio::test]
+async fn a_job_scheduled_again_under_its_id_is_the_job_already_there() {
+    for (label, store, _guard) in common::each_backend().await {
+        store
+            .upsert_guild(&townes::store::Guild::new(GUILD_A, "A", 1))
+            .await
+            .unwrap();
+        let scope = |feature: &str| Scope {
+            guild_id: GUILD_A,
+            feature_id: feature.to_string(),
+        };
+        let due = Utc::now();
+        let id = "0123456789abcdef0123456789abcdef";
+        let first = store
+            .schedule_job_as(id, &scope("probe"), "answer", "1 2", due, 10)
+            .await
+            .unwrap();
+        // Work handled again schedules the same id: nothing new.
+        let again = store
+            .schedule_job_as(id, &scope("probe"), "answer", "1 2", due, 10)
+            .await
+            .unwrap();
+        assert_eq!((first.as_str(), again.as_str()), (id, id), "{label}");
+        let due_now = store.due_jobs(due, 10, 10).await.unwrap();
+        assert_eq!(due_now.len(), 1, "{label}: one job");
+        // Another feature cannot take that id over: it is refused, not merged.
+        let other = store
+            .schedule_job_as(id, &scope("other"), "answer", "1 2", due, 10)
+            .await;
+        assert!(other.is_err(), "{label}: {other:?}");
+        assert_eq!(
+            store.due_jobs(due, 10, 10).await.unwrap().len(),
+            1,
+            "{label}"
+        );
+    }
+}
