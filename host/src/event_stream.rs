@@ -206,30 +206,40 @@ impl EventStream {
                 .arg(count)
                 .query_async(&mut c)
                 .await?;
-            for pending in stale.ids {
-                // XCLAIM counts this delivery, and returns nothing when another
-                // worker claimed the entry first.
-                let reply: redis::streams::StreamClaimReply = redis::cmd("XCLAIM")
-                    .arg(stream)
-                    .arg(GROUP)
-                    .arg(consumer)
-                    .arg(idle)
-                    .arg(&pending.id)
-                    .query_async(&mut c)
-                    .await?;
-                let deliveries = pending.times_delivered + 1;
-                for entry in reply.ids {
-                    let Some(delivered) = delivered(stream, &entry, deliveries) else {
-                        // Not written by a gateway: nothing to handle.
-                        self.ack(stream, &entry.id).await?;
-                        continue;
-                    };
-                    if deliveries > MAX_DELIVERIES {
-                        self.dead_letter(&delivered, "no worker finished it")
-                            .await?;
-                    } else {
-                        claimed.push(delivered);
-                    }
+            if stale.ids.is_empty() {
+                continue;
+            }
+            let delivered_before: std::collections::HashMap<&str, usize> = stale
+                .ids
+                .iter()
+                .map(|p| (p.id.as_str(), p.times_delivered))
+                .collect();
+            // One XCLAIM for all of them; it counts this delivery, and leaves
+            // out what another worker claimed first.
+            let reply: redis::streams::StreamClaimReply = redis::cmd("XCLAIM")
+                .arg(stream)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(idle)
+                .arg(stale.ids.iter().map(|p| p.id.as_str()).collect::<Vec<_>>())
+                .query_async(&mut c)
+                .await?;
+            for entry in reply.ids {
+                let deliveries = delivered_before
+                    .get(entry.id.as_str())
+                    .copied()
+                    .unwrap_or(0)
+                    + 1;
+                let Some(delivered) = delivered(stream, &entry, deliveries) else {
+                    // Not written by a gateway: nothing to handle.
+                    self.ack(stream, &entry.id).await?;
+                    continue;
+                };
+                if deliveries > MAX_DELIVERIES {
+                    self.dead_letter(&delivered, "no worker finished it")
+                        .await?;
+                } else {
+                    claimed.push(delivered);
                 }
             }
         }

@@ -96,15 +96,7 @@ impl World {
 
         let mut config = ApiConfig::local();
         config.licensing.signing_key = Some(key_file);
-        let parts = ApiParts {
-            runtime: h.runtime.clone(),
-            live: Live::local(),
-            discord: None,
-            platform: None,
-            billing: None,
-            offboarding: None,
-            exports: None,
-        };
+        let parts = ApiParts::new(h.runtime.clone(), Live::local());
         let server = ApiServer::start(ApiState::new(config, parts).unwrap())
             .await
             .unwrap();

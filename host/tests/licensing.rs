@@ -58,15 +58,10 @@ impl Hosted {
             },
             ..ApiConfig::local()
         };
-        let parts = ApiParts {
-            runtime: runtime(store.clone(), &dir.path().join("data")),
-            live: Live::local(),
-            discord: None,
-            platform: None,
-            billing: None,
-            offboarding: None,
-            exports: None,
-        };
+        let parts = ApiParts::new(
+            runtime(store.clone(), &dir.path().join("data")),
+            Live::local(),
+        );
         let server = ApiServer::start(ApiState::new(config, parts).unwrap())
             .await
             .unwrap();
@@ -570,15 +565,7 @@ async fn refused_licences_say_why_and_run_on_free() {
 async fn licensing_off_answers_503_saying_how_to_turn_it_on() {
     let (_, store, _guard) = common::sqlite().await;
     let dir = tempfile::tempdir().unwrap();
-    let parts = ApiParts {
-        runtime: runtime(store, dir.path()),
-        live: Live::local(),
-        discord: None,
-        platform: None,
-        billing: None,
-        offboarding: None,
-        exports: None,
-    };
+    let parts = ApiParts::new(runtime(store, dir.path()), Live::local());
     let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
         .await
         .unwrap();

@@ -605,15 +605,7 @@ async fn the_routes_serve_a_tenant_its_own_flows_only() {
     for (label, store, _guard) in common::each_backend().await {
         let w = World::new(store.clone()).await;
         // The API's own offboarder: no signing key configured.
-        let parts = ApiParts {
-            runtime: w.h.runtime.clone(),
-            live: townes::live::Live::local(),
-            discord: None,
-            platform: None,
-            billing: None,
-            offboarding: None,
-            exports: None,
-        };
+        let parts = ApiParts::new(w.h.runtime.clone(), townes::live::Live::local());
         let server = ApiServer::start(ApiState::new(ApiConfig::local(), parts).unwrap())
             .await
             .unwrap();
@@ -752,15 +744,7 @@ async fn moving_to_self_hosting_over_the_api_takes_the_export_with_it() {
             },
             ..ApiConfig::local()
         };
-        let parts = ApiParts {
-            runtime: w.h.runtime.clone(),
-            live: townes::live::Live::local(),
-            discord: None,
-            platform: None,
-            billing: None,
-            offboarding: None,
-            exports: None,
-        };
+        let parts = ApiParts::new(w.h.runtime.clone(), townes::live::Live::local());
         let server = ApiServer::start(ApiState::new(config, parts).unwrap())
             .await
             .unwrap();

@@ -179,15 +179,7 @@ async fn api_server(
     )
     .unwrap()
     .with_shared_limits(limits);
-    let parts = ApiParts {
-        runtime: Arc::new(runtime),
-        live: Live::local(),
-        discord: None,
-        platform: None,
-        billing: None,
-        offboarding: None,
-        exports: None,
-    };
+    let parts = ApiParts::new(Arc::new(runtime), Live::local());
     ApiServer::start(ApiState::new(config.clone(), parts).unwrap())
         .await
         .unwrap()

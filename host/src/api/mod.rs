@@ -82,6 +82,22 @@ pub struct ApiParts {
     pub exports: Option<Arc<crate::export::Exports>>,
 }
 
+impl ApiParts {
+    /// The runtime and live events only: no bot token, no gateway, and
+    /// billing, offboarding and exports built from the API's configuration.
+    pub fn new(runtime: Arc<Runtime>, live: Live) -> ApiParts {
+        ApiParts {
+            runtime,
+            live,
+            discord: None,
+            platform: None,
+            billing: None,
+            offboarding: None,
+            exports: None,
+        }
+    }
+}
+
 impl ApiState {
     pub fn new(config: ApiConfig, parts: ApiParts) -> anyhow::Result<ApiState> {
         let oauth = auth::oauth::OAuthClient::from_config(
