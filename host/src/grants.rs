@@ -4,6 +4,11 @@
 //! admin approved ∩ what the guild's plan allows, plus the scopes the admin set
 //! (channel allow-list for messages, role ceiling for roles). Every capability
 //! call checks it first.
+//!
+//! `ai` and `http` (contract 0.1.4) are interfaces outside the WIT
+//! `capability` enum, which cannot grow within 0.1: a feature requests one by
+//! importing it, and the admin approves it with [`Approval::ai`] and
+//! [`Approval::http_hosts`] (ADR 0024).
 
 use crate::discord::permissions;
 use crate::wit::{Capability, CapabilityRequest, Error};
@@ -153,7 +158,17 @@ pub struct Approval {
     /// @everyone and @here never notify.
     #[serde(default)]
     pub mention_roles: Vec<u64>,
+    /// The feature may call `ai` (0.1.4), metered against the guild's caps.
+    #[serde(default)]
+    pub ai: bool,
+    /// Host names the feature may reach with `http` (0.1.4), lower-case;
+    /// empty: `http` is denied.
+    #[serde(default)]
+    pub http_hosts: Vec<String>,
 }
+
+/// Interfaces of contract 0.1.4 that importing requests (see the module doc).
+pub const IMPORT_REQUESTED: [&str; 2] = ["ai", "http"];
 
 impl Approval {
     /// Approves these capabilities, with no scopes.
@@ -181,6 +196,10 @@ pub struct Grant {
     /// Roles the feature's messages may notify ([`Approval::mention_roles`]).
     pub mention_roles: Vec<u64>,
     pub storage: Quota,
+    /// `ai` is approved ([`Approval::ai`]).
+    pub ai: bool,
+    /// Hosts `http` may reach ([`Approval::http_hosts`]).
+    pub http_hosts: Vec<String>,
 }
 
 impl Grant {
@@ -205,6 +224,8 @@ impl Grant {
             elevated_permissions: approval.elevated_permissions & !permissions::ADMINISTRATOR,
             mention_roles: approval.mention_roles.clone(),
             storage,
+            ai: approval.ai,
+            http_hosts: approval.http_hosts.clone(),
         }
     }
 
@@ -349,6 +370,8 @@ mod tests {
                 max_bytes: 1,
                 max_rows: 1,
             },
+            ai: false,
+            http_hosts: Vec::new(),
         };
         assert!(grant.check_channel(Capability::Messages, 5).is_ok());
         assert!(matches!(

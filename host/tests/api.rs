@@ -2120,12 +2120,20 @@ async fn features_serve_their_own_routes_behind_the_hosts_guards() {
             .runtime
             .file_links();
         let scope = townes::store::Scope::new(g, "notes");
-        let soon = chrono::Utc::now() + chrono::Duration::seconds(1);
-        let short = links.sign(&scope, "notes/export.html", soon).await.unwrap();
-        let short = format!("/files/{}", short.split_once("/files/").unwrap().1);
-        assert_eq!(world.get(&short, &Auth::None).await.status, 200, "{label}");
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_error(&world.get(&short, &Auth::None).await, 404, "not_found");
+        // A link signed the same way but already past its expiry is refused;
+        // a live one was served above. (Waiting for a short link to run out
+        // failed on a loaded CI machine, where the first GET came too late.)
+        let past = chrono::Utc::now() - chrono::Duration::seconds(2);
+        let expired = links.sign(&scope, "notes/export.html", past).await.unwrap();
+        let expired = format!("/files/{}", expired.split_once("/files/").unwrap().1);
+        assert_error(&world.get(&expired, &Auth::None).await, 404, "not_found");
+        let later = chrono::Utc::now() + chrono::Duration::seconds(60);
+        let live = links
+            .sign(&scope, "notes/export.html", later)
+            .await
+            .unwrap();
+        let live = format!("/files/{}", live.split_once("/files/").unwrap().1);
+        assert_eq!(world.get(&live, &Auth::None).await.status, 200, "{label}");
         let files = world
             .get(&format!("/api/guild/{g}/features/notes/files"), &manager)
             .await;

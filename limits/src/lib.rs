@@ -472,6 +472,50 @@ pub mod live {
     }
 }
 
+/// The `http` interface (contract 0.1.4).
+pub mod http {
+    use super::{Invalid, invalid};
+
+    /// A host name an admin may approve and a URL may name: a lower-case DNS
+    /// name of 1-253 characters, labels of 1-63 characters of `a-z 0-9 -`
+    /// not starting or ending with `-`, at least two labels, and not an IP
+    /// address (the address checks after resolution must always run).
+    pub fn check_host_name(host: &str) -> Result<(), Invalid> {
+        let shown = host.escape_debug();
+        if host.is_empty() || host.len() > 253 {
+            return Err(invalid(format!(
+                "host `{shown}`: a host name is 1-253 characters"
+            )));
+        }
+        if host.parse::<std::net::IpAddr>().is_ok()
+            || host.starts_with('[')
+            || host
+                .split('.')
+                .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(invalid(format!(
+                "host `{shown}` is an IP address; approve the host's DNS name instead"
+            )));
+        }
+        let labels: Vec<_> = host.split('.').collect();
+        let well_formed = |label: &&str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if labels.len() < 2 || !labels.iter().all(well_formed) {
+            return Err(invalid(format!(
+                "host `{shown}`: use a lower-case DNS name such as `api.example.com` (no scheme, port or path)"
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::message::{EmbedShape, RowShape, Shape};
@@ -568,5 +612,29 @@ mod tests {
             message::check_modal("", 1).unwrap_err().0,
             "a modal title is 0 characters; 1 to 45 allowed"
         );
+    }
+
+    #[test]
+    fn http_hosts_are_dns_names_never_addresses() {
+        for good in ["api.example.com", "x-1.example.org", "a.b"] {
+            assert_eq!(http::check_host_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "localhost",
+            "127.0.0.1",
+            "169.254.169.254",
+            "2130706433.0",
+            "[::1]",
+            "::1",
+            "Example.com",
+            "https://example.com",
+            "example.com:443",
+            "example.com/path",
+            "-x.example.com",
+            "a..b",
+        ] {
+            assert!(http::check_host_name(bad).is_err(), "{bad}");
+        }
     }
 }

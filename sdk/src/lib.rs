@@ -1,7 +1,7 @@
 //! Write TownesDev features in Rust.
 //!
 //! A feature is a WebAssembly component (`wasm32-wasip2`) that implements the
-//! `townes:feature@0.1.3` contract (`wit/feature.wit`, world `full`). This
+//! `townes:feature@0.1.4` contract (`wit/feature.wit`, world `full`). This
 //! crate gives you:
 //!
 //! - the contract's types under short paths ([`Context`], [`Event`], [`Reply`],

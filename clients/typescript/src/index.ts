@@ -260,6 +260,8 @@ export type Capability = z.infer<typeof Capability>;
 
 /** A feature as set up in one guild. */
 export const GuildFeatureView = z.object({
+  /** It may call `ai` (contract 0.1.4). */
+  ai: z.boolean(),
   /** Set while the circuit breaker keeps it switched off after repeated faults. */
   breaker_open_until: z.string().nullable().optional(),
   /** The approved capabilities. */
@@ -275,6 +277,8 @@ export const GuildFeatureView = z.object({
   elevated_permissions: Snowflake,
   enabled: z.boolean(),
   feature_id: z.string(),
+  /** Hosts it may reach with `http` (contract 0.1.4). */
+  http_hosts: z.array(z.string()),
   /** Roles whose mentions in its messages notify their members. */
   mention_roles: z.array(Snowflake),
   /**
@@ -706,6 +710,11 @@ export type IncidentView = z.infer<typeof IncidentView>;
 /** What the admin approves, with an optional version. */
 export const InstallRequest = z.object({
   /**
+   * It may call the `ai` interface (contract 0.1.4), metered against the
+   * guild's daily AI tokens. Absent: no.
+   */
+  ai: z.boolean().nullable().optional(),
+  /**
    * Capabilities approved. When absent: the ones already approved in this
    * guild, or, on a first install, only the required ones.
    */
@@ -718,6 +727,11 @@ export const InstallRequest = z.object({
    * Administrator is never allowed. Absent: none.
    */
   elevated_permissions: Snowflake.nullable().optional(),
+  /**
+   * Host names it may reach with the `http` interface (contract 0.1.4):
+   * lower-case DNS names, no IP addresses, at most 16. Absent: none.
+   */
+  http_hosts: z.array(z.string()).nullable().optional(),
   /**
    * Roles whose mentions in its messages notify their members (an
    * announcement's role ping, say); any other role mention shows without
@@ -1082,10 +1096,12 @@ export const Status = z.object({
 export type Status = z.infer<typeof Status>;
 
 export const UpgradeRequest = z.object({
+  ai: z.boolean().nullable().optional(),
   /** New approvals, for a version that asks for more; absent keeps the current ones. */
   capabilities: z.array(Capability).nullable().optional(),
   channels: z.array(Snowflake).nullable().optional(),
   elevated_permissions: Snowflake.nullable().optional(),
+  http_hosts: z.array(z.string()).nullable().optional(),
   mention_roles: z.array(Snowflake).nullable().optional(),
   role_ceiling: Snowflake.nullable().optional(),
   /** The version to move to. */

@@ -6,11 +6,13 @@
 //! which spends one unit of host-call fuel and checks the grant, and every
 //! effect a call has on the world is recorded as an [`Effect`].
 
+pub mod ai;
 pub mod audit;
 mod channels;
 pub mod config;
 pub mod files;
 mod history;
+pub mod http;
 pub mod invocation;
 pub mod live;
 pub mod log;
@@ -433,18 +435,46 @@ impl Calls {
         Ok(())
     }
 
+    /// Starts a call of an interface that importing requests (`ai`, `http`):
+    /// spends fuel and refuses in a read-only guild; the interface checks its
+    /// own approval, which is not a WIT `capability`.
+    fn begin_imported(&mut self, call: &'static str) -> Result<(), Error> {
+        self.spend(call)?;
+        if self.read_only {
+            let error = Error::Unavailable(READ_ONLY.to_string());
+            self.refused(call, &error);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// [`Calls::finish`] for an interface with an error type of its own.
+    fn finish_imported<T, E: Refusal>(
+        &mut self,
+        call: &'static str,
+        result: Result<T, E>,
+        effect: impl FnOnce(&T) -> Option<Effect>,
+    ) -> Result<T, E> {
+        match &result {
+            Ok(value) => self.effects.extend(effect(value)),
+            Err(error) => self.refused_because(call, error.describe()),
+        }
+        result
+    }
+
+    fn refused(&mut self, call: &'static str, error: &Error) {
+        self.refused_because(call, describe_error(error));
+    }
+
     /// Records a failed call. The record holds at most the host-call fuel plus
     /// a few entries: a guest that keeps calling after its fuel ran out only
     /// moves a counter.
-    fn refused(&mut self, call: &'static str, error: &Error) {
+    fn refused_because(&mut self, call: &'static str, error: String) {
         if self.effects.len() >= self.limit as usize + MAX_EXTRA_EFFECTS {
             self.unrecorded_refusals = self.unrecorded_refusals.saturating_add(1);
             return;
         }
-        self.effects.push(Effect::Refused {
-            call,
-            error: describe_error(error),
-        });
+        self.effects.push(Effect::Refused { call, error });
     }
 
     /// Finishes a call: records the effect of a success or the refusal of a failure.
@@ -460,6 +490,11 @@ impl Calls {
         }
         result
     }
+}
+
+/// How an interface's own error type reads in a [`Effect::Refused`].
+pub trait Refusal {
+    fn describe(&self) -> String;
 }
 
 /// Effects recorded per invocation beyond its host-call fuel: the refusals
@@ -499,6 +534,8 @@ pub struct Capabilities {
     pub invocation: invocation::InvocationCtx,
     pub live: live::LiveCtx,
     pub files: files::FilesCtx,
+    pub ai: ai::AiCtx,
+    pub http: http::HttpCtx,
 }
 
 /// A store whose data holds the capabilities of an invocation.
@@ -532,6 +569,8 @@ pub fn add_to_linker<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Re
     )?;
     wit_if::live::add_to_linker::<T, With<live::LiveCtx>>(linker, view!(live))?;
     wit_if::files::add_to_linker::<T, With<files::FilesCtx>>(linker, view!(files))?;
+    wit_if::ai::add_to_linker::<T, With<ai::AiCtx>>(linker, view!(ai))?;
+    wit_if::http::add_to_linker::<T, With<http::HttpCtx>>(linker, view!(http))?;
     wit_if::messages::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
     wit_if::history::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;
     wit_if::members::add_to_linker::<T, With<DiscordCtx>>(linker, view!(discord))?;

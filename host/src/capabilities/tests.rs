@@ -52,6 +52,8 @@ fn grant(capabilities: &[Capability]) -> Grant {
             max_bytes: 1 << 20,
             max_rows: 1000,
         },
+        ai: false,
+        http_hosts: Vec::new(),
     }
 }
 

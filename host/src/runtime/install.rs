@@ -10,7 +10,9 @@
 use super::extensions::{Extensions, stored_manifest, validate_routes};
 use super::limits::FREE_PLAN;
 use super::{HostState, Loaded, Runtime};
-use crate::grants::{Approval, Grant, always_granted, capability_name, parse_capability};
+use crate::grants::{
+    Approval, Grant, IMPORT_REQUESTED, always_granted, capability_name, parse_capability,
+};
 use crate::store::{FeatureVersion, Scope, StoreError};
 use crate::wit::extensions::{ApiIndices, Route};
 use crate::wit::{Command, FeatureIndices, Manifest};
@@ -24,7 +26,7 @@ use wasmtime::component::{Component, types::ComponentItem};
 use wasmtime::{Engine, Precompiled};
 
 /// The version of the `townes:feature` package this host implements.
-pub const WORLD_VERSION: &str = "0.1.3";
+pub const WORLD_VERSION: &str = "0.1.4";
 const PACKAGE: &str = "townes:feature";
 /// Interfaces of the package every feature may import without requesting a
 /// capability in its manifest.
@@ -340,7 +342,10 @@ impl Runtime {
                     .any(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_))),
                 _ => true,
             };
-            if (interface == "types" && !has_functions) || FREE_INTERFACES.contains(&interface) {
+            if (interface == "types" && !has_functions)
+                || FREE_INTERFACES.contains(&interface)
+                || IMPORT_REQUESTED.contains(&interface)
+            {
                 continue;
             }
             let capability = granted_with(interface).unwrap_or(interface);

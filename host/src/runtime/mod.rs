@@ -35,9 +35,11 @@ use crate::capabilities::log::{escape_controls, truncated};
 use crate::capabilities::rates::Rates;
 use crate::capabilities::{
     Calls, Capabilities, DiscordCtx, Effect, HasCapabilities,
+    ai::AiCtx,
     audit::AuditCtx,
     config::ConfigCtx,
     files::{FileLinks, FilesCtx},
+    http::HttpCtx,
     invocation::InvocationCtx,
     live::LiveCtx,
     log::LogCtx,
@@ -1254,11 +1256,15 @@ impl Runtime {
             },
             files: FilesCtx {
                 store: self.store.clone(),
-                scope,
+                scope: scope.clone(),
                 quota: limits.file_quota(),
                 links: self.file_links.clone(),
                 discord: discord.clone(),
             },
+            ai: AiCtx {
+                scope: scope.clone(),
+            },
+            http: HttpCtx { scope },
         };
         let state = HostState {
             wasi,

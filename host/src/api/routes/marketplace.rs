@@ -174,6 +174,10 @@ pub struct GuildFeatureView {
     pub elevated_permissions: Snowflake,
     /// Roles whose mentions in its messages notify their members.
     pub mention_roles: Vec<Snowflake>,
+    /// It may call `ai` (contract 0.1.4).
+    pub ai: bool,
+    /// Hosts it may reach with `http` (contract 0.1.4).
+    pub http_hosts: Vec<String>,
     /// Its configuration; `null` until one is saved (the default applies).
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
@@ -227,6 +231,8 @@ impl From<GuildFeature> for GuildFeatureView {
             role_ceiling: approval.role_ceiling.map(Snowflake),
             elevated_permissions: Snowflake(approval.elevated_permissions),
             mention_roles: approval.mention_roles.into_iter().map(Snowflake).collect(),
+            ai: approval.ai,
+            http_hosts: approval.http_hosts,
             config: gf.config,
             previous_version: gf.previous_version,
             breaker_open_until: gf.breaker_open_until,
@@ -259,6 +265,12 @@ pub struct InstallRequest {
     /// announcement's role ping, say); any other role mention shows without
     /// notifying. Never @everyone. Absent: none.
     pub mention_roles: Option<Vec<Snowflake>>,
+    /// It may call the `ai` interface (contract 0.1.4), metered against the
+    /// guild's daily AI tokens. Absent: no.
+    pub ai: Option<bool>,
+    /// Host names it may reach with the `http` interface (contract 0.1.4):
+    /// lower-case DNS names, no IP addresses, at most 16. Absent: none.
+    pub http_hosts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -274,7 +286,39 @@ pub struct UpgradeRequest {
     pub role_ceiling: Option<Snowflake>,
     pub elevated_permissions: Option<Snowflake>,
     pub mention_roles: Option<Vec<Snowflake>>,
+    pub ai: Option<bool>,
+    pub http_hosts: Option<Vec<String>>,
 }
+
+/// The scopes a request sets beside its capabilities.
+struct Scopes {
+    channels: Option<Vec<Snowflake>>,
+    role_ceiling: Option<Snowflake>,
+    elevated_permissions: Option<Snowflake>,
+    mention_roles: Option<Vec<Snowflake>>,
+    ai: Option<bool>,
+    http_hosts: Option<Vec<String>>,
+}
+
+/// Generates `scopes()` for a request type with the scope fields.
+macro_rules! scopes_of {
+    ($request:ty) => {
+        impl $request {
+            fn scopes(&mut self) -> Scopes {
+                Scopes {
+                    channels: self.channels.take(),
+                    role_ceiling: self.role_ceiling.take(),
+                    elevated_permissions: self.elevated_permissions.take(),
+                    mention_roles: self.mention_roles.take(),
+                    ai: self.ai.take(),
+                    http_hosts: self.http_hosts.take(),
+                }
+            }
+        }
+    };
+}
+scopes_of!(InstallRequest);
+scopes_of!(UpgradeRequest);
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -284,14 +328,16 @@ pub struct VersionQuery {
 }
 
 /// The approval a request describes for a feature in `guild_id`.
-fn approval(
-    guild_id: u64,
-    capabilities: Vec<String>,
-    channels: Option<Vec<Snowflake>>,
-    role_ceiling: Option<Snowflake>,
-    elevated_permissions: Option<Snowflake>,
-    mention_roles: Option<Vec<Snowflake>>,
-) -> ApiResult<Approval> {
+fn approval(guild_id: u64, capabilities: Vec<String>, scopes: Scopes) -> ApiResult<Approval> {
+    let Scopes {
+        channels,
+        role_ceiling,
+        elevated_permissions,
+        mention_roles,
+        ai,
+        http_hosts,
+    } = scopes;
+    let http_hosts = http_hosts_approved(http_hosts.unwrap_or_default())?;
     let mention_roles: Vec<u64> = mention_roles
         .unwrap_or_default()
         .into_iter()
@@ -332,7 +378,43 @@ fn approval(
         elevated_permissions: elevated_permissions.map_or(0, |s| s.0)
             & !crate::discord::permissions::ADMINISTRATOR,
         mention_roles,
+        ai: ai.unwrap_or(false),
+        http_hosts,
     })
+}
+
+/// The most hosts one approval may list for `http`.
+const MAX_HTTP_HOSTS: usize = 16;
+
+/// The approved `http` hosts, lower-cased: DNS names only, so the address
+/// checks after resolution always run (an IP literal would skip DNS).
+fn http_hosts_approved(hosts: Vec<String>) -> ApiResult<Vec<String>> {
+    if hosts.len() > MAX_HTTP_HOSTS {
+        return Err(ApiError::Invalid {
+            message: format!("at most {MAX_HTTP_HOSTS} http hosts may be approved"),
+            problems: Vec::new(),
+        });
+    }
+    let mut problems = Vec::new();
+    let mut approved = Vec::new();
+    for (i, host) in hosts.into_iter().enumerate() {
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        match townes_limits::http::check_host_name(&host) {
+            Ok(()) if !approved.contains(&host) => approved.push(host),
+            Ok(()) => {}
+            Err(why) => problems.push(crate::api::error::Problem {
+                path: format!("/http_hosts/{i}"),
+                message: why.0,
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid {
+            message: "invalid http hosts".into(),
+            problems,
+        });
+    }
+    Ok(approved)
 }
 
 fn market<'s>(state: &'s ApiState, caller: &Caller) -> Marketplace<'s> {
@@ -424,20 +506,14 @@ pub async fn enable_feature(
     state: &ApiState,
     access: &GuildAccess,
     feature_id: &str,
-    request: InstallRequest,
+    mut request: InstallRequest,
 ) -> ApiResult<GuildFeatureView> {
     let guild_id = access.guild.id;
     let market = market(state, &access.caller);
     let existing = state.store().guild_feature(guild_id, feature_id).await?;
+    let scopes = request.scopes();
     let approval = match (request.capabilities, &existing) {
-        (Some(capabilities), _) => approval(
-            guild_id,
-            capabilities,
-            request.channels,
-            request.role_ceiling,
-            request.elevated_permissions,
-            request.mention_roles,
-        )?,
+        (Some(capabilities), _) => approval(guild_id, capabilities, scopes)?,
         (None, Some(existing)) => existing.grants.clone(),
         (None, None) => {
             let (_, requests) = market
@@ -449,14 +525,7 @@ pub async fn enable_feature(
                     .filter(|r| r.required)
                     .map(|r| r.capability)
                     .collect(),
-                ..approval(
-                    guild_id,
-                    Vec::new(),
-                    request.channels,
-                    request.role_ceiling,
-                    request.elevated_permissions,
-                    request.mention_roles,
-                )?
+                ..approval(guild_id, Vec::new(), scopes)?
             }
         }
     };
@@ -566,18 +635,12 @@ pub async fn upgrade(
     State(state): State<ApiState>,
     access: GuildAccess,
     Path((_, feature_id)): Path<(String, String)>,
-    Json(request): Json<UpgradeRequest>,
+    Json(mut request): Json<UpgradeRequest>,
 ) -> ApiResult<axum::Json<GuildFeatureView>> {
     let guild_id = access.guild.id;
-    let approval = match request.capabilities {
-        Some(capabilities) => Some(approval(
-            guild_id,
-            capabilities,
-            request.channels,
-            request.role_ceiling,
-            request.elevated_permissions,
-            request.mention_roles,
-        )?),
+    let scopes = request.scopes();
+    let approval = match request.capabilities.take() {
+        Some(capabilities) => Some(approval(guild_id, capabilities, scopes)?),
         None => None,
     };
     let upgraded = market(&state, &access.caller)
