@@ -74,6 +74,8 @@ pub struct Delivered {
 #[derive(Clone)]
 pub struct EventStream {
     connection: ConnectionManager,
+    /// [`CLAIM_IDLE`], shorter only in tests that watch a takeover.
+    claim_idle: Duration,
 }
 
 impl EventStream {
@@ -87,7 +89,19 @@ impl EventStream {
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach Redis (REDIS_URL): {e}; is it running?"))?;
-        Ok(EventStream { connection })
+        Ok(EventStream {
+            connection,
+            claim_idle: CLAIM_IDLE,
+        })
+    }
+
+    /// Takes over other workers' entries after `idle` instead of
+    /// [`CLAIM_IDLE`] (tests that watch a takeover without waiting 30 s).
+    pub fn with_claim_idle(self, idle: Duration) -> EventStream {
+        EventStream {
+            claim_idle: idle,
+            ..self
+        }
     }
 
     /// The session a shard's dispatches were last kept under.
@@ -180,7 +194,10 @@ impl EventStream {
     }
 
     /// Entries handed to `consumer` before and not acknowledged: what a
-    /// worker restarted under the same name was handling when it died.
+    /// worker restarted under the same name was handling when it died. One
+    /// that has now been delivered more than [`MAX_DELIVERIES`] times is
+    /// dead-lettered instead, or a dispatch that kills its worker would crash
+    /// a restarted worker forever.
     pub async fn own_pending(&self, consumer: &str, count: usize) -> RedisResult<Vec<Delivered>> {
         let mut c = self.connection.clone();
         let options = redis::streams::StreamReadOptions::default()
@@ -188,12 +205,31 @@ impl EventStream {
             .count(count);
         let reply: Option<StreamReadReply> =
             c.xread_options(&STREAMS, &["0", "0"], &options).await?;
-        Ok(entries(reply, 2))
+        let mut held = Vec::new();
+        for mut entry in entries(reply, 0) {
+            // The read counted as a delivery; XPENDING knows how many in all.
+            let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+                .arg(entry.stream)
+                .arg(GROUP)
+                .arg(&entry.id)
+                .arg(&entry.id)
+                .arg(1)
+                .arg(consumer)
+                .query_async(&mut c)
+                .await?;
+            entry.deliveries = pending.ids.first().map_or(1, |p| p.times_delivered);
+            if entry.deliveries > MAX_DELIVERIES {
+                self.dead_letter(&entry, "no worker finished it").await?;
+            } else {
+                held.push(entry);
+            }
+        }
+        Ok(held)
     }
 
     async fn reclaim(&self, consumer: &str, count: usize) -> RedisResult<Vec<Delivered>> {
         let mut c = self.connection.clone();
-        let idle = u64::try_from(CLAIM_IDLE.as_millis()).unwrap_or(u64::MAX);
+        let idle = u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX);
         let mut claimed = Vec::new();
         for stream in STREAMS {
             let stale: StreamPendingCountReply = redis::cmd("XPENDING")

@@ -437,3 +437,110 @@ async fn identify_is_one_login_per_bucket_per_five_seconds_across_processes() {
         "shard 2 shares shard 0's bucket: {waited:?}"
     );
 }
+
+/// The stream's hand-over rules, watched with a short claim idle instead of
+/// 30 s: a worker that stops acknowledging loses its entries to another
+/// worker, a worker restarted under its name gets its own back first, and an
+/// entry no worker finishes in `MAX_DELIVERIES` deliveries is dead-lettered
+/// with its frame and the reason, leaving nothing in the stream.
+#[tokio::test]
+async fn stale_entries_move_to_another_worker_and_end_as_dead_letters() {
+    use townes::event_stream::{DEAD_LETTERS, MAX_DELIVERIES, STREAM, StoredSession};
+    let Some(redis) = redis_db(12).await else {
+        return;
+    };
+    let idle = Duration::from_millis(200);
+    let stream = EventStream::connect(&redis)
+        .await
+        .unwrap()
+        .with_claim_idle(idle);
+    stream.ensure_group().await.unwrap();
+    let session = StoredSession {
+        id: "s".into(),
+        sequence: 1,
+        resume_url: "wss://gateway.invalid".into(),
+    };
+    for n in 0..3 {
+        let frame = format!(r#"{{"op":0,"t":"TYPING_START","s":{n},"d":{{}}}}"#);
+        stream.publish(0, &session, false, &frame).await.unwrap();
+    }
+    let block = Duration::from_millis(50);
+
+    // Worker a takes all three and dies holding them.
+    let taken = stream.next("a", 10, block).await.unwrap();
+    assert_eq!(taken.len(), 3);
+    assert!(taken.iter().all(|d| d.deliveries == 1));
+    // Before the idle time nobody else gets them; a restarted `a` does.
+    assert!(stream.next("b", 10, block).await.unwrap().is_empty());
+    let own = stream.own_pending("a", 10).await.unwrap();
+    assert_eq!(
+        own.iter().map(|d| &d.id).collect::<Vec<_>>(),
+        taken.iter().map(|d| &d.id).collect::<Vec<_>>()
+    );
+    assert!(own.iter().all(|d| d.deliveries == 2), "{own:?}");
+    // After it (the restarted `a` died too), worker b takes them over; the
+    // restart's read counted as a delivery, so this is the third.
+    tokio::time::sleep(idle * 2).await;
+    let moved = stream.next("b", 10, block).await.unwrap();
+    assert_eq!(moved.len(), 3);
+    assert!(moved.iter().all(|d| d.deliveries == 3), "{moved:?}");
+    for d in &moved[..2] {
+        stream.ack(d.stream, &d.id).await.unwrap();
+    }
+    assert_eq!(stream.backlog().await.unwrap(), 1);
+
+    // The third kills every worker that handles it: after MAX_DELIVERIES it
+    // is dead-lettered instead of delivered again.
+    let poison = moved[2].id.clone();
+    let mut deliveries = 3;
+    loop {
+        tokio::time::sleep(idle * 2).await;
+        let worker = format!("w{deliveries}");
+        let got = stream.next(&worker, 10, block).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, poison);
+        deliveries = got[0].deliveries;
+        assert!(deliveries <= MAX_DELIVERIES, "{deliveries}");
+    }
+    assert_eq!(deliveries, MAX_DELIVERIES);
+    assert_eq!(stream.backlog().await.unwrap(), 0);
+    assert_eq!(stream.dead_letters().await.unwrap(), 1);
+    let mut c = stream.connection();
+    let dead: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut c, DEAD_LETTERS)
+            .await
+            .unwrap();
+    let letter = &dead.ids[0];
+    assert_eq!(letter.get::<String>("id").unwrap(), poison);
+    assert_eq!(letter.get::<String>("stream").unwrap(), STREAM);
+    assert!(letter.get::<String>("frame").unwrap().contains(r#""s":2"#));
+    assert_eq!(
+        letter.get::<String>("reason").unwrap(),
+        "no worker finished it"
+    );
+
+    // A dispatch that crashes the worker restarted under the same name each
+    // time it is handled: the restarts count, and it ends as a dead letter.
+    stream
+        .publish(
+            0,
+            &session,
+            false,
+            r#"{"op":0,"t":"TYPING_START","s":9,"d":{}}"#,
+        )
+        .await
+        .unwrap();
+    let crasher = stream.next("c", 10, block).await.unwrap();
+    assert_eq!(crasher.len(), 1);
+    for restart in 2..=MAX_DELIVERIES {
+        let own = stream.own_pending("c", 10).await.unwrap();
+        assert_eq!(own.len(), 1);
+        assert_eq!(own[0].deliveries, restart);
+    }
+    assert!(stream.own_pending("c", 10).await.unwrap().is_empty());
+    assert_eq!(stream.dead_letters().await.unwrap(), 2);
+    assert_eq!(stream.backlog().await.unwrap(), 0);
+}
