@@ -18,11 +18,14 @@
 //!   retention, purge and a member's erasure.
 //! - [`live`]: live events for the dashboard, fanned out through Redis when hosted.
 //! - [`export`]: encrypted export bundles of a tenant or guild, and imports.
+//! - [`community_health`]: the daily community health score per guild and the
+//!   activity counting behind it.
 
 pub mod api;
 pub mod billing;
 pub mod capabilities;
 pub mod commands;
+pub mod community_health;
 pub mod discord;
 pub mod error_reporting;
 pub mod event_stream;

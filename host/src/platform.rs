@@ -2,6 +2,7 @@
 //! command router, the Discord port and the executor behind it.
 
 use crate::commands::{Commands, registry};
+use crate::community_health::ActivityMeter;
 pub use crate::discord::CacheSlot;
 use crate::discord::{
     DEFAULT_BASE_URL, Discord, Executor, ExecutorConfig, RemoteDiscord, RestClient,
@@ -44,6 +45,9 @@ pub struct Platform {
     /// The intents the enabled features need, those the shards run with and
     /// those Discord refused.
     pub intents: Intents,
+    /// What members do in each guild, counted for the community health score
+    /// and written by [`ActivityMeter::flush`].
+    pub activity: ActivityMeter,
 }
 
 /// Time left for a feature within Discord's 3-second window, with room for the
@@ -73,7 +77,16 @@ impl Platform {
             live,
             shard_manager: RwLock::default(),
             intents: Intents::default(),
+            activity: ActivityMeter::default(),
         }
+    }
+
+    /// Writes the activity counted for the community health score since the
+    /// last flush; on an error the counts are kept for the next one.
+    pub async fn flush_activity(&self) -> anyhow::Result<usize> {
+        let store = self.runtime.store();
+        let today = chrono::Utc::now().date_naive();
+        Ok(self.activity.flush(store, today).await?)
     }
 
     pub fn shard_manager(&self) -> Option<Arc<ShardManager>> {
@@ -385,7 +398,8 @@ async fn follow_guild_changes(platform: Arc<Platform>, own_shards: bool) {
 
 impl Running {
     /// Closes the gateway, lets in-flight Discord calls finish within `drain`
-    /// (what is left stays queued for the next start) and writes usage counters.
+    /// (what is left stays queued for the next start) and writes usage and
+    /// activity counters.
     pub async fn shutdown(self, drain: Duration) -> anyhow::Result<()> {
         self.commands.abort();
         self.stop.notify_one();
@@ -396,7 +410,13 @@ impl Running {
         }
         self.platform.executor.shutdown(drain).await;
         self.platform.runtime.flush_usage().await?;
+        self.platform.flush_activity().await?;
         Ok(())
+    }
+
+    /// See [`Platform::flush_activity`].
+    pub async fn flush_activity(&self) -> anyhow::Result<usize> {
+        self.platform.flush_activity().await
     }
 
     /// Whether the gateway task ended (it only does on a fatal error or shutdown).

@@ -486,6 +486,11 @@ async fn every_guild_route_hides_the_guild_from_strangers_and_refuses_members_wi
                 "{label}: the features' routes are walked too: {served} in {routes:?}"
             );
         }
+        let health = format!("/api/guild/{}/health", world.gid());
+        assert!(
+            routes.contains(&(Method::GET, health.clone())),
+            "{label}: the community health score is walked too: {routes:?}"
+        );
         let member = world.login(world.member).await;
         let stranger_key = world.new_key(&stranger).await;
         for (method, path) in &routes {
@@ -525,6 +530,79 @@ async fn every_guild_route_hides_the_guild_from_strangers_and_refuses_members_wi
             let path = format!("/api/guild/{}/settings", world.gid());
             assert_eq!(world.get(&path, auth).await.status, 200, "{label}");
         }
+        world.stop().await;
+    }
+}
+
+/// Members' messages and reactions reach the activity meter through the
+/// gateway, the job scores them, and managers read the score, its parts
+/// and trend; members without rights are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn community_health_is_counted_from_the_gateway_and_served_to_managers() {
+    for (label, store, _guard) in common::each_backend().await {
+        let world = World::new(store).await;
+        let g = world.gid();
+        let general = world.guild.general_channel_id;
+        let manager = world.login(world.manager).await;
+        let path = format!("/api/guild/{g}/health");
+
+        // Not scored yet: every figure `null`, no trend.
+        let unscored = world.get(&path, &manager).await;
+        assert_eq!(unscored.status, 200, "{label}: {:?}", unscored.body);
+        assert_eq!(
+            unscored.body,
+            json!({
+                "guild_id": g.to_string(), "day": null, "score": null,
+                "parts": {"activity": null, "engagement": null, "retention": null,
+                          "growth": null, "moderation": null, "support": null},
+                "figures": null, "change": null, "trend": []
+            }),
+            "{label}"
+        );
+
+        let sim = &world.sim;
+        let first = sim.say(g, general, world.member, "hello there").await;
+        sim.say(g, general, world.member, "anyone around?").await;
+        sim.say(g, general, world.manager, "hi!").await;
+        sim.react(g, general, first, world.manager, "👋").await;
+        let running = world.running.as_ref().unwrap();
+        let today = chrono::Utc::now().date_naive();
+        common::wait_until(|| async {
+            running.flush_activity().await.unwrap();
+            let counted = world.store.activity_between(g, today, today).await.unwrap();
+            counted.messages == 3 && counted.reactions == 1
+        })
+        .await;
+        let job = townes::community_health::CommunityHealth::new(running.platform.runtime.clone());
+        job.compute(g, today).await.unwrap();
+
+        // activity = 60 × 2/7/25 + 40 × 3/7/100 = 0.86 → 1;
+        // engagement = 100 × min(1, 1/3/0.5) = 66.7 → 67; no feature follows
+        // member events or moderates: score = (1 × 30 + 67 × 20)/50 = 27.4 → 27.
+        let scored = world.get(&path, &manager).await;
+        assert_eq!(scored.status, 200, "{label}: {:?}", scored.body);
+        let day = today.to_string();
+        assert_eq!(
+            scored.body,
+            json!({
+                "guild_id": g.to_string(), "day": day, "score": 27,
+                "parts": {"activity": 1, "engagement": 67, "retention": null,
+                          "growth": null, "moderation": null, "support": null},
+                "figures": {"messages": 3, "replies": 0, "reactions": 1, "commands": 0,
+                            "joins": 0, "leaves": 0, "active_member_days": 2,
+                            "active_members": 2, "retention_cohort": 0, "retained": 0,
+                            "moderation_actions": null, "member_events": false},
+                "change": null,
+                "trend": [{"day": day, "score": 27}]
+            }),
+            "{label}"
+        );
+        let owner = world.login(world.owner).await;
+        assert_eq!(world.get(&path, &owner).await.status, 200, "{label}");
+        let member = world.login(world.member).await;
+        assert_error(&world.get(&path, &member).await, 403, "forbidden");
+        let stranger = world.login(world.stranger).await;
+        assert_error(&world.get(&path, &stranger).await, 404, "not_found");
         world.stop().await;
     }
 }

@@ -502,6 +502,121 @@ export const CommandView = z.object({
 });
 export type CommandView = z.infer<typeof CommandView>;
 
+/** The seven days a score covers, as counted. */
+export const HealthFigures = z.object({
+  /**
+   * Members who wrote or reacted, counted once a day and summed over the
+   * days (÷ 7: the average a day).
+   */
+  active_member_days: z.number().int().min(0),
+  /** Distinct members who wrote or reacted in the seven days. */
+  active_members: z.number().int().min(0),
+  /** Commands features ran. */
+  commands: z.number().int().min(0),
+  joins: z.number().int().min(0),
+  leaves: z.number().int().min(0),
+  /**
+   * Whether a feature following member events is enabled, so joins and
+   * leaves reach the platform (growth and retention apply only then).
+   */
+  member_events: z.boolean(),
+  /** Messages members wrote (bots' are not counted). */
+  messages: z.number().int().min(0),
+  /** Bans, kicks, timeouts and purges; `null` where no feature moderates. */
+  moderation_actions: z.number().int().min(0).nullable().optional(),
+  reactions: z.number().int().min(0),
+  /** Of them, replies to another message. */
+  replies: z.number().int().min(0),
+  /** Of them, those active a week or more after joining. */
+  retained: z.number().int().min(0),
+  /** Members who joined 36 to 7 days before `day`. */
+  retention_cohort: z.number().int().min(0),
+});
+/** The seven days a score covers, as counted. */
+export type HealthFigures = z.infer<typeof HealthFigures>;
+
+/**
+ * The score's parts, each 0 to 100; `null`: it does not apply here (or
+ * cannot be measured) and is left out of the score.
+ */
+export const HealthParts = z.object({
+  /**
+   * Members taking part and messages written (25 active members and 100
+   * messages a day get full marks).
+   */
+  activity: z.number().int().min(0).max(100).nullable().optional(),
+  /**
+   * Replies, reactions and commands per message (half an answer per
+   * message gets full marks).
+   */
+  engagement: z.number().int().min(0).max(100).nullable().optional(),
+  /**
+   * Joins against joins and leaves; 50 when nobody came or went. `null`
+   * unless a feature following member events (welcome, say) is enabled
+   * here: only then does the platform receive joins and leaves.
+   */
+  growth: z.number().int().min(0).max(100).nullable().optional(),
+  /**
+   * Fewer moderation actions per active member is calmer; `null` unless
+   * a feature with the `moderation` grant is enabled here.
+   */
+  moderation: z.number().int().min(0).max(100).nullable().optional(),
+  /**
+   * Of the members who joined 36 to 7 days ago, the share still active a
+   * week after joining; `null` when nobody joined then, or as `growth`.
+   */
+  retention: z.number().int().min(0).max(100).nullable().optional(),
+  /**
+   * Ticket response times: always `null` for now (the tickets feature
+   * does not report them to the platform).
+   */
+  support: z.number().int().min(0).max(100).nullable().optional(),
+});
+/**
+ * The score's parts, each 0 to 100; `null`: it does not apply here (or
+ * cannot be measured) and is left out of the score.
+ */
+export type HealthParts = z.infer<typeof HealthParts>;
+
+/** One day's score. */
+export const TrendDay = z.object({
+  day: z.string(),
+  score: z.number().int().min(0).max(100),
+});
+/** One day's score. */
+export type TrendDay = z.infer<typeof TrendDay>;
+
+/** A guild's community health. */
+export const CommunityHealthView = z.object({
+  /**
+   * The newest score minus the oldest of the trend; `null` with fewer
+   * than two scores.
+   */
+  change: z.number().int().nullable().optional(),
+  /**
+   * The UTC day of the newest score; it covers the seven days ending
+   * with it. `null` until the guild's first day was scored.
+   */
+  day: z.string().nullable().optional(),
+  /** What the newest score was computed from; `null` until first scored. */
+  figures: HealthFigures.nullable().optional(),
+  guild_id: Snowflake,
+  parts: HealthParts,
+  /**
+   * 0 to 100: the parts' weighted mean (activity 30, engagement 20,
+   * retention 20, growth 15, moderation 15), over the parts that are not
+   * `null`. `null` until first scored.
+   */
+  score: z.number().int().min(0).max(100).nullable().optional(),
+  /**
+   * The scores of the 30 days ending with `day`, oldest first; days
+   * without a score are absent.
+   */
+  trend: z.array(TrendDay),
+});
+/** A guild's community health. */
+export type CommunityHealthView = z.infer<typeof CommunityHealthView>;
+
 /** One part of the platform. */
 export const Component = z.object({
   /** A few words for people, without addresses or secrets. */
@@ -3310,6 +3425,20 @@ export const operations = {
       "422": ErrorBody,
       "429": ErrorBody,
       "500": ErrorBody,
+    },
+  },
+  getCommunityHealth: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/health",
+    responses: {
+      "200": CommunityHealthView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
     },
   },
   listGuildMembers: {
@@ -7023,6 +7152,26 @@ export class TownesClient {
       options,
     );
     return operations.forgetUser.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The guild's newest community health score with its parts, and the
+   * 30-day trend. Scores are computed once a day, for the day before.
+   *
+   * `GET /api/guild/{guild_id}/health`
+   */
+  async getCommunityHealth(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<CommunityHealthView> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/health`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.getCommunityHealth.responses["200"].parse(await response.json());
   }
 
   /**

@@ -149,6 +149,46 @@ pub fn usage_day() -> Value {
     json!({ "day": "2026-11-24", "events": 1843, "commands": 57, "ai_tokens": 0 })
 }
 
+/// Lantern Cafe's health on 2026-11-23: 31 member-days over the week (4.4
+/// a day: activity 60 × 4.43 / 25 + 40 × 24.1 / 100 = 20.3), 82 answers to
+/// 169 messages (engagement 97), 9 joins and 3 leaves (growth 75), 3 of 5
+/// newcomers still active a week on (retention 60); no moderation feature.
+pub fn community_health() -> Value {
+    json!({
+        "guild_id": GUILD,
+        "day": "2026-11-23",
+        "score": 57,
+        "parts": {
+            "activity": 20,
+            "engagement": 97,
+            "retention": 60,
+            "growth": 75,
+            "moderation": null,
+            "support": null
+        },
+        "figures": {
+            "messages": 169,
+            "replies": 21,
+            "reactions": 44,
+            "commands": 17,
+            "joins": 9,
+            "leaves": 3,
+            "active_member_days": 31,
+            "active_members": 12,
+            "retention_cohort": 5,
+            "retained": 3,
+            "moderation_actions": null,
+            "member_events": true
+        },
+        "change": 4,
+        "trend": [
+            { "day": "2026-11-21", "score": 53 },
+            { "day": "2026-11-22", "score": 55 },
+            { "day": "2026-11-23", "score": 57 }
+        ]
+    })
+}
+
 pub fn asset_detail() -> Value {
     json!({
         "asset": asset(),

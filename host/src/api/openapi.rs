@@ -3,8 +3,8 @@
 //! output, committed, and a test fails when the two differ.
 
 use super::routes::{
-    admin, assets, auth, billing, exports, feature_api, files, guild, health, licenses,
-    marketplace, offboarding, status,
+    admin, assets, auth, billing, community_health, exports, feature_api, files, guild, health,
+    licenses, marketplace, offboarding, status,
 };
 use super::ws;
 use utoipa::Modify;
@@ -34,6 +34,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         guild::grant_permission, guild::revoke_permission,
         guild::audit_logs, guild::audit_log,
         guild::emojis, guild::roles, guild::channels, guild::members,
+        community_health::community_health,
         marketplace::catalogue, marketplace::feature, marketplace::guild_features,
         marketplace::install, marketplace::enable, marketplace::disable,
         marketplace::upgrade, marketplace::config, marketplace::set_config,
@@ -55,6 +56,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "tenants", description = "A tenant's guilds, feature toggles, usage and incidents"),
         (name = "guild settings", description = "A guild's settings, command permissions and audit log"),
         (name = "guild data", description = "The guild as the bot sees it: roles, channels, emojis, members"),
+        (name = "community health", description = "A guild's daily community health score: its parts, what they were computed from, and the 30-day trend"),
         (name = "marketplace", description = "The catalogue and per-guild features"),
         (name = "files", description = "Files features keep, and signed links to them"),
         (name = "billing", description = "A tenant's plan, trial and Stripe subscription; Stripe's signed webhook"),

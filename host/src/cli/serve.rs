@@ -4,7 +4,8 @@
 //! proxy or any Discord-compatible server). Without one it starts the offline
 //! playground: an in-process Discord simulator with the given features enabled
 //! in a guild, plays a short script there, and keeps serving it. Either way it
-//! then processes scheduled jobs and flushes usage counters until Ctrl-C (or
+//! then processes scheduled jobs, flushes usage and activity counters and
+//! scores guilds' community health once a day until Ctrl-C (or
 //! SIGTERM), when it closes the gateway, drains in-flight Discord calls (the rest
 //! stay queued for the next start) and writes what it counted.
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use townes::api::{ApiConfig, ApiParts, ApiServer};
 use townes::billing::{Billing, BillingConfig, EXPIRY_EVERY, METER_EVERY};
+use townes::community_health::{self, CommunityHealth};
 use townes::discord::{DEFAULT_BASE_URL, ExecutorConfig, RestClient};
 use townes::gateway::Shards;
 use townes::interactions::http::{SignatureCheck, router};
@@ -261,8 +263,10 @@ async fn start_api(
 /// Where the playground's Discord login returns to: a dashboard in development.
 const PLAYGROUND_REDIRECT: &str = "http://localhost:3000/auth/callback";
 
-/// Runs scheduled jobs and flushes usage until `shutdown` resolves or the
-/// gateway stops for good, sweeping the event journal to `journal`; with
+/// Runs scheduled jobs and flushes usage and activity counters until
+/// `shutdown` resolves or the gateway stops for good, sweeping the event
+/// journal to `journal` and scoring guilds' community health once a day (in
+/// the background, so a long run never holds up scheduled jobs); with
 /// `hosted` (billing and offboarding), also billing's hourly expiry job,
 /// the metering of AI usage to Stripe and the hourly offboarding job
 /// (retirements, purges). A failing database (a restart, a failover, a
@@ -282,6 +286,10 @@ pub async fn serve_until(
     let mut offboardings = tokio::time::interval(TICK_EVERY);
     let billing = hosted.map(|(billing, _)| billing);
     let mut sweep = tokio::time::interval(JOURNAL_SWEEP_EVERY);
+    let health = CommunityHealth::new(runtime.clone());
+    let mut health_every = tokio::time::interval(community_health::RUN_EVERY);
+    // At most one run at a time; dropped (aborted) when serving ends.
+    let mut health_run = tokio::task::JoinSet::new();
     let mut backoff = Backoff::default();
     loop {
         tokio::select! {
@@ -309,6 +317,15 @@ pub async fn serve_until(
             _ = usage.tick() => {
                 if let Err(error) = runtime.flush_usage().await {
                     tracing::warn!(%error, "could not write usage counters; keeping them for the next flush");
+                }
+                if let Err(error) = running.flush_activity().await {
+                    tracing::warn!(%error, "could not write activity counters; keeping them for the next flush");
+                }
+            }
+            _ = health_every.tick() => {
+                while health_run.try_join_next().is_some() {}
+                if health_run.is_empty() {
+                    health_run.spawn(score_community_health(health.clone()));
                 }
             }
             _ = sweep.tick() => {
@@ -346,6 +363,21 @@ pub async fn serve_until(
                     Err(error) => tracing::warn!(%error, "offboarding: the job failed; it runs again in an hour"),
                 }
             }
+        }
+    }
+}
+
+/// One run of the daily community health job, logged.
+async fn score_community_health(health: CommunityHealth) {
+    match health.run(chrono::Utc::now()).await {
+        Ok(report) if report.computed > 0 => tracing::info!(
+            computed = report.computed,
+            swept = report.swept,
+            "community health: scored guilds"
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "community health: the daily job failed; it runs again in 15 minutes")
         }
     }
 }

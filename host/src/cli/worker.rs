@@ -1,8 +1,8 @@
 //! `townes worker`: handles the dispatches `townes gateway` processes relay
 //! through Redis, runs scheduled jobs and the hosted platform's periodic work
-//! (billing, offboarding, usage, the journal's sweep), and carries out the
-//! Discord calls that causes. Run as many as the load needs: each dispatch
-//! and each job goes to one of them.
+//! (billing, offboarding, usage, the journal's sweep, the daily community
+//! health score), and carries out the Discord calls that causes. Run as many
+//! as the load needs: each dispatch and each job goes to one of them.
 
 use super::serve::{DRAIN, JournalRetention, serve_until, shutdown_signal};
 use super::{Settings, live, open_store, runtime_config, shared_limits};

@@ -1,7 +1,9 @@
 //! What the gateway's events do: guild rows and command registrations follow the
 //! guilds the bot is in, and a guild whose Discord ownership moves follows its
 //! new owner's tenant; messages may be prefix commands; every event a feature
-//! subscribed to is dispatched to the guild's enabled features.
+//! subscribed to is dispatched to the guild's enabled features. Members'
+//! messages, reactions, joins and leaves are counted for the community health
+//! score (in memory: [`crate::community_health::ActivityMeter`]).
 
 use super::convert;
 use crate::commands::{Answer, CommandCall, Input, prefix, registry};
@@ -12,8 +14,8 @@ use crate::runtime::Outcome;
 use crate::wit::{Event, MessageBody, MessageDeleted};
 use serenity::all::{
     AuditLogEntry, ChannelId, Context, EventHandler, GuildId, GuildMemberUpdateEvent, Interaction,
-    Member, Message, MessageId, MessageUpdateEvent, PartialGuild, RawEventHandler, Reaction, Ready,
-    UnavailableGuild, User,
+    Member, Message, MessageId, MessageType, MessageUpdateEvent, PartialGuild, RawEventHandler,
+    Reaction, Ready, UnavailableGuild, User,
 };
 use serenity::async_trait;
 use serenity::model::event::Event as GatewayEvent;
@@ -252,6 +254,12 @@ impl Handler {
         if message.author.bot {
             return;
         }
+        self.platform.activity.message(
+            guild_id,
+            message.author.id.get(),
+            message.kind == MessageType::InlineReply,
+            today(),
+        );
         if let Err(error) = self.prefix_command(message, guild_id).await {
             tracing::error!(guild = guild_id, %error, "could not run a prefix command");
         }
@@ -290,6 +298,12 @@ impl Handler {
         if member.user.id.get() == self.platform.bot_user_id {
             return;
         }
+        if !member.user.bot {
+            let guild_id = member.guild_id.get();
+            self.platform
+                .activity
+                .joined(guild_id, member.user.id.get(), today());
+        }
         self.dispatch(
             member.guild_id.get(),
             Event::MemberJoined(convert::member(member)),
@@ -298,6 +312,9 @@ impl Handler {
     }
 
     async fn on_member_remove(&self, guild_id: GuildId, user: &User) {
+        if !user.bot {
+            self.platform.activity.left(guild_id.get(), today());
+        }
         self.dispatch(guild_id.get(), Event::MemberLeft(convert::user(user)))
             .await;
     }
@@ -472,8 +489,22 @@ impl Handler {
         if converted.user_id == self.platform.bot_user_id {
             return;
         }
-        self.dispatch(guild_id.get(), event(converted)).await;
+        let event = event(converted);
+        let by_bot = reaction.member.as_ref().is_some_and(|m| m.user.bot);
+        if let Event::ReactionAdded(added) = &event
+            && !by_bot
+        {
+            self.platform
+                .activity
+                .reaction(guild_id.get(), added.user_id, today());
+        }
+        self.dispatch(guild_id.get(), event).await;
     }
+}
+
+/// The UTC day activity is counted in.
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
 }
 
 /// Counts dispatches serenity could not parse: it turns a payload missing a

@@ -248,8 +248,10 @@ impl Store {
     /// positive, so none can be mistaken for a person), `user:` audit actors
     /// by `user:anonymized`; sessions and API keys are deleted; stored values,
     /// file contents and names, audit details, incident texts, feature
-    /// configs, scheduled job payloads, outbox messages, journal entries and
-    /// names are removed. Row counts, scores, usage counters and billing stay.
+    /// configs, scheduled job payloads, outbox messages, journal entries,
+    /// who was active or joined when (community health) and names are
+    /// removed. Row counts, scores, usage and activity counters, health
+    /// scores and billing stay.
     /// `None` when there is no such tenant.
     pub async fn anonymize_tenant(
         &self,
@@ -464,6 +466,14 @@ impl Store {
                     .bind(guild)
                     .execute(&mut *tx)
                     .await?;
+                // Who was active or joined when (community health); the
+                // guild's daily counts and scores name nobody and stay.
+                for sql in [
+                    "DELETE FROM guild_active_members WHERE guild_id = $1",
+                    "DELETE FROM guild_joins WHERE guild_id = $1",
+                ] {
+                    sqlx::query(sql).bind(guild).execute(&mut *tx).await?;
+                }
                 done.journal_entries_deleted += sqlx::query("DELETE FROM event_journal WHERE guild_id = $1")
                     .bind(guild)
                     .execute(&mut *tx)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::{AuditEntry, NewAuditEntry, Store, StoreError, api_id, db_id, db_limit, now};
+use super::{AuditEntry, NewAuditEntry, Store, StoreError, api_id, db_id, db_limit, now, ts};
 
 #[derive(sqlx::FromRow)]
 struct AuditRow {
@@ -33,6 +33,12 @@ impl From<AuditRow> for AuditEntry {
 impl Store {
     /// Appends an entry, stamped now.
     pub async fn audit(&self, e: &NewAuditEntry) -> Result<(), StoreError> {
+        self.audit_at(e, now()).await
+    }
+
+    /// Appends an entry stamped `at`: what happened at a known time (a
+    /// simulation, a replayed history).
+    pub async fn audit_at(&self, e: &NewAuditEntry, at: DateTime<Utc>) -> Result<(), StoreError> {
         on_db!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO audit_log (guild_id, actor, action, feature_id, details, created_at)
@@ -43,7 +49,7 @@ impl Store {
             .bind(&e.action)
             .bind(e.feature_id.as_deref())
             .bind(Json(&e.details))
-            .bind(now())
+            .bind(ts(at))
             .execute(pool)
             .await?;
         });

@@ -33,7 +33,8 @@
 //! member's erasure), `operators.rs` (the platform's operators and their
 //! tokens), `journal.rs` (the events delivered to features, written in
 //! batches, for replay), `admin.rs` (what operators read and do across
-//! tenants: figures, anonymization).
+//! tenants: figures, anonymization), `community_health.rs` (each guild's
+//! activity per day and the daily health scores).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -86,6 +87,8 @@ pub use billing::{
 mod catalog;
 mod commands;
 pub use commands::FeatureCommands;
+mod community_health;
+pub use community_health::{ActivityBatch, ActivityCounts};
 mod control;
 pub mod export;
 pub use control::{CONTROL_CACHE_GUILDS, GuildPolicy};

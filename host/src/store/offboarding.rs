@@ -538,8 +538,9 @@ impl Store {
     /// subject is them, storage keys and files that name their id (as a whole
     /// number, in the key or name or in the stored text), pending jobs whose
     /// payload names it; their audit entries keep the action but lose the
-    /// actor and the details. Storage and file usage shrink to match. One
-    /// transaction.
+    /// actor and the details; the days they were active or joined on
+    /// (community health) go, the guild's counts stay. Storage and file usage
+    /// shrink to match. One transaction.
     pub async fn forget_user(&self, guilds: &[u64], user_id: u64) -> Result<Forgotten, StoreError> {
         let token = Regex::new(&format!(r"(^|[^0-9]){user_id}([^0-9]|$)"))
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
@@ -670,6 +671,19 @@ impl Store {
                     forgotten.jobs += 1;
                 }
 
+                // When they were active or joined (community health): the
+                // guild's counts keep them, anonymously.
+                for sql in [
+                    "DELETE FROM guild_active_members WHERE guild_id = $1 AND member_id = $2",
+                    "DELETE FROM guild_joins WHERE guild_id = $1 AND member_id = $2",
+                ] {
+                    sqlx::query(sql)
+                        .bind(guild)
+                        .bind(db_id(user_id))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+
                 // Events they took part in, kept for replay.
                 let journaled: Vec<i64> = naming!(
                     tx,
@@ -781,5 +795,9 @@ const GUILD_PURGE: &[&str] = &[
     "DELETE FROM incidents WHERE guild_id = $1",
     "DELETE FROM discord_outbox WHERE guild_id = $1",
     "DELETE FROM event_journal WHERE guild_id = $1",
+    "DELETE FROM guild_activity WHERE guild_id = $1",
+    "DELETE FROM guild_active_members WHERE guild_id = $1",
+    "DELETE FROM guild_joins WHERE guild_id = $1",
+    "DELETE FROM guild_health WHERE guild_id = $1",
     "DELETE FROM guild_features WHERE guild_id = $1",
 ];

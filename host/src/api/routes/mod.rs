@@ -7,8 +7,8 @@
 //! Stripe), `licenses` (self-hosting licences: activation, lease refresh),
 //! `exports` (export bundles, their downloads, guild imports), `offboarding`
 //! (leaving the hosted platform; erasing a member's data), `admin` (the
-//! platform operators' `/admin/…`) and `status` (the public `/status` and
-//! `/changelog`).
+//! platform operators' `/admin/…`), `status` (the public `/status` and
+//! `/changelog`) and `community_health` (a guild's daily health score).
 //!
 //! Seed 001's paths are served as written (`/auth/…`, `/tenants/…`, `/assets/…`,
 //! `/usage/…`, `/incidents`, `/licenses/…`); everything else lives under `/api`.
@@ -17,6 +17,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod billing;
+pub mod community_health;
 pub mod exports;
 pub mod feature_api;
 pub mod files;
@@ -134,6 +135,10 @@ pub fn router() -> Router<ApiState> {
         .route("/api/guild/{guild_id}/roles", get(guild::roles))
         .route("/api/guild/{guild_id}/channels", get(guild::channels))
         .route("/api/guild/{guild_id}/members", get(guild::members))
+        .route(
+            "/api/guild/{guild_id}/health",
+            get(community_health::community_health),
+        )
         .route("/api/openapi.json", get(feature_api::document))
         .route("/api/marketplace/features", get(marketplace::catalogue))
         .route(
