@@ -726,6 +726,22 @@ export const ExportView = z.object({
 /** An export job. */
 export type ExportView = z.infer<typeof ExportView>;
 
+/**
+ * An interface a feature asks for by importing it (contract 0.1.4, ADR
+ * 0024): it carries no reason of the feature's own, so the host describes it.
+ */
+export const RequestedImportView = z.object({
+  /** What approving it allows, in the host's words. */
+  description: z.string(),
+  /** `ai` or `http`. */
+  interface: z.string(),
+});
+/**
+ * An interface a feature asks for by importing it (contract 0.1.4, ADR
+ * 0024): it carries no reason of the feature's own, so the host describes it.
+ */
+export type RequestedImportView = z.infer<typeof RequestedImportView>;
+
 /** One version of a feature as its manifest describes it. */
 export const FeatureDetail = z.object({
   /** What it asks to be allowed to do. */
@@ -738,6 +754,11 @@ export const FeatureDetail = z.object({
   /** The gateway events it handles. */
   events: z.array(z.string()),
   id: z.string(),
+  /**
+   * What it asks for by importing it (`ai`, `http`): approved with the
+   * approval's `ai` and `http_hosts`.
+   */
+  imports: z.array(RequestedImportView),
   name: z.string(),
   version: z.string(),
 });

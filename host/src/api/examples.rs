@@ -411,6 +411,13 @@ pub fn capability_request() -> Value {
     })
 }
 
+pub fn requested_import() -> Value {
+    json!({
+        "interface": "http",
+        "description": "send HTTPS requests to the host names you approve (public addresses only; answers up to 1 MiB)"
+    })
+}
+
 /// `welcome` 0.1.0's manifest.
 pub fn feature_detail() -> Value {
     let snowflake_or_null = json!({ "anyOf": [
@@ -439,6 +446,7 @@ pub fn feature_detail() -> Value {
                 "reason": "give new members the configured auto-roles"
             }
         ],
+        "imports": [],
         "config_schema": {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",

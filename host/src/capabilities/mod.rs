@@ -153,6 +153,14 @@ pub enum Effect {
     LivePublished {
         kind: String,
     },
+    /// An `http` request that got an answer (any status): the host first
+    /// asked, never the path or query, which may carry secrets.
+    HttpRequested {
+        method: &'static str,
+        host: String,
+        status: u16,
+        bytes: usize,
+    },
     /// A call that failed, with the typed error the feature received.
     Refused {
         call: &'static str,
@@ -248,6 +256,12 @@ impl fmt::Display for Effect {
             Effect::JobCancelled { job_id } => write!(f, "job {job_id} cancelled"),
             Effect::AuditWritten { action } => write!(f, "audit: {action}"),
             Effect::LivePublished { kind } => write!(f, "live: {kind}"),
+            Effect::HttpRequested {
+                method,
+                host,
+                status,
+                bytes,
+            } => write!(f, "http {method} {host} → {status} ({bytes} bytes)"),
             Effect::Refused { call, error } => write!(f, "REFUSED {call}: {error}"),
         }
     }

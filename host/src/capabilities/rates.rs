@@ -1,5 +1,6 @@
 //! Allowances per (guild, feature) that outlive one invocation: audit entries
-//! per hour, host log lines, failure reports and live events per minute. Per-invocation caps
+//! per hour, host log lines, failure reports, live events and `http` requests per
+//! minute. Per-invocation caps
 //! alone would let a feature invoked a thousand times a second flood the audit
 //! log or the operator's logs.
 //!
@@ -55,6 +56,8 @@ pub struct Rates {
     pub log: Allowance,
     pub failure_reports: Allowance,
     pub live: Allowance,
+    /// `http` requests.
+    pub http: Allowance,
 }
 
 impl Default for Rates {
@@ -64,6 +67,7 @@ impl Default for Rates {
             log: Allowance::per(Duration::from_secs(60)),
             failure_reports: Allowance::per(Duration::from_secs(60)),
             live: Allowance::per(Duration::from_secs(60)),
+            http: Allowance::per(Duration::from_secs(60)),
         }
     }
 }

@@ -81,6 +81,13 @@ pub enum FeatureCommand {
         /// (comma-separated ids; `none` to withdraw). Never @everyone.
         #[arg(long)]
         mention_roles: Option<String>,
+        /// A host name the feature may reach with `http` (repeat for more, at
+        /// most 16; replaces the approved ones; `none` to withdraw them all).
+        #[arg(long = "http-host")]
+        http_hosts: Vec<String>,
+        /// Whether the feature may call `ai` (`true` or `false`).
+        #[arg(long)]
+        ai: Option<bool>,
         #[arg(long)]
         json: bool,
     },
@@ -236,6 +243,8 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
             role_ceiling,
             elevate,
             mention_roles,
+            http_hosts,
+            ai,
             json,
         } => {
             let current = runtime
@@ -248,7 +257,9 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
                 || channels.is_some()
                 || role_ceiling.is_some()
                 || elevate.is_some()
-                || mention_roles.is_some();
+                || mention_roles.is_some()
+                || !http_hosts.is_empty()
+                || ai.is_some();
             if let Some(names) = approve {
                 approval.capabilities = parse_capabilities(&names)?;
             }
@@ -281,6 +292,12 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
             if let Some(roles) = mention_roles {
                 approval.mention_roles = parse_mention_roles(&roles, guild)?;
             }
+            if !http_hosts.is_empty() {
+                approval.http_hosts = parse_http_hosts(&http_hosts)?;
+            }
+            if let Some(ai) = ai {
+                approval.ai = ai;
+            }
             if changing {
                 market.approve(guild, &feature, approval.clone()).await?;
             }
@@ -311,6 +328,15 @@ pub async fn run(settings: &Settings, command: FeatureCommand) -> anyhow::Result
                         bits => permissions::names(bits).join(", "),
                     }
                 );
+                println!(
+                    "http hosts: {}",
+                    if approval.http_hosts.is_empty() {
+                        "none".to_string()
+                    } else {
+                        approval.http_hosts.join(", ")
+                    }
+                );
+                println!("ai: {}", if approval.ai { "approved" } else { "no" });
                 println!(
                     "roles it may notify: {}",
                     if approval.mention_roles.is_empty() {
@@ -495,4 +521,29 @@ fn parse_elevated(names: &str) -> anyhow::Result<u64> {
         }
         Ok(bits | bit)
     })
+}
+
+/// The most hosts one approval may list for `http` (as the API).
+const MAX_HTTP_HOSTS: usize = 16;
+
+/// `--http-host` values: lower-cased DNS names (no IP addresses, schemes or
+/// ports), or `none` alone for no host at all.
+fn parse_http_hosts(hosts: &[String]) -> anyhow::Result<Vec<String>> {
+    if let [only] = hosts
+        && only == "none"
+    {
+        return Ok(Vec::new());
+    }
+    if hosts.len() > MAX_HTTP_HOSTS {
+        anyhow::bail!("at most {MAX_HTTP_HOSTS} http hosts may be approved");
+    }
+    let mut approved: Vec<String> = Vec::new();
+    for host in hosts {
+        let host = host.trim().to_ascii_lowercase();
+        townes_limits::http::check_host_name(&host).map_err(|e| anyhow::anyhow!(e.0))?;
+        if !approved.contains(&host) {
+            approved.push(host);
+        }
+    }
+    Ok(approved)
 }

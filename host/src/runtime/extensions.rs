@@ -53,14 +53,35 @@ const MAX_SEGMENTS: usize = 8;
 /// The key under which the catalogue's manifest JSON keeps the routes.
 const ROUTES_KEY: &str = "routes";
 
+/// The key under which it keeps the interfaces requested by importing them.
+const IMPORTS_KEY: &str = "imports";
+
 /// The manifest as the catalogue stores it: the manifest's own fields plus
-/// the declared routes (which `Manifest` itself, a 0.1.0 record, cannot hold).
-pub fn stored_manifest(manifest: &Manifest, routes: &[Route]) -> serde_json::Result<Value> {
+/// the declared routes and the interfaces the component requests by importing
+/// them (`ai`, `http`; ADR 0024), which `Manifest` itself, a 0.1.0 record,
+/// cannot hold.
+pub fn stored_manifest(
+    manifest: &Manifest,
+    routes: &[Route],
+    imports: &[String],
+) -> serde_json::Result<Value> {
     let mut value = serde_json::to_value(manifest)?;
     if !routes.is_empty() {
         value[ROUTES_KEY] = serde_json::to_value(routes)?;
     }
+    if !imports.is_empty() {
+        value[IMPORTS_KEY] = serde_json::to_value(imports)?;
+    }
     Ok(value)
+}
+
+/// The interfaces requested by importing them, stored with a catalogue
+/// manifest (none for older rows and components that import neither).
+pub fn stored_imports(manifest: &Value) -> Vec<String> {
+    manifest
+        .get(IMPORTS_KEY)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
 }
 
 /// The routes stored with a catalogue manifest (none for older rows).

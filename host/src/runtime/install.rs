@@ -87,6 +87,8 @@ pub struct Validated {
     extensions: Extensions,
     manifest: Manifest,
     routes: Vec<Route>,
+    /// The interfaces it requests by importing them (`ai`, `http`).
+    imports: Vec<String>,
 }
 
 impl Validated {
@@ -155,7 +157,7 @@ impl Runtime {
             .await
             .map_err(anyhow::Error::from)?
             .map_err(|e| InstallError::NotAComponent(format!("{e:#}")))?;
-        let imports = self.check_imports(&component)?;
+        let (imports, requested_imports) = self.check_imports(&component)?;
         let missing = |e: wasmtime::Error| InstallError::MissingExports(format!("{e:#}"));
         let pre = self.linker.instantiate_pre(&component).map_err(missing)?;
         let exports = FeatureIndices::new(&pre).map_err(missing)?;
@@ -185,6 +187,7 @@ impl Runtime {
             extensions,
             manifest,
             routes,
+            imports: requested_imports,
         })
     }
 
@@ -202,6 +205,7 @@ impl Runtime {
             extensions,
             manifest,
             routes,
+            imports,
         } = validated;
         let wasm = wasm.as_slice();
         let sha256 = sha256_hex(wasm);
@@ -215,7 +219,7 @@ impl Runtime {
             feature_id: manifest.id.clone(),
             version: manifest.version.clone(),
             sha256,
-            manifest: stored_manifest(&manifest, &routes).map_err(anyhow::Error::from)?,
+            manifest: stored_manifest(&manifest, &routes, &imports).map_err(anyhow::Error::from)?,
             size_bytes: wasm.len() as u64,
             created_at: chrono::Utc::now(),
             published: true,
@@ -315,9 +319,14 @@ impl Runtime {
     }
 
     /// Checks every import and returns the capability interfaces that carry
-    /// functions (a types-only interface grants nothing).
-    fn check_imports(&self, component: &Component) -> Result<Vec<String>, InstallError> {
+    /// functions (a types-only interface grants nothing), and the interfaces
+    /// requested by importing them ([`IMPORT_REQUESTED`]).
+    fn check_imports(
+        &self,
+        component: &Component,
+    ) -> Result<(Vec<String>, Vec<String>), InstallError> {
         let mut capabilities = Vec::new();
+        let mut requested = Vec::new();
         let ty = component.component_type();
         for (name, item) in ty.imports(&self.engine) {
             // Types a world `use`s may be imported at the top level; they grant nothing.
@@ -342,10 +351,13 @@ impl Runtime {
                     .any(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_))),
                 _ => true,
             };
-            if (interface == "types" && !has_functions)
-                || FREE_INTERFACES.contains(&interface)
-                || IMPORT_REQUESTED.contains(&interface)
-            {
+            if IMPORT_REQUESTED.contains(&interface) {
+                if has_functions && !requested.iter().any(|r| r == interface) {
+                    requested.push(interface.to_string());
+                }
+                continue;
+            }
+            if (interface == "types" && !has_functions) || FREE_INTERFACES.contains(&interface) {
                 continue;
             }
             let capability = granted_with(interface).unwrap_or(interface);
@@ -356,7 +368,7 @@ impl Runtime {
                 capabilities.push(capability.to_string());
             }
         }
-        Ok(capabilities)
+        Ok((capabilities, requested))
     }
 
     /// Calls `describe`, and `api.routes` when the component serves routes,

@@ -22,7 +22,7 @@ pub mod limits;
 mod slots;
 pub mod structure;
 mod usage;
-mod wall;
+pub(crate) mod wall;
 
 pub use breaker::BreakerPolicy;
 pub use budget::MemoryLimitExceeded;
@@ -383,6 +383,8 @@ pub struct Runtime {
     usage: usage::UsageMeter,
     slots: slots::Slots,
     rates: Arc<Rates>,
+    /// Features' `http` requests: the one client they share, and its caps.
+    http: Arc<crate::capabilities::http::Outbound>,
     /// Where features' `live` events go: the dashboard's bus.
     live: Live,
     /// Limits every process shares (command cooldowns, the API's rate limits).
@@ -432,6 +434,7 @@ impl Runtime {
             usage: usage::UsageMeter::default(),
             slots: slots::Slots::new(config.pool_instances, config.slot_wait),
             rates: Arc::default(),
+            http: Arc::default(),
             live: Live::local(),
             shared_limits: SharedLimits::local(),
             last_job_purge: std::sync::Mutex::new(None),
@@ -446,6 +449,13 @@ impl Runtime {
     /// runtime's own that no dashboard hears).
     pub fn with_live(mut self, live: Live) -> Self {
         self.live = live;
+        self
+    }
+
+    /// Sends features' `http` requests through `outbound` (by default the
+    /// production client; tests pass [`Outbound::for_tests`](crate::capabilities::http::Outbound)).
+    pub fn with_http(mut self, outbound: crate::capabilities::http::Outbound) -> Self {
+        self.http = Arc::new(outbound);
         self
     }
 
@@ -536,6 +546,18 @@ impl Runtime {
         }
         let row = self.installed(feature_id, version).await?;
         stored_manifest(&row)
+    }
+
+    /// The interfaces an installed version requests by importing them (`ai`,
+    /// `http`), as recorded at install: its admin approves them beside the
+    /// manifest's capabilities.
+    pub async fn requested_imports(
+        &self,
+        feature_id: &str,
+        version: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let row = self.installed(feature_id, version).await?;
+        Ok(extensions::stored_imports(&row.manifest))
     }
 
     /// Delivers an event to every feature enabled in the guild that subscribed
@@ -1264,7 +1286,8 @@ impl Runtime {
             ai: AiCtx {
                 scope: scope.clone(),
             },
-            http: HttpCtx { scope },
+            http: HttpCtx::new(scope, self.http.clone(), self.rates.clone())
+                .with_clock(wall.clone()),
         };
         let state = HostState {
             wasi,

@@ -29,6 +29,7 @@
 
 #![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
 
+mod http;
 #[cfg(not(target_arch = "wasm32"))]
 mod schema;
 #[cfg(test)]
@@ -36,6 +37,9 @@ mod tests;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use schema::{call_route, route_problems, schema_problems};
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use http::http_send;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -252,6 +256,7 @@ pub(crate) struct State {
     next_job: u64,
     jobs: BTreeMap<String, ScheduledJob>,
     effects: Vec<Effect>,
+    http: http::MockHttp,
 }
 
 thread_local! {

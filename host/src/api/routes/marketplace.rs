@@ -95,6 +95,35 @@ pub struct CommandView {
     pub description: String,
 }
 
+/// An interface a feature asks for by importing it (contract 0.1.4, ADR
+/// 0024): it carries no reason of the feature's own, so the host describes it.
+#[derive(Serialize, ToSchema)]
+#[schema(example = examples::requested_import)]
+pub struct RequestedImportView {
+    /// `ai` or `http`.
+    pub interface: String,
+    /// What approving it allows, in the host's words.
+    pub description: String,
+}
+
+impl RequestedImportView {
+    fn of(interface: String) -> RequestedImportView {
+        let description = match interface.as_str() {
+            "http" => {
+                "send HTTPS requests to the host names you approve (public addresses only; answers up to 1 MiB)"
+            }
+            "ai" => {
+                "ask the platform's AI model for chat completions, metered against this server's caps"
+            }
+            _ => "an interface this host describes no further",
+        };
+        RequestedImportView {
+            interface,
+            description: description.into(),
+        }
+    }
+}
+
 /// One version of a feature as its manifest describes it.
 #[derive(Serialize, ToSchema)]
 #[schema(example = examples::feature_detail)]
@@ -108,6 +137,9 @@ pub struct FeatureDetail {
     pub events: Vec<String>,
     /// What it asks to be allowed to do.
     pub capabilities: Vec<CapabilityRequestView>,
+    /// What it asks for by importing it (`ai`, `http`): approved with the
+    /// approval's `ai` and `http_hosts`.
+    pub imports: Vec<RequestedImportView>,
     /// JSON Schema (2020-12) of its configuration.
     #[schema(value_type = Object)]
     pub config_schema: Value,
@@ -116,8 +148,9 @@ pub struct FeatureDetail {
 }
 
 impl FeatureDetail {
-    fn from_manifest(m: Manifest) -> FeatureDetail {
+    fn from_manifest(m: Manifest, imports: Vec<String>) -> FeatureDetail {
         FeatureDetail {
+            imports: imports.into_iter().map(RequestedImportView::of).collect(),
             config_schema: serde_json::from_str(&m.config_schema).unwrap_or(Value::Null),
             default_config: serde_json::from_str(&m.default_config).unwrap_or(Value::Null),
             commands: m
@@ -481,7 +514,12 @@ pub async fn feature(
         .manifest(&feature_id, &version)
         .await
         .map_err(ApiError::Internal)?;
-    Ok(axum::Json(FeatureDetail::from_manifest(manifest)))
+    let imports = state
+        .runtime()
+        .requested_imports(&feature_id, &version)
+        .await
+        .map_err(ApiError::Internal)?;
+    Ok(axum::Json(FeatureDetail::from_manifest(manifest, imports)))
 }
 
 /// The features installed in a guild.
