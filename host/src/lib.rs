@@ -19,6 +19,7 @@
 //! - [`live`]: live events for the dashboard, fanned out through Redis when hosted.
 //! - [`export`]: encrypted export bundles of a tenant or guild, and imports.
 
+pub mod ai;
 pub mod api;
 pub mod billing;
 pub mod capabilities;

@@ -73,6 +73,7 @@ async fn migrations_are_idempotent() {
             (14, "operators and journal".to_string()),
             (15, "offboarding".to_string()),
             (16, "claimed work".to_string()),
+            (18, "ai".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -2211,6 +2212,7 @@ async fn migrating_a_0001_database_to_0002() {
             (14, "operators and journal".to_string()),
             (15, "offboarding".to_string()),
             (16, "claimed work".to_string()),
+            (18, "ai".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),

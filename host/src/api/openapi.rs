@@ -3,7 +3,7 @@
 //! output, committed, and a test fails when the two differ.
 
 use super::routes::{
-    admin, assets, auth, billing, exports, feature_api, files, guild, health, licenses,
+    admin, ai, assets, auth, billing, exports, feature_api, files, guild, health, licenses,
     marketplace, offboarding, status,
 };
 use super::ws;
@@ -34,6 +34,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         guild::grant_permission, guild::revoke_permission,
         guild::audit_logs, guild::audit_log,
         guild::emojis, guild::roles, guild::channels, guild::members,
+        ai::key, ai::set_key, ai::delete_key, ai::caps, ai::set_caps,
         marketplace::catalogue, marketplace::feature, marketplace::guild_features,
         marketplace::install, marketplace::enable, marketplace::disable,
         marketplace::upgrade, marketplace::config, marketplace::set_config,
@@ -55,6 +56,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "tenants", description = "A tenant's guilds, feature toggles, usage and incidents"),
         (name = "guild settings", description = "A guild's settings, command permissions and audit log"),
         (name = "guild data", description = "The guild as the bot sees it: roles, channels, emojis, members"),
+        (name = "ai", description = "A guild's AI settings: its own API key (never shown back) and its daily token caps"),
         (name = "marketplace", description = "The catalogue and per-guild features"),
         (name = "files", description = "Files features keep, and signed links to them"),
         (name = "billing", description = "A tenant's plan, trial and Stripe subscription; Stripe's signed webhook"),

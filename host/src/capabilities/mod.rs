@@ -153,6 +153,15 @@ pub enum Effect {
     LivePublished {
         kind: String,
     },
+    /// `ai.chat` answered; the tokens were metered to the guild.
+    AiAnswered {
+        model: String,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+        /// Through the guild's own key (not the operator's).
+        own_key: bool,
+        truncated: bool,
+    },
     /// A call that failed, with the typed error the feature received.
     Refused {
         call: &'static str,
@@ -248,6 +257,18 @@ impl fmt::Display for Effect {
             Effect::JobCancelled { job_id } => write!(f, "job {job_id} cancelled"),
             Effect::AuditWritten { action } => write!(f, "audit: {action}"),
             Effect::LivePublished { kind } => write!(f, "live: {kind}"),
+            Effect::AiAnswered {
+                model,
+                prompt_tokens,
+                completion_tokens,
+                own_key,
+                truncated,
+            } => write!(
+                f,
+                "ai: {model} answered ({prompt_tokens}+{completion_tokens} tokens{}{})",
+                if *own_key { ", the guild's key" } else { "" },
+                if *truncated { ", truncated" } else { "" }
+            ),
             Effect::Refused { call, error } => write!(f, "REFUSED {call}: {error}"),
         }
     }

@@ -14,6 +14,7 @@
 //! `/usage/…`, `/incidents`, `/licenses/…`); everything else lives under `/api`.
 
 pub mod admin;
+pub mod ai;
 pub mod assets;
 pub mod auth;
 pub mod billing;
@@ -134,6 +135,14 @@ pub fn router() -> Router<ApiState> {
         .route("/api/guild/{guild_id}/roles", get(guild::roles))
         .route("/api/guild/{guild_id}/channels", get(guild::channels))
         .route("/api/guild/{guild_id}/members", get(guild::members))
+        .route(
+            "/api/guild/{guild_id}/ai/key",
+            get(ai::key).put(ai::set_key).delete(ai::delete_key),
+        )
+        .route(
+            "/api/guild/{guild_id}/ai/caps",
+            get(ai::caps).put(ai::set_caps),
+        )
         .route("/api/openapi.json", get(feature_api::document))
         .route("/api/marketplace/features", get(marketplace::catalogue))
         .route(
