@@ -75,7 +75,7 @@ impl KeySealer {
         let mut hash = Sha256::new();
         hash.update(b"townes ai key sealing v1\0");
         hash.update(secret.as_bytes());
-        let key = Key::clone_from_slice(&hash.finalize());
+        let key: Key = hash.finalize();
         Ok(KeySealer {
             cipher: XChaCha20Poly1305::new(&key),
         })
@@ -88,7 +88,7 @@ impl KeySealer {
         let sealed = self
             .cipher
             .encrypt(
-                XNonce::from_slice(&nonce),
+                &XNonce::from(nonce),
                 Payload {
                     msg: key.0.as_bytes(),
                     aad: &aad,
@@ -107,11 +107,12 @@ impl KeySealer {
             return None;
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
+        let nonce: [u8; NONCE_BYTES] = nonce.try_into().ok()?;
         let aad = aad(guild_id);
         let plain = self
             .cipher
             .decrypt(
-                XNonce::from_slice(nonce),
+                &XNonce::from(nonce),
                 Payload {
                     msg: ciphertext,
                     aad: &aad,

@@ -34,7 +34,7 @@ use crate::store::{Store, TokenClaim};
 use crate::wit::townes::feature::ai::{AiError, ChatAnswer, ChatRequest, ChatRole};
 use caps::{Caps, Refusal};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 

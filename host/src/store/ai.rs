@@ -123,6 +123,7 @@ impl Store {
             .bind(set_by)
             .execute(pool)
             .await
+            .map(drop)
         });
         match written {
             Ok(_) => Ok(at),
@@ -174,6 +175,7 @@ impl Store {
             .bind(now())
             .execute(pool)
             .await
+            .map(drop)
         });
         match written {
             Ok(_) => Ok(()),
