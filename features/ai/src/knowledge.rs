@@ -85,18 +85,41 @@ fn draft_schema() -> Value {
     })
 }
 
+/// `schema` with `example` as its JSON Schema `examples` (the host shows it
+/// in the OpenAPI document).
+fn with_example(mut schema: Value, example: Value) -> Value {
+    schema["examples"] = json!([example]);
+    schema
+}
+
+fn article_example() -> Value {
+    json!({"id": 1, "title": "Opening hours", "body": "We open at 8 and close at 18, every day but Monday.", "updated_at": 1_796_000_000})
+}
+
+fn draft_example() -> Value {
+    json!({"title": "Opening hours", "body": "We open at 8 and close at 18, every day but Monday."})
+}
+
 pub fn routes() -> Vec<Route> {
+    let article = || with_example(article_schema(), article_example());
+    let draft = || with_example(draft_schema(), draft_example());
     vec![
         Route::get("/knowledge", "listKnowledge", "The concierge's knowledge base")
-            .response(json!({"type": "array", "items": article_schema()})),
+            .response(with_example(
+                json!({"type": "array", "items": article_schema()}),
+                json!([article_example()]),
+            )),
         Route::post("/knowledge", "addKnowledge", "Add an article to the knowledge base")
-            .request(draft_schema())
-            .response(article_schema()),
+            .request(draft())
+            .response(article()),
         Route::put("/knowledge/{id}", "updateKnowledge", "Replace an article")
-            .request(draft_schema())
-            .response(article_schema()),
+            .request(draft())
+            .response(article()),
         Route::delete("/knowledge/{id}", "deleteKnowledge", "Delete an article")
-            .response(json!({"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "boolean"}}})),
+            .response(with_example(
+                json!({"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "boolean"}}}),
+                json!({"deleted": true}),
+            )),
     ]
 }
 

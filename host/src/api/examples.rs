@@ -454,6 +454,8 @@ pub fn guild_feature() -> Value {
         "role_ceiling": ROLE_MODERATORS,
         "elevated_permissions": "0",
         "mention_roles": [],
+        "ai": false,
+        "http_hosts": [],
         "config": welcome_config(),
         "previous_version": null,
         "breaker_open_until": null,
