@@ -21,6 +21,7 @@
 //! - [`community_health`]: the daily community health score per guild and the
 //!   activity counting behind it.
 
+pub mod ai;
 pub mod api;
 pub mod billing;
 pub mod capabilities;

@@ -480,7 +480,12 @@ async fn every_guild_route_hides_the_guild_from_strangers_and_refuses_members_wi
             "{label}: only {} guild routes found",
             routes.len()
         );
-        for served in ["/features/notes/api/notes/1", "/tickets/1/claim"] {
+        for served in [
+            "/features/notes/api/notes/1",
+            "/tickets/1/claim",
+            "/ai/key",
+            "/ai/caps",
+        ] {
             assert!(
                 routes.iter().any(|(_, path)| path.ends_with(served)),
                 "{label}: the features' routes are walked too: {served} in {routes:?}"

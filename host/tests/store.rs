@@ -74,6 +74,7 @@ async fn migrations_are_idempotent() {
             (15, "offboarding".to_string()),
             (16, "claimed work".to_string()),
             (17, "community health".to_string()),
+            (18, "ai".to_string()),
         ];
         assert_eq!(
             store.applied_migrations().await.unwrap(),
@@ -2213,6 +2214,7 @@ async fn migrating_a_0001_database_to_0002() {
             (15, "offboarding".to_string()),
             (16, "claimed work".to_string()),
             (17, "community health".to_string()),
+            (18, "ai".to_string()),
         ];
         assert_eq!(
             upgraded.applied_migrations().await.unwrap(),

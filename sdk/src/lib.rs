@@ -11,7 +11,7 @@
 //!   component;
 //! - one module of free functions per capability ([`messages`], [`members`],
 //!   [`roles`], [`channels`], [`moderation`], [`storage`], [`config`], [`scheduler`],
-//!   [`audit`], [`log`], [`live`], [`history`], [`files`], [`http`]). Your component imports exactly the capabilities whose
+//!   [`audit`], [`log`], [`live`], [`history`], [`files`], [`http`], [`ai`]). Your component imports exactly the capabilities whose
 //!   functions it calls, so it never asks the host for more than its manifest
 //!   declares;
 //! - [`snowflake`]: the JSON Schema and serde helpers for Discord ids in your
@@ -104,6 +104,7 @@ pub mod bindings {
 mod builders;
 pub mod testing;
 
+pub mod ai;
 pub mod audit;
 pub mod channels;
 pub mod config;

@@ -227,6 +227,61 @@ export const AdminTenantDetail = z.object({
 /** One tenant and all its guilds. */
 export type AdminTenantDetail = z.infer<typeof AdminTenantDetail>;
 
+/** The admins' caps; `null` removes one. */
+export const AiCapsUpdate = z.object({
+  daily_tokens: z.number().int().min(0).nullable().optional(),
+  member_daily_tokens: z.number().int().min(0).nullable().optional(),
+}).strict();
+/** The admins' caps; `null` removes one. */
+export type AiCapsUpdate = z.infer<typeof AiCapsUpdate>;
+
+/** The daily AI caps that apply in the guild, and today's use. */
+export const AiCapsView = z.object({
+  /** Whether the platform has an AI endpoint at all. */
+  available: z.boolean(),
+  /** The admins' cap on the guild's tokens per UTC day (`null`: none). */
+  daily_tokens: z.number().int().min(0).nullable().optional(),
+  /**
+   * The admins' cap on one member's tokens per UTC day (`null`: a share of
+   * the guild's cap, `member_share_percent`).
+   */
+  member_daily_tokens: z.number().int().min(0).nullable().optional(),
+  member_share_percent: z.number().int().min(0),
+  /**
+   * The plan's tokens per UTC day (`null`: none); not applied to calls
+   * through the guild's own key.
+   */
+  plan_daily_tokens: z.number().int().min(0).nullable().optional(),
+  /** Tokens used today (UTC), through either key. */
+  used_today: z.number().int().min(0),
+  /** Of which through the guild's own key. */
+  used_today_own_key: z.number().int().min(0),
+});
+/** The daily AI caps that apply in the guild, and today's use. */
+export type AiCapsView = z.infer<typeof AiCapsView>;
+
+/** The guild's own key for the platform's AI endpoint. */
+export const AiKeyUpdate = z.object({
+  /**
+   * 8 to 512 printable ASCII characters without spaces. Stored sealed;
+   * no answer ever shows it again.
+   */
+  key: z.string().min(8).max(512),
+}).strict();
+/** The guild's own key for the platform's AI endpoint. */
+export type AiKeyUpdate = z.infer<typeof AiKeyUpdate>;
+
+/** Whether the guild has its own AI key: never the key, nor any part of it. */
+export const AiKeyView = z.object({
+  set: z.boolean(),
+  /** When it was set; `null` when none is. */
+  set_at: z.string().nullable().optional(),
+  /** Who set it (`user:<id>` or `api-key:<id>`); `null` when none is. */
+  set_by: z.string().nullable().optional(),
+});
+/** Whether the guild has its own AI key: never the key, nor any part of it. */
+export type AiKeyView = z.infer<typeof AiKeyView>;
+
 /** What an anonymization changed. */
 export const AnonymizedView = z.object({
   api_keys_deleted: z.number().int().min(0),
@@ -1407,6 +1462,85 @@ export const operations = {
       "500": ErrorBody,
     },
   },
+  getGuildAiCaps: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/ai/caps",
+    responses: {
+      "200": AiCapsView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  setGuildAiCaps: {
+    method: "PUT",
+    path: "/api/guild/{guild_id}/ai/caps",
+    requestBody: AiCapsUpdate,
+    responses: {
+      "200": AiCapsView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  getGuildAiKey: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/ai/key",
+    responses: {
+      "200": AiKeyView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  setGuildAiKey: {
+    method: "PUT",
+    path: "/api/guild/{guild_id}/ai/key",
+    requestBody: AiKeyUpdate,
+    responses: {
+      "200": AiKeyView,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "413": ErrorBody,
+      "415": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  deleteGuildAiKey: {
+    method: "DELETE",
+    path: "/api/guild/{guild_id}/ai/key",
+    responses: {
+      "204": null,
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
   listAuditLogs: {
     method: "GET",
     path: "/api/guild/{guild_id}/audit-logs",
@@ -1989,6 +2123,102 @@ export const operations = {
       "404": ErrorBody,
       "429": ErrorBody,
       "500": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  aiListKnowledge: {
+    method: "GET",
+    path: "/api/guild/{guild_id}/features/ai/api/knowledge",
+    responses: {
+      "2XX": z.array(z.object({
+        body: z.string(),
+        id: z.number().int().min(1),
+        title: z.string(),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      })),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  aiAddKnowledge: {
+    method: "POST",
+    path: "/api/guild/{guild_id}/features/ai/api/knowledge",
+    requestBody: z.object({
+      body: z.string().min(1).max(2000),
+      title: z.string().min(1).max(100),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        body: z.string(),
+        id: z.number().int().min(1),
+        title: z.string(),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  aiUpdateKnowledge: {
+    method: "PUT",
+    path: "/api/guild/{guild_id}/features/ai/api/knowledge/{id}",
+    requestBody: z.object({
+      body: z.string().min(1).max(2000),
+      title: z.string().min(1).max(100),
+    }).strict(),
+    responses: {
+      "2XX": z.object({
+        body: z.string(),
+        id: z.number().int().min(1),
+        title: z.string(),
+        /** Unix seconds */
+        updated_at: z.number().int(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
+      "503": ErrorBody,
+    },
+  },
+  aiDeleteKnowledge: {
+    method: "DELETE",
+    path: "/api/guild/{guild_id}/features/ai/api/knowledge/{id}",
+    responses: {
+      "2XX": z.object({
+        deleted: z.boolean(),
+      }),
+      "400": ErrorBody,
+      "401": ErrorBody,
+      "403": ErrorBody,
+      "404": ErrorBody,
+      "409": ErrorBody,
+      "422": ErrorBody,
+      "429": ErrorBody,
+      "500": ErrorBody,
+      "502": ErrorBody,
       "503": ErrorBody,
     },
   },
@@ -5051,6 +5281,97 @@ export class TownesClient {
   }
 
   /**
+   * The daily AI caps in the guild and today's use.
+   *
+   * `GET /api/guild/{guild_id}/ai/caps`
+   */
+  async getGuildAiCaps(guildId: Snowflake, options?: RequestOptions): Promise<AiCapsView> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/ai/caps`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.getGuildAiCaps.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Sets the admins' daily caps (audited). They apply to calls through either
+   * key; the plan's cap still applies to the platform's key.
+   *
+   * `PUT /api/guild/{guild_id}/ai/caps`
+   */
+  async setGuildAiCaps(
+    guildId: Snowflake,
+    body: AiCapsUpdate,
+    options?: RequestOptions,
+  ): Promise<AiCapsView> {
+    const response = await this.#request(
+      "PUT",
+      `/api/guild/${encodeURIComponent(String(guildId))}/ai/caps`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.setGuildAiCaps.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Whether the guild has its own AI key, when and by whom it was set.
+   *
+   * `GET /api/guild/{guild_id}/ai/key`
+   */
+  async getGuildAiKey(guildId: Snowflake, options?: RequestOptions): Promise<AiKeyView> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/ai/key`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.getGuildAiKey.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Sets the guild's own key: the guild's AI calls go through it from now on
+   * (metered and capped by the guild's caps; the plan's cap does not apply).
+   * Stored sealed; audited without the key.
+   *
+   * `PUT /api/guild/{guild_id}/ai/key`
+   */
+  async setGuildAiKey(
+    guildId: Snowflake,
+    body: AiKeyUpdate,
+    options?: RequestOptions,
+  ): Promise<AiKeyView> {
+    const response = await this.#request(
+      "PUT",
+      `/api/guild/${encodeURIComponent(String(guildId))}/ai/key`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.setGuildAiKey.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * Removes the guild's own key: its AI calls go through the platform's key
+   * again, under the plan's cap.
+   *
+   * `DELETE /api/guild/{guild_id}/ai/key`
+   */
+  async deleteGuildAiKey(guildId: Snowflake, options?: RequestOptions): Promise<void> {
+    await this.#request(
+      "DELETE",
+      `/api/guild/${encodeURIComponent(String(guildId))}/ai/key`,
+      undefined,
+      undefined,
+      options,
+    );
+  }
+
+  /**
    * The guild's audit log, newest first, a page at a time.
    *
    * `GET /api/guild/{guild_id}/audit-logs`
@@ -5637,6 +5958,120 @@ export class TownesClient {
       options,
     );
     return operations.listGuildFeatures.responses["200"].parse(await response.json());
+  }
+
+  /**
+   * The concierge's knowledge base
+   *
+   * Served by feature `ai` 0.1.0.
+   *
+   * `GET /api/guild/{guild_id}/features/ai/api/knowledge`
+   */
+  async aiListKnowledge(
+    guildId: Snowflake,
+    options?: RequestOptions,
+  ): Promise<Array<{
+    body: string;
+    id: number;
+    title: string;
+    /** Unix seconds */
+    updated_at: number;
+  }>> {
+    const response = await this.#request(
+      "GET",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/ai/api/knowledge`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.aiListKnowledge.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Add an article to the knowledge base
+   *
+   * Served by feature `ai` 0.1.0.
+   *
+   * `POST /api/guild/{guild_id}/features/ai/api/knowledge`
+   */
+  async aiAddKnowledge(
+    guildId: Snowflake,
+    body: {
+      body: string;
+      title: string;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    body: string;
+    id: number;
+    title: string;
+    /** Unix seconds */
+    updated_at: number;
+  }> {
+    const response = await this.#request(
+      "POST",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/ai/api/knowledge`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.aiAddKnowledge.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Replace an article
+   *
+   * Served by feature `ai` 0.1.0.
+   *
+   * `PUT /api/guild/{guild_id}/features/ai/api/knowledge/{id}`
+   */
+  async aiUpdateKnowledge(
+    guildId: Snowflake,
+    id: string,
+    body: {
+      body: string;
+      title: string;
+    },
+    options?: RequestOptions,
+  ): Promise<{
+    body: string;
+    id: number;
+    title: string;
+    /** Unix seconds */
+    updated_at: number;
+  }> {
+    const response = await this.#request(
+      "PUT",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/ai/api/knowledge/${encodeURIComponent(String(id))}`,
+      undefined,
+      body,
+      options,
+    );
+    return operations.aiUpdateKnowledge.responses["2XX"].parse(await response.json());
+  }
+
+  /**
+   * Delete an article
+   *
+   * Served by feature `ai` 0.1.0.
+   *
+   * `DELETE /api/guild/{guild_id}/features/ai/api/knowledge/{id}`
+   */
+  async aiDeleteKnowledge(
+    guildId: Snowflake,
+    id: string,
+    options?: RequestOptions,
+  ): Promise<{
+    deleted: boolean;
+  }> {
+    const response = await this.#request(
+      "DELETE",
+      `/api/guild/${encodeURIComponent(String(guildId))}/features/ai/api/knowledge/${encodeURIComponent(String(id))}`,
+      undefined,
+      undefined,
+      options,
+    );
+    return operations.aiDeleteKnowledge.responses["2XX"].parse(await response.json());
   }
 
   /**

@@ -860,3 +860,31 @@ pub fn admin_stats() -> Value {
 pub fn admin_export_request() -> Value {
     json!({ "passphrase": "correct horse battery staple" })
 }
+
+/// The guild's own AI key: set, never shown.
+pub fn ai_key() -> Value {
+    json!({"set": true, "set_at": "2026-12-07T10:00:00Z", "set_by": format!("user:{ADA}")})
+}
+
+/// A key to set (invented).
+pub fn ai_key_update() -> Value {
+    json!({"key": "sk-example-not-a-real-key"})
+}
+
+/// The caps in the guild and today's use.
+pub fn ai_caps() -> Value {
+    json!({
+        "available": true,
+        "plan_daily_tokens": 2000,
+        "daily_tokens": 1500,
+        "member_daily_tokens": null,
+        "member_share_percent": 25,
+        "used_today": 312,
+        "used_today_own_key": 0,
+    })
+}
+
+/// The admins' caps to set.
+pub fn ai_caps_update() -> Value {
+    json!({"daily_tokens": 1500, "member_daily_tokens": null})
+}

@@ -3,7 +3,7 @@
 //! output, committed, and a test fails when the two differ.
 
 use super::routes::{
-    admin, assets, auth, billing, community_health, exports, feature_api, files, guild, health,
+    admin, ai, assets, auth, billing, community_health, exports, feature_api, files, guild, health,
     licenses, marketplace, offboarding, status,
 };
 use super::ws;
@@ -35,6 +35,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         guild::audit_logs, guild::audit_log,
         guild::emojis, guild::roles, guild::channels, guild::members,
         community_health::community_health,
+        ai::key, ai::set_key, ai::delete_key, ai::caps, ai::set_caps,
         marketplace::catalogue, marketplace::feature, marketplace::guild_features,
         marketplace::install, marketplace::enable, marketplace::disable,
         marketplace::upgrade, marketplace::config, marketplace::set_config,
@@ -57,6 +58,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "guild settings", description = "A guild's settings, command permissions and audit log"),
         (name = "guild data", description = "The guild as the bot sees it: roles, channels, emojis, members"),
         (name = "community health", description = "A guild's daily community health score: its parts, what they were computed from, and the 30-day trend"),
+        (name = "ai", description = "A guild's AI settings: its own API key (never shown back) and its daily token caps"),
         (name = "marketplace", description = "The catalogue and per-guild features"),
         (name = "files", description = "Files features keep, and signed links to them"),
         (name = "billing", description = "A tenant's plan, trial and Stripe subscription; Stripe's signed webhook"),

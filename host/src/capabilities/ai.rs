@@ -3,28 +3,55 @@
 //! the interface requests it; [`crate::grants::Grant::ai`] says whether the
 //! guild's admin approved it.
 
+//!
+//! The work (caps, keys, metering, the provider call) is [`crate::ai::Ai`]'s;
+//! this module checks the approval and keeps the wait on the model's answer
+//! off the invocation's wall budget, up to the plan's `ai_wait_ms`.
+
 use super::{Cap, Effect};
+use crate::ai::{Ai, AiPlan};
+use crate::runtime::wall::{Wait, WallClock};
 use crate::store::Scope;
 use crate::wit::townes::feature::ai::{AiError, ChatAnswer, ChatRequest, Host};
+use std::sync::Arc;
 
-/// What `ai` needs: whose call it is.
+/// What `ai` needs: whose call it is, the guild's plan, the AI service and
+/// the invocation's clock.
 pub struct AiCtx {
     pub scope: Scope,
+    pub ai: Arc<Ai>,
+    pub plan: AiPlan,
+    pub(crate) wall: WallClock,
 }
 
 impl Host for Cap<'_, AiCtx> {
-    async fn chat(&mut self, _request: ChatRequest) -> Result<ChatAnswer, AiError> {
+    async fn chat(&mut self, request: ChatRequest) -> Result<ChatAnswer, AiError> {
         const CALL: &str = "ai.chat";
         self.calls.begin_imported(CALL).map_err(AiError::from)?;
         let result = if self.calls.grant.ai {
-            Err(AiError::Unavailable(
-                "no model is configured on this platform".into(),
-            ))
+            let ctx = &*self.ctx;
+            ctx.wall
+                .excluding_as(
+                    Wait::Ai,
+                    ctx.ai.chat(ctx.scope.guild_id, &ctx.plan, request),
+                )
+                .await
         } else {
             Err(AiError::Denied)
         };
-        self.calls
-            .finish_imported(CALL, result, |_: &ChatAnswer| None::<Effect>)
+        let (result, own_key) = match result {
+            Ok((answer, own_key)) => (Ok(answer), own_key),
+            Err(e) => (Err(e), false),
+        };
+        self.calls.finish_imported(CALL, result, |a: &ChatAnswer| {
+            Some(Effect::AiAnswered {
+                model: a.model.clone(),
+                prompt_tokens: a.prompt_tokens,
+                completion_tokens: a.completion_tokens,
+                own_key,
+                truncated: a.truncated,
+            })
+        })
     }
 }
 

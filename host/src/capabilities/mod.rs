@@ -161,6 +161,15 @@ pub enum Effect {
         status: u16,
         bytes: usize,
     },
+    /// `ai.chat` answered; the tokens were metered to the guild.
+    AiAnswered {
+        model: String,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+        /// Through the guild's own key (not the operator's).
+        own_key: bool,
+        truncated: bool,
+    },
     /// A call that failed, with the typed error the feature received.
     Refused {
         call: &'static str,
@@ -262,6 +271,18 @@ impl fmt::Display for Effect {
                 status,
                 bytes,
             } => write!(f, "http {method} {host} → {status} ({bytes} bytes)"),
+            Effect::AiAnswered {
+                model,
+                prompt_tokens,
+                completion_tokens,
+                own_key,
+                truncated,
+            } => write!(
+                f,
+                "ai: {model} answered ({prompt_tokens}+{completion_tokens} tokens{}{})",
+                if *own_key { ", the guild's key" } else { "" },
+                if *truncated { ", truncated" } else { "" }
+            ),
             Effect::Refused { call, error } => write!(f, "REFUSED {call}: {error}"),
         }
     }

@@ -108,6 +108,9 @@ pub struct Settings {
         global = true
     )]
     pub export_link_hours: u64,
+    /// The AI endpoint, key, default model and bounds (`TOWNES_AI_*`).
+    #[command(flatten)]
+    pub ai: townes::ai::AiConfig,
 }
 
 #[derive(Subcommand)]
@@ -446,6 +449,7 @@ async fn shared_limits(settings: &Settings) -> anyhow::Result<SharedLimits> {
 fn runtime_config(settings: &Settings) -> anyhow::Result<RuntimeConfig> {
     let mut config = RuntimeConfig::new(&settings.data_dir);
     config.public_url = settings.public_url.clone();
+    config.ai = settings.ai.clone();
     if let Some(json) = &settings.plans {
         config.plans = Plans::from_setting(json).map_err(anyhow::Error::msg)?;
     }

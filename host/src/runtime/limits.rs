@@ -26,6 +26,9 @@ pub struct Limits {
     /// Time one invocation may spend waiting on Discord (rate limits, a slow
     /// API) without it counting against `wall_ms`.
     pub discord_wait_ms: u32,
+    /// Time one invocation may spend waiting on `ai` answers without it
+    /// counting against `wall_ms` (each call also has the operator's timeout).
+    pub ai_wait_ms: u32,
     /// Capability calls per invocation ("host-call fuel").
     pub host_calls: u32,
     /// Invocations of one guild that run at once; more wait for a slot.
@@ -57,6 +60,7 @@ impl Default for Limits {
             cpu_ms: 50,
             wall_ms: 2_000,
             discord_wait_ms: 30_000,
+            ai_wait_ms: 60_000,
             host_calls: 1_000,
             concurrent_per_guild: 4,
             queued_per_guild: 256,
@@ -88,6 +92,10 @@ impl Limits {
 
     pub fn discord_wait(&self) -> Duration {
         Duration::from_millis(self.discord_wait_ms.into())
+    }
+
+    pub fn ai_wait(&self) -> Duration {
+        Duration::from_millis(self.ai_wait_ms.into())
     }
 
     pub fn file_quota(&self) -> FileQuota {
@@ -122,6 +130,10 @@ pub struct Plan {
     /// AI tokens one guild may use per UTC day; `None`: no cap of the plan's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai_tokens_per_day: Option<u64>,
+    /// The model a guild on it gets from `ai`; `None`: the operator's default
+    /// (`TOWNES_AI_MODEL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai_model: Option<String>,
     /// Guilds of one tenant the plan covers; the tenant's others stay on `free`.
     /// `None`: every guild.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +147,7 @@ impl Plan {
             stripe_price: None,
             features: None,
             ai_tokens_per_day: None,
+            ai_model: None,
             guilds: None,
         }
     }
@@ -150,7 +163,7 @@ impl Plan {
 /// The plans by name. Unknown plans get the `free` plan. Loaded from
 /// `TOWNES_PLANS` (JSON, or `@path` to a JSON file): `{"free": {...}, "base":
 /// {...}}`, each plan's limits beside its `stripe_price`, `features`,
-/// `ai_tokens_per_day` and `guilds`.
+/// `ai_tokens_per_day`, `ai_model` and `guilds`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plans(BTreeMap<String, Plan>);
 

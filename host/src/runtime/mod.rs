@@ -122,6 +122,9 @@ pub struct RuntimeConfig {
     /// How long scheduled jobs this runtime claimed stay its own without a
     /// renewal (renewed every third of it while they run). Default [`JOB_LEASE`].
     pub job_lease: Duration,
+    /// The AI endpoint, key, models and bounds (`TOWNES_AI_*`); the default
+    /// has none, and `ai` answers `unavailable`.
+    pub ai: crate::ai::AiConfig,
 }
 
 impl RuntimeConfig {
@@ -137,6 +140,7 @@ impl RuntimeConfig {
             bot_user_id: 0,
             public_url: DEFAULT_PUBLIC_URL.to_string(),
             job_lease: JOB_LEASE,
+            ai: crate::ai::AiConfig::default(),
         }
     }
 }
@@ -399,6 +403,8 @@ pub struct Runtime {
     /// The plan every guild of this installation runs on whatever its stored
     /// one, while a licence lease says so (self-hosted; see `licensing`).
     licensed: std::sync::RwLock<Option<Arc<(String, Plan)>>>,
+    /// Chat completions for `ai`, metered and capped.
+    ai: Arc<crate::ai::Ai>,
 }
 
 /// Guilds whose `guild-ready` handlers run at once. At start every guild
@@ -422,7 +428,10 @@ impl Runtime {
         crate::capabilities::add_to_linker(&mut linker)?;
         std::fs::create_dir_all(config.data_dir.join("components"))?;
         let file_links = Arc::new(FileLinks::new(store.clone(), &config.public_url));
+        let ai =
+            crate::ai::Ai::new(config.ai.clone(), store.clone()).map_err(anyhow::Error::msg)?;
         Ok(Runtime {
+            ai: Arc::new(ai),
             file_links,
             _ticker: engine::EpochTicker::start(engine.clone()),
             engine,
@@ -515,6 +524,20 @@ impl Runtime {
             Some(plan) => (plan.0.clone(), plan.1.clone()),
             None => (stored.to_string(), self.config.plans.get(stored).clone()),
         }
+    }
+
+    /// What `ai` gives a guild on `stored`: its plan's cap and model.
+    fn ai_plan_of(&self, stored: &str) -> crate::ai::AiPlan {
+        let licensed = self.licensed.read().unwrap_or_else(|e| e.into_inner());
+        match licensed.as_ref() {
+            Some(plan) => crate::ai::AiPlan::of(&plan.1),
+            None => crate::ai::AiPlan::of(self.config.plans.get(stored)),
+        }
+    }
+
+    /// The AI service (`ai`), for the API's key and cap routes.
+    pub fn ai(&self) -> &Arc<crate::ai::Ai> {
+        &self.ai
     }
 
     /// What one invocation in a guild on `stored` may use (the hot path's
@@ -1076,7 +1099,13 @@ impl Runtime {
             mut store,
             stdio,
             discord,
-        } = self.new_store(gf, &loaded.manifest, &limits, handler.invocation());
+        } = self.new_store(
+            gf,
+            &loaded.manifest,
+            &limits,
+            self.ai_plan_of(policy.plan()),
+            handler.invocation(),
+        );
         if service == GuildService::ReadOnly {
             store.data_mut().capabilities.calls.set_read_only();
         }
@@ -1197,6 +1226,7 @@ impl Runtime {
         gf: &GuildFeature,
         manifest: &Manifest,
         limits: &Limits,
+        ai_plan: crate::ai::AiPlan,
         invocation: InvocationCtx,
     ) -> Fresh {
         let grant = Grant::effective(
@@ -1213,7 +1243,9 @@ impl Runtime {
             guild_id: gf.guild_id,
             feature_id: gf.feature_id.clone(),
         };
-        self.new_store_with(scope, grant, config, limits, invocation)
+        let mut fresh = self.new_store_with(scope, grant, config, limits, invocation);
+        fresh.store.data_mut().capabilities.ai.plan = ai_plan;
+        fresh
     }
 
     /// A fresh store for one invocation, with its limits and an empty WASI
@@ -1227,7 +1259,8 @@ impl Runtime {
         invocation: InvocationCtx,
     ) -> Fresh {
         let stdio = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
-        let wall = wall::WallClock::start(limits.wall(), limits.discord_wait());
+        let wall = wall::WallClock::start(limits.wall(), limits.discord_wait())
+            .with_ai_allowance(limits.ai_wait());
         let discord = Arc::new(invocation_discord::InvocationDiscord::new(
             &self.discord,
             wall.clone(),
@@ -1285,6 +1318,9 @@ impl Runtime {
             },
             ai: AiCtx {
                 scope: scope.clone(),
+                ai: self.ai.clone(),
+                plan: crate::ai::AiPlan::default(),
+                wall: wall.clone(),
             },
             http: HttpCtx::new(scope, self.http.clone(), self.rates.clone())
                 .with_clock(wall.clone()),

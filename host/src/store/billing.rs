@@ -456,7 +456,9 @@ impl Store {
         Ok(added == 1)
     }
 
-    /// The AI tokens a tenant's guilds used on `day` (every guild linked to it now).
+    /// The AI tokens a tenant's guilds used on `day` through the operator's key
+    /// (every guild linked to it now): tokens through a guild's own key are
+    /// the tenant's bill with their provider, not ours.
     pub async fn tenant_ai_tokens(
         &self,
         tenant_id: &str,
@@ -464,7 +466,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let total: Option<i64> = on_db!(&self.db, pool => {
             sqlx::query_scalar(
-                "SELECT CAST(SUM(u.ai_tokens) AS BIGINT) FROM usage_counters u
+                "SELECT CAST(SUM(u.ai_tokens - u.ai_own_key_tokens) AS BIGINT) FROM usage_counters u
                  JOIN guilds g ON g.id = u.guild_id
                  WHERE g.tenant_id = $1 AND u.day = $2",
             )

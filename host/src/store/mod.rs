@@ -75,7 +75,9 @@ macro_rules! select_guilds {
 }
 
 mod admin;
+mod ai;
 pub use admin::{Anonymized, Figures, PlatformStats, STATS_WINDOW_DAYS, TenantSummary};
+pub use ai::{GuildAi, TokenCaps, TokenClaim, TokenUse};
 mod audit;
 mod auth;
 mod batch;

@@ -257,6 +257,9 @@ pub(crate) struct State {
     jobs: BTreeMap<String, ScheduledJob>,
     effects: Vec<Effect>,
     http: http::MockHttp,
+    ai_denied: bool,
+    ai_answers: std::collections::VecDeque<Result<crate::ai::ChatAnswer, crate::ai::AiError>>,
+    ai_requests: Vec<crate::ai::ChatRequest>,
 }
 
 thread_local! {
@@ -330,6 +333,23 @@ impl MockHost {
 
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut self.state.borrow_mut())
+    }
+
+    /// `ai` is not approved: [`crate::ai::chat`] returns `Denied`.
+    pub fn deny_ai(&self) {
+        self.with(|s| s.ai_denied = true);
+    }
+
+    /// What the next [`crate::ai::chat`] returns (answers queue up, oldest
+    /// first). With none queued the mock answers `mock answer: <the last
+    /// user message>`, counting a token per four characters.
+    pub fn queue_ai(&self, result: Result<crate::ai::ChatAnswer, crate::ai::AiError>) {
+        self.with(|s| s.ai_answers.push_back(result));
+    }
+
+    /// Every request [`crate::ai::chat`] received, oldest first.
+    pub fn ai_requests(&self) -> Vec<crate::ai::ChatRequest> {
+        self.with(|s| s.ai_requests.clone())
     }
 
     /// The context handlers get in this mock's guild.
@@ -1303,6 +1323,64 @@ pub(crate) fn call<R>(
         return Err(Error::QuotaExceeded("host calls".into()));
     }
     f(&mut s)
+}
+
+/// `ai.chat` against the thread's mock: counts the call, then the denial, the
+/// call budget, the contract's bounds, and the queued (or echoed) answer.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn ai_chat(
+    request: &crate::ai::ChatRequest,
+) -> Result<crate::ai::ChatAnswer, crate::ai::AiError> {
+    use crate::ai::{AiError, ChatAnswer, ChatRole};
+    let Some(state) = CURRENT.with(|c| c.borrow().clone()) else {
+        panic!(
+            "townes_sdk: `ai::chat` was called outside wasm with no MockHost installed on this \
+             thread; start the test with `let host = townes_sdk::testing::MockHost::new();`"
+        );
+    };
+    let mut s = state.borrow_mut();
+    s.calls += 1;
+    if s.ai_denied {
+        return Err(AiError::Denied);
+    }
+    if s.call_budget.is_some_and(|budget| s.calls > budget) {
+        return Err(AiError::QuotaExceeded("host calls".into()));
+    }
+    let total: usize = request
+        .messages
+        .iter()
+        .map(|m| m.content.chars().count())
+        .sum();
+    if request.messages.is_empty()
+        || request.messages.len() > crate::ai::MAX_MESSAGES
+        || request
+            .messages
+            .iter()
+            .any(|m| m.content.chars().count() > crate::ai::MAX_MESSAGE_CHARS)
+        || total > crate::ai::MAX_TOTAL_CHARS
+    {
+        return Err(AiError::InvalidArgument(
+            "messages: 1-64, at most 16,000 characters each and 64,000 in all".into(),
+        ));
+    }
+    s.ai_requests.push(request.clone());
+    if let Some(result) = s.ai_answers.pop_front() {
+        return result;
+    }
+    let last = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == ChatRole::User)
+        .map_or("", |m| m.content.as_str());
+    let content = format!("mock answer: {last}");
+    Ok(ChatAnswer {
+        prompt_tokens: total.div_ceil(4) as u32,
+        completion_tokens: content.chars().count().div_ceil(4) as u32,
+        content,
+        model: "mock".into(),
+        truncated: false,
+    })
 }
 
 /// Stops the clock of the thread's mock host at `unix` seconds, like

@@ -14,6 +14,7 @@
 //! `/usage/…`, `/incidents`, `/licenses/…`); everything else lives under `/api`.
 
 pub mod admin;
+pub mod ai;
 pub mod assets;
 pub mod auth;
 pub mod billing;
@@ -138,6 +139,14 @@ pub fn router() -> Router<ApiState> {
         .route(
             "/api/guild/{guild_id}/health",
             get(community_health::community_health),
+        )
+        .route(
+            "/api/guild/{guild_id}/ai/key",
+            get(ai::key).put(ai::set_key).delete(ai::delete_key),
+        )
+        .route(
+            "/api/guild/{guild_id}/ai/caps",
+            get(ai::caps).put(ai::set_caps),
         )
         .route("/api/openapi.json", get(feature_api::document))
         .route("/api/marketplace/features", get(marketplace::catalogue))
