@@ -2,7 +2,6 @@
 //! configured for the guild's plan, or through the guild's own key. Importing
 //! the interface requests it; [`crate::grants::Grant::ai`] says whether the
 //! guild's admin approved it.
-
 //!
 //! The work (caps, keys, metering, the provider call) is [`crate::ai::Ai`]'s;
 //! this module checks the approval and keeps the wait on the model's answer

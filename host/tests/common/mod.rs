@@ -163,8 +163,15 @@ pub async fn postgres() -> Result<(String, Store, Guard), String> {
     admin.close().await.ok();
 
     // From here on the guard drops the schema, whatever happens.
+    // A transaction left idle for 10 s is ended by the server. The guard's
+    // drop blocks its thread until the schema is gone; a background task of
+    // the test's runtime (the event journal's writer, say) caught between its
+    // INSERT and COMMIT on that thread would otherwise hold a lock the DROP
+    // waits for, forever.
     let separator = if admin_url.contains('?') { '&' } else { '?' };
-    let url = format!("{admin_url}{separator}options[search_path]={schema}");
+    let url = format!(
+        "{admin_url}{separator}options[search_path]={schema}&options[idle_in_transaction_session_timeout]=10000"
+    );
     let guard = Guard {
         url,
         cleanup: Cleanup::Postgres { admin_url, schema },
