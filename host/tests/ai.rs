@@ -443,3 +443,80 @@ async fn without_an_endpoint_ai_is_unavailable_with_a_clear_word_and_the_rest_ru
     assert!(reply_text(&outcome).contains("isn't switched on here yet"));
     assert!(format!("{:?}", outcome.effects).contains("denied(ai)"));
 }
+
+/// A message mentioning the bot is answered in its channel: with message
+/// content approved the question goes to the model (here: none configured,
+/// so the member is told it isn't answering), without it the member is
+/// pointed to `/ask`; a message that does not mention the bot, or a bot's,
+/// gets nothing.
+#[tokio::test]
+async fn a_mention_of_the_bot_is_answered_in_its_channel() {
+    const BOT: u64 = 990;
+    let (_, store, _guard) = common::sqlite().await;
+    let h = Harness::with_config(store, limits(), |c| c.bot_user_id = BOT).await;
+    let market = Marketplace::new(&h.runtime, "test");
+    let (_, manifest) = market
+        .install(&common::component("ai"), &Publisher::Platform)
+        .await
+        .unwrap();
+    let mut approval = Approval {
+        ai: true,
+        ..Approval::everything_requested(&manifest.capabilities)
+    };
+    assert!(
+        approval
+            .capabilities
+            .contains(townes::wit::Capability::MessageContent),
+        "the concierge asks for message content"
+    );
+    market
+        .enable(GUILD_A, "ai", None, approval.clone())
+        .await
+        .unwrap();
+    let ada = h.discord.member_of(GUILD_A, 42).unwrap();
+    let said = |content: &str, mentions: Vec<u64>, bot: bool| {
+        let mut author = ada.user.clone();
+        author.bot = bot;
+        townes::wit::Event::MessageCreated(townes::wit::Message {
+            id: 78,
+            channel_id: GUILD_A + 1,
+            author,
+            content: content.into(),
+            mentions,
+            timestamp: "2026-11-23T00:00:00Z".into(),
+        })
+    };
+    let sent = async |event: townes::wit::Event| {
+        h.runtime
+            .dispatch_event(GUILD_A, &event)
+            .await
+            .unwrap()
+            .iter()
+            .flat_map(|o| common::sent_texts(&o.effects))
+            .collect::<Vec<_>>()
+    };
+
+    let answered = sent(said(&format!("<@{BOT}> what's new?"), vec![BOT], false)).await;
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert!(
+        answered[0].contains("isn't answering right now"),
+        "{answered:?}"
+    );
+    assert!(sent(said("what's new?", vec![], false)).await.is_empty());
+    assert!(
+        sent(said(&format!("<@{BOT}> hi"), vec![BOT], true))
+            .await
+            .is_empty()
+    );
+
+    // Without message content the host hands over no text: pointed to /ask.
+    approval.capabilities = approval
+        .capabilities
+        .iter()
+        .filter(|c| *c != townes::wit::Capability::MessageContent)
+        .collect();
+    market.enable(GUILD_A, "ai", None, approval).await.unwrap();
+    let pointed = sent(said(&format!("<@{BOT}> what's new?"), vec![BOT], false)).await;
+    assert_eq!(pointed.len(), 1, "{pointed:?}");
+    assert!(pointed[0].contains("use `/ask` instead"), "{pointed:?}");
+}
