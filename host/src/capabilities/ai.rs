@@ -42,7 +42,7 @@ impl Host for Cap<'_, AiCtx> {
             Ok((answer, own_key)) => (Ok(answer), own_key),
             Err(e) => (Err(e), false),
         };
-        self.calls.finish_imported(CALL, result, |a: &ChatAnswer| {
+        self.calls.finish(CALL, result, |a: &ChatAnswer| {
             Some(Effect::AiAnswered {
                 model: a.model.clone(),
                 prompt_tokens: a.prompt_tokens,

@@ -228,7 +228,7 @@ impl Host for Cap<'_, HttpCtx> {
         self.calls.begin_imported(CALL).map_err(HttpError::from)?;
         let result = self.ctx.send(&self.calls.grant, request).await;
         self.calls
-            .finish_imported(CALL, result, |(_, effect)| Some(effect.clone()))
+            .finish(CALL, result, |(_, effect)| Some(effect.clone()))
             .map(|(response, _)| response)
     }
 }

@@ -444,12 +444,7 @@ impl Calls {
     /// that the grant holds `capability` (and, in a read-only guild, that the
     /// call changes nothing). A refusal is recorded as an effect.
     fn begin(&mut self, capability: Capability, call: &'static str) -> Result<(), Error> {
-        self.spend(call)?;
-        if self.read_only && !READ_CALLS.contains(&call) {
-            let error = Error::Unavailable(READ_ONLY.to_string());
-            self.refused(call, &error);
-            return Err(error);
-        }
+        self.begin_imported(call)?;
         self.grant
             .check(capability)
             .inspect_err(|e| self.refused(call, e))
@@ -470,31 +465,18 @@ impl Calls {
         Ok(())
     }
 
-    /// Starts a call of an interface that importing requests (`ai`, `http`):
-    /// spends fuel and refuses in a read-only guild; the interface checks its
-    /// own approval, which is not a WIT `capability`.
+    /// Starts a call without the grant check: spends fuel and, in a
+    /// read-only guild, refuses a call that changes something. [`Calls::begin`]
+    /// adds the check; `ai` and `http`, requested by importing them, check
+    /// their own approval, which is not a WIT `capability`.
     fn begin_imported(&mut self, call: &'static str) -> Result<(), Error> {
         self.spend(call)?;
-        if self.read_only {
+        if self.read_only && !READ_CALLS.contains(&call) {
             let error = Error::Unavailable(READ_ONLY.to_string());
             self.refused(call, &error);
             return Err(error);
         }
         Ok(())
-    }
-
-    /// [`Calls::finish`] for an interface with an error type of its own.
-    fn finish_imported<T, E: Refusal>(
-        &mut self,
-        call: &'static str,
-        result: Result<T, E>,
-        effect: impl FnOnce(&T) -> Option<Effect>,
-    ) -> Result<T, E> {
-        match &result {
-            Ok(value) => self.effects.extend(effect(value)),
-            Err(error) => self.refused_because(call, error.describe()),
-        }
-        result
     }
 
     fn refused(&mut self, call: &'static str, error: &Error) {
@@ -512,24 +494,31 @@ impl Calls {
         self.effects.push(Effect::Refused { call, error });
     }
 
-    /// Finishes a call: records the effect of a success or the refusal of a failure.
-    fn finish<T>(
+    /// Finishes a call: records the effect of a success or the refusal of a
+    /// failure (of `error` or of an interface's own error type).
+    fn finish<T, E: Refusal>(
         &mut self,
         call: &'static str,
-        result: Result<T, Error>,
+        result: Result<T, E>,
         effect: impl FnOnce(&T) -> Option<Effect>,
-    ) -> Result<T, Error> {
+    ) -> Result<T, E> {
         match &result {
             Ok(value) => self.effects.extend(effect(value)),
-            Err(error) => self.refused(call, error),
+            Err(error) => self.refused_because(call, error.describe()),
         }
         result
     }
 }
 
-/// How an interface's own error type reads in a [`Effect::Refused`].
+/// How a call's error reads in an [`Effect::Refused`].
 pub trait Refusal {
     fn describe(&self) -> String;
+}
+
+impl Refusal for Error {
+    fn describe(&self) -> String {
+        describe_error(self)
+    }
 }
 
 /// Effects recorded per invocation beyond its host-call fuel: the refusals
